@@ -1,0 +1,58 @@
+/**
+ * The Bus moves publications between processes: per-channel history with offsets and an epoch,
+ * fan-out to every gateway node subscribed to a channel, and control messages (key revocation,
+ * disconnects). Implementations differ only in transport: memory (one process, many in-process
+ * nodes for tests) and Redis.
+ *
+ * Offsets increase by one per publication within an epoch. The epoch changes when history is
+ * lost (Redis restarted without persistence, memory bus recreated), so a client holding an old
+ * (offset, epoch) learns it cannot recover and resyncs.
+ */
+import type { NamespaceOptions } from '../config/index.js';
+import type { StreamPosition } from '../protocol/frames.js';
+
+export interface Publication {
+  channel: string;
+  offset: number;
+  epoch: string;
+  event: string;
+  payload: unknown;
+}
+
+export interface HistoryResult {
+  /** Publications after `since`, oldest first (empty when not recovered). */
+  publications: Publication[];
+  /** The channel's current position. */
+  position: StreamPosition;
+  /** True when every publication after `since` was still in history. */
+  recovered: boolean;
+}
+
+export type ControlMessage =
+  | { kind: 'revoke_key'; keyId: string }
+  | { kind: 'revoke_principal'; principalId: string }
+  | { kind: 'disconnect_user'; userId: string; code: number; reason: string };
+
+export type Unsubscribe = () => Promise<void>;
+
+/** One node's view of the bus. Several nodes may share one bus (memory) or one Redis. */
+export interface Bus {
+  readonly kind: 'memory' | 'redis';
+  /** Appends to the channel's history (per namespace options) and fans out to subscribed nodes. */
+  publish(channel: string, event: string, payload: unknown): Promise<Publication>;
+  /**
+   * Receives publications on a channel or a `prefix:*` pattern on this node. The implementation
+   * subscribes in Redis only while this node has a handler for it.
+   */
+  subscribe(channelOrPattern: string, handler: (pub: Publication) => void): Promise<Unsubscribe>;
+  /** Publications after `since` (exactly once, in order), or recovered=false when they are gone. */
+  history(channel: string, since?: StreamPosition): Promise<HistoryResult>;
+  position(channel: string): Promise<StreamPosition>;
+  publishControl(message: ControlMessage): Promise<void>;
+  onControl(handler: (message: ControlMessage) => void): Promise<Unsubscribe>;
+  /** `ok` or `down` (Redis unreachable). Memory is always `ok`. */
+  health(): Promise<'ok' | 'down'>;
+  close(): Promise<void>;
+}
+
+export type NamespaceResolver = (channel: string) => NamespaceOptions;

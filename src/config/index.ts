@@ -1,0 +1,201 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { SETTINGS, type SettingName, type SettingSpec, type NamespaceOptions, type RetryPolicy } from './schema.js';
+
+export type { NamespaceOptions, RetryPolicy } from './schema.js';
+export { SETTINGS } from './schema.js';
+
+type ValueOf<S extends SettingSpec> = S['type'] extends 'int'
+  ? number
+  : S['type'] extends 'bool'
+    ? boolean
+    : string;
+
+type Settings = {
+  readonly [K in SettingName]: (typeof SETTINGS)[K]['default'] extends undefined
+    ? ValueOf<(typeof SETTINGS)[K]> | undefined
+    : ValueOf<(typeof SETTINGS)[K]>;
+};
+
+export type TemConfig = Settings & {
+  readonly nodeId: string;
+  /** Namespace options; `*` holds the defaults for namespaces not listed. */
+  readonly namespaces: Readonly<Record<string, NamespaceOptions>>;
+  /** Retry policy by event type or `prefix.*`; `*` holds the defaults. */
+  readonly retry: Readonly<Record<string, RetryPolicy>>;
+};
+
+export class ConfigError extends Error {
+  constructor(readonly setting: string, message: string) {
+    super(`invalid setting ${setting}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Overrides = Partial<Record<SettingName, unknown>> & {
+  namespaces?: Record<string, Partial<NamespaceOptions>>;
+  retry?: Record<string, Partial<RetryPolicy>>;
+};
+
+function parseValue(name: string, spec: SettingSpec, raw: unknown): unknown {
+  if (raw === undefined || raw === null || raw === '') return undefined;
+  switch (spec.type) {
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+      if (!Number.isInteger(n)) throw new ConfigError(name, `expected an integer, got ${JSON.stringify(raw)}`);
+      if (spec.min !== undefined && n < spec.min) throw new ConfigError(name, `must be ≥ ${spec.min}, got ${n}`);
+      if (spec.max !== undefined && n > spec.max) throw new ConfigError(name, `must be ≤ ${spec.max}, got ${n}`);
+      return n;
+    }
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw;
+      const s = String(raw).toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+      if (['0', 'false', 'no', 'off'].includes(s)) return false;
+      throw new ConfigError(name, `expected true or false, got ${JSON.stringify(raw)}`);
+    }
+    case 'enum': {
+      const s = String(raw);
+      if (!spec.values?.includes(s)) throw new ConfigError(name, `expected one of ${spec.values?.join(', ')}, got ${JSON.stringify(raw)}`);
+      return s;
+    }
+    case 'url': {
+      const s = String(raw);
+      try {
+        new URL(s);
+      } catch {
+        throw new ConfigError(name, `expected a URL, got ${JSON.stringify(raw)}`);
+      }
+      return s;
+    }
+    default:
+      if (typeof raw !== 'string') throw new ConfigError(name, `expected a string, got ${JSON.stringify(raw)}`);
+      return raw;
+  }
+}
+
+function readFile(path: string): Record<string, unknown> {
+  if (!existsSync(path)) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError('TEM_CONFIG', `${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError('TEM_CONFIG', `${path} must hold a JSON object`);
+  return parsed as Record<string, unknown>;
+}
+
+const NAMESPACE_KEYS = ['historySize', 'historyTtlMs', 'presence', 'joinLeave', 'clientPublish'] as const;
+const RETRY_KEYS = ['maxAttempts', 'baseMs', 'maxMs'] as const;
+
+function checkObject(setting: string, value: unknown): Record<string, unknown> {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(setting, 'expected an object');
+  return value as Record<string, unknown>;
+}
+
+function parseNamespaces(raw: unknown, defaults: NamespaceOptions): Record<string, NamespaceOptions> {
+  const out: Record<string, NamespaceOptions> = {
+    '*': defaults,
+    // A user's own channel keeps a longer history so a device that was away can catch up.
+    user: { ...defaults, presence: false, joinLeave: false, clientPublish: false },
+  };
+  if (raw === undefined) return out;
+  for (const [ns, optsRaw] of Object.entries(checkObject('namespaces', raw))) {
+    const opts = checkObject(`namespaces.${ns}`, optsRaw);
+    const merged: NamespaceOptions = { ...(out[ns] ?? out['*']!) };
+    for (const [k, v] of Object.entries(opts)) {
+      if (!(NAMESPACE_KEYS as readonly string[]).includes(k)) throw new ConfigError(`namespaces.${ns}.${k}`, `unknown option (known: ${NAMESPACE_KEYS.join(', ')})`);
+      if (k === 'historySize' || k === 'historyTtlMs') {
+        if (!Number.isInteger(v) || (v as number) < 0) throw new ConfigError(`namespaces.${ns}.${k}`, 'expected an integer ≥ 0');
+        merged[k] = v as number;
+      } else {
+        if (typeof v !== 'boolean') throw new ConfigError(`namespaces.${ns}.${k}`, 'expected true or false');
+        merged[k as 'presence' | 'joinLeave' | 'clientPublish'] = v;
+      }
+    }
+    out[ns] = merged;
+  }
+  return out;
+}
+
+function parseRetry(raw: unknown, defaults: RetryPolicy): Record<string, RetryPolicy> {
+  const out: Record<string, RetryPolicy> = { '*': defaults };
+  if (raw === undefined) return out;
+  for (const [type, polRaw] of Object.entries(checkObject('retry', raw))) {
+    const pol = checkObject(`retry.${type}`, polRaw);
+    const merged: RetryPolicy = { ...defaults };
+    for (const [k, v] of Object.entries(pol)) {
+      if (!(RETRY_KEYS as readonly string[]).includes(k)) throw new ConfigError(`retry.${type}.${k}`, `unknown option (known: ${RETRY_KEYS.join(', ')})`);
+      if (!Number.isInteger(v) || (v as number) < (k === 'maxAttempts' ? 1 : 0)) throw new ConfigError(`retry.${type}.${k}`, 'expected a non-negative integer');
+      merged[k as keyof RetryPolicy] = v as number;
+    }
+    out[type] = merged;
+  }
+  return out;
+}
+
+/**
+ * Builds the frozen configuration. Throws ConfigError naming the setting when a value is bad,
+ * so start-up stops with a message an operator can act on.
+ */
+export function loadConfig(overrides: Overrides = {}, env: NodeJS.ProcessEnv = process.env): TemConfig {
+  const filePath = (overrides.configFile as string | undefined) ?? env.TEM_CONFIG ?? SETTINGS.configFile.default;
+  const file = readFile(filePath);
+  const known = new Set<string>([...Object.keys(SETTINGS), 'namespaces', 'retry']);
+  for (const key of Object.keys(file)) {
+    if (!known.has(key)) throw new ConfigError(`${filePath}: ${key}`, 'unknown setting');
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(SETTINGS) as [SettingName, SettingSpec][]) {
+    const fromOverride = parseValue(name, spec, overrides[name]);
+    const fromEnv = parseValue(spec.env, spec, env[spec.env]);
+    const fromFile = parseValue(`${filePath}: ${name}`, spec, file[name]);
+    out[name] = fromOverride ?? fromEnv ?? fromFile ?? spec.default;
+  }
+  if (out.jwtSecret && out.jwtPublicKey) throw new ConfigError('TEM_JWT_SECRET', 'set TEM_JWT_SECRET or TEM_JWT_PUBLIC_KEY, not both');
+  out.nodeId ??= `${hostname()}-${process.pid}`;
+  const nsDefaults: NamespaceOptions = {
+    historySize: out.historySize as number,
+    historyTtlMs: out.historyTtlMs as number,
+    presence: true,
+    joinLeave: true,
+    clientPublish: false,
+  };
+  out.namespaces = parseNamespaces(overrides.namespaces ?? file.namespaces, nsDefaults);
+  out.retry = parseRetry(overrides.retry ?? file.retry, {
+    maxAttempts: out.retryMaxAttempts as number,
+    baseMs: out.retryBaseMs as number,
+    maxMs: out.retryMaxMs as number,
+  });
+  return deepFreeze(out) as unknown as TemConfig;
+}
+
+function deepFreeze<T>(obj: T): T {
+  if (obj && typeof obj === 'object') {
+    for (const v of Object.values(obj)) deepFreeze(v);
+    Object.freeze(obj);
+  }
+  return obj;
+}
+
+/** Options of the namespace a channel belongs to (`live:1:chat` → `live`). */
+export function namespaceOptions(config: TemConfig, channel: string): NamespaceOptions {
+  const ns = channel.split(':', 1)[0] ?? '';
+  return config.namespaces[ns] ?? config.namespaces['*']!;
+}
+
+/** Retry policy for an event type: exact type, then the longest matching `prefix.*`, then `*`. */
+export function retryPolicy(config: TemConfig, type: string): RetryPolicy {
+  const exact = config.retry[type];
+  if (exact) return exact;
+  let best: RetryPolicy | undefined;
+  let bestLen = -1;
+  for (const [pattern, policy] of Object.entries(config.retry)) {
+    if (pattern.endsWith('.*') && type.startsWith(pattern.slice(0, -1)) && pattern.length > bestLen) {
+      best = policy;
+      bestLen = pattern.length;
+    }
+  }
+  return best ?? config.retry['*']!;
+}

@@ -1,0 +1,91 @@
+/**
+ * Every setting in one place: its env name, its default and how it is validated.
+ * Resolution order: explicit override → environment → tem.config.json → default.
+ * docs/configuration.md is the operator's copy of this table.
+ */
+export type SettingType = 'int' | 'string' | 'url' | 'enum' | 'bool';
+
+export interface SettingSpec {
+  env: string;
+  type: SettingType;
+  default: string | number | boolean | undefined;
+  min?: number;
+  max?: number;
+  values?: readonly string[];
+  doc: string;
+}
+
+export const SETTINGS = {
+  databaseUrl: { env: 'DATABASE_URL', type: 'url', default: undefined, doc: 'PostgreSQL URL. Unset: embedded PGlite in dataDir.' },
+  redisUrl: { env: 'REDIS_URL', type: 'url', default: undefined, doc: 'Redis URL. Unset: in-memory bus (single process).' },
+  httpHost: { env: 'TEM_HTTP_HOST', type: 'string', default: '0.0.0.0', doc: 'Public listener host.' },
+  httpPort: { env: 'TEM_HTTP_PORT', type: 'int', default: 8080, min: 0, max: 65535, doc: 'Public listener port (0 picks a free port).' },
+  internalHost: { env: 'TEM_INTERNAL_HOST', type: 'string', default: '127.0.0.1', doc: 'Internal listener host (introspection).' },
+  internalPort: { env: 'TEM_INTERNAL_PORT', type: 'int', default: 8081, min: 0, max: 65535, doc: 'Internal listener port (0 picks a free port).' },
+  apiInternalUrl: { env: 'TEM_API_INTERNAL_URL', type: 'url', default: 'http://127.0.0.1:8081', doc: "Where gateways reach the API's internal listener." },
+  dataDir: { env: 'TEM_DATA_DIR', type: 'string', default: './.tem', doc: 'Embedded database directory and admin.key location.' },
+  logLevel: { env: 'TEM_LOG_LEVEL', type: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'Log level.' },
+  adminKey: { env: 'TEM_ADMIN_KEY', type: 'string', default: undefined, doc: 'When set, this key is the admin key (bootstraps distributed deployments).' },
+  nodeId: { env: 'TEM_NODE_ID', type: 'string', default: undefined, doc: 'Name of this process in logs, metrics and leases (default host-pid).' },
+  configFile: { env: 'TEM_CONFIG', type: 'string', default: './tem.config.json', doc: 'Optional JSON config file.' },
+
+  // ingest
+  maxPayloadBytes: { env: 'TEM_MAX_PAYLOAD_BYTES', type: 'int', default: 262144, min: 1024, max: 16777216, doc: 'Largest event payload (serialized JSON).' },
+  maxBodyBytes: { env: 'TEM_MAX_BODY_BYTES', type: 'int', default: 1048576, min: 1024, max: 67108864, doc: 'Largest HTTP request body, except /api/events/batch.' },
+  maxBatchBodyBytes: { env: 'TEM_MAX_BATCH_BODY_BYTES', type: 'int', default: 16777216, min: 1024, max: 268435456, doc: 'Largest /api/events/batch body.' },
+  rateLimitPoints: { env: 'TEM_RATE_LIMIT_POINTS', type: 'int', default: 2000, min: 0, doc: 'Requests per key per window (0 disables).' },
+  rateLimitWindowS: { env: 'TEM_RATE_LIMIT_WINDOW_S', type: 'int', default: 1, min: 1, max: 3600, doc: 'Rate-limit window in seconds.' },
+  ingestBatchMax: { env: 'TEM_INGEST_BATCH_MAX', type: 'int', default: 256, min: 1, max: 5000, doc: 'Most events combined into one ingest commit.' },
+  idempotencyRetentionMs: { env: 'TEM_IDEMPOTENCY_RETENTION_MS', type: 'int', default: 86_400_000, min: 86_400_000, doc: 'How long idempotency keys are kept (at least 24 h).' },
+  authCacheMs: { env: 'TEM_AUTH_CACHE_MS', type: 'int', default: 30_000, min: 0, max: 60_000, doc: 'API key lookup cache; dropped at once on revocation.' },
+
+  // worker
+  workerConcurrency: { env: 'TEM_WORKER_CONCURRENCY', type: 'int', default: 32, min: 1, max: 1024, doc: 'Events processed at once per worker process.' },
+  workerBatchSize: { env: 'TEM_WORKER_BATCH_SIZE', type: 'int', default: 64, min: 1, max: 1000, doc: 'Jobs claimed per claim query.' },
+  leaseMs: { env: 'TEM_LEASE_MS', type: 'int', default: 5000, min: 100, doc: 'Lease length; renewed while a job runs.' },
+  pollIntervalMs: { env: 'TEM_POLL_INTERVAL_MS', type: 'int', default: 2000, min: 10, doc: 'Backstop polling when no NOTIFY arrives.' },
+  sweepIntervalMs: { env: 'TEM_SWEEP_INTERVAL_MS', type: 'int', default: 1000, min: 10, doc: 'How often maintenance sweeps expired leases.' },
+  retryMaxAttempts: { env: 'TEM_RETRY_MAX_ATTEMPTS', type: 'int', default: 5, min: 1, max: 1000, doc: 'Attempts before an event is failed (per type in the config file).' },
+  retryBaseMs: { env: 'TEM_RETRY_BASE_MS', type: 'int', default: 1000, min: 0, doc: 'Backoff base: attempt n waits random(0, min(max, base·2^(n-1))).' },
+  retryMaxMs: { env: 'TEM_RETRY_MAX_MS', type: 'int', default: 300_000, min: 0, doc: 'Backoff cap.' },
+  processors: { env: 'TEM_PROCESSORS', type: 'string', default: undefined, doc: 'Comma-separated module paths exporting processors.' },
+  shutdownTimeoutMs: { env: 'TEM_SHUTDOWN_TIMEOUT_MS', type: 'int', default: 10_000, min: 0, doc: 'How long in-flight work may finish on SIGTERM before it is released.' },
+
+  // auth
+  jwtSecret: { env: 'TEM_JWT_SECRET', type: 'string', default: undefined, doc: 'HS256 secret for end-user JWTs.' },
+  jwtPublicKey: { env: 'TEM_JWT_PUBLIC_KEY', type: 'string', default: undefined, doc: 'RS256 public key (PEM) for end-user JWTs.' },
+  jwtIssuer: { env: 'TEM_JWT_ISSUER', type: 'string', default: undefined, doc: 'Required `iss` of end-user JWTs, if set.' },
+  jwtAudience: { env: 'TEM_JWT_AUDIENCE', type: 'string', default: undefined, doc: 'Required `aud` of end-user JWTs, if set.' },
+  introspectCacheMs: { env: 'TEM_INTROSPECT_CACHE_MS', type: 'int', default: 30_000, min: 0, max: 60_000, doc: 'Gateway cache of introspection answers.' },
+
+  // realtime
+  heartbeatIntervalMs: { env: 'TEM_HEARTBEAT_INTERVAL_MS', type: 'int', default: 30_000, min: 100, doc: 'Client heartbeat interval; silence for twice this closes 4008.' },
+  presenceTtlMs: { env: 'TEM_PRESENCE_TTL_MS', type: 'int', default: 60_000, min: 100, doc: 'Presence lifetime after the last heartbeat.' },
+  sessionTtlMs: { env: 'TEM_SESSION_TTL_MS', type: 'int', default: 300_000, min: 1000, doc: 'How long a disconnected session can be resumed.' },
+  wsMaxFrameBytes: { env: 'TEM_WS_MAX_FRAME_BYTES', type: 'int', default: 65536, min: 256, doc: 'Largest client frame; larger closes 1009.' },
+  wsSendBufferBytes: { env: 'TEM_WS_SEND_BUFFER_BYTES', type: 'int', default: 4_194_304, min: 1024, doc: 'Per-connection send buffer; past it the client is closed 1013.' },
+  wsConnectLimit: { env: 'TEM_WS_CONNECT_LIMIT', type: 'int', default: 5, min: 0, doc: 'Connection attempts per key per window (0 disables).' },
+  wsConnectWindowMs: { env: 'TEM_WS_CONNECT_WINDOW_MS', type: 'int', default: 10_000, min: 100, doc: 'Connection-attempt window.' },
+  wsMessageRate: { env: 'TEM_WS_MESSAGE_RATE', type: 'int', default: 100, min: 0, doc: 'Client frames per second per connection (0 disables).' },
+  wsHelloTimeoutMs: { env: 'TEM_WS_HELLO_TIMEOUT_MS', type: 'int', default: 10_000, min: 100, doc: 'Time to send HELLO when not authenticated at upgrade.' },
+  historySize: { env: 'TEM_HISTORY_SIZE', type: 'int', default: 100, min: 0, doc: 'Default per-channel history length.' },
+  historyTtlMs: { env: 'TEM_HISTORY_TTL_MS', type: 'int', default: 300_000, min: 0, doc: 'Default per-channel history lifetime.' },
+} as const satisfies Record<string, SettingSpec>;
+
+export type SettingName = keyof typeof SETTINGS;
+
+/** Per-namespace channel options (config file `namespaces`). */
+export interface NamespaceOptions {
+  historySize: number;
+  historyTtlMs: number;
+  presence: boolean;
+  joinLeave: boolean;
+  clientPublish: boolean;
+}
+
+/** Per-event-type retry policy (config file `retry`, keyed by type or `prefix.*`). */
+export interface RetryPolicy {
+  maxAttempts: number;
+  baseMs: number;
+  maxMs: number;
+}

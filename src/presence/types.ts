@@ -1,0 +1,47 @@
+/**
+ * Presence: who is on a channel and their status, and resumable sessions. Entries expire by TTL
+ * (refreshed by heartbeats), so a node that dies without saying goodbye still turns its users
+ * `offline` once the TTL runs out. Memory for embedded mode, Redis for many nodes.
+ */
+import type { PresenceMember, PresenceStatus, StreamPosition } from '../protocol/frames.js';
+
+export interface PresenceEntry {
+  channel: string;
+  userId: string;
+  /** One per connection; a user is online while any of its connections is. */
+  connectionId: string;
+  status: PresenceStatus;
+}
+
+export interface PresenceChange {
+  channel: string;
+  userId: string;
+  kind: 'join' | 'leave' | 'update';
+  status: PresenceStatus | 'offline';
+}
+
+export interface PresenceStore {
+  /** Adds or refreshes a connection's entry; returns a change when the user's visible state changed. */
+  upsert(entry: PresenceEntry, ttlMs: number, nowMs: number): Promise<PresenceChange | null>;
+  /** Removes a connection's entry; returns `leave` when it was the user's last connection there. */
+  remove(channel: string, userId: string, connectionId: string, nowMs: number): Promise<PresenceChange | null>;
+  /** Members with live entries, a user's best status over its connections. */
+  members(channel: string, nowMs: number): Promise<PresenceMember[]>;
+  /** Drops expired entries and reports the users who thereby left. */
+  expire(nowMs: number): Promise<PresenceChange[]>;
+  close(): Promise<void>;
+}
+
+export interface SessionState {
+  sessionId: string;
+  userId: string;
+  /** Subscribed channels with the last position the client was sent. */
+  channels: Record<string, StreamPosition>;
+}
+
+export interface SessionStore {
+  save(state: SessionState, ttlMs: number): Promise<void>;
+  load(sessionId: string): Promise<SessionState | null>;
+  delete(sessionId: string): Promise<void>;
+  close(): Promise<void>;
+}
