@@ -17,6 +17,8 @@ export interface Publication {
   epoch: string;
   event: string;
   payload: unknown;
+  /** The TEM event this publication delivers, when it comes from the outbox. */
+  eventId?: string;
 }
 
 export interface HistoryResult {
@@ -39,7 +41,7 @@ export type Unsubscribe = () => Promise<void>;
 export interface Bus {
   readonly kind: 'memory' | 'redis';
   /** Appends to the channel's history (per namespace options) and fans out to subscribed nodes. */
-  publish(channel: string, event: string, payload: unknown): Promise<Publication>;
+  publish(channel: string, event: string, payload: unknown, options?: { eventId?: string }): Promise<Publication>;
   /**
    * Receives publications on a channel or a `prefix:*` pattern on this node. The implementation
    * subscribes in Redis only while this node has a handler for it.

@@ -217,6 +217,8 @@ export interface Store {
   sweepExpiredLeases(now: Date): Promise<number>;
   /** Clears idempotency keys of events created before `olderThan`; returns how many. */
   pruneIdempotencyKeys(olderThan: Date): Promise<number>;
+  /** Creates the named maintenance task rows if missing (due at `now`). */
+  ensureMaintenanceTasks(names: string[], now: Date): Promise<void>;
   /** Claims one due maintenance task, locking it until now + lockMs. */
   claimMaintenanceTask(workerId: string, now: Date, lockMs: number): Promise<MaintenanceTaskClaim | null>;
   finishMaintenanceTask(name: string, nextRunAt: Date, error: string | null, now: Date): Promise<void>;
