@@ -1,0 +1,51 @@
+/**
+ * Renders docs/configuration.md from the settings table in src/config/schema.ts, so the
+ * operator's documentation cannot drift from the code. `npx tsx scripts/config-doc.ts --write`.
+ */
+import { writeFileSync } from 'node:fs';
+import { SETTINGS } from '../src/config/schema.js';
+
+export function renderConfigDoc(): string {
+  const rows = Object.entries(SETTINGS).map(([name, spec]) => {
+    const def = spec.default === undefined ? '—' : `\`${String(spec.default)}\``;
+    const range = 'values' in spec ? ` (${spec.values.join(', ')})` : '';
+    return `| \`${spec.env}\` | \`${name}\` | ${def} | ${spec.doc}${range} |`;
+  });
+  return `# Configuration
+
+Every setting has a default. Each value is taken from, in order: the environment, then the JSON
+file named by \`TEM_CONFIG\` (default \`./tem.config.json\`, optional), then the default. A bad value
+stops start-up with a message naming the setting.
+
+| environment | config file key | default | meaning |
+|---|---|---|---|
+${rows.join('\n')}
+
+## Config file only
+
+\`namespaces\`: options per channel namespace (the part before the first \`:\`), \`*\` for the rest:
+
+\`\`\`json
+{
+  "namespaces": {
+    "*":    { "historySize": 100, "historyTtlMs": 300000, "presence": true, "joinLeave": true, "clientPublish": false },
+    "live": { "historySize": 500, "clientPublish": true },
+    "user": { "historySize": 100, "presence": false, "joinLeave": false }
+  }
+}
+\`\`\`
+
+\`retry\`: retry policy per event type, exact or \`prefix.*\` (the longest prefix wins), \`*\` for the rest:
+
+\`\`\`json
+{ "retry": { "payment.*": { "maxAttempts": 10, "baseMs": 500, "maxMs": 60000 } } }
+\`\`\`
+
+Attempt *n* (1-based) that fails is retried after a random delay between 0 and
+min(maxMs, baseMs · 2^(n−1)) ("full jitter"); after \`maxAttempts\` the event is \`failed\`.
+`;
+}
+
+if (process.argv.includes('--write')) {
+  writeFileSync(new URL('../docs/configuration.md', import.meta.url), renderConfigDoc());
+}

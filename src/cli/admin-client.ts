@@ -1,0 +1,70 @@
+/**
+ * The CLI's admin commands talk to a running server over its admin HTTP API, so they work while
+ * the embedded server holds its database. Defaults: the local embedded server and its admin.key.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface ClientOptions {
+  url?: string;
+  key?: string;
+  dataDir?: string;
+}
+
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export function resolveTarget(opts: ClientOptions, env: NodeJS.ProcessEnv = process.env): { url: string; key: string } {
+  const url = (opts.url ?? env.TEM_URL ?? `http://127.0.0.1:${env.TEM_HTTP_PORT && env.TEM_HTTP_PORT !== '0' ? env.TEM_HTTP_PORT : '8080'}`).replace(/\/$/, '');
+  let key = opts.key ?? env.TEM_API_KEY ?? env.TEM_ADMIN_KEY;
+  if (!key) {
+    const keyFile = join(opts.dataDir ?? env.TEM_DATA_DIR ?? './.tem', 'admin.key');
+    if (existsSync(keyFile)) key = readFileSync(keyFile, 'utf8').trim();
+  }
+  if (!key) throw new CliError('no API key: pass --key, set TEM_API_KEY, or run next to an embedded server with its admin.key');
+  return { url, key };
+}
+
+export async function request<T = unknown>(
+  target: { url: string; key: string },
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
+  let res: Response;
+  try {
+    res = await fetch(`${target.url}${path}`, {
+      method,
+      headers: {
+        'x-api-key': target.key,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    throw new CliError(`cannot reach ${target.url} (${cause}); is the server running? (tem start)`);
+  }
+  const text = await res.text();
+  let parsed: unknown = undefined;
+  if (text) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+  }
+  if (res.status >= 400) {
+    const p = parsed as { detail?: string; title?: string; code?: string } | undefined;
+    const what = p && typeof p === 'object' ? `${p.code ?? res.status}: ${p.detail ?? p.title ?? ''}` : String(parsed ?? res.statusText);
+    throw new CliError(`${method} ${path} failed with ${res.status} ${what}`);
+  }
+  return { status: res.status, body: parsed as T };
+}

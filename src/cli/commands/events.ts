@@ -1,0 +1,75 @@
+import type { Command } from 'commander';
+import { CliError, request } from '../admin-client.js';
+import { output, printJson, printTable } from '../output.js';
+import { enc, target, withTarget, type CommonOpts } from './common.js';
+
+interface FilterOpts {
+  status?: string;
+  type?: string;
+  user?: string;
+  since?: string;
+}
+
+function filterQuery(opts: FilterOpts & { limit?: string; cursor?: string }): string {
+  const q = new URLSearchParams();
+  if (opts.status) q.set('status', opts.status);
+  if (opts.type) q.set('type', opts.type);
+  if (opts.user) q.set('user_id', opts.user);
+  if (opts.since) q.set('since', opts.since);
+  if (opts.limit) q.set('limit', opts.limit);
+  if (opts.cursor) q.set('cursor', opts.cursor);
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+function withFilters(cmd: Command): Command {
+  return cmd
+    .option('--status <status>', 'accepted, queued, processing, processed or failed')
+    .option('--type <type>', 'event type')
+    .option('--user <user_id>', 'owner')
+    .option('--since <iso>', 'created at or after');
+}
+
+export function registerEvents(program: Command): void {
+  const events = program.command('events').description('inspect and retry events');
+
+  withTarget(withFilters(events.command('list').description('list events, newest first')))
+    .option('--limit <n>', 'page size', '50')
+    .option('--cursor <cursor>', 'continue from a previous page')
+    .action(async (opts: CommonOpts & FilterOpts & { limit?: string; cursor?: string }) => {
+      const res = await request<{ data: Record<string, unknown>[]; next_cursor: string | null }>(target(opts), 'GET', `/api/events${filterQuery(opts)}`);
+      output(opts.json, res.body, () => {
+        printTable(res.body.data, ['id', 'type', 'status', 'user_id', 'attempts', 'created_at']);
+        if (res.body.next_cursor) process.stdout.write(`next: --cursor ${res.body.next_cursor}\n`);
+      });
+    });
+
+  withTarget(events.command('show <id>').description('an event with its status history')).action(async (id: string, opts: CommonOpts) => {
+    const res = await request<Record<string, unknown> & { history?: Record<string, unknown>[] }>(target(opts), 'GET', `/api/events/${enc(id)}`);
+    output(opts.json, res.body, () => {
+      const { history, payload, ...rest } = res.body;
+      printTable([rest], ['id', 'type', 'status', 'user_id', 'producer_id', 'attempts', 'last_error']);
+      process.stdout.write('\npayload:\n');
+      printJson(payload);
+      process.stdout.write('\nhistory:\n');
+      printTable(history ?? [], ['at', 'status', 'attempt', 'error']);
+    });
+  });
+
+  withTarget(withFilters(events.command('retry [id]').description('requeue a failed event, or every failed event matching the filters with --all')))
+    .option('--all', 'retry every failed event matching the filters')
+    .action(async (id: string | undefined, opts: CommonOpts & FilterOpts & { all?: boolean }) => {
+      if (id) {
+        const res = await request(target(opts), 'POST', `/api/events/${enc(id)}/retry`);
+        output(opts.json, res.body, () => process.stdout.write(`requeued ${id}\n`));
+        return;
+      }
+      if (!opts.all) throw new CliError('give an event id, or --all (with optional --type/--user/--since) to retry failed events in bulk');
+      const body: Record<string, unknown> = { status: 'failed' };
+      if (opts.type) body.type = opts.type;
+      if (opts.user) body.user_id = opts.user;
+      if (opts.since) body.since = opts.since;
+      const res = await request<{ count: number }>(target(opts), 'POST', '/api/events/retry', body);
+      output(opts.json, res.body, () => process.stdout.write(`requeued ${res.body.count} event(s)\n`));
+    });
+}

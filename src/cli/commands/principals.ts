@@ -1,0 +1,64 @@
+import type { Command } from 'commander';
+import { request } from '../admin-client.js';
+import { output, printTable } from '../output.js';
+import { enc, list, target, withTarget, type CommonOpts } from './common.js';
+
+interface PrincipalJson {
+  id: string;
+  kind: string;
+  role: string;
+  extra_permissions: string[];
+  revoked_permissions: string[];
+  disabled: boolean;
+}
+
+const COLUMNS = ['id', 'kind', 'role', 'extra_permissions', 'revoked_permissions', 'disabled'];
+
+export function registerPrincipals(program: Command): void {
+  const principals = program.command('principals').description('manage principals (services and users)');
+
+  withTarget(
+    principals
+      .command('create <id>')
+      .description('create a principal')
+      .option('--kind <kind>', 'service or user', 'service')
+      .option('--role <role>', 'role name (default: the kind)')
+      .option('--extra <perms>', 'extra permissions, comma-separated', list)
+      .option('--revoked <perms>', 'revoked permissions, comma-separated', list),
+  ).action(async (id: string, opts: CommonOpts & { kind: string; role?: string; extra?: string[]; revoked?: string[] }) => {
+    const body = {
+      id,
+      kind: opts.kind,
+      role: opts.role ?? opts.kind,
+      ...(opts.extra ? { extra_permissions: opts.extra } : {}),
+      ...(opts.revoked ? { revoked_permissions: opts.revoked } : {}),
+    };
+    const res = await request<PrincipalJson>(target(opts), 'POST', '/api/admin/principals', body);
+    output(opts.json, res.body, () => printTable([res.body as unknown as Record<string, unknown>], COLUMNS));
+  });
+
+  withTarget(principals.command('list').description('list principals')).action(async (opts: CommonOpts) => {
+    const res = await request<{ data: PrincipalJson[] }>(target(opts), 'GET', '/api/admin/principals');
+    output(opts.json, res.body, () => printTable(res.body.data as unknown as Record<string, unknown>[], COLUMNS));
+  });
+
+  withTarget(
+    principals
+      .command('update <id>')
+      .description("change a principal's role or permissions, or disable it")
+      .option('--role <role>', 'role name')
+      .option('--extra <perms>', 'extra permissions, comma-separated (replaces)', list)
+      .option('--revoked <perms>', 'revoked permissions, comma-separated (replaces)', list)
+      .option('--disable', 'disable the principal (its keys stop working)')
+      .option('--enable', 'enable the principal'),
+  ).action(async (id: string, opts: CommonOpts & { role?: string; extra?: string[]; revoked?: string[]; disable?: boolean; enable?: boolean }) => {
+    const body: Record<string, unknown> = {};
+    if (opts.role) body.role = opts.role;
+    if (opts.extra) body.extra_permissions = opts.extra;
+    if (opts.revoked) body.revoked_permissions = opts.revoked;
+    if (opts.disable) body.disabled = true;
+    if (opts.enable) body.disabled = false;
+    const res = await request<PrincipalJson>(target(opts), 'PATCH', `/api/admin/principals/${enc(id)}`, body);
+    output(opts.json, res.body, () => printTable([res.body as unknown as Record<string, unknown>], COLUMNS));
+  });
+}

@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { loadConfig, ConfigError, retryPolicy, namespaceOptions } from '../../src/config/index.js';
+import { renderConfigDoc } from '../../scripts/config-doc.js';
+
+const NO_FILE = { TEM_CONFIG: '/nonexistent/tem.config.json' };
+
+describe('config', () => {
+  it('has defaults for everything and is frozen', () => {
+    const c = loadConfig({}, NO_FILE);
+    expect(c.httpPort).toBe(8080);
+    expect(c.internalPort).toBe(8081);
+    expect(c.heartbeatIntervalMs).toBe(30000);
+    expect(c.presenceTtlMs).toBe(60000);
+    expect(c.dataDir).toBe('./.tem');
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.namespaces)).toBe(true);
+  });
+
+  it('takes env over file over default', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tem-config-'));
+    const file = join(dir, 'tem.config.json');
+    writeFileSync(file, JSON.stringify({ httpPort: 9000, internalPort: 9001 }));
+    const c = loadConfig({}, { TEM_CONFIG: file, TEM_HTTP_PORT: '9100' });
+    expect(c.httpPort).toBe(9100);
+    expect(c.internalPort).toBe(9001);
+  });
+
+  it.each([
+    ['TEM_HTTP_PORT', 'abc'],
+    ['TEM_HTTP_PORT', '70000'],
+    ['TEM_LOG_LEVEL', 'loud'],
+    ['DATABASE_URL', 'not a url'],
+    ['TEM_LEASE_MS', '-5'],
+  ])('rejects a bad %s naming it', (name, value) => {
+    expect(() => loadConfig({}, { ...NO_FILE, [name]: value })).toThrowError(new RegExp(name));
+    expect(() => loadConfig({}, { ...NO_FILE, [name]: value })).toThrowError(ConfigError);
+  });
+
+  it('rejects unknown keys and bad namespace options in the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tem-config-'));
+    const file = join(dir, 'tem.config.json');
+    writeFileSync(file, JSON.stringify({ httpPrt: 1 }));
+    expect(() => loadConfig({}, { TEM_CONFIG: file })).toThrowError(/httpPrt/);
+    writeFileSync(file, JSON.stringify({ namespaces: { live: { historySize: -1 } } }));
+    expect(() => loadConfig({}, { TEM_CONFIG: file })).toThrowError(/namespaces\.live\.historySize/);
+    writeFileSync(file, '{not json');
+    expect(() => loadConfig({}, { TEM_CONFIG: file })).toThrowError(/TEM_CONFIG/);
+  });
+
+  it('resolves retry policies by exact type, longest prefix, then default', () => {
+    const c = loadConfig(
+      { retry: { 'payment.*': { maxAttempts: 9 }, 'payment.card.*': { maxAttempts: 3 }, 'user.created': { baseMs: 5 } } },
+      NO_FILE,
+    );
+    expect(retryPolicy(c, 'payment.success').maxAttempts).toBe(9);
+    expect(retryPolicy(c, 'payment.card.declined').maxAttempts).toBe(3);
+    expect(retryPolicy(c, 'user.created').baseMs).toBe(5);
+    expect(retryPolicy(c, 'other').maxAttempts).toBe(5);
+  });
+
+  it('resolves namespace options with a default', () => {
+    const c = loadConfig({ namespaces: { live: { clientPublish: true, historySize: 7 } } }, NO_FILE);
+    expect(namespaceOptions(c, 'live:1:chat')).toMatchObject({ clientPublish: true, historySize: 7, presence: true });
+    expect(namespaceOptions(c, 'server:1').clientPublish).toBe(false);
+  });
+
+  it('documents every setting in docs/configuration.md', () => {
+    const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+    expect(doc).toBe(renderConfigDoc());
+  });
+});
