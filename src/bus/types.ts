@@ -19,6 +19,17 @@ export interface Publication {
   payload: unknown;
   /** The TEM event this publication delivers, when it comes from the outbox. */
   eventId?: string;
+  /**
+   * Fanned out but not kept in history (typing, presence join/leave): `offset` is the channel's
+   * current offset, not a new one, so a client's resume position stays valid.
+   */
+  ephemeral?: boolean;
+}
+
+export interface PublishOptions {
+  eventId?: string;
+  /** Deliver to current subscribers only: no history entry, no new offset (see Publication). */
+  ephemeral?: boolean;
 }
 
 export interface HistoryResult {
@@ -41,7 +52,7 @@ export type Unsubscribe = () => Promise<void>;
 export interface Bus {
   readonly kind: 'memory' | 'redis';
   /** Appends to the channel's history (per namespace options) and fans out to subscribed nodes. */
-  publish(channel: string, event: string, payload: unknown, options?: { eventId?: string }): Promise<Publication>;
+  publish(channel: string, event: string, payload: unknown, options?: PublishOptions): Promise<Publication>;
   /**
    * Receives publications on a channel or a `prefix:*` pattern on this node. The implementation
    * subscribes in Redis only while this node has a handler for it.
