@@ -1,0 +1,23 @@
+/**
+ * The internal executor every SQL operation is written against. Two transports implement it
+ * (PGlite and postgres.js) so the SQL in ops/ is written once. Callers outside src/store never
+ * see it: the Store owns its connections.
+ */
+export type Notify = (payload: string) => void;
+
+export interface Db {
+  readonly kind: 'pglite' | 'postgres';
+  /** One statement with $n parameters; rows come back with int8 as number and timestamps as Date. */
+  query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<T[]>;
+  /** A script of several statements without parameters (migrations). */
+  exec(script: string): Promise<void>;
+  /**
+   * Runs `fn` in a transaction; commits when it resolves, rolls back when it throws. Inside,
+   * always use the handle passed to `fn`: PGlite has one connection, so touching the outer
+   * handle from inside a transaction would wait for the transaction itself.
+   */
+  tx<T>(fn: (db: Db) => Promise<T>): Promise<T>;
+  /** LISTEN on `channel`; resolves once listening, returns the function that stops it. */
+  listen(channel: string, cb: Notify): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}

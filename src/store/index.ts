@@ -1,0 +1,50 @@
+/**
+ * Opening a Store: PostgreSQL (postgres.js) when a database URL is given, else the embedded
+ * PGlite (in `${dataDir}/pgdata`, or in memory when dataDir is undefined).
+ */
+import type { Store } from './types.js';
+import { SqlStore } from './sql-store.js';
+import { PgliteDb } from './pglite-db.js';
+import { PostgresDb } from './postgres-db.js';
+import { mapped } from './errors.js';
+
+export interface OpenStoreOptions {
+  /** postgres://… — selects PostgreSQL. */
+  databaseUrl?: string;
+  /** Embedded data directory (PGlite), ignored with databaseUrl; undefined → in memory. */
+  dataDir?: string;
+  /** PostgreSQL pool size (default 10). */
+  poolMax?: number;
+  /** Seconds to wait for a PostgreSQL connection (default 5). */
+  connectTimeout?: number;
+  /** Apply pending migrations before returning (default true). */
+  migrate?: boolean;
+}
+
+export async function createPgliteStore(dataDir?: string): Promise<SqlStore> {
+  const db = await mapped(() => PgliteDb.open(dataDir));
+  return new SqlStore(db);
+}
+
+export function createPostgresStore(url: string, options: { poolMax?: number; connectTimeout?: number } = {}): SqlStore {
+  return new SqlStore(new PostgresDb({ url, max: options.poolMax, connectTimeout: options.connectTimeout }));
+}
+
+export async function openStore(opts: OpenStoreOptions = {}): Promise<Store> {
+  const store = opts.databaseUrl
+    ? createPostgresStore(opts.databaseUrl, { poolMax: opts.poolMax, connectTimeout: opts.connectTimeout })
+    : await createPgliteStore(opts.dataDir);
+  if (opts.migrate ?? true) {
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.close().catch(() => undefined);
+      throw err;
+    }
+  }
+  return store;
+}
+
+export { SqlStore } from './sql-store.js';
+export { mapDbError, isUnavailable } from './errors.js';
+export type * from './types.js';

@@ -1,0 +1,26 @@
+/**
+ * EventFilter → a SQL condition on `events e`, appending its values to `params`.
+ * Shared by listEvents and retryEvents so both read a filter the same way.
+ */
+import type { RetryFilter } from '../types.js';
+
+export function eventWhere(filter: RetryFilter, params: unknown[]): string {
+  const parts: string[] = [];
+  const add = (value: unknown): string => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  if (filter.ids !== undefined) {
+    parts.push(`e.id IN (SELECT value::uuid FROM jsonb_array_elements_text(${add(JSON.stringify(filter.ids))}::jsonb))`);
+  }
+  if (filter.status !== undefined) parts.push(`e.status = ${add(filter.status)}`);
+  if (filter.type !== undefined) parts.push(`e.type = ${add(filter.type)}`);
+  if (filter.userId !== undefined) parts.push(`e.user_id = ${add(filter.userId)}`);
+  if (filter.producerId !== undefined) parts.push(`e.producer_id = ${add(filter.producerId)}`);
+  if (filter.since !== undefined) parts.push(`e.created_at >= ${add(filter.since)}`);
+  if (filter.visibleTo !== undefined) {
+    const p = add(filter.visibleTo);
+    parts.push(`(e.user_id = ${p} OR e.producer_id = ${p})`);
+  }
+  return parts.length === 0 ? 'TRUE' : parts.join(' AND ');
+}

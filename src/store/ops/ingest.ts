@@ -1,0 +1,104 @@
+/**
+ * ingest(items, now) → IngestOutcome[] in input order.
+ * One transaction for the whole batch, three statements at most: a multi-row insert that writes
+ * the events (status queued, version 2), their `accepted`/`queued` history, their jobs and their
+ * two outbox notifications; a lookup of the rows whose idempotency key was already taken (same
+ * request hash → replayed, other → conflict); and the NOTIFY that wakes workers and the relay.
+ * ON CONFLICT DO NOTHING makes duplicates in one batch and concurrent duplicates across
+ * transactions resolve to the one row that won.
+ */
+import type { Db } from '../db.js';
+import type { IngestItem, IngestOutcome } from '../types.js';
+import { toEvent, type EventRow } from '../rows.js';
+import { NOTIFY_SQL, OUTBOX_CHANNEL, PROCESSING_QUEUE, jobsChannel, notifyParams, updatePayloadSql } from './changes.js';
+import { createError } from '../../core/errors.js';
+
+const INSERT_SQL = `
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(
+    ord int, id uuid, type text, payload jsonb, producer_id text, user_id text, channel text,
+    idempotency_key text, request_hash text, occurred_at timestamptz, max_attempts int)
+),
+ins AS (
+  INSERT INTO events (id, type, payload, producer_id, user_id, channel, idempotency_key, request_hash,
+    occurred_at, status, attempts, max_attempts, version, created_at, updated_at)
+  SELECT id, type, payload, producer_id, user_id, channel, idempotency_key, request_hash,
+    occurred_at, 'queued', 0, max_attempts, 2, $2, $2
+  FROM input ORDER BY ord
+  ON CONFLICT (producer_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+  RETURNING *
+),
+steps AS (
+  SELECT * FROM (VALUES ('accepted', 1), ('queued', 2)) AS s(status, version)
+),
+hist AS (
+  INSERT INTO event_history (event_id, status, attempt, error, version, at)
+  SELECT ins.id, s.status, 0, NULL, s.version, $2 FROM ins CROSS JOIN steps s
+),
+job AS (
+  INSERT INTO jobs (event_id, queue, type, run_at, attempts, max_attempts)
+  SELECT id, '${PROCESSING_QUEUE}', type, $2, 0, max_attempts FROM ins
+),
+note AS (
+  INSERT INTO outbox (event_id, channel, event, payload, created_at)
+  SELECT x.id, 'user:' || x.user_id, 'event.update', ${updatePayloadSql('x')}, $2
+  FROM (
+    SELECT ins.id, s.status, ins.user_id, ins.type, ins.attempts, ins.updated_at, s.version, ins.last_error, input.ord
+    FROM ins JOIN input ON input.id = ins.id CROSS JOIN steps s
+  ) x
+  ORDER BY x.ord, x.version
+)
+SELECT ins.id::text AS id, ins.type, ins.payload, ins.producer_id, ins.user_id, ins.channel,
+  ins.idempotency_key, ins.request_hash, ins.occurred_at, ins.status, ins.attempts, ins.max_attempts,
+  ins.last_error, ins.version, ins.created_at, ins.updated_at, ins.processed_at, ins.created_at AS run_at
+FROM ins`;
+
+const EXISTING_SQL = `
+SELECT e.id::text AS id, e.type, e.payload, e.producer_id, e.user_id, e.channel, e.idempotency_key,
+  e.request_hash, e.occurred_at, e.status, e.attempts, e.max_attempts, e.last_error, e.version,
+  e.created_at, e.updated_at, e.processed_at, j.run_at
+FROM events e LEFT JOIN jobs j ON j.event_id = e.id
+WHERE e.idempotency_key IS NOT NULL AND (e.producer_id, e.idempotency_key) IN (
+  SELECT producer_id, idempotency_key FROM jsonb_to_recordset($1::jsonb) AS t(producer_id text, idempotency_key text)
+)`;
+
+const keyOf = (producerId: string, key: string): string => `${producerId}\u0000${key}`;
+
+export async function ingest(db: Db, items: IngestItem[], now: Date): Promise<IngestOutcome[]> {
+  if (items.length === 0) return [];
+  const input = items.map((it, ord) => ({
+    ord,
+    id: it.id,
+    type: it.type,
+    payload: it.payload,
+    producer_id: it.producerId,
+    user_id: it.userId,
+    channel: it.channel,
+    idempotency_key: it.idempotencyKey,
+    request_hash: it.requestHash,
+    occurred_at: it.occurredAt.toISOString(),
+    max_attempts: it.maxAttempts,
+  }));
+  return db.tx(async (tx) => {
+    const created = await tx.query<EventRow>(INSERT_SQL, [JSON.stringify(input), now]);
+    const byId = new Map(created.map((r) => [r.id, r]));
+    const missing = items.filter((it) => !byId.has(it.id));
+    const byKey = new Map<string, EventRow>();
+    if (missing.length > 0) {
+      const keys = missing.map((it) => ({ producer_id: it.producerId, idempotency_key: it.idempotencyKey }));
+      const rows = await tx.query<EventRow>(EXISTING_SQL, [JSON.stringify(keys)]);
+      for (const r of rows) byKey.set(keyOf(r.producer_id, r.idempotency_key ?? ''), r);
+    }
+    if (created.length > 0) {
+      await tx.query(NOTIFY_SQL, notifyParams([jobsChannel(PROCESSING_QUEUE), OUTBOX_CHANNEL]));
+    }
+    return items.map((it): IngestOutcome => {
+      const own = byId.get(it.id);
+      if (own) return { outcome: 'created', event: toEvent(own) };
+      const existing = it.idempotencyKey === null ? undefined : byKey.get(keyOf(it.producerId, it.idempotencyKey));
+      if (!existing) throw createError('INTERNAL', 'An event was neither inserted nor found');
+      const same = existing.request_hash === it.requestHash;
+      return { outcome: same ? 'replayed' : 'conflict', event: toEvent(existing) };
+    });
+  });
+}

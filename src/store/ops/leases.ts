@@ -1,0 +1,55 @@
+/**
+ * extendLeases(jobs, leaseMs, now) → the refs still held, their leases moved to now + leaseMs.
+ * releaseJobs(jobs, now) → how many were released: held leases are cleared without counting the
+ * attempt (graceful shutdown), the job is ready at once and the event is back to `queued`.
+ */
+import type { Db } from '../db.js';
+import type { JobRef } from '../types.js';
+import { isUuid } from '../../core/ids.js';
+import { NOTIFY_SQL, OUTBOX_CHANNEL, jobsChannel, notifyParams, recordChangesSql } from './changes.js';
+
+const REFS = `jsonb_to_recordset($1::jsonb) AS r(event_id uuid, lease_token bigint)`;
+
+function refsParam(jobs: JobRef[]): string {
+  const valid = jobs.filter((j) => isUuid(j.eventId) && /^\d+$/.test(j.leaseToken));
+  return JSON.stringify(valid.map((j) => ({ event_id: j.eventId, lease_token: j.leaseToken })));
+}
+
+export async function extendLeases(db: Db, jobs: JobRef[], leaseMs: number, now: Date): Promise<JobRef[]> {
+  if (jobs.length === 0) return [];
+  const rows = await db.query<{ event_id: string; lease_token: string }>(
+    `UPDATE jobs SET lease_expires_at = $3
+     FROM ${REFS}
+     WHERE jobs.event_id = r.event_id AND jobs.lease_token = r.lease_token AND jobs.lease_expires_at > $2
+     RETURNING jobs.event_id::text AS event_id, jobs.lease_token::text AS lease_token`,
+    [refsParam(jobs), now, new Date(now.getTime() + leaseMs)],
+  );
+  return rows.map((r) => ({ eventId: r.event_id, leaseToken: r.lease_token }));
+}
+
+const RELEASE_SQL = `
+WITH job AS (
+  UPDATE jobs SET locked_by = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = $2,
+    attempts = GREATEST(jobs.attempts - 1, 0)
+  FROM ${REFS}
+  WHERE jobs.event_id = r.event_id AND jobs.lease_token = r.lease_token AND jobs.lease_expires_at > $2
+  RETURNING jobs.*
+),
+changed AS (
+  UPDATE events SET status = 'queued', attempts = job.attempts, updated_at = $2, version = events.version + 1
+  FROM job WHERE events.id = job.event_id
+  RETURNING events.*
+),
+${recordChangesSql('changed', '$2')}
+SELECT job.queue FROM job`;
+
+export async function releaseJobs(db: Db, jobs: JobRef[], now: Date): Promise<number> {
+  if (jobs.length === 0) return 0;
+  return db.tx(async (tx) => {
+    const rows = await tx.query<{ queue: string }>(RELEASE_SQL, [refsParam(jobs), now]);
+    if (rows.length > 0) {
+      await tx.query(NOTIFY_SQL, notifyParams([OUTBOX_CHANNEL, ...rows.map((r) => jobsChannel(r.queue))]));
+    }
+    return rows.length;
+  });
+}

@@ -1,0 +1,52 @@
+/**
+ * Principals: create (→ Principal; CONFLICT when the id exists, BAD_REQUEST for an unknown role),
+ * get/list (→ Principal | null / Principal[] by id), update (→ the patched Principal or null).
+ */
+import type { Db } from '../db.js';
+import type { NewPrincipal, PrincipalPatch } from '../types.js';
+import type { Principal } from '../../core/types.js';
+import { mapped } from '../errors.js';
+import { toPrincipal, type PrincipalRow } from '../rows.js';
+
+const UNKNOWN_ROLE = { foreignKey: { code: 'BAD_REQUEST' as const, detail: 'Unknown role', field: 'body.role' } };
+
+export function createPrincipal(db: Db, p: NewPrincipal): Promise<Principal> {
+  return mapped(
+    async () => {
+      const [row] = await db.query<PrincipalRow>(
+        `INSERT INTO principals (id, kind, role, extra_permissions, revoked_permissions)
+         VALUES ($1, $2, $3, $4::jsonb, $5::jsonb) RETURNING *`,
+        [p.id, p.kind, p.role, JSON.stringify(p.extraPermissions ?? []), JSON.stringify(p.revokedPermissions ?? [])],
+      );
+      return toPrincipal(row!);
+    },
+    { ...UNKNOWN_ROLE, unique: `Principal ${p.id} already exists` },
+  );
+}
+
+export async function getPrincipal(db: Db, id: string): Promise<Principal | null> {
+  const [row] = await db.query<PrincipalRow>(`SELECT * FROM principals WHERE id = $1`, [id]);
+  return row ? toPrincipal(row) : null;
+}
+
+export async function listPrincipals(db: Db): Promise<Principal[]> {
+  const rows = await db.query<PrincipalRow>(`SELECT * FROM principals ORDER BY id`);
+  return rows.map(toPrincipal);
+}
+
+export function updatePrincipal(db: Db, id: string, patch: PrincipalPatch): Promise<Principal | null> {
+  const json = (v: string[] | undefined): string | null => (v === undefined ? null : JSON.stringify(v));
+  return mapped(async () => {
+    const [row] = await db.query<PrincipalRow>(
+      `UPDATE principals SET
+         role = COALESCE($2, role),
+         extra_permissions = COALESCE($3::jsonb, extra_permissions),
+         revoked_permissions = COALESCE($4::jsonb, revoked_permissions),
+         disabled = COALESCE($5, disabled),
+         updated_at = now()
+       WHERE id = $1 RETURNING *`,
+      [id, patch.role ?? null, json(patch.extraPermissions), json(patch.revokedPermissions), patch.disabled ?? null],
+    );
+    return row ? toPrincipal(row) : null;
+  }, UNKNOWN_ROLE);
+}

@@ -1,0 +1,42 @@
+/**
+ * retryEvents(filter, now) → ids requeued.
+ * `failed` events matching the filter go back to `queued` with attempts reset and a new job
+ * ready at `now`; history and notification as for any status change.
+ */
+import type { Db } from '../db.js';
+import type { RetryFilter } from '../types.js';
+import { isUuid } from '../../core/ids.js';
+import { NOTIFY_SQL, OUTBOX_CHANNEL, PROCESSING_QUEUE, jobsChannel, notifyParams, recordChangesSql } from './changes.js';
+import { eventWhere } from './event-filter.js';
+
+export async function retryEvents(db: Db, filter: RetryFilter, now: Date): Promise<string[]> {
+  // A string that is not a UUID names no event.
+  if (filter.ids !== undefined) filter = { ...filter, ids: filter.ids.filter(isUuid) };
+  if (filter.ids !== undefined && filter.ids.length === 0) return [];
+  const params: unknown[] = [now];
+  const where = eventWhere(filter, params);
+  const sql = `
+    WITH target AS (
+      SELECT e.id FROM events e WHERE e.status = 'failed' AND ${where} ORDER BY e.id FOR UPDATE
+    ),
+    changed AS (
+      UPDATE events SET status = 'queued', attempts = 0, last_error = NULL, processed_at = NULL,
+        updated_at = $1, version = events.version + 1
+      FROM target WHERE events.id = target.id
+      RETURNING events.*
+    ),
+    job AS (
+      INSERT INTO jobs (event_id, queue, type, run_at, attempts, max_attempts)
+      SELECT c.id, '${PROCESSING_QUEUE}', c.type, $1, 0, c.max_attempts FROM changed c
+      ON CONFLICT (event_id) DO NOTHING
+    ),
+    ${recordChangesSql('changed', '$1')}
+    SELECT c.id::text AS id FROM changed c ORDER BY c.id`;
+  return db.tx(async (tx) => {
+    const rows = await tx.query<{ id: string }>(sql, params);
+    if (rows.length > 0) {
+      await tx.query(NOTIFY_SQL, notifyParams([OUTBOX_CHANNEL, jobsChannel(PROCESSING_QUEUE)]));
+    }
+    return rows.map((r) => r.id);
+  });
+}

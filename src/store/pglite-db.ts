@@ -1,0 +1,77 @@
+/**
+ * PGlite transport: the embedded PostgreSQL (WASM) in this process. One connection, so
+ * PGlite serialises queries itself; a transaction holds it until it ends.
+ */
+import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { join } from 'node:path';
+import type { Db, Notify } from './db.js';
+
+type Runner = Pick<Transaction, 'query' | 'exec'>;
+
+class PgliteTxDb implements Db {
+  readonly kind = 'pglite' as const;
+  constructor(
+    private readonly runner: Runner,
+    private readonly root: PgliteDb,
+  ) {}
+
+  async query<T>(text: string, params: readonly unknown[] = []): Promise<T[]> {
+    const res = await this.runner.query<T>(text, params as unknown[]);
+    return res.rows;
+  }
+
+  async exec(script: string): Promise<void> {
+    await this.runner.exec(script);
+  }
+
+  /** Already in a transaction: nested calls join it. */
+  tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+    return fn(this);
+  }
+
+  listen(channel: string, cb: Notify): Promise<() => Promise<void>> {
+    return this.root.listen(channel, cb);
+  }
+
+  async close(): Promise<void> {
+    /* owned by the root */
+  }
+}
+
+export class PgliteDb implements Db {
+  readonly kind = 'pglite' as const;
+  private readonly direct: PgliteTxDb;
+
+  constructor(readonly pg: PGlite) {
+    this.direct = new PgliteTxDb(pg, this);
+  }
+
+  /** `dataDir` undefined → in memory (tests); otherwise the cluster lives in `${dataDir}/pgdata`. */
+  static async open(dataDir?: string): Promise<PgliteDb> {
+    const pg = dataDir === undefined ? await PGlite.create() : await PGlite.create(join(dataDir, 'pgdata'));
+    return new PgliteDb(pg);
+  }
+
+  query<T>(text: string, params?: readonly unknown[]): Promise<T[]> {
+    return this.direct.query<T>(text, params);
+  }
+
+  exec(script: string): Promise<void> {
+    return this.direct.exec(script);
+  }
+
+  tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+    return this.pg.transaction((t) => fn(new PgliteTxDb(t, this)));
+  }
+
+  async listen(channel: string, cb: Notify): Promise<() => Promise<void>> {
+    const unlisten = await this.pg.listen(channel, cb);
+    return async () => {
+      if (!this.pg.closed) await unlisten();
+    };
+  }
+
+  async close(): Promise<void> {
+    if (!this.pg.closed) await this.pg.close();
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * postgres.js transport: a small pool against a real PostgreSQL. Types are set up so rows look
+ * exactly like PGlite's (int8 as number, timestamps as Date, json parsed) and so JSON passed as
+ * text to a `$n::jsonb` parameter is sent verbatim rather than encoded a second time.
+ * postgres.js connects lazily and reconnects by itself, so after an outage calls work again
+ * without anyone reopening the store.
+ */
+import postgres from 'postgres';
+import type { Db, Notify } from './db.js';
+
+export interface PostgresDbOptions {
+  url: string;
+  /** Pool size (default 10). */
+  max?: number;
+  /** Seconds to wait for a connection before failing (default 5). */
+  connectTimeout?: number;
+}
+
+type Sql = postgres.Sql<Record<string, never>>;
+type TxSql = postgres.TransactionSql<Record<string, never>>;
+
+const TYPES = {
+  int8: {
+    to: 20,
+    from: [20],
+    serialize: (x: unknown) => String(x),
+    parse: (x: string) => Number(x),
+  },
+  jsonText: {
+    to: 3802,
+    from: [114, 3802],
+    serialize: (x: unknown) => (typeof x === 'string' ? x : JSON.stringify(x)),
+    parse: (x: string) => JSON.parse(x) as unknown,
+  },
+};
+
+function toParams(params: readonly unknown[]): postgres.ParameterOrJSON<never>[] {
+  return params as postgres.ParameterOrJSON<never>[];
+}
+
+class PostgresTxDb implements Db {
+  readonly kind = 'postgres' as const;
+  constructor(
+    private readonly sql: TxSql,
+    private readonly root: PostgresDb,
+  ) {}
+
+  async query<T>(text: string, params: readonly unknown[] = []): Promise<T[]> {
+    const rows = await this.sql.unsafe(text, toParams(params));
+    return rows as unknown as T[];
+  }
+
+  async exec(script: string): Promise<void> {
+    await this.sql.unsafe(script);
+  }
+
+  /** Already in a transaction: nested calls join it. */
+  tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+    return fn(this);
+  }
+
+  listen(channel: string, cb: Notify): Promise<() => Promise<void>> {
+    return this.root.listen(channel, cb);
+  }
+
+  async close(): Promise<void> {
+    /* owned by the root */
+  }
+}
+
+export class PostgresDb implements Db {
+  readonly kind = 'postgres' as const;
+  readonly sql: Sql;
+
+  constructor(options: PostgresDbOptions) {
+    this.sql = postgres(options.url, {
+      max: options.max ?? 10,
+      connect_timeout: options.connectTimeout ?? 5,
+      idle_timeout: 30,
+      onnotice: () => {},
+      types: TYPES,
+      connection: { application_name: 'tem' },
+    }) as unknown as Sql;
+  }
+
+  async query<T>(text: string, params: readonly unknown[] = []): Promise<T[]> {
+    const rows = await this.sql.unsafe(text, toParams(params));
+    return rows as unknown as T[];
+  }
+
+  async exec(script: string): Promise<void> {
+    await this.sql.unsafe(script);
+  }
+
+  async tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+    const result = await this.sql.begin((tx) => fn(new PostgresTxDb(tx, this)));
+    return result as T;
+  }
+
+  async listen(channel: string, cb: Notify): Promise<() => Promise<void>> {
+    const req = await this.sql.listen(channel, cb);
+    return () => req.unlisten();
+  }
+
+  async close(): Promise<void> {
+    await this.sql.end({ timeout: 5 });
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Row shapes as both drivers return them (snake_case, int8 as number, timestamps as Date, jsonb
+ * parsed) and their mapping to the camelCase types of src/core/types.ts.
+ */
+import type {
+  ApiKeyRecord,
+  EventStatus,
+  HistoryEntry,
+  OutboxMessage,
+  Principal,
+  PrincipalKind,
+  Role,
+  TemEvent,
+} from '../core/types.js';
+
+/** Columns selected for an event: `events e LEFT JOIN jobs j ON j.event_id = e.id`. */
+export const EVENT_COLUMNS = `e.id::text AS id, e.type, e.payload, e.producer_id, e.user_id, e.channel,
+  e.idempotency_key, e.request_hash, e.occurred_at, e.status, e.attempts, e.max_attempts, e.last_error,
+  e.version, e.created_at, e.updated_at, e.processed_at, j.run_at`;
+
+export interface EventRow {
+  id: string;
+  type: string;
+  payload: Record<string, unknown>;
+  producer_id: string;
+  user_id: string;
+  channel: string | null;
+  idempotency_key: string | null;
+  request_hash: string | null;
+  occurred_at: Date;
+  status: EventStatus;
+  attempts: number;
+  max_attempts: number;
+  last_error: string | null;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+  processed_at: Date | null;
+  run_at: Date | null;
+}
+
+export function toEvent(r: EventRow): TemEvent {
+  return {
+    id: r.id,
+    type: r.type,
+    payload: r.payload,
+    producerId: r.producer_id,
+    userId: r.user_id,
+    channel: r.channel,
+    idempotencyKey: r.idempotency_key,
+    occurredAt: r.occurred_at,
+    status: r.status,
+    attempts: r.attempts,
+    maxAttempts: r.max_attempts,
+    lastError: r.last_error,
+    runAt: r.run_at ?? null,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    processedAt: r.processed_at,
+    version: r.version,
+  };
+}
+
+export interface HistoryRow {
+  status: EventStatus;
+  attempt: number;
+  error: string | null;
+  at: Date;
+  version: number;
+}
+
+export function toHistory(r: HistoryRow): HistoryEntry {
+  return { status: r.status, attempt: r.attempt, error: r.error, at: r.at, version: r.version };
+}
+
+export interface PrincipalRow {
+  id: string;
+  kind: PrincipalKind;
+  role: string;
+  extra_permissions: string[];
+  revoked_permissions: string[];
+  disabled: boolean;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export function toPrincipal(r: PrincipalRow): Principal {
+  return {
+    id: r.id,
+    kind: r.kind,
+    role: r.role,
+    extraPermissions: r.extra_permissions,
+    revokedPermissions: r.revoked_permissions,
+    disabled: r.disabled,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export interface RoleRow {
+  name: string;
+  permissions: string[];
+  builtin: boolean;
+  updated_at: Date;
+}
+
+export function toRole(r: RoleRow): Role {
+  return { name: r.name, permissions: r.permissions, builtin: r.builtin, updatedAt: r.updated_at };
+}
+
+export interface ApiKeyRow {
+  id: string;
+  principal_id: string;
+  prefix: string;
+  created_at: Date;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+}
+
+export function toApiKey(r: ApiKeyRow): ApiKeyRecord {
+  return {
+    id: r.id,
+    principalId: r.principal_id,
+    prefix: r.prefix,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
+    lastUsedAt: r.last_used_at,
+  };
+}
+
+export interface OutboxRow {
+  id: number;
+  event_id: string;
+  channel: string;
+  event: string;
+  payload: Record<string, unknown>;
+  created_at: Date;
+}
+
+export const OUTBOX_COLUMNS = 'id, event_id::text AS event_id, channel, event, payload, created_at';
+
+export function toOutbox(r: OutboxRow): OutboxMessage {
+  return {
+    id: r.id,
+    eventId: r.event_id,
+    channel: r.channel,
+    event: r.event,
+    payload: r.payload,
+    createdAt: r.created_at,
+  };
+}

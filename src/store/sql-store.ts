@@ -1,0 +1,227 @@
+/**
+ * The Store over a Db: the same SQL for PGlite and PostgreSQL. Every public method maps driver
+ * errors to TemError the same way (src/store/errors.ts), so callers never see a driver error.
+ */
+import type { Db } from './db.js';
+import type {
+  ClaimOptions,
+  ClaimedJob,
+  CompleteInput,
+  EventPage,
+  EventStats,
+  FailInput,
+  IngestItem,
+  IngestOutcome,
+  JobRef,
+  KeyLookup,
+  ListEventsQuery,
+  MaintenanceTaskClaim,
+  NewApiKey,
+  NewPrincipal,
+  PrincipalPatch,
+  RetryFilter,
+  Store,
+  Unlisten,
+} from './types.js';
+import type { ApiKeyRecord, OutboxMessage, Principal, Role, TemEventWithHistory } from '../core/types.js';
+import { mapped } from './errors.js';
+import { migrate } from './migrate.js';
+import { OUTBOX_CHANNEL, jobsChannel } from './ops/changes.js';
+import * as principals from './ops/principals.js';
+import * as roles from './ops/roles.js';
+import * as keys from './ops/api-keys.js';
+import * as members from './ops/channel-members.js';
+import { ingest } from './ops/ingest.js';
+import { getEvent } from './ops/get-event.js';
+import { listEvents } from './ops/list-events.js';
+import { retryEvents } from './ops/retry-events.js';
+import { stats } from './ops/stats.js';
+import { claim } from './ops/claim.js';
+import { complete } from './ops/complete.js';
+import { fail } from './ops/fail.js';
+import { extendLeases, releaseJobs } from './ops/leases.js';
+import { hasEffect, nextRunAt } from './ops/queue.js';
+import { sweepExpiredLeases } from './ops/sweep.js';
+import { pruneIdempotencyKeys } from './ops/prune.js';
+import * as maintenance from './ops/maintenance.js';
+import { peekOutbox, relayOutbox } from './ops/outbox.js';
+
+const AUTH_CHANNEL = 'tem_auth';
+
+type AuthDetail = { principalId?: string; keyId?: string };
+
+export class SqlStore implements Store {
+  readonly kind: 'pglite' | 'postgres';
+  private closed = false;
+
+  constructor(private readonly db: Db) {
+    this.kind = db.kind;
+  }
+
+  async migrate(): Promise<void> {
+    await mapped(() => migrate(this.db));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.db.close();
+  }
+
+  async ping(): Promise<void> {
+    await mapped(() => this.db.query('SELECT 1 AS ok'));
+  }
+
+  // ── principals, roles, keys ─────────────────────────────────────────────
+  createPrincipal(input: NewPrincipal): Promise<Principal> {
+    return mapped(() => principals.createPrincipal(this.db, input));
+  }
+  getPrincipal(id: string): Promise<Principal | null> {
+    return mapped(() => principals.getPrincipal(this.db, id));
+  }
+  listPrincipals(): Promise<Principal[]> {
+    return mapped(() => principals.listPrincipals(this.db));
+  }
+  updatePrincipal(id: string, patch: PrincipalPatch): Promise<Principal | null> {
+    return mapped(() => principals.updatePrincipal(this.db, id, patch));
+  }
+  getRole(name: string): Promise<Role | null> {
+    return mapped(() => roles.getRole(this.db, name));
+  }
+  listRoles(): Promise<Role[]> {
+    return mapped(() => roles.listRoles(this.db));
+  }
+  putRole(name: string, permissions: string[]): Promise<Role> {
+    return mapped(() => roles.putRole(this.db, name, permissions));
+  }
+  createApiKey(input: NewApiKey): Promise<ApiKeyRecord> {
+    return mapped(() => keys.createApiKey(this.db, input));
+  }
+  findApiKeyByHash(hash: string): Promise<KeyLookup | null> {
+    return mapped(() => keys.findApiKeyByHash(this.db, hash));
+  }
+  listApiKeys(principalId: string): Promise<ApiKeyRecord[]> {
+    return mapped(() => keys.listApiKeys(this.db, principalId));
+  }
+  revokeApiKey(keyId: string, now: Date): Promise<ApiKeyRecord | null> {
+    return mapped(() => keys.revokeApiKey(this.db, keyId, now));
+  }
+  async notifyAuthChanged(detail: AuthDetail): Promise<void> {
+    await mapped(() => this.db.query(`SELECT pg_notify($1, $2)`, [AUTH_CHANNEL, JSON.stringify(detail)]));
+  }
+  onAuthChanged(handler: (detail: AuthDetail) => void): Promise<Unlisten> {
+    return this.listen(AUTH_CHANNEL, (payload) => {
+      let detail: AuthDetail = {};
+      try {
+        detail = payload ? (JSON.parse(payload) as AuthDetail) : {};
+      } catch {
+        /* a foreign payload still means "something changed" */
+      }
+      handler(detail);
+    });
+  }
+
+  // ── channel membership ──────────────────────────────────────────────────
+  addChannelMember(channel: string, userId: string): Promise<boolean> {
+    return mapped(() => members.addChannelMember(this.db, channel, userId));
+  }
+  removeChannelMember(channel: string, userId: string): Promise<boolean> {
+    return mapped(() => members.removeChannelMember(this.db, channel, userId));
+  }
+  isChannelMember(channel: string, userId: string): Promise<boolean> {
+    return mapped(() => members.isChannelMember(this.db, channel, userId));
+  }
+  listChannelMembers(channel: string): Promise<string[]> {
+    return mapped(() => members.listChannelMembers(this.db, channel));
+  }
+
+  // ── events ──────────────────────────────────────────────────────────────
+  ingest(items: IngestItem[], now: Date): Promise<IngestOutcome[]> {
+    return mapped(() => ingest(this.db, items, now), { unique: 'An event with this id already exists' });
+  }
+  getEvent(id: string): Promise<TemEventWithHistory | null> {
+    return mapped(() => getEvent(this.db, id));
+  }
+  listEvents(query: ListEventsQuery): Promise<EventPage> {
+    return mapped(() => listEvents(this.db, query));
+  }
+  retryEvents(filter: RetryFilter, now: Date): Promise<string[]> {
+    return mapped(() => retryEvents(this.db, filter, now));
+  }
+  stats(now: Date): Promise<EventStats> {
+    return mapped(() => stats(this.db, now));
+  }
+
+  // ── processing queue ────────────────────────────────────────────────────
+  claim(options: ClaimOptions): Promise<ClaimedJob[]> {
+    return mapped(() => claim(this.db, options));
+  }
+  complete(job: JobRef, input: CompleteInput, now: Date): Promise<boolean> {
+    return mapped(() => complete(this.db, job, input, now));
+  }
+  fail(job: JobRef, input: FailInput, now: Date): Promise<boolean> {
+    return mapped(() => fail(this.db, job, input, now));
+  }
+  extendLeases(jobs: JobRef[], leaseMs: number, now: Date): Promise<JobRef[]> {
+    return mapped(() => extendLeases(this.db, jobs, leaseMs, now));
+  }
+  releaseJobs(jobs: JobRef[], now: Date): Promise<number> {
+    return mapped(() => releaseJobs(this.db, jobs, now));
+  }
+  hasEffect(eventId: string, processor: string): Promise<boolean> {
+    return mapped(() => hasEffect(this.db, eventId, processor));
+  }
+  nextRunAt(queue: string): Promise<Date | null> {
+    return mapped(() => nextRunAt(this.db, queue));
+  }
+  onJobsAvailable(queue: string, handler: () => void): Promise<Unlisten> {
+    return this.listen(jobsChannel(queue), () => handler());
+  }
+
+  // ── maintenance queue ───────────────────────────────────────────────────
+  sweepExpiredLeases(now: Date): Promise<number> {
+    return mapped(() => sweepExpiredLeases(this.db, now));
+  }
+  pruneIdempotencyKeys(olderThan: Date): Promise<number> {
+    return mapped(() => pruneIdempotencyKeys(this.db, olderThan));
+  }
+  ensureMaintenanceTasks(names: string[], now: Date): Promise<void> {
+    return mapped(() => maintenance.ensureMaintenanceTasks(this.db, names, now));
+  }
+  claimMaintenanceTask(workerId: string, now: Date, lockMs: number): Promise<MaintenanceTaskClaim | null> {
+    return mapped(() => maintenance.claimMaintenanceTask(this.db, workerId, now, lockMs));
+  }
+  finishMaintenanceTask(name: string, nextRunAt: Date, error: string | null, now: Date): Promise<void> {
+    return mapped(() => maintenance.finishMaintenanceTask(this.db, name, nextRunAt, error, now));
+  }
+
+  // ── outbox ──────────────────────────────────────────────────────────────
+  relayOutbox(limit: number, publish: (messages: OutboxMessage[]) => Promise<void>): Promise<number> {
+    // A publish failure is the caller's error, rethrown as is; only database errors are mapped.
+    let publishError: { err: unknown } | undefined;
+    const guarded = async (messages: OutboxMessage[]): Promise<void> => {
+      try {
+        await publish(messages);
+      } catch (err) {
+        publishError = { err };
+        throw err;
+      }
+    };
+    return mapped(() => relayOutbox(this.db, limit, guarded)).catch((err: unknown) => {
+      throw publishError ? publishError.err : err;
+    });
+  }
+  peekOutbox(limit: number): Promise<OutboxMessage[]> {
+    return mapped(() => peekOutbox(this.db, limit));
+  }
+  onOutbox(handler: () => void): Promise<Unlisten> {
+    return this.listen(OUTBOX_CHANNEL, () => handler());
+  }
+
+  private listen(channel: string, cb: (payload: string) => void): Promise<Unlisten> {
+    return mapped(async () => {
+      const stop = await this.db.listen(channel, cb);
+      return () => mapped(stop).catch(() => undefined);
+    });
+  }
+}
