@@ -1,0 +1,77 @@
+/**
+ * Logging and metrics for the workers, as subscribers of their typed events: one log line per
+ * state transition (with event_id, type and attempt), counters for outcomes and lost leases.
+ */
+import { isTemError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { ClaimedJob } from '../store/types.js';
+import type { TypedEmitter } from './emitter.js';
+import type { MaintenanceEventMap, WorkerEventMap } from './events.js';
+
+type Off = () => void;
+
+function jobFields(job: ClaimedJob, processor: string) {
+  return { event_id: job.event.id, type: job.event.type, attempt: job.attempt, processor };
+}
+
+/** What to log about an error: its code and message, never a stack a client could see. */
+export function errorFields(err: unknown): Record<string, unknown> {
+  if (isTemError(err)) return { code: err.code, err: err.message };
+  if (err instanceof Error) return { err: err.message, name: err.name };
+  return { err: String(err) };
+}
+
+export function logWorkerEvents(events: TypedEmitter<WorkerEventMap>, logger: Logger): Off {
+  const offs = [
+    events.on('job:claimed', ({ job, processor }) => logger.info(jobFields(job, processor), 'job claimed')),
+    events.on('job:completed', ({ job, processor, durationMs, skipped }) =>
+      logger.info({ ...jobFields(job, processor), duration_ms: durationMs, skipped }, 'job processed'),
+    ),
+    events.on('job:retry', ({ job, processor, error, retryAt, delayMs }) =>
+      logger.warn({ ...jobFields(job, processor), error, retry_at: retryAt.toISOString(), delay_ms: delayMs }, 'job failed, will retry'),
+    ),
+    events.on('job:failed', ({ job, processor, error, reason }) =>
+      logger.error({ ...jobFields(job, processor), error, reason }, 'job failed'),
+    ),
+    events.on('job:lease_lost', ({ job, processor, stage }) =>
+      logger.warn({ ...jobFields(job, processor), stage }, 'lease lost, result not committed'),
+    ),
+    events.on('job:released', ({ job, processor }) => logger.info(jobFields(job, processor), 'job released')),
+    events.on('error', ({ error, context, job }) =>
+      logger.error({ ...errorFields(error), context, ...(job ? { event_id: job.event.id, type: job.event.type, attempt: job.attempt } : {}) }, 'worker error'),
+    ),
+    events.on('stopped', ({ released }) => logger.info({ released }, 'worker stopped')),
+  ];
+  return () => offs.forEach((off) => off());
+}
+
+export function countWorkerEvents(events: TypedEmitter<WorkerEventMap>, metrics: Metrics): Off {
+  const offs = [
+    events.on('job:completed', ({ skipped }) => metrics.jobsCompleted.inc({ outcome: skipped ? 'skipped' : 'processed' })),
+    events.on('job:retry', () => metrics.jobsCompleted.inc({ outcome: 'retry' })),
+    events.on('job:failed', () => metrics.jobsCompleted.inc({ outcome: 'failed' })),
+    events.on('job:lease_lost', () => metrics.leaseLost.inc()),
+    events.on('job:released', () => metrics.jobsCompleted.inc({ outcome: 'released' })),
+  ];
+  return () => offs.forEach((off) => off());
+}
+
+export function logMaintenanceEvents(events: TypedEmitter<MaintenanceEventMap>, logger: Logger): Off {
+  const offs = [
+    events.on('task:completed', ({ name, result, durationMs }) =>
+      // Sweeps run every second: only say something when they did something.
+      (typeof result === 'number' && result > 0 ? logger.info : logger.debug).call(logger, { task: name, result, duration_ms: durationMs }, 'maintenance task done'),
+    ),
+    events.on('task:failed', ({ name, error, durationMs }) => logger.error({ task: name, error, duration_ms: durationMs }, 'maintenance task failed')),
+    events.on('error', ({ error, context }) => logger.error({ ...errorFields(error), context }, 'maintenance error')),
+    events.on('stopped', () => logger.info('maintenance stopped')),
+  ];
+  return () => offs.forEach((off) => off());
+}
+
+export function countMaintenanceEvents(events: TypedEmitter<MaintenanceEventMap>, metrics: Metrics): Off {
+  return events.on('task:completed', ({ name, result }) => {
+    if (name === 'sweep_leases' && typeof result === 'number' && result > 0) metrics.leaseExpiries.inc(result);
+  });
+}

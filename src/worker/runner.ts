@@ -1,0 +1,384 @@
+/**
+ * The processing worker: claim → process → complete/fail, for one queue.
+ *
+ * - Claims in batches, at most `workerConcurrency` jobs in flight.
+ * - Woken by the store's job notifications (LISTEN/NOTIFY), with polling every
+ *   `pollIntervalMs` only as a backstop and a timer for the next delayed retry (`nextRunAt`).
+ * - Renews the leases of its jobs every leaseMs/3. A job whose lease is lost has its signal
+ *   aborted and its result is never committed: the store fences complete/fail by lease token,
+ *   and this worker does not even try once it knows.
+ * - Store errors never end the loop: it backs off and tries again. A job whose outcome could
+ *   not be written stays leased; the maintenance sweep requeues it when the lease runs out and
+ *   the effects log keeps the re-run from repeating a recorded effect.
+ * - Everything that happens is emitted on `events`; logging and metrics subscribe there.
+ */
+import type { Clock } from '../core/clock.js';
+import { systemClock } from '../core/clock.js';
+import type { TemConfig } from '../config/index.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { ClaimedJob, JobRef, Store, Unlisten } from '../store/types.js';
+import { backoffDelayMs, retryDelayMs, type RandomSource } from './backoff.js';
+import { TypedEmitter } from './emitter.js';
+import type { WorkerEventMap } from './events.js';
+import { describeError } from './describe-error.js';
+import { countWorkerEvents, logWorkerEvents } from './observe.js';
+import { isNonRetryableError, type Processor } from './processors/types.js';
+import { ProcessorRegistry } from './processors/registry.js';
+
+export interface WorkerOptions {
+  store: Store;
+  config: TemConfig;
+  logger: Logger;
+  clock?: Clock;
+  metrics?: Metrics;
+  /** Processors to run (or a ready registry); types no processor claims use the default one. */
+  processors?: Processor[] | ProcessorRegistry;
+  queue?: string;
+  workerId: string;
+  /** Randomness of the retry backoff (tests inject a fixed one). */
+  random?: RandomSource;
+  /** How often leases are renewed; default leaseMs / 3. */
+  renewIntervalMs?: number;
+}
+
+/** One job this worker runs. `abandoned` is set once it must not commit. */
+interface Running {
+  job: ClaimedJob;
+  ref: JobRef;
+  processor: Processor;
+  controller: AbortController;
+  abandoned: 'lost' | 'released' | null;
+  /** Writing the outcome: a lease that vanishes now may be our own completion. */
+  committing: boolean;
+  done: Promise<void>;
+}
+
+type Outcome = { ok: true; result: unknown } | { ok: false; error: unknown };
+
+/** Commit attempts while the database blips, before leaving the job to the sweep. */
+const COMMIT_RETRY_DELAYS_MS = [100, 300, 900];
+const STORE_BACKOFF = { baseMs: 100, maxMs: 5000 };
+
+export class Worker {
+  readonly events: TypedEmitter<WorkerEventMap>;
+  readonly workerId: string;
+  readonly queue: string;
+  private readonly store: Store;
+  private readonly config: TemConfig;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly registry: ProcessorRegistry;
+  private readonly random: RandomSource;
+  private readonly renewIntervalMs: number;
+
+  private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  private readonly inFlight = new Map<string, Running>();
+  private loop: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
+  private unlisten: Unlisten | null = null;
+  private renewTimer: NodeJS.Timeout | null = null;
+  private renewing = false;
+  private wakeWaiter: (() => void) | null = null;
+  private wakePending = false;
+  /** The last claim was full or a notification arrived: claim again as soon as there is room. */
+  private moreWork = true;
+  private waitingForCapacity = false;
+  private storeFailures = 0;
+
+  constructor(options: WorkerOptions) {
+    this.store = options.store;
+    this.config = options.config;
+    this.logger = options.logger;
+    this.clock = options.clock ?? systemClock;
+    this.workerId = options.workerId;
+    this.queue = options.queue ?? 'processing';
+    this.random = options.random ?? Math.random;
+    this.registry = options.processors instanceof ProcessorRegistry ? options.processors : new ProcessorRegistry(options.processors ?? []);
+    this.renewIntervalMs = options.renewIntervalMs ?? Math.max(10, Math.floor(this.config.leaseMs / 3));
+    this.events = new TypedEmitter<WorkerEventMap>((err, event) =>
+      this.logger.error({ err: (err as Error)?.message ?? String(err), event: String(event) }, 'worker event listener threw'),
+    );
+    logWorkerEvents(this.events, this.logger);
+    if (options.metrics) countWorkerEvents(this.events, options.metrics);
+  }
+
+  /** Jobs currently running (including ones abandoned whose processor has not returned). */
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'idle') throw new Error(`worker ${this.workerId} was already started`);
+    this.state = 'running';
+    await this.listen();
+    this.renewTimer = setInterval(() => void this.renewLeases(), this.renewIntervalMs);
+    this.loop = this.run();
+  }
+
+  /** Claim now instead of at the next notification or poll (tests, and after a manual requeue). */
+  wake(): void {
+    this.moreWork = true;
+    this.signal();
+  }
+
+  /**
+   * Stops claiming, lets in-flight jobs finish for up to `shutdownTimeoutMs`, then releases the
+   * rest (their signals are aborted, the attempt is not counted). Safe to call more than once.
+   */
+  stop(): Promise<void> {
+    if (this.state === 'idle' || this.state === 'stopped') {
+      this.state = 'stopped';
+      return this.stopping ?? Promise.resolve();
+    }
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  /** Extends the leases of running jobs; jobs whose lease is gone are aborted and abandoned. */
+  async renewLeases(): Promise<void> {
+    if (this.renewing) return;
+    // Jobs being committed are renewed too (a blip may make the commit retry for a while), but
+    // only the commit's own answer may say their lease is gone: it may be our completion.
+    const live = [...this.inFlight.values()].filter((e) => !e.abandoned);
+    if (live.length === 0) return;
+    this.renewing = true;
+    try {
+      const held = await this.store.extendLeases(live.map((e) => e.ref), this.config.leaseMs, this.clock.now());
+      const kept = new Set(held.map((r) => r.leaseToken));
+      for (const entry of live) {
+        // A job that finished meanwhile was not ours to lose.
+        if (kept.has(entry.ref.leaseToken) || entry.abandoned || entry.committing || !this.inFlight.has(entry.ref.leaseToken)) continue;
+        entry.abandoned = 'lost';
+        entry.controller.abort(new Error('lease lost'));
+        this.events.emit('job:lease_lost', { job: entry.job, processor: entry.processor.name, stage: 'renew' });
+      }
+    } catch (error) {
+      this.events.emit('error', { error, context: 'extendLeases' });
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  // ── the claim loop ───────────────────────────────────────────────────────
+
+  private async run(): Promise<void> {
+    while (this.state === 'running') {
+      try {
+        if (!this.unlisten) await this.listen();
+        const room = this.config.workerConcurrency - this.inFlight.size;
+        if (room <= 0) {
+          this.waitingForCapacity = true;
+          await this.sleep(this.config.pollIntervalMs);
+          this.waitingForCapacity = false;
+          continue;
+        }
+        const limit = Math.min(this.config.workerBatchSize, room);
+        this.moreWork = false;
+        let jobs: ClaimedJob[];
+        try {
+          jobs = await this.store.claim({ queue: this.queue, workerId: this.workerId, limit, leaseMs: this.config.leaseMs, now: this.clock.now() });
+          this.storeFailures = 0;
+        } catch (error) {
+          this.moreWork = true;
+          this.events.emit('error', { error, context: 'claim' });
+          await this.sleep(this.storeBackoffMs());
+          continue;
+        }
+        for (const job of jobs) this.begin(job);
+        if (jobs.length === limit) {
+          this.moreWork = true;
+          continue;
+        }
+        if (!this.moreWork) await this.sleep(await this.idleDelayMs());
+      } catch (error) {
+        this.events.emit('error', { error, context: 'loop' });
+        await this.sleep(this.storeBackoffMs());
+      }
+    }
+  }
+
+  private async listen(): Promise<void> {
+    try {
+      this.unlisten = await this.store.onJobsAvailable(this.queue, () => this.wake());
+    } catch (error) {
+      // Polling still finds the work; the next loop turn tries to listen again.
+      this.events.emit('error', { error, context: 'listen' });
+    }
+  }
+
+  /** How long to sleep when idle: the poll backstop, or less when a delayed retry is due sooner. */
+  private async idleDelayMs(): Promise<number> {
+    let delay = this.config.pollIntervalMs;
+    try {
+      const next = await this.store.nextRunAt(this.queue);
+      if (next) delay = Math.min(delay, Math.max(10, next.getTime() - this.clock.nowMs()));
+    } catch (error) {
+      this.events.emit('error', { error, context: 'nextRunAt' });
+    }
+    return delay;
+  }
+
+  private storeBackoffMs(): number {
+    this.storeFailures += 1;
+    return 50 + backoffDelayMs(STORE_BACKOFF, this.storeFailures, this.random);
+  }
+
+  private signal(): void {
+    const waiter = this.wakeWaiter;
+    if (waiter) waiter();
+    else this.wakePending = true;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.wakePending || this.state !== 'running') {
+      this.wakePending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakeWaiter = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeWaiter = done;
+    });
+  }
+
+  // ── one job ──────────────────────────────────────────────────────────────
+
+  private begin(job: ClaimedJob): void {
+    const processor = this.registry.resolve(job.event.type);
+    const entry: Running = {
+      job,
+      ref: { eventId: job.event.id, leaseToken: job.leaseToken },
+      processor,
+      controller: new AbortController(),
+      abandoned: null,
+      committing: false,
+      done: Promise.resolve(),
+    };
+    // Keyed by lease token: after a lost lease the same event may be claimed here again
+    // while the abandoned run has not returned yet.
+    this.inFlight.set(job.leaseToken, entry);
+    this.events.emit('job:claimed', { job, processor: processor.name });
+    entry.done = this.execute(entry)
+      .catch((error) => this.events.emit('error', { error, context: 'execute', job }))
+      .finally(() => {
+        this.inFlight.delete(job.leaseToken);
+        if (this.waitingForCapacity || this.moreWork) this.signal();
+      });
+  }
+
+  private async execute(entry: Running): Promise<void> {
+    const { job, processor } = entry;
+    const started = performance.now();
+    let skipped: boolean;
+    try {
+      skipped = await this.store.hasEffect(job.event.id, processor.name);
+    } catch (error) {
+      this.events.emit('error', { error, context: 'hasEffect', job });
+      await this.releaseQuietly([entry]);
+      return;
+    }
+    const outcome = skipped ? ({ ok: true, result: null } as const) : await this.invoke(entry);
+    if (entry.abandoned) return;
+    entry.committing = true;
+    if (outcome.ok) {
+      const ok = await this.commit(entry, 'complete', () =>
+        this.store.complete(entry.ref, { processor: processor.name, result: outcome.result ?? null }, this.clock.now()),
+      );
+      const durationMs = Math.round(performance.now() - started);
+      if (ok) this.events.emit('job:completed', { job, processor: processor.name, durationMs, skipped });
+      else if (ok === false) this.leaseLost(entry, 'complete');
+      return;
+    }
+    const error = describeError(outcome.error);
+    const nonRetryable = isNonRetryableError(outcome.error);
+    const retry = !nonRetryable && job.attempt < job.maxAttempts;
+    const now = this.clock.now();
+    const delayMs = retry ? retryDelayMs(this.config, job.event.type, job.attempt, this.random) : 0;
+    const retryAt = retry ? new Date(now.getTime() + delayMs) : null;
+    const ok = await this.commit(entry, 'fail', () => this.store.fail(entry.ref, { error, retryAt }, now));
+    if (ok === false) this.leaseLost(entry, 'fail');
+    else if (ok && retryAt) this.events.emit('job:retry', { job, processor: processor.name, error, retryAt, delayMs });
+    else if (ok) this.events.emit('job:failed', { job, processor: processor.name, error, reason: nonRetryable ? 'non_retryable' : 'exhausted' });
+  }
+
+  private async invoke(entry: Running): Promise<Outcome> {
+    const { job, processor } = entry;
+    const logger = this.logger.child({ event_id: job.event.id, type: job.event.type, attempt: job.attempt, processor: processor.name });
+    try {
+      return { ok: true, result: await processor.process(job.event, { attempt: job.attempt, signal: entry.controller.signal, logger }) };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  }
+
+  /**
+   * Writes the outcome, retrying briefly while the store is unavailable (the lease is still being
+   * renewed meanwhile). Returns the store's answer, or undefined when it could not be written:
+   * the job then stays leased until the sweep requeues it.
+   */
+  private async commit(entry: Running, context: string, write: () => Promise<boolean>): Promise<boolean | undefined> {
+    for (let i = 0; ; i++) {
+      try {
+        return await write();
+      } catch (error) {
+        this.events.emit('error', { error, context, job: entry.job });
+        const delay = COMMIT_RETRY_DELAYS_MS[i];
+        if (delay === undefined || entry.abandoned) return undefined;
+        await new Promise((r) => setTimeout(r, delay));
+        if (entry.abandoned) return undefined;
+      }
+    }
+  }
+
+  private leaseLost(entry: Running, stage: 'complete' | 'fail'): void {
+    // Released at shutdown while committing: the release won, which is not a lost lease.
+    if (entry.abandoned === 'released') return;
+    entry.abandoned = 'lost';
+    this.events.emit('job:lease_lost', { job: entry.job, processor: entry.processor.name, stage });
+  }
+
+  private async releaseQuietly(entries: Running[]): Promise<number> {
+    if (entries.length === 0) return 0;
+    try {
+      return await this.store.releaseJobs(entries.map((e) => e.ref), this.clock.now());
+    } catch (error) {
+      // The leases run out and the sweep requeues the jobs (counting the attempt).
+      this.events.emit('error', { error, context: 'releaseJobs' });
+      return 0;
+    }
+  }
+
+  // ── shutdown ─────────────────────────────────────────────────────────────
+
+  private async shutdown(): Promise<void> {
+    this.state = 'stopping';
+    this.signal();
+    await this.loop;
+    const unlisten = this.unlisten;
+    this.unlisten = null;
+    await unlisten?.().catch((error: unknown) => this.events.emit('error', { error, context: 'unlisten' }));
+
+    const pending = [...this.inFlight.values()].map((e) => e.done);
+    if (pending.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled(pending), new Promise((r) => (timer = setTimeout(r, this.config.shutdownTimeoutMs)))]);
+      clearTimeout(timer);
+    }
+    const rest = [...this.inFlight.values()].filter((e) => !e.abandoned);
+    for (const entry of rest) {
+      entry.abandoned = 'released';
+      entry.controller.abort(new Error('worker shutting down'));
+    }
+    await this.releaseQuietly(rest);
+    for (const entry of rest) this.events.emit('job:released', { job: entry.job, processor: entry.processor.name });
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = null;
+    this.state = 'stopped';
+    this.events.emit('stopped', { released: rest.length });
+  }
+}
