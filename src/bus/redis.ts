@@ -1,0 +1,173 @@
+/**
+ * The bus over Redis (distributed mode). Two connections per node:
+ * - commands (publish, history, control): fails fast while Redis is away (see connection.ts);
+ * - one subscriber connection, which SUBSCRIBEs/PSUBSCRIBEs only the channels and patterns this
+ *   node has local handlers for, and re-subscribes them itself after a reconnect.
+ *
+ * Key layout (prefix default `tem:`): `{prefix}bus:{channel}:pos` (hash epoch/offset),
+ * `{prefix}bus:{channel}:hist` (list of publication JSON). Pub/sub: `{prefix}bus:{channel}`,
+ * control messages on `{prefix}bus-control` (no channel pattern can match it).
+ */
+import type { Redis } from 'ioredis';
+import { randomBase62 } from '../core/ids.js';
+import type { NamespaceOptions } from '../config/index.js';
+import type { StreamPosition } from '../protocol/frames.js';
+import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
+import { closeRedis, defineScript, escapeGlob, openRedis, withRedis, type RedisConnection } from './connection.js';
+import { decodeStored, positionTtl, toPublication, type StreamRead } from './history.js';
+import { PUBLISH_LUA, READ_LUA } from './redis-scripts.js';
+import type { ControlMessage, Publication } from './types.js';
+
+export interface RedisBusOptions extends BaseBusOptions {
+  url: string;
+  /** Prefix of every key and pub/sub channel (tests use one per file). */
+  prefix?: string;
+  /** Node name used in CLIENT SETNAME (`{prefix}bus:cmd:{name}`, `{prefix}bus:sub:{name}`). */
+  name?: string;
+  commandTimeoutMs?: number;
+  connectTimeoutMs?: number;
+}
+
+type ReadReply = [string, number, string[]];
+
+export class RedisBus extends BaseBus {
+  readonly kind = 'redis' as const;
+  readonly prefix: string;
+  readonly name: string;
+  private readonly cmd: RedisConnection;
+  private readonly sub: RedisConnection;
+  private readonly pubsubPrefix: string;
+  private readonly controlChannel: string;
+  /** PSUBSCRIBE pattern → the bus pattern it stands for. */
+  private readonly patternNames = new Map<string, string>();
+  private readonly publishScript: (keys: string[], args: (string | number)[]) => Promise<string>;
+  private readonly readScript: (keys: string[], args: (string | number)[]) => Promise<ReadReply>;
+
+  constructor(options: RedisBusOptions) {
+    super(options);
+    this.prefix = options.prefix ?? 'tem:';
+    this.name = options.name ?? randomBase62(8);
+    this.pubsubPrefix = `${this.prefix}bus:`;
+    this.controlChannel = `${this.prefix}bus-control`;
+    const common = { url: options.url, commandTimeoutMs: options.commandTimeoutMs, connectTimeoutMs: options.connectTimeoutMs, logger: this.logger };
+    this.cmd = openRedis({ ...common, name: `${this.prefix}bus:cmd:${this.name}` });
+    this.sub = openRedis({ ...common, name: `${this.prefix}bus:sub:${this.name}` });
+    this.publishScript = defineScript(this.cmd.redis, 'temBusPublish', 2, PUBLISH_LUA);
+    this.readScript = defineScript(this.cmd.redis, 'temBusRead', 2, READ_LUA);
+    this.sub.redis.on('message', (raw: string, json: string) => this.onMessage(raw, json));
+    this.sub.redis.on('pmessage', (rawPattern: string, raw: string, json: string) => this.onPatternMessage(rawPattern, raw, json));
+    let connectedBefore = false;
+    this.sub.redis.on('ready', () => {
+      if (connectedBefore) this.resubscribe(this.sub.redis);
+      connectedBefore = true;
+    });
+  }
+
+  private keys(channel: string): [string, string] {
+    return [`${this.prefix}bus:{${channel}}:pos`, `${this.prefix}bus:{${channel}}:hist`];
+  }
+
+  protected async append(channel: string, body: string, ns: NamespaceOptions, nowMs: number): Promise<Publication> {
+    const json = await withRedis(this.cmd, () =>
+      this.publishScript(this.keys(channel), [
+        this.pubsubPrefix + channel,
+        body,
+        randomBase62(10),
+        ns.historySize,
+        ns.historyTtlMs,
+        positionTtl(ns, this.positionTtlMs),
+        nowMs,
+      ]),
+    );
+    return toPublication(decodeStored(channel, json));
+  }
+
+  protected async read(channel: string, since: StreamPosition | undefined, ns: NamespaceOptions): Promise<StreamRead> {
+    const valid = since !== undefined && typeof since.epoch === 'string' && Number.isSafeInteger(since.offset);
+    const [epoch, offset, entries] = await withRedis(this.cmd, () =>
+      this.readScript(this.keys(channel), [randomBase62(10), positionTtl(ns, this.positionTtlMs), valid ? since.epoch : '', valid ? since.offset : -1]),
+    );
+    return { position: { epoch, offset: Number(offset) }, entries: entries.map((json) => decodeStored(channel, json)) };
+  }
+
+  private topicName(kind: TopicKind, name: string): string {
+    if (kind === 'control') return this.controlChannel;
+    if (kind === 'channel') return this.pubsubPrefix + name;
+    // `a:b:*` → every channel starting `a:b:`; the literal part is escaped for the glob.
+    return `${escapeGlob(this.pubsubPrefix + name.slice(0, -1))}*`;
+  }
+
+  protected listen(kind: TopicKind, name: string): Promise<void> {
+    const topic = this.topicName(kind, name);
+    if (kind === 'pattern') {
+      this.patternNames.set(topic, name);
+      return withRedis(this.sub, (redis) => redis.psubscribe(topic)).then(() => undefined);
+    }
+    return withRedis(this.sub, (redis) => redis.subscribe(topic)).then(() => undefined);
+  }
+
+  protected unlisten(kind: TopicKind, name: string): Promise<void> {
+    const topic = this.topicName(kind, name);
+    if (kind === 'pattern') {
+      this.patternNames.delete(topic);
+      return withRedis(this.sub, (redis) => redis.punsubscribe(topic)).then(() => undefined);
+    }
+    return withRedis(this.sub, (redis) => redis.unsubscribe(topic)).then(() => undefined);
+  }
+
+  /** After a reconnect the new socket has no subscriptions: restore exactly the wanted ones. */
+  private resubscribe(redis: Redis): void {
+    const topics = this.activeTopics();
+    const channels = topics.filter((t) => t.kind !== 'pattern').map((t) => this.topicName(t.kind, t.name));
+    const patterns = topics.filter((t) => t.kind === 'pattern').map((t) => this.topicName(t.kind, t.name));
+    const failed = (err: unknown): void => this.logger.warn({ err }, 'bus re-subscribe failed; retried on next reconnect');
+    if (channels.length > 0) redis.subscribe(...channels).catch(failed);
+    if (patterns.length > 0) redis.psubscribe(...patterns).catch(failed);
+    this.logger.info({ channels: channels.length, patterns: patterns.length }, 'bus re-subscribed after reconnect');
+  }
+
+  private onMessage(raw: string, json: string): void {
+    try {
+      if (raw === this.controlChannel) {
+        this.dispatch('control', 'control', JSON.parse(json) as ControlMessage);
+        return;
+      }
+      if (!raw.startsWith(this.pubsubPrefix)) return;
+      const channel = raw.slice(this.pubsubPrefix.length);
+      if (this.hasTopic('channel', channel)) this.dispatch('channel', channel, toPublication(decodeStored(channel, json)));
+    } catch (err) {
+      this.logger.error({ err, channel: raw }, 'undecodable bus message');
+    }
+  }
+
+  private onPatternMessage(rawPattern: string, raw: string, json: string): void {
+    const pattern = this.patternNames.get(rawPattern);
+    if (pattern === undefined || !raw.startsWith(this.pubsubPrefix)) return;
+    try {
+      const channel = raw.slice(this.pubsubPrefix.length);
+      this.dispatch('pattern', pattern, toPublication(decodeStored(channel, json)));
+    } catch (err) {
+      this.logger.error({ err, channel: raw }, 'undecodable bus message');
+    }
+  }
+
+  protected async sendControl(message: ControlMessage): Promise<void> {
+    await withRedis(this.cmd, (redis) => redis.publish(this.controlChannel, JSON.stringify(message)));
+  }
+
+  async health(): Promise<'ok' | 'down'> {
+    if (this.closed) return 'down';
+    try {
+      // Both connections: a node whose subscriber is away receives nothing.
+      await withRedis(this.sub, async () => undefined);
+      await withRedis(this.cmd, (redis) => redis.ping());
+      return 'ok';
+    } catch {
+      return 'down';
+    }
+  }
+
+  protected async closeTransport(): Promise<void> {
+    await Promise.all([closeRedis(this.cmd), closeRedis(this.sub)]);
+  }
+}

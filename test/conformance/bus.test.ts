@@ -1,0 +1,381 @@
+/**
+ * One suite, every Bus: memory (nodes on one MemoryHub) and Redis (nodes on one Redis, isolated
+ * by a key prefix per test). A "node" is what one gateway process holds.
+ */
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { ManualClock, type Clock } from '../../src/core/clock.js';
+import { randomBase62 } from '../../src/core/ids.js';
+import type { NamespaceOptions } from '../../src/config/index.js';
+import { MemoryHub, RedisBus, type Bus, type ControlMessage, type NamespaceResolver, type Publication } from '../../src/bus/index.js';
+import { services, REDIS_URL } from '../helpers/services.js';
+
+interface NodeOptions {
+  namespaces?: NamespaceResolver;
+  clock?: Clock;
+  positionTtlMs?: number;
+}
+
+interface Harness {
+  kind: 'memory' | 'redis';
+  /** A new node on the same backend as every other node of this test. */
+  node(options?: NodeOptions): Bus;
+  /** Loses all stored streams (Redis flushed/restarted, memory hub recreated). */
+  loseData(): Promise<void>;
+}
+
+const ns = (over: Partial<NamespaceOptions> = {}): NamespaceResolver => {
+  const opts: NamespaceOptions = { historySize: 100, historyTtlMs: 300_000, presence: true, joinLeave: true, clientPublish: false, ...over };
+  return () => opts;
+};
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const offsets = (pubs: Publication[]): number[] => pubs.map((p) => p.offset);
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+function conformance(name: string, makeHarness: () => Harness, extra?: (h: () => Harness) => void): void {
+  describe(name, () => {
+    let harness: Harness;
+    const h = (): Harness => (harness ??= makeHarness());
+    afterEach(() => {
+      harness = undefined as unknown as Harness;
+    });
+
+    it('numbers publications 1, 2, 3… in one epoch and reports the position', async () => {
+      const bus = h().node();
+      const a = await bus.publish('chat:1', 'msg', { n: 1 });
+      const b = await bus.publish('chat:1', 'msg', { n: 2 }, { eventId: 'ev-2' });
+      const other = await bus.publish('chat:2', 'msg', null);
+      expect(a).toEqual({ channel: 'chat:1', offset: 1, epoch: a.epoch, event: 'msg', payload: { n: 1 } });
+      expect(b).toMatchObject({ offset: 2, epoch: a.epoch, eventId: 'ev-2', payload: { n: 2 } });
+      expect(other.offset).toBe(1);
+      expect(a.epoch).toMatch(/^[A-Za-z0-9]{4,}$/);
+      expect(await bus.position('chat:1')).toEqual({ offset: 2, epoch: a.epoch });
+    });
+
+    it('gives a quiet channel the epoch its first publication will carry', async () => {
+      const bus = h().node();
+      const before = await bus.position('quiet:1');
+      expect(before.offset).toBe(0);
+      const pub = await bus.publish('quiet:1', 'msg', {});
+      expect(pub.epoch).toBe(before.epoch);
+      const res = await bus.history('quiet:1', before);
+      expect(res).toMatchObject({ recovered: true, position: { offset: 1 } });
+      expect(offsets(res.publications)).toEqual([1]);
+    });
+
+    it('answers history: nothing without since, the missed publications exactly once with since', async () => {
+      const bus = h().node();
+      for (let i = 1; i <= 10; i++) await bus.publish('chat:h', 'msg', { i });
+      const { position } = await bus.history('chat:h');
+      expect(await bus.history('chat:h')).toEqual({ publications: [], position, recovered: true });
+      const missed = await bus.history('chat:h', { offset: 6, epoch: position.epoch });
+      expect(missed.recovered).toBe(true);
+      expect(offsets(missed.publications)).toEqual([7, 8, 9, 10]);
+      expect(missed.publications.map((p) => p.payload)).toEqual([{ i: 7 }, { i: 8 }, { i: 9 }, { i: 10 }]);
+      expect(missed.publications[0]).toEqual({ channel: 'chat:h', offset: 7, epoch: position.epoch, event: 'msg', payload: { i: 7 } });
+      expect(await bus.history('chat:h', { offset: 10, epoch: position.epoch })).toEqual({ publications: [], position, recovered: true });
+      expect(offsets((await bus.history('chat:h', { offset: 0, epoch: position.epoch })).publications)).toEqual(range(1, 10));
+    });
+
+    it('refuses to recover from another epoch, a future offset or a malformed position', async () => {
+      const bus = h().node();
+      const pub = await bus.publish('chat:e', 'msg', {});
+      for (const since of [{ offset: 0, epoch: 'other' }, { offset: 5, epoch: pub.epoch }, { offset: -1, epoch: pub.epoch }, { offset: 0.5, epoch: pub.epoch }]) {
+        const res = await bus.history('chat:e', since);
+        expect(res, JSON.stringify(since)).toMatchObject({ publications: [], recovered: false, position: { offset: 1, epoch: pub.epoch } });
+      }
+    });
+
+    it('keeps only historySize publications: older positions no longer recover', async () => {
+      const bus = h().node({ namespaces: ns({ historySize: 5 }) });
+      let epoch = '';
+      for (let i = 1; i <= 12; i++) epoch = (await bus.publish('chat:s', 'msg', { i })).epoch;
+      expect((await bus.history('chat:s', { offset: 6, epoch })).recovered).toBe(false);
+      const kept = await bus.history('chat:s', { offset: 7, epoch });
+      expect(kept.recovered).toBe(true);
+      expect(offsets(kept.publications)).toEqual(range(8, 12));
+    });
+
+    it('forgets publications older than historyTtlMs but keeps the position', async () => {
+      const clock = new ManualClock();
+      const bus = h().node({ clock, namespaces: ns({ historyTtlMs: 60_000 }) });
+      let epoch = '';
+      for (let i = 1; i <= 3; i++) epoch = (await bus.publish('chat:t', 'msg', { i })).epoch;
+      clock.advance(30_000);
+      await bus.publish('chat:t', 'msg', { i: 4 });
+      await bus.publish('chat:t', 'msg', { i: 5 });
+      clock.advance(30_000); // 1–3 are now exactly 60 s old: gone.
+      expect((await bus.history('chat:t', { offset: 0, epoch })).recovered).toBe(false);
+      expect((await bus.history('chat:t', { offset: 2, epoch })).recovered).toBe(false);
+      expect(offsets((await bus.history('chat:t', { offset: 3, epoch })).publications)).toEqual([4, 5]);
+      clock.advance(30_000);
+      expect((await bus.history('chat:t', { offset: 3, epoch })).recovered).toBe(false);
+      expect(await bus.history('chat:t', { offset: 5, epoch })).toMatchObject({ publications: [], recovered: true });
+    });
+
+    it('keeps no history with historySize 0, while offsets still increase', async () => {
+      const bus = h().node({ namespaces: ns({ historySize: 0 }) });
+      const first = await bus.publish('chat:z', 'msg', {});
+      const second = await bus.publish('chat:z', 'msg', {});
+      expect([first.offset, second.offset]).toEqual([1, 2]);
+      expect((await bus.history('chat:z', { offset: 1, epoch: first.epoch })).recovered).toBe(false);
+      expect((await bus.history('chat:z', { offset: 2, epoch: first.epoch })).recovered).toBe(true);
+    });
+
+    it('starts a new epoch when the stored streams are lost, so old positions do not recover', async () => {
+      const bus = h().node();
+      const old = await bus.publish('chat:l', 'msg', {});
+      await bus.publish('chat:l', 'msg', {});
+      await h().loseData();
+      const fresh = h().node();
+      const next = await fresh.publish('chat:l', 'msg', {});
+      expect(next.epoch).not.toBe(old.epoch);
+      expect(next.offset).toBe(1);
+      expect(await fresh.history('chat:l', { offset: 1, epoch: old.epoch })).toMatchObject({ recovered: false, publications: [] });
+    });
+
+    it('fans out across nodes: only nodes with a handler for the channel receive', async () => {
+      const a = h().node();
+      const b = h().node();
+      const c = h().node();
+      const gotB: Publication[] = [];
+      const gotC: Publication[] = [];
+      await b.subscribe('room:1', (p) => gotB.push(p));
+      await c.subscribe('room:2', (p) => gotC.push(p));
+      const sent = await a.publish('room:1', 'hello', { text: 'hi' }, { eventId: 'e1' });
+      await waitFor(() => gotB.length === 1, 'node B to receive');
+      expect(gotB[0]).toEqual(sent);
+      await a.publish('room:2', 'hello', {});
+      await waitFor(() => gotC.length === 1, 'node C to receive');
+      expect(gotB).toHaveLength(1);
+    });
+
+    it('delivers prefix:* patterns every channel under the prefix, next to exact subscriptions', async () => {
+      const a = h().node();
+      const b = h().node();
+      const viaPattern: string[] = [];
+      const viaExact: string[] = [];
+      await b.subscribe('server:7:*', (p) => viaPattern.push(p.channel));
+      await b.subscribe('server:7:channel:1', (p) => viaExact.push(p.channel));
+      for (const ch of ['server:7:channel:1', 'server:8:channel:1', 'server:7:x', 'server:70:y', 'server:7:channel:2:deep']) await a.publish(ch, 'm', {});
+      await a.publish('done:1', 'm', {});
+      await waitFor(() => viaPattern.length === 3, 'pattern deliveries');
+      await sleep(50);
+      expect(viaPattern).toEqual(['server:7:channel:1', 'server:7:x', 'server:7:channel:2:deep']);
+      expect(viaExact).toEqual(['server:7:channel:1']);
+    });
+
+    it('stops delivering after unsubscribe; a throwing handler does not stop the others', async () => {
+      const bus = h().node();
+      const first: number[] = [];
+      const second: number[] = [];
+      const unsubFirst = await bus.subscribe('room:u', (p) => first.push(p.offset));
+      await bus.subscribe('room:u', (p) => {
+        second.push(p.offset);
+        throw new Error('handler bug');
+      });
+      await bus.publish('room:u', 'm', {});
+      await waitFor(() => first.length === 1 && second.length === 1, 'both handlers');
+      await unsubFirst();
+      await unsubFirst();
+      await bus.publish('room:u', 'm', {});
+      await waitFor(() => second.length === 2, 'second handler');
+      expect(first).toEqual([1]);
+    });
+
+    it('sends control messages to every node, including the sender', async () => {
+      const a = h().node();
+      const b = h().node();
+      const atA: ControlMessage[] = [];
+      const atB: ControlMessage[] = [];
+      await a.onControl((m) => atA.push(m));
+      const offB = await b.onControl((m) => atB.push(m));
+      const msg: ControlMessage = { kind: 'disconnect_user', userId: 'u1', code: 4001, reason: 'revoked' };
+      await a.publishControl(msg);
+      await waitFor(() => atA.length === 1 && atB.length === 1, 'control on both nodes');
+      expect(atB[0]).toEqual(msg);
+      await offB();
+      await a.publishControl({ kind: 'revoke_key', keyId: 'k1' });
+      await waitFor(() => atA.length === 2, 'second control message');
+      await sleep(50);
+      expect(atB).toHaveLength(1);
+    });
+
+    it('keeps 1,000 concurrent publishes from two nodes gap-free and delivers them in offset order', async () => {
+      const a = h().node();
+      const b = h().node();
+      const c = h().node();
+      const seen: number[] = [];
+      await c.subscribe('load:1', (p) => seen.push(p.offset));
+      const sends = range(1, 1000).map((i) => (i % 2 ? a : b).publish('load:1', 'm', { i }));
+      const results = await Promise.all(sends);
+      expect(offsets(results).sort((x, y) => x - y)).toEqual(range(1, 1000));
+      await waitFor(() => seen.length === 1000, '1,000 deliveries', 15_000);
+      expect(seen).toEqual(range(1, 1000));
+      const { publications } = await c.history('load:1', { offset: 900, epoch: results[0]!.epoch });
+      expect(offsets(publications)).toEqual(range(901, 1000));
+    });
+
+    it('lets a subscriber combine live delivery and history into each publication exactly once', async () => {
+      const a = h().node();
+      const b = h().node();
+      const start = await b.position('catch:1');
+      for (let i = 0; i < 20; i++) await a.publish('catch:1', 'm', { i });
+      const live: Publication[] = [];
+      await b.subscribe('catch:1', (p) => live.push(p));
+      const burst = Promise.all(range(1, 20).map(() => a.publish('catch:1', 'm', {})));
+      const missed = await b.history('catch:1', start);
+      await burst;
+      await waitFor(() => live.length > 0 && live[live.length - 1]!.offset === 40, 'live tail');
+      const merged = new Map<number, Publication>();
+      for (const p of [...missed.publications, ...live]) if (!merged.has(p.offset)) merged.set(p.offset, p);
+      expect(missed.recovered).toBe(true);
+      expect(offsets(missed.publications)).toEqual(range(1, missed.position.offset));
+      expect([...merged.keys()].sort((x, y) => x - y)).toEqual(range(1, 40));
+    });
+
+    it('rejects names that are not channels', async () => {
+      const bus = h().node();
+      await expect(bus.publish('nonamespace', 'm', {})).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      await expect(bus.publish('room:*', 'm', {})).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      await expect(bus.subscribe('bad channel', () => undefined)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      await expect(bus.history('room:*')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      expect(await bus.health()).toBe('ok');
+    });
+
+    extra?.(h);
+  });
+}
+
+// ---- memory -------------------------------------------------------------------------------
+
+const memoryNodes: Bus[] = [];
+afterEach(async () => {
+  await Promise.all(memoryNodes.splice(0).map((n) => n.close()));
+});
+
+conformance('MemoryBus', () => {
+  let hub = new MemoryHub();
+  return {
+    kind: 'memory',
+    node: (options = {}) => {
+      const node = hub.node(options);
+      memoryNodes.push(node);
+      return node;
+    },
+    loseData: async () => {
+      hub = new MemoryHub();
+    },
+  };
+}, (h) => {
+  it('drops a position after positionTtlMs of silence, then starts a new epoch', async () => {
+    const clock = new ManualClock();
+    const bus = h().node({ clock, positionTtlMs: 10_000, namespaces: ns({ historyTtlMs: 1000 }) });
+    const old = await bus.publish('chat:p', 'm', {});
+    clock.advance(10_000);
+    const next = await bus.publish('chat:p', 'm', {});
+    expect(next).toMatchObject({ offset: 1 });
+    expect(next.epoch).not.toBe(old.epoch);
+  });
+});
+
+// ---- redis --------------------------------------------------------------------------------
+
+const filePrefix = `temtest:bus:${randomBase62(6)}:`;
+const redisNodes: RedisBus[] = [];
+let admin: Redis | undefined;
+const adminClient = (): Redis => (admin ??= new Redis(REDIS_URL));
+
+async function deleteKeys(pattern: string): Promise<void> {
+  const r = adminClient();
+  let cursor = '0';
+  do {
+    const [next, keys] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    if (keys.length) await r.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+}
+
+/** `sub=` and `psub=` of this node's subscriber connection, from CLIENT LIST. */
+async function subscriptions(node: RedisBus): Promise<{ sub: number; psub: number }> {
+  const line = ((await adminClient().client('LIST')) as string).split('\n').find((l) => l.includes(` name=${node.prefix}bus:sub:${node.name} `));
+  if (!line) throw new Error('subscriber connection not found');
+  return { sub: Number(/ sub=(\d+)/.exec(line)![1]), psub: Number(/ psub=(\d+)/.exec(line)![1]) };
+}
+
+afterEach(async () => {
+  await Promise.all(redisNodes.splice(0).map((n) => n.close()));
+});
+afterAll(async () => {
+  if (!admin) return;
+  await deleteKeys(`${filePrefix}*`);
+  await admin.quit();
+});
+
+describe.skipIf(!services.redis)('RedisBus', () => {
+  let testNo = 0;
+  conformance('conformance', () => {
+    const prefix = `${filePrefix}${++testNo}:`;
+    return {
+      kind: 'redis',
+      node: (options = {}) => {
+        const node = new RedisBus({ url: REDIS_URL, prefix, namespaces: options.namespaces ?? ns(), ...options });
+        redisNodes.push(node);
+        return node;
+      },
+      loseData: () => deleteKeys(`${prefix}*`),
+    };
+  }, (h) => {
+    it('subscribes in Redis only while the node has local handlers', async () => {
+      const bus = h().node() as RedisBus;
+      await bus.publish('warm:1', 'm', {});
+      expect(await subscriptions(bus)).toEqual({ sub: 0, psub: 0 });
+      const offA = await bus.subscribe('room:s', () => undefined);
+      const offB = await bus.subscribe('room:s', () => undefined);
+      const offP = await bus.subscribe('room:*', () => undefined);
+      const offC = await bus.onControl(() => undefined);
+      expect(await subscriptions(bus)).toEqual({ sub: 2, psub: 1 });
+      expect(await adminClient().pubsub('NUMSUB', `${bus.prefix}bus:room:s`)).toEqual([`${bus.prefix}bus:room:s`, 1]);
+      await offA();
+      expect((await subscriptions(bus)).sub).toBe(2);
+      await offB();
+      await offP();
+      await offC();
+      expect(await subscriptions(bus)).toEqual({ sub: 0, psub: 0 });
+    });
+
+    it('expires the position in Redis after positionTtlMs, then starts a new epoch', async () => {
+      const bus = h().node({ positionTtlMs: 200, namespaces: ns({ historyTtlMs: 100 }) });
+      const old = await bus.publish('chat:x', 'm', {});
+      await sleep(400);
+      const next = await bus.publish('chat:x', 'm', {});
+      expect(next.offset).toBe(1);
+      expect(next.epoch).not.toBe(old.epoch);
+      expect((await bus.history('chat:x', { offset: 1, epoch: old.epoch })).recovered).toBe(false);
+    });
+
+    it('escapes glob characters of the prefix in pattern subscriptions', async () => {
+      const prefix = `${filePrefix}glob[a]?:`;
+      const mk = (): RedisBus => {
+        const node = new RedisBus({ url: REDIS_URL, prefix, namespaces: ns() });
+        redisNodes.push(node);
+        return node;
+      };
+      const a = mk();
+      const got: string[] = [];
+      await a.subscribe('g:*', (p) => got.push(p.channel));
+      await a.publish('g:1', 'm', {});
+      await waitFor(() => got.length === 1, 'pattern delivery with odd prefix');
+      expect(got).toEqual(['g:1']);
+    });
+  });
+});
