@@ -1,0 +1,35 @@
+/**
+ * Reconnect delays: exponential growth with full jitter (AWS Architecture Blog, "Exponential
+ * Backoff and Jitter"), so that thousands of clients dropped by one server restart do not come
+ * back in lock-step. The delay for attempt n (0-based) is uniform in
+ * [minDelay, min(maxDelay, minDelay · factor^n)], so it never drops below minDelay (no tight
+ * loop) and never exceeds maxDelay.
+ */
+export interface BackoffOptions {
+  /** Smallest delay in ms (default 500). */
+  minDelay: number;
+  /** Largest delay in ms (default 20000). */
+  maxDelay: number;
+  /** Growth per attempt (default 2). */
+  factor: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = { minDelay: 500, maxDelay: 20_000, factor: 2 };
+
+export function backoffDelay(attempt: number, options: BackoffOptions, random: () => number = Math.random): number {
+  const { minDelay, maxDelay } = options;
+  const factor = Math.max(1, options.factor);
+  const n = Math.max(0, Math.floor(attempt));
+  // factor^n overflows to Infinity for large n; min() below keeps it bounded.
+  const ceiling = Math.min(maxDelay, minDelay * Math.pow(factor, n));
+  const floor = Math.min(minDelay, maxDelay);
+  const delay = floor + random() * Math.max(0, ceiling - floor);
+  return Math.round(Math.min(maxDelay, Math.max(floor, delay)));
+}
+
+export function normalizeBackoff(partial: Partial<BackoffOptions> | undefined): BackoffOptions {
+  const minDelay = Math.max(0, partial?.minDelay ?? DEFAULT_BACKOFF.minDelay);
+  const maxDelay = Math.max(minDelay, partial?.maxDelay ?? DEFAULT_BACKOFF.maxDelay);
+  const factor = Math.max(1, partial?.factor ?? DEFAULT_BACKOFF.factor);
+  return { minDelay, maxDelay, factor };
+}

@@ -1,0 +1,72 @@
+/**
+ * Where incoming publications go, and what to ask the server for when coming back.
+ * Pure functions over the subscriptions and positions, kept apart from the connection logic.
+ */
+import type { ServerFrameMap, StreamPosition } from '../protocol/index.js';
+import { matchesPattern } from '../protocol/index.js';
+import type { Positions } from './positions.js';
+import type { Subscription } from './subscription.js';
+import { SubscriptionState, type Publication } from './types.js';
+
+type EventPayload = ServerFrameMap['EVENT'];
+
+/** Typing and presence notices are not part of a channel's stream: no offsets, no history. */
+export function isEphemeral(event: string): boolean {
+  return event === 'typing' || event.startsWith('presence.');
+}
+
+function active(sub: Subscription): boolean {
+  return sub.state !== SubscriptionState.Unsubscribed;
+}
+
+/**
+ * Hands an EVENT to the subscriptions it concerns. Returns the publication for the client-wide
+ * `publication` event, or undefined for a duplicate (dropped) or an ephemeral notice.
+ */
+export function routeEvent(subs: Iterable<Subscription>, positions: Positions, p: EventPayload): Publication | undefined {
+  if (typeof p.channel !== 'string' || typeof p.event !== 'string') return undefined;
+  const ephemeral = isEphemeral(p.event);
+  const positioned = typeof p.offset === 'number' && typeof p.epoch === 'string' && p.epoch !== '';
+  if (!ephemeral && positioned && !positions.accept(p.channel, p.offset, p.epoch)) return undefined;
+  const pub: Publication = { channel: p.channel, offset: p.offset, epoch: p.epoch, event: p.event, payload: p.payload };
+  const body = (p.payload ?? {}) as Record<string, unknown>;
+  for (const sub of subs) {
+    if (!active(sub) || !matchesPattern(sub.channel, p.channel)) continue;
+    if (p.event === 'typing') {
+      sub._typing({ channel: p.channel, user_id: String(body.user_id ?? ''), is_typing: body.is_typing === true });
+    } else if (ephemeral) {
+      const action = p.event.slice('presence.'.length);
+      if (action === 'join' || action === 'leave' || action === 'update') {
+        sub._presence({ channel: p.channel, action, user_id: String(body.user_id ?? ''), status: body.status as never });
+      }
+    } else {
+      sub._deliver(pub);
+    }
+  }
+  return ephemeral ? undefined : pub;
+}
+
+/** The positions to send in HELLO: everything the active subscriptions and the user channel cover. */
+export function resumeSince(subs: Iterable<Subscription>, positions: Positions, userChannel: string | undefined): Record<string, StreamPosition> | undefined {
+  const out: Record<string, StreamPosition> = {};
+  for (const sub of subs) if (active(sub)) Object.assign(out, sub._since());
+  if (userChannel) {
+    const own = positions.get(userChannel);
+    if (own) out[userChannel] = own;
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** The part of a `since` map a channel or pattern covers. */
+export function pickSince(since: Record<string, StreamPosition> | undefined, channelOrPattern: string): Record<string, StreamPosition> | undefined {
+  if (!since) return undefined;
+  const out: Record<string, StreamPosition> = {};
+  for (const [ch, p] of Object.entries(since)) if (matchesPattern(channelOrPattern, ch)) out[ch] = p;
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** Whether an active subscription other than `except` covers a channel. */
+export function covered(subs: Iterable<Subscription>, channel: string, except?: Subscription): boolean {
+  for (const sub of subs) if (sub !== except && active(sub) && matchesPattern(sub.channel, channel)) return true;
+  return false;
+}

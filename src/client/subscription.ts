@@ -1,0 +1,222 @@
+/**
+ * A subscription to one channel or `prefix:*` pattern, with its own state and events.
+ * Created by `client.newSubscription(channel)` (or `client.subscribe(channel)`); it outlives
+ * connections: while the client reconnects it goes back to `subscribing`, and comes back with
+ * the position it held so that missed publications are replayed (or `resync` says they are lost).
+ */
+import type { ClientFrameMap, PresenceMember, ServerFrameMap, StreamPosition } from '../protocol/index.js';
+import { isPattern } from '../protocol/index.js';
+import { Emitter } from './emitter.js';
+import { TemClientError } from './errors.js';
+import type { Positions } from './positions.js';
+import type { ReplyOf } from './requests.js';
+import type { TimerHandle, Timers } from './timers.js';
+import { TypingThrottle } from './typing.js';
+import {
+  SubscriptionState,
+  type PresenceEvent,
+  type Publication,
+  type SubscribedContext,
+  type SubscriptionEvents,
+  type SubscriptionOptions,
+  type TypingEvent,
+} from './types.js';
+
+/** What a subscription needs from its client (kept narrow so the two stay decoupled). */
+export interface SubscriptionHost {
+  readonly timers: Timers;
+  readonly positions: Positions;
+  readonly typingInterval: number;
+  readonly typingTimeout: number;
+  /** Sends SUBSCRIBE now if connected; otherwise the client does it once connected. */
+  subscribeNow(sub: Subscription): void;
+  /** Sends UNSUBSCRIBE if connected. */
+  unsubscribeNow(sub: Subscription): void;
+  request<T extends 'PUBLISH' | 'PRESENCE'>(type: T, payload: ClientFrameMap[T]): Promise<ServerFrameMap[ReplyOf<T>]>;
+  /** Sends a frame without a reply if connected; dropped otherwise. */
+  notify(type: 'TYPING_START' | 'TYPING_STOP', payload: { channel: string }): void;
+  retryDelay(attempt: number): number;
+  /**
+   * Forgets the positions only this subscription needed, so a later subscribe() starts afresh
+   * rather than replaying from an old position.
+   */
+  releasePositions(sub: Subscription): void;
+}
+
+/** Server errors after which retrying the same SUBSCRIBE cannot help. */
+const PERMANENT = new Set(['FORBIDDEN', 'BAD_REQUEST', 'NOT_FOUND', 'UNAUTHORIZED', 'UNKNOWN_TYPE', 'TOO_LARGE', 'INVALID_ARGUMENT', 'CLOSED']);
+
+export class Subscription extends Emitter<SubscriptionEvents> {
+  readonly channel: string;
+  readonly isPattern: boolean;
+  private _state = SubscriptionState.Unsubscribed;
+  /** @internal id of the SUBSCRIBE in flight. */
+  _inflight: number | undefined;
+  private retryTimer: TimerHandle | undefined;
+  private retryAttempt = 0;
+  private readonly typing: TypingThrottle;
+  private initialSince: StreamPosition | undefined;
+
+  /** @internal use client.newSubscription() */
+  constructor(
+    private readonly host: SubscriptionHost,
+    channel: string,
+    options: SubscriptionOptions = {},
+  ) {
+    super();
+    this.channel = channel;
+    this.isPattern = isPattern(channel);
+    this.initialSince = options.since;
+    this.typing = new TypingThrottle(host.timers, {
+      interval: host.typingInterval,
+      timeout: host.typingTimeout,
+      send: (type) => host.notify(type, { channel }),
+    });
+  }
+
+  get state(): SubscriptionState {
+    return this._state;
+  }
+
+  /** The last position delivered on this channel (exact channels only). */
+  get position(): StreamPosition | undefined {
+    return this.isPattern ? undefined : this.host.positions.get(this.channel);
+  }
+
+  subscribe(): void {
+    if (this._state !== SubscriptionState.Unsubscribed) return;
+    this.retryAttempt = 0;
+    this.setState(SubscriptionState.Subscribing);
+    this.host.subscribeNow(this);
+  }
+
+  unsubscribe(): void {
+    this._unsubscribe('unsubscribe called', true);
+  }
+
+  /** Resolves once subscribed; rejects if the subscription ends first or `timeoutMs` passes. */
+  ready(timeoutMs?: number): Promise<void> {
+    if (this._state === SubscriptionState.Subscribed) return Promise.resolve();
+    if (this._state === SubscriptionState.Unsubscribed) return Promise.reject(new TemClientError('CLOSED', `not subscribed to ${this.channel}`));
+    return new Promise((resolve, reject) => {
+      let timer: TimerHandle | undefined;
+      const done = (err?: TemClientError) => {
+        offSub();
+        offUnsub();
+        if (timer !== undefined) this.host.timers.clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      };
+      const offSub = this.on('subscribed', () => done());
+      const offUnsub = this.on('unsubscribed', (ctx) => done(new TemClientError('CLOSED', `${this.channel}: ${ctx.reason}`)));
+      if (timeoutMs !== undefined) timer = this.host.timers.setTimeout(() => done(new TemClientError('TIMEOUT', `not subscribed to ${this.channel} within ${timeoutMs} ms`)), timeoutMs);
+    });
+  }
+
+  /** Publishes to this channel (where the namespace allows client publish). */
+  publish(event: string, payload: unknown): Promise<ServerFrameMap['PUBLISHED']> {
+    if (this.isPattern) return Promise.reject(new TemClientError('INVALID_ARGUMENT', 'cannot publish to a pattern'));
+    return this.host.request('PUBLISH', { channel: this.channel, event, payload });
+  }
+
+  /** Current members of the channel and their status. */
+  async presence(): Promise<PresenceMember[]> {
+    if (this.isPattern) throw new TemClientError('INVALID_ARGUMENT', 'presence of a pattern is not defined');
+    const state = await this.host.request('PRESENCE', { channel: this.channel });
+    return state.members;
+  }
+
+  /** Call on every keystroke; sends TYPING_START at most every `typingInterval` ms. */
+  startTyping(): void {
+    if (!this.isPattern) this.typing.start();
+  }
+
+  stopTyping(): void {
+    this.typing.stop();
+  }
+
+  /** @internal the `since` to send with SUBSCRIBE. */
+  _since(): Record<string, StreamPosition> | undefined {
+    const known = this.host.positions.covered(this.channel);
+    if (!this.isPattern && !known[this.channel] && this.initialSince) known[this.channel] = { ...this.initialSince };
+    return Object.keys(known).length ? known : undefined;
+  }
+
+  /** @internal a SUBSCRIBED reply, or a channel restored by a resumed session. */
+  _onSubscribed(ctx: SubscribedContext, sentSince: Record<string, StreamPosition> | undefined): void {
+    this._inflight = undefined;
+    if (this._state !== SubscriptionState.Subscribing) return;
+    this.retryAttempt = 0;
+    this.initialSince = undefined;
+    const lost = sentSince?.[this.channel];
+    if (!this.isPattern) this.host.positions.onSubscribed(this.channel, { offset: ctx.offset, epoch: ctx.epoch }, ctx.recovered);
+    this.setState(SubscriptionState.Subscribed);
+    this.emit('subscribed', ctx);
+    const askedToRecover = this.isPattern ? sentSince !== undefined : lost !== undefined;
+    if (askedToRecover && !ctx.recovered) this.emit('resync', { channel: this.channel, lost });
+  }
+
+  /** @internal the SUBSCRIBE failed. */
+  _onSubscribeError(err: TemClientError): void {
+    this._inflight = undefined;
+    if (this._state !== SubscriptionState.Subscribing) return;
+    // A dropped connection is not this subscription's failure: it resubscribes on reconnect.
+    if (err.code === 'DISCONNECTED') return;
+    this.emit('error', err);
+    if (PERMANENT.has(err.code)) {
+      this._unsubscribe(err.code, false);
+      return;
+    }
+    const delay = this.host.retryDelay(this.retryAttempt++);
+    this.retryTimer = this.host.timers.setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this._state === SubscriptionState.Subscribing) this.host.subscribeNow(this);
+    }, delay);
+  }
+
+  /** @internal the connection is gone; come back on reconnect. */
+  _onTransportLost(): void {
+    this._inflight = undefined;
+    this.typing.reset();
+    if (this._state === SubscriptionState.Subscribed) this.setState(SubscriptionState.Subscribing);
+  }
+
+  /** @internal */
+  _deliver(pub: Publication): void {
+    this.emit('publication', pub);
+  }
+
+  /** @internal */
+  _presence(ev: PresenceEvent): void {
+    this.emit('presence', ev);
+  }
+
+  /** @internal */
+  _typing(ev: TypingEvent): void {
+    this.emit('typing', ev);
+  }
+
+  /** @internal the server ended it (UNSUBSCRIBED without a request), or the client was removed. */
+  _unsubscribe(reason: string, tellServer: boolean): void {
+    if (this._state === SubscriptionState.Unsubscribed) return;
+    if (this.retryTimer !== undefined) this.host.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (tellServer) {
+      this.typing.stop();
+      this.host.unsubscribeNow(this);
+    } else {
+      this.typing.reset();
+    }
+    this._inflight = undefined;
+    this.host.releasePositions(this);
+    this.setState(SubscriptionState.Unsubscribed);
+    this.emit('unsubscribed', { channel: this.channel, reason });
+  }
+
+  private setState(newState: SubscriptionState): void {
+    const oldState = this._state;
+    if (oldState === newState) return;
+    this._state = newState;
+    this.emit('state', { oldState, newState });
+  }
+}
