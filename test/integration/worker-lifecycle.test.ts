@@ -1,0 +1,186 @@
+/**
+ * Start/stop and survival on real PostgreSQL: graceful shutdown finishes or releases in-flight
+ * work, store errors do not end the loop, an unwritable completion is swept and re-run without
+ * a second effect, and workers sharing a queue run each event once.
+ */
+import postgres from 'postgres';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import { createError } from '../../src/core/errors.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import type { JobRef, Store } from '../../src/store/types.js';
+import { Worker } from '../../src/worker/index.js';
+import { createTestStore, type TestStore } from '../helpers/db.js';
+import { services } from '../helpers/services.js';
+import { RecordingProcessor, gate, ingestEvents, sleep, statuses, waitFor, workerConfig } from '../fixtures/worker-helpers.js';
+
+/** The real store with some calls failing as they would while the database is down. */
+function withFaults(store: Store, faults: { claim?: () => boolean; complete?: (job: JobRef) => boolean }): Store {
+  return new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== 'function') return value;
+      const fault = faults[prop as keyof typeof faults] as ((...a: unknown[]) => boolean) | undefined;
+      return (...args: unknown[]) => {
+        if (fault?.(...args)) return Promise.reject(createError('STORE_UNAVAILABLE', 'The database is not reachable'));
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
+describe.skipIf(!services.postgres)('worker lifecycle (postgres)', () => {
+  let t: TestStore;
+  let sql: postgres.Sql;
+  const workers: Worker[] = [];
+  const clock = new ManualClock();
+
+  beforeAll(async () => {
+    t = await createTestStore('postgres');
+    sql = postgres(t.url!, { max: 1, onnotice: () => {} });
+  });
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    // Each test starts from an empty queue.
+    await sql`DELETE FROM jobs`;
+  });
+  afterAll(async () => {
+    await sql?.end({ timeout: 5 });
+    await t?.cleanup();
+  });
+
+  function worker(processors: RecordingProcessor[], overrides: Parameters<typeof workerConfig>[0] = {}, store: Store = t.store): Worker {
+    const w = new Worker({ store, config: workerConfig(overrides), logger: silentLogger(), clock, processors, workerId: `w${workers.length}` });
+    workers.push(w);
+    return w;
+  }
+
+  it('graceful stop lets short jobs finish within shutdownTimeoutMs', async () => {
+    const recorder = new RecordingProcessor('slowish', ['slowish.*']);
+    const release = gate();
+    recorder.behaviour = async () => {
+      await release.promise;
+      return { done: true };
+    };
+    const w = worker([recorder], { shutdownTimeoutMs: 10_000 });
+    let stoppedWith: number | undefined;
+    w.events.on('stopped', ({ released }) => (stoppedWith = released));
+    const ids = await ingestEvents(t.store, 3, clock.now(), { type: 'slowish.op' });
+    await w.start();
+    await waitFor('three jobs running', () => recorder.runs.length === 3);
+    const stopping = w.stop();
+    await sleep(100);
+    expect(stoppedWith).toBeUndefined();
+    release.open();
+    await stopping;
+    expect(stoppedWith).toBe(0);
+    expect(await statuses(t.store, ids)).toEqual(['processed', 'processed', 'processed']);
+    expect(recorder.runs.every((r) => !r.signal.aborted)).toBe(true);
+  });
+
+  it('graceful stop releases jobs still running after the timeout, uncounted, and commits none of their results', async () => {
+    const stuck = new RecordingProcessor('shared', ['stop.*']);
+    const release = gate();
+    stuck.behaviour = async () => {
+      await release.promise; // ignores its signal on purpose
+      return { from: 'stopped worker' };
+    };
+    const w = worker([stuck], { shutdownTimeoutMs: 150 });
+    const released: string[] = [];
+    w.events.on('job:released', ({ job }) => released.push(job.event.id));
+    const ids = await ingestEvents(t.store, 2, clock.now(), { type: 'stop.op' });
+    await w.start();
+    await waitFor('both jobs running', () => stuck.runs.length === 2);
+    await w.stop();
+
+    expect(released.sort()).toEqual([...ids].sort());
+    expect(stuck.runs.every((r) => r.signal.aborted)).toBe(true);
+    for (const id of ids) {
+      const e = await t.store.getEvent(id);
+      expect(e?.status).toBe('queued');
+      expect(e?.attempts).toBe(0);
+      expect(e?.history.map((h) => h.status)).toEqual(['accepted', 'queued', 'processing', 'queued']);
+    }
+    expect((await t.store.stats(clock.now())).leased).toBe(0);
+
+    // The stopped worker no longer listens or claims.
+    await ingestEvents(t.store, 1, clock.now(), { type: 'stop.op' });
+    await sleep(200);
+    expect(stuck.runs).toHaveLength(2);
+
+    // Another worker takes the released jobs at once; the stopped run's late result is dropped.
+    const next = new RecordingProcessor('shared', ['stop.*']);
+    next.behaviour = async () => ({ from: 'next worker' });
+    await worker([next]).start();
+    await waitFor('the released events processed', async () => (await statuses(t.store, ids)).every((s) => s === 'processed'));
+    release.open();
+    await sleep(100);
+    const rows = await sql<{ result: { from: string } }[]>`SELECT result FROM processed_effects WHERE event_id = ANY(${ids})`;
+    expect(rows.map((r) => r.result.from)).toEqual(['next worker', 'next worker']);
+  });
+
+  it('survives store errors while claiming and carries on once the database answers', async () => {
+    let failures = 3;
+    const store = withFaults(t.store, { claim: () => failures-- > 0 });
+    const recorder = new RecordingProcessor('resilient', ['resilient.*']);
+    const w = worker([recorder], {}, store);
+    const errors: string[] = [];
+    w.events.on('error', ({ context, error }) => errors.push(`${context}:${(error as { code?: string }).code}`));
+    const ids = await ingestEvents(t.store, 5, clock.now(), { type: 'resilient.op' });
+    await w.start();
+    await waitFor('all processed', async () => (await statuses(t.store, ids)).every((s) => s === 'processed'));
+    expect(errors).toEqual(['claim:STORE_UNAVAILABLE', 'claim:STORE_UNAVAILABLE', 'claim:STORE_UNAVAILABLE']);
+    expect(recorder.runs).toHaveLength(5);
+  });
+
+  it('a completion that cannot be written stays leased, is swept, re-run and recorded once', async () => {
+    const config = { leaseMs: 5000 };
+    let firstToken: string | undefined;
+    const store = withFaults(t.store, {
+      complete: (job) => {
+        firstToken ??= job.leaseToken;
+        return job.leaseToken === firstToken;
+      },
+    });
+    const recorder = new RecordingProcessor('unlucky', ['unlucky.*']);
+    const w = worker([recorder], config, store);
+    const contexts: string[] = [];
+    w.events.on('error', ({ context }) => contexts.push(context));
+    const [id] = await ingestEvents(t.store, 1, clock.now(), { type: 'unlucky.op' });
+    await w.start();
+    await waitFor('the completion given up', () => contexts.filter((c) => c === 'complete').length === 4, 10_000);
+    await waitFor('the job out of the worker', () => w.inFlightCount === 0);
+    let e = await t.store.getEvent(id!);
+    expect(e?.status).toBe('processing');
+    expect((await t.store.stats(clock.now())).leased).toBe(1);
+
+    clock.advance(config.leaseMs + 1);
+    expect(await t.store.sweepExpiredLeases(clock.now())).toBe(1);
+    await waitFor('the re-run processed', async () => (await t.store.getEvent(id!))?.status === 'processed');
+    e = await t.store.getEvent(id!);
+    expect(e?.attempts).toBe(2);
+    expect(recorder.runsOf(id!)).toBe(2);
+    const [{ count }] = await sql<{ count: number }[]>`SELECT count(*)::int AS count FROM processed_effects WHERE event_id = ${id!}`;
+    expect(count).toBe(1);
+  });
+
+  it('several workers on one queue run every event exactly once', async () => {
+    const shared = new RecordingProcessor('fanout', ['fanout.*']);
+    shared.behaviour = async () => {
+      await sleep(Math.random() * 3);
+      return null;
+    };
+    const ids = await ingestEvents(t.store, 300, clock.now(), { type: 'fanout.op' });
+    const ws = [0, 1, 2].map(() => worker([shared], { workerConcurrency: 8, workerBatchSize: 5 }));
+    await Promise.all(ws.map((w) => w.start()));
+    await waitFor('all processed', async () => {
+      const [{ left }] = await sql<{ left: number }[]>`SELECT count(*)::int AS left FROM events WHERE id = ANY(${ids}) AND status <> 'processed'`;
+      return left === 0;
+    }, 20_000);
+    expect(await statuses(t.store, ids)).toEqual(ids.map(() => 'processed'));
+    expect(shared.runs).toHaveLength(300);
+    expect(new Set(shared.runs.map((r) => r.eventId)).size).toBe(300);
+    const [{ count }] = await sql<{ count: number }[]>`SELECT count(*)::int AS count FROM processed_effects WHERE event_id = ANY(${ids})`;
+    expect(count).toBe(300);
+  });
+});
