@@ -1,0 +1,183 @@
+/**
+ * Turns a bearer token into an AuthContext. API keys (`tem_…`) are looked up by hash and cached
+ * for up to config.authCacheMs; JWTs (three dotted parts) are verified when configured.
+ *
+ * Revocation must bite on the very next request, so the cache is dropped: at once when this
+ * process changes keys/principals/roles (`changed()`), and when another process says so through
+ * `store.onAuthChanged`. A generation counter stops a lookup that started before an
+ * invalidation from refilling the cache with what it read.
+ */
+import type { TemConfig } from '../config/index.js';
+import type { Clock } from '../core/clock.js';
+import { createError } from '../core/errors.js';
+import type { KeyLookup, Store, Unlisten } from '../store/types.js';
+import { hashApiKey, hashesEqual, isWellFormedKey, KEY_PREFIX } from './keys.js';
+import { createJwtVerifier, looksLikeJwt, type JwtVerifier } from './jwt.js';
+import { resolveGrants } from './policy.js';
+import type { AuthContext, TokenAuthenticator } from './types.js';
+
+export interface AuthChange {
+  principalId?: string;
+  keyId?: string;
+}
+
+export type AuthChangeListener = (change: AuthChange) => void;
+
+interface CacheEntry<T> {
+  value: T;
+  at: number;
+}
+
+/** Bounded so a flood of random keys cannot grow memory. */
+const MAX_CACHED_KEYS = 10_000;
+
+export class Authenticator implements TokenAuthenticator {
+  private readonly keys = new Map<string, CacheEntry<KeyLookup | null>>();
+  private readonly inflight = new Map<string, Promise<KeyLookup | null>>();
+  private userRole: CacheEntry<string[]> | null = null;
+  private generation = 0;
+  private readonly listeners = new Set<AuthChangeListener>();
+  private readonly jwt: JwtVerifier | null;
+  private unlisten: Unlisten | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly config: TemConfig,
+    private readonly clock: Clock,
+  ) {
+    this.jwt = createJwtVerifier(config, clock);
+  }
+
+  /** Subscribes to auth changes made by other processes. */
+  async start(): Promise<void> {
+    if (this.unlisten) return;
+    this.unlisten = await this.store.onAuthChanged((change) => this.invalidate(change));
+  }
+
+  async close(): Promise<void> {
+    const unlisten = this.unlisten;
+    this.unlisten = null;
+    if (unlisten) await unlisten().catch(() => undefined);
+    this.listeners.clear();
+  }
+
+  async authenticate(token: string): Promise<AuthContext> {
+    if (token.startsWith(KEY_PREFIX)) return this.authenticateKey(token);
+    if (this.jwt && looksLikeJwt(token)) return this.authenticateJwt(token);
+    throw createError('UNAUTHORIZED', 'Invalid credentials');
+  }
+
+  /**
+   * Drops cached lookups now and tells listeners (the gateway closes affected sockets).
+   * Called for changes from other processes and by `changed()`.
+   */
+  invalidate(change: AuthChange = {}): void {
+    this.generation++;
+    this.keys.clear();
+    this.inflight.clear();
+    this.userRole = null;
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch {
+        /* a listener's failure must not stop invalidation */
+      }
+    }
+  }
+
+  /** After this process changed keys, principals or roles: invalidate here and tell the others. */
+  async changed(change: AuthChange = {}): Promise<void> {
+    this.invalidate(change);
+    await this.store.notifyAuthChanged(change);
+  }
+
+  /**
+   * Called on every invalidation (a key revoked, a principal disabled or changed, a role
+   * edited), with what changed; an empty change means "anything may have changed".
+   * Returns a function that removes the listener.
+   */
+  onRevoked(listener: AuthChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private async authenticateKey(token: string): Promise<AuthContext> {
+    if (!isWellFormedKey(token)) throw createError('UNAUTHORIZED', 'Invalid credentials');
+    const hash = hashApiKey(token);
+    const lookup = await this.lookupKey(hash);
+    if (!lookup) throw createError('UNAUTHORIZED', 'Invalid credentials');
+    // The store finds the row by hash; when it returns the stored hash too, re-check it in
+    // constant time so equality never depends on a short-circuiting comparison.
+    const stored = (lookup as KeyLookup & { hash?: unknown }).hash;
+    if (typeof stored === 'string' && !hashesEqual(stored, hash)) throw createError('UNAUTHORIZED', 'Invalid credentials');
+    const { key, principal } = lookup;
+    if (key.revokedAt) throw createError('UNAUTHORIZED', 'API key has been revoked');
+    if (key.expiresAt && key.expiresAt.getTime() <= this.clock.nowMs()) throw createError('UNAUTHORIZED', 'API key has expired');
+    if (principal.disabled) throw createError('UNAUTHORIZED', 'Principal is disabled');
+    return {
+      principalId: principal.id,
+      kind: principal.kind,
+      userId: principal.id,
+      role: principal.role,
+      permissions: resolveGrants(lookup.rolePermissions, principal.extraPermissions),
+      revoked: principal.revokedPermissions,
+      channels: [],
+      keyId: key.id,
+      expiresAt: key.expiresAt,
+      via: 'key',
+    };
+  }
+
+  private async lookupKey(hash: string): Promise<KeyLookup | null> {
+    const ttl = this.config.authCacheMs;
+    if (ttl > 0) {
+      const hit = this.keys.get(hash);
+      if (hit && this.clock.nowMs() - hit.at < ttl) return hit.value;
+      // Concurrent first requests with one key share a single query.
+      const pending = this.inflight.get(hash);
+      if (pending) return pending;
+    }
+    const generation = this.generation;
+    const promise = this.store.findApiKeyByHash(hash);
+    if (ttl <= 0) return promise;
+    this.inflight.set(hash, promise);
+    try {
+      const value = await promise;
+      if (generation === this.generation) {
+        if (this.keys.size >= MAX_CACHED_KEYS) this.keys.delete(this.keys.keys().next().value!);
+        this.keys.set(hash, { value, at: this.clock.nowMs() });
+      }
+      return value;
+    } finally {
+      if (this.inflight.get(hash) === promise) this.inflight.delete(hash);
+    }
+  }
+
+  private async authenticateJwt(token: string): Promise<AuthContext> {
+    const claims = await this.jwt!(token);
+    return {
+      principalId: claims.sub,
+      kind: 'user',
+      userId: claims.sub,
+      role: 'user',
+      permissions: await this.userRolePermissions(),
+      revoked: [],
+      channels: claims.channels,
+      keyId: null,
+      expiresAt: claims.expiresAt,
+      via: 'jwt',
+    };
+  }
+
+  /** JWT users get the `user` role's policy, read from the store and cached like keys. */
+  private async userRolePermissions(): Promise<string[]> {
+    const ttl = this.config.authCacheMs;
+    const now = this.clock.nowMs();
+    if (ttl > 0 && this.userRole && now - this.userRole.at < ttl) return this.userRole.value;
+    const generation = this.generation;
+    const role = await this.store.getRole('user');
+    const value = role?.permissions ?? [];
+    if (ttl > 0 && generation === this.generation) this.userRole = { value, at: now };
+    return value;
+  }
+}

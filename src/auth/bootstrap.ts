@@ -1,0 +1,47 @@
+/**
+ * The first admin: principal `admin` (a service with the `admin` role) holding a given key.
+ * Used for TEM_ADMIN_KEY (distributed bootstrap) and the embedded server's admin.key.
+ * Idempotent: running it again with the same key changes nothing.
+ */
+import { newId } from '../core/ids.js';
+import { createError, isTemError } from '../core/errors.js';
+import type { Store } from '../store/types.js';
+import { hashApiKey, isWellFormedKey, keyPrefix } from './keys.js';
+
+export const ADMIN_PRINCIPAL_ID = 'admin';
+
+export async function ensureAdminKey(store: Store, key: string): Promise<{ principalId: string; keyId: string }> {
+  if (!isWellFormedKey(key)) {
+    throw createError('BAD_REQUEST', 'The admin key must be tem_ followed by at least 32 base62 characters', { field: 'TEM_ADMIN_KEY' });
+  }
+  const principal = await store.getPrincipal(ADMIN_PRINCIPAL_ID);
+  if (!principal) {
+    await ignoreConflict(store.createPrincipal({ id: ADMIN_PRINCIPAL_ID, kind: 'service', role: 'admin' }));
+  }
+  const hash = hashApiKey(key);
+  const existing = await store.findApiKeyByHash(hash);
+  if (existing) {
+    if (existing.principal.id !== ADMIN_PRINCIPAL_ID) {
+      throw createError('CONFLICT', 'The admin key is already registered to another principal');
+    }
+    return { principalId: ADMIN_PRINCIPAL_ID, keyId: existing.key.id };
+  }
+  const id = newId('key');
+  try {
+    await store.createApiKey({ id, principalId: ADMIN_PRINCIPAL_ID, hash, prefix: keyPrefix(key), expiresAt: null });
+  } catch (err) {
+    // Another process bootstrapping at the same moment stored it first.
+    const again = isTemError(err) && err.code === 'CONFLICT' ? await store.findApiKeyByHash(hash) : null;
+    if (!again) throw err;
+    return { principalId: ADMIN_PRINCIPAL_ID, keyId: again.key.id };
+  }
+  return { principalId: ADMIN_PRINCIPAL_ID, keyId: id };
+}
+
+async function ignoreConflict(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (!(isTemError(err) && err.code === 'CONFLICT')) throw err;
+  }
+}

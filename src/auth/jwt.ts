@@ -1,0 +1,76 @@
+/**
+ * End-user JWTs minted by an application's own backend (contract §1): HS256 with
+ * TEM_JWT_SECRET or RS256 with TEM_JWT_PUBLIC_KEY. Verification is jose's; `exp` and `sub` are
+ * required, `iss`/`aud` are checked when configured.
+ */
+import { importSPKI, jwtVerify, type JWTVerifyOptions } from 'jose';
+import type { TemConfig } from '../config/index.js';
+import type { Clock } from '../core/clock.js';
+import { createError } from '../core/errors.js';
+
+export interface VerifiedJwt {
+  sub: string;
+  channels: string[];
+  expiresAt: Date;
+}
+
+export type JwtVerifier = (token: string) => Promise<VerifiedJwt>;
+
+/** Three base64url parts separated by dots. */
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+export function looksLikeJwt(token: string): boolean {
+  return token.length < 16_384 && JWT_SHAPE.test(token);
+}
+
+type VerifyKey = Uint8Array | CryptoKey;
+
+/** Returns null when no JWT secret or public key is configured. */
+export function createJwtVerifier(
+  config: Pick<TemConfig, 'jwtSecret' | 'jwtPublicKey' | 'jwtIssuer' | 'jwtAudience'>,
+  clock: Clock,
+): JwtVerifier | null {
+  let keyPromise: Promise<VerifyKey>;
+  let algorithm: 'HS256' | 'RS256';
+  if (config.jwtSecret) {
+    algorithm = 'HS256';
+    keyPromise = Promise.resolve(new TextEncoder().encode(config.jwtSecret));
+  } else if (config.jwtPublicKey) {
+    algorithm = 'RS256';
+    // Environments often carry PEMs with literal "\n" sequences.
+    keyPromise = importSPKI(config.jwtPublicKey.replace(/\\n/g, '\n'), 'RS256');
+  } else {
+    return null;
+  }
+  // Surface a bad PEM on first use as UNAUTHORIZED rather than an unhandled rejection now.
+  keyPromise.catch(() => undefined);
+
+  return async (token: string): Promise<VerifiedJwt> => {
+    const options: JWTVerifyOptions = {
+      algorithms: [algorithm],
+      requiredClaims: ['exp', 'sub'],
+      currentDate: clock.now(),
+    };
+    if (config.jwtIssuer) options.issuer = config.jwtIssuer;
+    if (config.jwtAudience) options.audience = config.jwtAudience;
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(token, await keyPromise, options));
+    } catch {
+      throw createError('UNAUTHORIZED', 'Invalid or expired token');
+    }
+    const { sub, exp } = payload;
+    if (typeof sub !== 'string' || sub.length === 0 || sub.length > 128 || typeof exp !== 'number') {
+      throw createError('UNAUTHORIZED', 'Token has no valid sub or exp claim');
+    }
+    const rawChannels = (payload as { channels?: unknown }).channels;
+    let channels: string[] = [];
+    if (rawChannels !== undefined) {
+      if (!Array.isArray(rawChannels) || !rawChannels.every((c) => typeof c === 'string')) {
+        throw createError('UNAUTHORIZED', 'Token claim channels must be an array of strings');
+      }
+      channels = rawChannels as string[];
+    }
+    return { sub, channels, expiresAt: new Date(exp * 1000) };
+  };
+}
