@@ -1,0 +1,35 @@
+/**
+ * The shape of one event as a producer sends it (contract §2), shared by POST /api/events,
+ * each item of /api/events/batch and the gateway's INGEST frame.
+ */
+import { createAjv } from './ajv.js';
+
+export const EVENT_TYPE_PATTERN = '^[a-z0-9][a-z0-9_.-]{0,127}$';
+/** Principal ids travel in channel names (`user:{id}`), so they use the channel alphabet minus `:`. */
+export const PRINCIPAL_ID_PATTERN = '^[A-Za-z0-9_.@=-]{1,128}$';
+export const IDEMPOTENCY_KEY_PATTERN = '^[\\x21-\\x7e]{1,255}$';
+
+export interface EventInput {
+  type: string;
+  payload: Record<string, unknown>;
+  channel?: string;
+  user_id?: string;
+  occurred_at?: string;
+  idempotency_key?: string;
+}
+
+export const eventInputSchema = {
+  type: 'object',
+  required: ['type', 'payload'],
+  additionalProperties: false,
+  properties: {
+    type: { type: 'string', pattern: EVENT_TYPE_PATTERN },
+    payload: { type: 'object' },
+    channel: { type: 'string', minLength: 1, maxLength: 255 },
+    user_id: { type: 'string', pattern: PRINCIPAL_ID_PATTERN },
+    occurred_at: { type: 'string', format: 'date-time' },
+    idempotency_key: { type: 'string', pattern: IDEMPOTENCY_KEY_PATTERN },
+  },
+} as const;
+
+export const validateEventInput = createAjv().compile<EventInput>(eventInputSchema);

@@ -1,0 +1,6 @@
+/** Every route plugin of the internal listener; adding one is one line here. */
+import type { InternalRoutePlugin } from '../internal-types.js';
+import { internalHealthRoutes } from './health.js';
+import { introspectRoutes } from './introspect.js';
+
+export const internalRoutes: InternalRoutePlugin[] = [internalHealthRoutes, introspectRoutes];

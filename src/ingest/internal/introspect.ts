@@ -1,0 +1,39 @@
+/**
+ * POST /internal/auth/introspect {token}: how gateways in distributed mode authenticate a
+ * client. An invalid, expired or revoked token is `{active: false}` (200); a database outage
+ * is a 503, so a gateway never mistakes "cannot tell" for "revoked".
+ */
+import type { FastifyRequest } from 'fastify';
+import { isTemError } from '../../core/errors.js';
+import type { InternalRoutePlugin } from '../internal-types.js';
+
+const bodySchema = {
+  type: 'object',
+  required: ['token'],
+  additionalProperties: false,
+  properties: { token: { type: 'string', minLength: 1, maxLength: 16384 } },
+} as const;
+
+export const introspectRoutes: InternalRoutePlugin = async (app, { authenticator }) => {
+  app.post('/internal/auth/introspect', { schema: { body: bodySchema } }, async (request: FastifyRequest<{ Body: { token: string } }>) => {
+    try {
+      const ctx = await authenticator.authenticate(request.body.token);
+      return {
+        active: true,
+        principal_id: ctx.principalId,
+        kind: ctx.kind,
+        user_id: ctx.userId,
+        role: ctx.role,
+        permissions: ctx.permissions,
+        revoked: ctx.revoked,
+        channels: ctx.channels,
+        expires_at: ctx.expiresAt ? ctx.expiresAt.toISOString() : null,
+        key_id: ctx.keyId,
+        via: ctx.via,
+      };
+    } catch (err) {
+      if (isTemError(err) && err.code === 'UNAUTHORIZED') return { active: false };
+      throw err;
+    }
+  });
+};

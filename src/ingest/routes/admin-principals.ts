@@ -1,0 +1,188 @@
+/**
+ * Principals and their keys (contract §3, administration). Any change that can narrow what a
+ * caller may do (disable, role or permission change, key revocation) invalidates the auth
+ * cache here at once and, through the store, in every other process.
+ */
+import type { FastifyRequest } from 'fastify';
+import { generateApiKey } from '../../auth/keys.js';
+import { PERMISSION_RE } from '../../auth/policy.js';
+import { createError } from '../../core/errors.js';
+import { newId } from '../../core/ids.js';
+import type { PrincipalKind } from '../../core/types.js';
+import { PRINCIPAL_ID_PATTERN } from '../event-input.js';
+import { keyJson, principalJson } from '../serialize.js';
+import type { ApiRoutePlugin } from '../types.js';
+
+export const ROLE_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$';
+export const permissionListSchema = {
+  type: 'array',
+  maxItems: 1000,
+  items: { type: 'string', maxLength: 255, pattern: PERMISSION_RE.source },
+} as const;
+
+const principalIdParams = {
+  type: 'object',
+  required: ['id'],
+  additionalProperties: false,
+  properties: { id: { type: 'string', pattern: PRINCIPAL_ID_PATTERN } },
+} as const;
+
+const createSchema = {
+  type: 'object',
+  required: ['kind', 'role'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string', pattern: PRINCIPAL_ID_PATTERN },
+    kind: { type: 'string', enum: ['service', 'user'] },
+    role: { type: 'string', pattern: ROLE_NAME_PATTERN },
+    extra_permissions: permissionListSchema,
+    revoked_permissions: permissionListSchema,
+  },
+} as const;
+
+const patchSchema = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    role: { type: 'string', pattern: ROLE_NAME_PATTERN },
+    extra_permissions: permissionListSchema,
+    revoked_permissions: permissionListSchema,
+    disabled: { type: 'boolean' },
+  },
+} as const;
+
+const keyCreateSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { expires_at: { type: ['string', 'null'], format: 'date-time' } },
+} as const;
+
+interface CreateBody {
+  id?: string;
+  kind: PrincipalKind;
+  role: string;
+  extra_permissions?: string[];
+  revoked_permissions?: string[];
+}
+interface PatchBody {
+  role?: string;
+  extra_permissions?: string[];
+  revoked_permissions?: string[];
+  disabled?: boolean;
+}
+type IdParams = { Params: { id: string } };
+
+export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authenticator, clock }) => {
+  const requireRole = async (name: string, field: string): Promise<void> => {
+    if (!(await store.getRole(name))) throw createError('VALIDATION_FAILED', `No role named ${name}`, { field });
+  };
+
+  app.post(
+    '/api/admin/principals',
+    { config: { permission: 'admin.post.principal_create' }, schema: { body: createSchema } },
+    async (request: FastifyRequest<{ Body: CreateBody }>, reply) => {
+      const b = request.body;
+      await requireRole(b.role, 'body.role');
+      const id = b.id ?? newId(b.kind === 'user' ? 'u' : 'svc');
+      if (await store.getPrincipal(id)) throw createError('CONFLICT', `Principal ${id} already exists`, { field: 'body.id' });
+      const principal = await store.createPrincipal({
+        id,
+        kind: b.kind,
+        role: b.role,
+        extraPermissions: b.extra_permissions ?? [],
+        revokedPermissions: b.revoked_permissions ?? [],
+      });
+      reply.code(201).header('location', `/api/admin/principals/${encodeURIComponent(id)}`);
+      return principalJson(principal);
+    },
+  );
+
+  app.get('/api/admin/principals', { config: { permission: 'admin.get.principal_list' } }, async () => {
+    const principals = await store.listPrincipals();
+    return { data: principals.map(principalJson) };
+  });
+
+  app.get(
+    '/api/admin/principals/:id',
+    { config: { permission: 'admin.get.principal_detail' }, schema: { params: principalIdParams } },
+    async (request: FastifyRequest<IdParams>) => {
+      const principal = await store.getPrincipal(request.params.id);
+      if (!principal) throw createError('NOT_FOUND', `No principal ${request.params.id}`);
+      return principalJson(principal);
+    },
+  );
+
+  app.patch(
+    '/api/admin/principals/:id',
+    { config: { permission: 'admin.patch.principal_update' }, schema: { params: principalIdParams, body: patchSchema } },
+    async (request: FastifyRequest<IdParams & { Body: PatchBody }>) => {
+      const b = request.body;
+      if (b.role !== undefined) await requireRole(b.role, 'body.role');
+      const principal = await store.updatePrincipal(request.params.id, {
+        role: b.role,
+        extraPermissions: b.extra_permissions,
+        revokedPermissions: b.revoked_permissions,
+        disabled: b.disabled,
+      });
+      if (!principal) throw createError('NOT_FOUND', `No principal ${request.params.id}`);
+      await authenticator.changed({ principalId: principal.id });
+      return principalJson(principal);
+    },
+  );
+
+  app.post(
+    '/api/admin/principals/:id/keys',
+    { config: { permission: 'admin.post.key_create' }, schema: { params: principalIdParams, body: keyCreateSchema } },
+    async (request: FastifyRequest<IdParams & { Body: { expires_at?: string | null } | undefined }>, reply) => {
+      const principal = await store.getPrincipal(request.params.id);
+      if (!principal) throw createError('NOT_FOUND', `No principal ${request.params.id}`);
+      const raw = request.body?.expires_at ?? null;
+      const expiresAt = raw === null ? null : new Date(raw);
+      if (expiresAt && expiresAt.getTime() <= clock.nowMs()) {
+        throw createError('VALIDATION_FAILED', 'body.expires_at must be in the future', { field: 'body.expires_at' });
+      }
+      const generated = generateApiKey();
+      const record = await store.createApiKey({
+        id: newId('key'),
+        principalId: principal.id,
+        hash: generated.hash,
+        prefix: generated.prefix,
+        expiresAt,
+      });
+      reply.code(201);
+      return { ...keyJson(record), key: generated.key };
+    },
+  );
+
+  app.get(
+    '/api/admin/principals/:id/keys',
+    { config: { permission: 'admin.get.key_list' }, schema: { params: principalIdParams } },
+    async (request: FastifyRequest<IdParams>) => {
+      if (!(await store.getPrincipal(request.params.id))) throw createError('NOT_FOUND', `No principal ${request.params.id}`);
+      const keys = await store.listApiKeys(request.params.id);
+      return { data: keys.map(keyJson) };
+    },
+  );
+
+  app.delete(
+    '/api/admin/keys/:key_id',
+    {
+      config: { permission: 'admin.delete.key_revoke' },
+      schema: {
+        params: {
+          type: 'object',
+          required: ['key_id'],
+          additionalProperties: false,
+          properties: { key_id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,128}$' } },
+        },
+      },
+    },
+    async (request: FastifyRequest<{ Params: { key_id: string } }>) => {
+      const record = await store.revokeApiKey(request.params.key_id, clock.now());
+      if (!record) throw createError('NOT_FOUND', `No key ${request.params.key_id}`);
+      await authenticator.changed({ keyId: record.id, principalId: record.principalId });
+      return keyJson(record);
+    },
+  );
+};

@@ -1,0 +1,50 @@
+/** Roles and their JSON policies: GET /api/admin/roles, GET/PUT /api/admin/roles/{name}. */
+import type { FastifyRequest } from 'fastify';
+import { createError } from '../../core/errors.js';
+import { roleJson } from '../serialize.js';
+import type { ApiRoutePlugin } from '../types.js';
+import { permissionListSchema, ROLE_NAME_PATTERN } from './admin-principals.js';
+
+const nameParams = {
+  type: 'object',
+  required: ['name'],
+  additionalProperties: false,
+  properties: { name: { type: 'string', pattern: ROLE_NAME_PATTERN } },
+} as const;
+
+const putSchema = {
+  type: 'object',
+  required: ['permissions'],
+  additionalProperties: false,
+  properties: { permissions: permissionListSchema },
+} as const;
+
+type NameParams = { Params: { name: string } };
+
+export const adminRoleRoutes: ApiRoutePlugin = async (app, { store, authenticator }) => {
+  app.get('/api/admin/roles', { config: { permission: 'admin.get.role_list' } }, async () => {
+    const roles = await store.listRoles();
+    return { data: roles.map(roleJson) };
+  });
+
+  app.get(
+    '/api/admin/roles/:name',
+    { config: { permission: 'admin.get.role_detail' }, schema: { params: nameParams } },
+    async (request: FastifyRequest<NameParams>) => {
+      const role = await store.getRole(request.params.name);
+      if (!role) throw createError('NOT_FOUND', `No role ${request.params.name}`);
+      return roleJson(role);
+    },
+  );
+
+  app.put(
+    '/api/admin/roles/:name',
+    { config: { permission: 'admin.put.role_update' }, schema: { params: nameParams, body: putSchema } },
+    async (request: FastifyRequest<NameParams & { Body: { permissions: string[] } }>) => {
+      const role = await store.putRole(request.params.name, [...new Set(request.body.permissions)]);
+      // Every principal of this role may have gained or lost permissions.
+      await authenticator.changed({});
+      return roleJson(role);
+    },
+  );
+};

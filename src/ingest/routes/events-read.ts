@@ -1,0 +1,81 @@
+/** GET /api/events/{id} (with history) and GET /api/events (filters, cursor paging). */
+import type { FastifyRequest } from 'fastify';
+import { createError } from '../../core/errors.js';
+import { EVENT_STATUSES, type EventStatus } from '../../core/types.js';
+import { EVENT_TYPE_PATTERN, PRINCIPAL_ID_PATTERN } from '../event-input.js';
+import { eventDetailJson, eventJson } from '../serialize.js';
+import type { ApiRoutePlugin } from '../types.js';
+import { canSeeEvent, visibilityFilter } from '../visibility.js';
+
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+export const idParamsSchema = {
+  type: 'object',
+  required: ['id'],
+  additionalProperties: false,
+  properties: { id: { type: 'string', pattern: UUID_PATTERN } },
+} as const;
+
+export const DEFAULT_LIMIT = 50;
+export const MAX_LIMIT = 1000;
+
+/** Query values are strings: declared as such and converted here, never coerced. */
+const listQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    status: { type: 'string', enum: [...EVENT_STATUSES] },
+    type: { type: 'string', pattern: EVENT_TYPE_PATTERN },
+    user_id: { type: 'string', pattern: PRINCIPAL_ID_PATTERN },
+    since: { type: 'string', format: 'date-time' },
+    cursor: { type: 'string', pattern: UUID_PATTERN },
+    limit: { type: 'string', pattern: '^[0-9]{1,9}$' },
+  },
+} as const;
+
+interface ListQuery {
+  status?: EventStatus;
+  type?: string;
+  user_id?: string;
+  since?: string;
+  cursor?: string;
+  limit?: string;
+}
+
+function parseLimit(raw: string | undefined): number {
+  if (raw === undefined) return DEFAULT_LIMIT;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) {
+    throw createError('VALIDATION_FAILED', `query.limit must be an integer from 1 to ${MAX_LIMIT}`, { field: 'query.limit' });
+  }
+  return n;
+}
+
+export const eventReadRoutes: ApiRoutePlugin = async (app, { store }) => {
+  app.get(
+    '/api/events/:id',
+    { config: { permission: 'events.get.event_detail' }, schema: { params: idParamsSchema } },
+    async (request: FastifyRequest<{ Params: { id: string } }>) => {
+      const event = await store.getEvent(request.params.id.toLowerCase());
+      if (!event || !canSeeEvent(request.auth!, event)) throw createError('NOT_FOUND', `No event ${request.params.id}`);
+      return eventDetailJson(event);
+    },
+  );
+
+  app.get(
+    '/api/events',
+    { config: { permission: 'events.get.event_list' }, schema: { querystring: listQuerySchema } },
+    async (request: FastifyRequest<{ Querystring: ListQuery }>) => {
+      const q = request.query;
+      const page = await store.listEvents({
+        status: q.status,
+        type: q.type,
+        userId: q.user_id,
+        since: q.since === undefined ? undefined : new Date(q.since),
+        cursor: q.cursor?.toLowerCase(),
+        limit: parseLimit(q.limit),
+        ...visibilityFilter(request.auth!),
+      });
+      return { data: page.events.map(eventJson), next_cursor: page.nextCursor };
+    },
+  );
+};

@@ -1,0 +1,70 @@
+/** POST /api/events/{id}/retry and POST /api/events/retry (bulk): failed → queued. */
+import type { FastifyRequest } from 'fastify';
+import { createError } from '../../core/errors.js';
+import { EVENT_TYPE_PATTERN, PRINCIPAL_ID_PATTERN } from '../event-input.js';
+import { eventDetailJson } from '../serialize.js';
+import type { ApiRoutePlugin } from '../types.js';
+import { canSeeEvent, visibilityFilter } from '../visibility.js';
+import { idParamsSchema, MAX_LIMIT, UUID_PATTERN } from './events-read.js';
+
+const RETRY = 'events.post.event_retry';
+
+const bulkSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    status: { type: 'string', enum: ['failed'] },
+    type: { type: 'string', pattern: EVENT_TYPE_PATTERN },
+    user_id: { type: 'string', pattern: PRINCIPAL_ID_PATTERN },
+    since: { type: 'string', format: 'date-time' },
+    ids: { type: 'array', maxItems: MAX_LIMIT, items: { type: 'string', pattern: UUID_PATTERN } },
+  },
+} as const;
+
+interface BulkRetry {
+  status?: 'failed';
+  type?: string;
+  user_id?: string;
+  since?: string;
+  ids?: string[];
+}
+
+export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock }) => {
+  app.post(
+    '/api/events/:id/retry',
+    { config: { permission: RETRY }, schema: { params: idParamsSchema } },
+    async (request: FastifyRequest<{ Params: { id: string } }>) => {
+      const id = request.params.id.toLowerCase();
+      const event = await store.getEvent(id);
+      if (!event || !canSeeEvent(request.auth!, event)) throw createError('NOT_FOUND', `No event ${id}`);
+      if (event.status !== 'failed') {
+        throw createError('INVALID_STATE', `Only failed events can be retried; this one is ${event.status}`, { extra: { status: event.status } });
+      }
+      const retried = await store.retryEvents({ ids: [id] }, clock.now());
+      // Another request retried it between our read and the update.
+      if (retried.length === 0) throw createError('INVALID_STATE', 'The event is no longer failed');
+      const after = await store.getEvent(id);
+      return eventDetailJson(after ?? event);
+    },
+  );
+
+  app.post(
+    '/api/events/retry',
+    { config: { permission: RETRY }, schema: { body: bulkSchema } },
+    async (request: FastifyRequest<{ Body: BulkRetry | undefined }>) => {
+      const b = request.body ?? {};
+      const retried = await store.retryEvents(
+        {
+          status: 'failed',
+          type: b.type,
+          userId: b.user_id,
+          since: b.since === undefined ? undefined : new Date(b.since),
+          ids: b.ids?.map((id) => id.toLowerCase()),
+          ...visibilityFilter(request.auth!),
+        },
+        clock.now(),
+      );
+      return { retried, count: retried.length };
+    },
+  );
+};

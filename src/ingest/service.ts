@@ -1,0 +1,148 @@
+/**
+ * Ingest of one event, shared by POST /api/events, /api/events/batch and the gateway's INGEST
+ * frame: validation (contract §2), the on-behalf rule, idempotency, and the group-committed
+ * write. `prepare` is synchronous and throws TemError naming the field; `submit` resolves only
+ * after the event is durably committed.
+ */
+import type { AuthContext } from '../auth/types.js';
+import { can } from '../auth/policy.js';
+import { retryPolicy, type TemConfig } from '../config/index.js';
+import type { Clock } from '../core/clock.js';
+import { createError } from '../core/errors.js';
+import { uuidv7 } from '../core/ids.js';
+import type { TemEvent } from '../core/types.js';
+import type { Metrics } from '../observability/metrics.js';
+import { isPattern, isValidChannel } from '../protocol/frames.js';
+import type { IngestItem, IngestOutcome, Store } from '../store/types.js';
+import { check } from './ajv.js';
+import { GroupCommitter } from './batcher.js';
+import { requestHash } from './canonical.js';
+import { IDEMPOTENCY_KEY_PATTERN, validateEventInput } from './event-input.js';
+
+export const ON_BEHALF_PERMISSION = 'events.post.event_ingest_on_behalf';
+const IDEMPOTENCY_KEY_RE = new RegExp(IDEMPOTENCY_KEY_PATTERN);
+
+export interface IngestServiceDeps {
+  store: Store;
+  config: TemConfig;
+  clock: Clock;
+  metrics?: Metrics;
+  /** Commits in flight at once (default 2): one filling while another commits. */
+  maxInFlight?: number;
+}
+
+export interface IngestOptions {
+  /** Prefix of field names in errors: `body` (HTTP), `body.events.3` (batch), `payload` (WS). */
+  field?: string;
+  /**
+   * Size in bytes of the raw request the input came from. When it is within the payload limit
+   * the payload cannot exceed it, and re-serializing the payload to measure it is skipped.
+   */
+  sizeHint?: number;
+}
+
+export interface IngestResult {
+  outcome: 'created' | 'replayed';
+  event: TemEvent;
+}
+
+export class IngestService {
+  private readonly committer: GroupCommitter<IngestItem, IngestOutcome>;
+
+  constructor(private readonly deps: IngestServiceDeps) {
+    this.committer = new GroupCommitter({
+      maxBatch: deps.config.ingestBatchMax,
+      maxInFlight: deps.maxInFlight ?? 2,
+      commit: (items) => deps.store.ingest(items, deps.clock.now()),
+    });
+  }
+
+  /** Validates and ingests one event; rejects with IDEMPOTENCY_CONFLICT on a conflicting key. */
+  async ingest(ctx: AuthContext, input: unknown, idempotencyKeyHeader?: string, options: IngestOptions = {}): Promise<IngestResult> {
+    return this.submit(this.prepare(ctx, input, idempotencyKeyHeader, options));
+  }
+
+  /** Validates one event and builds the row to insert; throws TemError naming the field. */
+  prepare(ctx: AuthContext, input: unknown, idempotencyKeyHeader?: string, options: IngestOptions = {}): IngestItem {
+    const where = options.field ?? 'body';
+    check(validateEventInput, input, where);
+    const { config } = this.deps;
+
+    if (input.channel !== undefined && (!isValidChannel(input.channel) || isPattern(input.channel))) {
+      throw createError('VALIDATION_FAILED', `${where}.channel must be a channel name (namespace:part, no pattern)`, { field: `${where}.channel` });
+    }
+    if (options.sizeHint === undefined || options.sizeHint > config.maxPayloadBytes) {
+      const size = Buffer.byteLength(JSON.stringify(input.payload), 'utf8');
+      if (size > config.maxPayloadBytes) {
+        throw createError('TOO_LARGE', `${where}.payload is ${size} bytes; the limit is ${config.maxPayloadBytes}`, { field: `${where}.payload` });
+      }
+    }
+    const userId = input.user_id ?? ctx.userId;
+    if (userId !== ctx.userId && !can(ctx, ON_BEHALF_PERMISSION)) {
+      throw createError('FORBIDDEN', `Setting ${where}.user_id to another user needs ${ON_BEHALF_PERMISSION}`, { field: `${where}.user_id` });
+    }
+    const idempotencyKey = resolveIdempotencyKey(idempotencyKeyHeader, input.idempotency_key, where);
+    const occurredAt = input.occurred_at === undefined ? this.deps.clock.now() : new Date(input.occurred_at);
+    if (Number.isNaN(occurredAt.getTime())) {
+      throw createError('VALIDATION_FAILED', `${where}.occurred_at is not a valid date-time`, { field: `${where}.occurred_at` });
+    }
+    const channel = input.channel ?? null;
+    return {
+      id: uuidv7(this.deps.clock.nowMs()),
+      type: input.type,
+      payload: input.payload,
+      producerId: ctx.principalId,
+      userId,
+      channel,
+      idempotencyKey,
+      // Only what the client chose: a default occurred_at (now) must not make replays differ.
+      requestHash:
+        idempotencyKey === null
+          ? null
+          : requestHash({
+              type: input.type,
+              payload: input.payload,
+              channel,
+              user_id: userId,
+              occurred_at: input.occurred_at === undefined ? null : occurredAt.toISOString(),
+            }),
+      occurredAt,
+      maxAttempts: retryPolicy(config, input.type).maxAttempts,
+    };
+  }
+
+  /** Commits a prepared event (group-committed with concurrent ones). */
+  async submit(item: IngestItem): Promise<IngestResult> {
+    return this.settle(item, await this.committer.submit(item));
+  }
+
+  /** Commits several prepared events; one promise per item, in order. */
+  submitMany(items: IngestItem[]): Promise<IngestResult>[] {
+    return this.committer.submitMany(items).map((p, i) => p.then((outcome) => this.settle(items[i]!, outcome)));
+  }
+
+  /** Stops taking events and waits for queued ones to commit. */
+  close(): Promise<void> {
+    return this.committer.close();
+  }
+
+  private settle(item: IngestItem, result: IngestOutcome): IngestResult {
+    if (result.outcome === 'conflict') {
+      throw createError('IDEMPOTENCY_CONFLICT', `Idempotency key ${JSON.stringify(item.idempotencyKey)} was already used with a different request`, {
+        extra: { event_id: result.event.id },
+      });
+    }
+    if (result.outcome === 'created') this.deps.metrics?.eventsIngested.inc();
+    return { outcome: result.outcome, event: result.event };
+  }
+}
+
+function resolveIdempotencyKey(header: string | undefined, field: string | undefined, where: string): string | null {
+  if (header !== undefined && !IDEMPOTENCY_KEY_RE.test(header)) {
+    throw createError('VALIDATION_FAILED', 'headers.idempotency-key must be 1-255 printable ASCII characters', { field: 'headers.idempotency-key' });
+  }
+  if (header !== undefined && field !== undefined && header !== field) {
+    throw createError('VALIDATION_FAILED', `Idempotency-Key header and ${where}.idempotency_key differ`, { field: `${where}.idempotency_key` });
+  }
+  return header ?? field ?? null;
+}
