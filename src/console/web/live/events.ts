@@ -1,0 +1,129 @@
+/**
+ * The console's copy of the events it has seen: rows from GET /api/events merged with live
+ * `event.update` notifications. An update only wins when it is newer (by `version`, else by
+ * `updated_at`), so a late list page or a replayed notification never moves a row backwards.
+ */
+export const STATUSES = ['accepted', 'queued', 'processing', 'processed', 'failed'] as const;
+export type Status = (typeof STATUSES)[number];
+
+export interface EventRow {
+  id: string;
+  type: string;
+  status: string;
+  user_id: string;
+  producer_id: string | null;
+  channel: string | null;
+  attempts: number;
+  last_error: string | null;
+  created_at: string | null;
+  updated_at: string | null;
+  version: number | null;
+}
+
+type Raw = Record<string, unknown>;
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : v === null || v === undefined ? null : String(v));
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/** Accepts the API's snake_case (and, defensively, camelCase) shapes of an event or update. */
+export function normalizeEvent(raw: Raw): Partial<EventRow> & { id: string } {
+  const id = str(raw.event_id ?? raw.id) ?? '';
+  const out: Partial<EventRow> & { id: string } = { id };
+  const pick = <K extends keyof EventRow>(k: K, v: EventRow[K] | null | undefined) => {
+    if (v !== null && v !== undefined) out[k] = v;
+  };
+  pick('type', str(raw.type));
+  pick('status', str(raw.status));
+  pick('user_id', str(raw.user_id ?? raw.userId));
+  pick('producer_id', str(raw.producer_id ?? raw.producerId));
+  pick('channel', str(raw.channel));
+  pick('attempts', num(raw.attempts));
+  if ('last_error' in raw || 'lastError' in raw) out.last_error = str(raw.last_error ?? raw.lastError);
+  pick('created_at', str(raw.created_at ?? raw.createdAt));
+  pick('updated_at', str(raw.updated_at ?? raw.updatedAt));
+  pick('version', num(raw.version));
+  return out;
+}
+
+export type ChangeKind = 'new' | 'update';
+export type Listener = (row: EventRow, kind: ChangeKind, previousStatus: string | null) => void;
+
+/** Whether `next` is at least as new as `cur` (equal counts as newer: it may fill in fields). */
+function isNewer(cur: EventRow, next: Partial<EventRow>): boolean {
+  if (cur.version !== null && next.version !== undefined && next.version !== null) return next.version >= cur.version;
+  if (cur.updated_at && next.updated_at) return Date.parse(next.updated_at) >= Date.parse(cur.updated_at);
+  return true;
+}
+
+export class EventStore {
+  private readonly rows = new Map<string, EventRow>();
+  private readonly listeners = new Set<Listener>();
+
+  constructor(private readonly cap = 2000) {}
+
+  get(id: string): EventRow | undefined {
+    return this.rows.get(id);
+  }
+
+  /** Newest first (by creation, then by id for a stable order). */
+  list(filter: (r: EventRow) => boolean = () => true): EventRow[] {
+    return [...this.rows.values()].filter(filter).sort(byNewest);
+  }
+
+  on(fn: Listener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Merges one event or update; returns the row if anything changed. */
+  upsert(raw: Raw): EventRow | null {
+    const next = normalizeEvent(raw);
+    if (!next.id) return null;
+    const cur = this.rows.get(next.id);
+    if (!cur) {
+      const row: EventRow = {
+        type: '',
+        status: 'accepted',
+        user_id: '',
+        producer_id: null,
+        channel: null,
+        attempts: 0,
+        last_error: null,
+        created_at: next.created_at ?? next.updated_at ?? new Date().toISOString(),
+        updated_at: null,
+        version: null,
+        ...next,
+      };
+      this.rows.set(row.id, row);
+      this.trim();
+      this.emit(row, 'new', null);
+      return row;
+    }
+    if (!isNewer(cur, next)) return null;
+    const previous = cur.status;
+    const before = JSON.stringify(cur);
+    Object.assign(cur, next);
+    if (JSON.stringify(cur) === before) return null;
+    this.emit(cur, 'update', previous);
+    return cur;
+  }
+
+  clear(): void {
+    this.rows.clear();
+  }
+
+  private emit(row: EventRow, kind: ChangeKind, previous: string | null): void {
+    for (const fn of this.listeners) fn(row, kind, previous);
+  }
+
+  private trim(): void {
+    if (this.rows.size <= this.cap) return;
+    const oldest = [...this.rows.values()].sort(byNewest).slice(this.cap);
+    for (const r of oldest) this.rows.delete(r.id);
+  }
+}
+
+function byNewest(a: EventRow, b: EventRow): number {
+  const ta = a.created_at ? Date.parse(a.created_at) : 0;
+  const tb = b.created_at ? Date.parse(b.created_at) : 0;
+  return tb - ta || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+}

@@ -1,0 +1,161 @@
+/**
+ * A table of events whose rows change in place as updates arrive. Each row keeps its element;
+ * an update rewrites cell text and flashes the row's background (no size change), and the table
+ * uses a fixed layout with fixed row heights, so rows updating never move anything on screen.
+ */
+import { button, h, render, statusBadge } from '../lib/dom.js';
+import { time } from '../lib/format.js';
+import { href } from '../lib/router.js';
+import type { EventRow } from '../live/events.js';
+
+export interface EventTableOptions {
+  caption: string;
+  /** Adds a Retry button to failed rows. */
+  onRetry?: (row: EventRow, btn: HTMLButtonElement) => void;
+  /** Rows that stop matching stay (marked) instead of being removed. */
+  keepOnMismatch?: boolean;
+  limit?: number;
+  emptyText?: string;
+}
+
+export class EventTable {
+  readonly el: HTMLTableElement;
+  private readonly body: HTMLTableSectionElement;
+  private readonly trs = new Map<string, HTMLTableRowElement>();
+  private readonly empty: HTMLTableRowElement;
+  private readonly limit: number;
+
+  constructor(
+    private readonly opts: EventTableOptions,
+    private readonly filter: (r: EventRow) => boolean,
+  ) {
+    this.limit = opts.limit ?? 200;
+    this.body = h('tbody');
+    this.empty = h('tr', { class: 'empty' }, h('td', { colspan: 7 }, opts.emptyText ?? 'No events yet.'));
+    this.el = h(
+      'table',
+      { class: 'events' },
+      h('caption', { class: 'sr-only' }, opts.caption),
+      h(
+        'colgroup',
+        {},
+        h('col', { class: 'c-time' }),
+        h('col', { class: 'c-type' }),
+        h('col', { class: 'c-user' }),
+        h('col', { class: 'c-status' }),
+        h('col', { class: 'c-attempts' }),
+        h('col', { class: 'c-id' }),
+        h('col', { class: 'c-actions' }),
+      ),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          h('th', { scope: 'col' }, 'Created'),
+          h('th', { scope: 'col' }, 'Type'),
+          h('th', { scope: 'col' }, 'User'),
+          h('th', { scope: 'col' }, 'Status'),
+          h('th', { scope: 'col', class: 'num' }, 'Attempts'),
+          h('th', { scope: 'col' }, 'Event'),
+          h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')),
+        ),
+      ),
+      this.body,
+    );
+    this.body.append(this.empty);
+  }
+
+  get size(): number {
+    return this.trs.size;
+  }
+
+  has(id: string): boolean {
+    return this.trs.has(id);
+  }
+
+  setRows(rows: EventRow[]): void {
+    this.trs.clear();
+    const shown = rows.filter(this.filter).slice(0, this.limit);
+    render(this.body, ...shown.map((r) => this.rowFor(r)));
+    if (shown.length === 0) this.body.append(this.empty);
+  }
+
+  /** Applies one change: rewrites an existing row, or inserts a new matching one at the top. */
+  update(row: EventRow, isNew: boolean, insert = true): void {
+    const tr = this.trs.get(row.id);
+    const ok = this.filter(row);
+    if (tr) {
+      if (!ok && !this.opts.keepOnMismatch) {
+        tr.remove();
+        this.trs.delete(row.id);
+        if (this.trs.size === 0) this.body.append(this.empty);
+        return;
+      }
+      this.fill(tr, row);
+      tr.classList.toggle('mismatch', !ok);
+      flash(tr);
+      return;
+    }
+    if (!ok || !insert) return;
+    this.empty.remove();
+    const fresh = this.rowFor(row);
+    this.body.insertBefore(fresh, this.body.firstChild);
+    if (isNew) flash(fresh);
+    while (this.trs.size > this.limit) {
+      const last = this.body.lastElementChild as HTMLTableRowElement | null;
+      if (!last?.dataset.id) break;
+      this.trs.delete(last.dataset.id);
+      last.remove();
+    }
+  }
+
+  private rowFor(r: EventRow): HTMLTableRowElement {
+    const tr = h('tr', { 'data-id': r.id });
+    for (let i = 0; i < 7; i++) tr.append(h('td'));
+    const cells = tr.children;
+    cells[4]!.className = 'num';
+    cells[5]!.append(h('a', { href: href('events', r.id), class: 'mono', title: r.id }, r.id.slice(0, 8)));
+    this.trs.set(r.id, tr);
+    this.fill(tr, r);
+    return tr;
+  }
+
+  private fill(tr: HTMLTableRowElement, r: EventRow): void {
+    const c = tr.children;
+    tr.dataset.status = r.status;
+    setText(c[0] as HTMLElement, time(r.created_at), r.created_at ?? '');
+    setText(c[1] as HTMLElement, r.type, r.type);
+    setText(c[2] as HTMLElement, r.user_id, r.user_id);
+    const statusCell = c[3] as HTMLElement;
+    const badge = statusCell.firstElementChild as HTMLElement | null;
+    if (badge?.dataset.status !== r.status) {
+      render(statusCell, statusBadge(r.status));
+      statusCell.title = r.last_error ? `${r.status}: ${r.last_error}` : r.status;
+    }
+    setText(c[4] as HTMLElement, String(r.attempts), '');
+    const actions = c[6] as HTMLElement;
+    const wantsRetry = !!this.opts.onRetry && r.status === 'failed';
+    const hasRetry = actions.querySelector('button') !== null;
+    if (wantsRetry && !hasRetry) {
+      const onRetry = this.opts.onRetry!;
+      const b = button('Retry', () => onRetry(r, b), { class: 'small', 'aria-label': `Retry event ${r.id}` });
+      render(actions, b);
+    } else if (!wantsRetry && hasRetry) {
+      render(actions);
+    }
+  }
+}
+
+function setText(td: HTMLElement, text: string, title: string): void {
+  if (td.textContent !== text) td.textContent = text;
+  if (title && td.title !== title) td.title = title;
+}
+
+function flash(tr: HTMLElement): void {
+  tr.classList.remove('flash');
+  // Restart the animation: reading offsetWidth forces a style flush between remove and add.
+  void tr.offsetWidth;
+  tr.classList.add('flash');
+}
