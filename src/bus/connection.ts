@@ -88,6 +88,9 @@ export async function withRedis<T>(conn: RedisConnection, run: (redis: Redis) =>
     if (waiting) await waiting;
     return await run(conn.redis);
   } catch (err) {
+    // A command that timed out leaves the socket in doubt (black-holed network, hung server):
+    // start over on a fresh connection rather than wait for a reply that may never come.
+    if (err instanceof Error && err.message === 'Command timed out' && conn.redis.status === 'ready') conn.redis.disconnect(true);
     throw toUnavailable(err);
   }
 }

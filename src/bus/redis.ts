@@ -26,6 +26,8 @@ export interface RedisBusOptions extends BaseBusOptions {
   name?: string;
   commandTimeoutMs?: number;
   connectTimeoutMs?: number;
+  /** How often the subscriber connection is pinged, so a silently dead one is replaced (ms). */
+  heartbeatMs?: number;
 }
 
 type ReadReply = [string, number, string[]];
@@ -42,6 +44,7 @@ export class RedisBus extends BaseBus {
   private readonly patternNames = new Map<string, string>();
   private readonly publishScript: (keys: string[], args: (string | number)[]) => Promise<string>;
   private readonly readScript: (keys: string[], args: (string | number)[]) => Promise<ReadReply>;
+  private readonly heartbeat: NodeJS.Timeout;
 
   constructor(options: RedisBusOptions) {
     super(options);
@@ -61,6 +64,12 @@ export class RedisBus extends BaseBus {
       if (connectedBefore) this.resubscribe(this.sub.redis);
       connectedBefore = true;
     });
+    // A subscriber only reads, so nothing else would notice a black-holed socket; a ping that
+    // times out makes withRedis() reconnect it.
+    this.heartbeat = setInterval(() => {
+      if (this.sub.redis.status === 'ready') withRedis(this.sub, (redis) => redis.ping()).catch(() => undefined);
+    }, options.heartbeatMs ?? 5000);
+    this.heartbeat.unref();
   }
 
   private keys(channel: string): [string, string] {
@@ -168,6 +177,7 @@ export class RedisBus extends BaseBus {
   }
 
   protected async closeTransport(): Promise<void> {
+    clearInterval(this.heartbeat);
     await Promise.all([closeRedis(this.cmd), closeRedis(this.sub)]);
   }
 }
