@@ -1,0 +1,87 @@
+/**
+ * The console's DOM-free logic: merging list rows with live updates (never backwards), the
+ * throughput counter behind the chart, and the Prometheus text parser behind the health view.
+ */
+import { describe, expect, it } from 'vitest';
+import { EventStore } from '../../src/console/web/live/events.js';
+import { Throughput } from '../../src/console/web/live/throughput.js';
+import { metric, parseProm } from '../../src/console/web/lib/prom.js';
+
+const ID = '0b7c8a0e-1d2f-4a5b-9c6d-7e8f9a0b1c2d';
+
+describe('EventStore', () => {
+  it('creates a row from an event.update and moves it forward in place', () => {
+    const store = new EventStore();
+    const seen: string[] = [];
+    store.on((row, kind) => seen.push(`${kind}:${row.status}`));
+    store.upsert({ event_id: ID, status: 'queued', type: 'a.b', user_id: 'u1', attempts: 0, updated_at: '2024-01-01T00:00:01Z', version: 2 });
+    store.upsert({ event_id: ID, status: 'processing', type: 'a.b', user_id: 'u1', attempts: 1, updated_at: '2024-01-01T00:00:02Z', version: 3 });
+    store.upsert({ event_id: ID, status: 'processed', type: 'a.b', user_id: 'u1', attempts: 1, updated_at: '2024-01-01T00:00:03Z', version: 4 });
+    expect(seen).toEqual(['new:queued', 'update:processing', 'update:processed']);
+    expect(store.list()).toHaveLength(1);
+  });
+
+  it('ignores an older version arriving late (a stale list page or a replay)', () => {
+    const store = new EventStore();
+    store.upsert({ id: ID, status: 'processed', version: 4, updated_at: '2024-01-01T00:00:03Z' });
+    expect(store.upsert({ id: ID, status: 'queued', version: 2, updated_at: '2024-01-01T00:00:01Z' })).toBeNull();
+    expect(store.get(ID)?.status).toBe('processed');
+  });
+
+  it('falls back to updated_at when there is no version', () => {
+    const store = new EventStore();
+    store.upsert({ id: ID, status: 'processing', updated_at: '2024-01-01T00:00:02Z' });
+    expect(store.upsert({ id: ID, status: 'queued', updated_at: '2024-01-01T00:00:01Z' })).toBeNull();
+    expect(store.upsert({ id: ID, status: 'failed', updated_at: '2024-01-01T00:00:05Z', last_error: 'boom' })?.last_error).toBe('boom');
+  });
+
+  it('lets a retry (failed → queued, higher version) through', () => {
+    const store = new EventStore();
+    store.upsert({ id: ID, status: 'failed', version: 7 });
+    expect(store.upsert({ event_id: ID, status: 'queued', version: 8 })?.status).toBe('queued');
+  });
+
+  it('keeps the newest rows when over its cap', () => {
+    const store = new EventStore(2);
+    for (let i = 0; i < 3; i++) store.upsert({ id: `id-${i}`, status: 'accepted', created_at: `2024-01-01T00:00:0${i}Z` });
+    expect(store.list().map((r) => r.id)).toEqual(['id-2', 'id-1']);
+  });
+});
+
+describe('Throughput', () => {
+  it('averages per-status counts over buckets, over a sliding window', () => {
+    let now = 1_000_000_000;
+    const tp = new Throughput(60, () => now);
+    for (let i = 0; i < 10; i++) tp.record('processed');
+    tp.record('failed');
+    const { series } = tp.series(5);
+    const processed = series.find((s) => s.status === 'processed')!;
+    expect(processed.points).toHaveLength(12);
+    expect(processed.points.at(-1)).toBe(2); // 10 events in a 5 s bucket
+    expect(tp.recent('failed', 10)).toBeCloseTo(0.1);
+    now += 120_000;
+    expect(tp.series(5).series.every((s) => s.points.every((p) => p === 0))).toBe(true);
+  });
+});
+
+describe('parseProm', () => {
+  const text = [
+    '# HELP tem_queue_depth Jobs ready to run',
+    '# TYPE tem_queue_depth gauge',
+    'tem_queue_depth 12',
+    'tem_queue_oldest_age_seconds 3.5',
+    'tem_events{status="failed"} 2',
+    'tem_events{status="processed"} 40',
+    'tem_http_requests_total{method="GET",route="/a \\"b\\"",status="200"} 7 1700000000000',
+  ].join('\n');
+
+  it('reads plain and labelled samples', () => {
+    const s = parseProm(text);
+    expect(metric(s, 'tem_queue_depth')).toBe(12);
+    expect(metric(s, 'tem_queue_oldest_age_seconds')).toBe(3.5);
+    expect(metric(s, 'tem_events', { status: 'failed' })).toBe(2);
+    expect(metric(s, 'tem_events')).toBe(42);
+    expect(metric(s, 'tem_jobs_leased')).toBeNull();
+    expect(s.find((x) => x.name === 'tem_http_requests_total')?.labels.route).toBe('/a "b"');
+  });
+});
