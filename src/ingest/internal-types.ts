@@ -5,6 +5,7 @@ import type { TemConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Store } from '../store/types.js';
+import type { IngestService } from './service.js';
 
 export interface InternalDeps {
   config: TemConfig;
@@ -12,6 +13,8 @@ export interface InternalDeps {
   authenticator: TokenAuthenticator;
   store?: Store;
   metrics?: Metrics;
+  /** For internal routes that ingest on behalf of a gateway connection. */
+  ingest?: IngestService;
   /** More internal route plugins, registered like those of internal/index.ts. */
   extraRoutes?: InternalRoutePlugin[];
 }

@@ -1,0 +1,253 @@
+/**
+ * The Authenticator against a real (embedded) store: key checks, caching, invalidation,
+ * JWTs, and the admin bootstrap.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import { Authenticator, type AuthChange } from '../../src/auth/authenticator.js';
+import { ensureAdminKey } from '../../src/auth/bootstrap.js';
+import { generateApiKey } from '../../src/auth/keys.js';
+import { loadConfig } from '../../src/config/index.js';
+import { ManualClock } from '../../src/core/clock.js';
+import { isTemError, type TemError } from '../../src/core/errors.js';
+import { newId } from '../../src/core/ids.js';
+import type { Store } from '../../src/store/types.js';
+import { createTestStore, type TestStore } from '../helpers/db.js';
+
+let testStore: TestStore;
+let store: Store;
+let lookups = 0;
+
+/** The real store, counting key lookups (to see what the cache saves). */
+function counting(real: Store): Store {
+  return new Proxy(real, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (prop === 'findApiKeyByHash') {
+        return (hash: string) => {
+          lookups++;
+          return real.findApiKeyByHash(hash);
+        };
+      }
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+const config = (overrides: Parameters<typeof loadConfig>[0] = {}) => loadConfig({ configFile: '/nonexistent.json', ...overrides }, {});
+
+async function makeKey(principalId: string, expiresAt: Date | null = null): Promise<{ key: string; keyId: string }> {
+  const g = generateApiKey();
+  const keyId = newId('key');
+  await store.createApiKey({ id: keyId, principalId, hash: g.hash, prefix: g.prefix, expiresAt });
+  return { key: g.key, keyId };
+}
+
+async function rejection(p: Promise<unknown>): Promise<TemError> {
+  try {
+    await p;
+  } catch (err) {
+    if (isTemError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected a rejection');
+}
+
+beforeAll(async () => {
+  testStore = await createTestStore('pglite');
+  store = counting(testStore.store);
+  await store.createPrincipal({ id: 'svc', kind: 'service', role: 'service', extraPermissions: ['admin.get.role_list'], revokedPermissions: ['events.post.event_retry'] });
+  await store.createPrincipal({ id: 'u1', kind: 'user', role: 'user' });
+});
+
+afterAll(async () => {
+  await testStore?.cleanup();
+});
+
+describe('Authenticator with API keys', () => {
+  it('rejects malformed tokens without a database call', async () => {
+    const auth = new Authenticator(store, config(), new ManualClock());
+    const before = lookups;
+    for (const token of ['', 'nope', 'tem_short', `tem_${'a'.repeat(40)}$`, 'a.b.c', `Bearer tem_${'a'.repeat(40)}`]) {
+      expect((await rejection(auth.authenticate(token))).code).toBe('UNAUTHORIZED');
+    }
+    expect(lookups).toBe(before);
+  });
+
+  it('resolves a key to its principal, role ∪ extra grants and revoked permissions', async () => {
+    const auth = new Authenticator(store, config(), new ManualClock());
+    const { key, keyId } = await makeKey('svc');
+    const ctx = await auth.authenticate(key);
+    expect(ctx).toMatchObject({ principalId: 'svc', kind: 'service', userId: 'svc', role: 'service', keyId, via: 'key', channels: [], expiresAt: null });
+    expect(ctx.permissions).toEqual(expect.arrayContaining(['events.*', 'channels.*', 'admin.get.role_list']));
+    expect(ctx.revoked).toEqual(['events.post.event_retry']);
+  });
+
+  it('rejects an unknown key', async () => {
+    const auth = new Authenticator(store, config(), new ManualClock());
+    expect((await rejection(auth.authenticate(generateApiKey().key))).code).toBe('UNAUTHORIZED');
+  });
+
+  it('rejects a key once it has expired, even while cached', async () => {
+    const clock = new ManualClock();
+    const auth = new Authenticator(store, config(), clock);
+    const { key } = await makeKey('u1', new Date(clock.nowMs() + 1000));
+    expect((await auth.authenticate(key)).expiresAt?.getTime()).toBe(clock.nowMs() + 1000);
+    clock.advance(1000);
+    const err = await rejection(auth.authenticate(key));
+    expect(err.code).toBe('UNAUTHORIZED');
+    expect(err.message).toMatch(/expired/);
+  });
+
+  it('caches lookups for authCacheMs and shares concurrent ones', async () => {
+    const clock = new ManualClock();
+    const auth = new Authenticator(store, config({ authCacheMs: 5000 }), clock);
+    const { key } = await makeKey('u1');
+    const before = lookups;
+    await Promise.all(Array.from({ length: 10 }, () => auth.authenticate(key)));
+    await auth.authenticate(key);
+    expect(lookups - before).toBe(1);
+    clock.advance(5000);
+    await auth.authenticate(key);
+    expect(lookups - before).toBe(2);
+  });
+
+  it('does not cache with authCacheMs 0', async () => {
+    const auth = new Authenticator(store, config({ authCacheMs: 0 }), new ManualClock());
+    const { key } = await makeKey('u1');
+    const before = lookups;
+    await auth.authenticate(key);
+    await auth.authenticate(key);
+    expect(lookups - before).toBe(2);
+  });
+
+  it('rejects a revoked key on the very next call and tells listeners', async () => {
+    const clock = new ManualClock();
+    const auth = new Authenticator(store, config(), clock);
+    const changes: AuthChange[] = [];
+    auth.onRevoked((c) => changes.push(c));
+    const { key, keyId } = await makeKey('u1');
+    await auth.authenticate(key);
+    await store.revokeApiKey(keyId, clock.now());
+    await auth.changed({ keyId, principalId: 'u1' });
+    const err = await rejection(auth.authenticate(key));
+    expect(err.message).toMatch(/revoked/);
+    expect(changes).toContainEqual({ keyId, principalId: 'u1' });
+  });
+
+  it('rejects the keys of a disabled principal', async () => {
+    const auth = new Authenticator(store, config(), new ManualClock());
+    await store.createPrincipal({ id: 'u_disabled', kind: 'user', role: 'user' });
+    const { key } = await makeKey('u_disabled');
+    await auth.authenticate(key);
+    await store.updatePrincipal('u_disabled', { disabled: true });
+    auth.invalidate({ principalId: 'u_disabled' });
+    expect((await rejection(auth.authenticate(key))).message).toMatch(/disabled/);
+  });
+
+  it('does not let a lookup that raced an invalidation refill the cache', async () => {
+    const auth = new Authenticator(store, config(), new ManualClock());
+    const { key } = await makeKey('u1');
+    const before = lookups;
+    const pending = auth.authenticate(key);
+    auth.invalidate();
+    await pending;
+    await auth.authenticate(key);
+    expect(lookups - before).toBe(2);
+  });
+
+  it('receives changes made through another process via store.onAuthChanged', async () => {
+    const auth = new Authenticator(store, config(), new ManualClock());
+    await auth.start();
+    try {
+      const seen = new Promise<AuthChange>((resolve) => auth.onRevoked(resolve));
+      await store.notifyAuthChanged({ keyId: 'key_remote' });
+      expect(await seen).toEqual({ keyId: 'key_remote' });
+    } finally {
+      await auth.close();
+    }
+  });
+});
+
+describe('Authenticator with JWTs', () => {
+  const secret = 'an-hs256-secret-of-reasonable-length-123456';
+  const sign = (claims: Record<string, unknown>, opts: { exp?: number; key?: string; alg?: string; iss?: string; aud?: string } = {}) => {
+    let jwt = new SignJWT(claims).setProtectedHeader({ alg: opts.alg ?? 'HS256' });
+    if (opts.exp !== undefined) jwt = jwt.setExpirationTime(opts.exp);
+    if (opts.iss) jwt = jwt.setIssuer(opts.iss);
+    if (opts.aud) jwt = jwt.setAudience(opts.aud);
+    return jwt.sign(new TextEncoder().encode(opts.key ?? secret));
+  };
+
+  it('accepts an HS256 token: sub is the user, with the user role and the channels claim', async () => {
+    const clock = new ManualClock();
+    const auth = new Authenticator(store, config({ jwtSecret: secret }), clock);
+    const exp = Math.floor(clock.nowMs() / 1000) + 60;
+    const ctx = await auth.authenticate(await sign({ sub: 'u_77', channels: ['live:1:chat', 'server:9:*'] }, { exp }));
+    expect(ctx).toMatchObject({ principalId: 'u_77', userId: 'u_77', kind: 'user', role: 'user', keyId: null, via: 'jwt', channels: ['live:1:chat', 'server:9:*'] });
+    expect(ctx.expiresAt?.getTime()).toBe(exp * 1000);
+    expect(ctx.permissions).toEqual(expect.arrayContaining(['events.post.event_ingest', 'events.get.event_detail']));
+  });
+
+  it('rejects expired, exp-less, wrongly signed and badly claimed tokens', async () => {
+    const clock = new ManualClock();
+    const auth = new Authenticator(store, config({ jwtSecret: secret, jwtIssuer: 'https://app', jwtAudience: 'tem' }), clock);
+    const now = Math.floor(clock.nowMs() / 1000);
+    const good = { exp: now + 60, iss: 'https://app', aud: 'tem' };
+    expect((await auth.authenticate(await sign({ sub: 'u1' }, good))).userId).toBe('u1');
+    const bad = [
+      await sign({ sub: 'u1' }, { ...good, exp: now - 1 }),
+      await sign({ sub: 'u1' }, { iss: 'https://app', aud: 'tem' }),
+      await sign({ sub: 'u1' }, { ...good, key: 'another-secret-of-reasonable-length-000000' }),
+      await sign({ sub: 'u1' }, { ...good, iss: 'https://evil' }),
+      await sign({ sub: 'u1' }, { ...good, aud: 'other' }),
+      await sign({}, good),
+      await sign({ sub: 'u1', channels: 'live:1:chat' }, good),
+      await sign({ sub: 'u1' }, { ...good, alg: 'HS512' }),
+    ];
+    for (const token of bad) expect((await rejection(auth.authenticate(token))).code).toBe('UNAUTHORIZED');
+    clock.advance(61_000);
+    expect((await rejection(auth.authenticate(await sign({ sub: 'u1' }, good)))).code).toBe('UNAUTHORIZED');
+  });
+
+  it('accepts RS256 tokens signed by the configured public key only', async () => {
+    const clock = new ManualClock();
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    const other = await generateKeyPair('RS256');
+    const pem = await exportSPKI(publicKey);
+    const auth = new Authenticator(store, config({ jwtPublicKey: pem.replace(/\n/g, '\\n') }), clock);
+    const exp = Math.floor(clock.nowMs() / 1000) + 60;
+    const token = await new SignJWT({ sub: 'u_rs' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime(exp).sign(privateKey);
+    expect((await auth.authenticate(token)).userId).toBe('u_rs');
+    const forged = await new SignJWT({ sub: 'u_rs' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime(exp).sign(other.privateKey);
+    expect((await rejection(auth.authenticate(forged))).code).toBe('UNAUTHORIZED');
+    // An HS256 token "signed" with the public key text must not pass (algorithm confusion).
+    const confused = await new SignJWT({ sub: 'u_rs' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).sign(new TextEncoder().encode(pem));
+    expect((await rejection(auth.authenticate(confused))).code).toBe('UNAUTHORIZED');
+  });
+
+  it('rejects JWTs when none is configured', async () => {
+    const clock = new ManualClock();
+    const auth = new Authenticator(store, config(), clock);
+    const token = await sign({ sub: 'u1' }, { exp: Math.floor(clock.nowMs() / 1000) + 60 });
+    expect((await rejection(auth.authenticate(token))).code).toBe('UNAUTHORIZED');
+  });
+});
+
+describe('ensureAdminKey', () => {
+  it('creates the admin principal and key once, idempotently', async () => {
+    const { key } = generateApiKey();
+    const first = await ensureAdminKey(store, key);
+    const second = await ensureAdminKey(store, key);
+    expect(second).toEqual(first);
+    const admin = await store.getPrincipal('admin');
+    expect(admin).toMatchObject({ kind: 'service', role: 'admin' });
+    expect((await store.listApiKeys('admin')).filter((k) => k.id === first.keyId)).toHaveLength(1);
+    const ctx = await new Authenticator(store, config(), new ManualClock()).authenticate(key);
+    expect(ctx).toMatchObject({ principalId: 'admin', permissions: ['*'] });
+  });
+
+  it('refuses a malformed key', async () => {
+    await expect(ensureAdminKey(store, 'tem_short')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+});

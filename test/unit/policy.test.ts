@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { can, matchPermission, resolveGrants, seesAllEvents, PERMISSION_RE } from '../../src/auth/policy.js';
+
+describe('matchPermission', () => {
+  const cases: [string, string, boolean][] = [
+    ['events.post.event_ingest', 'events.post.event_ingest', true],
+    ['events.post.event_ingest', 'events.post.event_detail', false],
+    ['*', 'events.post.event_ingest', true],
+    ['*', 'common', true],
+    ['events.*', 'events.post.event_ingest', true],
+    ['events.*', 'events.get', true],
+    ['events.*', 'events', false],
+    ['events.*', 'channels.post.channel_publish', false],
+    ['events.*', 'eventsx.post.event_ingest', false],
+    ['events.*.event_detail', 'events.get.event_detail', true],
+    ['events.*.event_detail', 'events.post.event_detail', true],
+    ['events.*.event_detail', 'events.get.event_list', false],
+    ['events.*.event_detail', 'events.get.event_detail.extra', false],
+    ['*.get.*', 'admin.get.role_list', true],
+    ['*.get.*', 'admin.post.role_list', false],
+    ['events.post', 'events.post.event_ingest', false],
+    ['events.post.event_ingest.more', 'events.post.event_ingest', false],
+    ['events.post.event_ingest', 'events.post.event_ingest_on_behalf', false],
+    ['events.post.event_*', 'events.post.event_ingest', false],
+  ];
+  it.each(cases)('%s vs %s → %s', (pattern, permission, expected) => {
+    expect(matchPermission(pattern, permission)).toBe(expected);
+  });
+});
+
+describe('can', () => {
+  it('grants what the role or the extra permissions grant', () => {
+    const permissions = resolveGrants(['events.get.event_detail'], ['channels.post.channel_publish']);
+    expect(can({ permissions, revoked: [] }, 'events.get.event_detail')).toBe(true);
+    expect(can({ permissions, revoked: [] }, 'channels.post.channel_publish')).toBe(true);
+    expect(can({ permissions, revoked: [] }, 'events.post.event_ingest')).toBe(false);
+  });
+
+  it('lets revoked beat the role, the extra grants and wildcards', () => {
+    const permissions = resolveGrants(['events.*'], ['events.post.event_retry']);
+    expect(can({ permissions, revoked: ['events.post.event_retry'] }, 'events.post.event_retry')).toBe(false);
+    expect(can({ permissions, revoked: ['events.post.event_retry'] }, 'events.post.event_ingest')).toBe(true);
+    expect(can({ permissions: ['*'], revoked: ['events.*'] }, 'events.get.event_list')).toBe(false);
+    expect(can({ permissions: ['*'], revoked: ['events.*'] }, 'admin.get.role_list')).toBe(true);
+    expect(can({ permissions: ['*'], revoked: ['*.delete.*'] }, 'admin.delete.key_revoke')).toBe(false);
+    expect(can({ permissions: ['*'], revoked: ['*'] }, 'common.get.healthz')).toBe(false);
+  });
+
+  it('denies everything with no grants', () => {
+    expect(can({ permissions: [], revoked: [] }, 'events.get.event_list')).toBe(false);
+  });
+});
+
+describe('resolveGrants / seesAllEvents / PERMISSION_RE', () => {
+  it('merges role and extra permissions without duplicates', () => {
+    expect(resolveGrants(['a.b.c', 'x.*'], ['x.*', 'd.e.f'])).toEqual(['a.b.c', 'x.*', 'd.e.f']);
+  });
+
+  it('treats only an unrevoked * grant as admin visibility', () => {
+    expect(seesAllEvents({ permissions: ['*'], revoked: [] })).toBe(true);
+    expect(seesAllEvents({ permissions: ['*'], revoked: ['*'] })).toBe(false);
+    expect(seesAllEvents({ permissions: ['events.*'], revoked: [] })).toBe(false);
+  });
+
+  it('accepts permission strings and patterns, rejects malformed ones', () => {
+    for (const ok of ['*', 'events.*', 'events.post.event_ingest', '*.get.*', 'a-b.c_d']) expect(PERMISSION_RE.test(ok)).toBe(true);
+    for (const bad of ['', '.', 'events.', '.events', 'events..x', 'events.p*', 'a b', 'événements']) expect(PERMISSION_RE.test(bad)).toBe(false);
+  });
+});
