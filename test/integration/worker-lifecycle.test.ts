@@ -160,7 +160,7 @@ describe.skipIf(!services.postgres)('worker lifecycle (postgres)', () => {
     e = await t.store.getEvent(id!);
     expect(e?.attempts).toBe(2);
     expect(recorder.runsOf(id!)).toBe(2);
-    const [{ count }] = await sql<{ count: number }[]>`SELECT count(*)::int AS count FROM processed_effects WHERE event_id = ${id!}`;
+    const [{ count } = { count: -1 }] = await sql<{ count: number }[]>`SELECT count(*)::int AS count FROM processed_effects WHERE event_id = ${id!}`;
     expect(count).toBe(1);
   });
 
@@ -174,13 +174,13 @@ describe.skipIf(!services.postgres)('worker lifecycle (postgres)', () => {
     const ws = [0, 1, 2].map(() => worker([shared], { workerConcurrency: 8, workerBatchSize: 5 }));
     await Promise.all(ws.map((w) => w.start()));
     await waitFor('all processed', async () => {
-      const [{ left }] = await sql<{ left: number }[]>`SELECT count(*)::int AS left FROM events WHERE id = ANY(${ids}) AND status <> 'processed'`;
+      const [{ left } = { left: -1 }] = await sql<{ left: number }[]>`SELECT count(*)::int AS left FROM events WHERE id = ANY(${ids}) AND status <> 'processed'`;
       return left === 0;
     }, 20_000);
     expect(await statuses(t.store, ids)).toEqual(ids.map(() => 'processed'));
     expect(shared.runs).toHaveLength(300);
     expect(new Set(shared.runs.map((r) => r.eventId)).size).toBe(300);
-    const [{ count }] = await sql<{ count: number }[]>`SELECT count(*)::int AS count FROM processed_effects WHERE event_id = ANY(${ids})`;
+    const [{ count } = { count: -1 }] = await sql<{ count: number }[]>`SELECT count(*)::int AS count FROM processed_effects WHERE event_id = ANY(${ids})`;
     expect(count).toBe(300);
   });
 });
