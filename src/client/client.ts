@@ -398,7 +398,7 @@ export class TemClient extends Emitter<ClientEvents> {
     if (frame.ref !== undefined && this.requests.settle(frame)) return;
     switch (frame.type) {
       case 'EVENT': {
-        const pub = routeEvent(this.subs.values(), this.positions, (frame as ServerFrame<'EVENT'>).payload);
+        const pub = routeEvent([...this.subs.values()], this.positions, (frame as ServerFrame<'EVENT'>).payload, this.userChannel());
         if (pub) this.emit('publication', pub);
         break;
       }

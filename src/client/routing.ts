@@ -23,11 +23,14 @@ function active(sub: Subscription): boolean {
  * Hands an EVENT to the subscriptions it concerns. Returns the publication for the client-wide
  * `publication` event, or undefined for a duplicate (dropped) or an ephemeral notice.
  */
-export function routeEvent(subs: Iterable<Subscription>, positions: Positions, p: EventPayload): Publication | undefined {
+export function routeEvent(subs: Subscription[], positions: Positions, p: EventPayload, userChannel: string | undefined): Publication | undefined {
   if (typeof p.channel !== 'string' || typeof p.event !== 'string') return undefined;
   const ephemeral = isEphemeral(p.event);
+  // Positions are kept only for channels something will resume: a straggler that arrives after
+  // an UNSUBSCRIBE must not bring back a position that was deliberately forgotten.
+  const tracked = p.channel === userChannel || covered(subs, p.channel);
   const positioned = typeof p.offset === 'number' && typeof p.epoch === 'string' && p.epoch !== '';
-  if (!ephemeral && positioned && !positions.accept(p.channel, p.offset, p.epoch)) return undefined;
+  if (!ephemeral && positioned && tracked && !positions.accept(p.channel, p.offset, p.epoch)) return undefined;
   const pub: Publication = { channel: p.channel, offset: p.offset, epoch: p.epoch, event: p.event, payload: p.payload };
   const body = (p.payload ?? {}) as Record<string, unknown>;
   for (const sub of subs) {

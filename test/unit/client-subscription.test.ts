@@ -1,0 +1,288 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { TemClient, type Publication, type TemClientOptions } from '../../src/client/index.js';
+import { FakeSocket, ManualTimers, flush } from './client-fakes.js';
+
+afterEach(() => FakeSocket.reset());
+
+async function connected(options: TemClientOptions = {}) {
+  const timers = new ManualTimers();
+  const client = new TemClient('ws://x/ws', { websocket: FakeSocket, timers, token: 'k', timeout: 1_000, random: () => 0, ...options });
+  client.connect();
+  await flush();
+  FakeSocket.last().handshake({ session_id: 'sess-1', user_id: 'u_1' });
+  return { client, timers };
+}
+
+function ev(sock: FakeSocket, channel: string, offset: number, epoch = 'ep1', event = 'msg', payload: unknown = { n: offset }) {
+  sock.push('EVENT', { channel, offset, epoch, event, payload });
+}
+
+async function reconnect(timers: ManualTimers): Promise<FakeSocket> {
+  FakeSocket.last().serverClose(1012, 'restart');
+  timers.advance(60_000);
+  await flush();
+  const sock = FakeSocket.last();
+  sock.open();
+  return sock;
+}
+
+describe('Subscription', () => {
+  it('subscribes, reaches `subscribed`, and receives its publications', async () => {
+    const { client } = await connected();
+    const sub = client.subscribe('live:1:chat');
+    const sock = FakeSocket.last();
+    const req = sock.lastOf('SUBSCRIBE');
+    expect(req.payload).toEqual({ channels: ['live:1:chat'] });
+    expect(sub.state).toBe('subscribing');
+    const states: string[] = [];
+    sub.on('state', (s) => states.push(s.newState));
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 4, epoch: 'ep1', recovered: false }, req.id as number);
+    expect(sub.state).toBe('subscribed');
+    expect(sub.position).toEqual({ offset: 4, epoch: 'ep1' });
+    const pubs: Publication[] = [];
+    const all: Publication[] = [];
+    sub.on('publication', (p) => pubs.push(p));
+    client.on('publication', (p) => all.push(p));
+    ev(sock, 'live:1:chat', 5);
+    ev(sock, 'live:2:chat', 1); // another channel: only the client-wide event
+    expect(pubs.map((p) => p.offset)).toEqual([5]);
+    expect(all.map((p) => p.channel)).toEqual(['live:1:chat', 'live:2:chat']);
+    expect(states).toEqual(['subscribed']);
+    await expect(sub.ready()).resolves.toBeUndefined();
+    client.disconnect();
+  });
+
+  it('drops publications at or below the last delivered offset (dedupe safety net)', async () => {
+    const { client } = await connected();
+    const sub = client.subscribe('live:1:chat');
+    const sock = FakeSocket.last();
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 0, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    const got: number[] = [];
+    sub.on('publication', (p) => got.push(p.offset));
+    for (const o of [1, 2, 2, 1, 3, 3, 4]) ev(sock, 'live:1:chat', o);
+    ev(sock, 'live:1:chat', 1, 'ep2'); // a new epoch starts over
+    ev(sock, 'live:1:chat', 1, 'ep2');
+    expect(got).toEqual([1, 2, 3, 4, 1]);
+    client.disconnect();
+  });
+
+  it('re-subscribes with `since` after a reconnect that did not resume; replays arrive once, in order', async () => {
+    const { client, timers } = await connected();
+    const sub = client.subscribe('live:1:chat');
+    let sock = FakeSocket.last();
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 10, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    const got: number[] = [];
+    sub.on('publication', (p) => got.push(p.offset));
+    ev(sock, 'live:1:chat', 11);
+    ev(sock, 'live:1:chat', 12);
+
+    sock = await reconnect(timers);
+    expect(sub.state).toBe('subscribing');
+    const hello = sock.lastOf('HELLO');
+    expect(hello.payload).toEqual({ token: 'k', session_id: 'sess-1', since: { 'live:1:chat': { offset: 12, epoch: 'ep1' } } });
+    sock.handshake({ session_id: 'sess-2', resumed: false });
+    const req = sock.lastOf('SUBSCRIBE');
+    expect(req.payload).toEqual({ channels: ['live:1:chat'], since: { 'live:1:chat': { offset: 12, epoch: 'ep1' } } });
+    const resyncs: unknown[] = [];
+    sub.on('resync', (r) => resyncs.push(r));
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 15, epoch: 'ep1', recovered: true }, req.id as number);
+    for (const o of [12, 13, 14, 15, 15, 16]) ev(sock, 'live:1:chat', o); // overlap + a live one
+    expect(got).toEqual([11, 12, 13, 14, 15, 16]);
+    expect(resyncs).toEqual([]);
+    client.disconnect();
+  });
+
+  it('emits `resync` when the server cannot recover the channel', async () => {
+    const { client, timers } = await connected();
+    const sub = client.subscribe('live:1:chat');
+    let sock = FakeSocket.last();
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 3, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    const resyncs: unknown[] = [];
+    sub.on('resync', (r) => resyncs.push(r));
+    expect(resyncs).toEqual([]); // a first subscribe without `since` is not a gap
+
+    sock = await reconnect(timers);
+    sock.handshake({ resumed: false });
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 500, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    expect(resyncs).toEqual([{ channel: 'live:1:chat', lost: { offset: 3, epoch: 'ep1' } }]);
+    expect(sub.position).toEqual({ offset: 500, epoch: 'ep1' });
+    const got: number[] = [];
+    sub.on('publication', (p) => got.push(p.offset));
+    ev(sock, 'live:1:chat', 500);
+    ev(sock, 'live:1:chat', 501);
+    expect(got).toEqual([501]);
+    client.disconnect();
+  });
+
+  it('takes back subscriptions a resumed session restored, without re-subscribing', async () => {
+    const { client, timers } = await connected();
+    const a = client.subscribe('live:1:chat');
+    const b = client.subscribe('live:2:chat');
+    let sock = FakeSocket.last();
+    for (const f of sock.frames('SUBSCRIBE')) {
+      const ch = (f.payload as { channels: string[] }).channels[0]!;
+      sock.push('SUBSCRIBED', { channel: ch, offset: 1, epoch: 'ep1', recovered: false }, f.id as number);
+    }
+    ev(sock, 'user:u_1', 7, 'epU', 'event.update', { event_id: 'e1', status: 'queued' });
+    sock = await reconnect(timers);
+    expect(sock.lastOf('HELLO').payload).toMatchObject({
+      session_id: 'sess-1',
+      since: { 'live:1:chat': { offset: 1, epoch: 'ep1' }, 'live:2:chat': { offset: 1, epoch: 'ep1' }, 'user:u_1': { offset: 7, epoch: 'epU' } },
+    });
+    const bResync: unknown[] = [];
+    b.on('resync', (r) => bResync.push(r));
+    const clientResync: unknown[] = [];
+    client.on('resync', (r) => clientResync.push(r));
+    sock.handshake({
+      session_id: 'sess-1',
+      resumed: true,
+      recovered: false,
+      channels: {
+        'live:1:chat': { offset: 3, epoch: 'ep1', recovered: true },
+        'live:2:chat': { offset: 90, epoch: 'ep1', recovered: false },
+        'user:u_1': { offset: 7, epoch: 'epU', recovered: true },
+      },
+    });
+    expect(a.state).toBe('subscribed');
+    expect(b.state).toBe('subscribed');
+    expect(sock.frames('SUBSCRIBE')).toHaveLength(0);
+    expect(bResync).toEqual([{ channel: 'live:2:chat', lost: { offset: 1, epoch: 'ep1' } }]);
+    expect(clientResync).toEqual([]);
+    client.disconnect();
+  });
+
+  it('tells the app to resync its own user channel when a fresh session could not recover it', async () => {
+    const { client, timers } = await connected();
+    ev(FakeSocket.last(), 'user:u_1', 7, 'epU', 'event.update', {});
+    const sock = await reconnect(timers);
+    const resyncs: unknown[] = [];
+    client.on('resync', (r) => resyncs.push(r));
+    sock.handshake({ session_id: 'sess-9', resumed: false, recovered: false });
+    expect(resyncs).toEqual([{ channel: 'user:u_1', lost: { offset: 7, epoch: 'epU' } }]);
+    client.disconnect();
+  });
+
+  it('`prefix:*` receives every channel under the prefix and sends per-channel `since`', async () => {
+    const { client, timers } = await connected();
+    const sub = client.subscribe('server:1:*');
+    let sock = FakeSocket.last();
+    sock.push('SUBSCRIBED', { channel: 'server:1:*', offset: 0, epoch: '', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    const got: string[] = [];
+    sub.on('publication', (p) => got.push(`${p.channel}#${p.offset}`));
+    ev(sock, 'server:1:channel:a', 1);
+    ev(sock, 'server:1:channel:b', 1);
+    ev(sock, 'server:2:channel:a', 1);
+    ev(sock, 'server:1:channel:a', 1);
+    expect(got).toEqual(['server:1:channel:a#1', 'server:1:channel:b#1']);
+    expect(sub.position).toBeUndefined();
+    sock = await reconnect(timers);
+    sock.handshake({ resumed: false });
+    expect(sock.lastOf('SUBSCRIBE').payload).toEqual({
+      channels: ['server:1:*'],
+      since: { 'server:1:channel:a': { offset: 1, epoch: 'ep1' }, 'server:1:channel:b': { offset: 1, epoch: 'ep1' } },
+    });
+    client.disconnect();
+  });
+
+  it('goes to `unsubscribed` with an error on FORBIDDEN; retries with backoff on a timeout', async () => {
+    const { client, timers } = await connected();
+    const sock = FakeSocket.last();
+    const denied = client.subscribe('dm:secret');
+    const errors: string[] = [];
+    denied.on('error', (e) => errors.push(e.code));
+    const ready = denied.ready();
+    sock.push('ERROR', { code: 'FORBIDDEN', message: 'not a member' }, sock.lastOf('SUBSCRIBE').id as number);
+    expect(denied.state).toBe('unsubscribed');
+    expect(errors).toEqual(['FORBIDDEN']);
+    await expect(ready).rejects.toMatchObject({ code: 'CLOSED' });
+
+    const slow = client.subscribe('live:9:chat');
+    timers.advance(1_000); // request timeout
+    expect(slow.state).toBe('subscribing');
+    expect(sock.frames('SUBSCRIBE')).toHaveLength(2);
+    timers.advance(500); // the retry, after backoff (minDelay with random()=0)
+    const again = sock.frames('SUBSCRIBE');
+    expect(again).toHaveLength(3);
+    sock.push('SUBSCRIBED', { channel: 'live:9:chat', offset: 0, epoch: 'e', recovered: false }, again.at(-1)!.id as number);
+    expect(slow.state).toBe('subscribed');
+    client.disconnect();
+  });
+
+  it('unsubscribe() sends UNSUBSCRIBE, stops delivery and forgets the position', async () => {
+    const { client } = await connected();
+    const sub = client.subscribe('live:1:chat');
+    const sock = FakeSocket.last();
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 2, epoch: 'e', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    const got: number[] = [];
+    sub.on('publication', (p) => got.push(p.offset));
+    sub.unsubscribe();
+    expect(sock.lastOf('UNSUBSCRIBE').payload).toEqual({ channels: ['live:1:chat'] });
+    ev(sock, 'live:1:chat', 3);
+    expect(got).toEqual([]);
+    expect(sub.position).toBeUndefined();
+    client.removeSubscription(sub);
+    expect(client.getSubscription('live:1:chat')).toBeUndefined();
+    expect(() => client.newSubscription('bad channel')).toThrow(/invalid channel/);
+    client.disconnect();
+  });
+
+  it('starts from options.since when it has no position of its own', async () => {
+    const { client } = await connected();
+    client.subscribe('live:1:chat', { since: { offset: 40, epoch: 'ep1' } });
+    expect(FakeSocket.last().lastOf('SUBSCRIBE').payload).toEqual({ channels: ['live:1:chat'], since: { 'live:1:chat': { offset: 40, epoch: 'ep1' } } });
+    client.disconnect();
+  });
+
+  it('presence and typing notices go to the subscription, not to `publication`', async () => {
+    const { client } = await connected();
+    const sub = client.subscribe('live:1:chat');
+    const sock = FakeSocket.last();
+    const seen: unknown[] = [];
+    sub.on('presence', (p) => seen.push(p));
+    sub.on('typing', (t) => seen.push(t));
+    sub.on('publication', (p) => seen.push(p.event));
+    client.on('publication', (p) => seen.push(`client:${p.event}`));
+    sock.push('EVENT', { channel: 'live:1:chat', offset: 0, epoch: '', event: 'presence.join', payload: { user_id: 'u_2', status: 'online' } });
+    sock.push('EVENT', { channel: 'live:1:chat', offset: 0, epoch: '', event: 'typing', payload: { user_id: 'u_2', is_typing: true } });
+    sock.push('EVENT', { channel: 'live:1:chat', offset: 0, epoch: '', event: 'presence.leave', payload: { user_id: 'u_2' } });
+    expect(seen).toEqual([
+      { channel: 'live:1:chat', action: 'join', user_id: 'u_2', status: 'online' },
+      { channel: 'live:1:chat', user_id: 'u_2', is_typing: true },
+      { channel: 'live:1:chat', action: 'leave', user_id: 'u_2', status: undefined },
+    ]);
+    client.disconnect();
+  });
+
+  it('throttles TYPING_START and stops by itself after the typing timeout', async () => {
+    const { client, timers } = await connected({ typingInterval: 3_000, typingTimeout: 5_000 });
+    const sub = client.subscribe('live:1:chat');
+    const sock = FakeSocket.last();
+    const typing = () => sock.sent.filter((f) => f.type.startsWith('TYPING')).map((f) => f.type);
+    for (let i = 0; i < 10; i++) {
+      sub.startTyping(); // a keystroke every 500 ms for 5 s
+      timers.advance(500);
+    }
+    expect(typing()).toEqual(['TYPING_START', 'TYPING_START']);
+    timers.advance(5_000);
+    expect(typing()).toEqual(['TYPING_START', 'TYPING_START', 'TYPING_STOP']);
+    sub.startTyping();
+    sub.stopTyping();
+    sub.stopTyping();
+    expect(typing().slice(3)).toEqual(['TYPING_START', 'TYPING_STOP']);
+    expect(sock.lastOf('TYPING_STOP').payload).toEqual({ channel: 'live:1:chat' });
+    client.disconnect();
+  });
+
+  it('publish() and presence() go through the subscription channel', async () => {
+    const { client } = await connected();
+    const sub = client.subscribe('live:1:chat');
+    const sock = FakeSocket.last();
+    const p = sub.publish('msg', { text: 'hi' });
+    const f = sock.lastOf('PUBLISH');
+    expect(f.payload).toEqual({ channel: 'live:1:chat', event: 'msg', payload: { text: 'hi' } });
+    sock.push('PUBLISHED', { offset: 8, epoch: 'ep1' }, f.id as number);
+    await expect(p).resolves.toEqual({ offset: 8, epoch: 'ep1' });
+    await expect(client.subscribe('live:*').publish('x', {})).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    client.disconnect();
+  });
+});
