@@ -3,7 +3,7 @@
  * rejected), the problem+json error handling, request ids in logs, and per-route request
  * metrics.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createAjv } from './ajv.js';
@@ -14,8 +14,7 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimit,
     // One access line per request from the onResponse hook instead of two from Fastify.
-    disableRequestLogging: true,
-    requestIdLogLabel: 'reqId',
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
     requestIdHeader: 'x-request-id',
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
