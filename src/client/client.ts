@@ -70,6 +70,7 @@ export class TemClient extends Emitter<ClientEvents> {
   private rejectedToken: string | undefined;
   private nextToken: string | undefined;
   private helloSince: Record<string, StreamPosition> | undefined;
+  private awaitingGreeting = false;
   private status: PresenceStatus | undefined;
   private everConnected = false;
 
@@ -298,9 +299,16 @@ export class TemClient extends Emitter<ClientEvents> {
 
   private onOpen(t: Transport): void {
     if (this.transport !== t) return;
-    const payload: ClientFrameMap['HELLO'] = {};
-    if (this.token && !this.settings.tokenInQuery) payload.token = this.token;
     this.helloSince = undefined;
+    this.awaitingGreeting = false;
+    const inQuery = this.settings.tokenInQuery && this.token !== undefined;
+    if (inQuery && !this.session) {
+      // Authenticated at the upgrade: the server greets first, nothing to resume.
+      this.awaitingGreeting = true;
+      return;
+    }
+    const payload: ClientFrameMap['HELLO'] = {};
+    if (this.token && !inQuery) payload.token = this.token;
     if (this.session) {
       payload.session_id = this.session.session_id;
       this.helloSince = resumeSince(this.subs.values(), this.positions, this.userChannel());
@@ -362,6 +370,12 @@ export class TemClient extends Emitter<ClientEvents> {
       if (r) sub._onSubscribed({ channel: sub.channel, offset: r.offset, epoch: r.epoch, recovered: r.recovered, resumed: true }, pickSince(sentSince, sub.channel));
       else this.sendSubscribe(sub);
     }
+    // A resumed session may bring back channels unsubscribed while offline: leave them.
+    const unwanted = Object.keys(restored).filter((ch) => ch !== this.userChannel() && !this.wants(ch));
+    if (unwanted.length) {
+      const frame = this.requests.create('UNSUBSCRIBE', { channels: unwanted }, this.settings.timeout, { resolve: () => undefined, reject: () => undefined });
+      this.write(frame, false);
+    }
     // Channels with no subscription object (the automatic user:{self}) can only be recovered by the resume.
     for (const [channel, lost] of Object.entries(sentSince ?? {})) {
       if (covered(this.subs.values(), channel)) continue;
@@ -403,8 +417,9 @@ export class TemClient extends Emitter<ClientEvents> {
         break;
       }
       case 'HELLO_ACK':
-        // Authenticated at the upgrade (token in the query): the server greets first.
-        if (!this.session || this.settings.tokenInQuery) this.onHelloAck(t, (frame as ServerFrame<'HELLO_ACK'>).payload);
+        // The greeting after an upgrade that carried the token. With a session to resume, the
+        // reply to our HELLO (with `ref`) is the one that counts.
+        if (this.awaitingGreeting) this.onHelloAck(t, (frame as ServerFrame<'HELLO_ACK'>).payload);
         break;
       case 'SUBSCRIBED': {
         // A late reply to a SUBSCRIBE that timed out: still good news.
@@ -417,14 +432,26 @@ export class TemClient extends Emitter<ClientEvents> {
         for (const ch of (frame as ServerFrame<'UNSUBSCRIBED'>).payload.channels ?? []) this.subs.get(ch)?._unsubscribe('unsubscribed by the server', false);
         break;
       case 'ERROR': {
-        const { code, message } = (frame as ServerFrame<'ERROR'>).payload;
-        this.emit('error', new TemClientError(code, message, { fromServer: true }));
+        const { code, message, channel } = (frame as ServerFrame<'ERROR'>).payload as ServerFrameMap['ERROR'] & { channel?: unknown };
+        const err = new TemClientError(code, message, { fromServer: true });
+        const sub = typeof channel === 'string' ? this.subs.get(channel) : undefined;
+        if (sub) this.onChannelError(sub, err);
+        else this.emit('error', err);
         if (code === 'UNAUTHORIZED') void this.refreshExpired(t);
         break;
       }
       default:
         break;
     }
+  }
+
+  /**
+   * An unprompted ERROR about one channel: the server dropped it (it fell behind while being
+   * restored, or could not be restored). Subscribe again from the position held.
+   */
+  private onChannelError(sub: Subscription, err: TemClientError): void {
+    sub._onChannelError(err);
+    if (sub.state === SubscriptionState.Subscribing) this.sendSubscribe(sub);
   }
 
   /** The server says the token expired: get a new one and reconnect (resuming) with it. */
@@ -520,6 +547,11 @@ export class TemClient extends Emitter<ClientEvents> {
   private clearReconnect(): void {
     if (this.reconnectTimer !== undefined) this.timers.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
+  }
+
+  private wants(channel: string): boolean {
+    const sub = this.subs.get(channel);
+    return sub !== undefined && sub.state !== SubscriptionState.Unsubscribed;
   }
 
   private userChannel(): string | undefined {

@@ -32,6 +32,8 @@ export function routeEvent(subs: Subscription[], positions: Positions, p: EventP
   const positioned = typeof p.offset === 'number' && typeof p.epoch === 'string' && p.epoch !== '';
   if (!ephemeral && positioned && tracked && !positions.accept(p.channel, p.offset, p.epoch)) return undefined;
   const pub: Publication = { channel: p.channel, offset: p.offset, epoch: p.epoch, event: p.event, payload: p.payload };
+  const eventId = (p as { event_id?: unknown }).event_id;
+  if (typeof eventId === 'string') pub.event_id = eventId;
   const body = (p.payload ?? {}) as Record<string, unknown>;
   for (const sub of subs) {
     if (!active(sub) || !matchesPattern(sub.channel, p.channel)) continue;

@@ -174,6 +174,17 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     }, delay);
   }
 
+  /** @internal an unprompted ERROR naming this channel. */
+  _onChannelError(err: TemClientError): void {
+    this.emit('error', err);
+    if (this._state === SubscriptionState.Subscribed && err.code === 'INTERNAL') {
+      this._inflight = undefined;
+      this.setState(SubscriptionState.Subscribing);
+    } else if (this._state !== SubscriptionState.Unsubscribed && PERMANENT.has(err.code)) {
+      this._unsubscribe(err.code, false);
+    }
+  }
+
   /** @internal the connection is gone; come back on reconnect. */
   _onTransportLost(): void {
     this._inflight = undefined;

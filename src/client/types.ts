@@ -112,6 +112,8 @@ export interface Publication {
   epoch: string;
   event: string;
   payload: unknown;
+  /** The TEM event this publication delivers, when it comes from an ingested event. */
+  event_id?: string;
 }
 
 export interface ResyncContext {

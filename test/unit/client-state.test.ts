@@ -43,13 +43,25 @@ describe('TemClient states', () => {
     const b = make({ tokenInQuery: true, token: 'a b' });
     b.client.connect();
     await flush();
-    const sock = FakeSocket.last();
+    let sock = FakeSocket.last();
     expect(sock.url).toBe('ws://example.test/ws?token=a%20b');
     sock.open();
-    expect(sock.lastOf('HELLO').payload).toEqual({});
-    // the server greets first when the token came with the upgrade
-    sock.push('HELLO_ACK', { session_id: 's', user_id: 'u', heartbeat_interval: 1000, resumed: false, recovered: false });
+    expect(sock.frames('HELLO')).toEqual([]); // authenticated at the upgrade: the server greets first
+    const ack = { session_id: 's', user_id: 'u', heartbeat_interval: 1000, resumed: false, recovered: false };
+    sock.push('HELLO_ACK', ack);
     expect(b.client.state).toBe(ClientState.Connected);
+    // coming back, the greeting is not the answer: the reply to HELLO {session_id} is
+    sock.serverClose(1012);
+    b.timers.advance(60_000);
+    await flush();
+    sock = FakeSocket.last();
+    sock.open();
+    expect(sock.lastOf('HELLO').payload).toEqual({ session_id: 's' });
+    sock.push('HELLO_ACK', { ...ack, session_id: 'other' });
+    expect(b.client.state).toBe(ClientState.Connecting);
+    sock.push('HELLO_ACK', { ...ack, resumed: true }, sock.lastOf('HELLO').id as number);
+    expect(b.client.state).toBe(ClientState.Connected);
+    expect(b.client.connection?.resumed).toBe(true);
     b.client.disconnect();
   });
 

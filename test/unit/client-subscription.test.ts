@@ -285,4 +285,33 @@ describe('Subscription', () => {
     await expect(client.subscribe('live:*').publish('x', {})).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     client.disconnect();
   });
+
+  it('subscribes again from its position when the server drops the channel with an ERROR naming it', async () => {
+    const { client } = await connected();
+    const sub = client.subscribe('live:1:chat');
+    const sock = FakeSocket.last();
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 5, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    const errors: string[] = [];
+    sub.on('error', (e) => errors.push(e.code));
+    sock.push('ERROR', { code: 'INTERNAL', message: 'fell behind; subscribe again with since', channel: 'live:1:chat' } as never);
+    expect(errors).toEqual(['INTERNAL']);
+    expect(sock.frames('SUBSCRIBE')).toHaveLength(2);
+    expect(sock.lastOf('SUBSCRIBE').payload).toEqual({ channels: ['live:1:chat'], since: { 'live:1:chat': { offset: 5, epoch: 'ep1' } } });
+    client.disconnect();
+  });
+
+  it('leaves channels a resumed session brought back that it no longer wants', async () => {
+    const { client, timers } = await connected();
+    const sub = client.subscribe('live:1:chat');
+    let sock = FakeSocket.last();
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 1, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    sock = await reconnect(timers);
+    sub.unsubscribe(); // while offline
+    sock.handshake({
+      resumed: true,
+      channels: { 'user:u_1': { offset: 0, epoch: 'e', recovered: true }, 'live:1:chat': { offset: 1, epoch: 'ep1', recovered: true } },
+    });
+    expect(sock.lastOf('UNSUBSCRIBE').payload).toEqual({ channels: ['live:1:chat'] });
+    client.disconnect();
+  });
 });
