@@ -23,6 +23,8 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
   }) as unknown as FastifyInstance;
   const ajv = createAjv();
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
+  // JSON only: a text/plain body is a 415, not a string that fails validation later.
+  app.removeContentTypeParser('text/plain');
   installProblemHandlers(app);
   return app;
 }

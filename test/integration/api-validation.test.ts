@@ -1,0 +1,181 @@
+/**
+ * Bad input never gets a 500: each malformed request is a 4xx problem+json naming the field.
+ * Also 413 (payload and body limits), 415, unknown routes, and that an unexpected failure is
+ * a 500 INTERNAL that does not leak its message.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiRoutePlugin } from '../../src/ingest/types.js';
+import { createTestApi, type TestApi, type TestPrincipal } from '../helpers/api.js';
+import { services } from '../helpers/services.js';
+
+const kind = services.postgres ? 'postgres' : 'pglite';
+const MAX_PAYLOAD = 2048;
+const MAX_BODY = 8192;
+
+const leaky: ApiRoutePlugin = async (app) => {
+  app.get('/api/test/explode', { config: { permission: 'events.get.event_list' } }, async () => {
+    throw new Error('connection string postgres://secret:hunter2@db');
+  });
+};
+
+interface Case {
+  name: string;
+  method?: string;
+  path?: string;
+  body?: unknown;
+  raw?: string;
+  headers?: Record<string, string>;
+  admin?: boolean;
+  status: number;
+  field: string;
+  code?: string;
+}
+
+const ev = { type: 'valid.type', payload: { ok: true } };
+
+const cases: Case[] = [
+  { name: 'malformed JSON', raw: '{"type": "x",', status: 400, field: 'body', code: 'BAD_REQUEST' },
+  { name: 'empty JSON body', raw: '', status: 400, field: 'body' },
+  { name: 'body is an array', body: [ev], status: 400, field: 'body' },
+  { name: 'body is a string', body: 'event', status: 400, field: 'body' },
+  { name: 'body is null', raw: 'null', status: 400, field: 'body' },
+  { name: 'missing type', body: { payload: {} }, status: 400, field: 'body.type' },
+  { name: 'type is a number', body: { type: 7, payload: {} }, status: 400, field: 'body.type' },
+  { name: 'type with spaces and capitals', body: { type: 'Bad Type', payload: {} }, status: 400, field: 'body.type' },
+  { name: 'type too long', body: { type: 'a'.repeat(129), payload: {} }, status: 400, field: 'body.type' },
+  { name: 'type starting with a dot', body: { type: '.x', payload: {} }, status: 400, field: 'body.type' },
+  { name: 'missing payload', body: { type: 'x' }, status: 400, field: 'body.payload' },
+  { name: 'payload is an array', body: { type: 'x', payload: [1] }, status: 400, field: 'body.payload' },
+  { name: 'payload is a string', body: { type: 'x', payload: '{}' }, status: 400, field: 'body.payload' },
+  { name: 'payload is null', body: { type: 'x', payload: null }, status: 400, field: 'body.payload' },
+  { name: 'unknown field', body: { ...ev, priority: 'high' }, status: 400, field: 'body.priority' },
+  { name: 'channel without namespace', body: { ...ev, channel: 'lobby' }, status: 400, field: 'body.channel' },
+  { name: 'channel pattern', body: { ...ev, channel: 'live:*' }, status: 400, field: 'body.channel' },
+  { name: 'channel with bad characters', body: { ...ev, channel: 'live:a b' }, status: 400, field: 'body.channel' },
+  { name: 'channel is a number', body: { ...ev, channel: 5 }, status: 400, field: 'body.channel' },
+  { name: 'occurred_at not a date', body: { ...ev, occurred_at: 'yesterday' }, status: 400, field: 'body.occurred_at' },
+  { name: 'occurred_at without a time zone', body: { ...ev, occurred_at: '2024-01-01T10:00:00' }, status: 400, field: 'body.occurred_at' },
+  { name: 'occurred_at impossible date', body: { ...ev, occurred_at: '2024-02-30T10:00:00Z' }, status: 400, field: 'body.occurred_at' },
+  { name: 'occurred_at is a number', body: { ...ev, occurred_at: 1700000000 }, status: 400, field: 'body.occurred_at' },
+  { name: 'user_id with a colon', body: { ...ev, user_id: 'a:b' }, status: 400, field: 'body.user_id' },
+  { name: 'user_id is a number', body: { ...ev, user_id: 42 }, status: 400, field: 'body.user_id' },
+  { name: 'empty idempotency_key', body: { ...ev, idempotency_key: '' }, status: 400, field: 'body.idempotency_key' },
+  { name: 'idempotency_key is a number', body: { ...ev, idempotency_key: 12 }, status: 400, field: 'body.idempotency_key' },
+  { name: 'Idempotency-Key header too long', body: ev, headers: { 'idempotency-key': 'k'.repeat(256) }, status: 400, field: 'headers.idempotency-key' },
+  { name: 'prototype pollution', raw: '{"type":"x","payload":{},"__proto__":{"admin":true}}', status: 400, field: 'body' },
+  { name: 'event id not a UUID', method: 'GET', path: '/api/events/not-a-uuid', status: 400, field: 'params.id' },
+  { name: 'retry id not a UUID', method: 'POST', path: '/api/events/123/retry', admin: true, status: 400, field: 'params.id' },
+  { name: 'limit not a number', method: 'GET', path: '/api/events?limit=abc', status: 400, field: 'query.limit' },
+  { name: 'limit zero', method: 'GET', path: '/api/events?limit=0', status: 400, field: 'query.limit' },
+  { name: 'limit over 1000', method: 'GET', path: '/api/events?limit=1001', status: 400, field: 'query.limit' },
+  { name: 'limit given twice', method: 'GET', path: '/api/events?limit=1&limit=2', status: 400, field: 'query.limit' },
+  { name: 'unknown status', method: 'GET', path: '/api/events?status=done', status: 400, field: 'query.status' },
+  { name: 'since not a date', method: 'GET', path: '/api/events?since=last-week', status: 400, field: 'query.since' },
+  { name: 'cursor not a UUID', method: 'GET', path: '/api/events?cursor=zzz', status: 400, field: 'query.cursor' },
+  { name: 'unknown query parameter', method: 'GET', path: '/api/events?sort=asc', status: 400, field: 'query.sort' },
+  { name: 'batch events not an array', path: '/api/events/batch', body: { events: 'x' }, status: 400, field: 'body.events' },
+  { name: 'batch without events', path: '/api/events/batch', body: {}, status: 400, field: 'body.events' },
+  { name: 'batch with no events', path: '/api/events/batch', body: { events: [] }, status: 400, field: 'body.events' },
+  { name: 'batch with an Idempotency-Key header', path: '/api/events/batch', body: { events: [ev] }, headers: { 'idempotency-key': 'k' }, status: 400, field: 'headers.idempotency-key' },
+  { name: 'bulk retry with an unknown status', path: '/api/events/retry', admin: true, body: { status: 'queued' }, status: 400, field: 'body.status' },
+  { name: 'bulk retry ids not UUIDs', path: '/api/events/retry', admin: true, body: { ids: ['x'] }, status: 400, field: 'body.ids.0' },
+  { name: 'principal with an unknown kind', path: '/api/admin/principals', admin: true, body: { kind: 'robot', role: 'user' }, status: 400, field: 'body.kind' },
+  { name: 'principal with an unknown role', path: '/api/admin/principals', admin: true, body: { kind: 'user', role: 'nobody' }, status: 400, field: 'body.role' },
+  { name: 'principal id with a colon', path: '/api/admin/principals', admin: true, body: { id: 'a:b', kind: 'user', role: 'user' }, status: 400, field: 'body.id' },
+  { name: 'empty principal patch', method: 'PATCH', path: '/api/admin/principals/admin', admin: true, body: {}, status: 400, field: 'body' },
+  { name: 'disabled not a boolean', method: 'PATCH', path: '/api/admin/principals/admin', admin: true, body: { disabled: 'yes' }, status: 400, field: 'body.disabled' },
+  { name: 'malformed permission', method: 'PUT', path: '/api/admin/roles/ops', admin: true, body: { permissions: ['events..get'] }, status: 400, field: 'body.permissions.0' },
+  { name: 'role name with capitals', method: 'PUT', path: '/api/admin/roles/Ops', admin: true, body: { permissions: [] }, status: 400, field: 'params.name' },
+  { name: 'key expiry in the past', path: '/api/admin/principals/admin/keys', admin: true, body: { expires_at: '2001-01-01T00:00:00Z' }, status: 400, field: 'body.expires_at' },
+  { name: 'key expiry not a date', path: '/api/admin/principals/admin/keys', admin: true, body: { expires_at: 'soon' }, status: 400, field: 'body.expires_at' },
+];
+
+describe(`malformed input (${kind})`, () => {
+  let api: TestApi;
+  let user: TestPrincipal;
+
+  beforeAll(async () => {
+    api = await createTestApi({ kind, config: { maxPayloadBytes: MAX_PAYLOAD, maxBodyBytes: MAX_BODY }, extraRoutes: [leaky] });
+    user = await api.createPrincipal({ kind: 'user' });
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  it('has a table of at least 20 cases', () => {
+    expect(cases.length).toBeGreaterThanOrEqual(20);
+  });
+
+  it.each(cases)('$name → $status naming $field', async (c) => {
+    const headers: Record<string, string> = { ...c.headers };
+    if (c.raw !== undefined) headers['content-type'] = 'application/json';
+    const res = await api.request(c.method ?? 'POST', c.path ?? '/api/events', {
+      key: c.admin ? api.adminKey : user.key,
+      body: c.body,
+      payload: c.raw,
+      headers,
+    });
+    expect(res.status).toBe(c.status);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.body).toMatchObject({ status: c.status, field: c.field, title: expect.any(String), detail: expect.any(String), type: expect.stringMatching(/^https:\/\//) });
+    if (c.code) expect(res.body.code).toBe(c.code);
+  });
+
+  it('answers 413 naming body.payload when the payload is over the limit', async () => {
+    const res = await api.request('POST', '/api/events', { key: user.key, body: { type: 'big', payload: { s: 'x'.repeat(MAX_PAYLOAD) } } });
+    expect(res.status).toBe(413);
+    expect(res.body).toMatchObject({ code: 'TOO_LARGE', field: 'body.payload' });
+    // Just under the limit is fine.
+    const fits = await api.request('POST', '/api/events', { key: user.key, body: { type: 'big', payload: { s: 'x'.repeat(MAX_PAYLOAD - 20) } } });
+    expect(fits.status).toBe(202);
+  });
+
+  it('measures the payload in bytes, not characters', async () => {
+    const res = await api.request('POST', '/api/events', { key: user.key, body: { type: 'big', payload: { s: 'é'.repeat(MAX_PAYLOAD / 2) } } });
+    expect(res.status).toBe(413);
+  });
+
+  it('answers 413 naming body when the body is over the limit', async () => {
+    const res = await api.request('POST', '/api/events', { key: user.key, body: { type: 'big', payload: { s: 'x'.repeat(MAX_BODY) } } });
+    expect(res.status).toBe(413);
+    expect(res.body).toMatchObject({ code: 'TOO_LARGE', field: 'body' });
+  });
+
+  it('gives a batch its own, larger body limit and a 413 per oversized item', async () => {
+    const big = { type: 'big', payload: { s: 'x'.repeat(MAX_PAYLOAD) } };
+    const small = { type: 'small', payload: { s: 'x'.repeat(MAX_PAYLOAD / 2) } };
+    const res = await api.request<{ results: { status: number; error?: { field: string } }[] }>('POST', '/api/events/batch', {
+      key: user.key,
+      body: { events: [small, big, small, small, small] },
+    });
+    expect(res.status).toBe(202);
+    expect(res.body.results.map((r) => r.status)).toEqual([202, 413, 202, 202, 202]);
+    expect(res.body.results[1]!.error!.field).toBe('body.events.1.payload');
+  });
+
+  it('answers 415 for a body that is not JSON', async () => {
+    for (const type of ['text/plain', 'application/xml', 'application/x-www-form-urlencoded']) {
+      const res = await api.request('POST', '/api/events', { key: user.key, payload: 'type=x', headers: { 'content-type': type } });
+      expect(res.status).toBe(415);
+      expect(res.body).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', field: 'headers.content-type' });
+    }
+    const charset = await api.request('POST', '/api/events', { key: user.key, payload: JSON.stringify(ev), headers: { 'content-type': 'application/json; charset=utf-8' } });
+    expect(charset.status).toBe(202);
+  });
+
+  it('answers unknown routes and methods with a 404 problem', async () => {
+    for (const [method, path] of [['GET', '/nope'], ['DELETE', '/api/events'], ['GET', '/api/admin']] as const) {
+      const res = await api.request(method, path, { key: user.key });
+      expect(res.status).toBe(404);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.body.code).toBe('NOT_FOUND');
+    }
+  });
+
+  it('turns an unexpected failure into a 500 INTERNAL without its message', async () => {
+    const res = await api.request('GET', '/api/test/explode', { key: user.key });
+    expect(res.status).toBe(500);
+    expect(res.body).toMatchObject({ code: 'INTERNAL', status: 500 });
+    expect(res.raw.body).not.toMatch(/hunter2|postgres:|stack|at /);
+  });
+});
