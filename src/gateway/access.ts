@@ -1,0 +1,124 @@
+/**
+ * Who may subscribe to a channel (contract §4 "Channels"). The rules:
+ *
+ * - `user:{id}` and everything under it (`user:{id}:notifications`, `user:{id}:*`): only user
+ *   `{id}` — not even an admin, since a user's channel carries their private status updates.
+ *   `user:*` is therefore refused to everyone.
+ * - any other exact channel: a member (PUT /api/channels/{channel}/members/{user}), a JWT whose
+ *   `channels` claim names it or holds a pattern covering it, or a principal granted
+ *   `channels.subscribe.<namespace>` (`channels.subscribe.*`, `channels.*` and `*` cover all).
+ * - a pattern `prefix:*` delivers channels that do not exist yet, so membership of some of them
+ *   cannot justify it: it needs the namespace permission, or a claim pattern covering the whole
+ *   prefix (claim `server:1:*` allows `server:1:*` and `server:1:channel:*`, not `server:*`).
+ *
+ * The same check guards PUBLISH (with the namespace's clientPublish), PRESENCE and typing.
+ * Two ways to ask about membership: the store (embedded, or any process holding it) and the
+ * API's internal listener (distributed gateways), cached briefly.
+ */
+import { can } from '../auth/policy.js';
+import type { AuthContext } from '../auth/types.js';
+import type { Clock } from '../core/clock.js';
+import { isPattern, isValidChannel, matchesPattern } from '../protocol/frames.js';
+import type { Store } from '../store/types.js';
+
+export interface ChannelAccess {
+  /** Whether `auth` may subscribe to `channel` (an exact channel or a `prefix:*` pattern). */
+  canSubscribe(auth: AuthContext, channel: string): Promise<boolean>;
+}
+
+export type MembershipCheck = (channel: string, userId: string) => Promise<boolean>;
+
+export function namespaceOf(channel: string): string {
+  const i = channel.indexOf(':');
+  return i === -1 ? channel : channel.slice(0, i);
+}
+
+/** Whether a claim (name or pattern) covers a subscription (name or pattern). */
+export function claimCovers(claim: string, subscription: string): boolean {
+  if (!isPattern(subscription)) return claim === subscription || (isPattern(claim) && matchesPattern(claim, subscription));
+  return isPattern(claim) && subscription.startsWith(claim.slice(0, -1));
+}
+
+/** The decision apart from membership; `null` means "only membership can still allow it". */
+export function decideWithoutMembership(auth: AuthContext, channel: string): boolean | null {
+  if (!isValidChannel(channel)) return false;
+  const ns = namespaceOf(channel);
+  if (ns === 'user') {
+    const owner = channel.split(':')[1];
+    return owner === auth.userId;
+  }
+  if (can(auth, `channels.subscribe.${ns}`)) return true;
+  if (auth.channels.some((c) => claimCovers(c, channel))) return true;
+  if (isPattern(channel)) return false;
+  return null;
+}
+
+export class MembershipAccess implements ChannelAccess {
+  constructor(private readonly isMember: MembershipCheck) {}
+
+  async canSubscribe(auth: AuthContext, channel: string): Promise<boolean> {
+    const decided = decideWithoutMembership(auth, channel);
+    if (decided !== null) return decided;
+    return this.isMember(channel, auth.userId);
+  }
+}
+
+/** Embedded mode, and any process that holds the store. */
+export function storeChannelAccess(store: Pick<Store, 'isChannelMember'>): ChannelAccess {
+  return new MembershipAccess((channel, userId) => store.isChannelMember(channel, userId));
+}
+
+export interface HttpAccessOptions {
+  /** Base URL of the API's internal listener (config.apiInternalUrl). */
+  baseUrl: string;
+  clock: Clock;
+  /** How long an answer is reused (default 2 s): membership changes bite within this. */
+  cacheMs?: number;
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+const MAX_CACHE = 50_000;
+
+/**
+ * Distributed gateways: asks `POST {baseUrl}/internal/channels/membership {channel, user_id}` →
+ * `{member}`. Answers are cached briefly; an unreachable API denies (fails closed).
+ */
+export function httpChannelAccess(options: HttpAccessOptions): ChannelAccess {
+  const cacheMs = options.cacheMs ?? 2000;
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const doFetch = options.fetch ?? fetch;
+  const url = new URL('/internal/channels/membership', options.baseUrl).toString();
+  const cache = new Map<string, { member: boolean; at: number }>();
+  const inflight = new Map<string, Promise<boolean>>();
+
+  async function ask(channel: string, userId: string): Promise<boolean> {
+    const res = await doFetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ channel, user_id: userId }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!res.ok) throw new Error(`membership check answered ${res.status}`);
+    const body = (await res.json()) as { member?: unknown };
+    return body.member === true;
+  }
+
+  return new MembershipAccess(async (channel, userId) => {
+    const key = `${channel}\u0000${userId}`;
+    const now = options.clock.nowMs();
+    const hit = cache.get(key);
+    if (hit && now - hit.at < cacheMs) return hit.member;
+    const pending = inflight.get(key);
+    if (pending) return pending;
+    const p = ask(channel, userId)
+      .then((member) => {
+        if (cache.size >= MAX_CACHE) cache.clear();
+        cache.set(key, { member, at: options.clock.nowMs() });
+        return member;
+      })
+      .finally(() => inflight.delete(key));
+    inflight.set(key, p);
+    return p;
+  });
+}

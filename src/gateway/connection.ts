@@ -1,0 +1,228 @@
+/**
+ * One WebSocket connection: its state machine (connecting → authenticated → closed, each
+ * transition logged with connection_id, user_id, node and, at the end, the close code), its
+ * outgoing queue, its frame rate and the order in which its frames are handled.
+ *
+ * Frames are handled one after another (a SUBSCRIBE is done before the PUBLISH that follows it),
+ * except PING, answered at once so a slow request cannot make a live client look dead.
+ */
+import type { WebSocket, RawData } from 'ws';
+import type { AuthContext } from '../auth/types.js';
+import { newId } from '../core/ids.js';
+import type { Logger } from '../observability/logger.js';
+import { CLOSE_CODES, type ClientFrame, type PresenceStatus, type ServerFrameMap, type ServerFrameType, type StreamPosition, type WsErrorCode } from '../protocol/index.js';
+import type { GatewayContext } from './context.js';
+import { wsErrorOf } from './errors.js';
+import type { Subscriber } from './fanout.js';
+import { parseClientFrame } from './frames.js';
+import { encodeFrame, OutboundQueue } from './outbound.js';
+import { MessageRate } from './rate.js';
+
+export type ConnectionState = 'connecting' | 'authenticated' | 'closed';
+
+export type FrameDispatcher = (conn: Connection, frame: ClientFrame) => Promise<void>;
+
+export interface ConnectionHooks {
+  dispatch: FrameDispatcher;
+  /** Called once, when the connection reaches `closed` (whoever closed it). */
+  onClosed: (conn: Connection, code: number) => void;
+}
+
+/** Close reasons are limited to 123 bytes by RFC 6455. */
+function closeReason(reason: string): string {
+  let r = reason;
+  while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
+  return r;
+}
+
+export class Connection implements Subscriber {
+  readonly id = newId('conn');
+  state: ConnectionState = 'connecting';
+  auth: AuthContext | null = null;
+  /** The credential, kept to check it again on revocation. */
+  token: string | null = null;
+  sessionId: string | null = null;
+  status: PresenceStatus = 'online';
+  /** Subscribed channels and patterns (including ones still being set up). */
+  readonly channels = new Set<string>();
+  /** Position the client was last told per channel (SUBSCRIBED or the last replayed). */
+  readonly positions = new Map<string, StreamPosition>();
+  /** Last time anything (a frame or a pong) came from the client. */
+  lastSeen: number;
+  closeCode: number | null = null;
+  private readonly out: OutboundQueue;
+  private readonly rate: MessageRate;
+  private chain: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  private helloTimer: NodeJS.Timeout | null = null;
+  private log: Logger;
+
+  constructor(
+    private readonly ctx: GatewayContext,
+    readonly ws: WebSocket,
+    private readonly hooks: ConnectionHooks,
+    meta: { remote?: string; path: string },
+  ) {
+    this.lastSeen = ctx.clock.nowMs();
+    this.rate = new MessageRate(ctx.config.wsMessageRate);
+    this.log = ctx.logger.child({ connection_id: this.id, node: ctx.nodeId });
+    this.out = new OutboundQueue(ws, ctx.scheduler, {
+      limitBytes: ctx.config.wsSendBufferBytes,
+      onOverflow: () => {
+        ctx.metrics.wsSlowConsumerCloses.inc();
+        this.close(CLOSE_CODES.TRY_AGAIN_LATER, 'slow consumer: send buffer full');
+      },
+      onSent: (n) => ctx.metrics.wsMessagesOut.inc(n),
+      onDropped: (n) => ctx.metrics.wsDropped.inc(n),
+    });
+    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
+    ws.on('pong', () => this.markAlive());
+    ws.on('ping', () => this.markAlive());
+    ws.on('close', (code: number) => this.onSocketClosed(code));
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws reports an oversized frame as an error and then closes 1009 itself.
+      this.log.debug({ err: err.message, code: err.code }, 'websocket error');
+    });
+    ctx.metrics.wsConnections.inc();
+    this.log.info({ state: 'connecting', remote: meta.remote, path: meta.path }, 'ws connecting');
+  }
+
+  get userId(): string {
+    return this.auth?.userId ?? '';
+  }
+
+  get isOpen(): boolean {
+    return this.state !== 'closed';
+  }
+
+  /** Waits for HELLO; closes 4001 when it does not come in time. */
+  expectHello(timeoutMs: number): void {
+    this.helloTimer = setTimeout(() => {
+      if (this.state === 'connecting') this.close(CLOSE_CODES.UNAUTHORIZED, 'authentication timeout: send HELLO {token}');
+    }, timeoutMs);
+    this.helloTimer.unref?.();
+  }
+
+  /** connecting → authenticated. */
+  authenticated(auth: AuthContext, token: string, sessionId: string): void {
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
+    this.auth = auth;
+    this.token = token;
+    this.sessionId = sessionId;
+    if (this.state === 'connecting') {
+      this.state = 'authenticated';
+      this.log = this.log.child({ user_id: auth.userId });
+      this.log.info({ state: 'authenticated', principal_id: auth.principalId, via: auth.via, session_id: sessionId }, 'ws authenticated');
+    }
+  }
+
+  markAlive(): void {
+    this.lastSeen = this.ctx.clock.nowMs();
+  }
+
+  // ── sending ───────────────────────────────────────────────────────────────
+  deliver(frame: Buffer): void {
+    this.out.push(frame);
+  }
+
+  send<T extends ServerFrameType>(type: T, payload: ServerFrameMap[T], ref?: string | number): void {
+    if (this.state === 'closed') return;
+    const frame: Record<string, unknown> = { type };
+    if (ref !== undefined) frame.ref = ref;
+    frame.payload = payload;
+    this.out.push(encodeFrame(JSON.stringify(frame)));
+  }
+
+  /** ERROR {code, message} (and `channel` when the error is about one channel). */
+  sendError(code: WsErrorCode, message: string, ref?: string | number, channel?: string): void {
+    const payload: ServerFrameMap['ERROR'] & { channel?: string } = { code, message };
+    if (channel !== undefined) payload.channel = channel;
+    this.send('ERROR', payload, ref);
+  }
+
+  /** Sends what is queued now instead of at the end of the tick. */
+  flush(): void {
+    this.out.flush();
+  }
+
+  // ── closing ───────────────────────────────────────────────────────────────
+  /** → closed: sends what is queued, then the close frame; destroys the socket if it lingers. */
+  close(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.out.flush();
+    this.out.close();
+    try {
+      this.ws.close(code, closeReason(reason));
+    } catch {
+      this.ws.terminate();
+    }
+    const timer = setTimeout(() => this.ws.terminate(), this.ctx.tuning.closeGraceMs);
+    timer.unref?.();
+    this.ws.once('close', () => clearTimeout(timer));
+    this.finish(code, reason, 'server');
+  }
+
+  private onSocketClosed(code: number): void {
+    if (this.state === 'closed') return;
+    this.out.close();
+    this.finish(code, 'closed by client', 'client');
+  }
+
+  private finish(code: number, reason: string, by: 'server' | 'client'): void {
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.state = 'closed';
+    this.closeCode = code;
+    this.ctx.metrics.wsConnections.dec();
+    this.log.info({ state: 'closed', close_code: code, reason, by }, 'ws closed');
+    this.hooks.onClosed(this, code);
+  }
+
+  // ── receiving ─────────────────────────────────────────────────────────────
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.state === 'closed') return;
+    const now = this.ctx.clock.nowMs();
+    this.lastSeen = now;
+    this.ctx.metrics.wsMessagesIn.inc();
+    const verdict = this.rate.check(now);
+    if (verdict === 'abuse') {
+      this.close(CLOSE_CODES.POLICY, 'message rate limit exceeded');
+      return;
+    }
+    const parsed = parseClientFrame(data as Buffer | ArrayBuffer | Buffer[], isBinary);
+    if (verdict === 'limited') {
+      this.sendError('RATE_LIMITED', `more than ${this.ctx.config.wsMessageRate} frames per second`, parsed.ok ? parsed.frame.id : parsed.ref);
+      return;
+    }
+    if (!parsed.ok) {
+      this.sendError(parsed.code, parsed.message, parsed.ref);
+      return;
+    }
+    const frame = parsed.frame;
+    if (frame.type === 'PING') {
+      this.send('PONG', { timestamp: this.ctx.clock.nowMs() }, frame.id);
+      return;
+    }
+    if (this.inFlight >= this.ctx.tuning.maxPendingFrames) {
+      this.sendError('RATE_LIMITED', 'too many requests in flight', frame.id);
+      return;
+    }
+    this.inFlight++;
+    this.runExclusive(() => this.hooks.dispatch(this, frame), { label: frame.type, ref: frame.id, counted: true });
+  }
+
+  /** Runs `task` after the connection's earlier frames are handled (and before later ones). */
+  runExclusive(task: () => Promise<void>, opts: { label?: string; ref?: string | number; counted?: boolean } = {}): void {
+    const { label = 'task', ref, counted = false } = opts;
+    this.chain = this.chain
+      .then(() => (this.state === 'closed' ? undefined : task()))
+      .catch((err: unknown) => {
+        const { code, message } = wsErrorOf(err);
+        if (code === 'INTERNAL') this.log.error({ err, frame_type: label }, 'frame handler failed');
+        this.sendError(code, message, ref);
+      })
+      .finally(() => {
+        if (counted) this.inFlight--;
+      });
+  }
+}

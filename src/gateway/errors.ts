@@ -1,0 +1,33 @@
+/**
+ * TemError codes → WebSocket ERROR codes (contract §4 has a smaller table). Unknown throws are
+ * INTERNAL with a generic message: a stack or driver message never reaches a client.
+ */
+import { isTemError, type ErrorCode } from '../core/errors.js';
+import type { WsErrorCode } from '../protocol/codes.js';
+
+const MAP: Record<ErrorCode, WsErrorCode> = {
+  BAD_REQUEST: 'BAD_REQUEST',
+  VALIDATION_FAILED: 'BAD_REQUEST',
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  METHOD_NOT_ALLOWED: 'BAD_REQUEST',
+  CONFLICT: 'BAD_REQUEST',
+  IDEMPOTENCY_CONFLICT: 'BAD_REQUEST',
+  INVALID_STATE: 'BAD_REQUEST',
+  TOO_LARGE: 'TOO_LARGE',
+  UNSUPPORTED_MEDIA_TYPE: 'BAD_REQUEST',
+  RATE_LIMITED: 'RATE_LIMITED',
+  INTERNAL: 'INTERNAL',
+  STORE_UNAVAILABLE: 'INTERNAL',
+  BUS_UNAVAILABLE: 'INTERNAL',
+  SHUTTING_DOWN: 'INTERNAL',
+};
+
+export function wsErrorOf(err: unknown): { code: WsErrorCode; message: string } {
+  if (!isTemError(err)) return { code: 'INTERNAL', message: 'An internal error occurred' };
+  const code = MAP[err.code];
+  if (code === 'INTERNAL' && err.code === 'INTERNAL') return { code, message: 'An internal error occurred' };
+  const message = err.field ? `${err.message} (${err.field})` : err.message;
+  return { code, message };
+}

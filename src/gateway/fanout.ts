@@ -1,0 +1,69 @@
+/**
+ * Fan-out of one publication to this node's subscribers: the EVENT frame is serialized and framed
+ * once, then the same bytes are queued on every receiving connection.
+ */
+import type { Publication } from '../bus/types.js';
+import { matchesPattern } from '../protocol/frames.js';
+import { encodeFrame } from './outbound.js';
+
+/** What fan-out needs from a connection. */
+export interface Subscriber {
+  readonly id: string;
+  readonly userId: string;
+  /** Channels and patterns this connection is subscribed to. */
+  readonly channels: ReadonlySet<string>;
+  /** Queues a pre-framed message. */
+  deliver(frame: Buffer): void;
+}
+
+/** The EVENT frame for a publication (contract §4). */
+export function eventFrame(pub: Publication): Buffer {
+  const payload: Record<string, unknown> = {
+    channel: pub.channel,
+    offset: pub.offset,
+    epoch: pub.epoch,
+    event: pub.event,
+    payload: pub.payload,
+  };
+  if (pub.eventId) payload.event_id = pub.eventId;
+  return encodeFrame(JSON.stringify({ type: 'EVENT', payload }));
+}
+
+/**
+ * Typing notices go to everyone on the channel except the typist's own connections.
+ * Returns the user to skip, if any.
+ */
+export function excludedUser(pub: Publication): string | null {
+  if (pub.event !== 'typing') return null;
+  const p = pub.payload as { user_id?: unknown } | null;
+  return p && typeof p.user_id === 'string' ? p.user_id : null;
+}
+
+/**
+ * A connection subscribed to `a:b` and to `a:*` (or to `a:*` and `a:b:*`) receives one
+ * publication on `a:b` from several bus subscriptions. Only the most specific one delivers it:
+ * the exact channel, else the longest matching pattern.
+ */
+export function deliversVia(sub: Subscriber, subscription: string, channel: string): boolean {
+  if (subscription === channel) return true;
+  if (sub.channels.has(channel)) return false;
+  for (const other of sub.channels) {
+    if (other !== subscription && other.length > subscription.length && other.endsWith(':*') && matchesPattern(other, channel)) return false;
+  }
+  return true;
+}
+
+/** Delivers `pub` (received on `subscription`) to `subscribers`; returns how many got it. */
+export function fanout(pub: Publication, subscription: string, subscribers: Iterable<Subscriber>, pattern: boolean): number {
+  const skipUser = excludedUser(pub);
+  let frame: Buffer | null = null;
+  let count = 0;
+  for (const sub of subscribers) {
+    if (skipUser !== null && sub.userId === skipUser) continue;
+    if (pattern && !deliversVia(sub, subscription, pub.channel)) continue;
+    frame ??= eventFrame(pub);
+    sub.deliver(frame);
+    count++;
+  }
+  return count;
+}

@@ -1,0 +1,300 @@
+/**
+ * The real-time gateway of one node: accepts WebSocket upgrades, runs each connection's protocol,
+ * and fans publications from the Bus out to local subscribers. Stateless apart from its sockets:
+ * sessions and presence live in the SessionStore / PresenceStore (Redis when distributed), so a
+ * client may resume on any node.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { AuthContext } from '../auth/types.js';
+import type { ControlMessage, Unsubscribe } from '../bus/types.js';
+import { isTemError } from '../core/errors.js';
+import { CLOSE_CODES } from '../protocol/codes.js';
+import { Connection } from './connection.js';
+import { DEFAULT_TUNING, type GatewayContext, type GatewayDeps, type GatewayTuning } from './context.js';
+import { createDispatcher } from './handlers.js';
+import { Sessions } from './hello.js';
+import { isRevocationAware } from './introspect-client.js';
+import { FlushScheduler } from './outbound.js';
+import { PresenceTracker } from './presence-tracker.js';
+import { ConnectLimiter } from './rate.js';
+import { Registry } from './registry.js';
+import { Subscriptions } from './subscriptions.js';
+import { TypingTracker } from './typing.js';
+import { isGatewayPath, readUpgrade, rejectUpgrade, type EarlyClose } from './upgrade.js';
+
+/** Revocations must bite within 5 s (contract §1); the second check runs well within that. */
+const RECHECK_DELAY_MS = 2000;
+
+/** Which connections a revocation or re-check concerns; empty means all. */
+export interface ConnectionFilter {
+  keyId?: string;
+  principalId?: string;
+  userId?: string;
+}
+
+export interface Gateway {
+  /** Handles an HTTP upgrade; answers 404 for paths other than /ws and /api/v1/ws. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Listens for upgrades on an HTTP server (e.g. fastify's `app.server`). */
+  attach(server: Server): void;
+  /** Re-authenticates matching connections; closes 4001 those no longer valid. Returns how many closed. */
+  revalidate(filter?: ConnectionFilter): Promise<number>;
+  /** Closes every connection (default 1012 server restart) and leaves the Bus channels. */
+  close(code?: number): Promise<void>;
+  /** Open connections on this node. */
+  connectionCount(): number;
+  /** Runs presence refresh and expiry now (tests, and a clean shutdown path). */
+  presenceTick(): Promise<void>;
+}
+
+/** An authenticator that can announce invalidations (src/auth/authenticator.ts). */
+interface InvalidationSource {
+  onRevoked(listener: (change: { principalId?: string; keyId?: string }) => void): () => void;
+}
+
+function isInvalidationSource(x: unknown): x is InvalidationSource {
+  return typeof (x as Partial<InvalidationSource> | null)?.onRevoked === 'function';
+}
+
+function matches(conn: Connection, filter: ConnectionFilter | undefined): boolean {
+  const auth = conn.auth;
+  if (!auth) return false;
+  if (!filter) return true;
+  if (filter.keyId !== undefined && auth.keyId !== filter.keyId) return false;
+  if (filter.principalId !== undefined && auth.principalId !== filter.principalId) return false;
+  if (filter.userId !== undefined && auth.userId !== filter.userId) return false;
+  return true;
+}
+
+export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> = {}): Gateway {
+  const ctx: GatewayContext = {
+    ...deps,
+    tuning: { ...DEFAULT_TUNING, ...tuning },
+    scheduler: new FlushScheduler(),
+    registry: undefined as unknown as Registry,
+  };
+  ctx.registry = new Registry(deps.bus, {
+    onSubscriptionCount: (delta) => deps.metrics.wsSubscriptions.inc(delta),
+    onBusError: (channel, err) => deps.logger.warn({ err, channel }, 'bus subscription error'),
+  });
+  const { config, logger, clock } = deps;
+  const presence = new PresenceTracker(ctx);
+  const typing = new TypingTracker(ctx);
+  const subs = new Subscriptions(ctx, presence, typing);
+  const sessions = new Sessions(ctx, subs);
+  const connectLimiter = new ConnectLimiter(config.wsConnectLimit, config.wsConnectWindowMs);
+  const dispatch = createDispatcher({ ctx, subs, sessions, presence, typing, connectLimiter });
+  const connections = new Set<Connection>();
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: config.wsMaxFrameBytes, clientTracking: false });
+  let closing = false;
+
+  function onClosed(conn: Connection): void {
+    connections.delete(conn);
+    if (conn.auth) sessions.save(conn);
+    typing.stopAll(conn);
+    presence.forget(conn);
+    subs.dropAll(conn);
+    ctx.registry.removeUser(conn);
+  }
+
+  function open(ws: WebSocket, req: IncomingMessage, path: string, early: EarlyClose | null, auth: AuthContext | null, token: string | null): void {
+    const conn = new Connection(ctx, ws, { dispatch, onClosed }, { remote: req.socket.remoteAddress, path });
+    connections.add(conn);
+    if (closing) conn.close(CLOSE_CODES.SERVER_RESTART, 'server shutting down');
+    else if (early) conn.close(early.code, early.reason);
+    else if (auth && token) conn.runExclusive(() => sessions.establish(conn, auth, token, {}));
+    else conn.expectHello(config.wsHelloTimeoutMs);
+  }
+
+  async function authenticateEarly(token: string): Promise<{ auth: AuthContext | null; early: EarlyClose | null }> {
+    if (!(await connectLimiter.attempt(token))) return { auth: null, early: { code: CLOSE_CODES.TRY_AGAIN_LATER, reason: 'too many connection attempts' } };
+    try {
+      return { auth: await deps.auth.authenticate(token), early: null };
+    } catch (err) {
+      if (isTemError(err) && err.code === 'UNAUTHORIZED') return { auth: null, early: { code: CLOSE_CODES.UNAUTHORIZED, reason: 'invalid token' } };
+      logger.warn({ err }, 'authentication unavailable at upgrade');
+      return { auth: null, early: { code: CLOSE_CODES.TRY_AGAIN_LATER, reason: 'authentication unavailable' } };
+    }
+  }
+
+  async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const info = readUpgrade(req);
+    if (!isGatewayPath(info.path)) return rejectUpgrade(socket, 404);
+    if (closing) return rejectUpgrade(socket, 503);
+    // The socket may fail while the token is checked; ws takes over error handling after.
+    const onError = () => socket.destroy();
+    socket.on('error', onError);
+    let early: EarlyClose | null = info.problem ? { code: CLOSE_CODES.UNAUTHORIZED, reason: info.problem } : null;
+    let auth: AuthContext | null = null;
+    if (!early && info.token) ({ auth, early } = await authenticateEarly(info.token));
+    socket.off('error', onError);
+    if (socket.destroyed) return;
+    wss.handleUpgrade(req, socket, head, (ws) => open(ws, req, info.path, early, auth, info.token));
+  }
+
+  // ── periodic work ─────────────────────────────────────────────────────────
+  const timers: NodeJS.Timeout[] = [];
+  const every = (ms: number, fn: () => void | Promise<void>) => {
+    const t = setInterval(() => {
+      Promise.resolve()
+        .then(fn)
+        .catch((err: unknown) => logger.warn({ err }, 'gateway periodic task failed'));
+    }, ms);
+    t.unref?.();
+    timers.push(t);
+  };
+
+  const hb = config.heartbeatIntervalMs;
+  let beat = 0;
+  every(Math.max(50, Math.floor(hb / 2)), () => {
+    const now = clock.nowMs();
+    const ping = beat++ % 2 === 0;
+    for (const conn of connections) {
+      if (now - conn.lastSeen > 2 * hb) {
+        conn.close(CLOSE_CODES.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
+        continue;
+      }
+      const exp = conn.auth?.expiresAt;
+      if (exp && exp.getTime() <= now) {
+        conn.close(CLOSE_CODES.UNAUTHORIZED, 'credential expired');
+        continue;
+      }
+      if (ping) {
+        try {
+          conn.ws.ping();
+        } catch {
+          /* closing already */
+        }
+      }
+    }
+  });
+
+  async function presenceTick(): Promise<void> {
+    await presence.refreshAll();
+    await presence.expire();
+  }
+  every(ctx.tuning.presenceRefreshMs || Math.max(50, Math.floor(config.presenceTtlMs / 3)), presenceTick);
+  every(Math.max(1000, Math.floor(config.sessionTtlMs / 3)), () => {
+    for (const conn of connections) if (conn.auth) sessions.save(conn);
+  });
+  every(ctx.tuning.revalidateMs, async () => {
+    await revalidate();
+  });
+
+  // ── revocation ────────────────────────────────────────────────────────────
+  function closeMatching(filter: ConnectionFilter, code: number, reason: string): number {
+    let n = 0;
+    for (const conn of [...connections]) {
+      if (matches(conn, filter)) {
+        conn.close(code, reason);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  async function revalidate(filter?: ConnectionFilter): Promise<number> {
+    const targets = [...connections].filter((c) => matches(c, filter) && c.token);
+    const checks = new Map<string, Promise<AuthContext | 'invalid' | 'unknown'>>();
+    let closed = 0;
+    await Promise.all(
+      targets.map(async (conn) => {
+        const token = conn.token!;
+        let check = checks.get(token);
+        if (!check) {
+          check = deps.auth.authenticate(token).then(
+            (a) => a,
+            (err: unknown) => (isTemError(err) && err.code === 'UNAUTHORIZED' ? 'invalid' : 'unknown'),
+          );
+          checks.set(token, check);
+        }
+        const result = await check;
+        if (result === 'invalid') {
+          conn.close(CLOSE_CODES.UNAUTHORIZED, 'credential revoked or no longer valid');
+          closed++;
+        } else if (result !== 'unknown' && conn.token === token && result.userId === conn.userId) {
+          conn.auth = result; // permissions may have changed
+        }
+      }),
+    );
+    return closed;
+  }
+
+  function recheck(filter: ConnectionFilter): void {
+    const run = () => void revalidate(filter).catch((err: unknown) => logger.warn({ err }, 'revalidation failed'));
+    run();
+    const t = setTimeout(run, RECHECK_DELAY_MS);
+    t.unref?.();
+  }
+
+  function onControl(message: ControlMessage): void {
+    if (isRevocationAware(deps.auth)) deps.auth.handleControl(message);
+    switch (message.kind) {
+      case 'revoke_key':
+        closeMatching({ keyId: message.keyId }, CLOSE_CODES.UNAUTHORIZED, 'credential revoked');
+        break;
+      case 'revoke_principal':
+        // A principal changed (disabled, role or permissions edited): check its tokens again.
+        // A second pass a little later catches an API process whose cache had not yet heard.
+        recheck({ principalId: message.principalId });
+        break;
+      case 'disconnect_user':
+        closeMatching({ userId: message.userId }, message.code, message.reason);
+        break;
+    }
+  }
+
+  let controlUnsub: Promise<Unsubscribe | null> = deps.bus.onControl(onControl).catch((err: unknown) => {
+    logger.error({ err }, 'gateway could not listen for control messages');
+    return null;
+  });
+  const stopInvalidations = isInvalidationSource(deps.auth)
+    ? deps.auth.onRevoked((change) => {
+        if (change.keyId) closeMatching({ keyId: change.keyId }, CLOSE_CODES.UNAUTHORIZED, 'credential revoked');
+        // A principal or role changed: the cache is already dropped, so checking again is exact.
+        recheck(change.principalId ? { principalId: change.principalId } : {});
+      })
+    : () => undefined;
+
+  // ── the handle ────────────────────────────────────────────────────────────
+  return {
+    handleUpgrade(req, socket, head) {
+      upgrade(req, socket, head).catch((err: unknown) => {
+        logger.error({ err }, 'upgrade failed');
+        socket.destroy();
+      });
+    },
+    attach(server) {
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(req, socket, head));
+    },
+    revalidate,
+    connectionCount: () => connections.size,
+    presenceTick,
+    async close(code = CLOSE_CODES.SERVER_RESTART) {
+      if (closing) return;
+      closing = true;
+      for (const t of timers) clearInterval(t);
+      stopInvalidations();
+      const unsub = await controlUnsub;
+      controlUnsub = Promise.resolve(null);
+      await unsub?.().catch(() => undefined);
+      const sockets = [...connections].map((c) => c.ws);
+      for (const conn of [...connections]) conn.close(code, 'server shutting down');
+      ctx.scheduler.flushAll();
+      await Promise.all(
+        sockets.map(
+          (ws) =>
+            new Promise<void>((resolve) => {
+              if (ws.readyState === ws.CLOSED) return resolve();
+              ws.once('close', () => resolve());
+            }),
+        ),
+      );
+      await sessions.drain();
+      await ctx.registry.clear();
+      wss.close();
+    },
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Establishing a session: after authentication (at the upgrade or by HELLO), the connection gets
+ * a session, its own `user:{id}` channel and — when HELLO names a saved session of the same user —
+ * the session's channels back, each recovered from `since` (the client's positions, which win) or
+ * from the positions saved with the session. HELLO_ACK goes out once every channel is ready, and
+ * the replays follow it, so the client hears about its session before any EVENT.
+ */
+import type { AuthContext } from '../auth/types.js';
+import { newId } from '../core/ids.js';
+import type { ServerFrameMap, StreamPosition } from '../protocol/frames.js';
+import type { SessionState } from '../presence/types.js';
+import type { Connection } from './connection.js';
+import type { GatewayContext } from './context.js';
+import type { Prepared, Subscriptions } from './subscriptions.js';
+
+export interface HelloRequest {
+  session_id?: string;
+  since?: Record<string, StreamPosition>;
+}
+
+function usable(pos: StreamPosition | undefined): StreamPosition | undefined {
+  return pos && pos.epoch !== '' ? pos : undefined;
+}
+
+export class Sessions {
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(
+    private readonly ctx: GatewayContext,
+    private readonly subs: Subscriptions,
+  ) {}
+
+  /** Authenticates `conn` as `auth` and sends HELLO_ACK (with `ref` when answering a HELLO). */
+  async establish(conn: Connection, auth: AuthContext, token: string, req: HelloRequest, ref?: string | number): Promise<void> {
+    let sessionId = conn.sessionId ?? newId('sess');
+    let saved: SessionState | null = null;
+    if (req.session_id && req.session_id !== conn.sessionId) {
+      saved = await this.ctx.sessions.load(req.session_id).catch((err: unknown) => {
+        this.ctx.logger.warn({ err, connection_id: conn.id }, 'session load failed');
+        return null;
+      });
+      if (saved && saved.userId !== auth.userId) saved = null;
+      if (saved) {
+        if (conn.sessionId) void this.ctx.sessions.delete(conn.sessionId).catch(() => undefined);
+        sessionId = saved.sessionId;
+      }
+    }
+    const firstTime = conn.state === 'connecting';
+    conn.authenticated(auth, token, sessionId);
+    if (firstTime) this.ctx.registry.addUser(conn);
+
+    const since = req.since ?? {};
+    const wanted = new Map<string, StreamPosition | undefined>();
+    const own = `user:${auth.userId}`;
+    wanted.set(own, usable(since[own] ?? saved?.channels[own]));
+    for (const [channel, pos] of Object.entries(saved?.channels ?? {})) wanted.set(channel, usable(since[channel] ?? pos));
+
+    const results = await Promise.all(
+      [...wanted].map(async ([channel, pos]) => ({ channel, asked: pos !== undefined, result: await this.subs.prepare(conn, channel, pos, channel !== own) })),
+    );
+    if (!conn.isOpen) {
+      for (const r of results) if (r.result.ok) this.subs.commit(conn, r.result.prepared);
+      return;
+    }
+    const channels: NonNullable<ServerFrameMap['HELLO_ACK']['channels']> = {};
+    const ready: Prepared[] = [];
+    let asked = 0;
+    let recovered = 0;
+    for (const r of results) {
+      if (!r.result.ok) continue;
+      const p = r.result.prepared;
+      ready.push(p);
+      channels[p.channel] = { offset: p.position.offset, epoch: p.position.epoch, recovered: p.recovered };
+      if (r.asked) {
+        asked++;
+        if (p.recovered) recovered++;
+      }
+    }
+    conn.send(
+      'HELLO_ACK',
+      {
+        session_id: sessionId,
+        user_id: auth.userId,
+        heartbeat_interval: this.ctx.config.heartbeatIntervalMs,
+        resumed: saved !== null,
+        recovered: asked > 0 && recovered === asked,
+        channels,
+      },
+      ref,
+    );
+    for (const p of ready) this.subs.commit(conn, p);
+    for (const r of results) {
+      if (!r.result.ok) conn.sendError(r.result.code, `could not restore ${r.channel}: ${r.result.message}`, undefined, r.channel);
+    }
+    this.save(conn);
+  }
+
+  /** Saves the connection's session so it can be resumed here or on another node. */
+  save(conn: Connection): void {
+    if (!conn.sessionId || !conn.auth) return;
+    const state: SessionState = { sessionId: conn.sessionId, userId: conn.auth.userId, channels: this.subs.positionsOf(conn) };
+    const p: Promise<void> = this.ctx.sessions
+      .save(state, this.ctx.config.sessionTtlMs)
+      .catch((err: unknown) => {
+        this.ctx.logger.warn({ err, connection_id: conn.id }, 'session save failed');
+      })
+      .finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
+  /** Waits for session writes in flight (shutdown, before the session store closes). */
+  async drain(): Promise<void> {
+    while (this.pending.size) await Promise.all([...this.pending]);
+  }
+}

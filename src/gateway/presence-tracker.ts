@@ -1,0 +1,99 @@
+/**
+ * Presence for this node's connections: one entry per (channel, connection) in namespaces with
+ * presence, refreshed while the connection lives and left to expire when it closes — so a user
+ * who reconnects within the TTL never flickers offline, and one whose node died turns offline
+ * once the TTL runs out (every node sweeps expired entries, whoever owned them).
+ *
+ * Visible changes (join, leave, status update) are broadcast on the channel as ephemeral
+ * `presence.join` / `presence.leave` / `presence.update` events where the namespace has joinLeave.
+ */
+import { namespaceOptions } from '../config/index.js';
+import type { PresenceChange } from '../presence/types.js';
+import type { PresenceMember } from '../protocol/frames.js';
+import type { Connection } from './connection.js';
+import type { GatewayContext } from './context.js';
+
+export class PresenceTracker {
+  private readonly entries = new Map<Connection, Set<string>>();
+  /** Per-connection order of presence writes (a leave never overtakes its join). */
+  private readonly chains = new WeakMap<Connection, Promise<void>>();
+
+  constructor(private readonly ctx: GatewayContext) {}
+
+  get ttlMs(): number {
+    return this.ctx.config.presenceTtlMs;
+  }
+
+  join(conn: Connection, channel: string): void {
+    let set = this.entries.get(conn);
+    if (!set) this.entries.set(conn, (set = new Set()));
+    set.add(channel);
+    this.enqueue(conn, () => this.upsert(conn, channel));
+  }
+
+  leave(conn: Connection, channel: string): void {
+    const set = this.entries.get(conn);
+    if (!set?.delete(channel)) return;
+    const userId = conn.userId;
+    this.enqueue(conn, async () => {
+      const change = await this.ctx.presence.remove(channel, userId, conn.id, this.ctx.clock.nowMs());
+      if (change) await this.broadcast(change);
+    });
+  }
+
+  /** SET_PRESENCE: the connection's entries take the new status. */
+  setStatus(conn: Connection): void {
+    for (const channel of this.entries.get(conn) ?? []) this.enqueue(conn, () => this.upsert(conn, channel));
+  }
+
+  /** The connection closed: stop refreshing; its entries expire after the TTL. */
+  forget(conn: Connection): void {
+    this.entries.delete(conn);
+  }
+
+  /** Refreshes every live entry of this node (run well within the TTL). */
+  async refreshAll(): Promise<void> {
+    const work: Promise<void>[] = [];
+    for (const [conn, channels] of this.entries) {
+      for (const channel of channels) work.push(this.upsert(conn, channel));
+    }
+    await Promise.all(work);
+  }
+
+  /** Sweeps expired entries (any node's) and announces who left. */
+  async expire(): Promise<void> {
+    const changes = await this.ctx.presence.expire(this.ctx.clock.nowMs());
+    await Promise.all(changes.map((c) => this.broadcast(c)));
+  }
+
+  members(channel: string): Promise<PresenceMember[]> {
+    return this.ctx.presence.members(channel, this.ctx.clock.nowMs());
+  }
+
+  private async upsert(conn: Connection, channel: string): Promise<void> {
+    if (!this.entries.get(conn)?.has(channel)) return;
+    const change = await this.ctx.presence.upsert(
+      { channel, userId: conn.userId, connectionId: conn.id, status: conn.status },
+      this.ttlMs,
+      this.ctx.clock.nowMs(),
+    );
+    if (change) await this.broadcast(change);
+  }
+
+  private enqueue(conn: Connection, op: () => Promise<void>): void {
+    const prev = this.chains.get(conn) ?? Promise.resolve();
+    const next = prev.then(op).catch((err: unknown) => {
+      this.ctx.logger.warn({ err, connection_id: conn.id }, 'presence update failed');
+    });
+    this.chains.set(conn, next);
+  }
+
+  private async broadcast(change: PresenceChange): Promise<void> {
+    if (!namespaceOptions(this.ctx.config, change.channel).joinLeave) return;
+    try {
+      await this.ctx.bus.publish(change.channel, `presence.${change.kind}`, { user_id: change.userId, status: change.status }, { ephemeral: true });
+    } catch (err) {
+      this.ctx.logger.warn({ err, channel: change.channel }, 'presence broadcast failed');
+    }
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * Who is connected to this node and what they listen to: connections per user, subscribers per
+ * channel (or `prefix:*` pattern). The node subscribes on the Bus once per channel, when its
+ * first local subscriber arrives, and unsubscribes when the last one leaves.
+ *
+ * A subscription starts `pending`: live publications for it are buffered while the subscriber
+ * reads history, and `activate()` hands back the buffered ones that come after what the history
+ * read returned — so missed messages are replayed exactly once, in order, before live ones.
+ */
+import type { Bus, Publication, Unsubscribe } from '../bus/types.js';
+import { isPattern } from '../protocol/frames.js';
+import type { StreamPosition } from '../protocol/frames.js';
+import { fanout, type Subscriber } from './fanout.js';
+
+/** Live publications buffered per pending subscriber; past this the subscribe fails. */
+const MAX_PENDING_BUFFER = 10_000;
+
+interface SubState {
+  /** Non-null while pending: live publications received meanwhile. */
+  buffer: Publication[] | null;
+  overflowed: boolean;
+}
+
+interface ChannelEntry {
+  name: string;
+  pattern: boolean;
+  subscribers: Map<Subscriber, SubState>;
+  /** Live subscribers only, iterated by fan-out. */
+  live: Set<Subscriber>;
+  /** Resolves once the Bus delivers this channel to the node. */
+  ready: Promise<Unsubscribe>;
+  /** Position of the last non-ephemeral publication seen here. */
+  last: StreamPosition | null;
+}
+
+export interface RegistryHooks {
+  onDelivered?: (count: number) => void;
+  onBusError?: (channel: string, err: unknown) => void;
+  onSubscriptionCount?: (delta: number) => void;
+}
+
+export class Registry {
+  private readonly channels = new Map<string, ChannelEntry>();
+  private readonly users = new Map<string, Set<Subscriber>>();
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly hooks: RegistryHooks = {},
+  ) {}
+
+  // ── users ─────────────────────────────────────────────────────────────────
+  addUser(sub: Subscriber): void {
+    let set = this.users.get(sub.userId);
+    if (!set) this.users.set(sub.userId, (set = new Set()));
+    set.add(sub);
+  }
+
+  removeUser(sub: Subscriber): void {
+    const set = this.users.get(sub.userId);
+    if (!set) return;
+    set.delete(sub);
+    if (set.size === 0) this.users.delete(sub.userId);
+  }
+
+  connectionsOf(userId: string): ReadonlySet<Subscriber> {
+    return this.users.get(userId) ?? new Set();
+  }
+
+  userCount(): number {
+    return this.users.size;
+  }
+
+  // ── channels ──────────────────────────────────────────────────────────────
+  /**
+   * Adds `sub` to `channel` as pending. Resolves when the node receives the channel from the Bus,
+   * so a history read made afterwards cannot miss a publication. Rejects (and undoes the add) when
+   * the Bus subscription fails.
+   */
+  async addPending(sub: Subscriber, channel: string): Promise<void> {
+    let entry = this.channels.get(channel);
+    if (!entry) entry = this.createEntry(channel);
+    if (!entry.subscribers.has(sub)) {
+      entry.subscribers.set(sub, { buffer: [], overflowed: false });
+      this.hooks.onSubscriptionCount?.(1);
+    }
+    try {
+      await entry.ready;
+    } catch (err) {
+      this.remove(sub, channel);
+      throw err;
+    }
+  }
+
+  /**
+   * Makes a pending subscription live. Returns the publications buffered meanwhile that come
+   * after `after` (those at or before it were covered by the history read), in arrival order.
+   * Returns null when the subscriber is no longer registered or its buffer overflowed.
+   */
+  activate(sub: Subscriber, channel: string, after: StreamPosition | null): Publication[] | null {
+    const entry = this.channels.get(channel);
+    const state = entry?.subscribers.get(sub);
+    if (!entry || !state) return null;
+    const buffered = state.buffer ?? [];
+    const overflowed = state.overflowed;
+    state.buffer = null;
+    if (overflowed) return null;
+    entry.live.add(sub);
+    if (!after) return buffered;
+    return buffered.filter((p) => p.ephemeral === true || p.epoch !== after.epoch || p.offset > after.offset);
+  }
+
+  has(sub: Subscriber, channel: string): boolean {
+    return this.channels.get(channel)?.subscribers.has(sub) ?? false;
+  }
+
+  /** Removes `sub` from `channel`; the node leaves the Bus channel with its last subscriber. */
+  remove(sub: Subscriber, channel: string): boolean {
+    const entry = this.channels.get(channel);
+    if (!entry || !entry.subscribers.delete(sub)) return false;
+    entry.live.delete(sub);
+    this.hooks.onSubscriptionCount?.(-1);
+    if (entry.subscribers.size === 0) {
+      this.channels.delete(channel);
+      entry.ready.then(
+        (unsubscribe) => unsubscribe().catch((err: unknown) => this.hooks.onBusError?.(channel, err)),
+        () => undefined,
+      );
+    }
+    return true;
+  }
+
+  /** Position of the last publication this node fanned out on `channel`, if any. */
+  lastPosition(channel: string): StreamPosition | null {
+    return this.channels.get(channel)?.last ?? null;
+  }
+
+  /** Live local subscribers of exactly `channel` (not patterns). */
+  subscribersOf(channel: string): ReadonlySet<Subscriber> {
+    return this.channels.get(channel)?.live ?? new Set();
+  }
+
+  channelCount(): number {
+    return this.channels.size;
+  }
+
+  /** Leaves every Bus channel (shutdown). */
+  async clear(): Promise<void> {
+    const entries = [...this.channels.values()];
+    this.channels.clear();
+    this.users.clear();
+    await Promise.all(
+      entries.map((e) =>
+        e.ready.then(
+          (unsubscribe) => unsubscribe().catch(() => undefined),
+          () => undefined,
+        ),
+      ),
+    );
+  }
+
+  private createEntry(channel: string): ChannelEntry {
+    const entry: ChannelEntry = {
+      name: channel,
+      pattern: isPattern(channel),
+      subscribers: new Map(),
+      live: new Set(),
+      ready: Promise.resolve(async () => undefined),
+      last: null,
+    };
+    entry.ready = this.bus.subscribe(channel, (pub) => this.onPublication(entry, pub));
+    // A failed subscribe must not leave an entry that every later subscriber would await.
+    entry.ready.catch((err: unknown) => {
+      if (this.channels.get(channel) === entry) this.channels.delete(channel);
+      this.hooks.onBusError?.(channel, err);
+    });
+    this.channels.set(channel, entry);
+    return entry;
+  }
+
+  private onPublication(entry: ChannelEntry, pub: Publication): void {
+    if (this.channels.get(entry.name) !== entry) return;
+    if (!pub.ephemeral && !entry.pattern) entry.last = { offset: pub.offset, epoch: pub.epoch };
+    if (entry.live.size !== entry.subscribers.size) {
+      for (const state of entry.subscribers.values()) {
+        if (!state.buffer) continue;
+        if (state.buffer.length >= MAX_PENDING_BUFFER) state.overflowed = true;
+        else state.buffer.push(pub);
+      }
+    }
+    if (entry.live.size === 0) return;
+    const count = fanout(pub, entry.name, entry.live, entry.pattern);
+    this.hooks.onDelivered?.(count);
+  }
+}

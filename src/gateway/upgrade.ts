@@ -1,0 +1,80 @@
+/**
+ * HTTP upgrade → WebSocket. A token in the query (`?token=`) or in `Authorization: Bearer` is
+ * checked before the handshake, so a connection that is ready gets HELLO_ACK at once; otherwise the
+ * client has config.wsHelloTimeoutMs to send HELLO {token}.
+ *
+ * Refusals happen after the handshake, as close frames with a code and a reason (4001 bad token
+ * or malformed query, 1013 too many attempts): a browser cannot read the status of a failed
+ * upgrade, but it can read a close code. Only requests for other paths get a plain HTTP 404.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CLOSE_CODES } from '../protocol/codes.js';
+
+export const WS_PATHS: readonly string[] = ['/ws', '/api/v1/ws'];
+
+export interface UpgradeInfo {
+  path: string;
+  token: string | null;
+  /** Why the credentials could not be read (the connection will be closed 4001 with it). */
+  problem: string | null;
+}
+
+function decode(value: string): string | null {
+  try {
+    return decodeURIComponent(value.replace(/\+/g, ' '));
+  } catch {
+    return null;
+  }
+}
+
+/** Reads path and token leniently: nothing here throws, whatever the client sent. */
+export function readUpgrade(req: Pick<IncomingMessage, 'url' | 'headers'>): UpgradeInfo {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  let path = q === -1 ? url : url.slice(0, q);
+  if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+  const query = q === -1 ? '' : url.slice(q + 1);
+  const tokens = new Set<string>();
+  let problem: string | null = null;
+  for (const part of query.split('&')) {
+    if (!part) continue;
+    const eq = part.indexOf('=');
+    const rawKey = eq === -1 ? part : part.slice(0, eq);
+    if (decode(rawKey) !== 'token') continue;
+    const value = decode(eq === -1 ? '' : part.slice(eq + 1));
+    if (value === null) problem = 'malformed query string: token is not valid percent-encoding';
+    else if (value.trim() === '') problem = 'empty token in query string';
+    else tokens.add(value.trim());
+  }
+  const header = req.headers.authorization;
+  if (typeof header === 'string' && header.trim() !== '') {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header.trim());
+    if (m) tokens.add(m[1]!);
+    else problem ??= 'Authorization header must be "Bearer <token>"';
+  }
+  if (tokens.size > 1) problem ??= 'more than one token given';
+  const token = problem === null && tokens.size === 1 ? [...tokens][0]! : null;
+  return { path, token, problem };
+}
+
+export function isGatewayPath(path: string): boolean {
+  return WS_PATHS.includes(path);
+}
+
+/** Answers a non-WebSocket path on an upgrade request and drops the socket. */
+export function rejectUpgrade(socket: Duplex, status: 404 | 503): void {
+  const text = status === 404 ? 'Not Found' : 'Service Unavailable';
+  try {
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${text}`);
+  } catch {
+    socket.destroy();
+  }
+}
+
+export interface EarlyClose {
+  code: number;
+  reason: string;
+}
+
+export const UNAUTHORIZED_CLOSE = (reason: string): EarlyClose => ({ code: CLOSE_CODES.UNAUTHORIZED, reason });

@@ -1,0 +1,1 @@
+export { OutboxRelay, type OutboxRelayOptions, type RelayMetrics } from './relay.js';

@@ -1,0 +1,184 @@
+/**
+ * The outbox relay: moves committed notifications (outbox rows) to the Bus, in id order, and
+ * deletes them only once the Bus took them (store.relayOutbox, under the single relay lock — any
+ * number of relays may run, one is active). Woken by store.onOutbox, with a backstop poll for a
+ * missed notification.
+ *
+ * When the Bus fails, the rows stay: the relay holds its position, retries with bounded
+ * backoff, logs once per outage and once on recovery. Nothing is lost; delivery resumes in order.
+ *
+ * A client must never see an event's status go backwards. Within a batch, messages of one channel
+ * are published one after another (channels in parallel, so a Redis client can pipeline them).
+ * If a batch fails part-way, its rows are all kept; the ids this relay already published are
+ * remembered and skipped on the retry, so the updates that did go out are not sent a second time
+ * behind newer ones. (Should another relay take over mid-outage it may repeat some; updates carry
+ * the event's `version` for clients to drop a stale repeat.)
+ */
+import type { Bus } from '../bus/types.js';
+import type { Clock } from '../core/clock.js';
+import type { OutboxMessage } from '../core/types.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Store, Unlisten } from '../store/types.js';
+
+export type RelayMetrics = Pick<Metrics, 'relayLag' | 'relayPublished' | 'busPublishFailures'>;
+
+export interface OutboxRelayOptions {
+  store: Pick<Store, 'relayOutbox' | 'onOutbox'>;
+  bus: Pick<Bus, 'publish'>;
+  logger: Logger;
+  metrics: RelayMetrics;
+  clock: Clock;
+  /** Rows per relay transaction (default 256). */
+  batchSize?: number;
+  /** Backstop poll when no notification arrives (default 1000 ms). */
+  pollIntervalMs?: number;
+  /** First retry delay after a failure, doubled up to maxBackoffMs (defaults 100 / 5000 ms). */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/** Most published-but-unconfirmed ids remembered; beyond it the oldest are forgotten. */
+const MAX_UNCONFIRMED = 100_000;
+
+export class OutboxRelay {
+  private readonly batchSize: number;
+  private readonly pollMs: number;
+  private readonly minBackoff: number;
+  private readonly maxBackoff: number;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private unlisten: Unlisten | null = null;
+  private wakeUp: (() => void) | null = null;
+  private woken = false;
+  private failingSince: number | null = null;
+  private failures = 0;
+  /** Published in a batch whose rows were not deleted (the transaction failed after). */
+  private readonly unconfirmed = new Set<number>();
+
+  constructor(private readonly o: OutboxRelayOptions) {
+    this.batchSize = o.batchSize ?? 256;
+    this.pollMs = o.pollIntervalMs ?? 1000;
+    this.minBackoff = o.minBackoffMs ?? 100;
+    this.maxBackoff = o.maxBackoffMs ?? 5000;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      this.unlisten = await this.o.store.onOutbox(() => this.wake());
+    } catch (err) {
+      // Polling still delivers, only later.
+      this.o.logger.warn({ err }, 'outbox relay cannot listen for notifications; polling');
+    }
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.wakeUp?.();
+    await this.loop;
+    this.loop = null;
+    const unlisten = this.unlisten;
+    this.unlisten = null;
+    await unlisten?.().catch(() => undefined);
+  }
+
+  /** Runs relay rounds until nothing is pending (tests, and a final drain). Returns how many went out. */
+  async drain(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.o.store.relayOutbox(this.batchSize, (m) => this.publish(m));
+      this.unconfirmed.clear();
+      total += n;
+      if (n < this.batchSize) break;
+    }
+    return total;
+  }
+
+  private wake(): void {
+    this.woken = true;
+    // During an outage new rows wait for the backoff: they would only fail the same way.
+    if (this.failingSince === null) this.wakeUp?.();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let delay = this.pollMs;
+      try {
+        this.woken = false;
+        const n = await this.o.store.relayOutbox(this.batchSize, (m) => this.publish(m));
+        // The transaction committed: what it published is deleted.
+        this.unconfirmed.clear();
+        this.recovered();
+        if (n === 0) this.o.metrics.relayLag.set(0);
+        if (n >= this.batchSize) continue;
+      } catch (err) {
+        delay = this.failed(err);
+      }
+      if (this.running && (this.failingSince !== null || !this.woken)) await this.sleep(delay);
+    }
+  }
+
+  private async publish(messages: OutboxMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const oldest = messages[0]!.createdAt.getTime();
+    this.o.metrics.relayLag.set(Math.max(0, this.o.clock.nowMs() - oldest) / 1000);
+    const byChannel = new Map<string, OutboxMessage[]>();
+    for (const m of messages) {
+      if (this.unconfirmed.has(m.id)) continue;
+      let list = byChannel.get(m.channel);
+      if (!list) byChannel.set(m.channel, (list = []));
+      list.push(m);
+    }
+    const results = await Promise.allSettled([...byChannel.values()].map((list) => this.publishInOrder(list)));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) throw failure.reason;
+  }
+
+  private async publishInOrder(list: OutboxMessage[]): Promise<void> {
+    for (const m of list) {
+      try {
+        await this.o.bus.publish(m.channel, m.event, m.payload, { eventId: m.eventId });
+      } catch (err) {
+        this.o.metrics.busPublishFailures.inc();
+        throw err;
+      }
+      if (this.unconfirmed.size >= MAX_UNCONFIRMED) this.unconfirmed.delete(this.unconfirmed.values().next().value!);
+      this.unconfirmed.add(m.id);
+      this.o.metrics.relayPublished.inc();
+    }
+  }
+
+  private failed(err: unknown): number {
+    this.failures++;
+    if (this.failingSince === null) {
+      this.failingSince = this.o.clock.nowMs();
+      this.o.logger.error({ err }, 'outbox relay failing; notifications are kept and retried');
+    }
+    return Math.min(this.maxBackoff, this.minBackoff * 2 ** Math.min(this.failures - 1, 16));
+  }
+
+  private recovered(): void {
+    if (this.failingSince === null) return;
+    this.o.logger.info({ down_ms: this.o.clock.nowMs() - this.failingSince, attempts: this.failures }, 'outbox relay recovered');
+    this.failingSince = null;
+    this.failures = 0;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = () => {
+        this.wakeUp = null;
+        done();
+      };
+    });
+  }
+}

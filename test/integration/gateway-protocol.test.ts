@@ -1,0 +1,264 @@
+/**
+ * The WebSocket protocol (contract §4) frame by frame, on the embedded stack: API + gateway on
+ * PGlite and the memory bus, real ws clients. Every reply, error and close code.
+ */
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGatewayHarness, WsTestClient, type GatewayHarness, type GatewayNode } from '../helpers/ws.js';
+import type { TestPrincipal } from '../helpers/api.js';
+
+let h: GatewayHarness;
+let alice: TestPrincipal;
+let bob: TestPrincipal;
+let carol: TestPrincipal;
+let svc: TestPrincipal;
+
+beforeAll(async () => {
+  h = await startGatewayHarness({
+    config: { wsMaxFrameBytes: 4096, wsHelloTimeoutMs: 400, namespaces: { live: { clientPublish: true } } },
+  });
+  alice = await h.api.createPrincipal({ id: 'alice' });
+  bob = await h.api.createPrincipal({ id: 'bob' });
+  carol = await h.api.createPrincipal({ id: 'carol', revoked_permissions: ['events.post.event_ingest'] });
+  svc = await h.api.createPrincipal({ id: 'svc', kind: 'service' });
+  await h.api.store.addChannelMember('live:1:chat', 'alice');
+  await h.api.store.addChannelMember('live:1:chat', 'bob');
+});
+
+afterAll(async () => {
+  await h?.close();
+});
+
+const ready = (token: string, path?: string) => WsTestClient.ready(h.wsUrl({ token, path }));
+
+describe('authentication', () => {
+  it('a token in the query gets HELLO_ACK at once, with the own channel subscribed', async () => {
+    const c = await WsTestClient.connect(h.wsUrl({ token: alice.key }));
+    const ack = await c.waitFor((f) => f.type === 'HELLO_ACK');
+    expect(ack.payload).toMatchObject({ user_id: 'alice', resumed: false, recovered: false, heartbeat_interval: h.api.config.heartbeatIntervalMs });
+    expect(ack.payload.session_id).toMatch(/^sess_/);
+    expect(Object.keys(ack.payload.channels as object)).toEqual(['user:alice']);
+    expect(ack.ref).toBeUndefined();
+    await c.close();
+  });
+
+  it('accepts Authorization: Bearer on the upgrade, and the /api/v1/ws alias', async () => {
+    const c = await WsTestClient.connect(h.wsUrl({ path: '/api/v1/ws' }), { headers: { authorization: `Bearer ${bob.key}` } });
+    const ack = await c.waitFor((f) => f.type === 'HELLO_ACK');
+    expect(ack.payload.user_id).toBe('bob');
+    await c.close();
+  });
+
+  it('accepts HELLO {token} as the first frame and answers with ref', async () => {
+    const c = await WsTestClient.connect(h.wsUrl());
+    const ack = await c.request('HELLO', { token: alice.key });
+    expect(ack.type).toBe('HELLO_ACK');
+    expect(ack.payload.user_id).toBe('alice');
+    const pong = await c.request('PING', {});
+    expect(pong.type).toBe('PONG');
+    await c.close();
+  });
+
+  it('refuses other frames before HELLO with UNAUTHORIZED and stays open', async () => {
+    const c = await WsTestClient.connect(h.wsUrl());
+    const err = await c.request('SUBSCRIBE', { channels: ['live:1:chat'] });
+    expect(err).toMatchObject({ type: 'ERROR', payload: { code: 'UNAUTHORIZED' } });
+    const ack = await c.request('HELLO', { token: alice.key });
+    expect(ack.type).toBe('HELLO_ACK');
+    await c.close();
+  });
+
+  it('closes 4001 when no HELLO comes in time', async () => {
+    const c = await WsTestClient.connect(h.wsUrl());
+    const closed = await c.closed;
+    expect(closed.code).toBe(4001);
+    expect(closed.reason).toMatch(/HELLO/);
+  });
+
+  it('closes 4001 for a bad token in the query, after accepting the upgrade', async () => {
+    const c = await WsTestClient.connect(h.wsUrl({ token: 'tem_' + 'x'.repeat(40) }));
+    expect((await c.closed).code).toBe(4001);
+  });
+
+  it('closes 4001 for a bad token in HELLO, and for HELLO without one', async () => {
+    const c = await WsTestClient.connect(h.wsUrl());
+    c.send('HELLO', { token: 'not-a-token' });
+    expect((await c.closed).code).toBe(4001);
+    const d = await WsTestClient.connect(h.wsUrl());
+    d.send('HELLO', {});
+    expect((await d.closed).code).toBe(4001);
+  });
+
+  it('a malformed query string gets the upgrade and a 4001 close with a reason, never a bare 400', async () => {
+    for (const raw of ['token=%E0%A4%A', 'token=', 'token=a&token=b', '%%%&&==token', 'token=%zz']) {
+      const c = await WsTestClient.connect(h.wsUrl({ raw }));
+      const closed = await c.closed;
+      expect(closed.code, raw).toBe(4001);
+      expect(closed.reason.length, raw).toBeGreaterThan(0);
+    }
+  });
+
+  it('answers 404 to an upgrade on another path', async () => {
+    await expect(WsTestClient.connect(h.wsUrl({ path: '/nope' }))).rejects.toThrow(/404/);
+  });
+
+  it('closes 4001 within seconds when the key is revoked, and a new connection with it is refused', async () => {
+    const { key, keyId } = await h.api.createKey('alice');
+    const c = await ready(key);
+    const res = await h.api.request('DELETE', `/api/admin/keys/${keyId}`, { key: h.api.adminKey });
+    expect(res.status).toBeLessThan(300);
+    const closed = await c.closed;
+    expect(closed.code).toBe(4001);
+    const again = await WsTestClient.connect(h.wsUrl({ token: key }));
+    expect((await again.closed).code).toBe(4001);
+  });
+
+  it('closes 4001 when a principal is disabled, but keeps it open when only its permissions change', async () => {
+    const dave = await h.api.createPrincipal({ id: 'dave' });
+    const c = await ready(dave.key);
+    const patched = await h.api.request('PATCH', '/api/admin/principals/dave', { key: h.api.adminKey, body: { extra_permissions: ['channels.subscribe.live'] } });
+    expect(patched.status).toBe(200);
+    // The re-check picked up the new permission: no membership needed now.
+    await new Promise((r) => setTimeout(r, 300));
+    const sub = await c.request('SUBSCRIBE', { channels: ['live:99:chat'] });
+    expect(sub.type).toBe('SUBSCRIBED');
+    const disabled = await h.api.request('PATCH', '/api/admin/principals/dave', { key: h.api.adminKey, body: { disabled: true } });
+    expect(disabled.status).toBe(200);
+    expect((await c.closed).code).toBe(4001);
+  });
+});
+
+describe('frames', () => {
+  it('PING → PONG {timestamp} with ref', async () => {
+    const c = await ready(alice.key);
+    const pong = await c.request('PING', {});
+    expect(pong.type).toBe('PONG');
+    expect(typeof pong.payload.timestamp).toBe('number');
+    await c.close();
+  });
+
+  it('unknown types, bad JSON, binary and bad payloads get ERROR and the connection stays open', async () => {
+    const c = await ready(alice.key);
+    expect(await c.request('NOPE', {})).toMatchObject({ type: 'ERROR', payload: { code: 'UNKNOWN_TYPE' } });
+    expect(await c.request('SUBSCRIBE', { channels: 'live:1:chat' })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
+    expect(await c.request('SUBSCRIBE', { channels: ['bad channel'] })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
+    expect(await c.request('SET_PRESENCE', { status: 'asleep' })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
+    expect(await c.request('PUBLISH', { channel: 'live:1:chat', event: 'typing', payload: {} })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
+    const bad = c.next((f) => f.type === 'ERROR');
+    c.sendRaw('{"type": "PING"');
+    expect((await bad).payload.code).toBe('BAD_REQUEST');
+    const bin = c.next((f) => f.type === 'ERROR');
+    c.sendRaw(Buffer.from([1, 2, 3]), true);
+    expect((await bin).payload.code).toBe('BAD_REQUEST');
+    const arr = c.next((f) => f.type === 'ERROR');
+    c.sendRaw('[1,2]');
+    expect((await arr).payload).toMatchObject({ code: 'BAD_REQUEST' });
+    expect((await c.request('PING', {})).type).toBe('PONG');
+    await c.close();
+  });
+
+  it('a frame over the size limit closes 1009', async () => {
+    const c = await ready(alice.key);
+    c.send('PING', { pad: 'x'.repeat(5000) });
+    expect((await c.closed).code).toBe(1009);
+  });
+
+  it('SUBSCRIBE → SUBSCRIBED per channel, or ERROR FORBIDDEN; UNSUBSCRIBE → UNSUBSCRIBED', async () => {
+    const c = await ready(alice.key);
+    const replies = await c.requestMany('SUBSCRIBE', { channels: ['live:1:chat', 'live:2:chat', 'user:bob'] }, 3);
+    const byChannel = Object.fromEntries(replies.map((r) => [r.payload.channel, r]));
+    expect(byChannel['live:1:chat']).toMatchObject({ type: 'SUBSCRIBED', payload: { recovered: false } });
+    expect(typeof byChannel['live:1:chat']!.payload.offset).toBe('number');
+    expect(typeof byChannel['live:1:chat']!.payload.epoch).toBe('string');
+    expect(byChannel['live:2:chat']).toMatchObject({ type: 'ERROR', payload: { code: 'FORBIDDEN' } });
+    expect(byChannel['user:bob']).toMatchObject({ type: 'ERROR', payload: { code: 'FORBIDDEN' } });
+    const un = await c.request('UNSUBSCRIBE', { channels: ['live:1:chat'] });
+    expect(un).toMatchObject({ type: 'UNSUBSCRIBED', payload: { channels: ['live:1:chat'] } });
+    await c.close();
+  });
+
+  it('PUBLISH where the namespace allows it → PUBLISHED {offset} and an EVENT for subscribers; refused elsewhere', async () => {
+    const a = await ready(alice.key);
+    const b = await ready(bob.key);
+    expect((await b.request('SUBSCRIBE', { channels: ['live:1:chat'] })).type).toBe('SUBSCRIBED');
+    const published = await a.request('PUBLISH', { channel: 'live:1:chat', event: 'message', payload: { text: 'hi' } });
+    expect(published.type).toBe('PUBLISHED');
+    const ev = await b.waitFor((f) => f.type === 'EVENT' && f.payload.channel === 'live:1:chat' && f.payload.event === 'message');
+    expect(ev.payload).toMatchObject({ payload: { text: 'hi' }, offset: published.payload.offset, epoch: published.payload.epoch });
+    expect(await a.request('PUBLISH', { channel: 'live:2:chat', event: 'message', payload: {} })).toMatchObject({ payload: { code: 'FORBIDDEN' } });
+    expect(await a.request('PUBLISH', { channel: 'dm:1', event: 'message', payload: {} })).toMatchObject({ payload: { code: 'FORBIDDEN' } });
+    await a.close();
+    await b.close();
+  });
+
+  it('INGEST → INGESTED {event_id, status}; bad input and missing permission are ERROR frames', async () => {
+    const a = await ready(alice.key);
+    const ok = await a.request('INGEST', { type: 'order.created', payload: { n: 1 }, idempotency_key: 'k1' });
+    expect(ok).toMatchObject({ type: 'INGESTED', payload: { status: 'accepted' } });
+    const again = await a.request('INGEST', { type: 'order.created', payload: { n: 1 }, idempotency_key: 'k1' });
+    expect(again.payload.event_id).toBe(ok.payload.event_id);
+    expect(await h.api.store.getEvent(ok.payload.event_id as string)).toMatchObject({ userId: 'alice', producerId: 'alice' });
+    expect(await a.request('INGEST', { type: 'Bad Type', payload: {} })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
+    expect(await a.request('INGEST', { type: 'x', payload: {}, user_id: 'bob' })).toMatchObject({ type: 'ERROR', payload: { code: 'FORBIDDEN' } });
+    const c = await ready(carol.key);
+    expect(await c.request('INGEST', { type: 'x', payload: {} })).toMatchObject({ type: 'ERROR', payload: { code: 'FORBIDDEN' } });
+    await a.close();
+    await c.close();
+  });
+
+  it('a service with channels.* may subscribe to any non-user channel and to patterns', async () => {
+    const s = await ready(svc.key);
+    const replies = await s.requestMany('SUBSCRIBE', { channels: ['live:7:chat', 'server:*', 'user:alice'] }, 3);
+    expect(replies.map((r) => [r.payload.channel, r.type === 'ERROR' ? r.payload.code : r.type])).toEqual(
+      expect.arrayContaining([
+        ['live:7:chat', 'SUBSCRIBED'],
+        ['server:*', 'SUBSCRIBED'],
+        ['user:alice', 'FORBIDDEN'],
+      ]),
+    );
+    await h.bus.publish('server:3:channel:4', 'note', { a: 1 });
+    const ev = await s.waitFor((f) => f.type === 'EVENT' && f.payload.channel === 'server:3:channel:4');
+    expect(ev.payload.payload).toEqual({ a: 1 });
+    await s.close();
+  });
+});
+
+describe('limits', () => {
+  let limited: GatewayNode;
+
+  beforeAll(async () => {
+    limited = await h.addNode({ config: { wsConnectLimit: 3, wsConnectWindowMs: 60_000, wsMessageRate: 5, heartbeatIntervalMs: 100 } });
+  });
+
+  it('closes 1013 past the connection-attempt limit for one key', async () => {
+    const { key } = await h.api.createKey('bob');
+    const codes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const c = await WsTestClient.connect(limited.wsUrl({ token: key }));
+      const first = await Promise.race([c.waitFor((f) => f.type === 'HELLO_ACK').then(() => 0), c.closed.then((x) => x.code)]);
+      codes.push(first);
+      await c.close();
+    }
+    expect(codes).toEqual([0, 0, 0, 1013, 1013]);
+  });
+
+  it('answers RATE_LIMITED past the frame rate, and closes 1008 on sustained abuse', async () => {
+    const c = await WsTestClient.ready(limited.wsUrl({ token: alice.key }));
+    for (let i = 0; i < 8; i++) c.send('PING', {}, i);
+    const limitedReply = await c.waitFor((f) => f.type === 'ERROR' && f.payload.code === 'RATE_LIMITED');
+    expect(limitedReply.ref).toBeDefined();
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    for (let i = 0; i < 30; i++) c.send('PING', {});
+    expect((await c.closed).code).toBe(1008);
+  });
+
+  it('closes 4008 when nothing comes from the client for two heartbeat intervals', async () => {
+    const silent = await WsTestClient.ready(limited.wsUrl({ token: bob.key }), { autoPong: false });
+    const lively = await WsTestClient.ready(limited.wsUrl({ token: bob.key }));
+    const closed = await silent.closed;
+    expect(closed.code).toBe(4008);
+    // The one answering protocol pings is still there.
+    expect(lively.ws.readyState).toBe(WebSocket.OPEN);
+    await lively.close();
+  });
+});
