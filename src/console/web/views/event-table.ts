@@ -116,7 +116,9 @@ export class EventTable {
     for (let i = 0; i < 7; i++) tr.append(h('td'));
     const cells = tr.children;
     cells[4]!.className = 'num';
-    cells[5]!.append(h('a', { href: href('events', r.id), class: 'mono', title: r.id }, r.id.slice(0, 8)));
+    // Event ids are UUIDv7: the leading characters are a timestamp shared by neighbours, so
+    // the random tail is what tells rows apart.
+    cells[5]!.append(h('a', { href: href('events', r.id), class: 'mono', title: r.id, 'aria-label': `Event ${r.id}` }, `…${r.id.slice(-8)}`));
     this.trs.set(r.id, tr);
     this.fill(tr, r);
     return tr;

@@ -82,7 +82,13 @@ export function mountShell(ctx: Ctx, app: HTMLElement, onSignOut: () => void): (
   const showConn = () => {
     const s = ctx.link.state;
     const mode: FeedMode = ctx.feed.mode;
-    conn.textContent = s === 'connected' && mode === 'polling' ? 'Live (own) · polling' : LINK_TEXT[s];
+    const polling = s === 'connected' && mode === 'polling';
+    conn.textContent = polling ? 'Live · others polled' : LINK_TEXT[s];
+    conn.title = polling
+      ? "The gateway refused user:* for this key: your own events arrive live, everyone else's by polling every 2 s."
+      : s === 'connected'
+        ? 'All event updates arrive live over the WebSocket.'
+        : '';
     conn.dataset.state = s;
     who.textContent = ctx.link.info.userId ?? '';
   };

@@ -1,0 +1,199 @@
+/**
+ * The web console in a real browser (Debian's Chromium through playwright-core) against the real
+ * embedded server started as a subprocess (`tem start` from source), as an operator would use it:
+ * sign in, watch an event turn `processed` live, retry a failed one, watch a channel's presence.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmbeddedServer, type RunningServer } from './console-server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+describe.skipIf(!existsSync(CHROMIUM))('web console in a browser', () => {
+  let server: RunningServer;
+  let browser: Browser;
+  let page: Page;
+  const sockets: WebSocket[] = [];
+
+  const api = async <T = Record<string, unknown>>(method: string, path: string, body?: unknown, key = server.adminKey): Promise<T> => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { 'x-api-key': key, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path} → ${res.status} ${text}`);
+    return (text ? JSON.parse(text) : {}) as T;
+  };
+  const ingest = async (type: string, payload: Record<string, unknown>) => (await api<{ event_id: string }>('POST', '/api/events', { type, payload })).event_id;
+  const row = (id: string) => page.locator(`tr[data-id="${id}"]`);
+
+  beforeAll(async () => {
+    // The console is served from dist/console: build it (esbuild, about a second).
+    execFileSync(process.execPath, ['scripts/build-console.mjs'], { cwd: ROOT, stdio: 'pipe' });
+    server = await startEmbeddedServer({ processors: 'test/fixtures/console-processors.ts' });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.setDefaultTimeout(15_000);
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const s of sockets) s.terminate();
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('signs in with an API key kept out of the URL', async () => {
+    await page.goto(`${server.url}/console`);
+    await expect.poll(() => page.title()).toContain('TEM console');
+    await page.getByLabel('API key').fill(server.adminKey);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('navigation', { name: 'Main' }).waitFor();
+    await page.locator('.conn[data-state="connected"]').waitFor();
+    expect(page.url()).not.toContain(server.adminKey);
+    expect(await page.evaluate(() => sessionStorage.getItem('tem.console.key'))).toBe(server.adminKey);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+  });
+
+  it('shows an ingested event and turns it processed live, in place, over the WebSocket', async () => {
+    // Load the console afresh so its new WebSocket is the one whose frames we record.
+    const frames: string[] = [];
+    page.on('websocket', (ws) => ws.on('framereceived', (f) => frames.push(String(f.payload))));
+    await page.goto('about:blank');
+    await page.goto(`${server.url}/console#/events`);
+    await page.getByRole('heading', { name: 'Events' }).waitFor();
+    await page.locator('.conn[data-state="connected"]').waitFor();
+    // Record every status a row shows, from its insertion on, to prove rows change in place.
+    await page.evaluate(() => {
+      const w = window as unknown as { statusLog: string[] };
+      w.statusLog = [];
+      new MutationObserver((records) => {
+        for (const r of records) {
+          if (r.type === 'attributes' && r.target instanceof HTMLTableRowElement) w.statusLog.push(`${r.target.dataset.id}:${r.oldValue}>${r.target.dataset.status}`);
+          for (const n of Array.from(r.addedNodes)) if (n instanceof HTMLTableRowElement && n.dataset.id) w.statusLog.push(`${n.dataset.id}:+${n.dataset.status}`);
+        }
+      }).observe(document.querySelector('table.events tbody')!, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-status'], attributeOldValue: true });
+    });
+
+    // Ingested by the admin key, the event is the admin's own: its updates come on user:{admin}.
+    const id = await ingest('test.ok', { n: 1 });
+    await row(id).locator('[data-status="processed"]').waitFor();
+    await expect(row(id).locator('td').nth(1).textContent()).resolves.toBe('test.ok');
+    expect(frames.some((f) => f.includes(id) && f.includes('event.update') && f.includes('"processed"'))).toBe(true);
+    const log = (await page.evaluate(() => (window as unknown as { statusLog: string[] }).statusLog)).filter((l) => l.startsWith(id));
+    expect(log[0]).toMatch(/:\+(accepted|queued|processing)$/);
+    expect(log.at(-1)).toMatch(/>processed$/);
+    expect(log.filter((l) => l.includes(':+'))).toHaveLength(1);
+
+    // The detail page shows the history with its times.
+    await row(id).getByRole('link').click();
+    await page.getByRole('heading', { name: 'Status history' }).waitFor();
+    const statuses = await page.locator('table.history tbody [data-status]').allTextContents();
+    expect(statuses).toContain('processed');
+    await expect(page.locator('pre.payload').textContent()).resolves.toContain('"n": 1');
+  });
+
+  it("follows other users' events too (user:* when allowed, else polling every 2 s)", async () => {
+    await api('POST', '/api/admin/principals', { id: 'svc_other', kind: 'service', role: 'service' });
+    const { key } = await api<{ key: string }>('POST', '/api/admin/principals/svc_other/keys', {});
+    await page.goto(`${server.url}/console#/events`);
+    await page.locator('.conn[data-state="connected"]').waitFor();
+    const id = (await api<{ event_id: string }>('POST', '/api/events', { type: 'test.other', payload: {} }, key)).event_id;
+    await row(id).locator('[data-status="processed"]').waitFor();
+    await expect(row(id).locator('td').nth(2).textContent()).resolves.toBe('svc_other');
+  });
+
+  it('filters the stream by status without losing live updates', async () => {
+    await page.goto(`${server.url}/console#/events`);
+    await page.getByLabel('Status').selectOption('failed');
+    const okId = await ingest('test.ok', { n: 2 });
+    const failId = await ingest('test.fail', { reason: 'filter' });
+    await row(failId).locator('[data-status="failed"]').waitFor();
+    expect(await row(okId).count()).toBe(0);
+    await page.getByLabel('Status').selectOption('');
+  });
+
+  it('lists a failed event in the failed set and requeues it with Retry', async () => {
+    const id = await ingest('test.fail', { fail_once: true, reason: 'retry me' });
+    await page.goto(`${server.url}/console#/failed`);
+    await page.getByRole('heading', { name: 'Failed events' }).waitFor();
+    await row(id).locator('[data-status="failed"]').waitFor();
+    await row(id).getByRole('button', { name: `Retry event ${id}` }).click();
+    // Requeued, then processed by the fixture on its second run — all live, in the same row.
+    await row(id).locator('[data-status="processed"]').waitFor();
+    const detail = await api<{ history: { status: string }[]; attempts: number }>('GET', `/api/events/${id}`);
+    const seq = detail.history.map((h) => h.status);
+    expect(seq.indexOf('failed')).toBeGreaterThanOrEqual(0);
+    expect(seq.lastIndexOf('queued')).toBeGreaterThan(seq.indexOf('failed'));
+    expect(seq.at(-1)).toBe('processed');
+  });
+
+  it("shows a second client's presence and the channel's messages", async () => {
+    const channel = 'live:console:chat';
+    // Allowed on the `live` namespace by permission (membership would do as well).
+    await api('POST', '/api/admin/principals', { id: 'u_console_watch', kind: 'user', role: 'user', extra_permissions: ['channels.subscribe.live'] });
+    const { key } = await api<{ key: string }>('POST', '/api/admin/principals/u_console_watch/keys', {});
+
+    await page.goto(`${server.url}/console#/channels/${encodeURIComponent(channel)}`);
+    await page.getByText(`Watching ${channel}`).waitFor();
+
+    const ws = new WebSocket(`${server.url.replace(/^http/, 'ws')}/ws`);
+    sockets.push(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => ws.send(JSON.stringify({ type: 'HELLO', id: 1, payload: { token: key } })));
+      ws.on('message', (raw) => {
+        const f = JSON.parse(String(raw)) as { type: string; ref?: number; payload: Record<string, unknown> };
+        if (f.type === 'HELLO_ACK') ws.send(JSON.stringify({ type: 'SUBSCRIBE', id: 2, payload: { channels: [channel] } }));
+        else if (f.type === 'SUBSCRIBED') resolve();
+        else if (f.type === 'ERROR') reject(new Error(JSON.stringify(f.payload)));
+      });
+      ws.once('error', reject);
+    });
+
+    await page.locator('tr[data-user="u_console_watch"] [data-presence="online"]').waitFor();
+    // A processed event with a channel is delivered there (contract §2).
+    await api('POST', '/api/events', { type: 'chat.message', payload: { text: 'hello from the test' }, channel });
+    await page.locator('ol.messages li', { hasText: 'hello from the test' }).waitFor();
+  });
+
+  it('creates a key shown once, and revokes it', async () => {
+    await api('POST', '/api/admin/principals', { id: 'svc_console', kind: 'service', role: 'service' });
+    await page.goto(`${server.url}/console#/admin/keys/svc_console`);
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const shown = await page.getByLabel('New API key').inputValue();
+    expect(shown).toMatch(/^tem_[A-Za-z0-9]{32,}$/);
+    const keys = await api<{ data: { key_id: string }[] }>('GET', '/api/admin/principals/svc_console/keys');
+    expect(keys.data).toHaveLength(1);
+    const keyId = keys.data[0]!.key_id;
+    await page.getByRole('button', { name: `Revoke key ${keyId}` }).click();
+    await page.locator(`tr[data-id="${keyId}"]`, { hasText: 'revoked' }).waitFor();
+    const res = await fetch(`${server.url}/api/events`, { headers: { 'x-api-key': shown } });
+    expect(res.status).toBe(401);
+  });
+
+  it('saves a screenshot of the main view', async () => {
+    for (let i = 0; i < 6; i++) await ingest(i % 3 === 2 ? 'test.fail' : `demo.${['order.created', 'payment.success'][i % 2]}`, { i });
+    await page.goto(`${server.url}/console#/events`);
+    await page.locator('.conn[data-state="connected"]').waitFor();
+    await page.locator('.pill[data-metric="database"]').waitFor();
+    await expect.poll(() => page.locator('table.events tbody tr[data-id]').count()).toBeGreaterThanOrEqual(6);
+    await page.waitForTimeout(1500); // let row flashes fade
+    mkdirSync(join(ROOT, 'docs'), { recursive: true });
+    await page.screenshot({ path: join(ROOT, 'docs', 'console.png'), fullPage: false });
+  });
+
+  it('signs out and forgets the key', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('API key').waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem('tem.console.key'))).toBeNull();
+  });
+});
