@@ -32,6 +32,8 @@ export interface RedisConnection {
   readonly redis: Redis;
   readonly connectTimeoutMs: number;
   everReady: boolean;
+  /** The first connection attempt, shared by every command issued before it completes. */
+  startup?: Promise<void>;
 }
 
 export function openRedis(options: RedisConnectionOptions): RedisConnection {
@@ -55,30 +57,32 @@ export function openRedis(options: RedisConnectionOptions): RedisConnection {
   return conn;
 }
 
+const unreachable = (): TemError => createError('BUS_UNAVAILABLE', 'Redis is unreachable', { retryAfter: 1 });
+
 /**
- * Resolves when the connection can take a command. Before the first connect it waits (up to the
- * connect timeout) so a bus used right after construction works; after that it never waits.
+ * Resolves when the connection can take a command. During the very first connection attempt it
+ * waits for it (so a bus used right after construction works); otherwise it never waits.
  */
 export function whenReady(conn: RedisConnection): Promise<void> | undefined {
   const { redis } = conn;
   if (redis.status === 'ready') return undefined;
-  if (conn.everReady || redis.status === 'end' || redis.status === 'close') {
-    return Promise.reject(createError('BUS_UNAVAILABLE', 'Redis is unreachable', { retryAfter: 1 }));
-  }
-  return new Promise<void>((resolve, reject) => {
+  if (conn.everReady || !['wait', 'connecting', 'connect'].includes(redis.status)) return Promise.reject(unreachable());
+  conn.startup ??= new Promise<void>((resolve, reject) => {
     const done = (err?: TemError): void => {
       clearTimeout(timer);
       redis.off('ready', onReady);
-      redis.off('end', onEnd);
+      redis.off('close', onClose);
+      conn.startup = undefined;
       if (err) reject(err);
       else resolve();
     };
     const onReady = (): void => done();
-    const onEnd = (): void => done(createError('BUS_UNAVAILABLE', 'Redis connection closed'));
-    const timer = setTimeout(() => done(createError('BUS_UNAVAILABLE', 'Redis is unreachable', { retryAfter: 1 })), conn.connectTimeoutMs);
+    const onClose = (): void => done(unreachable());
+    const timer = setTimeout(onClose, conn.connectTimeoutMs);
     redis.once('ready', onReady);
-    redis.once('end', onEnd);
+    redis.once('close', onClose);
   });
+  return conn.startup;
 }
 
 /** Runs a Redis call once the connection is usable; any failure becomes BUS_UNAVAILABLE. */

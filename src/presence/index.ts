@@ -1,0 +1,35 @@
+/**
+ * Presence and sessions: Redis when a URL is configured (shared by every gateway node),
+ * otherwise process memory (embedded mode).
+ */
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../observability/logger.js';
+import { MemoryPresenceStore, MemorySessionStore } from './memory.js';
+import { RedisPresenceStore, RedisSessionStore } from './redis.js';
+import type { PresenceStore, SessionStore } from './types.js';
+
+export type * from './types.js';
+export { MemoryPresenceStore, MemorySessionStore } from './memory.js';
+export { RedisPresenceStore, RedisSessionStore, type RedisStoreOptions } from './redis.js';
+export { bestStatus } from './status.js';
+
+export interface CreateStoreOptions {
+  redisUrl?: string;
+  /** Redis key prefix (default `tem:`). */
+  prefix?: string;
+  /** Memory sessions only: the clock their TTL runs on (presence takes `nowMs` per call). */
+  clock?: Clock;
+  /** Redis only: this node's name in CLIENT LIST. */
+  name?: string;
+  logger?: Logger;
+}
+
+export function createPresenceStore(opts: CreateStoreOptions = {}): PresenceStore {
+  const { redisUrl, prefix, name, logger } = opts;
+  return redisUrl ? new RedisPresenceStore({ url: redisUrl, prefix, name, logger }) : new MemoryPresenceStore();
+}
+
+export function createSessionStore(opts: CreateStoreOptions = {}): SessionStore {
+  const { redisUrl, prefix, name, logger, clock } = opts;
+  return redisUrl ? new RedisSessionStore({ url: redisUrl, prefix, name, logger }) : new MemorySessionStore({ clock });
+}

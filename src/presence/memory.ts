@@ -1,0 +1,119 @@
+/**
+ * Presence and sessions in process memory (embedded mode, one gateway). Same rules as Redis
+ * (status.ts); every operation is synchronous, hence atomic.
+ */
+import { systemClock, type Clock } from '../core/clock.js';
+import type { PresenceMember, PresenceStatus } from '../protocol/frames.js';
+import { assertStatus, assertTtl, bestStatus, changeOf, sortMembers } from './status.js';
+import type { PresenceChange, PresenceEntry, PresenceStore, SessionState, SessionStore } from './types.js';
+
+interface Conn {
+  status: PresenceStatus;
+  expiresAt: number;
+}
+
+/** channel → user → connection → entry */
+type Channels = Map<string, Map<string, Map<string, Conn>>>;
+
+const best = (conns: Map<string, Conn>): PresenceStatus | null => bestStatus([...conns.values()].map((c) => c.status));
+
+function purgeExpired(conns: Map<string, Conn>, nowMs: number): void {
+  for (const [id, conn] of conns) if (conn.expiresAt <= nowMs) conns.delete(id);
+}
+
+export class MemoryPresenceStore implements PresenceStore {
+  private readonly channels: Channels = new Map();
+
+  async upsert(entry: PresenceEntry, ttlMs: number, nowMs: number): Promise<PresenceChange | null> {
+    assertStatus(entry.status);
+    assertTtl(ttlMs);
+    let users = this.channels.get(entry.channel);
+    if (!users) this.channels.set(entry.channel, (users = new Map()));
+    let conns = users.get(entry.userId);
+    if (!conns) users.set(entry.userId, (conns = new Map()));
+    const before = best(conns);
+    purgeExpired(conns, nowMs);
+    conns.set(entry.connectionId, { status: entry.status, expiresAt: nowMs + ttlMs });
+    return changeOf(entry.channel, entry.userId, before, best(conns));
+  }
+
+  async remove(channel: string, userId: string, connectionId: string, nowMs: number): Promise<PresenceChange | null> {
+    const users = this.channels.get(channel);
+    const conns = users?.get(userId);
+    if (!users || !conns) return null;
+    const before = best(conns);
+    conns.delete(connectionId);
+    purgeExpired(conns, nowMs);
+    const after = best(conns);
+    if (conns.size === 0) users.delete(userId);
+    if (users.size === 0) this.channels.delete(channel);
+    return changeOf(channel, userId, before, after);
+  }
+
+  async members(channel: string, nowMs: number): Promise<PresenceMember[]> {
+    const out: PresenceMember[] = [];
+    for (const [userId, conns] of this.channels.get(channel) ?? []) {
+      const status = bestStatus([...conns.values()].filter((c) => c.expiresAt > nowMs).map((c) => c.status));
+      if (status) out.push({ user_id: userId, status });
+    }
+    return sortMembers(out);
+  }
+
+  async expire(nowMs: number): Promise<PresenceChange[]> {
+    const changes: PresenceChange[] = [];
+    for (const [channel, users] of this.channels) {
+      for (const [userId, conns] of users) {
+        const before = best(conns);
+        purgeExpired(conns, nowMs);
+        const change = changeOf(channel, userId, before, best(conns));
+        if (change) changes.push(change);
+        if (conns.size === 0) users.delete(userId);
+      }
+      if (users.size === 0) this.channels.delete(channel);
+    }
+    return changes;
+  }
+
+  async close(): Promise<void> {
+    this.channels.clear();
+  }
+}
+
+const SESSION_SWEEP_EVERY = 256;
+
+export class MemorySessionStore implements SessionStore {
+  private readonly sessions = new Map<string, { json: string; expiresAt: number }>();
+  private readonly clock: Clock;
+  private saves = 0;
+
+  constructor(options: { clock?: Clock } = {}) {
+    this.clock = options.clock ?? systemClock;
+  }
+
+  async save(state: SessionState, ttlMs: number): Promise<void> {
+    const now = this.clock.nowMs();
+    // Stored as JSON, as in Redis: a caller mutating its object later does not change the session.
+    this.sessions.set(state.sessionId, { json: JSON.stringify(state), expiresAt: now + ttlMs });
+    if (++this.saves % SESSION_SWEEP_EVERY === 0) {
+      for (const [id, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(id);
+    }
+  }
+
+  async load(sessionId: string): Promise<SessionState | null> {
+    const s = this.sessions.get(sessionId);
+    if (!s) return null;
+    if (s.expiresAt <= this.clock.nowMs()) {
+      this.sessions.delete(sessionId);
+      return null;
+    }
+    return JSON.parse(s.json) as SessionState;
+  }
+
+  async delete(sessionId: string): Promise<void> {
+    this.sessions.delete(sessionId);
+  }
+
+  async close(): Promise<void> {
+    this.sessions.clear();
+  }
+}

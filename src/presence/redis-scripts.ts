@@ -1,0 +1,141 @@
+/**
+ * Presence Lua scripts. Per channel c (prefix P):
+ * - `P pr:{c}:exp`   ZSET  member → expiry (ms, from the caller's clock)
+ * - `P pr:{c}:u:<user>` HASH member → status (one hash per user, so a user's connections are at hand)
+ * - `P pr:idx`       ZSET  channel → earliest expiry in that channel (what expire() walks)
+ * A member is the JSON text `[userId, connectionId]`, always built by the caller, so scripts
+ * only decode it (cjson) and never have to reproduce it byte for byte.
+ * Each script is one atomic step, so with several nodes calling expire() every entry is removed,
+ * and its leave reported, exactly once. See status.ts for the before/after rule.
+ */
+
+const HELPERS = `
+local RANK = {online = 3, dnd = 2, idle = 1}
+-- Best status over every stored entry of a user (false when none).
+local function best(ukey)
+  local flat = redis.call('HGETALL', ukey)
+  local top, topRank = false, 0
+  for i = 1, #flat, 2 do
+    local r = RANK[flat[i + 1]] or 0
+    if r > topRank then top, topRank = flat[i + 1], r end
+  end
+  return top
+end
+-- Drops a user's entries whose expiry has passed (or that lost their expiry).
+local function purge(ukey, zkey, now)
+  local flat = redis.call('HGETALL', ukey)
+  for i = 1, #flat, 2 do
+    local score = redis.call('ZSCORE', zkey, flat[i])
+    if (not score) or tonumber(score) <= now then
+      redis.call('HDEL', ukey, flat[i])
+      redis.call('ZREM', zkey, flat[i])
+    end
+  end
+end
+local function reindex(idx, zkey, channel)
+  local first = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
+  if first[1] then
+    redis.call('ZADD', idx, first[2], channel)
+  else
+    redis.call('ZREM', idx, channel)
+  end
+end
+-- Safety net only (every live node runs expire()): keys outlive their entries, never less.
+local function keepFor(key, ms)
+  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+end
+`;
+
+/**
+ * KEYS: 1 channel expiry zset, 2 user hash, 3 index. ARGV: 1 member, 2 status, 3 expiry ms,
+ * 4 now ms, 5 channel, 6 key TTL ms. Returns {before, after} ('' = not present).
+ */
+export const UPSERT_LUA = `${HELPERS}
+local now = tonumber(ARGV[4])
+local before = best(KEYS[2])
+purge(KEYS[2], KEYS[1], now)
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+local after = best(KEYS[2])
+reindex(KEYS[3], KEYS[1], ARGV[5])
+keepFor(KEYS[1], tonumber(ARGV[6]))
+keepFor(KEYS[2], tonumber(ARGV[6]))
+return {before or '', after or ''}
+`;
+
+/** KEYS: 1 channel expiry zset, 2 user hash, 3 index. ARGV: 1 member, 2 now ms, 3 channel. */
+export const REMOVE_LUA = `${HELPERS}
+local now = tonumber(ARGV[2])
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return {'', ''} end
+local before = best(KEYS[2])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+purge(KEYS[2], KEYS[1], now)
+local after = best(KEYS[2])
+reindex(KEYS[3], KEYS[1], ARGV[3])
+return {before or '', after or ''}
+`;
+
+/**
+ * Live entries of a channel with their status. KEYS: 1 channel expiry zset.
+ * ARGV: 1 now ms, 2 user-hash key prefix (`P pr:{c}:u:`). Returns {userId, status, …}.
+ */
+export const MEMBERS_LUA = `
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+local out = {}
+for _, m in ipairs(live) do
+  local user = cjson.decode(m)[1]
+  local status = redis.call('HGET', ARGV[2] .. user, m)
+  if status then
+    out[#out + 1] = user
+    out[#out + 1] = status
+  end
+end
+return out
+`;
+
+/**
+ * Removes expired entries, a bounded batch per call. KEYS: 1 index. ARGV: 1 now ms,
+ * 2 key prefix (`P pr:`), 3 most channels, 4 most entries per channel.
+ * Returns {more (0/1), channel, user, before, after, …} for users whose visible state changed.
+ */
+export const EXPIRE_LUA = `${HELPERS}
+local now = tonumber(ARGV[1])
+local maxEntries = tonumber(ARGV[4])
+local more = 0
+local out = {0}
+local channels = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+if #channels == tonumber(ARGV[3]) then more = 1 end
+for _, c in ipairs(channels) do
+  local zkey = ARGV[2] .. '{' .. c .. '}:exp'
+  local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', ARGV[1], 'LIMIT', 0, maxEntries)
+  if #expired == maxEntries then more = 1 end
+  local byUser, users = {}, {}
+  for _, m in ipairs(expired) do
+    local user = cjson.decode(m)[1]
+    if not byUser[user] then
+      byUser[user] = {}
+      users[#users + 1] = user
+    end
+    table.insert(byUser[user], m)
+  end
+  for _, user in ipairs(users) do
+    local ukey = ARGV[2] .. '{' .. c .. '}:u:' .. user
+    local before = best(ukey)
+    for _, m in ipairs(byUser[user]) do
+      redis.call('HDEL', ukey, m)
+      redis.call('ZREM', zkey, m)
+    end
+    local after = best(ukey)
+    if before ~= after then
+      out[#out + 1] = c
+      out[#out + 1] = user
+      out[#out + 1] = before or ''
+      out[#out + 1] = after or ''
+    end
+  end
+  reindex(KEYS[1], zkey, c)
+end
+out[1] = more
+return out
+`;

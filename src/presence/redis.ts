@@ -1,0 +1,143 @@
+/**
+ * Presence and sessions in Redis (distributed mode): every gateway node sees the same members,
+ * and a node that dies simply stops refreshing its entries, so its users turn offline when the
+ * next expire() on any node runs past their TTL. Time comes from the callers' `nowMs` (expiries
+ * are sorted-set scores), so tests drive it with a ManualClock.
+ */
+import { randomBase62 } from '../core/ids.js';
+import type { PresenceMember, PresenceStatus } from '../protocol/frames.js';
+import { closeRedis, defineScript, openRedis, withRedis, type RedisConnection, type RedisConnectionOptions } from '../bus/connection.js';
+import { EXPIRE_LUA, MEMBERS_LUA, REMOVE_LUA, UPSERT_LUA } from './redis-scripts.js';
+import { assertStatus, assertTtl, bestStatus, changeOf, sortMembers } from './status.js';
+import type { PresenceChange, PresenceEntry, PresenceStore, SessionState, SessionStore } from './types.js';
+
+export interface RedisStoreOptions {
+  url: string;
+  /** Prefix of every key (default `tem:`). */
+  prefix?: string;
+  /** Name in CLIENT LIST (`{prefix}presence:{name}` / `{prefix}sessions:{name}`). */
+  name?: string;
+  commandTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  logger?: RedisConnectionOptions['logger'];
+}
+
+type Script<T> = (keys: string[], args: (string | number)[]) => Promise<T>;
+
+/** Expired entries handled per script call: bounds how long one call holds Redis. */
+const EXPIRE_BATCH_CHANNELS = 100;
+const EXPIRE_BATCH_ENTRIES = 1000;
+const EXPIRE_MAX_ROUNDS = 100;
+
+const orNull = (s: string): PresenceStatus | null => (s === '' ? null : (s as PresenceStatus));
+
+export class RedisPresenceStore implements PresenceStore {
+  private readonly conn: RedisConnection;
+  private readonly prefix: string;
+  private readonly upsertScript: Script<[string, string]>;
+  private readonly removeScript: Script<[string, string]>;
+  private readonly membersScript: Script<string[]>;
+  private readonly expireScript: Script<(string | number)[]>;
+
+  constructor(options: RedisStoreOptions) {
+    this.prefix = options.prefix ?? 'tem:';
+    this.conn = openRedis({ ...options, name: `${this.prefix}presence:${options.name ?? randomBase62(8)}` });
+    const redis = this.conn.redis;
+    this.upsertScript = defineScript(redis, 'temPresenceUpsert', 3, UPSERT_LUA);
+    this.removeScript = defineScript(redis, 'temPresenceRemove', 3, REMOVE_LUA);
+    this.membersScript = defineScript(redis, 'temPresenceMembers', 1, MEMBERS_LUA);
+    this.expireScript = defineScript(redis, 'temPresenceExpire', 1, EXPIRE_LUA);
+  }
+
+  private channelKey(channel: string): string {
+    return `${this.prefix}pr:{${channel}}:exp`;
+  }
+
+  private userKeyPrefix(channel: string): string {
+    return `${this.prefix}pr:{${channel}}:u:`;
+  }
+
+  private get indexKey(): string {
+    return `${this.prefix}pr:idx`;
+  }
+
+  async upsert(entry: PresenceEntry, ttlMs: number, nowMs: number): Promise<PresenceChange | null> {
+    assertStatus(entry.status);
+    assertTtl(ttlMs);
+    const { channel, userId, connectionId, status } = entry;
+    const keys = [this.channelKey(channel), this.userKeyPrefix(channel) + userId, this.indexKey];
+    // Keys are a safety net for when no node sweeps at all; they outlive every entry they hold.
+    const keyTtl = ttlMs * 2 + 60_000;
+    const [before, after] = await withRedis(this.conn, () =>
+      this.upsertScript(keys, [JSON.stringify([userId, connectionId]), status, nowMs + ttlMs, nowMs, channel, keyTtl]),
+    );
+    return changeOf(channel, userId, orNull(before), orNull(after));
+  }
+
+  async remove(channel: string, userId: string, connectionId: string, nowMs: number): Promise<PresenceChange | null> {
+    const keys = [this.channelKey(channel), this.userKeyPrefix(channel) + userId, this.indexKey];
+    const [before, after] = await withRedis(this.conn, () => this.removeScript(keys, [JSON.stringify([userId, connectionId]), nowMs, channel]));
+    return changeOf(channel, userId, orNull(before), orNull(after));
+  }
+
+  async members(channel: string, nowMs: number): Promise<PresenceMember[]> {
+    const flat = await withRedis(this.conn, () => this.membersScript([this.channelKey(channel)], [nowMs, this.userKeyPrefix(channel)]));
+    const byUser = new Map<string, PresenceStatus[]>();
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const user = flat[i]!;
+      byUser.set(user, [...(byUser.get(user) ?? []), flat[i + 1] as PresenceStatus]);
+    }
+    return sortMembers([...byUser].map(([user_id, statuses]) => ({ user_id, status: bestStatus(statuses)! })));
+  }
+
+  async expire(nowMs: number): Promise<PresenceChange[]> {
+    const changes: PresenceChange[] = [];
+    // Bounded: whatever is left (a huge backlog) is picked up by the next call.
+    for (let more = true, round = 0; more && round < EXPIRE_MAX_ROUNDS; round++) {
+      const out = await withRedis(this.conn, () =>
+        this.expireScript([this.indexKey], [nowMs, `${this.prefix}pr:`, EXPIRE_BATCH_CHANNELS, EXPIRE_BATCH_ENTRIES]),
+      );
+      more = Number(out[0]) === 1;
+      for (let i = 1; i + 3 < out.length; i += 4) {
+        const change = changeOf(String(out[i]), String(out[i + 1]), orNull(String(out[i + 2])), orNull(String(out[i + 3])));
+        if (change) changes.push(change);
+      }
+    }
+    return changes;
+  }
+
+  async close(): Promise<void> {
+    await closeRedis(this.conn);
+  }
+}
+
+export class RedisSessionStore implements SessionStore {
+  private readonly conn: RedisConnection;
+  private readonly prefix: string;
+
+  constructor(options: RedisStoreOptions) {
+    this.prefix = options.prefix ?? 'tem:';
+    this.conn = openRedis({ ...options, name: `${this.prefix}sessions:${options.name ?? randomBase62(8)}` });
+  }
+
+  private key(sessionId: string): string {
+    return `${this.prefix}sess:${sessionId}`;
+  }
+
+  async save(state: SessionState, ttlMs: number): Promise<void> {
+    await withRedis(this.conn, (redis) => redis.set(this.key(state.sessionId), JSON.stringify(state), 'PX', Math.max(1, Math.floor(ttlMs))));
+  }
+
+  async load(sessionId: string): Promise<SessionState | null> {
+    const json = await withRedis(this.conn, (redis) => redis.get(this.key(sessionId)));
+    return json === null ? null : (JSON.parse(json) as SessionState);
+  }
+
+  async delete(sessionId: string): Promise<void> {
+    await withRedis(this.conn, (redis) => redis.del(this.key(sessionId)));
+  }
+
+  async close(): Promise<void> {
+    await closeRedis(this.conn);
+  }
+}

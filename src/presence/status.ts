@@ -1,0 +1,44 @@
+/**
+ * How a user's connections add up to what others see, shared by every presence store.
+ *
+ * A user's visible status on a channel is the best over its stored connections: `online` wins,
+ * then `dnd`, then `idle` (someone active on one device is reachable; do-not-disturb is a choice
+ * the user made, so it outranks merely idle). Every mutation compares the visible status before
+ * (over the entries stored, expired or not: that is what was last reported) with the status
+ * after (expired entries of that user purged), so each join/leave/update is reported once, by
+ * whoever made the change.
+ */
+import { createError } from '../core/errors.js';
+import { PRESENCE_STATUSES, type PresenceStatus } from '../protocol/frames.js';
+import type { PresenceChange } from './types.js';
+
+const RANK: Record<PresenceStatus, number> = { online: 3, dnd: 2, idle: 1 };
+
+export function bestStatus(statuses: Iterable<PresenceStatus>): PresenceStatus | null {
+  let best: PresenceStatus | null = null;
+  for (const s of statuses) if (best === null || RANK[s] > RANK[best]) best = s;
+  return best;
+}
+
+/** The change between two visible states (null = not present), or null when nothing changed. */
+export function changeOf(channel: string, userId: string, before: PresenceStatus | null, after: PresenceStatus | null): PresenceChange | null {
+  if (before === after) return null;
+  if (before === null) return { channel, userId, kind: 'join', status: after! };
+  if (after === null) return { channel, userId, kind: 'leave', status: 'offline' };
+  return { channel, userId, kind: 'update', status: after };
+}
+
+export function assertStatus(status: string): asserts status is PresenceStatus {
+  if (!(PRESENCE_STATUSES as readonly string[]).includes(status)) {
+    throw createError('BAD_REQUEST', `Unknown presence status ${JSON.stringify(status)}`, { field: 'status' });
+  }
+}
+
+export function assertTtl(ttlMs: number): void {
+  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw createError('BAD_REQUEST', 'Presence TTL must be a positive integer (ms)', { field: 'ttlMs' });
+}
+
+/** Members sorted by user id, so listings are stable. */
+export function sortMembers<T extends { user_id: string }>(members: T[]): T[] {
+  return members.sort((a, b) => (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : 0));
+}

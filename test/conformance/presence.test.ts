@@ -1,0 +1,255 @@
+/**
+ * One suite, every PresenceStore and SessionStore: memory and Redis. Time is the `nowMs`
+ * argument (presence) or an injected clock (memory sessions); Redis session TTLs are real.
+ */
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { ManualClock } from '../../src/core/clock.js';
+import { randomBase62 } from '../../src/core/ids.js';
+import {
+  MemoryPresenceStore,
+  MemorySessionStore,
+  RedisPresenceStore,
+  RedisSessionStore,
+  type PresenceChange,
+  type PresenceStore,
+  type SessionState,
+  type SessionStore,
+} from '../../src/presence/index.js';
+import { services, REDIS_URL } from '../helpers/services.js';
+
+const T0 = Date.UTC(2030, 0, 1);
+const TTL = 60_000;
+const entry = (userId: string, connectionId: string, status: 'online' | 'idle' | 'dnd' = 'online', channel = 'room:1') => ({ channel, userId, connectionId, status });
+const sortChanges = (c: PresenceChange[]): PresenceChange[] => [...c].sort((a, b) => `${a.channel}/${a.userId}`.localeCompare(`${b.channel}/${b.userId}`));
+
+interface PresenceHarness {
+  kind: 'memory' | 'redis';
+  /** A store on the same backend as the others of this test (another gateway node, for Redis). */
+  store(): PresenceStore;
+}
+
+function presenceConformance(name: string, make: () => PresenceHarness): void {
+  describe(name, () => {
+    let harness: PresenceHarness | undefined;
+    const h = (): PresenceHarness => (harness ??= make());
+    afterEach(() => {
+      harness = undefined;
+    });
+
+    it('reports join, update and leave as the visible status changes', async () => {
+      const s = h().store();
+      expect(await s.upsert(entry('u1', 'c1', 'idle'), TTL, T0)).toEqual({ channel: 'room:1', userId: 'u1', kind: 'join', status: 'idle' });
+      expect(await s.upsert(entry('u1', 'c1', 'idle'), TTL, T0 + 1000)).toBeNull();
+      expect(await s.upsert(entry('u1', 'c1', 'online'), TTL, T0 + 2000)).toEqual({ channel: 'room:1', userId: 'u1', kind: 'update', status: 'online' });
+      expect(await s.members('room:1', T0 + 2000)).toEqual([{ user_id: 'u1', status: 'online' }]);
+      expect(await s.remove('room:1', 'u1', 'c1', T0 + 3000)).toEqual({ channel: 'room:1', userId: 'u1', kind: 'leave', status: 'offline' });
+      expect(await s.remove('room:1', 'u1', 'c1', T0 + 3000)).toBeNull();
+      expect(await s.remove('room:1', 'nobody', 'c9', T0 + 3000)).toBeNull();
+      expect(await s.members('room:1', T0 + 3000)).toEqual([]);
+    });
+
+    it('shows a user with several connections at its best status: online, then dnd, then idle', async () => {
+      const s = h().store();
+      expect(await s.upsert(entry('u1', 'phone', 'idle'), TTL, T0)).toMatchObject({ kind: 'join', status: 'idle' });
+      expect(await s.upsert(entry('u1', 'tablet', 'dnd'), TTL, T0)).toMatchObject({ kind: 'update', status: 'dnd' });
+      expect(await s.upsert(entry('u1', 'desk', 'online'), TTL, T0)).toMatchObject({ kind: 'update', status: 'online' });
+      expect(await s.upsert(entry('u1', 'phone', 'dnd'), TTL, T0)).toBeNull();
+      expect(await s.remove('room:1', 'u1', 'desk', T0)).toMatchObject({ kind: 'update', status: 'dnd' });
+      expect(await s.remove('room:1', 'u1', 'tablet', T0)).toBeNull();
+      expect(await s.members('room:1', T0)).toEqual([{ user_id: 'u1', status: 'dnd' }]);
+      expect(await s.remove('room:1', 'u1', 'phone', T0)).toMatchObject({ kind: 'leave', status: 'offline' });
+    });
+
+    it('keeps channels and users apart and lists only live members, sorted', async () => {
+      const s = h().store();
+      await s.upsert(entry('bob', 'b1', 'idle'), TTL, T0);
+      await s.upsert(entry('alice', 'a1'), TTL, T0);
+      await s.upsert(entry('carol', 'c1'), 1000, T0);
+      await s.upsert(entry('alice', 'a2', 'dnd', 'room:2'), TTL, T0);
+      expect(await s.members('room:1', T0 + 999)).toEqual([
+        { user_id: 'alice', status: 'online' },
+        { user_id: 'bob', status: 'idle' },
+        { user_id: 'carol', status: 'online' },
+      ]);
+      // carol's entry has run out: no longer listed, even before expire() reports her leave.
+      expect((await s.members('room:1', T0 + 1000)).map((m) => m.user_id)).toEqual(['alice', 'bob']);
+      expect(await s.members('room:2', T0)).toEqual([{ user_id: 'alice', status: 'dnd' }]);
+      expect(await s.members('room:3', T0)).toEqual([]);
+    });
+
+    it('expires entries whose TTL ran out and reports each leave once; heartbeats keep entries alive', async () => {
+      const s = h().store();
+      await s.upsert(entry('gone', 'g1'), 1000, T0);
+      await s.upsert(entry('kept', 'k1'), 1000, T0);
+      await s.upsert(entry('multi', 'm1', 'online'), 1000, T0);
+      await s.upsert(entry('multi', 'm2', 'idle'), 5000, T0);
+      await s.upsert(entry('gone', 'g2', 'online', 'room:2'), 1000, T0);
+      expect(await s.expire(T0 + 999)).toEqual([]);
+      expect(await s.upsert(entry('kept', 'k1'), 1000, T0 + 900)).toBeNull(); // heartbeat
+      const changes = await s.expire(T0 + 1000);
+      expect(sortChanges(changes)).toEqual([
+        { channel: 'room:1', userId: 'gone', kind: 'leave', status: 'offline' },
+        { channel: 'room:1', userId: 'multi', kind: 'update', status: 'idle' },
+        { channel: 'room:2', userId: 'gone', kind: 'leave', status: 'offline' },
+      ]);
+      expect(await s.expire(T0 + 1000)).toEqual([]);
+      expect((await s.members('room:1', T0 + 1000)).map((m) => m.user_id)).toEqual(['kept', 'multi']);
+      expect(sortChanges(await s.expire(T0 + 5000))).toEqual([
+        { channel: 'room:1', userId: 'kept', kind: 'leave', status: 'offline' },
+        { channel: 'room:1', userId: 'multi', kind: 'leave', status: 'offline' },
+      ]);
+      expect(await s.members('room:1', T0 + 5000)).toEqual([]);
+    });
+
+    it('treats a refresh after the TTL but before the sweep as continuous presence', async () => {
+      const s = h().store();
+      await s.upsert(entry('u1', 'c1'), 1000, T0);
+      // Nobody swept yet: others still see u1, so coming back is no news…
+      expect(await s.upsert(entry('u1', 'c1'), 1000, T0 + 1500)).toBeNull();
+      // …and the sweep has nothing to report for the refreshed entry.
+      expect(await s.expire(T0 + 2000)).toEqual([]);
+      // A different connection replacing an unswept one changes only what differs.
+      await s.upsert(entry('u2', 'old', 'online'), 1000, T0);
+      expect(await s.upsert(entry('u2', 'new', 'idle'), 1000, T0 + 1500)).toMatchObject({ kind: 'update', status: 'idle' });
+      expect(await s.expire(T0 + 2499)).toEqual([]);
+    });
+
+    it('turns the users of a node that died offline once their TTL runs out', async () => {
+      const nodeA = h().store();
+      const nodeB = h().store();
+      await nodeA.upsert(entry('onA', 'a'), TTL, T0);
+      await nodeB.upsert(entry('onB', 'b'), TTL, T0);
+      // Node A dies; node B keeps refreshing its own entries and sweeping.
+      for (let t = T0 + 20_000; t <= T0 + 80_000; t += 20_000) {
+        await nodeB.upsert(entry('onB', 'b'), TTL, t);
+        const changes = await nodeB.expire(t);
+        if (t < T0 + TTL) expect(changes).toEqual([]);
+        else expect(changes).toEqual([{ channel: 'room:1', userId: 'onA', kind: 'leave', status: 'offline' }]);
+        if (t >= T0 + TTL) break;
+      }
+      expect(await nodeB.members('room:1', T0 + TTL)).toEqual([{ user_id: 'onB', status: 'online' }]);
+    });
+
+    it('rejects an unknown status or a TTL that is not positive', async () => {
+      const s = h().store();
+      await expect(s.upsert({ ...entry('u', 'c'), status: 'away' as 'idle' }, TTL, T0)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      await expect(s.upsert(entry('u', 'c'), 0, T0)).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    });
+
+    it('reports each expired user exactly once when several nodes sweep at the same time', async () => {
+      const nodes = [h().store(), h().store(), h().store()];
+      const ups: Promise<unknown>[] = [];
+      for (let c = 0; c < 130; c++) ups.push(nodes[c % 3]!.upsert(entry(`u${c}`, 'x', 'online', `ch:${c}`), 1000, T0));
+      for (let u = 0; u < 1100; u++) ups.push(nodes[u % 3]!.upsert(entry(`big${u}`, `conn${u}`, 'idle', 'ch:big'), 1000, T0));
+      await Promise.all(ups);
+      const rounds = await Promise.all(nodes.flatMap((n) => [n.expire(T0 + 1000), n.expire(T0 + 1000)]));
+      const all = rounds.flat();
+      expect(all.every((c) => c.kind === 'leave')).toBe(true);
+      const keys = all.map((c) => `${c.channel}/${c.userId}`);
+      expect(new Set(keys).size).toBe(keys.length);
+      expect(keys).toHaveLength(1230);
+      expect(await nodes[0]!.members('ch:big', T0)).toEqual([]);
+    });
+  });
+}
+
+function sessionConformance(name: string, make: () => { store: SessionStore; pass(ms: number): Promise<void> }): void {
+  describe(name, () => {
+    const state = (sessionId: string): SessionState => ({
+      sessionId,
+      userId: 'u1',
+      channels: { 'room:1': { offset: 4, epoch: 'abc' }, 'user:u1': { offset: 0, epoch: 'xyz' } },
+    });
+
+    it('saves, loads, overwrites and deletes a session', async () => {
+      const { store } = make();
+      expect(await store.load('s-missing')).toBeNull();
+      const s = state('s1');
+      await store.save(s, 60_000);
+      s.channels['room:1']!.offset = 99; // stored by value
+      expect(await store.load('s1')).toEqual(state('s1'));
+      await store.save({ ...state('s1'), channels: {} }, 60_000);
+      expect(await store.load('s1')).toEqual({ ...state('s1'), channels: {} });
+      await store.delete('s1');
+      await store.delete('s1');
+      expect(await store.load('s1')).toBeNull();
+    });
+
+    it('forgets a session once its TTL has run out', async () => {
+      const { store, pass } = make();
+      await store.save(state('s2'), 150);
+      await store.save(state('s3'), 60_000);
+      expect(await store.load('s2')).not.toBeNull();
+      await pass(300);
+      expect(await store.load('s2')).toBeNull();
+      expect(await store.load('s3')).toEqual(state('s3'));
+    });
+  });
+}
+
+// ---- memory -------------------------------------------------------------------------------
+
+presenceConformance('MemoryPresenceStore', () => {
+  const store = new MemoryPresenceStore(); // one process: every "node" shares it
+  return { kind: 'memory', store: () => store };
+});
+
+sessionConformance('MemorySessionStore', () => {
+  const clock = new ManualClock();
+  return { store: new MemorySessionStore({ clock }), pass: async (ms) => clock.advance(ms) };
+});
+
+// ---- redis --------------------------------------------------------------------------------
+
+const filePrefix = `temtest:presence:${randomBase62(6)}:`;
+const opened: { close(): Promise<void> }[] = [];
+let admin: Redis | undefined;
+
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close()));
+});
+afterAll(async () => {
+  if (!admin) return;
+  let cursor = '0';
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${filePrefix}*`, 'COUNT', 1000);
+    if (keys.length) await admin.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  await admin.quit();
+});
+
+describe.skipIf(!services.redis)('Redis', () => {
+  let testNo = 0;
+  presenceConformance('RedisPresenceStore', () => {
+    admin ??= new Redis(REDIS_URL);
+    const prefix = `${filePrefix}${++testNo}:`;
+    return {
+      kind: 'redis',
+      store: () => {
+        const s = new RedisPresenceStore({ url: REDIS_URL, prefix });
+        opened.push(s);
+        return s;
+      },
+    };
+  });
+
+  sessionConformance('RedisSessionStore', () => {
+    admin ??= new Redis(REDIS_URL);
+    const store = new RedisSessionStore({ url: REDIS_URL, prefix: `${filePrefix}${++testNo}:` });
+    opened.push(store);
+    return { store, pass: (ms) => new Promise((r) => setTimeout(r, ms)) };
+  });
+
+  it('leaves no presence keys without a TTL behind', async () => {
+    admin ??= new Redis(REDIS_URL);
+    const prefix = `${filePrefix}ttl:`;
+    const s = new RedisPresenceStore({ url: REDIS_URL, prefix });
+    opened.push(s);
+    await s.upsert(entry('u1', 'c1'), 1000, T0);
+    const keys = (await admin.keys(`${prefix}*`)).filter((k) => k !== `${prefix}pr:idx`);
+    expect(keys.sort()).toEqual([`${prefix}pr:{room:1}:exp`, `${prefix}pr:{room:1}:u:u1`]);
+    for (const k of keys) expect(await admin.pttl(k)).toBeGreaterThan(1000);
+  });
+});
