@@ -131,13 +131,20 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
     },
   );
 
-  app.post(
+  app.post<IdParams & { Body: { expires_at?: string | null } }>(
     '/api/admin/principals/:id/keys',
-    { config: { permission: 'admin.post.key_create' }, schema: { params: principalIdParams, body: keyCreateSchema } },
-    async (request: FastifyRequest<IdParams & { Body: { expires_at?: string | null } | undefined }>, reply) => {
+    {
+      config: { permission: 'admin.post.key_create' },
+      schema: { params: principalIdParams, body: keyCreateSchema },
+      // Every field is optional, so no body at all means {}.
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = {};
+      },
+    },
+    async (request, reply) => {
       const principal = await store.getPrincipal(request.params.id);
       if (!principal) throw createError('NOT_FOUND', `No principal ${request.params.id}`);
-      const raw = request.body?.expires_at ?? null;
+      const raw = request.body.expires_at ?? null;
       const expiresAt = raw === null ? null : new Date(raw);
       if (expiresAt && expiresAt.getTime() <= clock.nowMs()) {
         throw createError('VALIDATION_FAILED', 'body.expires_at must be in the future', { field: 'body.expires_at' });

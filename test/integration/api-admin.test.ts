@@ -1,0 +1,113 @@
+/** Administration through the HTTP API: principals, keys (shown once, never hashed), roles. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApi, type TestApi } from '../helpers/api.js';
+import { services } from '../helpers/services.js';
+
+const kind = services.postgres ? 'postgres' : 'pglite';
+
+describe(`admin API (${kind})`, () => {
+  let api: TestApi;
+  const admin = (method: string, path: string, body?: unknown) => api.request<Record<string, unknown>>(method, path, { key: api.adminKey, body });
+
+  beforeAll(async () => {
+    api = await createTestApi({ kind });
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  it('creates, shows, lists and updates principals', async () => {
+    const created = await admin('POST', '/api/admin/principals', { id: 'billing', kind: 'service', role: 'service', extra_permissions: ['admin.get.role_list'] });
+    expect(created.status).toBe(201);
+    expect(created.headers.location).toBe('/api/admin/principals/billing');
+    expect(created.body).toMatchObject({ id: 'billing', kind: 'service', role: 'service', extra_permissions: ['admin.get.role_list'], revoked_permissions: [], disabled: false, created_at: expect.any(String) });
+
+    const generated = await admin('POST', '/api/admin/principals', { kind: 'user', role: 'user' });
+    expect(generated.status).toBe(201);
+    expect(generated.body.id).toMatch(/^u_[0-9A-Za-z]{20}$/);
+
+    expect((await admin('POST', '/api/admin/principals', { id: 'billing', kind: 'service', role: 'service' })).status).toBe(409);
+    expect((await admin('GET', '/api/admin/principals/billing')).body).toMatchObject({ id: 'billing' });
+    expect((await admin('GET', '/api/admin/principals/ghost')).status).toBe(404);
+
+    const list = await api.request<{ data: { id: string }[] }>('GET', '/api/admin/principals', { key: api.adminKey });
+    expect(list.body.data.map((p) => p.id)).toEqual(expect.arrayContaining(['admin', 'billing', generated.body.id as string]));
+
+    const patched = await admin('PATCH', '/api/admin/principals/billing', { role: 'user', revoked_permissions: ['events.get.*'], disabled: true });
+    expect(patched.status).toBe(200);
+    expect(patched.body).toMatchObject({ role: 'user', revoked_permissions: ['events.get.*'], disabled: true, extra_permissions: ['admin.get.role_list'] });
+    expect((await admin('PATCH', '/api/admin/principals/ghost', { disabled: true })).status).toBe(404);
+    expect((await admin('PATCH', '/api/admin/principals/billing', { role: 'nobody' })).status).toBe(400);
+  });
+
+  it('creates keys shown only once, lists them without secrets, and revokes them', async () => {
+    await admin('POST', '/api/admin/principals', { id: 'keyholder', kind: 'service', role: 'service' });
+    const expiresAt = new Date(Date.now() + 86_400_000).toISOString();
+    const created = await admin('POST', '/api/admin/principals/keyholder/keys', { expires_at: expiresAt });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ key_id: expect.any(String), key: expect.stringMatching(/^tem_[0-9A-Za-z]{40}$/), expires_at: expiresAt, revoked_at: null });
+    const key = created.body.key as string;
+    expect(created.body.prefix).toBe(key.slice(4, 12));
+    const plain = await api.request('POST', '/api/admin/principals/keyholder/keys', { key: api.adminKey });
+    expect(plain.status).toBe(201);
+    expect(plain.body.expires_at).toBeNull();
+
+    const list = await admin('GET', '/api/admin/principals/keyholder/keys');
+    expect(list.status).toBe(200);
+    const data = list.body.data as Record<string, unknown>[];
+    expect(data.map((k) => k.key_id).sort()).toEqual([created.body.key_id, plain.body.key_id].sort());
+    const listed = JSON.stringify(list.body);
+    expect(listed).not.toContain(key);
+    expect(listed).not.toMatch(/hash|[0-9a-f]{64}/);
+    expect(Object.keys(data[0]!).sort()).toEqual(['created_at', 'expires_at', 'id', 'key_id', 'last_used_at', 'prefix', 'principal_id', 'revoked_at']);
+
+    expect((await api.request('GET', '/api/events', { key })).status).toBe(200);
+    const revoked = await admin('DELETE', `/api/admin/keys/${created.body.key_id}`);
+    expect(revoked.status).toBe(200);
+    expect(revoked.body).toMatchObject({ key_id: created.body.key_id, revoked_at: expect.any(String) });
+    expect((await api.request('GET', '/api/events', { key })).status).toBe(401);
+    // Revoking twice is harmless; unknown keys and principals are 404.
+    expect((await admin('DELETE', `/api/admin/keys/${created.body.key_id}`)).status).toBe(200);
+    expect((await admin('DELETE', '/api/admin/keys/key_nothing')).status).toBe(404);
+    expect((await admin('POST', '/api/admin/principals/ghost/keys', {})).status).toBe(404);
+    expect((await admin('GET', '/api/admin/principals/ghost/keys')).status).toBe(404);
+  });
+
+  it('shows, lists and edits roles', async () => {
+    const roles = await api.request<{ data: { name: string; permissions: string[]; builtin: boolean }[] }>('GET', '/api/admin/roles', { key: api.adminKey });
+    const byName = Object.fromEntries(roles.body.data.map((r) => [r.name, r]));
+    expect(byName.admin).toMatchObject({ permissions: ['*'], builtin: true });
+    expect(byName.service!.permissions).toEqual(expect.arrayContaining(['events.*', 'channels.*', 'presence.get.presence_list', 'common.*']));
+    expect(byName.user!.permissions).toEqual(expect.arrayContaining(['events.post.event_ingest', 'events.get.event_detail', 'events.get.event_list']));
+
+    expect((await admin('GET', '/api/admin/roles/user')).body).toMatchObject({ name: 'user', builtin: true });
+    expect((await admin('GET', '/api/admin/roles/ghost')).status).toBe(404);
+
+    const put = await admin('PUT', '/api/admin/roles/support', { permissions: ['events.get.*', 'events.get.*', 'admin.get.principal_list'] });
+    expect(put.status).toBe(200);
+    expect(put.body).toMatchObject({ name: 'support', permissions: ['events.get.*', 'admin.get.principal_list'], builtin: false });
+    const withRole = await admin('POST', '/api/admin/principals', { id: 'helpdesk', kind: 'user', role: 'support' });
+    expect(withRole.status).toBe(201);
+  });
+
+  it('requires admin permissions on every admin route', async () => {
+    const svc = await api.createPrincipal({ kind: 'service' });
+    const routes: [string, string, unknown?][] = [
+      ['POST', '/api/admin/principals', { kind: 'user', role: 'user' }],
+      ['GET', '/api/admin/principals'],
+      ['GET', '/api/admin/principals/admin'],
+      ['PATCH', '/api/admin/principals/admin', { disabled: true }],
+      ['POST', '/api/admin/principals/admin/keys', {}],
+      ['GET', '/api/admin/principals/admin/keys'],
+      ['DELETE', '/api/admin/keys/key_x'],
+      ['GET', '/api/admin/roles'],
+      ['GET', '/api/admin/roles/admin'],
+      ['PUT', '/api/admin/roles/admin', { permissions: [] }],
+    ];
+    for (const [method, path, body] of routes) {
+      const res = await api.request(method, path, { key: svc.key, body });
+      expect(res.status, `${method} ${path}`).toBe(403);
+      expect((await api.request(method, path, { body })).status, `${method} ${path}`).toBe(401);
+    }
+  });
+});
