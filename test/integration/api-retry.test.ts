@@ -1,0 +1,79 @@
+/** Retrying failed events through the HTTP API: one at a time and in bulk, with visibility. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApi, type TestApi, type TestPrincipal } from '../helpers/api.js';
+import { services } from '../helpers/services.js';
+
+const kind = services.postgres ? 'postgres' : 'pglite';
+
+describe(`event retry API (${kind})`, () => {
+  let api: TestApi;
+  let svc: TestPrincipal;
+  let other: TestPrincipal;
+  let user: TestPrincipal;
+
+  beforeAll(async () => {
+    api = await createTestApi({ kind });
+    svc = await api.createPrincipal({ id: 'retrier', kind: 'service' });
+    other = await api.createPrincipal({ id: 'bystander', kind: 'service' });
+    user = await api.createPrincipal({ id: 'enduser', kind: 'user' });
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  /** Ingests events and drives every queued job to `failed`, as a worker giving up would. */
+  async function failedEvents(key: string, type: string, n: number): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const res = await api.request<{ event_id: string }>('POST', '/api/events', { key, body: { type, payload: { i } } });
+      ids.push(res.body.event_id);
+    }
+    const now = new Date();
+    const jobs = await api.store.claim({ queue: 'processing', workerId: 'test', limit: 100, leaseMs: 60_000, now });
+    for (const job of jobs) {
+      await api.store.fail({ eventId: job.event.id, leaseToken: job.leaseToken }, { error: 'gave up', retryAt: null }, now);
+    }
+    return ids;
+  }
+
+  it('requeues a failed event and refuses one that is not failed with 409', async () => {
+    const [id] = await failedEvents(svc.key, 'retry.one', 1);
+    const failed = await api.request('GET', `/api/events/${id}`, { key: svc.key });
+    expect(failed.body).toMatchObject({ status: 'failed', last_error: 'gave up' });
+
+    const res = await api.request('POST', `/api/events/${id}/retry`, { key: svc.key });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id, status: 'queued' });
+    expect((res.body.history as { status: string }[]).map((h) => h.status)).toEqual(['accepted', 'queued', 'processing', 'failed', 'queued']);
+
+    const again = await api.request('POST', `/api/events/${id}/retry`, { key: svc.key });
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ code: 'INVALID_STATE', status: 'queued' });
+  });
+
+  it('answers 404 for events the caller cannot see and 403 without the permission', async () => {
+    const [id] = await failedEvents(svc.key, 'retry.hidden', 1);
+    expect((await api.request('POST', `/api/events/${id}/retry`, { key: other.key })).status).toBe(404);
+    expect((await api.request('POST', '/api/events/00000000-0000-7000-8000-000000000000/retry', { key: svc.key })).status).toBe(404);
+    expect((await api.request('POST', `/api/events/${id}/retry`, { key: user.key })).status).toBe(403);
+    expect((await api.request('POST', `/api/events/${id}/retry`, { key: api.adminKey })).status).toBe(200);
+  });
+
+  it('retries in bulk by filter, only what the caller can see', async () => {
+    const mine = await failedEvents(svc.key, 'retry.bulk', 3);
+    const theirs = await failedEvents(other.key, 'retry.bulk', 2);
+
+    const res = await api.request<{ retried: string[]; count: number }>('POST', '/api/events/retry', { key: svc.key, body: { status: 'failed', type: 'retry.bulk' } });
+    expect(res.status).toBe(200);
+    expect(res.body.count).toBe(3);
+    expect(res.body.retried.sort()).toEqual(mine.slice().sort());
+
+    const byIds = await api.request<{ retried: string[]; count: number }>('POST', '/api/events/retry', { key: api.adminKey, body: { ids: [theirs[0], mine[0]] } });
+    expect(byIds.body).toEqual({ retried: [theirs[0]], count: 1 });
+
+    const rest = await api.request<{ retried: string[] }>('POST', '/api/events/retry', { key: api.adminKey, body: { type: 'retry.bulk', since: new Date(Date.now() - 60_000).toISOString() } });
+    expect(rest.body.retried).toEqual([theirs[1]]);
+    const none = await api.request<{ count: number }>('POST', '/api/events/retry', { key: api.adminKey, body: { type: 'retry.bulk' } });
+    expect(none.body.count).toBe(0);
+  });
+});
