@@ -11,6 +11,7 @@ import type { TemConfig } from '../config/index.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { PresenceStore } from '../presence/types.js';
 import type { Store } from '../store/types.js';
 import type { IngestService } from './service.js';
 
@@ -22,6 +23,8 @@ export interface ApiDeps {
   metrics: Metrics;
   authenticator: Authenticator;
   bus?: Bus;
+  /** Presence of channel members (GET /api/presence); absent when this process has none. */
+  presence?: PresenceStore;
   /** Shared with the gateway's INGEST frame; built here when not given (and then closed with the server). */
   ingest?: IngestService;
   /** More route plugins (e.g. real-time routes), registered like those of routes/index.ts. */

@@ -1,0 +1,101 @@
+/**
+ * Composition root of the embedded mode (`tem start`, `npm start`): API, worker, maintenance,
+ * outbox relay, gateway and console in one process, on PGlite and the in-memory bus by default
+ * (DATABASE_URL / REDIS_URL switch either to the real thing).
+ */
+import { Authenticator } from '../auth/authenticator.js';
+import { consolePlugin } from '../console/plugin.js';
+import { createGateway, storeChannelAccess } from '../gateway/index.js';
+import { buildApiServer, buildInternalServer, IngestService } from '../ingest/index.js';
+import { OutboxRelay } from '../outbox/index.js';
+import { createPresenceStore, createSessionStore } from '../presence/index.js';
+import { MaintenanceWorker, Worker, loadProcessors } from '../worker/index.js';
+import { setUpAdminKey } from './admin-key.js';
+import { createRuntime, runForever, startBus, startStore, type ConfigOverrides, type Runtime } from './runtime.js';
+import { forwardAuthChanges, localIngestPort } from './wiring.js';
+import { listen } from './listen.js';
+import type { Store } from '../store/types.js';
+
+export interface EmbeddedServer {
+  runtime: Runtime;
+  store: Store;
+  /** Public base URL, e.g. http://127.0.0.1:8080 */
+  url: string;
+  internalUrl: string;
+  wsUrl: string;
+  adminKeyPath: string | null;
+  close(): Promise<void>;
+}
+
+export async function startEmbedded(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Promise<EmbeddedServer> {
+  const rt = createRuntime('embedded', overrides, env);
+  const { config, logger, metrics, clock, lifecycle } = rt;
+  try {
+    const store = await startStore(rt);
+    const adminKey = await setUpAdminKey(store, config, { writeFile: true });
+    if (adminKey.path) logger.info({ path: adminKey.path, created: adminKey.created }, 'admin key file');
+
+    const bus = startBus(rt);
+    const presence = createPresenceStore({ redisUrl: config.redisUrl, name: config.nodeId, logger });
+    const sessions = createSessionStore({ redisUrl: config.redisUrl, name: config.nodeId, logger });
+    lifecycle.add('presence', async () => {
+      await presence.close();
+      await sessions.close();
+    });
+
+    const authenticator = new Authenticator(store, config, clock);
+    await authenticator.start();
+    lifecycle.add('authenticator', () => authenticator.close());
+    forwardAuthChanges(authenticator, bus, logger);
+
+    const ingest = new IngestService({ store, config, clock, metrics });
+    lifecycle.add('ingest', () => ingest.close());
+
+    const api = await buildApiServer({ store, config, logger, clock, metrics, authenticator, bus, presence, ingest });
+    await api.register(consolePlugin, {});
+    const gateway = createGateway({
+      config,
+      logger,
+      clock,
+      metrics,
+      bus,
+      presence,
+      sessions,
+      auth: authenticator,
+      access: storeChannelAccess(store),
+      ingest: localIngestPort(ingest),
+      nodeId: config.nodeId,
+    });
+    gateway.attach(api.server);
+    const internal = await buildInternalServer({ config, logger, authenticator, store, metrics, ingest });
+
+    const url = await listen(api, config.httpHost, config.httpPort);
+    lifecycle.add('api', () => api.close());
+    lifecycle.add('gateway', () => gateway.close(1012));
+    const internalUrl = await listen(internal, config.internalHost, config.internalPort);
+    lifecycle.add('internal', () => internal.close());
+
+    const processors = await loadProcessors(config.processors);
+    const worker = new Worker({ store, config, logger, clock, metrics, processors, workerId: `${config.nodeId}/processing` });
+    const relay = new OutboxRelay({ store, bus, logger, metrics, clock });
+    const maintenance = new MaintenanceWorker({ store, config, logger, clock, metrics, workerId: `${config.nodeId}/maintenance` });
+    await worker.start();
+    lifecycle.add('worker', () => worker.stop());
+    await maintenance.start();
+    lifecycle.add('maintenance', () => maintenance.stop());
+    await relay.start();
+    lifecycle.add('relay', () => relay.stop());
+
+    const wsUrl = `${url.replace(/^http/, 'ws')}/ws`;
+    logger.info({ url, console: `${url}/console`, ws: wsUrl, internal: internalUrl, adminKeyPath: adminKey.path, database: store.kind, bus: bus.kind }, 'listening');
+    return { runtime: rt, store, url, internalUrl, wsUrl, adminKeyPath: adminKey.path, close: () => lifecycle.close() };
+  } catch (err) {
+    await lifecycle.close();
+    throw err;
+  }
+}
+
+export async function runEmbedded(): Promise<void> {
+  const server = await startEmbedded();
+  runForever(server.runtime);
+}

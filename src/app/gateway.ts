@@ -1,0 +1,60 @@
+/**
+ * `tem gateway`: a WebSocket gateway node. Holds no database connection: tokens are checked
+ * through the API's internal listener (cached ≤ TEM_INTROSPECT_CACHE_MS, dropped on revocation),
+ * channel membership likewise, INGEST frames are forwarded there; publications, presence and
+ * sessions live in Redis so any client may land on any node.
+ */
+import Fastify from 'fastify';
+import { createGateway, httpChannelAccess, httpIngestPort, IntrospectionAuthenticator } from '../gateway/index.js';
+import { createPresenceStore, createSessionStore } from '../presence/index.js';
+import { listen } from './listen.js';
+import { createRuntime, runForever, startBus } from './runtime.js';
+
+export async function runGateway(): Promise<void> {
+  const rt = createRuntime('gateway');
+  const { config, logger, metrics, clock, lifecycle } = rt;
+  if (!config.redisUrl) {
+    throw Object.assign(new Error('tem gateway needs REDIS_URL; use `tem start` for the embedded mode'), { name: 'ConfigError' });
+  }
+  try {
+    const bus = startBus(rt);
+    const presence = createPresenceStore({ redisUrl: config.redisUrl, name: config.nodeId, logger });
+    const sessions = createSessionStore({ redisUrl: config.redisUrl, name: config.nodeId, logger });
+    lifecycle.add('presence', async () => {
+      await presence.close();
+      await sessions.close();
+    });
+    const auth = new IntrospectionAuthenticator({ baseUrl: config.apiInternalUrl, cacheMs: config.introspectCacheMs, clock });
+    const gateway = createGateway({
+      config,
+      logger,
+      clock,
+      metrics,
+      bus,
+      presence,
+      sessions,
+      auth,
+      access: httpChannelAccess({ baseUrl: config.apiInternalUrl, clock }),
+      ingest: httpIngestPort({ baseUrl: config.apiInternalUrl }),
+      nodeId: config.nodeId,
+    });
+
+    // A small HTTP server for upgrades, liveness and this node's metrics.
+    const app = Fastify({ loggerInstance: logger, disableRequestLogging: true });
+    app.get('/healthz', async () => ({ status: 'ok' }));
+    app.get('/readyz', async (_req, reply) => {
+      const redis = await bus.health();
+      return reply.code(redis === 'ok' ? 200 : 503).send({ status: redis === 'ok' ? 'ok' : 'unavailable', redis });
+    });
+    app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+    gateway.attach(app.server);
+    const url = await listen(app, config.httpHost, config.httpPort);
+    lifecycle.add('http', () => app.close());
+    lifecycle.add('gateway', () => gateway.close(1012));
+    logger.info({ url, ws: `${url.replace(/^http/, 'ws')}/ws`, api: config.apiInternalUrl }, 'listening');
+    runForever(rt);
+  } catch (err) {
+    await lifecycle.close();
+    throw err;
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Ordered shutdown for a process role. Components register a closer as they start; on SIGTERM
+ * or SIGINT the closers run in reverse start order (stop taking work first, close the database
+ * last), then the process exits 0. A second signal exits at once.
+ */
+import type { Logger } from '../observability/logger.js';
+
+interface Closer {
+  name: string;
+  close: () => Promise<unknown> | unknown;
+}
+
+export class Lifecycle {
+  private readonly closers: Closer[] = [];
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly logger: Logger) {}
+
+  /** Registers a closer; closers run last-registered first. */
+  add(name: string, close: Closer['close']): void {
+    this.closers.push({ name, close });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const closer of [...this.closers].reverse()) {
+        try {
+          await closer.close();
+        } catch (err) {
+          this.logger.warn({ err, component: closer.name }, 'error while closing');
+        }
+      }
+    })();
+    return this.closing;
+  }
+
+  /** Exit 0 after a graceful close on SIGTERM/SIGINT; a second signal forces exit 1. */
+  handleSignals(): void {
+    let signalled = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signalled) {
+        this.logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      signalled = true;
+      this.logger.info({ signal }, 'shutting down');
+      void this.close().then(
+        () => {
+          this.logger.info('stopped');
+          process.exit(0);
+        },
+        (err: unknown) => {
+          this.logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
+}

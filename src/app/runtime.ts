@@ -1,0 +1,65 @@
+/**
+ * What every process role starts with: frozen config, a logger naming the role and node, the
+ * metrics registry, the clock and the ordered shutdown list.
+ */
+import { mkdirSync } from 'node:fs';
+import { loadConfig, namespaceOptions, type TemConfig } from '../config/index.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { createMetrics, type Metrics } from '../observability/metrics.js';
+import { createBus } from '../bus/index.js';
+import type { Bus } from '../bus/types.js';
+import { openStore } from '../store/index.js';
+import type { Store } from '../store/types.js';
+import { Lifecycle } from './lifecycle.js';
+
+export type ConfigOverrides = Parameters<typeof loadConfig>[0];
+
+export interface Runtime {
+  role: string;
+  config: TemConfig;
+  logger: Logger;
+  metrics: Metrics;
+  clock: Clock;
+  lifecycle: Lifecycle;
+}
+
+export function createRuntime(role: string, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Runtime {
+  const config = loadConfig(overrides, env);
+  const logger = createLogger({ level: config.logLevel, role, nodeId: config.nodeId });
+  const lifecycle = new Lifecycle(logger);
+  return { role, config, logger, metrics: createMetrics(), clock: systemClock, lifecycle };
+}
+
+/** Opens (and migrates) the store: PostgreSQL when DATABASE_URL is set, else PGlite in dataDir. */
+export async function startStore(rt: Runtime, options: { requireDatabaseUrl?: boolean; poolMax?: number } = {}): Promise<Store> {
+  const { config } = rt;
+  if (options.requireDatabaseUrl && !config.databaseUrl) {
+    throw Object.assign(new Error(`tem ${rt.role} needs DATABASE_URL (PostgreSQL); use \`tem start\` for the embedded mode`), { name: 'ConfigError' });
+  }
+  // The data dir holds the embedded database and admin.key; create it on first start.
+  if (!config.databaseUrl) mkdirSync(config.dataDir, { recursive: true });
+  const store = await openStore({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.databaseUrl ? undefined : `${config.dataDir}`,
+    poolMax: options.poolMax,
+  });
+  rt.lifecycle.add('store', () => store.close());
+  return store;
+}
+
+export function startBus(rt: Runtime): Bus {
+  const bus = createBus({
+    redisUrl: rt.config.redisUrl,
+    namespaces: (channel) => namespaceOptions(rt.config, channel),
+    name: rt.config.nodeId,
+    logger: rt.logger,
+  });
+  rt.lifecycle.add('bus', () => bus.close());
+  return bus;
+}
+
+/** Runs a role in the foreground: graceful exit 0 on SIGTERM/SIGINT. */
+export function runForever(rt: Runtime): void {
+  rt.lifecycle.handleSignals();
+}

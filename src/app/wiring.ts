@@ -1,0 +1,38 @@
+/**
+ * Small adapters composition roots use to connect components that must not import each other.
+ */
+import type { Authenticator } from '../auth/authenticator.js';
+import type { Bus } from '../bus/types.js';
+import type { IngestPort } from '../gateway/ingest-port.js';
+import type { IngestService } from '../ingest/service.js';
+import type { Logger } from '../observability/logger.js';
+
+/** INGEST frames in a process that holds the store: the same service as POST /api/events. */
+export function localIngestPort(ingest: IngestService): IngestPort {
+  return {
+    async ingest(auth, _token, input) {
+      const result = await ingest.ingest(auth, input, undefined, { field: 'payload' });
+      return {
+        event_id: result.event.id,
+        status: result.outcome === 'created' ? 'accepted' : result.event.status,
+        replayed: result.outcome === 'replayed',
+      };
+    },
+  };
+}
+
+/**
+ * Key, principal and role changes reach gateway nodes as bus control messages, so revoked keys'
+ * sockets close on every node (gateways in distributed mode hold no database connection).
+ */
+export function forwardAuthChanges(authenticator: Authenticator, bus: Bus, logger: Logger): () => void {
+  return authenticator.onRevoked((change) => {
+    const messages = [
+      ...(change.keyId ? [{ kind: 'revoke_key' as const, keyId: change.keyId }] : []),
+      ...(change.principalId ? [{ kind: 'revoke_principal' as const, principalId: change.principalId }] : []),
+    ];
+    for (const message of messages) {
+      bus.publishControl(message).catch((err: unknown) => logger.warn({ err, message }, 'could not forward an auth change to gateways'));
+    }
+  });
+}

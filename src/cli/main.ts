@@ -1,0 +1,42 @@
+/**
+ * The `tem` command. Server roles start the composition roots in src/app; admin commands talk
+ * to a running server over HTTP (src/cli/admin-client.ts).
+ */
+import { Command, CommanderError } from 'commander';
+import { CliError } from './admin-client.js';
+import { registerPrincipals } from './commands/principals.js';
+import { registerKeys } from './commands/keys.js';
+import { registerRoles } from './commands/roles.js';
+import { registerEvents } from './commands/events.js';
+import { registerChannels } from './commands/channels.js';
+import { registerServers } from './commands/servers.js';
+import { version } from '../core/version.js';
+
+const program = new Command('tem')
+  .description('TelemetryEventMesh: durable event ingest, reliable processing, real-time delivery')
+  .version(version)
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+registerServers(program);
+registerPrincipals(program);
+registerKeys(program);
+registerRoles(program);
+registerEvents(program);
+registerChannels(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  if (err instanceof CliError) {
+    process.stderr.write(`tem: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  if (err instanceof Error && err.name === 'ConfigError') {
+    process.stderr.write(`tem: ${err.message}\n`);
+    process.exit(2);
+  }
+  // Start-up failures wrap their cause (e.g. the database could not be opened): show it.
+  const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : '';
+  process.stderr.write(`tem: ${err instanceof Error ? err.message : String(err)}${cause}\n`);
+  process.exit(1);
+});
