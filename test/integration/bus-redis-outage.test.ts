@@ -5,77 +5,17 @@
  * TCP proxy this file controls (cut, or black-holed), or have their own connections killed.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { randomBase62 } from '../../src/core/ids.js';
 import { RedisBus, type Publication } from '../../src/bus/index.js';
 import { services, REDIS_URL } from '../helpers/services.js';
-
-/** Forwards to Redis; `cut()` drops every connection and refuses new ones, `stall()` stops forwarding. */
-class RedisProxy {
-  private server?: Server;
-  private mode: 'up' | 'cut' | 'stalled' = 'up';
-  private readonly pairs = new Set<{ client: Socket; upstream: Socket; queued: [Socket, Buffer][] }>();
-  port = 0;
-
-  async start(): Promise<void> {
-    const target = new URL(REDIS_URL);
-    this.server = createServer((client) => {
-      if (this.mode === 'cut') {
-        client.destroy();
-        return;
-      }
-      const upstream = connect(Number(target.port || 6379), target.hostname);
-      const pair = { client, upstream, queued: [] as [Socket, Buffer][] };
-      this.pairs.add(pair);
-      const forward = (from: Socket, to: Socket): void => {
-        from.on('data', (chunk: Buffer) => (this.mode === 'stalled' ? pair.queued.push([to, chunk]) : to.write(chunk)));
-      };
-      forward(client, upstream);
-      forward(upstream, client);
-      const drop = (): void => {
-        client.destroy();
-        upstream.destroy();
-        this.pairs.delete(pair);
-      };
-      for (const s of [client, upstream]) s.on('close', drop).on('error', drop);
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  cut(): void {
-    this.mode = 'cut';
-    for (const { client, upstream } of this.pairs) {
-      client.destroy();
-      upstream.destroy();
-    }
-  }
-
-  stall(): void {
-    this.mode = 'stalled';
-  }
-
-  restore(): void {
-    this.mode = 'up';
-    for (const pair of this.pairs) for (const [to, chunk] of pair.queued.splice(0)) to.write(chunk);
-  }
-
-  async stop(): Promise<void> {
-    this.cut();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
-  }
-}
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const prefix = `temtest:bus-outage:${randomBase62(6)}:`;
 const namespaces = () => ({ historySize: 100, historyTtlMs: 300_000, presence: true, joinLeave: true, clientPublish: false });
 const nodes: RedisBus[] = [];
 let admin: Redis;
-let proxy: RedisProxy;
+let proxy: TcpProxy;
 
 function node(url: string): RedisBus {
   const bus = new RedisBus({ url, prefix, namespaces, commandTimeoutMs: 300, connectTimeoutMs: 500, heartbeatMs: 200 });
@@ -113,7 +53,7 @@ async function subscriberCounts(bus: RedisBus): Promise<{ sub: number; psub: num
 describe.skipIf(!services.redis)('RedisBus during a Redis outage', () => {
   beforeAll(async () => {
     admin = new Redis(REDIS_URL);
-    proxy = new RedisProxy();
+    proxy = TcpProxy.forUrl(REDIS_URL, 6379);
     await proxy.start();
   });
   afterEach(async () => {
@@ -128,7 +68,7 @@ describe.skipIf(!services.redis)('RedisBus during a Redis outage', () => {
   });
 
   it('fails fast while connections are cut and recovers by itself, subscriptions included', async () => {
-    const a = node(proxy.url);
+    const a = node(proxy.url(REDIS_URL));
     const direct = node(REDIS_URL);
     const got: number[] = [];
     await a.subscribe('room:1', (p) => got.push(p.offset));
@@ -160,7 +100,7 @@ describe.skipIf(!services.redis)('RedisBus during a Redis outage', () => {
   });
 
   it('fails fast when Redis stops answering (black hole) and recovers when it answers again', async () => {
-    const a = node(proxy.url);
+    const a = node(proxy.url(REDIS_URL));
     const direct = node(REDIS_URL);
     const got: number[] = [];
     await a.subscribe('room:b', (p) => got.push(p.offset));
