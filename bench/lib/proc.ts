@@ -1,0 +1,169 @@
+/**
+ * Child processes: tem roles (`node --import tsx src/cli/main.ts <role>`) and bench fixtures.
+ * A role is ready when it logs `"msg":"listening"` (or another line the caller waits for);
+ * stopping sends SIGTERM and waits for a clean exit, with SIGKILL as the last resort.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { REPO_ROOT } from './env.js';
+import { onCleanup } from './cleanup.js';
+
+export interface LogLine {
+  msg?: string;
+  level?: number;
+  [key: string]: unknown;
+}
+
+export interface Child {
+  name: string;
+  proc: ChildProcess;
+  pid: number;
+  /** Last lines of output, for error messages. */
+  tail: string[];
+  /** Resolves with the first JSON log line matching `pred` (seen before or after the call). */
+  waitForLog(pred: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Resolves on the first raw stdout/stderr line matching `re`. */
+  waitForLine(re: RegExp, timeoutMs?: number): Promise<string>;
+  exited: Promise<number | null>;
+  stop(timeoutMs?: number): Promise<number | null>;
+}
+
+export interface SpawnOptions {
+  env?: Record<string, string | undefined>;
+  /** Extra node flags (e.g. `--inspect=127.0.0.1:0`, `--expose-gc`). */
+  nodeArgs?: string[];
+  /** Use a Node IPC channel (fixtures that report through process.send). */
+  ipc?: boolean;
+  /** Echo the child's output with a name prefix. */
+  echo?: boolean;
+}
+
+const TAIL = 60;
+
+export function spawnNode(name: string, script: string, args: string[], options: SpawnOptions = {}): Child {
+  const nodeArgs = [...(options.nodeArgs ?? []), '--import', 'tsx', script, ...args];
+  const proc = spawn(process.execPath, nodeArgs, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+  });
+  if (proc.pid === undefined) throw new Error(`could not start ${name}`);
+  const tail: string[] = [];
+  const logs: LogLine[] = [];
+  const raw: string[] = [];
+  const logWaiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  const lineWaiters: { re: RegExp; resolve: (l: string) => void }[] = [];
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) => {
+    proc.once('exit', (code, signal) => {
+      exitCode = code ?? (signal ? null : 0);
+      resolve(exitCode);
+    });
+  });
+  const onLine = (line: string): void => {
+    tail.push(line);
+    if (tail.length > TAIL) tail.shift();
+    if (options.echo) console.log(`[${name}] ${line}`);
+    raw.push(line);
+    if (raw.length > 2000) raw.shift();
+    for (const w of [...lineWaiters]) {
+      if (w.re.test(line)) {
+        lineWaiters.splice(lineWaiters.indexOf(w), 1);
+        w.resolve(line);
+      }
+    }
+    if (!line.startsWith('{')) return;
+    let parsed: LogLine;
+    try {
+      parsed = JSON.parse(line) as LogLine;
+    } catch {
+      return;
+    }
+    logs.push(parsed);
+    if (logs.length > 2000) logs.shift();
+    for (const w of [...logWaiters]) {
+      if (w.pred(parsed)) {
+        logWaiters.splice(logWaiters.indexOf(w), 1);
+        w.resolve(parsed);
+      }
+    }
+  };
+  createInterface({ input: proc.stdout! }).on('line', onLine);
+  createInterface({ input: proc.stderr! }).on('line', onLine);
+
+  const failOnExit = <T>(what: string, timeoutMs: number, wait: Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${name}: timed out after ${timeoutMs} ms waiting for ${what}\n${tail.join('\n')}`)), timeoutMs);
+      wait.then((v) => {
+        clearTimeout(timer);
+        resolve(v);
+      });
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`${name} exited (${code}) while waiting for ${what}\n${tail.join('\n')}`));
+      });
+    });
+
+  const child: Child = {
+    name,
+    proc,
+    pid: proc.pid,
+    tail,
+    exited,
+    waitForLog(pred, timeoutMs = 60_000) {
+      const seen = logs.find(pred);
+      if (seen) return Promise.resolve(seen);
+      return failOnExit('a log line', timeoutMs, new Promise<LogLine>((resolve) => logWaiters.push({ pred, resolve })));
+    },
+    waitForLine(re, timeoutMs = 60_000) {
+      const seen = raw.find((l) => re.test(l));
+      if (seen) return Promise.resolve(seen);
+      return failOnExit(String(re), timeoutMs, new Promise<string>((resolve) => lineWaiters.push({ re, resolve })));
+    },
+    async stop(timeoutMs = 15_000) {
+      if (exitCode !== undefined) return exitCode;
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => {
+        console.error(`${name} did not stop within ${timeoutMs} ms: SIGKILL`);
+        proc.kill('SIGKILL');
+      }, timeoutMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+  onCleanup(`stop ${name}`, () => child.stop());
+  return child;
+}
+
+export const CLI = join('src', 'cli', 'main.ts');
+
+/** Starts `tem <args>` and waits until it logs `"msg":"listening"` (or `ready`, if given). */
+export async function startRole(
+  name: string,
+  args: string[],
+  options: SpawnOptions & { ready?: (line: LogLine) => boolean; timeoutMs?: number } = {},
+): Promise<Child> {
+  const child = spawnNode(name, CLI, args, options);
+  await child.waitForLog(options.ready ?? ((l) => l.msg === 'listening'), options.timeoutMs ?? 90_000);
+  return child;
+}
+
+/** Resident set size of a process in bytes (Linux /proc). */
+export async function rssBytes(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const m = /VmRSS:\s+(\d+)\s+kB/.exec(status);
+  if (!m) throw new Error(`no VmRSS for ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+/** CPU time (user + system) a process has used, in ms, from /proc/<pid>/stat. */
+export async function cpuMs(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1000) / 100;
+}
