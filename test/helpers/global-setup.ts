@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 import type { TestProject } from 'vitest/node';
 import { writeFileSync } from 'node:fs';
+import { ensureTemplate } from './db.js';
 
 const PG = new URL(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
 const REDIS = new URL(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -27,6 +28,8 @@ export default async function setup(project: TestProject): Promise<void> {
   if (missing.length && process.env.TEM_REQUIRE_SERVICES === '1') {
     throw new Error(`TEM_REQUIRE_SERVICES=1 but not reachable: ${missing.join(', ')}`);
   }
+  // The migrated template every PostgreSQL test database is cloned from (test/helpers/db.ts).
+  if (postgres) await ensureTemplate();
   if (process.env.TEM_SERVICES_REPORT) writeFileSync(process.env.TEM_SERVICES_REPORT, JSON.stringify({ postgres, redis }));
   project.provide('services', { postgres, redis });
 }
