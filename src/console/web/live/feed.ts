@@ -17,6 +17,8 @@ const PAGE = 100;
 
 export class Feed {
   mode: FeedMode = 'starting';
+  /** Filters the polling uses (the events view sets its own), so filtered rows stay current. */
+  pollQuery: Record<string, string | undefined> = {};
   private pollTimer: ReturnType<typeof setInterval> | null = null;
   private readonly offs: (() => void)[] = [];
   private readonly modeListeners = new Set<(m: FeedMode) => void>();
@@ -80,12 +82,14 @@ export class Feed {
     this.setMode('polling');
     let busy = false;
     this.pollTimer = setInterval(() => {
-      if (busy || this.stopped) return;
+      // A hidden tab need not load the server; the next visible tick catches up.
+      if (busy || this.stopped || (typeof document !== 'undefined' && document.hidden)) return;
       busy = true;
-      this.api
-        .get('/api/events', { query: { limit: PAGE } })
-        .then((body) => {
-          for (const e of listOf<Record<string, unknown>>(body)) this.apply(e);
+      const filtered = Object.values(this.pollQuery).some(Boolean);
+      const pages = [{}, ...(filtered ? [this.pollQuery] : [])].map((q) => this.api.get('/api/events', { query: { limit: PAGE, ...q } }));
+      Promise.all(pages)
+        .then((bodies) => {
+          for (const body of bodies) for (const e of listOf<Record<string, unknown>>(body)) this.apply(e);
         })
         .catch(() => undefined)
         .finally(() => {
