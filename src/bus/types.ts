@@ -20,15 +20,9 @@ export interface Publication {
   /** The TEM event this publication delivers, when it comes from the outbox. */
   eventId?: string;
   /**
-   * Fanned out but not kept in history (typing, presence join/leave): `offset` is the channel's
-   * current offset, not a new one, so a client's resume position stays valid.
+   * A notice that is not part of the channel's stream (typing, presence join/leave), carried by
+   * an `ephemeral` control message: no history entry, no offset of its own.
    */
-  ephemeral?: boolean;
-}
-
-export interface PublishOptions {
-  eventId?: string;
-  /** Deliver to current subscribers only: no history entry, no new offset (see Publication). */
   ephemeral?: boolean;
 }
 
@@ -44,7 +38,9 @@ export interface HistoryResult {
 export type ControlMessage =
   | { kind: 'revoke_key'; keyId: string }
   | { kind: 'revoke_principal'; principalId: string }
-  | { kind: 'disconnect_user'; userId: string; code: number; reason: string };
+  | { kind: 'disconnect_user'; userId: string; code: number; reason: string }
+  /** For the current subscribers of `channel` on every node; never kept in history (typing, presence). */
+  | { kind: 'ephemeral'; channel: string; event: string; payload: unknown };
 
 export type Unsubscribe = () => Promise<void>;
 
@@ -52,7 +48,7 @@ export type Unsubscribe = () => Promise<void>;
 export interface Bus {
   readonly kind: 'memory' | 'redis';
   /** Appends to the channel's history (per namespace options) and fans out to subscribed nodes. */
-  publish(channel: string, event: string, payload: unknown, options?: PublishOptions): Promise<Publication>;
+  publish(channel: string, event: string, payload: unknown, options?: { eventId?: string }): Promise<Publication>;
   /**
    * Receives publications on a channel or a `prefix:*` pattern on this node. The implementation
    * subscribes in Redis only while this node has a handler for it.

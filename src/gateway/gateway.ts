@@ -243,6 +243,9 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
       case 'disconnect_user':
         closeMatching({ userId: message.userId }, message.code, message.reason);
         break;
+      case 'ephemeral':
+        if (typeof message.channel === 'string' && typeof message.event === 'string') ctx.registry.deliverNotice(message.channel, message.event, message.payload);
+        break;
     }
   }
 

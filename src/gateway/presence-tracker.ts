@@ -91,7 +91,12 @@ export class PresenceTracker {
   private async broadcast(change: PresenceChange): Promise<void> {
     if (!namespaceOptions(this.ctx.config, change.channel).joinLeave) return;
     try {
-      await this.ctx.bus.publish(change.channel, `presence.${change.kind}`, { user_id: change.userId, status: change.status }, { ephemeral: true });
+      await this.ctx.bus.publishControl({
+        kind: 'ephemeral',
+        channel: change.channel,
+        event: `presence.${change.kind}`,
+        payload: { user_id: change.userId, status: change.status },
+      });
     } catch (err) {
       this.ctx.logger.warn({ err, channel: change.channel }, 'presence broadcast failed');
     }

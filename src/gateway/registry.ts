@@ -8,7 +8,7 @@
  * read returned — so missed messages are replayed exactly once, in order, before live ones.
  */
 import type { Bus, Publication, Unsubscribe } from '../bus/types.js';
-import { isPattern } from '../protocol/frames.js';
+import { isPattern, matchesPattern } from '../protocol/frames.js';
 import type { StreamPosition } from '../protocol/frames.js';
 import { fanout, type Subscriber } from './fanout.js';
 
@@ -41,6 +41,7 @@ export interface RegistryHooks {
 
 export class Registry {
   private readonly channels = new Map<string, ChannelEntry>();
+  private readonly patterns = new Set<ChannelEntry>();
   private readonly users = new Map<string, Set<Subscriber>>();
 
   constructor(
@@ -121,6 +122,7 @@ export class Registry {
     this.hooks.onSubscriptionCount?.(-1);
     if (entry.subscribers.size === 0) {
       this.channels.delete(channel);
+      this.patterns.delete(entry);
       entry.ready.then(
         (unsubscribe) => unsubscribe().catch((err: unknown) => this.hooks.onBusError?.(channel, err)),
         () => undefined,
@@ -147,6 +149,7 @@ export class Registry {
   async clear(): Promise<void> {
     const entries = [...this.channels.values()];
     this.channels.clear();
+    this.patterns.clear();
     this.users.clear();
     await Promise.all(
       entries.map((e) =>
@@ -171,15 +174,35 @@ export class Registry {
     // A failed subscribe must not leave an entry that every later subscriber would await.
     entry.ready.catch((err: unknown) => {
       if (this.channels.get(channel) === entry) this.channels.delete(channel);
+      this.patterns.delete(entry);
       this.hooks.onBusError?.(channel, err);
     });
     this.channels.set(channel, entry);
+    if (entry.pattern) this.patterns.add(entry);
     return entry;
+  }
+
+  /**
+   * Delivers a notice that is not part of the channel's stream (typing, presence) to this node's
+   * live subscribers of `channel` and of patterns covering it. It carries the last position this
+   * node saw on the channel, so a client tracking offsets never moves.
+   */
+  deliverNotice(channel: string, event: string, payload: unknown): number {
+    const exact = this.channels.get(channel);
+    const pos = exact?.last ?? { offset: 0, epoch: '' };
+    const pub: Publication = { channel, offset: pos.offset, epoch: pos.epoch, event, payload, ephemeral: true };
+    let count = 0;
+    if (exact && exact.live.size > 0) count += fanout(pub, channel, exact.live, false);
+    for (const entry of this.patterns) {
+      if (entry.live.size > 0 && matchesPattern(entry.name, channel)) count += fanout(pub, entry.name, entry.live, true);
+    }
+    this.hooks.onDelivered?.(count);
+    return count;
   }
 
   private onPublication(entry: ChannelEntry, pub: Publication): void {
     if (this.channels.get(entry.name) !== entry) return;
-    if (!pub.ephemeral && !entry.pattern) entry.last = { offset: pub.offset, epoch: pub.epoch };
+    if (!entry.pattern) entry.last = { offset: pub.offset, epoch: pub.epoch };
     if (entry.live.size !== entry.subscribers.size) {
       for (const state of entry.subscribers.values()) {
         if (!state.buffer) continue;

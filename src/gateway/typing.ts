@@ -47,7 +47,7 @@ export class TypingTracker {
   }
 
   private publish(userId: string, channel: string, isTyping: boolean): void {
-    this.ctx.bus.publish(channel, 'typing', { user_id: userId, is_typing: isTyping }, { ephemeral: true }).catch((err: unknown) => {
+    this.ctx.bus.publishControl({ kind: 'ephemeral', channel, event: 'typing', payload: { user_id: userId, is_typing: isTyping } }).catch((err: unknown) => {
       this.ctx.logger.warn({ err, channel }, 'typing notice failed');
     });
   }

@@ -37,6 +37,18 @@ export interface Frame {
 
 export type FramePredicate = (f: Frame) => boolean;
 
+const NOTICE_RE = /^(typing$|presence\.)/;
+
+/** An EVENT that is part of the channel's stream (optionally on `channel`). */
+export function isPublication(f: Frame, channel?: string): boolean {
+  return f.type === 'EVENT' && !NOTICE_RE.test(String(f.payload.event)) && (channel === undefined || f.payload.channel === channel);
+}
+
+/** A typing or presence notice (optionally on `channel`). */
+export function isNotice(f: Frame, channel?: string): boolean {
+  return f.type === 'EVENT' && NOTICE_RE.test(String(f.payload.event)) && (channel === undefined || f.payload.channel === channel);
+}
+
 const open = new Set<WsTestClient>();
 
 export class WsTestClient {
@@ -154,9 +166,14 @@ export class WsTestClient {
     return this.frames.filter(pred);
   }
 
-  /** EVENT frames on `channel` (optionally of one event name). */
+  /** Publications (EVENT frames, not typing/presence notices) on `channel`, optionally of one event name. */
   events(channel: string, event?: string): Frame[] {
-    return this.frames.filter((f) => f.type === 'EVENT' && f.payload.channel === channel && (event === undefined || f.payload.event === event));
+    return this.frames.filter((f) => isPublication(f, channel) && (event === undefined || f.payload.event === event));
+  }
+
+  /** Typing and presence notices on `channel`. */
+  notices(channel: string, event?: string): Frame[] {
+    return this.frames.filter((f) => isNotice(f, channel) && (event === undefined || f.payload.event === event));
   }
 
   async close(code = 1000): Promise<void> {
@@ -274,9 +291,9 @@ export interface GatewayHarness {
 export async function startGatewayHarness(options: HarnessOptions = {}): Promise<GatewayHarness> {
   const hub = options.hub ?? new MemoryHub();
   const configOverrides = { wsConnectLimit: 0, ...options.config };
-  const api = await createTestApi({ kind: options.kind ?? 'pglite', config: configOverrides, clock: options.clock, listen: true });
-  const namespaces = namespaceResolver(api.config);
-  const bus = options.bus ?? hub.node({ namespaces, clock: api.clock });
+  const namespaces = namespaceResolver(loadConfig({ configFile: '/nonexistent/tem.config.json', ...configOverrides }, {}));
+  const bus = options.bus ?? hub.node({ namespaces, clock: options.clock });
+  const api = await createTestApi({ kind: options.kind ?? 'pglite', config: configOverrides, clock: options.clock, bus, listen: true });
   const presence = options.presence ?? new MemoryPresenceStore();
   const sessions = options.sessions ?? new MemorySessionStore();
   const extra: GatewayNode[] = [];

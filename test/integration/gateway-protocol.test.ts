@@ -4,7 +4,7 @@
  */
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGatewayHarness, WsTestClient, type GatewayHarness, type GatewayNode } from '../helpers/ws.js';
+import { isPublication, startGatewayHarness, WsTestClient, type GatewayHarness, type GatewayNode } from '../helpers/ws.js';
 import type { TestPrincipal } from '../helpers/api.js';
 
 let h: GatewayHarness;
@@ -183,7 +183,7 @@ describe('frames', () => {
     expect((await b.request('SUBSCRIBE', { channels: ['live:1:chat'] })).type).toBe('SUBSCRIBED');
     const published = await a.request('PUBLISH', { channel: 'live:1:chat', event: 'message', payload: { text: 'hi' } });
     expect(published.type).toBe('PUBLISHED');
-    const ev = await b.waitFor((f) => f.type === 'EVENT' && f.payload.channel === 'live:1:chat' && f.payload.event === 'message');
+    const ev = await b.waitFor((f) => isPublication(f, 'live:1:chat') && f.payload.event === 'message');
     expect(ev.payload).toMatchObject({ payload: { text: 'hi' }, offset: published.payload.offset, epoch: published.payload.epoch });
     expect(await a.request('PUBLISH', { channel: 'live:2:chat', event: 'message', payload: {} })).toMatchObject({ payload: { code: 'FORBIDDEN' } });
     expect(await a.request('PUBLISH', { channel: 'dm:1', event: 'message', payload: {} })).toMatchObject({ payload: { code: 'FORBIDDEN' } });
@@ -217,7 +217,7 @@ describe('frames', () => {
       ]),
     );
     await h.bus.publish('server:3:channel:4', 'note', { a: 1 });
-    const ev = await s.waitFor((f) => f.type === 'EVENT' && f.payload.channel === 'server:3:channel:4');
+    const ev = await s.waitFor((f) => isPublication(f, 'server:3:channel:4'));
     expect(ev.payload.payload).toEqual({ a: 1 });
     await s.close();
   });

@@ -1,0 +1,132 @@
+/**
+ * Real-time HTTP routes (contract §3): server-side publish, channel membership and presence.
+ *
+ * - POST /api/publish {channel, event, payload} → {offset, epoch}: an ephemeral publication,
+ *   kept in the channel's history only (not an event; nothing is stored in the database).
+ * - PUT / DELETE /api/channels/{channel}/members/{user_id} → 204: who may subscribe (idempotent).
+ * - GET /api/channels/{channel}/members → {channel, members: [user_id]}.
+ * - GET /api/presence/{channel} → {channel, members: [{user_id, status}]}: live members with
+ *   their best status, then registered members who are not connected, as `offline`. A caller who
+ *   may not subscribe to the channel gets 404, as if it did not exist.
+ *
+ * Needs `bus` (publish) and `presence` (presence list) in the route deps; without them those
+ * routes answer 503.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { Bus } from '../../bus/types.js';
+import { createError } from '../../core/errors.js';
+import { storeChannelAccess } from '../../gateway/access.js';
+import type { PresenceStore } from '../../presence/types.js';
+import type { PresenceMember } from '../../protocol/frames.js';
+import { isPattern, isValidChannel } from '../../protocol/frames.js';
+import { PRINCIPAL_ID_PATTERN } from '../event-input.js';
+import type { ApiRoutePlugin, RouteDeps } from '../types.js';
+
+const PUBLISH = 'channels.post.channel_publish';
+const MEMBERS_WRITE = 'channels.put.channel_members';
+const MEMBERS_READ = 'channels.get.channel_members';
+const PRESENCE = 'presence.get.presence_list';
+
+/** Same alphabet as client PUBLISH: event names the gateway would carry. */
+const EVENT_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$';
+
+const publishSchema = {
+  type: 'object',
+  required: ['channel', 'event', 'payload'],
+  additionalProperties: false,
+  properties: {
+    channel: { type: 'string', minLength: 1, maxLength: 255 },
+    event: { type: 'string', pattern: EVENT_NAME_PATTERN },
+    payload: {},
+  },
+} as const;
+
+const channelParams = {
+  type: 'object',
+  required: ['channel'],
+  properties: { channel: { type: 'string', minLength: 1, maxLength: 255 } },
+} as const;
+
+const memberParams = {
+  type: 'object',
+  required: ['channel', 'user_id'],
+  properties: {
+    channel: { type: 'string', minLength: 1, maxLength: 255 },
+    user_id: { type: 'string', pattern: PRINCIPAL_ID_PATTERN },
+  },
+} as const;
+
+/** Extra dependencies the composition root passes along with RouteDeps. */
+export interface RealtimeRouteDeps {
+  bus?: Bus;
+  presence?: PresenceStore;
+}
+
+function exactChannel(channel: string, field: string): string {
+  if (!isValidChannel(channel) || isPattern(channel)) {
+    throw createError('VALIDATION_FAILED', `${field} must be a channel name (namespace:part, no pattern)`, { field });
+  }
+  return channel;
+}
+
+export const realtimeRoutes: ApiRoutePlugin = async (app, opts) => {
+  const { store, config, clock, bus, presence } = opts as RouteDeps & RealtimeRouteDeps;
+  const access = storeChannelAccess(store);
+
+  app.post(
+    '/api/publish',
+    { config: { permission: PUBLISH }, schema: { body: publishSchema } },
+    async (request: FastifyRequest<{ Body: { channel: string; event: string; payload: unknown } }>) => {
+      const { channel, event, payload } = request.body;
+      exactChannel(channel, 'body.channel');
+      const size = Buffer.byteLength(JSON.stringify(payload) ?? '', 'utf8');
+      if (size > config.maxPayloadBytes) {
+        throw createError('TOO_LARGE', `body.payload is ${size} bytes; the limit is ${config.maxPayloadBytes}`, { field: 'body.payload' });
+      }
+      if (!bus) throw createError('BUS_UNAVAILABLE', 'Publishing is not available in this process');
+      const pub = await bus.publish(channel, event, payload);
+      return { offset: pub.offset, epoch: pub.epoch };
+    },
+  );
+
+  app.put(
+    '/api/channels/:channel/members/:user_id',
+    { config: { permission: MEMBERS_WRITE }, schema: { params: memberParams } },
+    async (request: FastifyRequest<{ Params: { channel: string; user_id: string } }>, reply) => {
+      await store.addChannelMember(exactChannel(request.params.channel, 'params.channel'), request.params.user_id);
+      return reply.code(204).send();
+    },
+  );
+
+  app.delete(
+    '/api/channels/:channel/members/:user_id',
+    { config: { permission: MEMBERS_WRITE }, schema: { params: memberParams } },
+    async (request: FastifyRequest<{ Params: { channel: string; user_id: string } }>, reply) => {
+      await store.removeChannelMember(exactChannel(request.params.channel, 'params.channel'), request.params.user_id);
+      return reply.code(204).send();
+    },
+  );
+
+  app.get(
+    '/api/channels/:channel/members',
+    { config: { permission: MEMBERS_READ }, schema: { params: channelParams } },
+    async (request: FastifyRequest<{ Params: { channel: string } }>) => {
+      const channel = exactChannel(request.params.channel, 'params.channel');
+      return { channel, members: await store.listChannelMembers(channel) };
+    },
+  );
+
+  app.get(
+    '/api/presence/:channel',
+    { config: { permission: PRESENCE }, schema: { params: channelParams } },
+    async (request: FastifyRequest<{ Params: { channel: string } }>) => {
+      const channel = exactChannel(request.params.channel, 'params.channel');
+      if (!(await access.canSubscribe(request.auth!, channel))) throw createError('NOT_FOUND', `No channel ${channel}`);
+      if (!presence) throw createError('BUS_UNAVAILABLE', 'Presence is not available in this process');
+      const live = await presence.members(channel, clock.nowMs());
+      const seen = new Set(live.map((m) => m.user_id));
+      const offline: PresenceMember[] = (await store.listChannelMembers(channel)).filter((u) => !seen.has(u)).map((user_id) => ({ user_id, status: 'offline' }));
+      return { channel, members: [...live, ...offline] };
+    },
+  );
+};

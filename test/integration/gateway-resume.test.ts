@@ -1,0 +1,177 @@
+/**
+ * History and resume (contract §4 "Delivery"): a SUBSCRIBE with `since`, or a HELLO resuming a
+ * session, replays every missed publication exactly once, in order, before live ones — also
+ * while publications keep arriving during the subscribe, and on another node.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isPublication, startGatewayHarness, WsTestClient, type Frame, type GatewayHarness, type GatewayNode } from '../helpers/ws.js';
+import type { TestPrincipal } from '../helpers/api.js';
+
+let h: GatewayHarness;
+let nodeB: GatewayNode;
+let alice: TestPrincipal;
+let bob: TestPrincipal;
+
+beforeAll(async () => {
+  h = await startGatewayHarness({ config: { namespaces: { live: { historySize: 20 } } } });
+  nodeB = await h.addNode();
+  alice = await h.api.createPrincipal({ id: 'alice' });
+  bob = await h.api.createPrincipal({ id: 'bob' });
+  for (const ch of ['live:1:chat', 'live:2:chat', 'live:3:chat', 'live:4:chat']) await h.api.store.addChannelMember(ch, 'alice');
+});
+
+afterAll(async () => {
+  await h?.close();
+});
+
+const offsets = (frames: Frame[]) => frames.map((f) => f.payload.offset as number);
+
+async function publishN(channel: string, n: number, tag = 'm'): Promise<{ offset: number; epoch: string }[]> {
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(await h.bus.publish(channel, tag, { i }));
+  return out;
+}
+
+describe('SUBSCRIBE with since', () => {
+  it('inside history: recovered, the missed publications once and in order, then live ones', async () => {
+    const [first] = await publishN('live:1:chat', 4);
+    const c = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const sub = await c.request('SUBSCRIBE', { channels: ['live:1:chat'], since: { 'live:1:chat': { offset: first!.offset, epoch: first!.epoch } } });
+    expect(sub.payload).toMatchObject({ channel: 'live:1:chat', recovered: true, offset: first!.offset + 3, epoch: first!.epoch });
+    await h.bus.publish('live:1:chat', 'm', { live: true });
+    await c.waitCount((f) => isPublication(f, 'live:1:chat'), 4);
+    const events = c.events('live:1:chat');
+    expect(offsets(events)).toEqual([first!.offset + 1, first!.offset + 2, first!.offset + 3, first!.offset + 4]);
+    expect(events.at(-1)!.payload.payload).toEqual({ live: true });
+    // SUBSCRIBED comes before the replay.
+    expect(c.frames.indexOf(sub)).toBeLessThan(c.frames.indexOf(events[0]!));
+    await c.close();
+  });
+
+  it('outside history (too old, or another epoch): recovered false and nothing replayed', async () => {
+    const [first] = await publishN('live:2:chat', 25);
+    const c = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const old = await c.request('SUBSCRIBE', { channels: ['live:2:chat'], since: { 'live:2:chat': { offset: first!.offset, epoch: first!.epoch } } });
+    expect(old.payload).toMatchObject({ recovered: false, offset: first!.offset + 24 });
+    await c.request('UNSUBSCRIBE', { channels: ['live:2:chat'] });
+    const other = await c.request('SUBSCRIBE', { channels: ['live:2:chat'], since: { 'live:2:chat': { offset: first!.offset + 20, epoch: 'another-epoch' } } });
+    expect(other.payload).toMatchObject({ recovered: false });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(c.events('live:2:chat')).toEqual([]);
+    await c.close();
+  });
+
+  it('while publications keep coming: no gap, no duplicate, in order', async () => {
+    const [start] = await publishN('live:3:chat', 1);
+    let stop = false;
+    const publisher = (async () => {
+      let n = 0;
+      while (!stop) {
+        await h.bus.publish('live:3:chat', 'm', { n: n++ });
+        if (n % 5 === 0) await new Promise((r) => setImmediate(r));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 20));
+    const c = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    // Ask from a position that is already behind: some in history, some live during the read.
+    const sub = await c.request('SUBSCRIBE', { channels: ['live:3:chat'], since: { 'live:3:chat': { offset: start!.offset, epoch: start!.epoch } } });
+    await new Promise((r) => setTimeout(r, 50));
+    stop = true;
+    await publisher;
+    const last = await h.bus.position('live:3:chat');
+    await c.waitFor((f) => isPublication(f, 'live:3:chat') && f.payload.offset === last.offset);
+    const got = offsets(c.events('live:3:chat'));
+    if (sub.payload.recovered) {
+      expect(got[0]).toBe(start!.offset + 1);
+    } else {
+      expect(got[0]).toBeGreaterThan(sub.payload.offset as number);
+    }
+    for (let i = 1; i < got.length; i++) expect(got[i]).toBe(got[i - 1]! + 1);
+    expect(got.at(-1)).toBe(last.offset);
+    await c.close();
+  });
+});
+
+describe('HELLO resume', () => {
+  it('brings the session back with its channels and replays what was missed, then live ones', async () => {
+    const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const ack = a.frames.find((f) => f.type === 'HELLO_ACK')!;
+    const sessionId = ack.payload.session_id as string;
+    await a.request('SUBSCRIBE', { channels: ['live:4:chat'] });
+    await h.bus.publish('live:4:chat', 'm', { seen: 1 });
+    await h.bus.publish('user:alice', 'event.update', { seen: 1 });
+    const seenChat = await a.waitFor((f) => isPublication(f, 'live:4:chat'));
+    const seenUser = await a.waitFor((f) => isPublication(f, 'user:alice'));
+    await a.close();
+
+    await publishN('live:4:chat', 3, 'missed');
+    await h.bus.publish('user:alice', 'event.update', { missed: 1 });
+
+    const b = await WsTestClient.connect(h.wsUrl());
+    const since = {
+      'live:4:chat': { offset: seenChat.payload.offset, epoch: seenChat.payload.epoch },
+      'user:alice': { offset: seenUser.payload.offset, epoch: seenUser.payload.epoch },
+    };
+    const resumed = await b.request('HELLO', { token: alice.key, session_id: sessionId, since });
+    expect(resumed.payload).toMatchObject({ session_id: sessionId, resumed: true, recovered: true });
+    expect(resumed.payload.channels).toMatchObject({ 'live:4:chat': { recovered: true }, 'user:alice': { recovered: true } });
+    await h.bus.publish('live:4:chat', 'live', {});
+    await b.waitCount((f) => isPublication(f, 'live:4:chat'), 4);
+    const chat = b.events('live:4:chat');
+    expect(chat.map((f) => f.payload.event)).toEqual(['missed', 'missed', 'missed', 'live']);
+    expect(offsets(chat)).toEqual([1, 2, 3, 4].map((i) => (seenChat.payload.offset as number) + i));
+    expect(b.events('user:alice').map((f) => f.payload.payload)).toEqual([{ missed: 1 }]);
+    expect(b.frames.indexOf(resumed)).toBeLessThan(b.frames.indexOf(chat[0]!));
+    await b.close();
+  });
+
+  it('resumes on another node from the positions saved with the session when no since is given', async () => {
+    await h.api.store.addChannelMember('live:5:chat', 'alice');
+    const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const sessionId = a.frames[0]!.payload.session_id as string;
+    await a.request('SUBSCRIBE', { channels: ['live:5:chat'] });
+    await h.bus.publish('live:5:chat', 'm', { n: 0 });
+    await a.waitFor((f) => isPublication(f, 'live:5:chat'));
+    await a.close();
+    await new Promise((r) => setTimeout(r, 50)); // the session write on close
+    await publishN('live:5:chat', 2, 'missed');
+
+    const b = await WsTestClient.connect(nodeB.wsUrl());
+    const resumed = await b.request('HELLO', { token: alice.key, session_id: sessionId });
+    expect(resumed.payload).toMatchObject({ resumed: true, recovered: true });
+    await b.waitCount((f) => isPublication(f, 'live:5:chat'), 2);
+    expect(b.events('live:5:chat').map((f) => f.payload.event)).toEqual(['missed', 'missed']);
+    await b.close();
+  });
+
+  it('a session of another user, or an unknown one, is not resumed', async () => {
+    const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const sessionId = a.frames[0]!.payload.session_id as string;
+    await a.close();
+    const b = await WsTestClient.connect(h.wsUrl());
+    const other = await b.request('HELLO', { token: bob.key, session_id: sessionId });
+    expect(other.payload).toMatchObject({ user_id: 'bob', resumed: false });
+    expect(other.payload.session_id).not.toBe(sessionId);
+    expect(Object.keys(other.payload.channels as object)).toEqual(['user:bob']);
+    const c = await WsTestClient.connect(h.wsUrl());
+    const unknown = await c.request('HELLO', { token: bob.key, session_id: 'sess_nope' });
+    expect(unknown.payload.resumed).toBe(false);
+    await b.close();
+    await c.close();
+  });
+
+  it('resumes after a query-token connect: a later HELLO with session_id restores the channels', async () => {
+    await h.api.store.addChannelMember('live:6:chat', 'alice');
+    const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const sessionId = a.frames[0]!.payload.session_id as string;
+    const sub = await a.request('SUBSCRIBE', { channels: ['live:6:chat'] });
+    await a.close();
+    await new Promise((r) => setTimeout(r, 50));
+    await publishN('live:6:chat', 2, 'missed');
+    const b = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const resumed = await b.request('HELLO', { session_id: sessionId, since: { 'live:6:chat': { offset: sub.payload.offset, epoch: sub.payload.epoch } } });
+    expect(resumed.payload).toMatchObject({ session_id: sessionId, resumed: true, recovered: true });
+    await b.waitCount((f) => isPublication(f, 'live:6:chat'), 2);
+    await b.close();
+  });
+});
