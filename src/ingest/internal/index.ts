@@ -2,5 +2,6 @@
 import type { InternalRoutePlugin } from '../internal-types.js';
 import { internalHealthRoutes } from './health.js';
 import { introspectRoutes } from './introspect.js';
+import { realtimeInternalRoutes } from './realtime.js';
 
-export const internalRoutes: InternalRoutePlugin[] = [internalHealthRoutes, introspectRoutes];
+export const internalRoutes: InternalRoutePlugin[] = [internalHealthRoutes, introspectRoutes, realtimeInternalRoutes];

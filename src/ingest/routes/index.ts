@@ -10,6 +10,7 @@ import { eventReadRoutes } from './events-read.js';
 import { eventRetryRoutes } from './events-retry.js';
 import { healthRoutes } from './health.js';
 import { metricsRoutes } from './metrics.js';
+import { realtimeRoutes } from './realtime.js';
 
 export const apiRoutes: ApiRoutePlugin[] = [
   healthRoutes,
@@ -19,4 +20,5 @@ export const apiRoutes: ApiRoutePlugin[] = [
   eventRetryRoutes,
   adminPrincipalRoutes,
   adminRoleRoutes,
+  realtimeRoutes,
 ];
