@@ -1,0 +1,150 @@
+/**
+ * The embedded server and the CLI as a user runs them: `tem start` as a child process on PGlite,
+ * admin commands as further processes talking to it over HTTP with its admin.key.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { killAll, runTem, spawnTem, type TemProcess } from '../helpers/processes.js';
+
+let dataDir: string;
+let server: TemProcess;
+let url: string;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'tem-cli-'));
+  server = spawnTem(['start'], { TEM_DATA_DIR: dataDir, TEM_HTTP_PORT: '0', TEM_INTERNAL_PORT: '0', DATABASE_URL: undefined, REDIS_URL: undefined, TEM_ADMIN_KEY: undefined });
+  const listening = await server.waitForLog('listening', 90_000);
+  url = String(listening.url);
+  // Admin commands find the key in the data dir, like a user next to their embedded server.
+  env = { TEM_DATA_DIR: dataDir, TEM_URL: url, TEM_API_KEY: undefined as unknown as string, TEM_ADMIN_KEY: undefined as unknown as string };
+}, 120_000);
+
+afterAll(async () => {
+  await server?.stop();
+  killAll();
+});
+
+describe('embedded server', () => {
+  it('writes admin.key with mode 0600 and logs its path, never the key', () => {
+    const keyPath = join(dataDir, 'admin.key');
+    const key = readFileSync(keyPath, 'utf8').trim();
+    expect(key).toMatch(/^tem_[0-9A-Za-z]{32,}$/);
+    expect(statSync(keyPath).mode & 0o777).toBe(0o600);
+    expect(server.output()).toContain(keyPath);
+    expect(server.output()).not.toContain(key);
+  });
+
+  it('logs one listening line with the URLs it serves', () => {
+    const lines = server.output().split('\n').filter((l) => l.includes('"msg":"listening"'));
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0]!) as Record<string, string>;
+    expect(line.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(line.ws).toMatch(/^ws:\/\/.*\/ws$/);
+    expect(line.console).toMatch(/\/console$/);
+  });
+
+  it('ingests and processes an event end to end', async () => {
+    const key = readFileSync(join(dataDir, 'admin.key'), 'utf8').trim();
+    const res = await fetch(`${url}/api/events`, {
+      method: 'POST',
+      headers: { 'x-api-key': key, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'cli.test', payload: { n: 1 } }),
+    });
+    expect(res.status).toBe(202);
+    const { event_id } = (await res.json()) as { event_id: string };
+    let status = '';
+    for (let i = 0; i < 100 && status !== 'processed'; i++) {
+      const ev = (await (await fetch(`${url}/api/events/${event_id}`, { headers: { 'x-api-key': key } })).json()) as { status: string };
+      status = ev.status;
+      if (status !== 'processed') await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status).toBe('processed');
+  });
+});
+
+describe('tem CLI against the running server', () => {
+  it('creates principals and keys, lists and revokes them, with --json for scripts', async () => {
+    const created = await runTem(['principals', 'create', 'svc_cli', '--kind', 'service', '--json'], env);
+    expect(created.code, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ id: 'svc_cli', kind: 'service', role: 'service' });
+
+    const key = await runTem(['keys', 'create', 'svc_cli', '--json'], env);
+    expect(key.code, key.stderr).toBe(0);
+    const { key: secret, key_id } = JSON.parse(key.stdout) as { key: string; key_id: string };
+    expect(secret).toMatch(/^tem_/);
+
+    const ok = await fetch(`${url}/api/events?limit=1`, { headers: { 'x-api-key': secret } });
+    expect(ok.status).toBe(200);
+
+    const listed = await runTem(['keys', 'list', 'svc_cli', '--json'], env);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).not.toContain(secret);
+    expect(JSON.parse(listed.stdout).data.map((k: { id: string }) => k.id)).toContain(key_id);
+
+    const revoked = await runTem(['keys', 'revoke', key_id], env);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    const after = await fetch(`${url}/api/events?limit=1`, { headers: { 'x-api-key': secret } });
+    expect(after.status).toBe(401);
+
+    const table = await runTem(['principals', 'list'], env);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^ID\s+KIND\s+ROLE/m);
+    expect(table.stdout).toContain('svc_cli');
+  });
+
+  it('shows, sets roles and lists events', async () => {
+    const set = await runTem(['roles', 'set', 'auditor', 'events.get.*', 'common.*', '--json'], env);
+    expect(set.code, set.stderr).toBe(0);
+    expect(JSON.parse(set.stdout).permissions).toEqual(['events.get.*', 'common.*']);
+    const shown = await runTem(['roles', 'show', 'auditor', '--json'], env);
+    expect(JSON.parse(shown.stdout).permissions).toEqual(['events.get.*', 'common.*']);
+    const events = await runTem(['events', 'list', '--json', '--type', 'cli.test'], env);
+    expect(events.code, events.stderr).toBe(0);
+    expect(JSON.parse(events.stdout).data.length).toBeGreaterThan(0);
+  });
+
+  it('fails with one clear line and a non-zero exit code', async () => {
+    const missing = await runTem(['events', 'show', '00000000-0000-7000-8000-000000000000'], env);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toMatch(/404/);
+
+    const retryWithoutTarget = await runTem(['events', 'retry'], env);
+    expect(retryWithoutTarget.code).not.toBe(0);
+    expect(retryWithoutTarget.stderr).toMatch(/--all/);
+
+    const unreachable = await runTem(['principals', 'list', '--url', 'http://127.0.0.1:1'], env);
+    expect(unreachable.code).not.toBe(0);
+    expect(unreachable.stderr).toMatch(/cannot reach/);
+
+    const badKey = await runTem(['principals', 'list', '--key', 'tem_nope'], env);
+    expect(badKey.code).not.toBe(0);
+    expect(badKey.stderr).toMatch(/401/);
+
+    const unknown = await runTem(['frobnicate'], env);
+    expect(unknown.code).not.toBe(0);
+  });
+
+  it('stops start-up with a message naming a bad setting', async () => {
+    const bad = await runTem(['start'], { TEM_DATA_DIR: dataDir, TEM_HTTP_PORT: 'eighty' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/TEM_HTTP_PORT/);
+  });
+
+  it('refuses distributed roles without DATABASE_URL', async () => {
+    const api = await runTem(['api'], { DATABASE_URL: undefined as unknown as string });
+    expect(api.code).not.toBe(0);
+    expect(api.stderr).toMatch(/DATABASE_URL/);
+  });
+});
+
+describe('shutdown', () => {
+  it('exits 0 on SIGTERM', async () => {
+    const code = await server.stop('SIGTERM');
+    expect(code).toBe(0);
+    expect(server.output()).toMatch(/"msg":"stopped"/);
+  });
+});
