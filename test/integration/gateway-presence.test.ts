@@ -1,0 +1,160 @@
+/**
+ * Typing and presence (contract §4): typing notices reach everyone on the channel but the typist
+ * and stop by themselves; presence shows members with their best status, announces joins,
+ * updates and leaves, and turns a user offline only once its last connection is gone and the TTL
+ * ran out — also when the node holding the connection goes away.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isNotice, startGatewayHarness, WsTestClient, type GatewayHarness } from '../helpers/ws.js';
+import type { TestPrincipal } from '../helpers/api.js';
+
+const TTL = 600;
+
+let h: GatewayHarness;
+let alice: TestPrincipal;
+let bob: TestPrincipal;
+let carol: TestPrincipal;
+
+beforeAll(async () => {
+  h = await startGatewayHarness({
+    config: { presenceTtlMs: TTL, namespaces: { quiet: { joinLeave: false }, nopresence: { presence: false } } },
+    tuning: { typingTimeoutMs: 300, presenceRefreshMs: 100 },
+  });
+  alice = await h.api.createPrincipal({ id: 'alice' });
+  bob = await h.api.createPrincipal({ id: 'bob' });
+  carol = await h.api.createPrincipal({ id: 'carol' });
+  for (const ch of ['live:1:chat', 'live:2:chat', 'live:3:chat', 'live:4:chat', 'quiet:1', 'nopresence:1']) {
+    for (const u of ['alice', 'bob']) await h.api.store.addChannelMember(ch, u);
+  }
+});
+
+afterAll(async () => {
+  await h?.close();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function on(token: string, channel: string, url = h.wsUrl({ token })): Promise<WsTestClient> {
+  const c = await WsTestClient.ready(url);
+  const sub = await c.request('SUBSCRIBE', { channels: [channel] });
+  expect(sub.type).toBe('SUBSCRIBED');
+  return c;
+}
+
+async function members(c: WsTestClient, channel: string) {
+  const state = await c.request('PRESENCE', { channel });
+  expect(state.type).toBe('PRESENCE_STATE');
+  return state.payload.members as { user_id: string; status: string }[];
+}
+
+describe('typing', () => {
+  it('others on the channel hear it, the typist does not; TYPING_STOP ends it', async () => {
+    const a = await on(alice.key, 'live:1:chat');
+    const a2 = await on(alice.key, 'live:1:chat');
+    const b = await on(bob.key, 'live:1:chat');
+    const started = b.next((f) => isNotice(f, 'live:1:chat') && f.payload.event === 'typing');
+    a.send('TYPING_START', { channel: 'live:1:chat' });
+    expect((await started).payload).toMatchObject({ channel: 'live:1:chat', event: 'typing', payload: { user_id: 'alice', is_typing: true } });
+    const stopped = b.next((f) => isNotice(f, 'live:1:chat') && f.payload.event === 'typing');
+    a.send('TYPING_STOP', { channel: 'live:1:chat' });
+    expect((await stopped).payload.payload).toEqual({ user_id: 'alice', is_typing: false });
+    await sleep(100);
+    expect(a.notices('live:1:chat', 'typing')).toEqual([]);
+    expect(a2.notices('live:1:chat', 'typing')).toEqual([]);
+    await Promise.all([a.close(), a2.close(), b.close()]);
+  });
+
+  it('stops by itself after the timeout; repeated starts are announced once', async () => {
+    const a = await on(alice.key, 'live:2:chat');
+    const b = await on(bob.key, 'live:2:chat');
+    a.send('TYPING_START', { channel: 'live:2:chat' });
+    a.send('TYPING_START', { channel: 'live:2:chat' });
+    const stopped = await b.waitFor((f) => isNotice(f, 'live:2:chat') && f.payload.event === 'typing' && (f.payload.payload as { is_typing: boolean }).is_typing === false, 3000);
+    expect(stopped.payload.payload).toEqual({ user_id: 'alice', is_typing: false });
+    expect(b.notices('live:2:chat', 'typing').map((f) => (f.payload.payload as { is_typing: boolean }).is_typing)).toEqual([true, false]);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('typing on a channel one is not subscribed to is a BAD_REQUEST', async () => {
+    const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    expect(await a.request('TYPING_START', { channel: 'live:9:chat' })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
+    await a.close();
+  });
+});
+
+describe('presence', () => {
+  it('PRESENCE lists members with their best status; joins and updates are announced', async () => {
+    const b = await on(bob.key, 'live:3:chat');
+    const joined = b.next((f) => isNotice(f, 'live:3:chat') && f.payload.event === 'presence.join');
+    const a = await on(alice.key, 'live:3:chat');
+    expect((await joined).payload.payload).toEqual({ user_id: 'alice', status: 'online' });
+    expect(await members(b, 'live:3:chat')).toEqual(
+      expect.arrayContaining([
+        { user_id: 'alice', status: 'online' },
+        { user_id: 'bob', status: 'online' },
+      ]),
+    );
+    const updated = b.next((f) => isNotice(f, 'live:3:chat') && f.payload.event === 'presence.update');
+    a.send('SET_PRESENCE', { status: 'dnd' });
+    expect((await updated).payload.payload).toEqual({ user_id: 'alice', status: 'dnd' });
+    expect((await members(b, 'live:3:chat')).find((m) => m.user_id === 'alice')).toEqual({ user_id: 'alice', status: 'dnd' });
+    // A second connection that is online makes the user online (the best status wins).
+    const a2 = await on(alice.key, 'live:3:chat');
+    expect((await members(b, 'live:3:chat')).find((m) => m.user_id === 'alice')?.status).toBe('online');
+    await Promise.all([a.close(), a2.close(), b.close()]);
+  });
+
+  it('PRESENCE on a channel one may not see is FORBIDDEN', async () => {
+    const c = await WsTestClient.ready(h.wsUrl({ token: carol.key }));
+    expect(await c.request('PRESENCE', { channel: 'live:3:chat' })).toMatchObject({ type: 'ERROR', payload: { code: 'FORBIDDEN' } });
+    await c.close();
+  });
+
+  it('a closed connection stays online until the TTL runs out, then offline with presence.leave', async () => {
+    const b = await on(bob.key, 'live:4:chat');
+    const a = await on(alice.key, 'live:4:chat');
+    await b.waitFor((f) => isNotice(f, 'live:4:chat') && f.payload.event === 'presence.join' && (f.payload.payload as { user_id: string }).user_id === 'alice');
+    await a.close();
+    const closedAt = Date.now();
+    const left = b.next((f) => isNotice(f, 'live:4:chat') && f.payload.event === 'presence.leave', TTL * 6);
+    // Within the TTL a reconnecting user would not flicker.
+    expect((await members(b, 'live:4:chat')).map((m) => m.user_id)).toContain('alice');
+    const leave = await left;
+    expect(leave.payload.payload).toEqual({ user_id: 'alice', status: 'offline' });
+    expect(Date.now() - closedAt).toBeGreaterThanOrEqual(TTL - 50);
+    expect((await members(b, 'live:4:chat')).map((m) => m.user_id)).not.toContain('alice');
+    await b.close();
+  });
+
+  it('UNSUBSCRIBE leaves at once', async () => {
+    const b = await on(bob.key, 'live:4:chat');
+    const a = await on(alice.key, 'live:4:chat');
+    const left = b.next((f) => isNotice(f, 'live:4:chat') && f.payload.event === 'presence.leave');
+    await a.request('UNSUBSCRIBE', { channels: ['live:4:chat'] });
+    expect((await left).payload.payload).toEqual({ user_id: 'alice', status: 'offline' });
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('users on a node that goes away turn offline once their TTL runs out', async () => {
+    const other = await h.addNode();
+    const b = await on(bob.key, 'live:1:chat');
+    const a = await on(alice.key, 'live:1:chat', other.wsUrl({ token: alice.key }));
+    await b.waitFor((f) => isNotice(f, 'live:1:chat') && f.payload.event === 'presence.join' && (f.payload.payload as { user_id: string }).user_id === 'alice');
+    const left = b.next((f) => isNotice(f, 'live:1:chat') && f.payload.event === 'presence.leave', TTL * 6);
+    await other.close();
+    await a.closed;
+    expect((await left).payload.payload).toEqual({ user_id: 'alice', status: 'offline' });
+    await b.close();
+  });
+
+  it('namespaces without joinLeave keep presence but announce nothing; without presence keep none', async () => {
+    const b = await on(bob.key, 'quiet:1');
+    const a = await on(alice.key, 'quiet:1');
+    expect((await members(b, 'quiet:1')).map((m) => m.user_id).sort()).toEqual(['alice', 'bob']);
+    const bn = await on(bob.key, 'nopresence:1');
+    expect(await members(bn, 'nopresence:1')).toEqual([]);
+    await sleep(100);
+    expect(b.notices('quiet:1')).toEqual([]);
+    await Promise.all([a.close(), b.close(), bn.close()]);
+  });
+});
