@@ -136,4 +136,19 @@ describe('client SDK on the embedded server', () => {
     }, 10_000, 'presence dnd');
     expect(members.find((m) => m.user_id === 'bob')?.status).toBe('online');
   });
+
+  it('a `prefix:*` subscription allowed by a JWT channels claim receives every channel under it', async () => {
+    const c = client({ getToken: () => jwt('u_pattern', 3_600, ['live:*']) });
+    c.connect();
+    const sub = c.subscribe('live:*');
+    await sub.ready(10_000);
+    const got: string[] = [];
+    sub.on('publication', (p) => got.push(`${p.channel}:${(p.payload as { n: number }).n}`));
+    await s.publish('live:7:a', 'msg', { n: 1 });
+    await s.publish('live:8:b', 'msg', { n: 2 });
+    await s.publish('other:1:c', 'msg', { n: 3 });
+    await waitUntil(() => got.length === 2, 10_000, 'pattern publications');
+    expect(got).toEqual(['live:7:a:1', 'live:8:b:2']);
+    expect(c.connection?.user_id).toBe('u_pattern');
+  });
 });
