@@ -55,8 +55,14 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in a browser', () => {
   it('signs in with an API key kept out of the URL', async () => {
     await page.goto(`${server.url}/console`);
     await expect.poll(() => page.title()).toContain('TEM console');
-    await page.getByLabel('API key').fill(server.adminKey);
+    // A wrong key is refused with a message, and the form stays.
+    await page.getByLabel('API key').fill('tem_wrongwrongwrongwrongwrongwrongwrong');
     await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'not accepted' }).waitFor();
+    // Keyboard only: the key field has focus again; Enter submits.
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type(server.adminKey);
+    await page.keyboard.press('Enter');
     await page.getByRole('navigation', { name: 'Main' }).waitFor();
     await page.locator('.conn[data-state="connected"]').waitFor();
     expect(page.url()).not.toContain(server.adminKey);
@@ -178,6 +184,38 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in a browser', () => {
     await page.locator(`tr[data-id="${keyId}"]`, { hasText: 'revoked' }).waitFor();
     const res = await fetch(`${server.url}/api/events`, { headers: { 'x-api-key': shown } });
     expect(res.status).toBe(401);
+  });
+
+  it('labels every form control on every page', async () => {
+    for (const route of ['events', 'overview', 'failed', 'channels/live%3Aconsole%3Achat', 'admin/principals', 'admin/keys/svc_console', 'admin/roles/service']) {
+      await page.goto(`${server.url}/console#/${route}`);
+      await page.locator('main h1').waitFor();
+      await page.waitForTimeout(300);
+      const unlabelled = await page.evaluate(() =>
+        Array.from(document.querySelectorAll('main input, main select, main textarea'))
+          .filter((el) => (el as HTMLInputElement).labels?.length === 0 && !el.getAttribute('aria-label'))
+          .map((el) => el.outerHTML),
+      );
+      expect(unlabelled, route).toEqual([]);
+    }
+  });
+
+  it('goes back to sign-in when its key is revoked', async () => {
+    await api('POST', '/api/admin/principals', { id: 'ops_console', kind: 'service', role: 'admin' });
+    const created = await api<{ key: string; key_id: string }>('POST', '/api/admin/principals/ops_console/keys', {});
+    const other = await browser.newPage();
+    try {
+      await other.goto(`${server.url}/console`);
+      await other.getByLabel('API key').fill(created.key);
+      await other.getByLabel('API key').press('Enter');
+      await other.locator('.conn[data-state="connected"]').waitFor({ timeout: 15_000 });
+      await api('DELETE', `/api/admin/keys/${created.key_id}`);
+      // The gateway closes the socket (4001) within seconds, or the next API call gets 401.
+      await other.getByText('Sign in again').waitFor({ timeout: 15_000 });
+      expect(await other.evaluate(() => sessionStorage.getItem('tem.console.key'))).toBeNull();
+    } finally {
+      await other.close();
+    }
   });
 
   it('saves a screenshot of the main view', async () => {
