@@ -1,0 +1,177 @@
+/**
+ * The real-time HTTP routes (POST /api/publish, channel members, presence list) and a gateway
+ * node in distributed style: no store, tokens checked by introspection, membership and INGEST
+ * through the API's internal listener, revocations arriving as bus control messages.
+ */
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { forwardAuthChanges } from '../../src/app/wiring.js';
+import { namespaceResolver } from '../../src/bus/namespaces.js';
+import { httpChannelAccess, httpIngestPort, IntrospectionAuthenticator } from '../../src/gateway/index.js';
+import { buildApiServer } from '../../src/ingest/server.js';
+import { buildInternalServer } from '../../src/ingest/internal-server.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { isPublication, startGatewayHarness, startGatewayNode, WsTestClient, type GatewayHarness, type GatewayNode } from '../helpers/ws.js';
+import type { TestPrincipal } from '../helpers/api.js';
+
+let h: GatewayHarness;
+let api: FastifyInstance;
+let internal: FastifyInstance;
+let remote: GatewayNode;
+let stopForwarding: () => void;
+let alice: TestPrincipal;
+let bob: TestPrincipal;
+let svc: TestPrincipal;
+
+async function call(method: string, url: string, key?: string, body?: unknown) {
+  const res = await api.inject({
+    method: method as 'GET',
+    url,
+    headers: { ...(key ? { 'x-api-key': key } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    payload: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.statusCode, body: res.body ? (JSON.parse(res.body) as Record<string, unknown>) : {} };
+}
+
+beforeAll(async () => {
+  h = await startGatewayHarness({ config: { introspectCacheMs: 60_000 } });
+  const { store, config, clock, metrics, authenticator, ingest } = h.api;
+  // The API as the composition roots build it: with the bus and presence the routes need.
+  const deps = { store, config, logger: silentLogger(), clock, metrics, authenticator, ingest, bus: h.bus, presence: h.presence };
+  api = await buildApiServer(deps);
+  await api.ready();
+  internal = await buildInternalServer({ config, logger: silentLogger(), authenticator, store, ingest });
+  const internalUrl = await internal.listen({ host: '127.0.0.1', port: 0 });
+  stopForwarding = forwardAuthChanges(authenticator, h.bus, silentLogger());
+  remote = await startGatewayNode({
+    config,
+    clock,
+    bus: h.hub.node({ namespaces: namespaceResolver(config), clock }),
+    presence: h.presence,
+    sessions: h.sessions,
+    auth: new IntrospectionAuthenticator({ baseUrl: internalUrl, cacheMs: config.introspectCacheMs, clock }),
+    access: httpChannelAccess({ baseUrl: internalUrl, clock, cacheMs: 0 }),
+    ingest: httpIngestPort({ baseUrl: internalUrl }),
+  });
+  alice = await h.api.createPrincipal({ id: 'alice' });
+  bob = await h.api.createPrincipal({ id: 'bob' });
+  svc = await h.api.createPrincipal({ id: 'svc', kind: 'service' });
+});
+
+afterAll(async () => {
+  stopForwarding?.();
+  await remote?.close();
+  await api?.close();
+  await internal?.close();
+  await h?.close();
+});
+
+describe('POST /api/publish', () => {
+  it('publishes to subscribers and answers {offset, epoch}; nothing is stored as an event', async () => {
+    await h.api.store.addChannelMember('live:1:chat', 'alice');
+    const c = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    await c.request('SUBSCRIBE', { channels: ['live:1:chat'] });
+    const res = await call('POST', '/api/publish', svc.key, { channel: 'live:1:chat', event: 'announcement', payload: { text: 'hello' } });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ offset: expect.any(Number), epoch: expect.any(String) });
+    const ev = await c.waitFor((f) => isPublication(f, 'live:1:chat'));
+    expect(ev.payload).toMatchObject({ event: 'announcement', payload: { text: 'hello' }, offset: res.body.offset, epoch: res.body.epoch });
+    expect((await h.api.store.listEvents({ limit: 10 })).events).toEqual([]);
+    await c.close();
+  });
+
+  it('answers 401 without a key, 403 without the permission, 400 for bad input', async () => {
+    const body = { channel: 'live:1:chat', event: 'x', payload: {} };
+    expect((await call('POST', '/api/publish', undefined, body)).status).toBe(401);
+    expect((await call('POST', '/api/publish', alice.key, body)).status).toBe(403);
+    for (const bad of [{ ...body, channel: 'live:*' }, { ...body, channel: 'nocolon' }, { channel: 'live:1', event: 'x' }, { ...body, event: 'bad event' }, { ...body, extra: 1 }]) {
+      const res = await call('POST', '/api/publish', svc.key, bad);
+      expect(res.status, JSON.stringify(bad)).toBe(400);
+      expect(res.body.code).toMatch(/VALIDATION_FAILED|BAD_REQUEST/);
+    }
+  });
+});
+
+describe('channel members', () => {
+  it('PUT adds, GET lists, DELETE removes; membership decides who may subscribe', async () => {
+    const path = '/api/channels/server:7:channel:1/members';
+    expect((await call('PUT', `${path}/bob`, svc.key)).status).toBe(204);
+    expect((await call('PUT', `${path}/bob`, svc.key)).status).toBe(204);
+    expect((await call('GET', path, svc.key)).body).toEqual({ channel: 'server:7:channel:1', members: ['bob'] });
+    const b = await WsTestClient.ready(h.wsUrl({ token: bob.key }));
+    expect((await b.request('SUBSCRIBE', { channels: ['server:7:channel:1'] })).type).toBe('SUBSCRIBED');
+    expect((await call('DELETE', `${path}/bob`, svc.key)).status).toBe(204);
+    expect((await call('GET', path, svc.key)).body.members).toEqual([]);
+    await b.request('UNSUBSCRIBE', { channels: ['server:7:channel:1'] });
+    expect(await b.request('SUBSCRIBE', { channels: ['server:7:channel:1'] })).toMatchObject({ type: 'ERROR', payload: { code: 'FORBIDDEN' } });
+    await b.close();
+  });
+
+  it('needs channels.put.channel_members and a valid channel', async () => {
+    expect((await call('PUT', '/api/channels/live:1:chat/members/bob', alice.key)).status).toBe(403);
+    expect((await call('PUT', '/api/channels/live:*/members/bob', svc.key)).status).toBe(400);
+    expect((await call('PUT', '/api/channels/live:1/members/bad%20user', svc.key)).status).toBe(400);
+  });
+});
+
+describe('GET /api/presence/{channel}', () => {
+  it('lists connected members with their status and registered ones as offline', async () => {
+    await h.api.store.addChannelMember('live:2:chat', 'alice');
+    await h.api.store.addChannelMember('live:2:chat', 'bob');
+    const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    await a.request('SUBSCRIBE', { channels: ['live:2:chat'] });
+    a.send('SET_PRESENCE', { status: 'idle' });
+    await new Promise((r) => setTimeout(r, 100));
+    const res = await call('GET', '/api/presence/live:2:chat', bob.key);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      channel: 'live:2:chat',
+      members: [
+        { user_id: 'alice', status: 'idle' },
+        { user_id: 'bob', status: 'offline' },
+      ],
+    });
+    expect((await call('GET', '/api/presence/live:3:chat', bob.key)).status).toBe(404);
+    expect((await call('GET', '/api/presence/live:3:chat', svc.key)).body).toEqual({ channel: 'live:3:chat', members: [] });
+    await a.close();
+  });
+});
+
+describe('a gateway without a store (introspection, internal routes)', () => {
+  it('authenticates by introspection, checks membership and ingests through the internal listener', async () => {
+    await h.api.store.addChannelMember('live:5:chat', 'alice');
+    const c = await WsTestClient.ready(remote.wsUrl({ token: alice.key }));
+    const subs = await c.requestMany('SUBSCRIBE', { channels: ['live:5:chat', 'live:6:chat'] }, 2);
+    expect(subs.map((f) => (f.type === 'ERROR' ? f.payload.code : f.type)).sort()).toEqual(['FORBIDDEN', 'SUBSCRIBED']);
+    const ingested = await c.request('INGEST', { type: 'note.created', payload: { a: 1 } });
+    expect(ingested).toMatchObject({ type: 'INGESTED', payload: { status: 'accepted', replayed: false } });
+    expect(await h.api.store.getEvent(ingested.payload.event_id as string)).toMatchObject({ producerId: 'alice', type: 'note.created' });
+    expect(await c.request('INGEST', { type: 'Bad', payload: {} })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
+    // Publications made on the other node arrive here through the bus.
+    await h.bus.publish('live:5:chat', 'm', { from: 'elsewhere' });
+    expect((await c.waitFor((f) => isPublication(f, 'live:5:chat'))).payload.payload).toEqual({ from: 'elsewhere' });
+    await c.close();
+  });
+
+  it('closes 4001 for a bad token, and within seconds when the key is revoked', async () => {
+    const bad = await WsTestClient.connect(remote.wsUrl({ token: 'tem_' + 'A'.repeat(40) }));
+    expect((await bad.closed).code).toBe(4001);
+    const { key, keyId } = await h.api.createKey('bob');
+    const c = await WsTestClient.ready(remote.wsUrl({ token: key }));
+    const res = await h.api.request('DELETE', `/api/admin/keys/${keyId}`, { key: h.api.adminKey });
+    expect(res.status).toBeLessThan(300);
+    expect((await c.closed).code).toBe(4001);
+    // The cached introspection answer was dropped: the key no longer gets in.
+    const again = await WsTestClient.connect(remote.wsUrl({ token: key }));
+    expect((await again.closed).code).toBe(4001);
+  });
+
+  it('internal membership check answers {member}', async () => {
+    const res = await internal.inject({ method: 'POST', url: '/internal/channels/membership', payload: { channel: 'live:5:chat', user_id: 'alice' } });
+    expect(res.json()).toEqual({ member: true });
+    const no = await internal.inject({ method: 'POST', url: '/internal/channels/membership', payload: { channel: 'live:5:chat', user_id: 'bob' } });
+    expect(no.json()).toEqual({ member: false });
+    const ingest = await internal.inject({ method: 'POST', url: '/internal/realtime/ingest', payload: { token: 'nope', event: { type: 'a', payload: {} } } });
+    expect(ingest.statusCode).toBe(401);
+  });
+});
