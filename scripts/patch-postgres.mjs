@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// Applies the fix of porsager/postgres PR #1209 (issues #1066, #1154, #1208) to postgres@3.4.9:
+// a write scheduled for a connection whose socket has just closed dereferences a null socket
+// from a setImmediate callback, an uncatchable TypeError that kills the process whenever
+// PostgreSQL drops connections (restart, failover, a proxy cut). The guard settles the pending
+// queries with CONNECTION_CLOSED instead, and teardown forgets the stale write timer and buffer
+// so a reconnected connection can flush again. See docs/decisions/0006-postgres-driver-patch.md.
+// Runs on `npm install`/`npm ci` (postinstall); idempotent; refuses to touch an unknown version.
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+let root;
+try {
+  // The package's exports hide package.json; its CommonJS entry is cjs/src/index.js.
+  root = join(dirname(require.resolve('postgres')), '..', '..');
+} catch {
+  process.exit(0); // not installed (e.g. a production install without it): nothing to patch
+}
+const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const MARK = '/* tem: guarded nextWrite */';
+
+const replacements = [
+  [
+    'function nextWrite(fn) {\n    const x = socket.write(chunk, fn)',
+    `function nextWrite(fn) {\n    ${MARK}\n    if (!socket) {\n      nextWriteTimer !== null && clearImmediate(nextWriteTimer)\n      chunk = nextWriteTimer = null\n      error(Errors.connection('CONNECTION_CLOSED', options))\n      return false\n    }\n    const x = socket.write(chunk, fn)`,
+  ],
+  [
+    '    clearImmediate(nextWriteTimer)\n    socket.removeListener(\'data\', data)\n    socket.removeListener(\'connect\', connected)\n    idleTimer.cancel()',
+    '    clearImmediate(nextWriteTimer)\n    nextWriteTimer = null\n    chunk = null\n    socket.removeListener(\'data\', data)\n    socket.removeListener(\'connect\', connected)\n    idleTimer.cancel()',
+  ],
+];
+
+for (const file of ['src/connection.js', 'cjs/src/connection.js']) {
+  const path = join(root, file);
+  if (!existsSync(path)) continue;
+  let text = readFileSync(path, 'utf8');
+  if (text.includes(MARK)) continue;
+  if (!text.includes('const x = socket.write(chunk, fn)')) continue; // upstream changed: fixed there
+  if (version !== '3.4.9') {
+    console.error(`patch-postgres: postgres ${version} is not the version this patch was written for (3.4.9); check the upstream fix and update scripts/patch-postgres.mjs`);
+    process.exit(1);
+  }
+  for (const [from, to] of replacements) {
+    if (!text.includes(from)) {
+      console.error(`patch-postgres: ${file} does not contain the expected code; not patched`);
+      process.exit(1);
+    }
+    text = text.replace(from, to);
+  }
+  writeFileSync(path, text);
+}
