@@ -1,0 +1,110 @@
+/**
+ * Store conformance, principals, roles, keys and channel members: one suite run against PGlite
+ * and PostgreSQL, including the error codes a caller sees for constraint violations.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createTestStore, type TestStore } from '../helpers/db.js';
+import type { Store } from '../../src/store/types.js';
+import { KINDS } from './store-fixtures.js';
+
+const NOW = new Date(Date.UTC(2030, 0, 1));
+
+describe.each(KINDS)('Store auth ($kind)', ({ kind, skip }) => {
+  let t: TestStore;
+  let store: Store;
+
+  beforeAll(async () => {
+    if (skip) return;
+    t = await createTestStore(kind);
+    store = t.store;
+  });
+  afterAll(async () => {
+    if (!skip) await t.cleanup();
+  });
+  beforeEach(async () => {
+    if (!skip) await t.reset();
+  });
+
+  describe.skipIf(skip)('principals and roles', () => {
+    it('creates, reads, lists and patches principals', async () => {
+      const p = await store.createPrincipal({ id: 'payments', kind: 'service', role: 'service' });
+      expect(p).toMatchObject({ id: 'payments', kind: 'service', role: 'service', extraPermissions: [], disabled: false });
+      expect(p.createdAt).toBeInstanceOf(Date);
+      await store.createPrincipal({ id: 'u_1', kind: 'user', role: 'user', extraPermissions: ['x.get.y'], revokedPermissions: ['events.get.event_list'] });
+      expect((await store.listPrincipals()).map((x) => x.id)).toEqual(['payments', 'u_1']);
+      expect(await store.getPrincipal('u_1')).toMatchObject({ extraPermissions: ['x.get.y'], revokedPermissions: ['events.get.event_list'] });
+      expect(await store.getPrincipal('nobody')).toBeNull();
+      const patched = await store.updatePrincipal('u_1', { role: 'admin', disabled: true });
+      expect(patched).toMatchObject({ role: 'admin', disabled: true, extraPermissions: ['x.get.y'] });
+      expect(await store.updatePrincipal('u_1', { extraPermissions: [] })).toMatchObject({ extraPermissions: [], role: 'admin' });
+      expect(await store.updatePrincipal('nobody', { disabled: true })).toBeNull();
+    });
+
+    it('maps a duplicate id to CONFLICT and an unknown role to BAD_REQUEST', async () => {
+      await store.createPrincipal({ id: 'dup', kind: 'user', role: 'user' });
+      await expect(store.createPrincipal({ id: 'dup', kind: 'user', role: 'user' })).rejects.toMatchObject({
+        name: 'TemError',
+        code: 'CONFLICT',
+        status: 409,
+      });
+      await expect(store.createPrincipal({ id: 'x', kind: 'user', role: 'no-such-role' })).rejects.toMatchObject({
+        code: 'BAD_REQUEST',
+      });
+      await expect(store.updatePrincipal('dup', { role: 'no-such-role' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    });
+
+    it('has the built-in roles and lets operators edit and add roles', async () => {
+      expect((await store.listRoles()).map((r) => r.name)).toEqual(['admin', 'service', 'user']);
+      expect(await store.getRole('admin')).toMatchObject({ permissions: ['*'], builtin: true });
+      expect(await store.putRole('auditor', ['events.get.*'])).toMatchObject({ name: 'auditor', permissions: ['events.get.*'], builtin: false });
+      expect(await store.putRole('user', ['common.*'])).toMatchObject({ permissions: ['common.*'], builtin: true });
+      expect(await store.getRole('nope')).toBeNull();
+    });
+  });
+
+  describe.skipIf(skip)('api keys', () => {
+    it('creates keys and finds them by hash with the principal and role permissions', async () => {
+      await store.createPrincipal({ id: 'payments', kind: 'service', role: 'service', extraPermissions: ['admin.get.x'] });
+      const key = await store.createApiKey({ id: 'key_1', principalId: 'payments', hash: 'a'.repeat(64), prefix: 'tem_AbCd', expiresAt: NOW });
+      expect(key).toMatchObject({ id: 'key_1', principalId: 'payments', prefix: 'tem_AbCd', expiresAt: NOW, revokedAt: null });
+      expect(key).not.toHaveProperty('hash');
+      const found = await store.findApiKeyByHash('a'.repeat(64));
+      expect(found?.key).toEqual(key);
+      expect(found?.principal).toMatchObject({ id: 'payments', role: 'service', extraPermissions: ['admin.get.x'] });
+      expect(found?.rolePermissions).toEqual(['events.*', 'channels.*', 'presence.get.presence_list', 'common.*']);
+      expect(await store.findApiKeyByHash('b'.repeat(64))).toBeNull();
+    });
+
+    it('lists and revokes keys once; unknown principal is NOT_FOUND, reused hash CONFLICT', async () => {
+      await store.createPrincipal({ id: 'u_1', kind: 'user', role: 'user' });
+      await store.createApiKey({ id: 'k1', principalId: 'u_1', hash: 'h1', prefix: 'tem_1', expiresAt: null });
+      await store.createApiKey({ id: 'k2', principalId: 'u_1', hash: 'h2', prefix: 'tem_2', expiresAt: null });
+      expect((await store.listApiKeys('u_1')).map((k) => k.id)).toEqual(['k1', 'k2']);
+      const revoked = await store.revokeApiKey('k1', NOW);
+      expect(revoked?.revokedAt).toEqual(NOW);
+      expect((await store.revokeApiKey('k1', new Date(NOW.getTime() + 1000)))?.revokedAt).toEqual(NOW);
+      expect((await store.findApiKeyByHash('h1'))?.key.revokedAt).toEqual(NOW);
+      expect(await store.revokeApiKey('nope', NOW)).toBeNull();
+      await expect(
+        store.createApiKey({ id: 'k3', principalId: 'ghost', hash: 'h3', prefix: 'tem_3', expiresAt: null }),
+      ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(
+        store.createApiKey({ id: 'k4', principalId: 'u_1', hash: 'h1', prefix: 'tem_4', expiresAt: null }),
+      ).rejects.toMatchObject({ code: 'CONFLICT' });
+    });
+  });
+
+  describe.skipIf(skip)('channel members', () => {
+    it('adds, checks, lists and removes members', async () => {
+      expect(await store.addChannelMember('server:1', 'u_2')).toBe(true);
+      expect(await store.addChannelMember('server:1', 'u_1')).toBe(true);
+      expect(await store.addChannelMember('server:1', 'u_1')).toBe(false);
+      expect(await store.isChannelMember('server:1', 'u_1')).toBe(true);
+      expect(await store.isChannelMember('server:2', 'u_1')).toBe(false);
+      expect(await store.listChannelMembers('server:1')).toEqual(['u_1', 'u_2']);
+      expect(await store.removeChannelMember('server:1', 'u_1')).toBe(true);
+      expect(await store.removeChannelMember('server:1', 'u_1')).toBe(false);
+      expect(await store.listChannelMembers('server:1')).toEqual(['u_2']);
+    });
+  });
+});

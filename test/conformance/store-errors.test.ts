@@ -1,0 +1,146 @@
+/**
+ * Store conformance, failures: driver errors map to the same TemError codes on both
+ * implementations, an unreachable PostgreSQL answers STORE_UNAVAILABLE promptly and the store
+ * recovers by itself, and concurrent migrators apply each migration once.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createPostgresStore, createPgliteStore, mapDbError } from '../../src/store/index.js';
+import { loadMigrations } from '../../src/store/migrate.js';
+import { PG_ADMIN_URL, databaseUrl, services } from '../helpers/services.js';
+import { createTestDatabase } from '../helpers/db.js';
+import { ManualClock, itemFactory } from './store-fixtures.js';
+
+describe('driver error mapping', () => {
+  it.each([
+    [{ code: 'ECONNREFUSED' }, 'STORE_UNAVAILABLE'],
+    [{ code: 'CONNECT_TIMEOUT' }, 'STORE_UNAVAILABLE'],
+    [{ code: 'CONNECTION_CLOSED' }, 'STORE_UNAVAILABLE'],
+    [{ code: '08006' }, 'STORE_UNAVAILABLE'],
+    [{ code: '57P01' }, 'STORE_UNAVAILABLE'],
+    [{ code: '53300' }, 'STORE_UNAVAILABLE'],
+    [Object.assign(new AggregateError([{ code: 'ECONNREFUSED' }]), {}), 'STORE_UNAVAILABLE'],
+    [{ code: '23505' }, 'CONFLICT'],
+    [{ code: '23503' }, 'BAD_REQUEST'],
+    [{ code: '23514' }, 'BAD_REQUEST'],
+    [{ code: '22P02' }, 'BAD_REQUEST'],
+    [{ code: '42P01' }, 'INTERNAL'],
+    [new Error('weird'), 'INTERNAL'],
+  ])('%o → %s', (err, code) => {
+    const mapped = mapDbError(err);
+    expect(mapped.code).toBe(code);
+    expect(mapped.cause).toBe(err);
+  });
+});
+
+describe('PGlite store lifecycle', () => {
+  it('migrates idempotently and rejects calls once closed', async () => {
+    const store = await createPgliteStore();
+    await store.migrate();
+    await store.migrate();
+    await store.ping();
+    await store.close();
+    await store.close();
+    await expect(store.ping()).rejects.toMatchObject({ name: 'TemError' });
+  });
+});
+
+/** A TCP proxy in front of PostgreSQL that a test can take down and bring back on the same port. */
+class Proxy {
+  private server: Server | null = null;
+  private sockets = new Set<Socket>();
+  port = 0;
+
+  async start(): Promise<void> {
+    const target = new URL(PG_ADMIN_URL);
+    this.server = createServer((client) => {
+      const upstream = connect({ host: target.hostname, port: Number(target.port || 5432) });
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => s.destroy());
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    this.server = null;
+  }
+}
+
+describe.skipIf(!services.postgres)('PostgreSQL availability', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  it('rejects promptly with STORE_UNAVAILABLE when nothing listens', async () => {
+    const store = createPostgresStore('postgres://postgres@127.0.0.1:1/none', { poolMax: 1, connectTimeout: 2 });
+    cleanups.push(() => store.close());
+    const started = Date.now();
+    await expect(store.ping()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', status: 503 });
+    await expect(store.getPrincipal('x')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    const clock = new ManualClock();
+    await expect(store.ingest([itemFactory(clock)()], clock.now())).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await expect(store.migrate()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('answers STORE_UNAVAILABLE while the server is away and works again once it is back', async () => {
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    const proxy = new Proxy();
+    await proxy.start();
+    cleanups.push(() => proxy.stop());
+    const url = new URL(db.url);
+    url.port = String(proxy.port);
+    const store = createPostgresStore(url.toString(), { poolMax: 2, connectTimeout: 2 });
+    cleanups.push(() => store.close());
+    const clock = new ManualClock();
+    const item = itemFactory(clock);
+
+    await store.ingest([item()], clock.now());
+    await proxy.stop();
+    await expect(store.ingest([item()], clock.now())).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await expect(store.ping()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await proxy.start();
+    await store.ping();
+    const [out] = await store.ingest([item()], clock.now());
+    expect(out?.outcome).toBe('created');
+    expect((await store.listEvents({ limit: 10 })).events).toHaveLength(2);
+  });
+
+  it('applies each migration once when five processes migrate a fresh database at once', async () => {
+    const name = `tem_mig_${randomBytes(4).toString('hex')}`;
+    const admin = postgres(PG_ADMIN_URL, { max: 1, onnotice: () => {} });
+    cleanups.push(async () => {
+      await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await admin.end();
+    });
+    await admin.unsafe(`CREATE DATABASE "${name}"`);
+    const stores = Array.from({ length: 5 }, () => createPostgresStore(databaseUrl(name), { poolMax: 1 }));
+    cleanups.push(async () => {
+      await Promise.all(stores.map((s) => s.close()));
+    });
+    await Promise.all(stores.map((s) => s.migrate()));
+    const check = postgres(databaseUrl(name), { max: 1, onnotice: () => {} });
+    try {
+      const rows = await check.unsafe<{ id: number }[]>('SELECT id FROM tem_migrations ORDER BY id');
+      expect(rows.map((r) => r.id)).toEqual(loadMigrations().map((m) => m.id));
+      const roles = await check.unsafe('SELECT name FROM roles');
+      expect(roles).toHaveLength(3);
+    } finally {
+      await check.end();
+    }
+    expect((await stores[0]!.listRoles()).map((r) => r.name)).toEqual(['admin', 'service', 'user']);
+  });
+});
+

@@ -1,0 +1,39 @@
+/**
+ * Shared by the store conformance suites: the implementations to run against and a builder of
+ * ingest items on a ManualClock (ids are UUIDv7 of the clock, so advancing it orders them).
+ */
+import { ManualClock } from '../../src/core/clock.js';
+import { uuidv7 } from '../../src/core/ids.js';
+import type { IngestItem, JobRef, ClaimedJob } from '../../src/store/types.js';
+import { services } from '../helpers/services.js';
+import type { StoreKind } from '../helpers/db.js';
+
+export const KINDS: { kind: StoreKind; skip: boolean }[] = [
+  { kind: 'pglite', skip: false },
+  { kind: 'postgres', skip: !services.postgres },
+];
+
+export function itemFactory(clock: ManualClock) {
+  return (over: Partial<IngestItem> = {}): IngestItem => {
+    clock.advance(1);
+    return {
+      id: uuidv7(clock.nowMs()),
+      type: 'payment.success',
+      payload: { amount: 42, currency: 'EUR' },
+      producerId: 'payments',
+      userId: 'u_1',
+      channel: null,
+      idempotencyKey: null,
+      requestHash: null,
+      occurredAt: clock.now(),
+      maxAttempts: 3,
+      ...over,
+    };
+  };
+}
+
+export function ref(job: ClaimedJob): JobRef {
+  return { eventId: job.event.id, leaseToken: job.leaseToken };
+}
+
+export { ManualClock };
