@@ -84,6 +84,10 @@ export class Worker {
   /** The last claim was full or a notification arrived: claim again as soon as there is room. */
   private moreWork = true;
   private waitingForCapacity = false;
+  /** The last claim came back full: there is a backlog, so refill in batches (see run()). */
+  private backlog = false;
+  private readonly refillBatch: number;
+  private capacityWaitSince: number | null = null;
   private storeFailures = 0;
 
   constructor(options: WorkerOptions) {
@@ -96,6 +100,7 @@ export class Worker {
     this.random = options.random ?? Math.random;
     this.registry = options.processors instanceof ProcessorRegistry ? options.processors : new ProcessorRegistry(options.processors ?? []);
     this.renewIntervalMs = options.renewIntervalMs ?? Math.max(10, Math.floor(this.config.leaseMs / 3));
+    this.refillBatch = Math.max(1, Math.floor(Math.min(this.config.workerBatchSize, this.config.workerConcurrency) / 4));
     this.events = new TypedEmitter<WorkerEventMap>((err, event) =>
       this.logger.error({ err: (err as Error)?.message ?? String(err), event: String(event) }, 'worker event listener threw'),
     );
@@ -167,12 +172,18 @@ export class Worker {
       try {
         if (!this.unlisten) await this.listen();
         const room = this.config.workerConcurrency - this.inFlight.size;
-        if (room <= 0) {
+        // With a backlog, claiming one job per freed slot would cost a claim transaction per
+        // job; waiting for a few slots costs nothing (the jobs are waiting anyway). New work
+        // on an idle queue is claimed at once, whatever the room, and so is the backlog after
+        // a poll interval of waiting (slow jobs must not keep the free slots idle).
+        const patient = this.backlog && (this.capacityWaitSince ??= Date.now()) > Date.now() - this.config.pollIntervalMs;
+        if (room < (patient ? this.refillBatch : 1)) {
           this.waitingForCapacity = true;
           await this.sleep(this.config.pollIntervalMs);
           this.waitingForCapacity = false;
           continue;
         }
+        this.capacityWaitSince = null;
         const limit = Math.min(this.config.workerBatchSize, room);
         this.moreWork = false;
         let jobs: ClaimedJob[];
@@ -181,11 +192,13 @@ export class Worker {
           this.storeFailures = 0;
         } catch (error) {
           this.moreWork = true;
+          this.backlog = false;
           this.events.emit('error', { error, context: 'claim' });
           await this.sleep(this.storeBackoffMs());
           continue;
         }
         for (const job of jobs) this.begin(job);
+        this.backlog = jobs.length === limit;
         if (jobs.length === limit) {
           this.moreWork = true;
           continue;
