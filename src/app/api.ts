@@ -18,7 +18,7 @@ export async function runApi(): Promise<void> {
     const store = await startStore(rt, { requireDatabaseUrl: true });
     await setUpAdminKey(store, config, { writeFile: false });
     const bus = startBus(rt);
-    const presence = createPresenceStore({ redisUrl: config.redisUrl, name: config.nodeId, logger });
+    const presence = createPresenceStore({ redisUrl: config.redisUrl, prefix: config.redisPrefix, name: config.nodeId, logger });
     lifecycle.add('presence', () => presence.close());
 
     const authenticator = new Authenticator(store, config, clock);
@@ -29,7 +29,7 @@ export async function runApi(): Promise<void> {
     const ingest = new IngestService({ store, config, clock, metrics });
     lifecycle.add('ingest', () => ingest.close());
     const api = await buildApiServer({ store, config, logger, clock, metrics, authenticator, bus, presence, ingest });
-    await api.register(consolePlugin, {});
+    await api.register(consolePlugin, config.publicWsUrl ? { wsUrl: config.publicWsUrl } : {});
     const internal = await buildInternalServer({ config, logger, authenticator, store, metrics, ingest });
 
     const url = await listen(api, config.httpHost, config.httpPort);

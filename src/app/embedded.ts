@@ -36,8 +36,8 @@ export async function startEmbedded(overrides: ConfigOverrides = {}, env: NodeJS
     if (adminKey.path) logger.info({ path: adminKey.path, created: adminKey.created }, 'admin key file');
 
     const bus = startBus(rt);
-    const presence = createPresenceStore({ redisUrl: config.redisUrl, name: config.nodeId, logger });
-    const sessions = createSessionStore({ redisUrl: config.redisUrl, name: config.nodeId, logger });
+    const presence = createPresenceStore({ redisUrl: config.redisUrl, prefix: config.redisPrefix, name: config.nodeId, logger });
+    const sessions = createSessionStore({ redisUrl: config.redisUrl, prefix: config.redisPrefix, name: config.nodeId, logger });
     lifecycle.add('presence', async () => {
       await presence.close();
       await sessions.close();

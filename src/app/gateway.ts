@@ -18,8 +18,8 @@ export async function runGateway(): Promise<void> {
   }
   try {
     const bus = startBus(rt);
-    const presence = createPresenceStore({ redisUrl: config.redisUrl, name: config.nodeId, logger });
-    const sessions = createSessionStore({ redisUrl: config.redisUrl, name: config.nodeId, logger });
+    const presence = createPresenceStore({ redisUrl: config.redisUrl, prefix: config.redisPrefix, name: config.nodeId, logger });
+    const sessions = createSessionStore({ redisUrl: config.redisUrl, prefix: config.redisPrefix, name: config.nodeId, logger });
     lifecycle.add('presence', async () => {
       await presence.close();
       await sessions.close();

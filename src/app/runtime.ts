@@ -51,6 +51,7 @@ export async function startStore(rt: Runtime, options: { requireDatabaseUrl?: bo
 export function startBus(rt: Runtime): Bus {
   const bus = createBus({
     redisUrl: rt.config.redisUrl,
+    prefix: rt.config.redisPrefix,
     namespaces: (channel) => namespaceOptions(rt.config, channel),
     name: rt.config.nodeId,
     logger: rt.logger,

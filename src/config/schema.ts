@@ -18,11 +18,13 @@ export interface SettingSpec {
 export const SETTINGS = {
   databaseUrl: { env: 'DATABASE_URL', type: 'url', default: undefined, doc: 'PostgreSQL URL. Unset: embedded PGlite in dataDir.' },
   redisUrl: { env: 'REDIS_URL', type: 'url', default: undefined, doc: 'Redis URL. Unset: in-memory bus (single process).' },
+  redisPrefix: { env: 'TEM_REDIS_PREFIX', type: 'string', default: 'tem:', doc: 'Prefix of every Redis key and pub/sub channel (several deployments on one Redis).' },
   httpHost: { env: 'TEM_HTTP_HOST', type: 'string', default: '0.0.0.0', doc: 'Public listener host.' },
   httpPort: { env: 'TEM_HTTP_PORT', type: 'int', default: 8080, min: 0, max: 65535, doc: 'Public listener port (0 picks a free port).' },
   internalHost: { env: 'TEM_INTERNAL_HOST', type: 'string', default: '127.0.0.1', doc: 'Internal listener host (introspection).' },
   internalPort: { env: 'TEM_INTERNAL_PORT', type: 'int', default: 8081, min: 0, max: 65535, doc: 'Internal listener port (0 picks a free port).' },
   apiInternalUrl: { env: 'TEM_API_INTERNAL_URL', type: 'url', default: 'http://127.0.0.1:8081', doc: "Where gateways reach the API's internal listener." },
+  publicWsUrl: { env: 'TEM_PUBLIC_WS_URL', type: 'url', default: undefined, doc: "WebSocket URL the console uses when gateways are not on the API's origin (distributed)." },
   dataDir: { env: 'TEM_DATA_DIR', type: 'string', default: './.tem', doc: 'Embedded database directory and admin.key location.' },
   logLevel: { env: 'TEM_LOG_LEVEL', type: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'Log level.' },
   adminKey: { env: 'TEM_ADMIN_KEY', type: 'string', default: undefined, doc: 'When set, this key is the admin key (bootstraps distributed deployments).' },
