@@ -1,0 +1,146 @@
+/**
+ * bench:connections — 20,000 idle authenticated connections, each subscribed to 2 channels:
+ * server memory per connection, (RSS after − RSS before) / N, both read after a full GC (through
+ * the inspector). Baseline: plain `ws` servers holding the same number of idle connections.
+ * One process may hold at most 20,000 open files, so the connections are split over
+ * BENCH_SERVERS server processes (2 by default) and the figures summed. Target ≤ 16 KiB.
+ */
+import { runBench } from './lib/cleanup.js';
+import { startFleet, type Fleet } from './lib/clients.js';
+import { envInt, sleep } from './lib/env.js';
+import { attachInspector, type Inspector } from './lib/inspector.js';
+import { freePort } from './lib/ports.js';
+import { rssBytes, spawnNode, type Child } from './lib/proc.js';
+import { printTable, writeResult } from './lib/report.js';
+import { ratio, round } from './lib/stats.js';
+import { deployTem } from './lib/tem.js';
+
+const N = envInt('BENCH_CONNECTIONS', 20_000);
+const SERVERS = envInt('BENCH_SERVERS', 2);
+const ROOMS = envInt('BENCH_ROOMS', 200);
+const SETTLE_MS = 5000;
+const WARMUP_CONNECTIONS = 200;
+
+interface Server {
+  child: Child;
+  inspector: Inspector;
+  wsUrl: string;
+}
+
+interface MemFigures {
+  [key: string]: number;
+  connections: number;
+  rss_before_mib: number;
+  rss_after_mib: number;
+  bytes_per_connection: number;
+  kib_per_connection: number;
+  heap_bytes_per_connection: number;
+  failed: number;
+}
+
+async function snapshot(servers: Server[]): Promise<{ rss: number; heap: number }> {
+  let rss = 0;
+  let heap = 0;
+  for (const s of servers) {
+    await s.inspector.gc();
+    await sleep(200);
+    rss += await rssBytes(s.child.pid);
+    heap += (await s.inspector.memoryUsage()).heapUsed;
+  }
+  return { rss, heap };
+}
+
+async function measure(label: string, servers: Server[], connect: (server: Server, index: number, n: number) => Promise<Fleet>): Promise<MemFigures> {
+  // Warm-up: code paths and caches set up by the first connections are not per-connection cost.
+  for (let k = 0; k < servers.length; k++) {
+    const warm = await connect(servers[k]!, k + 100, WARMUP_CONNECTIONS);
+    await warm.close();
+  }
+  await sleep(1000);
+  const before = await snapshot(servers);
+  const fleets: Fleet[] = [];
+  const per = Math.ceil(N / servers.length);
+  for (let k = 0; k < servers.length; k++) {
+    const n = Math.min(per, N - k * per);
+    const fleet = await connect(servers[k]!, k, n);
+    console.log(`${label}: server ${k + 1}: ${fleet.connected} connected, ${fleet.failed} failed in ${(fleet.connectMs / 1000).toFixed(1)} s${fleet.errors.length ? ` (${fleet.errors.join('; ')})` : ''}`);
+    fleets.push(fleet);
+  }
+  const connected = fleets.reduce((a, f) => a + f.connected, 0);
+  await sleep(SETTLE_MS);
+  const after = await snapshot(servers);
+  const { closed } = (await Promise.all(fleets.map((f) => f.count()))).reduce((a, c) => ({ closed: a.closed + c.closed }), { closed: 0 });
+  for (const f of fleets) await f.close();
+  const perConn = (after.rss - before.rss) / connected;
+  return {
+    connections: connected - closed,
+    rss_before_mib: round(before.rss / 1048576, 1),
+    rss_after_mib: round(after.rss / 1048576, 1),
+    bytes_per_connection: Math.round(perConn),
+    kib_per_connection: round(perConn / 1024, 2),
+    heap_bytes_per_connection: Math.round((after.heap - before.heap) / connected),
+    failed: fleets.reduce((a, f) => a + f.failed, 0) + closed,
+  };
+}
+
+runBench(async () => {
+  console.log(`bench:connections — ${N.toLocaleString('en-US')} idle connections over ${SERVERS} server process(es), 2 channels each`);
+
+  // ── baseline: plain ws ─────────────────────────────────────────────────
+  const wsServers: Server[] = [];
+  for (let k = 0; k < SERVERS; k++) {
+    const port = await freePort();
+    const child = spawnNode(`ws-server-${k + 1}`, 'bench/fixtures/ws-broadcast-server.ts', [], { env: { PORT: String(port) }, nodeArgs: ['--inspect=127.0.0.1:0'] });
+    await child.waitForLog((l) => l.msg === 'listening');
+    wsServers.push({ child, inspector: await attachInspector(child), wsUrl: `ws://127.0.0.1:${port}/` });
+  }
+  const baseline = await measure('plain ws', wsServers, (s, k, n) => startFleet(`ws${k + 1}`, { mode: 'ws', url: s.wsUrl, parallel: 100 }, n));
+  for (const s of wsServers) {
+    s.inspector.close();
+    await s.child.stop();
+  }
+
+  // ── tem ────────────────────────────────────────────────────────────────
+  const tem = await deployTem('connections', {
+    roles: ['api'],
+    config: { namespaces: { room: { presence: true, joinLeave: false } } },
+    env: { TEM_HEARTBEAT_INTERVAL_MS: '600000', TEM_PRESENCE_TTL_MS: '600000' },
+  });
+  const gateways: Server[] = [];
+  for (let k = 0; k < SERVERS; k++) {
+    const { child, url } = await tem.start('gateway', { nodeArgs: ['--inspect=127.0.0.1:0'] });
+    gateways.push({ child, inspector: await attachInspector(child), wsUrl: `${url!.replace('http', 'ws')}/ws` });
+  }
+  const temFigures = await measure('tem', gateways, (s, k, n) =>
+    startFleet(
+      `tem${k + 1}`,
+      {
+        mode: 'tem',
+        url: s.wsUrl,
+        parallel: 100,
+        tem: { jwtSecret: tem.jwtSecret, userPrefix: `u_${tem.tag}_${k}_`, channels: { kind: 'rooms', prefix: `room:${tem.tag}:`, rooms: ROOMS, perClient: 2 } },
+      },
+      n,
+    ),
+  );
+  for (const g of gateways) g.inspector.close();
+
+  printTable(`bench:connections — ${N.toLocaleString('en-US')} idle connections (2 channels each for tem)`, ['', 'connections', 'RSS before MiB', 'RSS after MiB', 'KiB/conn', 'heap B/conn', 'failed'], [
+    ['tem gateway', temFigures.connections, temFigures.rss_before_mib, temFigures.rss_after_mib, temFigures.kib_per_connection, temFigures.heap_bytes_per_connection, temFigures.failed],
+    ['plain ws server', baseline.connections, baseline.rss_before_mib, baseline.rss_after_mib, baseline.kib_per_connection, baseline.heap_bytes_per_connection, baseline.failed],
+  ]);
+  writeResult({
+    name: 'connections',
+    params: { connections: N, warmup_connections_per_server: WARMUP_CONNECTIONS, server_processes: SERVERS, channels_per_connection: 2, rooms: ROOMS, settle_ms: SETTLE_MS },
+    tem: temFigures,
+    baseline,
+    ratio: ratio(temFigures.bytes_per_connection, baseline.bytes_per_connection),
+    ratio_of: 'RSS bytes per connection tem / plain ws',
+    target: { description: 'tem ≤ 16 KiB RSS per connection', met: temFigures.kib_per_connection <= 16 && temFigures.failed === 0 },
+    notes: [
+      'RSS summed over the server processes, read from /proc after two full GCs through the V8 inspector; heap figures from process.memoryUsage().heapUsed.',
+      'tem clients authenticate with HS256 JWTs (TEM_JWT_SECRET) whose channels claim allows their two room channels, and are also subscribed to user:{id} automatically.',
+      'Heartbeat interval raised to 10 minutes so idle clients need not PING during the run.',
+    ],
+  });
+});

@@ -1,0 +1,132 @@
+/**
+ * bench:e2e — events ingested over HTTP at a steady 1,000/s for ~10 s; latency from sending the
+ * POST to the owner's socket receiving the `processed` event.update. Distributed on PostgreSQL
+ * and Redis: `tem api`, `tem worker`, `tem worker --queue maintenance` (outbox relay), `tem gateway`.
+ * Baseline: the ingest alone (POST → 202) in the same run: ratio = e2e p50 / ingest p50.
+ * Targets: e2e p50 ≤ 10 ms, p99 ≤ 50 ms.
+ */
+import WebSocket from 'ws';
+import { runBench, onCleanup } from './lib/cleanup.js';
+import { benchDuration, envInt, sleep } from './lib/env.js';
+import { closeHttp, postJson } from './lib/http.js';
+import { nowMs, paced } from './lib/pace.js';
+import { printTable, writeResult } from './lib/report.js';
+import { ratio, summarize } from './lib/stats.js';
+import { deployTem, principalWithKey, type TemDeployment } from './lib/tem.js';
+
+const RATE = envInt('BENCH_RATE', 1000);
+const DURATION_S = benchDuration(10);
+const USERS = envInt('BENCH_USERS', 50);
+const WARMUP_EVENTS = 500;
+
+interface Owner {
+  id: string;
+  key: string;
+  ws: WebSocket;
+}
+
+/** processed event.update arrival times by event id (epoch ms). */
+const processedAt = new Map<string, number>();
+
+async function connectOwner(gatewayWs: string, id: string, key: string): Promise<Owner> {
+  const ws = new WebSocket(`${gatewayWs}?token=${encodeURIComponent(key)}`, { perMessageDeflate: false });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${id}: no HELLO_ACK`)), 30_000);
+    ws.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as { type: string; payload: { channel?: string; event?: string; payload?: { event_id: string; status: string } } };
+      if (frame.type === 'HELLO_ACK') {
+        clearTimeout(timer);
+        resolve();
+      } else if (frame.type === 'EVENT' && frame.payload.event === 'event.update' && frame.payload.payload?.status === 'processed') {
+        processedAt.set(frame.payload.payload.event_id, nowMs());
+      }
+    });
+    ws.once('error', reject);
+    ws.once('close', (code) => reject(new Error(`${id}: closed ${code}`)));
+  });
+  return { id, key, ws };
+}
+
+interface Sent {
+  t0: number;
+  t202: number;
+}
+
+async function drive(dep: TemDeployment, owners: Owner[], rate: number, seconds: number): Promise<{ sent: Map<string, Sent>; failed: number; errors: string[] }> {
+  const sent = new Map<string, Sent>();
+  const url = `${dep.apiUrl}/api/events`;
+  const load = await paced(rate, seconds, async (i) => {
+    const owner = owners[i % owners.length]!;
+    const t0 = nowMs();
+    const res = await postJson(url, JSON.stringify({ type: 'bench.e2e', payload: { i } }), { 'x-api-key': owner.key });
+    const t202 = nowMs();
+    if (res.status !== 202) throw new Error(`POST /api/events → ${res.status} ${res.body.slice(0, 200)}`);
+    sent.set((JSON.parse(res.body) as { event_id: string }).event_id, { t0, t202 });
+  });
+  return { sent, failed: load.failed, errors: load.errors };
+}
+
+async function waitAllProcessed(ids: Iterable<string>, timeoutMs: number): Promise<number> {
+  const list = [...ids];
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const missing = list.filter((id) => !processedAt.has(id)).length;
+    if (missing === 0 || Date.now() > until) return missing;
+    await sleep(200);
+  }
+}
+
+runBench(async () => {
+  console.log(`bench:e2e — ${RATE}/s for ${DURATION_S} s over HTTP, ${USERS} owners with one socket each`);
+  const dep = await deployTem('e2e', {
+    roles: ['api', 'worker', 'maintenance'],
+    env: { TEM_PROCESSORS: 'bench/fixtures/noop-processor.ts' },
+  });
+  const gw = await dep.start('gateway');
+  onCleanup('close http agent', () => closeHttp());
+  const gatewayWs = `${gw.url!.replace('http', 'ws')}/ws`;
+  const owners: Owner[] = [];
+  for (let u = 0; u < USERS; u++) {
+    const id = `u_${dep.tag}_${u}`;
+    const key = await principalWithKey(dep, id, 'user', 'user');
+    owners.push(await connectOwner(gatewayWs, id, key));
+  }
+  onCleanup('close owner sockets', () => owners.forEach((o) => o.ws.terminate()));
+
+  // Warm-up end to end (also proves every role is up), figures discarded.
+  const warm = await drive(dep, owners, Math.min(RATE, 250), WARMUP_EVENTS / Math.min(RATE, 250));
+  const warmMissing = await waitAllProcessed(warm.sent.keys(), 60_000);
+  if (warmMissing > 0) throw new Error(`warm-up: ${warmMissing} of ${warm.sent.size} events never reached their owner as processed`);
+  await sleep(1000);
+
+  const run = await drive(dep, owners, RATE, DURATION_S);
+  const missing = await waitAllProcessed(run.sent.keys(), 30_000);
+  const ingestLat: number[] = [];
+  const e2eLat: number[] = [];
+  for (const [id, s] of run.sent) {
+    ingestLat.push(s.t202 - s.t0);
+    const t = processedAt.get(id);
+    if (t !== undefined) e2eLat.push(t - s.t0);
+  }
+  const e2e = summarize(e2eLat);
+  const ingest = summarize(ingestLat);
+  printTable(`bench:e2e — ${RATE}/s for ${DURATION_S} s: POST → owner receives processed (ms)`, ['', 'n', 'p50', 'p90', 'p99', 'max', 'mean', 'missing', 'failed'], [
+    ['e2e POST → processed update', e2e.count, e2e.p50, e2e.p90, e2e.p99, e2e.max, e2e.mean, missing, run.failed],
+    ['baseline: POST → 202', ingest.count, ingest.p50, ingest.p90, ingest.p99, ingest.max, ingest.mean, '-', run.failed],
+  ]);
+  if (run.errors.length) console.log(`errors: ${run.errors.join('; ')}`);
+  writeResult({
+    name: 'e2e',
+    params: { rate_per_s: RATE, duration_s: DURATION_S, owners: USERS, warmup_events: WARMUP_EVENTS, offered: Math.round(RATE * DURATION_S) },
+    tem: { latency_ms: e2e, missing_updates: missing, failed_posts: run.failed },
+    baseline: { latency_ms: ingest, what: 'POST /api/events → 202 on the same requests' },
+    ratio: ratio(e2e.p50, ingest.p50),
+    ratio_of: 'e2e p50 / ingest (POST → 202) p50',
+    target: { description: 'e2e p50 ≤ 10 ms and p99 ≤ 50 ms, nothing missing', met: e2e.p50 <= 10 && e2e.p99 <= 50 && missing === 0 && run.failed === 0 },
+    notes: [
+      'Open-loop pacing: each POST is sent on schedule whatever earlier answers do (no coordinated omission).',
+      'Each owner (a user principal with its own key) has one WebSocket, auto-subscribed to user:{id}; requests rotate over the owners.',
+      'Path: api (group commit) → PostgreSQL → worker (LISTEN/NOTIFY, no-op processor) → outbox → maintenance relay → Redis → gateway → socket.',
+    ],
+  });
+});
