@@ -7,6 +7,7 @@
  */
 import postgres from 'postgres';
 import type { Db, Notify } from './db.js';
+import { PgListener } from './pg-listener.js';
 
 export interface PostgresDbOptions {
   url: string;
@@ -71,11 +72,17 @@ class PostgresTxDb implements Db {
 export class PostgresDb implements Db {
   readonly kind = 'postgres' as const;
   readonly sql: Sql;
+  private readonly url: string;
+  private readonly connectTimeout: number;
+  /** Opened on the first listen() only: most short-lived stores never listen. */
+  private listener: PgListener | null = null;
 
   constructor(options: PostgresDbOptions) {
+    this.url = options.url;
+    this.connectTimeout = options.connectTimeout ?? 5;
     this.sql = postgres(options.url, {
       max: options.max ?? 10,
-      connect_timeout: options.connectTimeout ?? 5,
+      connect_timeout: this.connectTimeout,
       idle_timeout: 30,
       onnotice: () => {},
       types: TYPES,
@@ -97,12 +104,12 @@ export class PostgresDb implements Db {
     return result as T;
   }
 
-  async listen(channel: string, cb: Notify): Promise<() => Promise<void>> {
-    const req = await this.sql.listen(channel, cb);
-    return () => req.unlisten();
+  listen(channel: string, cb: Notify): Promise<() => Promise<void>> {
+    this.listener ??= new PgListener(this.url, this.connectTimeout);
+    return this.listener.listen(channel, cb);
   }
 
   async close(): Promise<void> {
-    await this.sql.end({ timeout: 5 });
+    await Promise.all([this.sql.end({ timeout: 5 }), this.listener?.close()]);
   }
 }

@@ -14,6 +14,18 @@ import { PG_ADMIN_URL, databaseUrl, services } from '../helpers/services.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { ManualClock, itemFactory } from './store-fixtures.js';
 
+function waitFor(check: () => boolean, ms = 5000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const tick = (): void => {
+      if (check()) return resolve();
+      if (Date.now() - started > ms) return reject(new Error('timed out waiting'));
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+
 describe('driver error mapping', () => {
   it.each([
     [{ code: 'ECONNREFUSED' }, 'STORE_UNAVAILABLE'],
@@ -107,7 +119,10 @@ describe.skipIf(!services.postgres)('PostgreSQL availability', () => {
     const clock = new ManualClock();
     const item = itemFactory(clock);
 
+    let woken = 0;
+    await store.onOutbox(() => woken++);
     await store.ingest([item()], clock.now());
+    await waitFor(() => woken === 1);
     await proxy.stop();
     await expect(store.ingest([item()], clock.now())).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     await expect(store.ping()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
@@ -116,6 +131,11 @@ describe.skipIf(!services.postgres)('PostgreSQL availability', () => {
     const [out] = await store.ingest([item()], clock.now());
     expect(out?.outcome).toBe('created');
     expect((await store.listEvents({ limit: 10 })).events).toHaveLength(2);
+    // The listener came back by itself too: a wake-up for what it may have missed, then live ones.
+    await waitFor(() => woken >= 2, 15_000);
+    const before = woken;
+    await store.ingest([item()], clock.now());
+    await waitFor(() => woken > before);
   });
 
   it('applies each migration once when five processes migrate a fresh database at once', async () => {
