@@ -144,12 +144,15 @@ describe(`malformed input (${kind})`, () => {
   it('gives a batch its own, larger body limit and a 413 per oversized item', async () => {
     const big = { type: 'big', payload: { s: 'x'.repeat(MAX_PAYLOAD) } };
     const small = { type: 'small', payload: { s: 'x'.repeat(MAX_PAYLOAD / 2) } };
+    const events = [small, big, ...Array.from({ length: 8 }, () => small)];
+    // Over the per-request body limit, within the batch limit.
+    expect(JSON.stringify({ events }).length).toBeGreaterThan(MAX_BODY);
     const res = await api.request<{ results: { status: number; error?: { field: string } }[] }>('POST', '/api/events/batch', {
       key: user.key,
-      body: { events: [small, big, small, small, small] },
+      body: { events },
     });
     expect(res.status).toBe(202);
-    expect(res.body.results.map((r) => r.status)).toEqual([202, 413, 202, 202, 202]);
+    expect(res.body.results.map((r) => r.status)).toEqual([202, 413, 202, 202, 202, 202, 202, 202, 202, 202]);
     expect(res.body.results[1]!.error!.field).toBe('body.events.1.payload');
   });
 
