@@ -26,6 +26,7 @@ import { silentLogger, type Logger } from '../../src/observability/logger.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import { MemoryPresenceStore, MemorySessionStore } from '../../src/presence/memory.js';
 import type { PresenceStore, SessionStore } from '../../src/presence/types.js';
+import type { Store } from '../../src/store/types.js';
 import type { StoreKind } from './db.js';
 import { createTestApi, type TestApi, type TestApiOptions } from './api.js';
 
@@ -261,6 +262,8 @@ export async function startGatewayNode(o: NodeOptions): Promise<GatewayNode> {
 
 export interface HarnessOptions {
   kind?: StoreKind;
+  /** Use this store (not closed by the harness) instead of a new one of `kind`. */
+  store?: Store;
   config?: TestApiOptions['config'];
   clock?: Clock;
   tuning?: Partial<GatewayTuning>;
@@ -293,7 +296,7 @@ export async function startGatewayHarness(options: HarnessOptions = {}): Promise
   const configOverrides = { wsConnectLimit: 0, ...options.config };
   const namespaces = namespaceResolver(loadConfig({ configFile: '/nonexistent/tem.config.json', ...configOverrides }, {}));
   const bus = options.bus ?? hub.node({ namespaces, clock: options.clock });
-  const api = await createTestApi({ kind: options.kind ?? 'pglite', config: configOverrides, clock: options.clock, bus, listen: true });
+  const api = await createTestApi({ kind: options.kind ?? 'pglite', store: options.store, config: configOverrides, clock: options.clock, bus, listen: true });
   const presence = options.presence ?? new MemoryPresenceStore();
   const sessions = options.sessions ?? new MemorySessionStore();
   const extra: GatewayNode[] = [];

@@ -1,0 +1,226 @@
+/**
+ * The outbox relay when the bus fails: rows stay in the outbox, the relay retries with backoff,
+ * and once the bus is back every notification arrives, in order, none lost — a client never sees
+ * an event's status go backwards. Covered with a bus that fails for a while, one that fails every
+ * few publishes (a batch failing part-way), two relays on one PostgreSQL database, and a Redis
+ * bus whose connection is cut.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { RedisBus } from '../../src/bus/index.js';
+import { namespaceResolver } from '../../src/bus/namespaces.js';
+import type { Bus, Publication } from '../../src/bus/types.js';
+import { createError } from '../../src/core/errors.js';
+import { randomBase62 } from '../../src/core/ids.js';
+import { OutboxRelay } from '../../src/outbox/index.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import type { Store } from '../../src/store/types.js';
+import { createPostgresStore } from '../../src/store/index.js';
+import type { TestPrincipal } from '../helpers/api.js';
+import { createTestStore, type TestStore } from '../helpers/db.js';
+import { services, REDIS_URL } from '../helpers/services.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { isPublication, startGatewayHarness, WsTestClient, type GatewayHarness } from '../helpers/ws.js';
+
+/** Delegates to a real bus; fails publishes while `down`, or every `failEvery`-th one. */
+class FlakyBus {
+  down = false;
+  failEvery = 0;
+  attempts = 0;
+  failures = 0;
+  constructor(private readonly inner: Bus) {}
+  async publish(channel: string, event: string, payload: unknown, options?: { eventId?: string }): Promise<Publication> {
+    this.attempts++;
+    if (this.down || (this.failEvery > 0 && this.attempts % this.failEvery === 0)) {
+      this.failures++;
+      throw createError('BUS_UNAVAILABLE', 'bus down (test)');
+    }
+    return this.inner.publish(channel, event, payload, options);
+  }
+}
+
+interface Update {
+  event_id: string;
+  status: string;
+  version: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function eventually(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** Ingests `n` events for `owner` and runs each through claim → complete. */
+async function produce(h: GatewayHarness, store: Store, owner: TestPrincipal, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const res = await h.api.request<{ event_id: string }>('POST', '/api/events', { key: owner.key, body: { type: 'job.run', payload: { i } } });
+    expect(res.status).toBe(202);
+    ids.push(res.body.event_id);
+  }
+  for (;;) {
+    const jobs = await store.claim({ queue: 'processing', workerId: 'w', limit: 50, leaseMs: 60_000, now: new Date() });
+    if (jobs.length === 0) break;
+    for (const j of jobs) await store.complete({ eventId: j.event.id, leaseToken: j.leaseToken }, { processor: 't', result: null }, new Date());
+  }
+  return ids;
+}
+
+/** Every event's updates as the client saw them: complete, once each, versions strictly increasing. */
+function checkDelivered(c: WsTestClient, owner: string, ids: string[]): void {
+  const byEvent = new Map<string, Update[]>();
+  for (const f of c.events(`user:${owner}`, 'event.update')) {
+    const u = f.payload.payload as unknown as Update;
+    byEvent.set(u.event_id, [...(byEvent.get(u.event_id) ?? []), u]);
+  }
+  for (const id of ids) {
+    const seen = byEvent.get(id) ?? [];
+    expect(seen.map((u) => u.status), id).toEqual(['accepted', 'queued', 'processing', 'processed']);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!.version).toBeGreaterThan(seen[i - 1]!.version);
+  }
+}
+
+const updateCount = (c: WsTestClient, owner: string) => c.events(`user:${owner}`, 'event.update').length;
+
+describe('relay with a failing bus (PGlite, memory bus)', () => {
+  let h: GatewayHarness;
+  let flaky: FlakyBus;
+  let relay: OutboxRelay;
+  let owner: TestPrincipal;
+
+  beforeAll(async () => {
+    h = await startGatewayHarness();
+    flaky = new FlakyBus(h.bus);
+    relay = new OutboxRelay({ store: h.api.store, bus: flaky, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, pollIntervalMs: 100, minBackoffMs: 20, maxBackoffMs: 200, batchSize: 16 });
+    await relay.start();
+    owner = await h.api.createPrincipal({ id: 'owner' });
+  });
+
+  afterAll(async () => {
+    await relay?.stop();
+    await h?.close();
+  });
+
+  it('holds every notification while the bus is down and delivers them all, in order, once it is back', async () => {
+    const c = await WsTestClient.ready(h.wsUrl({ token: owner.key }));
+    flaky.down = true;
+    const ids = await produce(h, h.api.store, owner, 10);
+    await eventually(() => flaky.failures >= 3, 'relay retrying');
+    expect((await h.api.store.peekOutbox(100)).length).toBe(40);
+    expect(updateCount(c, 'owner')).toBe(0);
+    const failures = (await h.api.metrics.busPublishFailures.get()).values[0]?.value ?? 0;
+    expect(failures).toBeGreaterThan(0);
+    flaky.down = false;
+    await eventually(() => updateCount(c, 'owner') >= 40, '40 updates');
+    await sleep(100);
+    expect(updateCount(c, 'owner')).toBe(40);
+    checkDelivered(c, 'owner', ids);
+    expect(await h.api.store.peekOutbox(10)).toEqual([]);
+    await c.close();
+  });
+
+  it('a batch that fails part-way is retried without repeating what went out', async () => {
+    const c = await WsTestClient.ready(h.wsUrl({ token: owner.key }));
+    flaky.failEvery = 5;
+    const ids = await produce(h, h.api.store, owner, 12);
+    await eventually(() => updateCount(c, 'owner') >= 48, '48 updates');
+    flaky.failEvery = 0;
+    await sleep(150);
+    expect(updateCount(c, 'owner')).toBe(48);
+    checkDelivered(c, 'owner', ids);
+    await c.close();
+  });
+});
+
+describe.skipIf(!services.postgres)('two relays on one PostgreSQL database', () => {
+  let db: TestStore;
+  let h: GatewayHarness;
+  const relays: OutboxRelay[] = [];
+  const stores: Store[] = [];
+
+  beforeAll(async () => {
+    db = await createTestStore('postgres');
+    h = await startGatewayHarness({ store: db.store });
+  });
+
+  afterAll(async () => {
+    await Promise.all(relays.map((r) => r.stop()));
+    await Promise.all(stores.map((s) => s.close()));
+    await h?.close();
+    await db?.cleanup();
+  });
+
+  it('one is active at a time; every update arrives once and in order', async () => {
+    const owner = await h.api.createPrincipal({ id: 'owner' });
+    const c = await WsTestClient.ready(h.wsUrl({ token: owner.key }));
+    for (let i = 0; i < 2; i++) {
+      const store = createPostgresStore(db.url!, { poolMax: 2 });
+      stores.push(store);
+      const relay = new OutboxRelay({ store, bus: h.bus, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, pollIntervalMs: 50, batchSize: 8 });
+      relays.push(relay);
+      await relay.start();
+    }
+    const ids = await produce(h, h.api.store, owner, 25);
+    await eventually(() => updateCount(c, 'owner') >= 100, '100 updates');
+    await sleep(150);
+    expect(updateCount(c, 'owner')).toBe(100);
+    checkDelivered(c, 'owner', ids);
+    await c.close();
+  });
+});
+
+describe.skipIf(!services.redis || !services.postgres)('relay on Redis while its connection is cut', () => {
+  const prefix = `temtest:relay-outage:${randomBase62(6)}:`;
+  let h: GatewayHarness;
+  let proxy: TcpProxy;
+  let relayBus: RedisBus;
+  let gatewayBus: RedisBus;
+  let relay: OutboxRelay;
+
+  beforeAll(async () => {
+    proxy = TcpProxy.forUrl(REDIS_URL, 6379);
+    await proxy.start();
+    const { loadConfig } = await import('../../src/config/index.js');
+    const namespaces = namespaceResolver(loadConfig({ configFile: '/nonexistent/tem.config.json' }, {}));
+    gatewayBus = new RedisBus({ url: REDIS_URL, prefix, namespaces });
+    relayBus = new RedisBus({ url: proxy.url(REDIS_URL), prefix, namespaces, commandTimeoutMs: 300, connectTimeoutMs: 500, heartbeatMs: 200 });
+    h = await startGatewayHarness({ kind: 'postgres', bus: gatewayBus });
+    relay = new OutboxRelay({ store: h.api.store, bus: relayBus, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, pollIntervalMs: 100, minBackoffMs: 50, maxBackoffMs: 300 });
+    await relay.start();
+  });
+
+  afterAll(async () => {
+    await relay?.stop();
+    await h?.close();
+    await relayBus?.close();
+    await gatewayBus?.close();
+    await proxy?.stop();
+    const admin = new Redis(REDIS_URL);
+    const keys = await admin.keys(`${prefix}*`);
+    if (keys.length) await admin.del(...keys);
+    await admin.quit();
+  });
+
+  it('nothing is lost: updates made while Redis was unreachable arrive in order once it is back', async () => {
+    const owner = await h.api.createPrincipal({ id: 'owner' });
+    const c = await WsTestClient.ready(h.wsUrl({ token: owner.key }));
+    const before = await produce(h, h.api.store, owner, 3);
+    await eventually(() => updateCount(c, 'owner') >= 12, 'first updates');
+    proxy.cut();
+    const during = await produce(h, h.api.store, owner, 5);
+    await sleep(600);
+    expect((await h.api.store.peekOutbox(100)).length).toBe(20);
+    proxy.restore();
+    await eventually(() => updateCount(c, 'owner') >= 32, 'updates after the outage', 20_000);
+    await sleep(200);
+    expect(updateCount(c, 'owner')).toBe(32);
+    checkDelivered(c, 'owner', [...before, ...during]);
+    expect(c.frames.filter((f) => isPublication(f)).length).toBe(32);
+    await c.close();
+  });
+});
