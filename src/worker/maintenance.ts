@@ -45,7 +45,11 @@ export interface MaintenanceWorkerOptions {
   workerId: string;
   /** Extra tasks, e.g. the outbox relay. */
   tasks?: MaintenanceTask[];
-  /** How long a claimed task stays locked; default 4 × sweepIntervalMs within [2 s, 30 s]. */
+  /**
+   * How long a claimed task stays locked; default 2 × sweepIntervalMs within [2 s, 30 s]. Short on
+   * purpose: if the process holding the sweep dies, another sweeps once the lock runs out, and
+   * that delay adds to how long a dead worker's jobs wait (lease 5 s + sweep 1 s + lock 2 s).
+   */
   lockMs?: number;
 }
 
@@ -88,7 +92,7 @@ export class MaintenanceWorker {
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger;
     this.workerId = options.workerId;
-    this.lockMs = options.lockMs ?? Math.min(30_000, Math.max(2_000, 4 * options.config.sweepIntervalMs));
+    this.lockMs = options.lockMs ?? Math.min(30_000, Math.max(2_000, 2 * options.config.sweepIntervalMs));
     this.events = new TypedEmitter<MaintenanceEventMap>((err, event) =>
       this.logger.error({ err: (err as Error)?.message ?? String(err), event: String(event) }, 'maintenance event listener threw'),
     );

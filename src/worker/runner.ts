@@ -117,6 +117,12 @@ export class Worker {
     if (this.state !== 'idle') throw new Error(`worker ${this.workerId} was already started`);
     this.state = 'running';
     await this.listen();
+    if (this.state !== 'running') {
+      // stop() was called while we were subscribing: it found no loop or timer to end.
+      await this.unlisten?.().catch(() => undefined);
+      this.unlisten = null;
+      return;
+    }
     this.renewTimer = setInterval(() => void this.renewLeases(), this.renewIntervalMs);
     this.loop = this.run();
   }

@@ -119,6 +119,21 @@ describe.skipIf(!services.postgres)('worker lifecycle (postgres)', () => {
     expect(rows.map((r) => r.result.from)).toEqual(['next worker', 'next worker']);
   });
 
+  it('stop() before start, twice, or while starting leaves nothing running', async () => {
+    const recorder = new RecordingProcessor('never', ['never.*']);
+    const idle = worker([recorder]);
+    await idle.stop();
+    await idle.stop();
+    const racing = worker([recorder]);
+    const starting = racing.start();
+    const stopping = racing.stop();
+    await Promise.all([starting, stopping, racing.stop()]);
+    await ingestEvents(t.store, 1, clock.now(), { type: 'never.op' });
+    await sleep(200);
+    expect(recorder.runs).toHaveLength(0);
+    await expect(racing.start()).rejects.toThrow(/already started/);
+  });
+
   it('survives store errors while claiming and carries on once the database answers', async () => {
     let failures = 3;
     const store = withFaults(t.store, { claim: () => failures-- > 0 });

@@ -83,6 +83,25 @@ describe.skipIf(!services.postgres)('maintenance worker (postgres)', () => {
     expect(e?.lastError).toBe('lease expired');
   });
 
+  it('with the default settings a dead worker\'s job is ready again within 10 s', async () => {
+    const config = workerConfig();
+    const [id] = await ingestEvents(t.store, 1, clock.now());
+    const { m } = maintenance('m1');
+    await m.runDue(); // the schedule is running before the worker dies
+    const diedAt = clock.nowMs();
+    await t.store.claim({ queue: 'processing', workerId: 'dead', limit: 1, leaseMs: config.leaseMs, now: clock.now() });
+    // Step through time as the maintenance loop would (it ticks every 250 ms by default).
+    let readyAfter: number | undefined;
+    while (readyAfter === undefined && clock.nowMs() - diedAt <= 10_000) {
+      clock.advance(250);
+      await m.runDue();
+      if ((await t.store.getEvent(id!))?.status === 'queued') readyAfter = clock.nowMs() - diedAt;
+    }
+    expect(readyAfter).toBeDefined();
+    expect(readyAfter!).toBeGreaterThanOrEqual(config.leaseMs);
+    expect(readyAfter!).toBeLessThanOrEqual(config.leaseMs + config.sweepIntervalMs + 250);
+  });
+
   it('prunes idempotency keys older than the retention', async () => {
     const now = clock.now();
     const [item] = eventItems(1, now);
