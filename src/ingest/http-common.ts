@@ -7,7 +7,8 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createAjv } from './ajv.js';
-import { installProblemHandlers } from './problem.js';
+import { createError } from '../core/errors.js';
+import { installProblemHandlers, sendProblem } from './problem.js';
 
 export function createFastify(options: { logger: Logger; bodyLimit: number }): FastifyInstance {
   const app = Fastify({
@@ -20,6 +21,10 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    // Raised before routing (e.g. bad percent-encoding), outside the error handler.
+    frameworkErrors: (_err, request, reply) => {
+      void sendProblem(reply, request, createError('BAD_REQUEST', 'The request URL is not valid', { field: 'url' }));
+    },
   }) as unknown as FastifyInstance;
   const ajv = createAjv();
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));

@@ -64,6 +64,7 @@ const cases: Case[] = [
   { name: 'Idempotency-Key header too long', body: ev, headers: { 'idempotency-key': 'k'.repeat(256) }, status: 400, field: 'headers.idempotency-key' },
   { name: 'prototype pollution', raw: '{"type":"x","payload":{},"__proto__":{"admin":true}}', status: 400, field: 'body' },
   { name: 'event id not a UUID', method: 'GET', path: '/api/events/not-a-uuid', status: 400, field: 'params.id' },
+  { name: 'bad percent-encoding in the URL', method: 'GET', path: '/api/events/%E0%A4%A', status: 400, field: 'url' },
   { name: 'retry id not a UUID', method: 'POST', path: '/api/events/123/retry', admin: true, status: 400, field: 'params.id' },
   { name: 'limit not a number', method: 'GET', path: '/api/events?limit=abc', status: 400, field: 'query.limit' },
   { name: 'limit zero', method: 'GET', path: '/api/events?limit=0', status: 400, field: 'query.limit' },
