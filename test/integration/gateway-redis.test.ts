@@ -1,0 +1,109 @@
+/**
+ * Two gateway nodes on real Redis (bus, presence and sessions), as in distributed mode: a user
+ * connected to both nodes receives on both; presence, typing and control messages cross nodes;
+ * a session saved on one node resumes on the other.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { RedisBus } from '../../src/bus/index.js';
+import { namespaceResolver } from '../../src/bus/namespaces.js';
+import { loadConfig } from '../../src/config/index.js';
+import { randomBase62 } from '../../src/core/ids.js';
+import { RedisPresenceStore, RedisSessionStore } from '../../src/presence/index.js';
+import type { TestPrincipal } from '../helpers/api.js';
+import { services, REDIS_URL } from '../helpers/services.js';
+import { isNotice, isPublication, startGatewayHarness, WsTestClient, type GatewayHarness, type GatewayNode } from '../helpers/ws.js';
+
+describe.skipIf(!services.redis)('gateways on Redis', () => {
+  const prefix = `temtest:gw-redis:${randomBase62(6)}:`;
+  const namespaces = namespaceResolver(loadConfig({ configFile: '/nonexistent/tem.config.json' }, {}));
+  const buses: RedisBus[] = [];
+  let h: GatewayHarness;
+  let nodeB: GatewayNode;
+  let presence: RedisPresenceStore;
+  let sessions: RedisSessionStore;
+  let alice: TestPrincipal;
+  let bob: TestPrincipal;
+
+  const bus = () => {
+    const b = new RedisBus({ url: REDIS_URL, prefix, namespaces });
+    buses.push(b);
+    return b;
+  };
+
+  beforeAll(async () => {
+    presence = new RedisPresenceStore({ url: REDIS_URL, prefix });
+    sessions = new RedisSessionStore({ url: REDIS_URL, prefix });
+    h = await startGatewayHarness({ bus: bus(), presence, sessions });
+    nodeB = await h.addNode({ bus: bus() });
+    alice = await h.api.createPrincipal({ id: 'alice' });
+    bob = await h.api.createPrincipal({ id: 'bob' });
+    for (const u of ['alice', 'bob']) await h.api.store.addChannelMember('live:1:chat', u);
+  });
+
+  afterAll(async () => {
+    await h?.close();
+    await Promise.all(buses.map((b) => b.close()));
+    await presence?.close();
+    await sessions?.close();
+    const admin = new Redis(REDIS_URL);
+    const keys = await admin.keys(`${prefix}*`);
+    if (keys.length) await admin.del(...keys);
+    await admin.quit();
+  });
+
+  it('a user on node A and node B receives its events on both, once each', async () => {
+    const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const b = await WsTestClient.ready(nodeB.wsUrl({ token: alice.key }));
+    const publisher = bus();
+    for (let i = 0; i < 5; i++) await publisher.publish('user:alice', 'event.update', { i });
+    for (const c of [a, b]) {
+      await c.waitCount((f) => isPublication(f, 'user:alice'), 5);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(c.events('user:alice').map((f) => (f.payload.payload as { i: number }).i)).toEqual([0, 1, 2, 3, 4]);
+    }
+    await a.close();
+    await b.close();
+  });
+
+  it('presence, joins and typing cross nodes', async () => {
+    const b = await WsTestClient.ready(nodeB.wsUrl({ token: bob.key }));
+    await b.request('SUBSCRIBE', { channels: ['live:1:chat'] });
+    const joined = b.next((f) => isNotice(f, 'live:1:chat') && f.payload.event === 'presence.join' && (f.payload.payload as { user_id: string }).user_id === 'alice');
+    const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    await a.request('SUBSCRIBE', { channels: ['live:1:chat'] });
+    expect((await joined).payload.payload).toEqual({ user_id: 'alice', status: 'online' });
+    const state = await b.request('PRESENCE', { channel: 'live:1:chat' });
+    expect((state.payload.members as { user_id: string }[]).map((m) => m.user_id).sort()).toEqual(['alice', 'bob']);
+    const typing = b.next((f) => isNotice(f, 'live:1:chat') && f.payload.event === 'typing');
+    a.send('TYPING_START', { channel: 'live:1:chat' });
+    expect((await typing).payload.payload).toEqual({ user_id: 'alice', is_typing: true });
+    await a.close();
+    await b.close();
+  });
+
+  it('a session saved on node A resumes on node B with what was missed', async () => {
+    const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const sessionId = a.frames[0]!.payload.session_id as string;
+    const sub = await a.request('SUBSCRIBE', { channels: ['live:1:chat'] });
+    await a.close();
+    await new Promise((r) => setTimeout(r, 100));
+    const publisher = bus();
+    await publisher.publish('live:1:chat', 'missed', { n: 1 });
+    await publisher.publish('live:1:chat', 'missed', { n: 2 });
+    const b = await WsTestClient.connect(nodeB.wsUrl());
+    const ack = await b.request('HELLO', { token: alice.key, session_id: sessionId, since: { 'live:1:chat': { offset: sub.payload.offset, epoch: sub.payload.epoch } } });
+    expect(ack.payload).toMatchObject({ session_id: sessionId, resumed: true, recovered: true });
+    await b.waitCount((f) => isPublication(f, 'live:1:chat'), 2);
+    expect(b.events('live:1:chat').map((f) => (f.payload.payload as { n: number }).n)).toEqual([1, 2]);
+    await b.close();
+  });
+
+  it('a disconnect_user control message closes that user on every node', async () => {
+    const a = await WsTestClient.ready(h.wsUrl({ token: bob.key }));
+    const b = await WsTestClient.ready(nodeB.wsUrl({ token: bob.key }));
+    await bus().publishControl({ kind: 'disconnect_user', userId: 'bob', code: 4001, reason: 'signed out' });
+    expect((await a.closed).code).toBe(4001);
+    expect((await b.closed).code).toBe(4001);
+  });
+});
