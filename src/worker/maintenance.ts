@@ -21,6 +21,7 @@ import { TypedEmitter } from './emitter.js';
 import type { MaintenanceEventMap } from './events.js';
 import { countMaintenanceEvents, logMaintenanceEvents } from './observe.js';
 import { describeError } from './describe-error.js';
+import { Wakeup } from './wakeup.js';
 
 export interface MaintenanceTaskContext {
   /** The time the task was claimed at (from the injected clock). */
@@ -84,7 +85,7 @@ export class MaintenanceWorker {
   private loop: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
   private readonly abort = new AbortController();
-  private wakeWaiter: (() => void) | null = null;
+  private readonly wakeup = new Wakeup();
   private failures = 0;
 
   constructor(options: MaintenanceWorkerOptions) {
@@ -159,7 +160,7 @@ export class MaintenanceWorker {
     this.stopping ??= (async () => {
       this.state = 'stopping';
       this.abort.abort(new Error('maintenance worker stopping'));
-      this.wakeWaiter?.();
+      this.wakeup.wake();
       await this.loop;
       this.state = 'stopped';
       this.events.emit('stopped', {});
@@ -206,15 +207,7 @@ export class MaintenanceWorker {
         delay = 50 + backoffDelayMs(STORE_BACKOFF, this.failures);
       }
       if (this.state !== 'running') break;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, delay);
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.wakeWaiter = done;
-      });
-      this.wakeWaiter = null;
+      await this.wakeup.sleep(delay);
     }
   }
 }

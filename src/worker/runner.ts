@@ -17,14 +17,15 @@ import { systemClock } from '../core/clock.js';
 import type { TemConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ClaimedJob, JobRef, Store, Unlisten } from '../store/types.js';
-import { backoffDelayMs, retryDelayMs, type RandomSource } from './backoff.js';
+import type { ClaimedJob, Store, Unlisten } from '../store/types.js';
+import { backoffDelayMs, type RandomSource } from './backoff.js';
 import { TypedEmitter } from './emitter.js';
 import type { WorkerEventMap } from './events.js';
-import { describeError } from './describe-error.js';
+import { releaseQuietly, runJob, runningJob, type JobDeps, type RunningJob } from './job.js';
 import { countWorkerEvents, logWorkerEvents } from './observe.js';
-import { isNonRetryableError, type Processor } from './processors/types.js';
+import type { Processor } from './processors/types.js';
 import { ProcessorRegistry } from './processors/registry.js';
+import { Wakeup } from './wakeup.js';
 
 export interface WorkerOptions {
   store: Store;
@@ -42,22 +43,6 @@ export interface WorkerOptions {
   renewIntervalMs?: number;
 }
 
-/** One job this worker runs. `abandoned` is set once it must not commit. */
-interface Running {
-  job: ClaimedJob;
-  ref: JobRef;
-  processor: Processor;
-  controller: AbortController;
-  abandoned: 'lost' | 'released' | null;
-  /** Writing the outcome: a lease that vanishes now may be our own completion. */
-  committing: boolean;
-  done: Promise<void>;
-}
-
-type Outcome = { ok: true; result: unknown } | { ok: false; error: unknown };
-
-/** Commit attempts while the database blips, before leaving the job to the sweep. */
-const COMMIT_RETRY_DELAYS_MS = [100, 300, 900];
 const STORE_BACKOFF = { baseMs: 100, maxMs: 5000 };
 
 export class Worker {
@@ -73,14 +58,14 @@ export class Worker {
   private readonly renewIntervalMs: number;
 
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
-  private readonly inFlight = new Map<string, Running>();
+  private readonly inFlight = new Map<string, RunningJob>();
   private loop: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
   private unlisten: Unlisten | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
   private renewing = false;
-  private wakeWaiter: (() => void) | null = null;
-  private wakePending = false;
+  private readonly wakeup = new Wakeup();
+  private readonly deps: JobDeps;
   /** The last claim was full or a notification arrived: claim again as soon as there is room. */
   private moreWork = true;
   private waitingForCapacity = false;
@@ -106,6 +91,7 @@ export class Worker {
     );
     logWorkerEvents(this.events, this.logger);
     if (options.metrics) countWorkerEvents(this.events, options.metrics);
+    this.deps = { store: this.store, config: this.config, clock: this.clock, logger: this.logger, events: this.events, random: this.random };
   }
 
   /** Jobs currently running (including ones abandoned whose processor has not returned). */
@@ -244,132 +230,28 @@ export class Worker {
   }
 
   private signal(): void {
-    const waiter = this.wakeWaiter;
-    if (waiter) waiter();
-    else this.wakePending = true;
+    this.wakeup.wake();
   }
 
   private sleep(ms: number): Promise<void> {
-    if (this.wakePending || this.state !== 'running') {
-      this.wakePending = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wakeWaiter = null;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wakeWaiter = done;
-    });
+    return this.state === 'running' ? this.wakeup.sleep(ms) : Promise.resolve();
   }
 
   // ── one job ──────────────────────────────────────────────────────────────
 
   private begin(job: ClaimedJob): void {
     const processor = this.registry.resolve(job.event.type);
-    const entry: Running = {
-      job,
-      ref: { eventId: job.event.id, leaseToken: job.leaseToken },
-      processor,
-      controller: new AbortController(),
-      abandoned: null,
-      committing: false,
-      done: Promise.resolve(),
-    };
+    const entry = runningJob(job, processor);
     // Keyed by lease token: after a lost lease the same event may be claimed here again
     // while the abandoned run has not returned yet.
     this.inFlight.set(job.leaseToken, entry);
     this.events.emit('job:claimed', { job, processor: processor.name });
-    entry.done = this.execute(entry)
+    entry.done = runJob(this.deps, entry)
       .catch((error) => this.events.emit('error', { error, context: 'execute', job }))
       .finally(() => {
         this.inFlight.delete(job.leaseToken);
         if (this.waitingForCapacity || this.moreWork) this.signal();
       });
-  }
-
-  private async execute(entry: Running): Promise<void> {
-    const { job, processor } = entry;
-    const started = performance.now();
-    let skipped: boolean;
-    try {
-      skipped = await this.store.hasEffect(job.event.id, processor.name);
-    } catch (error) {
-      this.events.emit('error', { error, context: 'hasEffect', job });
-      await this.releaseQuietly([entry]);
-      return;
-    }
-    const outcome = skipped ? ({ ok: true, result: null } as const) : await this.invoke(entry);
-    if (entry.abandoned) return;
-    entry.committing = true;
-    if (outcome.ok) {
-      const ok = await this.commit(entry, 'complete', () =>
-        this.store.complete(entry.ref, { processor: processor.name, result: outcome.result ?? null }, this.clock.now()),
-      );
-      const durationMs = Math.round(performance.now() - started);
-      if (ok) this.events.emit('job:completed', { job, processor: processor.name, durationMs, skipped });
-      else if (ok === false) this.leaseLost(entry, 'complete');
-      return;
-    }
-    const error = describeError(outcome.error);
-    const nonRetryable = isNonRetryableError(outcome.error);
-    const retry = !nonRetryable && job.attempt < job.maxAttempts;
-    const now = this.clock.now();
-    const delayMs = retry ? retryDelayMs(this.config, job.event.type, job.attempt, this.random) : 0;
-    const retryAt = retry ? new Date(now.getTime() + delayMs) : null;
-    const ok = await this.commit(entry, 'fail', () => this.store.fail(entry.ref, { error, retryAt }, now));
-    if (ok === false) this.leaseLost(entry, 'fail');
-    else if (ok && retryAt) this.events.emit('job:retry', { job, processor: processor.name, error, retryAt, delayMs });
-    else if (ok) this.events.emit('job:failed', { job, processor: processor.name, error, reason: nonRetryable ? 'non_retryable' : 'exhausted' });
-  }
-
-  private async invoke(entry: Running): Promise<Outcome> {
-    const { job, processor } = entry;
-    const logger = this.logger.child({ event_id: job.event.id, type: job.event.type, attempt: job.attempt, processor: processor.name });
-    try {
-      return { ok: true, result: await processor.process(job.event, { attempt: job.attempt, signal: entry.controller.signal, logger }) };
-    } catch (error) {
-      return { ok: false, error };
-    }
-  }
-
-  /**
-   * Writes the outcome, retrying briefly while the store is unavailable (the lease is still being
-   * renewed meanwhile). Returns the store's answer, or undefined when it could not be written:
-   * the job then stays leased until the sweep requeues it.
-   */
-  private async commit(entry: Running, context: string, write: () => Promise<boolean>): Promise<boolean | undefined> {
-    for (let i = 0; ; i++) {
-      try {
-        return await write();
-      } catch (error) {
-        this.events.emit('error', { error, context, job: entry.job });
-        const delay = COMMIT_RETRY_DELAYS_MS[i];
-        if (delay === undefined || entry.abandoned) return undefined;
-        await new Promise((r) => setTimeout(r, delay));
-        if (entry.abandoned) return undefined;
-      }
-    }
-  }
-
-  private leaseLost(entry: Running, stage: 'complete' | 'fail'): void {
-    // Released at shutdown while committing: the release won, which is not a lost lease.
-    if (entry.abandoned === 'released') return;
-    entry.abandoned = 'lost';
-    this.events.emit('job:lease_lost', { job: entry.job, processor: entry.processor.name, stage });
-  }
-
-  private async releaseQuietly(entries: Running[]): Promise<number> {
-    if (entries.length === 0) return 0;
-    try {
-      return await this.store.releaseJobs(entries.map((e) => e.ref), this.clock.now());
-    } catch (error) {
-      // The leases run out and the sweep requeues the jobs (counting the attempt).
-      this.events.emit('error', { error, context: 'releaseJobs' });
-      return 0;
-    }
   }
 
   // ── shutdown ─────────────────────────────────────────────────────────────
@@ -393,7 +275,7 @@ export class Worker {
       entry.abandoned = 'released';
       entry.controller.abort(new Error('worker shutting down'));
     }
-    await this.releaseQuietly(rest);
+    await releaseQuietly(this.deps, rest);
     for (const entry of rest) this.events.emit('job:released', { job: entry.job, processor: entry.processor.name });
     if (this.renewTimer) clearInterval(this.renewTimer);
     this.renewTimer = null;

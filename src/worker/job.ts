@@ -1,0 +1,135 @@
+/**
+ * One claimed job, from processor to commit: skip when the effect is already recorded, run the
+ * processor with the job's AbortSignal, then complete or fail it under the lease token. A job
+ * abandoned meanwhile (lease lost, released at shutdown) commits nothing.
+ */
+import type { Clock } from '../core/clock.js';
+import type { TemConfig } from '../config/index.js';
+import type { Logger } from '../observability/logger.js';
+import type { ClaimedJob, JobRef, Store } from '../store/types.js';
+import { retryDelayMs, type RandomSource } from './backoff.js';
+import { describeError } from './describe-error.js';
+import type { TypedEmitter } from './emitter.js';
+import type { WorkerEventMap } from './events.js';
+import { isNonRetryableError, type Processor } from './processors/types.js';
+
+/** One job a worker runs. `abandoned` is set once it must not commit. */
+export interface RunningJob {
+  job: ClaimedJob;
+  ref: JobRef;
+  processor: Processor;
+  controller: AbortController;
+  abandoned: 'lost' | 'released' | null;
+  /** Writing the outcome: a lease that vanishes now may be our own completion. */
+  committing: boolean;
+  done: Promise<void>;
+}
+
+export interface JobDeps {
+  store: Store;
+  config: TemConfig;
+  clock: Clock;
+  logger: Logger;
+  events: TypedEmitter<WorkerEventMap>;
+  random: RandomSource;
+}
+
+type Outcome = { ok: true; result: unknown } | { ok: false; error: unknown };
+
+/** Commit attempts while the database blips, before leaving the job to the sweep. */
+const COMMIT_RETRY_DELAYS_MS = [100, 300, 900];
+
+export function runningJob(job: ClaimedJob, processor: Processor): RunningJob {
+  return {
+    job,
+    ref: { eventId: job.event.id, leaseToken: job.leaseToken },
+    processor,
+    controller: new AbortController(),
+    abandoned: null,
+    committing: false,
+    done: Promise.resolve(),
+  };
+}
+
+export async function runJob(d: JobDeps, entry: RunningJob): Promise<void> {
+  const { job, processor } = entry;
+  const started = performance.now();
+  let skipped: boolean;
+  try {
+    skipped = await d.store.hasEffect(job.event.id, processor.name);
+  } catch (error) {
+    d.events.emit('error', { error, context: 'hasEffect', job });
+    await releaseQuietly(d, [entry]);
+    return;
+  }
+  const outcome = skipped ? ({ ok: true, result: null } as const) : await invoke(d, entry);
+  if (entry.abandoned) return;
+  entry.committing = true;
+  if (outcome.ok) {
+    const ok = await commit(d, entry, 'complete', () =>
+      d.store.complete(entry.ref, { processor: processor.name, result: outcome.result ?? null }, d.clock.now()),
+    );
+    const durationMs = Math.round(performance.now() - started);
+    if (ok) d.events.emit('job:completed', { job, processor: processor.name, durationMs, skipped });
+    else if (ok === false) leaseLost(d, entry, 'complete');
+    return;
+  }
+  const error = describeError(outcome.error);
+  const nonRetryable = isNonRetryableError(outcome.error);
+  const retry = !nonRetryable && job.attempt < job.maxAttempts;
+  const now = d.clock.now();
+  const delayMs = retry ? retryDelayMs(d.config, job.event.type, job.attempt, d.random) : 0;
+  const retryAt = retry ? new Date(now.getTime() + delayMs) : null;
+  const ok = await commit(d, entry, 'fail', () => d.store.fail(entry.ref, { error, retryAt }, now));
+  if (ok === false) leaseLost(d, entry, 'fail');
+  else if (ok && retryAt) d.events.emit('job:retry', { job, processor: processor.name, error, retryAt, delayMs });
+  else if (ok) d.events.emit('job:failed', { job, processor: processor.name, error, reason: nonRetryable ? 'non_retryable' : 'exhausted' });
+}
+
+async function invoke(d: JobDeps, entry: RunningJob): Promise<Outcome> {
+  const { job, processor } = entry;
+  const logger = d.logger.child({ event_id: job.event.id, type: job.event.type, attempt: job.attempt, processor: processor.name });
+  try {
+    return { ok: true, result: await processor.process(job.event, { attempt: job.attempt, signal: entry.controller.signal, logger }) };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+/**
+ * Writes the outcome, retrying briefly while the store is unavailable (the lease is still being
+ * renewed meanwhile). Returns the store's answer, or undefined when it could not be written:
+ * the job then stays leased until the sweep requeues it.
+ */
+async function commit(d: JobDeps, entry: RunningJob, context: string, write: () => Promise<boolean>): Promise<boolean | undefined> {
+  for (let i = 0; ; i++) {
+    try {
+      return await write();
+    } catch (error) {
+      d.events.emit('error', { error, context, job: entry.job });
+      const delay = COMMIT_RETRY_DELAYS_MS[i];
+      if (delay === undefined || entry.abandoned) return undefined;
+      await new Promise((r) => setTimeout(r, delay));
+      if (entry.abandoned) return undefined;
+    }
+  }
+}
+
+function leaseLost(d: JobDeps, entry: RunningJob, stage: 'complete' | 'fail'): void {
+  // Released at shutdown while committing: the release won, which is not a lost lease.
+  if (entry.abandoned === 'released') return;
+  entry.abandoned = 'lost';
+  d.events.emit('job:lease_lost', { job: entry.job, processor: entry.processor.name, stage });
+}
+
+/** Gives leases back without counting the attempt; a store error leaves them to the sweep. */
+export async function releaseQuietly(d: JobDeps, entries: RunningJob[]): Promise<number> {
+  if (entries.length === 0) return 0;
+  try {
+    return await d.store.releaseJobs(entries.map((e) => e.ref), d.clock.now());
+  } catch (error) {
+    // The leases run out and the sweep requeues the jobs (counting the attempt).
+    d.events.emit('error', { error, context: 'releaseJobs' });
+    return 0;
+  }
+}
