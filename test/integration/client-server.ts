@@ -12,7 +12,7 @@ import type { ConfigOverrides } from '../../src/app/runtime.js';
 import type { WebSocketConstructor } from '../../src/client/index.js';
 
 /** The `ws` package as the injected WebSocket, as a Node application would pass it. */
-export const NodeWebSocket = WebSocket as unknown as WebSocketConstructor;
+export const NodeWebSocket: WebSocketConstructor = WebSocket;
 
 export interface TestServer {
   server: EmbeddedServer;
