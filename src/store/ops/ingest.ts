@@ -1,16 +1,17 @@
 /**
  * ingest(items, now) → IngestOutcome[] in input order.
- * One transaction for the whole batch, three statements at most: a multi-row insert that writes
- * the events (status queued, version 2), their `accepted`/`queued` history, their jobs and their
- * two outbox notifications; a lookup of the rows whose idempotency key was already taken (same
- * request hash → replayed, other → conflict); and the NOTIFY that wakes workers and the relay.
+ * The whole batch is ONE statement, hence one transaction and one round trip: a multi-row insert
+ * that writes the events (status queued, version 2), their `accepted`/`queued` history, their
+ * jobs, their two outbox notifications each, and the NOTIFY that wakes workers and the relay.
  * ON CONFLICT DO NOTHING makes duplicates in one batch and concurrent duplicates across
- * transactions resolve to the one row that won.
+ * transactions resolve to the one row that won; only when a key was already taken does a second
+ * statement read the winners (same request hash → replayed, other → conflict). That read runs
+ * after the insert committed, so it sees rows committed by concurrent transactions too.
  */
 import type { Db } from '../db.js';
 import type { IngestItem, IngestOutcome } from '../types.js';
 import { toEvent, type EventRow } from '../rows.js';
-import { NOTIFY_SQL, OUTBOX_CHANNEL, PROCESSING_QUEUE, jobsChannel, notifyParams, updatePayloadSql } from './changes.js';
+import { OUTBOX_CHANNEL, PROCESSING_QUEUE, jobsChannel, updatePayloadSql } from './changes.js';
 import { createError } from '../../core/errors.js';
 
 const INSERT_SQL = `
@@ -50,7 +51,9 @@ note AS (
 )
 SELECT ins.id::text AS id, ins.type, ins.payload, ins.producer_id, ins.user_id, ins.channel,
   ins.idempotency_key, ins.request_hash, ins.occurred_at, ins.status, ins.attempts, ins.max_attempts,
-  ins.last_error, ins.version, ins.created_at, ins.updated_at, ins.processed_at, ins.created_at AS run_at
+  ins.last_error, ins.version, ins.created_at, ins.updated_at, ins.processed_at, ins.created_at AS run_at,
+  -- Evaluated once, and only when at least one event was inserted.
+  (SELECT count(pg_notify(c, '')) FROM (VALUES ('${jobsChannel(PROCESSING_QUEUE)}'), ('${OUTBOX_CHANNEL}')) AS v(c)) AS notified
 FROM ins`;
 
 const EXISTING_SQL = `
@@ -79,26 +82,22 @@ export async function ingest(db: Db, items: IngestItem[], now: Date): Promise<In
     occurred_at: it.occurredAt.toISOString(),
     max_attempts: it.maxAttempts,
   }));
-  return db.tx(async (tx) => {
-    const created = await tx.query<EventRow>(INSERT_SQL, [JSON.stringify(input), now]);
-    const byId = new Map(created.map((r) => [r.id, r]));
-    const missing = items.filter((it) => !byId.has(it.id));
-    const byKey = new Map<string, EventRow>();
-    if (missing.length > 0) {
-      const keys = missing.map((it) => ({ producer_id: it.producerId, idempotency_key: it.idempotencyKey }));
-      const rows = await tx.query<EventRow>(EXISTING_SQL, [JSON.stringify(keys)]);
-      for (const r of rows) byKey.set(keyOf(r.producer_id, r.idempotency_key ?? ''), r);
-    }
-    if (created.length > 0) {
-      await tx.query(NOTIFY_SQL, notifyParams([jobsChannel(PROCESSING_QUEUE), OUTBOX_CHANNEL]));
-    }
-    return items.map((it): IngestOutcome => {
-      const own = byId.get(it.id);
-      if (own) return { outcome: 'created', event: toEvent(own) };
-      const existing = it.idempotencyKey === null ? undefined : byKey.get(keyOf(it.producerId, it.idempotencyKey));
-      if (!existing) throw createError('INTERNAL', 'An event was neither inserted nor found');
-      const same = existing.request_hash === it.requestHash;
-      return { outcome: same ? 'replayed' : 'conflict', event: toEvent(existing) };
-    });
+  const created = await db.query<EventRow>(INSERT_SQL, [JSON.stringify(input), now]);
+  const byId = new Map(created.map((r) => [r.id, r]));
+  const missing = items.filter((it) => !byId.has(it.id));
+  const byKey = new Map<string, EventRow>();
+  if (missing.length > 0) {
+    const keys = missing.map((it) => ({ producer_id: it.producerId, idempotency_key: it.idempotencyKey }));
+    const rows = await db.query<EventRow>(EXISTING_SQL, [JSON.stringify(keys)]);
+    for (const r of rows) byKey.set(keyOf(r.producer_id, r.idempotency_key ?? ''), r);
+  }
+  return items.map((it): IngestOutcome => {
+    const own = byId.get(it.id);
+    if (own) return { outcome: 'created', event: toEvent(own) };
+    const existing = it.idempotencyKey === null ? undefined : byKey.get(keyOf(it.producerId, it.idempotencyKey));
+    // Only if the winner's key was pruned in between: rare enough to ask the caller to retry.
+    if (!existing) throw createError('CONFLICT', 'The idempotency key changed hands; retry the request');
+    const same = existing.request_hash === it.requestHash;
+    return { outcome: same ? 'replayed' : 'conflict', event: toEvent(existing) };
   });
 }
