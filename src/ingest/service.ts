@@ -18,6 +18,7 @@ import { check } from './ajv.js';
 import { GroupCommitter } from './batcher.js';
 import { requestHash } from './canonical.js';
 import { IDEMPOTENCY_KEY_PATTERN, validateEventInput } from './event-input.js';
+import { checkPayload, parseDateTime } from './payload-check.js';
 
 export const ON_BEHALF_PERMISSION = 'events.post.event_ingest_on_behalf';
 const IDEMPOTENCY_KEY_RE = new RegExp(IDEMPOTENCY_KEY_PATTERN);
@@ -82,10 +83,8 @@ export class IngestService {
       throw createError('FORBIDDEN', `Setting ${where}.user_id to another user needs ${ON_BEHALF_PERMISSION}`, { field: `${where}.user_id` });
     }
     const idempotencyKey = resolveIdempotencyKey(idempotencyKeyHeader, input.idempotency_key, where);
-    const occurredAt = input.occurred_at === undefined ? this.deps.clock.now() : new Date(input.occurred_at);
-    if (Number.isNaN(occurredAt.getTime())) {
-      throw createError('VALIDATION_FAILED', `${where}.occurred_at is not a valid date-time`, { field: `${where}.occurred_at` });
-    }
+    checkPayload(input.payload, `${where}.payload`);
+    const occurredAt = input.occurred_at === undefined ? this.deps.clock.now() : parseDateTime(input.occurred_at, `${where}.occurred_at`);
     const channel = input.channel ?? null;
     return {
       id: uuidv7(this.deps.clock.nowMs()),

@@ -10,6 +10,7 @@ import { createError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { PrincipalKind } from '../../core/types.js';
 import { PRINCIPAL_ID_PATTERN } from '../event-input.js';
+import { parseDateTime } from '../payload-check.js';
 import { keyJson, principalJson } from '../serialize.js';
 import type { ApiRoutePlugin } from '../types.js';
 
@@ -145,7 +146,7 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
       const principal = await store.getPrincipal(request.params.id);
       if (!principal) throw createError('NOT_FOUND', `No principal ${request.params.id}`);
       const raw = request.body.expires_at ?? null;
-      const expiresAt = raw === null ? null : new Date(raw);
+      const expiresAt = raw === null ? null : parseDateTime(raw, 'body.expires_at');
       if (expiresAt && expiresAt.getTime() <= clock.nowMs()) {
         throw createError('VALIDATION_FAILED', 'body.expires_at must be in the future', { field: 'body.expires_at' });
       }

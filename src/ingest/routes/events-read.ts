@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { createError } from '../../core/errors.js';
 import { EVENT_STATUSES, type EventStatus } from '../../core/types.js';
 import { EVENT_TYPE_PATTERN, PRINCIPAL_ID_PATTERN } from '../event-input.js';
+import { parseDateTime } from '../payload-check.js';
 import { eventDetailJson, eventJson } from '../serialize.js';
 import type { ApiRoutePlugin } from '../types.js';
 import { canSeeEvent, visibilityFilter } from '../visibility.js';
@@ -70,7 +71,7 @@ export const eventReadRoutes: ApiRoutePlugin = async (app, { store }) => {
         status: q.status,
         type: q.type,
         userId: q.user_id,
-        since: q.since === undefined ? undefined : new Date(q.since),
+        since: q.since === undefined ? undefined : parseDateTime(q.since, 'query.since'),
         cursor: q.cursor?.toLowerCase(),
         limit: parseLimit(q.limit),
         ...visibilityFilter(request.auth!),

@@ -2,6 +2,7 @@
 import type { FastifyRequest } from 'fastify';
 import { createError } from '../../core/errors.js';
 import { EVENT_TYPE_PATTERN, PRINCIPAL_ID_PATTERN } from '../event-input.js';
+import { parseDateTime } from '../payload-check.js';
 import { eventDetailJson } from '../serialize.js';
 import type { ApiRoutePlugin } from '../types.js';
 import { canSeeEvent, visibilityFilter } from '../visibility.js';
@@ -58,7 +59,7 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock }) =>
           status: 'failed',
           type: b.type,
           userId: b.user_id,
-          since: b.since === undefined ? undefined : new Date(b.since),
+          since: b.since === undefined ? undefined : parseDateTime(b.since, 'body.since'),
           ids: b.ids?.map((id) => id.toLowerCase()),
           ...visibilityFilter(request.auth!),
         },
