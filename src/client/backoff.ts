@@ -2,8 +2,9 @@
  * Reconnect delays: exponential growth with full jitter (AWS Architecture Blog, "Exponential
  * Backoff and Jitter"), so that thousands of clients dropped by one server restart do not come
  * back in lock-step. The delay for attempt n (0-based) is uniform in
- * [minDelay, min(maxDelay, minDelay · factor^n)], so it never drops below minDelay (no tight
- * loop) and never exceeds maxDelay.
+ * [minDelay, min(maxDelay, minDelay · factor^(n+1))]: never below minDelay (no tight loop), never
+ * above maxDelay, and spread out from the very first attempt, which is the one a server restart
+ * sends every client into at once.
  */
 export interface BackoffOptions {
   /** Smallest delay in ms (default 500). */
@@ -21,7 +22,7 @@ export function backoffDelay(attempt: number, options: BackoffOptions, random: (
   const factor = Math.max(1, options.factor);
   const n = Math.max(0, Math.floor(attempt));
   // factor^n overflows to Infinity for large n; min() below keeps it bounded.
-  const ceiling = Math.min(maxDelay, minDelay * Math.pow(factor, n));
+  const ceiling = Math.min(maxDelay, minDelay * Math.pow(factor, n + 1));
   const floor = Math.min(minDelay, maxDelay);
   const delay = floor + random() * Math.max(0, ceiling - floor);
   return Math.round(Math.min(maxDelay, Math.max(floor, delay)));

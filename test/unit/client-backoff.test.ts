@@ -4,9 +4,9 @@ import { backoffDelay, DEFAULT_BACKOFF } from '../../src/client/index.js';
 const opts = { minDelay: 100, maxDelay: 5_000, factor: 2 };
 
 describe('client backoff (full jitter)', () => {
-  it('stays within [minDelay, min(maxDelay, minDelay·factor^n)] for every attempt', () => {
+  it('stays within [minDelay, min(maxDelay, minDelay·factor^(n+1))] for every attempt', () => {
     for (let attempt = 0; attempt < 60; attempt++) {
-      const ceiling = Math.min(opts.maxDelay, opts.minDelay * 2 ** attempt);
+      const ceiling = Math.min(opts.maxDelay, opts.minDelay * 2 ** (attempt + 1));
       for (const r of [0, 0.25, 0.5, 0.999999]) {
         const d = backoffDelay(attempt, opts, () => r);
         expect(d).toBeGreaterThanOrEqual(opts.minDelay);
@@ -17,11 +17,17 @@ describe('client backoff (full jitter)', () => {
 
   it('grows with the attempt until the cap, then stays there', () => {
     const top = (n: number) => backoffDelay(n, opts, () => 0.999999);
-    expect(top(0)).toBe(100);
-    expect(top(1)).toBe(200);
-    expect(top(3)).toBe(800);
-    expect(top(6)).toBe(5_000);
+    expect(top(0)).toBe(200);
+    expect(top(1)).toBe(400);
+    expect(top(3)).toBe(1_600);
+    expect(top(5)).toBe(5_000);
     expect(top(1_000)).toBe(5_000); // factor^n overflowing to Infinity is still bounded
+  });
+
+  it('spreads even the first attempt (a restart sends every client into it at once)', () => {
+    const first = new Set<number>();
+    for (let i = 0; i < 200; i++) first.add(backoffDelay(0, opts));
+    expect(first.size).toBeGreaterThan(20);
   });
 
   it('spreads delays over the whole window (jitter), not one value', () => {
@@ -34,7 +40,7 @@ describe('client backoff (full jitter)', () => {
 
   it('never goes below the floor with random()=0 and handles odd inputs', () => {
     expect(backoffDelay(0, DEFAULT_BACKOFF, () => 0)).toBe(DEFAULT_BACKOFF.minDelay);
-    expect(backoffDelay(-3, opts, () => 0.5)).toBe(100);
+    expect(backoffDelay(-3, opts, () => 0.5)).toBe(150);
     expect(backoffDelay(4, { minDelay: 100, maxDelay: 100, factor: 2 }, () => 0.7)).toBe(100);
     expect(backoffDelay(4, { minDelay: 100, maxDelay: 5_000, factor: 0.5 }, () => 0.999999)).toBe(100);
   });
