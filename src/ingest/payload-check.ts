@@ -9,6 +9,7 @@ import { createError } from '../core/errors.js';
 
 export const MAX_PAYLOAD_DEPTH = 100;
 
+// eslint-disable-next-line no-control-regex -- finding NUL is the point
 const SUSPECT = /[\u0000\ud800-\udfff]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
