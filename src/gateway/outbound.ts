@@ -13,6 +13,9 @@
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 
+/** Queued bytes that make a connection write before the end of the tick. */
+const EARLY_FLUSH_BYTES = 64 * 1024;
+
 /** A complete, unmasked, final WebSocket text frame (RFC 6455 §5.2) around `payload`. */
 export function encodeFrame(payload: string | Buffer): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
@@ -97,6 +100,9 @@ export class OutboundQueue {
     }
     this.frames.push(frame);
     this.bytes += frame.length;
+    // A burst within one tick goes to the socket early: the kernel takes what a reading client
+    // can absorb, so only bytes the client really leaves unread count against its limit.
+    if (this.bytes >= EARLY_FLUSH_BYTES) this.flush();
     if (this.bytes + this.ws.bufferedAmount > this.options.limitBytes) {
       this.overflow();
       return false;

@@ -252,6 +252,27 @@ describe('limits', () => {
     expect((await c.closed).code).toBe(1008);
   });
 
+  it('closes 1013 a client that does not read (slow consumer), without growing server memory', async () => {
+    const slowNode = await h.addNode({ config: { wsSendBufferBytes: 256 * 1024 } });
+    const slow = await WsTestClient.ready(slowNode.wsUrl({ token: bob.key }));
+    const fast = await WsTestClient.ready(slowNode.wsUrl({ token: bob.key }));
+    (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+    const closes = async () => (await slowNode.metrics.wsSlowConsumerCloses.get()).values[0]?.value ?? 0;
+    const big = 'z'.repeat(16 * 1024);
+    let sent = 0;
+    while ((await closes()) === 0 && sent < 4000) {
+      await h.bus.publish('user:bob', 'bulk', { big, n: sent++ });
+      if (sent % 20 === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(await closes()).toBe(1);
+    (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    expect((await slow.closed).code).toBe(1013);
+    // The other connection of the same user kept up and got everything.
+    await fast.waitCount((f) => isPublication(f, 'user:bob') && f.payload.event === 'bulk', sent, 15_000);
+    expect(fast.ws.readyState).toBe(WebSocket.OPEN);
+    await fast.close();
+  });
+
   it('closes 4008 when nothing comes from the client for two heartbeat intervals', async () => {
     const silent = await WsTestClient.ready(limited.wsUrl({ token: bob.key }), { autoPong: false });
     const lively = await WsTestClient.ready(limited.wsUrl({ token: bob.key }));
