@@ -24,7 +24,8 @@ import type {
   Unlisten,
 } from './types.js';
 import type { ApiKeyRecord, OutboxMessage, Principal, Role, TemEventWithHistory } from '../core/types.js';
-import { mapped } from './errors.js';
+import { createError } from '../core/errors.js';
+import { mapped, type MapHints } from './errors.js';
 import { migrate } from './migrate.js';
 import { OUTBOX_CHANNEL, jobsChannel } from './ops/changes.js';
 import * as principals from './ops/principals.js';
@@ -59,7 +60,7 @@ export class SqlStore implements Store {
   }
 
   async migrate(): Promise<void> {
-    await mapped(() => migrate(this.db));
+    await this.run(() => migrate(this.db));
   }
 
   async close(): Promise<void> {
@@ -69,45 +70,45 @@ export class SqlStore implements Store {
   }
 
   async ping(): Promise<void> {
-    await mapped(() => this.db.query('SELECT 1 AS ok'));
+    await this.run(() => this.db.query('SELECT 1 AS ok'));
   }
 
   // ── principals, roles, keys ─────────────────────────────────────────────
   createPrincipal(input: NewPrincipal): Promise<Principal> {
-    return mapped(() => principals.createPrincipal(this.db, input));
+    return this.run(() => principals.createPrincipal(this.db, input));
   }
   getPrincipal(id: string): Promise<Principal | null> {
-    return mapped(() => principals.getPrincipal(this.db, id));
+    return this.run(() => principals.getPrincipal(this.db, id));
   }
   listPrincipals(): Promise<Principal[]> {
-    return mapped(() => principals.listPrincipals(this.db));
+    return this.run(() => principals.listPrincipals(this.db));
   }
   updatePrincipal(id: string, patch: PrincipalPatch): Promise<Principal | null> {
-    return mapped(() => principals.updatePrincipal(this.db, id, patch));
+    return this.run(() => principals.updatePrincipal(this.db, id, patch));
   }
   getRole(name: string): Promise<Role | null> {
-    return mapped(() => roles.getRole(this.db, name));
+    return this.run(() => roles.getRole(this.db, name));
   }
   listRoles(): Promise<Role[]> {
-    return mapped(() => roles.listRoles(this.db));
+    return this.run(() => roles.listRoles(this.db));
   }
   putRole(name: string, permissions: string[]): Promise<Role> {
-    return mapped(() => roles.putRole(this.db, name, permissions));
+    return this.run(() => roles.putRole(this.db, name, permissions));
   }
   createApiKey(input: NewApiKey): Promise<ApiKeyRecord> {
-    return mapped(() => keys.createApiKey(this.db, input));
+    return this.run(() => keys.createApiKey(this.db, input));
   }
   findApiKeyByHash(hash: string): Promise<KeyLookup | null> {
-    return mapped(() => keys.findApiKeyByHash(this.db, hash));
+    return this.run(() => keys.findApiKeyByHash(this.db, hash));
   }
   listApiKeys(principalId: string): Promise<ApiKeyRecord[]> {
-    return mapped(() => keys.listApiKeys(this.db, principalId));
+    return this.run(() => keys.listApiKeys(this.db, principalId));
   }
   revokeApiKey(keyId: string, now: Date): Promise<ApiKeyRecord | null> {
-    return mapped(() => keys.revokeApiKey(this.db, keyId, now));
+    return this.run(() => keys.revokeApiKey(this.db, keyId, now));
   }
   async notifyAuthChanged(detail: AuthDetail): Promise<void> {
-    await mapped(() => this.db.query(`SELECT pg_notify($1, $2)`, [AUTH_CHANNEL, JSON.stringify(detail)]));
+    await this.run(() => this.db.query(`SELECT pg_notify($1, $2)`, [AUTH_CHANNEL, JSON.stringify(detail)]));
   }
   onAuthChanged(handler: (detail: AuthDetail) => void): Promise<Unlisten> {
     return this.listen(AUTH_CHANNEL, (payload) => {
@@ -123,56 +124,56 @@ export class SqlStore implements Store {
 
   // ── channel membership ──────────────────────────────────────────────────
   addChannelMember(channel: string, userId: string): Promise<boolean> {
-    return mapped(() => members.addChannelMember(this.db, channel, userId));
+    return this.run(() => members.addChannelMember(this.db, channel, userId));
   }
   removeChannelMember(channel: string, userId: string): Promise<boolean> {
-    return mapped(() => members.removeChannelMember(this.db, channel, userId));
+    return this.run(() => members.removeChannelMember(this.db, channel, userId));
   }
   isChannelMember(channel: string, userId: string): Promise<boolean> {
-    return mapped(() => members.isChannelMember(this.db, channel, userId));
+    return this.run(() => members.isChannelMember(this.db, channel, userId));
   }
   listChannelMembers(channel: string): Promise<string[]> {
-    return mapped(() => members.listChannelMembers(this.db, channel));
+    return this.run(() => members.listChannelMembers(this.db, channel));
   }
 
   // ── events ──────────────────────────────────────────────────────────────
   ingest(items: IngestItem[], now: Date): Promise<IngestOutcome[]> {
-    return mapped(() => ingest(this.db, items, now), { unique: 'An event with this id already exists' });
+    return this.run(() => ingest(this.db, items, now), { unique: 'An event with this id already exists' });
   }
   getEvent(id: string): Promise<TemEventWithHistory | null> {
-    return mapped(() => getEvent(this.db, id));
+    return this.run(() => getEvent(this.db, id));
   }
   listEvents(query: ListEventsQuery): Promise<EventPage> {
-    return mapped(() => listEvents(this.db, query));
+    return this.run(() => listEvents(this.db, query));
   }
   retryEvents(filter: RetryFilter, now: Date): Promise<string[]> {
-    return mapped(() => retryEvents(this.db, filter, now));
+    return this.run(() => retryEvents(this.db, filter, now));
   }
   stats(now: Date): Promise<EventStats> {
-    return mapped(() => stats(this.db, now));
+    return this.run(() => stats(this.db, now));
   }
 
   // ── processing queue ────────────────────────────────────────────────────
   claim(options: ClaimOptions): Promise<ClaimedJob[]> {
-    return mapped(() => claim(this.db, options));
+    return this.run(() => claim(this.db, options));
   }
   complete(job: JobRef, input: CompleteInput, now: Date): Promise<boolean> {
-    return mapped(() => complete(this.db, job, input, now));
+    return this.run(() => complete(this.db, job, input, now));
   }
   fail(job: JobRef, input: FailInput, now: Date): Promise<boolean> {
-    return mapped(() => fail(this.db, job, input, now));
+    return this.run(() => fail(this.db, job, input, now));
   }
   extendLeases(jobs: JobRef[], leaseMs: number, now: Date): Promise<JobRef[]> {
-    return mapped(() => extendLeases(this.db, jobs, leaseMs, now));
+    return this.run(() => extendLeases(this.db, jobs, leaseMs, now));
   }
   releaseJobs(jobs: JobRef[], now: Date): Promise<number> {
-    return mapped(() => releaseJobs(this.db, jobs, now));
+    return this.run(() => releaseJobs(this.db, jobs, now));
   }
   hasEffect(eventId: string, processor: string): Promise<boolean> {
-    return mapped(() => hasEffect(this.db, eventId, processor));
+    return this.run(() => hasEffect(this.db, eventId, processor));
   }
   nextRunAt(queue: string): Promise<Date | null> {
-    return mapped(() => nextRunAt(this.db, queue));
+    return this.run(() => nextRunAt(this.db, queue));
   }
   onJobsAvailable(queue: string, handler: () => void): Promise<Unlisten> {
     return this.listen(jobsChannel(queue), () => handler());
@@ -180,19 +181,19 @@ export class SqlStore implements Store {
 
   // ── maintenance queue ───────────────────────────────────────────────────
   sweepExpiredLeases(now: Date): Promise<number> {
-    return mapped(() => sweepExpiredLeases(this.db, now));
+    return this.run(() => sweepExpiredLeases(this.db, now));
   }
   pruneIdempotencyKeys(olderThan: Date): Promise<number> {
-    return mapped(() => pruneIdempotencyKeys(this.db, olderThan));
+    return this.run(() => pruneIdempotencyKeys(this.db, olderThan));
   }
   ensureMaintenanceTasks(names: string[], now: Date): Promise<void> {
-    return mapped(() => maintenance.ensureMaintenanceTasks(this.db, names, now));
+    return this.run(() => maintenance.ensureMaintenanceTasks(this.db, names, now));
   }
   claimMaintenanceTask(workerId: string, now: Date, lockMs: number): Promise<MaintenanceTaskClaim | null> {
-    return mapped(() => maintenance.claimMaintenanceTask(this.db, workerId, now, lockMs));
+    return this.run(() => maintenance.claimMaintenanceTask(this.db, workerId, now, lockMs));
   }
   finishMaintenanceTask(name: string, nextRunAt: Date, error: string | null, now: Date): Promise<void> {
-    return mapped(() => maintenance.finishMaintenanceTask(this.db, name, nextRunAt, error, now));
+    return this.run(() => maintenance.finishMaintenanceTask(this.db, name, nextRunAt, error, now));
   }
 
   // ── outbox ──────────────────────────────────────────────────────────────
@@ -207,19 +208,25 @@ export class SqlStore implements Store {
         throw err;
       }
     };
-    return mapped(() => relayOutbox(this.db, limit, guarded)).catch((err: unknown) => {
+    return this.run(() => relayOutbox(this.db, limit, guarded)).catch((err: unknown) => {
       throw publishError ? publishError.err : err;
     });
   }
   peekOutbox(limit: number): Promise<OutboxMessage[]> {
-    return mapped(() => peekOutbox(this.db, limit));
+    return this.run(() => peekOutbox(this.db, limit));
   }
   onOutbox(handler: () => void): Promise<Unlisten> {
     return this.listen(OUTBOX_CHANNEL, () => handler());
   }
 
+  /** Every call: closed → STORE_UNAVAILABLE (like a database that went away), driver errors mapped. */
+  private run<T>(fn: () => Promise<T>, hints?: MapHints): Promise<T> {
+    if (this.closed) return Promise.reject(createError('STORE_UNAVAILABLE', 'The store is closed'));
+    return mapped(fn, hints);
+  }
+
   private listen(channel: string, cb: (payload: string) => void): Promise<Unlisten> {
-    return mapped(async () => {
+    return this.run(async () => {
       const stop = await this.db.listen(channel, cb);
       return () => mapped(stop).catch(() => undefined);
     });

@@ -56,7 +56,7 @@ describe('PGlite store lifecycle', () => {
     await store.ping();
     await store.close();
     await store.close();
-    await expect(store.ping()).rejects.toMatchObject({ name: 'TemError' });
+    await expect(store.ping()).rejects.toMatchObject({ name: 'TemError', code: 'STORE_UNAVAILABLE' });
   });
 });
 
