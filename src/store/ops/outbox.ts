@@ -3,7 +3,8 @@
  * In one transaction: try the single relay lock (another relay holds it → 0), read the oldest
  * rows, await `publish`, delete them. If `publish` throws, the transaction rolls back and the
  * rows stay for the next attempt: a notification is never lost, at worst sent twice.
- * peekOutbox(limit) → pending messages, oldest first.
+ * `publish` must not call the store: on PGlite (one connection) it would wait for this very
+ * transaction. peekOutbox(limit) → pending messages, oldest first.
  */
 import type { Db } from '../db.js';
 import type { OutboxMessage } from '../../core/types.js';
