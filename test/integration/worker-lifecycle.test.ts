@@ -148,6 +148,41 @@ describe.skipIf(!services.postgres)('worker lifecycle (postgres)', () => {
     expect(recorder.runs).toHaveLength(5);
   });
 
+  it('keeps going when its database connections are killed under it', async () => {
+    const recorder = new RecordingProcessor('outage', ['outage.*']);
+    recorder.behaviour = async () => {
+      await sleep(2);
+      return null;
+    };
+    // No polling to fall back on: after the outage only a re-established LISTEN wakes it.
+    const w = worker([recorder], { workerConcurrency: 4, workerBatchSize: 4, pollIntervalMs: 60_000 });
+    const errors: string[] = [];
+    w.events.on('error', ({ context }) => errors.push(context));
+    const ids = await ingestEvents(t.store, 200, clock.now(), { type: 'outage.op' });
+    await w.start();
+    const [{ pid: ours } = { pid: -1 }] = await sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+    for (let i = 0; i < 3; i++) {
+      await sleep(150);
+      await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> ${ours}`;
+    }
+    await waitFor('all processed', async () => {
+      const [{ left } = { left: -1 }] = await sql<{ left: number }[]>`SELECT count(*)::int AS left FROM events WHERE id = ANY(${ids}) AND status <> 'processed'`;
+      if (left > 0) {
+        // Jobs whose completion was lost with a connection are swept after their lease.
+        clock.advance(6000);
+        // (Through the worker's store, whose pool may still hold a killed connection.)
+        await t.store.sweepExpiredLeases(clock.now()).catch(() => 0);
+      }
+      return left === 0;
+    }, 20_000, 200);
+    const [{ count } = { count: -1 }] = await sql<{ count: number }[]>`SELECT count(*)::int AS count FROM processed_effects WHERE event_id = ANY(${ids})`;
+    expect(count).toBe(200);
+    expect(errors.length).toBeGreaterThan(0);
+    // Still listening afterwards: a new event is picked up.
+    const [late] = await ingestEvents(t.store, 1, clock.now(), { type: 'outage.op' });
+    await waitFor('the late event processed', async () => (await t.store.getEvent(late!))?.status === 'processed');
+  });
+
   it('a completion that cannot be written stays leased, is swept, re-run and recorded once', async () => {
     const config = { leaseMs: 5000 };
     let firstToken: string | undefined;
