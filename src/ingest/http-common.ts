@@ -3,6 +3,7 @@
  * rejected), the problem+json error handling, request ids in logs, and per-route request
  * metrics.
  */
+import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -10,13 +11,21 @@ import { createAjv } from './ajv.js';
 import { createError } from '../core/errors.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
 export function createFastify(options: { logger: Logger; bodyLimit: number }): FastifyInstance {
   const app = Fastify({
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimit,
     // One access line per request from the onResponse hook instead of two from Fastify.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
-    requestIdHeader: 'x-request-id',
+    // A caller's X-Request-Id is kept when it is a sane token, so logs can be joined across
+    // services; anything else gets a fresh id rather than reaching the logs verbatim.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();
+    },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
@@ -28,6 +37,11 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
   }) as unknown as FastifyInstance;
   const ajv = createAjv();
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
+  // Echoed so a client can quote it when reporting a problem.
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id);
+    done();
+  });
   // JSON only: a text/plain body is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
   installProblemHandlers(app);

@@ -29,6 +29,9 @@ describe(`request logging (${kind})`, () => {
     lines.length = 0;
     const posted = await api.request<{ event_id: string }>('POST', '/api/events', { key: u.key, body: { type: 'log.test', payload: {} }, headers: { 'x-request-id': 'req-abc' } });
     expect(posted.status).toBe(202);
+    expect(posted.headers['x-request-id']).toBe('req-abc');
+    const odd = await api.request('GET', '/healthz', { headers: { 'x-request-id': 'bad id\twith spaces' } });
+    expect(odd.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     await api.request('GET', '/api/events', { headers: { authorization: `Bearer ${u.key}x` } });
     await api.request('GET', '/api/events', { key: 'tem_not_a_real_key' });
     const created = await api.request<{ key: string }>('POST', `/api/admin/principals/${u.id}/keys`, { key: api.adminKey });
