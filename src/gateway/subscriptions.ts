@@ -41,6 +41,7 @@ export class Subscriptions {
     private readonly typing: TypingTracker,
   ) {}
 
+  /** Never throws: a failure is a result, so one bad channel cannot strand the others pending. */
   async prepare(conn: Connection, channel: string, since: StreamPosition | undefined, checkAccess = true): Promise<PrepareResult> {
     const auth = conn.auth;
     if (!auth) return { ok: false, code: 'FORBIDDEN', message: 'not authenticated' };
@@ -49,8 +50,16 @@ export class Subscriptions {
       const last = this.ctx.registry.lastPosition(channel);
       return { ok: true, prepared: { channel, position: last ?? position, recovered: true, replay: [], existing: true } };
     }
-    if (checkAccess && !(await this.ctx.access.canSubscribe(auth, channel))) {
-      return { ok: false, code: 'FORBIDDEN', message: `not allowed to subscribe to ${channel}` };
+    if (checkAccess) {
+      let allowed: boolean;
+      try {
+        allowed = await this.ctx.access.canSubscribe(auth, channel);
+      } catch (err) {
+        // Cannot tell (membership service unreachable): refuse this channel, keep the others.
+        this.ctx.logger.warn({ err, channel, connection_id: conn.id }, 'access check failed');
+        return { ok: false, code: 'INTERNAL', message: `could not check access to ${channel}; try again` };
+      }
+      if (!allowed) return { ok: false, code: 'FORBIDDEN', message: `not allowed to subscribe to ${channel}` };
     }
     if (conn.channels.size >= this.ctx.tuning.maxSubscriptions) {
       return { ok: false, code: 'BAD_REQUEST', message: `at most ${this.ctx.tuning.maxSubscriptions} subscriptions per connection` };
