@@ -12,6 +12,7 @@ import type { Bus } from '../bus/types.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { Lifecycle } from './lifecycle.js';
+import { lockDataDir } from './data-dir-lock.js';
 
 export type ConfigOverrides = Parameters<typeof loadConfig>[0];
 
@@ -38,7 +39,11 @@ export async function startStore(rt: Runtime, options: { requireDatabaseUrl?: bo
     throw Object.assign(new Error(`tem ${rt.role} needs DATABASE_URL (PostgreSQL); use \`tem start\` for the embedded mode`), { name: 'ConfigError' });
   }
   // The data dir holds the embedded database and admin.key; create it on first start.
-  if (!config.databaseUrl) mkdirSync(config.dataDir, { recursive: true });
+  if (!config.databaseUrl) {
+    mkdirSync(config.dataDir, { recursive: true });
+    const release = lockDataDir(config.dataDir);
+    rt.lifecycle.add('data dir lock', release);
+  }
   const store = await openStore({
     databaseUrl: config.databaseUrl,
     dataDir: config.databaseUrl ? undefined : `${config.dataDir}`,

@@ -134,6 +134,12 @@ describe('tem CLI against the running server', () => {
     expect(bad.stderr).toMatch(/TEM_HTTP_PORT/);
   });
 
+  it('refuses to open the embedded database a running server holds', async () => {
+    const second = await runTem(['migrate'], { TEM_DATA_DIR: dataDir, DATABASE_URL: undefined as unknown as string });
+    expect(second.code).not.toBe(0);
+    expect(second.stderr).toMatch(/in use by process/);
+  });
+
   it('refuses distributed roles without DATABASE_URL', async () => {
     const api = await runTem(['api'], { DATABASE_URL: undefined as unknown as string });
     expect(api.code).not.toBe(0);
