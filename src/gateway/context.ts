@@ -60,12 +60,6 @@ export const DEFAULT_TUNING: GatewayTuning = {
   maxPendingFrames: 64,
 };
 
-/** Who is connected and what they may do — the connection's view of itself. */
-export interface ConnectionInfo {
-  readonly id: string;
-  readonly userId: string;
-}
-
 export interface GatewayContext extends GatewayDeps {
   tuning: GatewayTuning;
   registry: Registry;

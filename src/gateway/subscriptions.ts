@@ -123,7 +123,7 @@ export class Subscriptions {
     for (const channel of channels) {
       if (!conn.channels.has(channel)) continue;
       if (channel === `user:${conn.userId}`) continue; // the user's own channel stays
-      this.typing.stopChannel(conn, channel);
+      this.typing.stop(conn, channel);
       this.presence.leave(conn, channel);
       this.abandon(conn, channel);
       left.push(channel);

@@ -33,10 +33,6 @@ export class TypingTracker {
     this.publish(conn.userId, channel, false);
   }
 
-  stopChannel(conn: Connection, channel: string): void {
-    this.stop(conn, channel);
-  }
-
   /** The connection closed: whatever it was typing stops. */
   stopAll(conn: Connection): void {
     for (const channel of [...(this.timers.get(conn)?.keys() ?? [])]) this.stop(conn, channel);

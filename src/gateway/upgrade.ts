@@ -9,7 +9,6 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CLOSE_CODES } from '../protocol/codes.js';
 
 export const WS_PATHS: readonly string[] = ['/ws', '/api/v1/ws'];
 
@@ -76,5 +75,3 @@ export interface EarlyClose {
   code: number;
   reason: string;
 }
-
-export const UNAUTHORIZED_CLOSE = (reason: string): EarlyClose => ({ code: CLOSE_CODES.UNAUTHORIZED, reason });
