@@ -4,7 +4,6 @@
  */
 import type { Store } from './types.js';
 import { SqlStore } from './sql-store.js';
-import { PgliteDb } from './pglite-db.js';
 import { PostgresDb } from './postgres-db.js';
 import { mapped } from './errors.js';
 
@@ -22,6 +21,8 @@ export interface OpenStoreOptions {
 }
 
 export async function createPgliteStore(dataDir?: string): Promise<SqlStore> {
+  // Loaded on demand: PGlite's WebAssembly costs every PostgreSQL-only process start-up time.
+  const { PgliteDb } = await import('./pglite-db.js');
   const db = await mapped(() => PgliteDb.open(dataDir));
   return new SqlStore(db);
 }
