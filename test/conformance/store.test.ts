@@ -88,7 +88,7 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       expect(page.events).toHaveLength(3);
     });
 
-    it.skipIf(kind !== 'postgres')('resolves concurrent duplicates to one event', async () => {
+    it('resolves concurrent duplicates to one event', async () => {
       const attempts = Array.from({ length: 6 }, () => item({ idempotencyKey: 'race', requestHash: 'h' }));
       const results = await Promise.all(attempts.map((a) => store.ingest([a], clock.now())));
       const outcomes = results.map((r) => r[0]!.outcome).sort();
@@ -156,7 +156,7 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       expect(s.byStatus.processing).toBe(2);
     });
 
-    it.skipIf(kind !== 'postgres')('never gives the same job to two concurrent claims', async () => {
+    it('never gives the same job to two concurrent claims', async () => {
       await store.ingest(Array.from({ length: 30 }, () => item()), clock.now());
       const batches = await Promise.all(Array.from({ length: 3 }, () => claim(15)));
       const ids = batches.flat().map((j) => j.event.id);
