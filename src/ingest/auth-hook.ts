@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TokenAuthenticator } from '../auth/types.js';
 import { can } from '../auth/policy.js';
 import { createError } from '../core/errors.js';
+import { bindLog } from './log-bindings.js';
 import type { RequestLimiter } from './rate-limit.js';
 
 /** The bearer token of a request, from X-API-Key or Authorization: Bearer. */
@@ -30,7 +31,7 @@ export function installAuthHook(app: FastifyInstance, authenticator: TokenAuthen
     if (!token) throw createError('UNAUTHORIZED', 'Send an API key in X-API-Key or Authorization: Bearer');
     const ctx = await authenticator.authenticate(token);
     request.auth = ctx;
-    request.log = request.log.child({ principal: ctx.principalId });
+    bindLog(request, { principal: ctx.principalId });
     // Limited before the permission check, so probing forbidden routes counts too.
     await limiter.consume(ctx, reply);
     if (!can(ctx, permission)) throw createError('FORBIDDEN', `This key lacks the permission ${permission}`);

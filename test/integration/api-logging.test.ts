@@ -39,7 +39,10 @@ describe(`request logging (${kind})`, () => {
     const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     const ingest = entries.find((e) => e.route === '/api/events' && e.status === 202);
     expect(ingest).toMatchObject({ reqId: 'req-abc', principal: 'logged', eventId: posted.body.event_id, method: 'POST', msg: 'request completed' });
-    expect(entries.filter((e) => e.status === 401)).toHaveLength(2);
+    const unauthorized = entries.filter((e) => e.status === 401);
+    expect(unauthorized).toHaveLength(2);
+    // Bindings belong to their own request only.
+    expect(unauthorized.every((e) => e.principal === undefined && e.eventId === undefined)).toBe(true);
     const all = lines.join('\n');
     for (const secret of [u.key, api.adminKey, created.body.key, 'tem_not_a_real_key']) expect(all).not.toContain(secret);
   });

@@ -4,6 +4,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createError, toProblem, toTemError, type TemError } from '../../core/errors.js';
+import { bindLog } from '../log-bindings.js';
 import type { ApiRoutePlugin } from '../types.js';
 import type { IngestResult } from '../service.js';
 
@@ -44,7 +45,7 @@ export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
     const result = await ingest.ingest(request.auth!, request.body, headerValue(request, 'idempotency-key'), {
       sizeHint: contentLength(request),
     });
-    request.log = request.log.child({ eventId: result.event.id });
+    bindLog(request, { eventId: result.event.id });
     reply.header('location', `/api/events/${result.event.id}`);
     if (result.outcome === 'replayed') reply.code(200).header('idempotent-replayed', 'true');
     else reply.code(202);
