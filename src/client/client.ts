@@ -8,23 +8,22 @@
  * they are gone.
  */
 import type { ClientFrame, ClientFrameMap, PresenceStatus, ServerFrame, ServerFrameMap, StreamPosition } from '../protocol/index.js';
-import { CLOSE_CODES, PRESENCE_STATUSES, isValidChannel } from '../protocol/index.js';
+import { CLOSE_CODES, PRESENCE_STATUSES } from '../protocol/index.js';
 import { backoffDelay, normalizeBackoff, type BackoffOptions } from './backoff.js';
+import { Credentials, type TokenOutcome } from './credentials.js';
 import { Emitter } from './emitter.js';
 import { TemClientError } from './errors.js';
 import { Heartbeat } from './heartbeat.js';
-import { Positions } from './positions.js';
 import { REPLY_OF, RequestTracker, type ReplyOf, type RequestType } from './requests.js';
-import { covered, pickSince, resumeSince, routeEvent } from './routing.js';
-import { Subscription, type SubscriptionHost } from './subscription.js';
+import { Registry } from './registry.js';
+import type { Subscription } from './subscription.js';
 import { defaultTimers, type TimerHandle, type Timers } from './timers.js';
 import { Transport } from './transport.js';
+import { waitFor } from './wait.js';
 import {
   ClientState,
-  SubscriptionState,
   type ClientEvents,
   type ConnectedContext,
-  type GetToken,
   type IngestRequest,
   type IngestResult,
   type PresenceMember,
@@ -38,8 +37,6 @@ import {
 const ABNORMAL = 1006;
 
 interface Settings {
-  token?: string;
-  getToken?: GetToken;
   tokenInQuery: boolean;
   websocket: WebSocketConstructor;
   random: () => number;
@@ -54,9 +51,7 @@ export class TemClient extends Emitter<ClientEvents> {
   private readonly settings: Settings;
   private readonly timers: Timers;
   private readonly requests: RequestTracker;
-  private readonly positions = new Positions();
-  private readonly subs = new Map<string, Subscription>();
-  private readonly host: SubscriptionHost;
+  private readonly registry: Registry;
   private _state = ClientState.Disconnected;
   private transport: Transport | undefined;
   private heartbeat: Heartbeat | undefined;
@@ -66,9 +61,7 @@ export class TemClient extends Emitter<ClientEvents> {
   private generation = 0;
   private reconnectTimer: TimerHandle | undefined;
   private connectTimer: TimerHandle | undefined;
-  private token: string | undefined;
-  private rejectedToken: string | undefined;
-  private nextToken: string | undefined;
+  private readonly credentials: Credentials;
   private helloSince: Record<string, StreamPosition> | undefined;
   private awaitingGreeting = false;
   private status: PresenceStatus | undefined;
@@ -81,8 +74,6 @@ export class TemClient extends Emitter<ClientEvents> {
     this.url = url;
     this.timers = options.timers ?? defaultTimers;
     this.settings = {
-      token: options.token,
-      getToken: options.getToken,
       tokenInQuery: options.tokenInQuery ?? false,
       websocket,
       random: options.random ?? Math.random,
@@ -91,25 +82,26 @@ export class TemClient extends Emitter<ClientEvents> {
       connectTimeout: options.connectTimeout ?? 10_000,
       pingGrace: options.pingGrace ?? 5_000,
     };
+    this.credentials = new Credentials(options.token, options.getToken);
     this.requests = new RequestTracker(this.timers);
-    this.host = {
+    this.registry = new Registry({
       timers: this.timers,
-      positions: this.positions,
+      timeout: this.settings.timeout,
       typingInterval: options.typingInterval ?? 3_000,
       typingTimeout: options.typingTimeout ?? 5_000,
-      subscribeNow: (sub) => this.sendSubscribe(sub),
-      unsubscribeNow: (sub) => {
-        if (this._state !== ClientState.Connected) return;
-        const frame = this.requests.create('UNSUBSCRIBE', { channels: [sub.channel] }, this.settings.timeout, { resolve: () => undefined, reject: () => undefined });
-        this.write(frame, false);
+      isConnected: () => this._state === ClientState.Connected,
+      userChannel: () => this.userChannel(),
+      prepare: (type, payload, handlers) => {
+        const frame = this.requests.create(type, payload, this.settings.timeout, handlers);
+        return { id: frame.id as number, send: () => this.write(frame, false) };
       },
       request: (type, payload) => this.request(type, payload),
       notify: (type, payload) => {
         if (this._state === ClientState.Connected) this.transport?.send({ type, payload });
       },
       retryDelay: (n) => backoffDelay(n, this.settings.backoff, this.settings.random),
-      releasePositions: (sub) => this.releasePositions(sub),
-    };
+      resync: (ctx) => this.emit('resync', ctx),
+    });
   }
 
   get state(): ClientState {
@@ -125,7 +117,7 @@ export class TemClient extends Emitter<ClientEvents> {
   connect(): void {
     if (this._state === ClientState.Connected || this._state === ClientState.Connecting) return;
     if (this._state === ClientState.Closed) {
-      this.rejectedToken = undefined;
+      this.credentials.clearRefused();
       this.attempt = 0;
     }
     this.clearReconnect();
@@ -140,58 +132,44 @@ export class TemClient extends Emitter<ClientEvents> {
 
   /** Replaces the static token (used from the next connection attempt). */
   setToken(token: string): void {
-    this.settings.token = token;
-    if (this.rejectedToken === token) this.rejectedToken = undefined;
+    this.credentials.set(token);
   }
 
   /** Resolves once connected; rejects on `closed` or after `timeoutMs`. */
   ready(timeoutMs?: number): Promise<void> {
     if (this._state === ClientState.Connected) return Promise.resolve();
     if (this._state === ClientState.Closed) return Promise.reject(new TemClientError('CLOSED', 'client is closed'));
-    return new Promise((resolve, reject) => {
-      let timer: TimerHandle | undefined;
-      const off = this.on('state', ({ newState }) => {
+    return waitFor(this.timers, timeoutMs, 'not connected', (done) =>
+      this.on('state', ({ newState }) => {
         if (newState === ClientState.Connected) done();
         else if (newState === ClientState.Closed) done(new TemClientError('CLOSED', 'client closed before connecting'));
-      });
-      const done = (err?: TemClientError) => {
-        off();
-        if (timer !== undefined) this.timers.clearTimeout(timer);
-        if (err) reject(err);
-        else resolve();
-      };
-      if (timeoutMs !== undefined) timer = this.timers.setTimeout(() => done(new TemClientError('TIMEOUT', `not connected within ${timeoutMs} ms`)), timeoutMs);
-    });
+      }),
+    );
   }
 
   /** A new subscription object (not yet subscribed). Throws if one exists for the channel. */
   newSubscription(channel: string, options?: SubscriptionOptions): Subscription {
-    if (!isValidChannel(channel)) throw new TemClientError('INVALID_ARGUMENT', `invalid channel name: ${channel}`);
-    if (this.subs.has(channel)) throw new TemClientError('INVALID_ARGUMENT', `already subscribed to ${channel}; use getSubscription()`);
-    const sub = new Subscription(this.host, channel, options);
-    this.subs.set(channel, sub);
-    return sub;
+    return this.registry.create(channel, options);
   }
 
   /** The channel's subscription (created if needed), subscribing. */
   subscribe(channel: string, options?: SubscriptionOptions): Subscription {
-    const sub = this.subs.get(channel) ?? this.newSubscription(channel, options);
+    const sub = this.registry.get(channel) ?? this.registry.create(channel, options);
     sub.subscribe();
     return sub;
   }
 
   getSubscription(channel: string): Subscription | undefined {
-    return this.subs.get(channel);
+    return this.registry.get(channel);
   }
 
   subscriptions(): Subscription[] {
-    return [...this.subs.values()];
+    return this.registry.list();
   }
 
   /** Unsubscribes and forgets the subscription. */
   removeSubscription(sub: Subscription): void {
-    sub.unsubscribe();
-    if (this.subs.get(sub.channel) === sub) this.subs.delete(sub.channel);
+    this.registry.remove(sub);
   }
 
   /** Ingests an event over the socket: resolves with {event_id, status}, rejects with the server's ERROR code. */
@@ -242,22 +220,12 @@ export class TemClient extends Emitter<ClientEvents> {
     this.emit('state', { oldState, newState });
   }
 
-  private async resolveToken(reason: TokenReason): Promise<string | undefined> {
-    if (this.nextToken !== undefined) {
-      const t = this.nextToken;
-      this.nextToken = undefined;
-      return t;
-    }
-    if (this.settings.getToken) return (await this.settings.getToken({ reason })) ?? undefined;
-    return this.settings.token;
-  }
-
   private async open(reason: TokenReason): Promise<void> {
     const gen = ++this.generation;
     this.setState(ClientState.Connecting);
-    let token: string | undefined;
+    let outcome: TokenOutcome;
     try {
-      token = await this.resolveToken(reason);
+      outcome = await this.credentials.forAttempt(reason);
     } catch (err) {
       if (gen !== this.generation) return;
       this.emit('error', new TemClientError('TRANSPORT', 'getToken failed', { cause: err }));
@@ -265,15 +233,11 @@ export class TemClient extends Emitter<ClientEvents> {
       return;
     }
     if (gen !== this.generation) return;
-    if (this.settings.getToken && !token) {
-      this.toClosed(CLOSE_CODES.UNAUTHORIZED, 'no token', new TemClientError('UNAUTHORIZED', 'getToken returned no token'));
+    if (!outcome.ok) {
+      this.toClosed(CLOSE_CODES.UNAUTHORIZED, outcome.reason, new TemClientError('UNAUTHORIZED', outcome.reason));
       return;
     }
-    if (token !== undefined && token === this.rejectedToken) {
-      this.toClosed(CLOSE_CODES.UNAUTHORIZED, 'token rejected', new TemClientError('UNAUTHORIZED', 'the server rejected the token and no new one was given'));
-      return;
-    }
-    this.token = token;
+    const token = outcome.token;
     let url = this.url;
     if (this.settings.tokenInQuery && token) url += `${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
     let t: Transport | undefined = undefined;
@@ -301,17 +265,18 @@ export class TemClient extends Emitter<ClientEvents> {
     if (this.transport !== t) return;
     this.helloSince = undefined;
     this.awaitingGreeting = false;
-    const inQuery = this.settings.tokenInQuery && this.token !== undefined;
+    const token = this.credentials.value;
+    const inQuery = this.settings.tokenInQuery && token !== undefined;
     if (inQuery && !this.session) {
       // Authenticated at the upgrade: the server greets first, nothing to resume.
       this.awaitingGreeting = true;
       return;
     }
     const payload: ClientFrameMap['HELLO'] = {};
-    if (this.token && !inQuery) payload.token = this.token;
+    if (token && !inQuery) payload.token = token;
     if (this.session) {
       payload.session_id = this.session.session_id;
-      this.helloSince = resumeSince(this.subs.values(), this.positions, this.userChannel());
+      this.helloSince = this.registry.resumeSince();
       if (this.helloSince) payload.since = this.helloSince;
     }
     const frame = this.requests.create('HELLO', payload, this.settings.connectTimeout, {
@@ -340,7 +305,7 @@ export class TemClient extends Emitter<ClientEvents> {
     const { session_id, user_id, heartbeat_interval, resumed, recovered } = ack;
     this.session = { session_id, user_id, heartbeat_interval, resumed, recovered };
     this.attempt = 0;
-    this.rejectedToken = undefined;
+    this.credentials.clearRefused();
     this.everConnected = true;
     this.heartbeat = new Heartbeat(this.timers, {
       interval: heartbeat_interval > 0 ? heartbeat_interval : 30_000,
@@ -356,54 +321,9 @@ export class TemClient extends Emitter<ClientEvents> {
     this.setState(ClientState.Connected);
     this.emit('connected', { ...this.session });
     if (this.transport !== t) return; // a listener disconnected
-    this.restore(ack, sentSince);
+    this.registry.restore(ack, sentSince);
     for (const frame of this.requests.unsent()) this.write(frame, true);
     if (this.status) t.send({ type: 'SET_PRESENCE', payload: { status: this.status } });
-  }
-
-  /** After HELLO_ACK: take back what the session restored, re-subscribe the rest. */
-  private restore(ack: ServerFrameMap['HELLO_ACK'], sentSince: Record<string, StreamPosition> | undefined): void {
-    const restored = (ack.resumed && ack.channels) || {};
-    for (const sub of [...this.subs.values()]) {
-      if (sub.state !== SubscriptionState.Subscribing) continue;
-      const r = restored[sub.channel];
-      if (r) sub._onSubscribed({ channel: sub.channel, offset: r.offset, epoch: r.epoch, recovered: r.recovered, resumed: true }, pickSince(sentSince, sub.channel));
-      else this.sendSubscribe(sub);
-    }
-    // A resumed session may bring back channels unsubscribed while offline: leave them.
-    const unwanted = Object.keys(restored).filter((ch) => ch !== this.userChannel() && !this.wants(ch));
-    if (unwanted.length) {
-      const frame = this.requests.create('UNSUBSCRIBE', { channels: unwanted }, this.settings.timeout, { resolve: () => undefined, reject: () => undefined });
-      this.write(frame, false);
-    }
-    // Channels with no subscription object (the automatic user:{self}) can only be recovered by the resume.
-    for (const [channel, lost] of Object.entries(sentSince ?? {})) {
-      if (covered(this.subs.values(), channel)) continue;
-      const r = restored[channel];
-      const ok = r ? r.recovered : ack.resumed && ack.recovered;
-      if (r) this.positions.onSubscribed(channel, r, r.recovered);
-      if (!ok) {
-        this.positions.delete(channel);
-        this.emit('resync', { channel, lost });
-      }
-    }
-  }
-
-  private sendSubscribe(sub: Subscription): void {
-    if (this._state !== ClientState.Connected || sub._inflight !== undefined || sub.state !== SubscriptionState.Subscribing) return;
-    const since = sub._since();
-    const frame = this.requests.create('SUBSCRIBE', since ? { channels: [sub.channel], since } : { channels: [sub.channel] }, this.settings.timeout, {
-      resolve: (f) => {
-        if (sub._inflight !== frame.id) return;
-        if (f.type === 'SUBSCRIBED') sub._onSubscribed({ ...(f as ServerFrame<'SUBSCRIBED'>).payload, resumed: false }, since);
-        else sub._onSubscribeError(new TemClientError('INTERNAL', `unexpected ${f.type} in reply to SUBSCRIBE`));
-      },
-      reject: (err) => {
-        if (sub._inflight === frame.id) sub._onSubscribeError(err);
-      },
-    });
-    sub._inflight = frame.id as number;
-    this.write(frame, false);
   }
 
   private onFrame(t: Transport, frame: ServerFrame): void {
@@ -412,7 +332,7 @@ export class TemClient extends Emitter<ClientEvents> {
     if (frame.ref !== undefined && this.requests.settle(frame)) return;
     switch (frame.type) {
       case 'EVENT': {
-        const pub = routeEvent([...this.subs.values()], this.positions, (frame as ServerFrame<'EVENT'>).payload, this.userChannel());
+        const pub = this.registry.onEvent((frame as ServerFrame<'EVENT'>).payload);
         if (pub) this.emit('publication', pub);
         break;
       }
@@ -421,22 +341,16 @@ export class TemClient extends Emitter<ClientEvents> {
         // reply to our HELLO (with `ref`) is the one that counts.
         if (this.awaitingGreeting) this.onHelloAck(t, (frame as ServerFrame<'HELLO_ACK'>).payload);
         break;
-      case 'SUBSCRIBED': {
-        // A late reply to a SUBSCRIBE that timed out: still good news.
-        const p = (frame as ServerFrame<'SUBSCRIBED'>).payload;
-        const sub = this.subs.get(p.channel);
-        if (sub && sub._inflight === undefined) sub._onSubscribed({ ...p, resumed: false }, undefined);
+      case 'SUBSCRIBED':
+        this.registry.onLateSubscribed((frame as ServerFrame<'SUBSCRIBED'>).payload);
         break;
-      }
       case 'UNSUBSCRIBED':
-        for (const ch of (frame as ServerFrame<'UNSUBSCRIBED'>).payload.channels ?? []) this.subs.get(ch)?._unsubscribe('unsubscribed by the server', false);
+        this.registry.onUnsubscribed((frame as ServerFrame<'UNSUBSCRIBED'>).payload.channels ?? []);
         break;
       case 'ERROR': {
         const { code, message, channel } = (frame as ServerFrame<'ERROR'>).payload as ServerFrameMap['ERROR'] & { channel?: unknown };
         const err = new TemClientError(code, message, { fromServer: true });
-        const sub = typeof channel === 'string' ? this.subs.get(channel) : undefined;
-        if (sub) this.onChannelError(sub, err);
-        else this.emit('error', err);
+        if (!this.registry.onChannelError(channel, err)) this.emit('error', err);
         if (code === 'UNAUTHORIZED') void this.refreshExpired(t);
         break;
       }
@@ -445,27 +359,12 @@ export class TemClient extends Emitter<ClientEvents> {
     }
   }
 
-  /**
-   * An unprompted ERROR about one channel: the server dropped it (it fell behind while being
-   * restored, or could not be restored). Subscribe again from the position held.
-   */
-  private onChannelError(sub: Subscription, err: TemClientError): void {
-    sub._onChannelError(err);
-    if (sub.state === SubscriptionState.Subscribing) this.sendSubscribe(sub);
-  }
-
   /** The server says the token expired: get a new one and reconnect (resuming) with it. */
   private async refreshExpired(t: Transport): Promise<void> {
-    if (!this.settings.getToken) return;
     const gen = this.generation;
-    let token: string | null | undefined;
-    try {
-      token = await this.settings.getToken({ reason: 'expired' });
-    } catch {
-      return; // the server closes 4001 next, and that path asks again
-    }
-    if (gen !== this.generation || this.transport !== t || !token || token === this.token) return;
-    this.nextToken = token;
+    // On failure the server closes 4001 next, and that path asks again.
+    const fresh = await this.credentials.replaceExpired().catch(() => false);
+    if (!fresh || gen !== this.generation || this.transport !== t) return;
     this.teardown();
     this.setState(ClientState.Disconnected);
     this.emit('disconnected', { code: CLOSE_CODES.NORMAL, reason: 'token refreshed', reconnect: true, delay: 0 });
@@ -481,31 +380,27 @@ export class TemClient extends Emitter<ClientEvents> {
 
   /** 4001: reconnect only if getToken gives a token other than the one just refused. */
   private async onUnauthorized(code: number, reason: string): Promise<void> {
-    const refused = this.token;
     const why = reason || 'unauthorized';
-    if (!this.settings.getToken) {
-      this.toClosed(code, why, new TemClientError('UNAUTHORIZED', why, { fromServer: true }));
+    const refused = () => this.toClosed(code, why, new TemClientError('UNAUTHORIZED', why, { fromServer: true }));
+    if (!this.credentials.refreshable) {
+      refused();
       return;
     }
     const gen = ++this.generation;
     this.setState(ClientState.Disconnected);
-    let token: string | null | undefined;
+    let fresh: boolean;
     try {
-      token = await this.settings.getToken({ reason: 'unauthorized' });
+      fresh = await this.credentials.replaceRefused();
     } catch (err) {
       if (gen !== this.generation) return;
+      // The next attempt asks again (and stops if it gets the refused token back).
       this.emit('error', new TemClientError('TRANSPORT', 'getToken failed', { cause: err }));
-      this.rejectedToken = refused;
       this.scheduleReconnect(code, why);
       return;
     }
     if (gen !== this.generation) return;
-    if (!token || token === refused) {
-      this.toClosed(code, why, new TemClientError('UNAUTHORIZED', why, { fromServer: true }));
-      return;
-    }
-    this.nextToken = token;
-    this.scheduleReconnect(code, why);
+    if (fresh) this.scheduleReconnect(code, why);
+    else refused();
   }
 
   private scheduleReconnect(code: number, reason: string): void {
@@ -541,7 +436,7 @@ export class TemClient extends Emitter<ClientEvents> {
     this.connectTimer = undefined;
     this.helloSince = undefined;
     this.requests.rejectSent(new TemClientError('DISCONNECTED', 'the connection was lost before a reply came'));
-    for (const sub of this.subs.values()) sub._onTransportLost();
+    this.registry.transportLost();
   }
 
   private clearReconnect(): void {
@@ -549,19 +444,7 @@ export class TemClient extends Emitter<ClientEvents> {
     this.reconnectTimer = undefined;
   }
 
-  private wants(channel: string): boolean {
-    const sub = this.subs.get(channel);
-    return sub !== undefined && sub.state !== SubscriptionState.Unsubscribed;
-  }
-
   private userChannel(): string | undefined {
     return this.session ? `user:${this.session.user_id}` : undefined;
-  }
-
-  private releasePositions(sub: Subscription): void {
-    const own = this.userChannel();
-    for (const ch of Object.keys(this.positions.covered(sub.channel))) {
-      if (ch !== own && !covered(this.subs.values(), ch, sub)) this.positions.delete(ch);
-    }
   }
 }

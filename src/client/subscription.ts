@@ -12,6 +12,7 @@ import type { Positions } from './positions.js';
 import type { ReplyOf } from './requests.js';
 import type { TimerHandle, Timers } from './timers.js';
 import { TypingThrottle } from './typing.js';
+import { waitFor } from './wait.js';
 import {
   SubscriptionState,
   type PresenceEvent,
@@ -98,18 +99,13 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   ready(timeoutMs?: number): Promise<void> {
     if (this._state === SubscriptionState.Subscribed) return Promise.resolve();
     if (this._state === SubscriptionState.Unsubscribed) return Promise.reject(new TemClientError('CLOSED', `not subscribed to ${this.channel}`));
-    return new Promise((resolve, reject) => {
-      let timer: TimerHandle | undefined;
-      const done = (err?: TemClientError) => {
-        offSub();
-        offUnsub();
-        if (timer !== undefined) this.host.timers.clearTimeout(timer);
-        if (err) reject(err);
-        else resolve();
-      };
+    return waitFor(this.host.timers, timeoutMs, `not subscribed to ${this.channel}`, (done) => {
       const offSub = this.on('subscribed', () => done());
       const offUnsub = this.on('unsubscribed', (ctx) => done(new TemClientError('CLOSED', `${this.channel}: ${ctx.reason}`)));
-      if (timeoutMs !== undefined) timer = this.host.timers.setTimeout(() => done(new TemClientError('TIMEOUT', `not subscribed to ${this.channel} within ${timeoutMs} ms`)), timeoutMs);
+      return () => {
+        offSub();
+        offUnsub();
+      };
     });
   }
 

@@ -1,0 +1,176 @@
+/**
+ * The client's subscriptions and stream positions, and what happens to them as the connection
+ * comes and goes: SUBSCRIBE with `since`, taking back what a resumed session restored, routing
+ * EVENTs, and `resync` when the server could not recover a channel. The connection itself
+ * (socket, handshake, reconnects, auth) is TemClient's; this side only sees a narrow port.
+ */
+import type { ClientFrameMap, ServerFrame, ServerFrameMap, StreamPosition } from '../protocol/index.js';
+import { isValidChannel } from '../protocol/index.js';
+import { TemClientError } from './errors.js';
+import { Positions } from './positions.js';
+import type { ReplyHandlers, ReplyOf } from './requests.js';
+import { covered, pickSince, resumeSince, routeEvent } from './routing.js';
+import { Subscription, type SubscriptionHost } from './subscription.js';
+import type { Timers } from './timers.js';
+import { SubscriptionState, type Publication, type ResyncContext, type SubscriptionOptions } from './types.js';
+
+/** What the registry needs from the connection. */
+export interface ConnectionPort {
+  readonly timers: Timers;
+  readonly timeout: number;
+  readonly typingInterval: number;
+  readonly typingTimeout: number;
+  isConnected(): boolean;
+  userChannel(): string | undefined;
+  /**
+   * Registers a request (its timer starts) and returns its id and a `send` that writes it now;
+   * if it cannot be written it fails at once with DISCONNECTED.
+   */
+  prepare<T extends 'SUBSCRIBE' | 'UNSUBSCRIBE'>(type: T, payload: ClientFrameMap[T], handlers: ReplyHandlers): { id: number; send(): void };
+  request<T extends 'PUBLISH' | 'PRESENCE'>(type: T, payload: ClientFrameMap[T]): Promise<ServerFrameMap[ReplyOf<T>]>;
+  notify(type: 'TYPING_START' | 'TYPING_STOP', payload: { channel: string }): void;
+  retryDelay(attempt: number): number;
+  /** A channel with no subscription object (the automatic `user:{self}`) lost messages. */
+  resync(ctx: ResyncContext): void;
+}
+
+const ignore: ReplyHandlers = { resolve: () => undefined, reject: () => undefined };
+
+export class Registry {
+  readonly positions = new Positions();
+  private readonly subs = new Map<string, Subscription>();
+  private readonly host: SubscriptionHost;
+
+  constructor(private readonly port: ConnectionPort) {
+    this.host = {
+      timers: port.timers,
+      positions: this.positions,
+      typingInterval: port.typingInterval,
+      typingTimeout: port.typingTimeout,
+      subscribeNow: (sub) => this.sendSubscribe(sub),
+      unsubscribeNow: (sub) => {
+        if (port.isConnected()) port.prepare('UNSUBSCRIBE', { channels: [sub.channel] }, ignore).send();
+      },
+      request: (type, payload) => port.request(type, payload),
+      notify: (type, payload) => port.notify(type, payload),
+      retryDelay: (n) => port.retryDelay(n),
+      releasePositions: (sub) => this.releasePositions(sub),
+    };
+  }
+
+  create(channel: string, options?: SubscriptionOptions): Subscription {
+    if (!isValidChannel(channel)) throw new TemClientError('INVALID_ARGUMENT', `invalid channel name: ${channel}`);
+    if (this.subs.has(channel)) throw new TemClientError('INVALID_ARGUMENT', `already subscribed to ${channel}; use getSubscription()`);
+    const sub = new Subscription(this.host, channel, options);
+    this.subs.set(channel, sub);
+    return sub;
+  }
+
+  get(channel: string): Subscription | undefined {
+    return this.subs.get(channel);
+  }
+
+  list(): Subscription[] {
+    return [...this.subs.values()];
+  }
+
+  remove(sub: Subscription): void {
+    sub.unsubscribe();
+    if (this.subs.get(sub.channel) === sub) this.subs.delete(sub.channel);
+  }
+
+  /** The positions to send with HELLO when resuming. */
+  resumeSince(): Record<string, StreamPosition> | undefined {
+    return resumeSince(this.subs.values(), this.positions, this.port.userChannel());
+  }
+
+  /** After HELLO_ACK: take back what the session restored, re-subscribe the rest. */
+  restore(ack: ServerFrameMap['HELLO_ACK'], sentSince: Record<string, StreamPosition> | undefined): void {
+    const restored = (ack.resumed && ack.channels) || {};
+    for (const sub of this.list()) {
+      if (sub.state !== SubscriptionState.Subscribing) continue;
+      const r = restored[sub.channel];
+      if (r) sub._onSubscribed({ channel: sub.channel, offset: r.offset, epoch: r.epoch, recovered: r.recovered, resumed: true }, pickSince(sentSince, sub.channel));
+      else this.sendSubscribe(sub);
+    }
+    // A resumed session may bring back channels unsubscribed while offline: leave them.
+    const own = this.port.userChannel();
+    const unwanted = Object.keys(restored).filter((ch) => ch !== own && !this.wants(ch));
+    if (unwanted.length) this.port.prepare('UNSUBSCRIBE', { channels: unwanted }, ignore).send();
+    // Channels with no subscription object (the automatic user:{self}) can only be recovered by the resume.
+    for (const [channel, lost] of Object.entries(sentSince ?? {})) {
+      if (covered(this.subs.values(), channel)) continue;
+      const r = restored[channel];
+      const ok = r ? r.recovered : ack.resumed && ack.recovered;
+      if (r) this.positions.onSubscribed(channel, r, r.recovered);
+      if (!ok) {
+        this.positions.delete(channel);
+        this.port.resync({ channel, lost });
+      }
+    }
+  }
+
+  sendSubscribe(sub: Subscription): void {
+    if (!this.port.isConnected() || sub._inflight !== undefined || sub.state !== SubscriptionState.Subscribing) return;
+    const since = sub._since();
+    const payload = since ? { channels: [sub.channel], since } : { channels: [sub.channel] };
+    const req = this.port.prepare('SUBSCRIBE', payload, {
+      resolve: (f) => {
+        if (sub._inflight !== req.id) return;
+        if (f.type === 'SUBSCRIBED') sub._onSubscribed({ ...(f as ServerFrame<'SUBSCRIBED'>).payload, resumed: false }, since);
+        else sub._onSubscribeError(new TemClientError('INTERNAL', `unexpected ${f.type} in reply to SUBSCRIBE`));
+      },
+      reject: (err) => {
+        if (sub._inflight === req.id) sub._onSubscribeError(err);
+      },
+    });
+    // A stale reply (to a SUBSCRIBE before an unsubscribe/subscribe) must not count.
+    sub._inflight = req.id;
+    req.send();
+  }
+
+  /** An EVENT: the publication for the client-wide event, or undefined (duplicate, ephemeral). */
+  onEvent(payload: ServerFrameMap['EVENT']): Publication | undefined {
+    return routeEvent(this.list(), this.positions, payload, this.port.userChannel());
+  }
+
+  /** A SUBSCRIBED nobody waits for: a late reply to a SUBSCRIBE that timed out, still good news. */
+  onLateSubscribed(p: ServerFrameMap['SUBSCRIBED']): void {
+    const sub = this.subs.get(p.channel);
+    if (sub && sub._inflight === undefined) sub._onSubscribed({ ...p, resumed: false }, undefined);
+  }
+
+  onUnsubscribed(channels: string[]): void {
+    for (const ch of channels) this.subs.get(ch)?._unsubscribe('unsubscribed by the server', false);
+  }
+
+  /**
+   * An unprompted ERROR naming a channel: the server dropped it (it fell behind while being
+   * restored, or could not be restored). Subscribe again from the position held.
+   * Returns false when no subscription has that channel.
+   */
+  onChannelError(channel: unknown, err: TemClientError): boolean {
+    const sub = typeof channel === 'string' ? this.subs.get(channel) : undefined;
+    if (!sub) return false;
+    sub._onChannelError(err);
+    if (sub.state === SubscriptionState.Subscribing) this.sendSubscribe(sub);
+    return true;
+  }
+
+  /** The connection is gone: everything waits for the next one. */
+  transportLost(): void {
+    for (const sub of this.subs.values()) sub._onTransportLost();
+  }
+
+  private wants(channel: string): boolean {
+    const sub = this.subs.get(channel);
+    return sub !== undefined && sub.state !== SubscriptionState.Unsubscribed;
+  }
+
+  private releasePositions(sub: Subscription): void {
+    const own = this.port.userChannel();
+    for (const ch of Object.keys(this.positions.covered(sub.channel))) {
+      if (ch !== own && !covered(this.subs.values(), ch, sub)) this.positions.delete(ch);
+    }
+  }
+}
