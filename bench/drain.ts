@@ -13,7 +13,7 @@ import { uuidv7 } from '../src/core/ids.js';
 import { runBench, onCleanup } from './lib/cleanup.js';
 import { benchDuration, envInt, sleep } from './lib/env.js';
 import { nowMs, paced } from './lib/pace.js';
-import { spawnNode, type Child } from './lib/proc.js';
+import { cpuMs, spawnNode, type Child } from './lib/proc.js';
 import { printTable, writeResult } from './lib/report.js';
 import { ratio, round, summarize, type Summary } from './lib/stats.js';
 import { deployTem } from './lib/tem.js';
@@ -30,6 +30,8 @@ interface DrainFigures {
   jobs: number;
   seconds: number;
   jobs_per_s: number;
+  /** CPU the worker process used per job while draining (its own cost, without PostgreSQL's). */
+  worker_cpu_ms_per_job: number;
 }
 
 /**
@@ -47,7 +49,7 @@ async function timeDrain(sql: postgres.Sql, countQuery: string, total: number, t
     if (started === null && (taken > 0 || left < total)) started = now;
     if (left === 0) {
       const seconds = (now - (started ?? now)) / 1000;
-      return { jobs: total, seconds: round(seconds, 3), jobs_per_s: round(total / seconds, 1) };
+      return { jobs: total, seconds: round(seconds, 3), jobs_per_s: round(total / seconds, 1), worker_cpu_ms_per_job: 0 };
     }
     if (Date.now() > deadline) throw new Error(`queue not drained after ${timeoutS} s (${left} left)`);
     await sleep(50);
@@ -146,7 +148,9 @@ runBench(async () => {
   const workerEnv = { TEM_PROCESSORS: PROCESSOR, TEM_WORKER_CONCURRENCY: String(CONCURRENCY) };
   const drainPromise = timeDrain(sql, 'SELECT count(*)::text AS left, count(*) FILTER (WHERE lease_token IS NOT NULL)::text AS taken FROM jobs', JOBS);
   const worker = await tem.start('worker', { env: workerEnv });
+  const temCpu0 = await cpuMs(worker.child.pid);
   const temDrain = await drainPromise;
+  temDrain.worker_cpu_ms_per_job = round(((await cpuMs(worker.child.pid)) - temCpu0) / JOBS, 3);
   console.log(`tem: drained in ${temDrain.seconds} s (${temDrain.jobs_per_s} jobs/s); latency phase`);
   await sleep(500);
   const temLat = await temLatency(store, sql);
@@ -168,15 +172,17 @@ runBench(async () => {
     env: { DATABASE_URL: tem.db.url, CONCURRENCY: String(CONCURRENCY), POOL_MAX: String(POOL_MAX) },
   });
   await runner.waitForLog((l) => l.msg === 'listening');
+  const gwCpu0 = await cpuMs(runner.pid);
   const gwDrain = await gwDrainPromise;
+  gwDrain.worker_cpu_ms_per_job = round(((await cpuMs(runner.pid)) - gwCpu0) / JOBS, 3);
   console.log(`graphile-worker: drained in ${gwDrain.seconds} s (${gwDrain.jobs_per_s} jobs/s); latency phase`);
   await sleep(500);
   const gwLat = await graphileLatency(utils, runner);
   await runner.stop();
 
-  printTable(`bench:drain — ${JOBS.toLocaleString('en-US')} queued jobs, no-op processing, concurrency ${CONCURRENCY}`, ['', 'enqueue s', 'drain s', 'jobs/s'], [
-    ['tem worker', round(temEnqueueS), temDrain.seconds, temDrain.jobs_per_s],
-    ['graphile-worker 0.17', round(gwEnqueueS), gwDrain.seconds, gwDrain.jobs_per_s],
+  printTable(`bench:drain — ${JOBS.toLocaleString('en-US')} queued jobs, no-op processing, concurrency ${CONCURRENCY}`, ['', 'enqueue s', 'drain s', 'jobs/s', 'worker cpu ms/job'], [
+    ['tem worker', round(temEnqueueS), temDrain.seconds, temDrain.jobs_per_s, temDrain.worker_cpu_ms_per_job],
+    ['graphile-worker 0.17', round(gwEnqueueS), gwDrain.seconds, gwDrain.jobs_per_s, gwDrain.worker_cpu_ms_per_job],
   ]);
   printTable(`enqueue → processing start at ${RATE}/s for ${LAT_DURATION_S} s (ms)`, ['', 'n', 'p50', 'p90', 'p99', 'max', 'mean', 'failed'], [
     ['tem worker', temLat.summary.count, temLat.summary.p50, temLat.summary.p90, temLat.summary.p99, temLat.summary.max, temLat.summary.mean, temLat.failed],

@@ -50,19 +50,19 @@ runBench(async () => {
   await baselineServer.waitForLog((l) => l.msg === 'listening');
   const headers = { 'content-type': 'application/json' };
   const baseline: LoadFigures = await hammer(`http://127.0.0.1:${port}/api/events`, {
-    connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, headers, body: payload,
+    connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, headers, body: payload, serverPid: baselineServer.pid,
   });
   await baselineServer.stop();
   const baselineRows = await countRows(tem.db.url, 'baseline_events');
 
   const temFigures: LoadFigures = await hammer(`${tem.apiUrl}/api/events`, {
-    connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, headers: { ...headers, 'x-api-key': tem.adminKey }, body: payload,
+    connections: CONNECTIONS, durationS: DURATION_S, warmupS: WARMUP_S, headers: { ...headers, 'x-api-key': tem.adminKey }, body: payload, serverPid: tem.children.get('api')!.pid,
   });
   const temRows = await countRows(tem.db.url, 'events');
 
-  printTable('bench:ingest — POST /api/events, 1 KiB payload', ['', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', '2xx', 'non-2xx', 'errors', 'rows'], [
-    ['tem api', temFigures.req_per_s, temFigures.p50_ms, temFigures.p90_ms, temFigures.p99_ms, temFigures.max_ms, temFigures.ok, temFigures.non2xx, temFigures.errors + temFigures.timeouts, temRows],
-    ['baseline (1 INSERT/request)', baseline.req_per_s, baseline.p50_ms, baseline.p90_ms, baseline.p99_ms, baseline.max_ms, baseline.ok, baseline.non2xx, baseline.errors + baseline.timeouts, baselineRows],
+  printTable('bench:ingest — POST /api/events, 1 KiB payload', ['', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', '2xx', 'non-2xx', 'errors', 'rows', 'cpu ms/req'], [
+    ['tem api', temFigures.req_per_s, temFigures.p50_ms, temFigures.p90_ms, temFigures.p99_ms, temFigures.max_ms, temFigures.ok, temFigures.non2xx, temFigures.errors + temFigures.timeouts, temRows, temFigures.server_cpu_ms_per_request],
+    ['baseline (1 INSERT/request)', baseline.req_per_s, baseline.p50_ms, baseline.p90_ms, baseline.p99_ms, baseline.max_ms, baseline.ok, baseline.non2xx, baseline.errors + baseline.timeouts, baselineRows, baseline.server_cpu_ms_per_request],
   ]);
   const r = ratio(temFigures.req_per_s, baseline.req_per_s);
   writeResult({
