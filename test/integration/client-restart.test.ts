@@ -86,6 +86,9 @@ describe.skipIf(!services.redis)('client SDK across a server restart (Redis bus 
   });
 
   afterAll(async () => {
+    // Servers save sessions as they close: close them before cleaning up their keys.
+    for (const c of clients) c.disconnect();
+    for (const s of servers) await s.close().catch(() => undefined);
     const redis = new Redis(REDIS_URL, { lazyConnect: true });
     await redis.connect();
     let cursor = '0';
