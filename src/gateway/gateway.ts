@@ -8,31 +8,23 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AuthContext } from '../auth/types.js';
-import type { ControlMessage, Unsubscribe } from '../bus/types.js';
+import type { Unsubscribe } from '../bus/types.js';
 import { isTemError } from '../core/errors.js';
 import { CLOSE_CODES } from '../protocol/codes.js';
 import { Connection } from './connection.js';
 import { DEFAULT_TUNING, type GatewayContext, type GatewayDeps, type GatewayTuning } from './context.js';
 import { createDispatcher } from './handlers.js';
 import { Sessions } from './hello.js';
-import { isRevocationAware } from './introspect-client.js';
 import { FlushScheduler } from './outbound.js';
 import { PresenceTracker } from './presence-tracker.js';
 import { ConnectLimiter } from './rate.js';
 import { Registry } from './registry.js';
+import { Revocation, type ConnectionFilter } from './revocation.js';
 import { Subscriptions } from './subscriptions.js';
 import { TypingTracker } from './typing.js';
 import { isGatewayPath, readUpgrade, rejectUpgrade, type EarlyClose } from './upgrade.js';
 
-/** Revocations must bite within 5 s (contract §1); the second check runs well within that. */
-const RECHECK_DELAY_MS = 2000;
-
-/** Which connections a revocation or re-check concerns; empty means all. */
-export interface ConnectionFilter {
-  keyId?: string;
-  principalId?: string;
-  userId?: string;
-}
+export type { ConnectionFilter } from './revocation.js';
 
 export interface Gateway {
   /** Handles an HTTP upgrade; answers 404 for paths other than /ws and /api/v1/ws. */
@@ -47,25 +39,6 @@ export interface Gateway {
   connectionCount(): number;
   /** Runs presence refresh and expiry now (tests, and a clean shutdown path). */
   presenceTick(): Promise<void>;
-}
-
-/** An authenticator that can announce invalidations (src/auth/authenticator.ts). */
-interface InvalidationSource {
-  onRevoked(listener: (change: { principalId?: string; keyId?: string }) => void): () => void;
-}
-
-function isInvalidationSource(x: unknown): x is InvalidationSource {
-  return typeof (x as Partial<InvalidationSource> | null)?.onRevoked === 'function';
-}
-
-function matches(conn: Connection, filter: ConnectionFilter | undefined): boolean {
-  const auth = conn.auth;
-  if (!auth) return false;
-  if (!filter) return true;
-  if (filter.keyId !== undefined && auth.keyId !== filter.keyId) return false;
-  if (filter.principalId !== undefined && auth.principalId !== filter.principalId) return false;
-  if (filter.userId !== undefined && auth.userId !== filter.userId) return false;
-  return true;
 }
 
 export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> = {}): Gateway {
@@ -179,87 +152,17 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
   every(Math.max(1000, Math.floor(config.sessionTtlMs / 3)), () => {
     for (const conn of connections) if (conn.auth) sessions.save(conn);
   });
+  // ── revocation and control messages ──────────────────────────────────────
+  const revocation = new Revocation({ connections, auth: deps.auth, logger, deliverNotice: (c, e, p) => ctx.registry.deliverNotice(c, e, p) });
+  const revalidate = (filter?: ConnectionFilter) => revocation.revalidate(filter);
   every(ctx.tuning.revalidateMs, async () => {
     await revalidate();
   });
-
-  // ── revocation ────────────────────────────────────────────────────────────
-  function closeMatching(filter: ConnectionFilter, code: number, reason: string): number {
-    let n = 0;
-    for (const conn of [...connections]) {
-      if (matches(conn, filter)) {
-        conn.close(code, reason);
-        n++;
-      }
-    }
-    return n;
-  }
-
-  async function revalidate(filter?: ConnectionFilter): Promise<number> {
-    const targets = [...connections].filter((c) => matches(c, filter) && c.token);
-    const checks = new Map<string, Promise<AuthContext | 'invalid' | 'unknown'>>();
-    let closed = 0;
-    await Promise.all(
-      targets.map(async (conn) => {
-        const token = conn.token!;
-        let check = checks.get(token);
-        if (!check) {
-          check = deps.auth.authenticate(token).then(
-            (a) => a,
-            (err: unknown) => (isTemError(err) && err.code === 'UNAUTHORIZED' ? 'invalid' : 'unknown'),
-          );
-          checks.set(token, check);
-        }
-        const result = await check;
-        if (result === 'invalid') {
-          conn.close(CLOSE_CODES.UNAUTHORIZED, 'credential revoked or no longer valid');
-          closed++;
-        } else if (result !== 'unknown' && conn.token === token && result.userId === conn.userId) {
-          conn.auth = result; // permissions may have changed
-        }
-      }),
-    );
-    return closed;
-  }
-
-  function recheck(filter: ConnectionFilter): void {
-    const run = () => void revalidate(filter).catch((err: unknown) => logger.warn({ err }, 'revalidation failed'));
-    run();
-    const t = setTimeout(run, RECHECK_DELAY_MS);
-    t.unref?.();
-  }
-
-  function onControl(message: ControlMessage): void {
-    if (isRevocationAware(deps.auth)) deps.auth.handleControl(message);
-    switch (message.kind) {
-      case 'revoke_key':
-        closeMatching({ keyId: message.keyId }, CLOSE_CODES.UNAUTHORIZED, 'credential revoked');
-        break;
-      case 'revoke_principal':
-        // A principal changed (disabled, role or permissions edited): check its tokens again.
-        // A second pass a little later catches an API process whose cache had not yet heard.
-        recheck({ principalId: message.principalId });
-        break;
-      case 'disconnect_user':
-        closeMatching({ userId: message.userId }, message.code, message.reason);
-        break;
-      case 'ephemeral':
-        if (typeof message.channel === 'string' && typeof message.event === 'string') ctx.registry.deliverNotice(message.channel, message.event, message.payload);
-        break;
-    }
-  }
-
-  let controlUnsub: Promise<Unsubscribe | null> = deps.bus.onControl(onControl).catch((err: unknown) => {
+  let controlUnsub: Promise<Unsubscribe | null> = deps.bus.onControl((m) => revocation.onControl(m)).catch((err: unknown) => {
     logger.error({ err }, 'gateway could not listen for control messages');
     return null;
   });
-  const stopInvalidations = isInvalidationSource(deps.auth)
-    ? deps.auth.onRevoked((change) => {
-        if (change.keyId) closeMatching({ keyId: change.keyId }, CLOSE_CODES.UNAUTHORIZED, 'credential revoked');
-        // A principal or role changed: the cache is already dropped, so checking again is exact.
-        recheck(change.principalId ? { principalId: change.principalId } : {});
-      })
-    : () => undefined;
+  const stopInvalidations = revocation.listenToAuthenticator();
 
   // ── the handle ────────────────────────────────────────────────────────────
   return {

@@ -1,0 +1,135 @@
+/**
+ * Revocation and other control messages. A revoked key's sockets close 4001 at once, on every
+ * node (the control message reaches all of them). A changed principal (disabled, role or
+ * permissions edited) has its connections' tokens checked again: those no longer valid close
+ * 4001, the others pick up their new permissions. A periodic re-check of every connection is the
+ * backstop for a control message lost while a node was cut off from the bus.
+ */
+import type { AuthContext, TokenAuthenticator } from '../auth/types.js';
+import type { ControlMessage } from '../bus/types.js';
+import { isTemError } from '../core/errors.js';
+import type { Logger } from '../observability/logger.js';
+import { CLOSE_CODES } from '../protocol/codes.js';
+import type { Connection } from './connection.js';
+import { isRevocationAware } from './introspect-client.js';
+
+/** Which connections a revocation or re-check concerns; empty means all. */
+export interface ConnectionFilter {
+  keyId?: string;
+  principalId?: string;
+  userId?: string;
+}
+
+/** Revocations must bite within 5 s (contract §1); the second check runs well within that. */
+const RECHECK_DELAY_MS = 2000;
+
+/** An authenticator that can announce invalidations (src/auth/authenticator.ts). */
+interface InvalidationSource {
+  onRevoked(listener: (change: { principalId?: string; keyId?: string }) => void): () => void;
+}
+
+function isInvalidationSource(x: unknown): x is InvalidationSource {
+  return typeof (x as Partial<InvalidationSource> | null)?.onRevoked === 'function';
+}
+
+export function matches(conn: Connection, filter: ConnectionFilter | undefined): boolean {
+  const auth = conn.auth;
+  if (!auth) return false;
+  if (!filter) return true;
+  if (filter.keyId !== undefined && auth.keyId !== filter.keyId) return false;
+  if (filter.principalId !== undefined && auth.principalId !== filter.principalId) return false;
+  if (filter.userId !== undefined && auth.userId !== filter.userId) return false;
+  return true;
+}
+
+export interface RevocationDeps {
+  connections: ReadonlySet<Connection>;
+  auth: TokenAuthenticator;
+  logger: Logger;
+  /** Where `ephemeral` control messages (typing, presence notices) go. */
+  deliverNotice: (channel: string, event: string, payload: unknown) => void;
+}
+
+export class Revocation {
+  constructor(private readonly deps: RevocationDeps) {}
+
+  closeMatching(filter: ConnectionFilter, code: number, reason: string): number {
+    let n = 0;
+    for (const conn of [...this.deps.connections]) {
+      if (matches(conn, filter)) {
+        conn.close(code, reason);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Re-authenticates matching connections (one check per distinct token); returns how many closed. */
+  async revalidate(filter?: ConnectionFilter): Promise<number> {
+    const targets = [...this.deps.connections].filter((c) => matches(c, filter) && c.token);
+    const checks = new Map<string, Promise<AuthContext | 'invalid' | 'unknown'>>();
+    let closed = 0;
+    await Promise.all(
+      targets.map(async (conn) => {
+        const token = conn.token!;
+        let check = checks.get(token);
+        if (!check) {
+          check = this.deps.auth.authenticate(token).then(
+            (a) => a,
+            // Only a definite "no" closes: an unreachable auth service must not drop everyone.
+            (err: unknown) => (isTemError(err) && err.code === 'UNAUTHORIZED' ? 'invalid' : 'unknown'),
+          );
+          checks.set(token, check);
+        }
+        const result = await check;
+        if (result === 'invalid') {
+          conn.close(CLOSE_CODES.UNAUTHORIZED, 'credential revoked or no longer valid');
+          closed++;
+        } else if (result !== 'unknown' && conn.token === token && result.userId === conn.userId) {
+          conn.auth = result; // permissions may have changed
+        }
+      }),
+    );
+    return closed;
+  }
+
+  /** Checks now, and once more a little later for an API process whose cache had not yet heard. */
+  recheck(filter: ConnectionFilter): void {
+    const run = () => void this.revalidate(filter).catch((err: unknown) => this.deps.logger.warn({ err }, 'revalidation failed'));
+    run();
+    const t = setTimeout(run, RECHECK_DELAY_MS);
+    t.unref?.();
+  }
+
+  onControl(message: ControlMessage): void {
+    if (isRevocationAware(this.deps.auth)) this.deps.auth.handleControl(message);
+    switch (message.kind) {
+      case 'revoke_key':
+        this.closeMatching({ keyId: message.keyId }, CLOSE_CODES.UNAUTHORIZED, 'credential revoked');
+        break;
+      case 'revoke_principal':
+        this.recheck({ principalId: message.principalId });
+        break;
+      case 'disconnect_user':
+        this.closeMatching({ userId: message.userId }, message.code, message.reason);
+        break;
+      case 'ephemeral':
+        if (typeof message.channel === 'string' && typeof message.event === 'string') this.deps.deliverNotice(message.channel, message.event, message.payload);
+        break;
+    }
+  }
+
+  /**
+   * In a process holding the Authenticator (embedded), its invalidations arrive directly, before
+   * any bus message. Returns a function that stops listening.
+   */
+  listenToAuthenticator(): () => void {
+    const auth = this.deps.auth;
+    if (!isInvalidationSource(auth)) return () => undefined;
+    return auth.onRevoked((change) => {
+      if (change.keyId) this.closeMatching({ keyId: change.keyId }, CLOSE_CODES.UNAUTHORIZED, 'credential revoked');
+      // The cache is already dropped, so checking again is exact.
+      this.recheck(change.principalId ? { principalId: change.principalId } : {});
+    });
+  }
+}
