@@ -1,5 +1,5 @@
 /**
- * HTTP upgrade → WebSocket. A token in the query (`?token=`) or in `Authorization: Bearer` is
+ * HTTP upgrade → WebSocket. A token in the query (`?token=`), `Authorization: Bearer` or `X-API-Key` is
  * checked before the handshake, so a connection that is ready gets HELLO_ACK at once; otherwise the
  * client has config.wsHelloTimeoutMs to send HELLO {token}.
  *
@@ -52,6 +52,9 @@ export function readUpgrade(req: Pick<IncomingMessage, 'url' | 'headers'>): Upgr
     if (m) tokens.add(m[1]!);
     else problem ??= 'Authorization header must be "Bearer <token>"';
   }
+  // X-API-Key as on the HTTP API (server-side clients can set headers).
+  const apiKey = req.headers['x-api-key'];
+  if (typeof apiKey === 'string' && apiKey.trim() !== '') tokens.add(apiKey.trim());
   if (tokens.size > 1) problem ??= 'more than one token given';
   const token = problem === null && tokens.size === 1 ? [...tokens][0]! : null;
   return { path, token, problem };

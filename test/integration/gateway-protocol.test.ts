@@ -42,11 +42,14 @@ describe('authentication', () => {
     await c.close();
   });
 
-  it('accepts Authorization: Bearer on the upgrade, and the /api/v1/ws alias', async () => {
+  it('accepts Authorization: Bearer or X-API-Key on the upgrade, and the /api/v1/ws alias', async () => {
     const c = await WsTestClient.connect(h.wsUrl({ path: '/api/v1/ws' }), { headers: { authorization: `Bearer ${bob.key}` } });
     const ack = await c.waitFor((f) => f.type === 'HELLO_ACK');
     expect(ack.payload.user_id).toBe('bob');
     await c.close();
+    const d = await WsTestClient.connect(h.wsUrl(), { headers: { 'x-api-key': bob.key } });
+    expect((await d.waitFor((f) => f.type === 'HELLO_ACK')).payload.user_id).toBe('bob');
+    await d.close();
   });
 
   it('accepts HELLO {token} as the first frame and answers with ref', async () => {
