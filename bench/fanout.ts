@@ -37,6 +37,8 @@ interface FanoutFigures {
   closed_sockets: number;
   publish_errors: number;
   server_cpu_s_per_s: number;
+  /** CPU seconds per second used by all client processes together. */
+  client_cpu_s_per_s: number;
   /** Deliveries per CPU second of the server process: its efficiency when the clients are the bottleneck. */
   deliveries_per_server_cpu_s: number;
   connect_s: number;
@@ -57,6 +59,7 @@ async function measure(
   let startCount: number | null = null;
   let startAt = 0;
   let cpuStart = 0;
+  let clientCpuStart = 0;
   let endCount = 0;
   let endAt = 0;
   for (;;) {
@@ -66,6 +69,7 @@ async function measure(
       startCount = received;
       startAt = now;
       cpuStart = await totalCpu(serverPids);
+      clientCpuStart = await totalCpu(fleet.children.map((c) => c.pid));
     }
     if (process.env.BENCH_DEBUG) console.log(`${label}: t=${Math.round(now - t0)} ms received=${received} published=${published}`);
     if (startCount !== null && now - startAt >= DURATION_S * 1000) {
@@ -90,6 +94,7 @@ async function measure(
     await sleep(5);
   }
   const cpuEnd = await totalCpu(serverPids);
+  const clientCpuEnd = await totalCpu(fleet.children.map((c) => c.pid));
   while (publishing > 0) await sleep(10);
   const seconds = (endAt - startAt) / 1000;
   // Let what is in flight arrive, to report losses.
@@ -108,6 +113,7 @@ async function measure(
     closed_sockets: after.closed,
     publish_errors: publishErrors,
     server_cpu_s_per_s: round((cpuEnd - cpuStart) / 1000 / seconds, 2),
+    client_cpu_s_per_s: round((clientCpuEnd - clientCpuStart) / 1000 / seconds, 2),
     deliveries_per_server_cpu_s: Math.round((endCount - startCount!) / Math.max(0.001, (cpuEnd - cpuStart) / 1000)),
     connect_s: round(fleet.connectMs / 1000, 1),
   };
@@ -144,7 +150,7 @@ runBench(async () => {
   console.log(`bench:fanout — ${SUBSCRIBERS.toLocaleString('en-US')} subscribers, 100-byte payloads, ${WARMUP_S} s warm-up + ${DURATION_S} s window, ${WINDOW} messages in flight`);
   const channel = 'fan:room';
 
-  const empty = (): FanoutFigures => ({ subscribers: 0, deliveries_per_s: 0, messages_per_s: 0, published: 0, delivered_share_after_drain: 0, closed_sockets: 0, publish_errors: 0, server_cpu_s_per_s: 0, deliveries_per_server_cpu_s: 0, connect_s: 0 });
+  const empty = (): FanoutFigures => ({ subscribers: 0, deliveries_per_s: 0, messages_per_s: 0, published: 0, delivered_share_after_drain: 0, closed_sockets: 0, publish_errors: 0, server_cpu_s_per_s: 0, client_cpu_s_per_s: 0, deliveries_per_server_cpu_s: 0, connect_s: 0 });
   let wsFigures = empty();
   let sioFigures = empty();
   let temFigures = empty();
@@ -199,10 +205,10 @@ runBench(async () => {
     await fleet.close();
   }
 
-  printTable(`bench:fanout — ${SUBSCRIBERS.toLocaleString('en-US')} subscribers on one channel, 100-byte payloads`, ['', 'deliveries/s', 'msg/s', 'published', 'delivered', 'closed', 'server cpu/s', 'per cpu-s', 'connect s'], [
-    ['tem gateway', temFigures.deliveries_per_s, temFigures.messages_per_s, temFigures.published, temFigures.delivered_share_after_drain, temFigures.closed_sockets, temFigures.server_cpu_s_per_s, temFigures.deliveries_per_server_cpu_s, temFigures.connect_s],
-    ['plain ws loop', wsFigures.deliveries_per_s, wsFigures.messages_per_s, wsFigures.published, wsFigures.delivered_share_after_drain, wsFigures.closed_sockets, wsFigures.server_cpu_s_per_s, wsFigures.deliveries_per_server_cpu_s, wsFigures.connect_s],
-    ['Socket.IO 4 room', sioFigures.deliveries_per_s, sioFigures.messages_per_s, sioFigures.published, sioFigures.delivered_share_after_drain, sioFigures.closed_sockets, sioFigures.server_cpu_s_per_s, sioFigures.deliveries_per_server_cpu_s, sioFigures.connect_s],
+  printTable(`bench:fanout — ${SUBSCRIBERS.toLocaleString('en-US')} subscribers on one channel, 100-byte payloads`, ['', 'deliveries/s', 'msg/s', 'published', 'delivered', 'closed', 'server cpu/s', 'clients cpu/s', 'per server cpu-s', 'connect s'], [
+    ['tem gateway', temFigures.deliveries_per_s, temFigures.messages_per_s, temFigures.published, temFigures.delivered_share_after_drain, temFigures.closed_sockets, temFigures.server_cpu_s_per_s, temFigures.client_cpu_s_per_s, temFigures.deliveries_per_server_cpu_s, temFigures.connect_s],
+    ['plain ws loop', wsFigures.deliveries_per_s, wsFigures.messages_per_s, wsFigures.published, wsFigures.delivered_share_after_drain, wsFigures.closed_sockets, wsFigures.server_cpu_s_per_s, wsFigures.client_cpu_s_per_s, wsFigures.deliveries_per_server_cpu_s, wsFigures.connect_s],
+    ['Socket.IO 4 room', sioFigures.deliveries_per_s, sioFigures.messages_per_s, sioFigures.published, sioFigures.delivered_share_after_drain, sioFigures.closed_sockets, sioFigures.server_cpu_s_per_s, sioFigures.client_cpu_s_per_s, sioFigures.deliveries_per_server_cpu_s, sioFigures.connect_s],
   ]);
   const vsSio = ratio(temFigures.deliveries_per_s, sioFigures.deliveries_per_s);
   const vsWs = ratio(temFigures.deliveries_per_s, wsFigures.deliveries_per_s);
