@@ -17,6 +17,11 @@ export interface Db {
    * handle from inside a transaction would wait for the transaction itself.
    */
   tx<T>(fn: (db: Db) => Promise<T>): Promise<T>;
+  /**
+   * Wakes listeners on these channels once the current transaction (if any) has committed;
+   * nothing is sent for a transaction that rolls back. Coalesced, never awaited (src/store/notifier.ts).
+   */
+  notify(channels: string[]): void;
   /** LISTEN on `channel`; resolves once listening, returns the function that stops it. */
   listen(channel: string, cb: Notify): Promise<() => Promise<void>>;
   close(): Promise<void>;

@@ -5,11 +5,14 @@
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { join } from 'node:path';
 import type { Db, Notify } from './db.js';
+import { CoalescingNotifier, NOTIFY_CHANNELS_SQL } from './notifier.js';
 
 type Runner = Pick<Transaction, 'query' | 'exec'>;
 
 class PgliteTxDb implements Db {
   readonly kind = 'pglite' as const;
+  /** Channels to notify once this transaction commits (the direct handle sends at once). */
+  readonly toNotify = new Set<string>();
   constructor(
     private readonly runner: Runner,
     private readonly root: PgliteDb,
@@ -29,6 +32,11 @@ class PgliteTxDb implements Db {
     return fn(this);
   }
 
+  notify(channels: string[]): void {
+    if (this.runner === this.root.pg) this.root.notify(channels);
+    else for (const c of channels) this.toNotify.add(c);
+  }
+
   listen(channel: string, cb: Notify): Promise<() => Promise<void>> {
     return this.root.listen(channel, cb);
   }
@@ -41,6 +49,7 @@ class PgliteTxDb implements Db {
 export class PgliteDb implements Db {
   readonly kind = 'pglite' as const;
   private readonly direct: PgliteTxDb;
+  private readonly notifier = new CoalescingNotifier((channels) => this.query(NOTIFY_CHANNELS_SQL, [JSON.stringify(channels)]));
 
   constructor(readonly pg: PGlite) {
     this.direct = new PgliteTxDb(pg, this);
@@ -60,8 +69,15 @@ export class PgliteDb implements Db {
     return this.direct.exec(script);
   }
 
-  tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
-    return this.pg.transaction((t) => fn(new PgliteTxDb(t, this)));
+  async tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+    let txDb: PgliteTxDb | undefined;
+    const result = await this.pg.transaction((t) => fn((txDb = new PgliteTxDb(t, this))));
+    if (txDb && txDb.toNotify.size > 0) this.notifier.notify(txDb.toNotify);
+    return result;
+  }
+
+  notify(channels: string[]): void {
+    if (!this.pg.closed) this.notifier.notify(channels);
   }
 
   async listen(channel: string, cb: Notify): Promise<() => Promise<void>> {

@@ -7,6 +7,7 @@
  */
 import postgres from 'postgres';
 import type { Db, Notify } from './db.js';
+import { CoalescingNotifier, NOTIFY_CHANNELS_SQL } from './notifier.js';
 import { PgListener } from './pg-listener.js';
 
 export interface PostgresDbOptions {
@@ -41,6 +42,8 @@ function toParams(params: readonly unknown[]): postgres.ParameterOrJSON<never>[]
 
 class PostgresTxDb implements Db {
   readonly kind = 'postgres' as const;
+  /** Channels to notify once this transaction commits. */
+  readonly toNotify = new Set<string>();
   constructor(
     private readonly sql: TxSql,
     private readonly root: PostgresDb,
@@ -60,6 +63,10 @@ class PostgresTxDb implements Db {
     return fn(this);
   }
 
+  notify(channels: string[]): void {
+    for (const c of channels) this.toNotify.add(c);
+  }
+
   listen(channel: string, cb: Notify): Promise<() => Promise<void>> {
     return this.root.listen(channel, cb);
   }
@@ -76,6 +83,7 @@ export class PostgresDb implements Db {
   private readonly connectTimeout: number;
   /** Opened on the first listen() only: most short-lived stores never listen. */
   private listener: PgListener | null = null;
+  private readonly notifier = new CoalescingNotifier((channels) => this.query(NOTIFY_CHANNELS_SQL, [JSON.stringify(channels)]));
 
   constructor(options: PostgresDbOptions) {
     this.url = options.url;
@@ -100,8 +108,14 @@ export class PostgresDb implements Db {
   }
 
   async tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
-    const result = await this.sql.begin((tx) => fn(new PostgresTxDb(tx, this)));
+    let txDb: PostgresTxDb | undefined;
+    const result = await this.sql.begin((tx) => fn((txDb = new PostgresTxDb(tx, this))));
+    if (txDb && txDb.toNotify.size > 0) this.notifier.notify(txDb.toNotify);
     return result as T;
+  }
+
+  notify(channels: string[]): void {
+    this.notifier.notify(channels);
   }
 
   listen(channel: string, cb: Notify): Promise<() => Promise<void>> {

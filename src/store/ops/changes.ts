@@ -44,13 +44,6 @@ export function recordChangesSql(changed: string, nowParam: string, opts: { deli
   )`;
 }
 
-/** Wakes listeners (workers on `tem_jobs_<queue>`, the relay on `tem_outbox`) after commit. */
-export const NOTIFY_SQL = `SELECT pg_notify(c, '') FROM jsonb_array_elements_text($1::jsonb) AS c`;
-
-export function notifyParams(channels: string[]): [string] {
-  return [JSON.stringify([...new Set(channels)])];
-}
-
 export const PROCESSING_QUEUE = 'processing';
 export const OUTBOX_CHANNEL = 'tem_outbox';
 export function jobsChannel(queue: string): string {

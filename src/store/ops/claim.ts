@@ -8,7 +8,7 @@
 import type { Db } from '../db.js';
 import type { ClaimOptions, ClaimedJob } from '../types.js';
 import { toEvent, type EventRow } from '../rows.js';
-import { NOTIFY_SQL, OUTBOX_CHANNEL, notifyParams, recordChangesSql } from './changes.js';
+import { OUTBOX_CHANNEL, recordChangesSql } from './changes.js';
 
 const CLAIM_SQL = `
 WITH picked AS (
@@ -49,7 +49,7 @@ export async function claim(db: Db, o: ClaimOptions): Promise<ClaimedJob[]> {
   const until = new Date(o.now.getTime() + o.leaseMs);
   return db.tx(async (tx) => {
     const rows = await tx.query<ClaimRow>(CLAIM_SQL, [o.queue, o.now, o.limit, o.workerId, until]);
-    if (rows.length > 0) await tx.query(NOTIFY_SQL, notifyParams([OUTBOX_CHANNEL]));
+    if (rows.length > 0) tx.notify([OUTBOX_CHANNEL]);
     return rows.map((r) => ({
       event: toEvent(r),
       leaseToken: r.lease_token,

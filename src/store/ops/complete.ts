@@ -8,7 +8,7 @@
 import type { Db } from '../db.js';
 import { isUuid } from '../../core/ids.js';
 import type { CompleteInput, JobRef } from '../types.js';
-import { NOTIFY_SQL, OUTBOX_CHANNEL, notifyParams, recordChangesSql } from './changes.js';
+import { OUTBOX_CHANNEL, recordChangesSql } from './changes.js';
 
 const COMPLETE_SQL = `
 WITH done AS (
@@ -34,7 +34,7 @@ export async function complete(db: Db, job: JobRef, input: CompleteInput, now: D
   return db.tx(async (tx) => {
     const rows = await tx.query(COMPLETE_SQL, [job.eventId, job.leaseToken, now, input.processor, result]);
     if (rows.length === 0) return false;
-    await tx.query(NOTIFY_SQL, notifyParams([OUTBOX_CHANNEL]));
+    tx.notify([OUTBOX_CHANNEL]);
     return true;
   });
 }

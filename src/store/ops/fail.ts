@@ -7,7 +7,7 @@
 import type { Db } from '../db.js';
 import type { FailInput, JobRef } from '../types.js';
 import { isUuid } from '../../core/ids.js';
-import { NOTIFY_SQL, OUTBOX_CHANNEL, jobsChannel, notifyParams, recordChangesSql } from './changes.js';
+import { OUTBOX_CHANNEL, jobsChannel, recordChangesSql } from './changes.js';
 
 const HELD = `event_id = $1 AND lease_token = $2 AND lease_expires_at > $3`;
 
@@ -48,7 +48,7 @@ export async function fail(db: Db, job: JobRef, input: FailInput, now: Date): Pr
         : await tx.query<{ queue: string }>(RETRY_SQL, [...params, input.retryAt]);
     if (rows.length === 0) return false;
     const channels = [OUTBOX_CHANNEL, ...(input.retryAt === null ? [] : rows.map((r) => jobsChannel(r.queue)))];
-    await tx.query(NOTIFY_SQL, notifyParams(channels));
+    tx.notify(channels);
     return true;
   });
 }

@@ -2,7 +2,7 @@
  * ingest(items, now) → IngestOutcome[] in input order.
  * The whole batch is ONE statement, hence one transaction and one round trip: a multi-row insert
  * that writes the events (status queued, version 2), their `accepted`/`queued` history, their
- * jobs, their two outbox notifications each, and the NOTIFY that wakes workers and the relay.
+ * jobs and their two outbox notifications each; workers and the relay are woken after commit.
  * ON CONFLICT DO NOTHING makes duplicates in one batch and concurrent duplicates across
  * transactions resolve to the one row that won; only when a key was already taken does a second
  * statement read the winners (same request hash → replayed, other → conflict). That read runs
@@ -51,9 +51,7 @@ note AS (
 )
 SELECT ins.id::text AS id, ins.type, ins.payload, ins.producer_id, ins.user_id, ins.channel,
   ins.idempotency_key, ins.request_hash, ins.occurred_at, ins.status, ins.attempts, ins.max_attempts,
-  ins.last_error, ins.version, ins.created_at, ins.updated_at, ins.processed_at, ins.created_at AS run_at,
-  -- Evaluated once, and only when at least one event was inserted.
-  (SELECT count(pg_notify(c, '')) FROM (VALUES ('${jobsChannel(PROCESSING_QUEUE)}'), ('${OUTBOX_CHANNEL}')) AS v(c)) AS notified
+  ins.last_error, ins.version, ins.created_at, ins.updated_at, ins.processed_at, ins.created_at AS run_at
 FROM ins`;
 
 const EXISTING_SQL = `
@@ -83,6 +81,8 @@ export async function ingest(db: Db, items: IngestItem[], now: Date): Promise<In
     max_attempts: it.maxAttempts,
   }));
   const created = await db.query<EventRow>(INSERT_SQL, [JSON.stringify(input), now]);
+  // After the statement committed: wake workers and the relay (src/store/notifier.ts).
+  if (created.length > 0) db.notify([jobsChannel(PROCESSING_QUEUE), OUTBOX_CHANNEL]);
   const byId = new Map(created.map((r) => [r.id, r]));
   const missing = items.filter((it) => !byId.has(it.id));
   const byKey = new Map<string, EventRow>();

@@ -6,7 +6,7 @@
 import type { Db } from '../db.js';
 import type { JobRef } from '../types.js';
 import { isUuid } from '../../core/ids.js';
-import { NOTIFY_SQL, OUTBOX_CHANNEL, jobsChannel, notifyParams, recordChangesSql } from './changes.js';
+import { OUTBOX_CHANNEL, jobsChannel, recordChangesSql } from './changes.js';
 
 const REFS = `jsonb_to_recordset($1::jsonb) AS r(event_id uuid, lease_token bigint)`;
 
@@ -48,7 +48,7 @@ export async function releaseJobs(db: Db, jobs: JobRef[], now: Date): Promise<nu
   return db.tx(async (tx) => {
     const rows = await tx.query<{ queue: string }>(RELEASE_SQL, [refsParam(jobs), now]);
     if (rows.length > 0) {
-      await tx.query(NOTIFY_SQL, notifyParams([OUTBOX_CHANNEL, ...rows.map((r) => jobsChannel(r.queue))]));
+      tx.notify([OUTBOX_CHANNEL, ...rows.map((r) => jobsChannel(r.queue))]);
     }
     return rows.length;
   });

@@ -6,7 +6,7 @@
 import type { Db } from '../db.js';
 import type { RetryFilter } from '../types.js';
 import { isUuid } from '../../core/ids.js';
-import { NOTIFY_SQL, OUTBOX_CHANNEL, PROCESSING_QUEUE, jobsChannel, notifyParams, recordChangesSql } from './changes.js';
+import { OUTBOX_CHANNEL, PROCESSING_QUEUE, jobsChannel, recordChangesSql } from './changes.js';
 import { eventWhere } from './event-filter.js';
 
 export async function retryEvents(db: Db, filter: RetryFilter, now: Date): Promise<string[]> {
@@ -35,7 +35,7 @@ export async function retryEvents(db: Db, filter: RetryFilter, now: Date): Promi
   return db.tx(async (tx) => {
     const rows = await tx.query<{ id: string }>(sql, params);
     if (rows.length > 0) {
-      await tx.query(NOTIFY_SQL, notifyParams([OUTBOX_CHANNEL, jobsChannel(PROCESSING_QUEUE)]));
+      tx.notify([OUTBOX_CHANNEL, jobsChannel(PROCESSING_QUEUE)]);
     }
     return rows.map((r) => r.id);
   });

@@ -6,7 +6,7 @@
  * SKIP LOCKED: a job a worker is completing right now is left for the next sweep.
  */
 import type { Db } from '../db.js';
-import { NOTIFY_SQL, OUTBOX_CHANNEL, jobsChannel, notifyParams, recordChangesSql } from './changes.js';
+import { OUTBOX_CHANNEL, jobsChannel, recordChangesSql } from './changes.js';
 
 export const LEASE_EXPIRED = 'lease expired';
 
@@ -47,7 +47,7 @@ export async function sweepExpiredLeases(db: Db, now: Date): Promise<number> {
     const rows = await tx.query<{ queue: string; status: string }>(SWEEP_SQL, [now]);
     if (rows.length > 0) {
       const queues = rows.filter((r) => r.status === 'queued').map((r) => jobsChannel(r.queue));
-      await tx.query(NOTIFY_SQL, notifyParams([OUTBOX_CHANNEL, ...queues]));
+      tx.notify([OUTBOX_CHANNEL, ...queues]);
     }
     return rows.length;
   });

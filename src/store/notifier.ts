@@ -1,0 +1,44 @@
+/**
+ * Wake-up notifications, sent after commit and coalesced.
+ *
+ * Why not NOTIFY inside the transaction: PostgreSQL serialises every committing transaction that
+ * has queued a NOTIFY behind one cluster-wide lock held across its WAL flush, so NOTIFY in the
+ * ingest and completion transactions made concurrent commits run one at a time. These
+ * notifications only wake workers and the relay (which also poll as a backstop), so they are sent
+ * once the transaction has committed, from a separate statement that writes nothing — and while
+ * one is on the wire, further channels are collected and sent together with the next.
+ */
+export class CoalescingNotifier {
+  private readonly pending = new Set<string>();
+  private running = false;
+
+  constructor(
+    private readonly send: (channels: string[]) => Promise<unknown>,
+    private readonly onError: (err: unknown) => void = () => {},
+  ) {}
+
+  notify(channels: Iterable<string>): void {
+    for (const c of channels) this.pending.add(c);
+    if (!this.running && this.pending.size > 0) void this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.pending.size > 0) {
+        const batch = [...this.pending];
+        this.pending.clear();
+        try {
+          await this.send(batch);
+        } catch (err) {
+          // The database is away: listeners re-listen and poll when it is back.
+          this.onError(err);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}
+
+export const NOTIFY_CHANNELS_SQL = `SELECT pg_notify(c, '') FROM jsonb_array_elements_text($1::jsonb) AS c`;
