@@ -5,14 +5,14 @@
  */
 import { Authenticator } from '../auth/authenticator.js';
 import { consolePlugin } from '../console/plugin.js';
-import { createGateway, storeChannelAccess } from '../gateway/index.js';
+import { createGateway, serviceIngestPort, storeChannelAccess } from '../gateway/index.js';
 import { buildApiServer, buildInternalServer, IngestService } from '../ingest/index.js';
 import { OutboxRelay } from '../outbox/index.js';
 import { createPresenceStore, createSessionStore } from '../presence/index.js';
 import { MaintenanceWorker, Worker, loadProcessors } from '../worker/index.js';
 import { setUpAdminKey } from './admin-key.js';
 import { createRuntime, runForever, startBus, startStore, type ConfigOverrides, type Runtime } from './runtime.js';
-import { forwardAuthChanges, localIngestPort } from './wiring.js';
+import { forwardAuthChanges } from './wiring.js';
 import { listen } from './listen.js';
 import type { Store } from '../store/types.js';
 
@@ -63,7 +63,7 @@ export async function startEmbedded(overrides: ConfigOverrides = {}, env: NodeJS
       sessions,
       auth: authenticator,
       access: storeChannelAccess(store),
-      ingest: localIngestPort(ingest),
+      ingest: serviceIngestPort(ingest),
       nodeId: config.nodeId,
     });
     gateway.attach(api.server);

@@ -3,23 +3,7 @@
  */
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Bus } from '../bus/types.js';
-import type { IngestPort } from '../gateway/ingest-port.js';
-import type { IngestService } from '../ingest/service.js';
 import type { Logger } from '../observability/logger.js';
-
-/** INGEST frames in a process that holds the store: the same service as POST /api/events. */
-export function localIngestPort(ingest: IngestService): IngestPort {
-  return {
-    async ingest(auth, _token, input) {
-      const result = await ingest.ingest(auth, input, undefined, { field: 'payload' });
-      return {
-        event_id: result.event.id,
-        status: result.outcome === 'created' ? 'accepted' : result.event.status,
-        replayed: result.outcome === 'replayed',
-      };
-    },
-  };
-}
 
 /**
  * Key, principal and role changes reach gateway nodes as bus control messages, so revoked keys'
