@@ -47,6 +47,8 @@ export class Connection implements Subscriber {
   readonly channels = new Set<string>();
   /** Position the client was last told per channel (SUBSCRIBED or the last replayed). */
   readonly positions = new Map<string, StreamPosition>();
+  /** Per channel: every publication after this position was sent to the client (replayed or live). */
+  readonly sentAfter = new Map<string, StreamPosition>();
   /** Last time anything (a frame or a pong) came from the client. */
   lastSeen: number;
   closeCode: number | null = null;
@@ -136,7 +138,7 @@ export class Connection implements Subscriber {
 
   /** ERROR {code, message} (and `channel` when the error is about one channel). */
   sendError(code: WsErrorCode, message: string, ref?: string | number, channel?: string): void {
-    const payload: ServerFrameMap['ERROR'] & { channel?: string } = { code, message };
+    const payload: ServerFrameMap['ERROR'] = { code, message };
     if (channel !== undefined) payload.channel = channel;
     this.send('ERROR', payload, ref);
   }

@@ -110,6 +110,22 @@ export class Registry {
     return buffered.filter((p) => p.ephemeral === true || p.epoch !== after.epoch || p.offset > after.offset);
   }
 
+  /**
+   * Takes a live subscriber back to pending: its live publications are buffered again until
+   * `activate()`, so an already subscribed connection can be sent a history read in order too.
+   * Returns the last position fanned out here (the subscriber was sent everything up to it), or
+   * undefined when `sub` is not live on `channel`.
+   */
+  suspend(sub: Subscriber, channel: string): { last: StreamPosition | null } | undefined {
+    const entry = this.channels.get(channel);
+    const state = entry?.subscribers.get(sub);
+    if (!entry || !state || !entry.live.has(sub)) return undefined;
+    entry.live.delete(sub);
+    state.buffer = [];
+    state.overflowed = false;
+    return { last: entry.last };
+  }
+
   has(sub: Subscriber, channel: string): boolean {
     return this.channels.get(channel)?.subscribers.has(sub) ?? false;
   }

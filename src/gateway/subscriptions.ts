@@ -26,8 +26,12 @@ export interface Prepared {
   position: StreamPosition;
   recovered: boolean;
   replay: Publication[];
-  /** Already subscribed: nothing to replay or activate. */
+  /** Already subscribed: nothing to replay or activate, unless `suspended`. */
   existing: boolean;
+  /** Already subscribed and taken back to pending for a replay: commit replays and goes live again. */
+  suspended?: boolean;
+  /** Once committed, every publication after this was sent to the client (none for patterns). */
+  sentAfter?: StreamPosition;
 }
 
 export type PrepareResult = { ok: true; prepared: Prepared } | { ok: false; code: 'FORBIDDEN' | 'BAD_REQUEST' | 'INTERNAL' | 'NOT_FOUND'; message: string };
@@ -45,11 +49,7 @@ export class Subscriptions {
   async prepare(conn: Connection, channel: string, since: StreamPosition | undefined, checkAccess = true): Promise<PrepareResult> {
     const auth = conn.auth;
     if (!auth) return { ok: false, code: 'FORBIDDEN', message: 'not authenticated' };
-    if (conn.channels.has(channel)) {
-      const position = isPattern(channel) ? PATTERN_POSITION : (conn.positions.get(channel) ?? PATTERN_POSITION);
-      const last = this.ctx.registry.lastPosition(channel);
-      return { ok: true, prepared: { channel, position: last ?? position, recovered: true, replay: [], existing: true } };
-    }
+    if (conn.channels.has(channel)) return this.prepareExisting(conn, channel, since);
     if (checkAccess) {
       let allowed: boolean;
       try {
@@ -73,13 +73,14 @@ export class Subscriptions {
       }
       if (since) {
         const history = await this.ctx.bus.history(channel, since);
+        const { position, recovered } = history;
         return {
           ok: true,
-          prepared: { channel, position: history.position, recovered: history.recovered, replay: history.recovered ? history.publications : [], existing: false },
+          prepared: { channel, position, recovered, replay: recovered ? history.publications : [], existing: false, sentAfter: recovered ? since : position },
         };
       }
       const position = await this.ctx.bus.position(channel);
-      return { ok: true, prepared: { channel, position, recovered: false, replay: [], existing: false } };
+      return { ok: true, prepared: { channel, position, recovered: false, replay: [], existing: false, sentAfter: position } };
     } catch (err) {
       this.abandon(conn, channel);
       const { code, message } = wsErrorOf(err);
@@ -88,9 +89,42 @@ export class Subscriptions {
     }
   }
 
+  /**
+   * Already subscribed (`user:{self}` at the upgrade, then HELLO with `since`): the client may have
+   * missed publications from before this subscription started. The subscription goes back to
+   * pending, as a new one would be, for the history read; what the connection was already sent
+   * live is left out of the replay.
+   */
+  private async prepareExisting(conn: Connection, channel: string, since: StreamPosition | undefined): Promise<PrepareResult> {
+    const known = conn.positions.get(channel);
+    const current = later(known, this.ctx.registry.lastPosition(channel));
+    const unchanged: PrepareResult = {
+      ok: true,
+      prepared: { channel, position: isPattern(channel) ? PATTERN_POSITION : (current ?? PATTERN_POSITION), recovered: true, replay: [], existing: true },
+    };
+    const sentAfter = conn.sentAfter.get(channel);
+    // Still being set up (the same channel twice in one frame) or nothing asked: nothing to add.
+    if (!since || isPattern(channel) || !known || !sentAfter) return unchanged;
+    const live = this.ctx.registry.suspend(conn, channel);
+    if (!live) return unchanged;
+    const at = later(known, live.last)!;
+    try {
+      const history = await this.ctx.bus.history(channel, since);
+      if (history.recovered) {
+        const replay = history.publications.filter((p) => !wasSent(p, sentAfter, live.last));
+        const from = sentAfter.epoch === since.epoch && sentAfter.offset <= since.offset ? sentAfter : since;
+        return { ok: true, prepared: { channel, position: history.position, recovered: true, replay, existing: true, suspended: true, sentAfter: from } };
+      }
+    } catch (err) {
+      // The subscription itself is fine: it goes live again, and the client resyncs.
+      this.ctx.logger.warn({ err, channel, connection_id: conn.id }, 'history read failed');
+    }
+    return { ok: true, prepared: { channel, position: at, recovered: false, replay: [], existing: true, suspended: true } };
+  }
+
   /** Replays, then goes live. Call synchronously after sending SUBSCRIBED / HELLO_ACK. */
   commit(conn: Connection, prepared: Prepared): void {
-    if (prepared.existing) return;
+    if (prepared.existing && !prepared.suspended) return;
     const { channel } = prepared;
     if (!conn.isOpen || !conn.channels.has(channel)) {
       this.abandon(conn, channel);
@@ -114,6 +148,8 @@ export class Subscriptions {
       if (!pub.ephemeral && !isPattern(channel)) last = { offset: pub.offset, epoch: pub.epoch };
     }
     if (last) conn.positions.set(channel, last);
+    if (prepared.sentAfter) conn.sentAfter.set(channel, prepared.sentAfter);
+    if (prepared.existing) return;
     if (!isPattern(channel) && namespaceOptions(this.ctx.config, channel).presence) this.presence.join(conn, channel);
   }
 
@@ -156,6 +192,20 @@ export class Subscriptions {
   private abandon(conn: Connection, channel: string): void {
     conn.channels.delete(channel);
     conn.positions.delete(channel);
+    conn.sentAfter.delete(channel);
     this.ctx.registry.remove(conn, channel);
   }
+}
+
+/** The later of two positions (another epoch counts as later: it is the current one). */
+function later(a: StreamPosition | undefined, b: StreamPosition | null): StreamPosition | undefined {
+  if (!b) return a;
+  if (!a || a.epoch !== b.epoch || b.offset > a.offset) return b;
+  return a;
+}
+
+/** Whether the connection was sent `pub`: it was sent everything after `from` up to `last`. */
+function wasSent(pub: Publication, from: StreamPosition, last: StreamPosition | null): boolean {
+  if (!last || pub.epoch !== last.epoch || pub.offset > last.offset) return false;
+  return from.epoch !== pub.epoch || pub.offset > from.offset;
 }

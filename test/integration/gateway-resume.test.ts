@@ -6,14 +6,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPublication, startGatewayHarness, WsTestClient, type Frame, type GatewayHarness, type GatewayNode } from '../helpers/ws.js';
 import type { TestPrincipal } from '../helpers/api.js';
+import { namespaceResolver } from '../../src/bus/namespaces.js';
+import type { Bus } from '../../src/bus/types.js';
+import type { StreamPosition } from '../../src/protocol/frames.js';
 
 let h: GatewayHarness;
 let nodeB: GatewayNode;
 let alice: TestPrincipal;
 let bob: TestPrincipal;
+/** Buses the tests create themselves, closed after the harness. */
+const ownBuses: Bus[] = [];
 
 beforeAll(async () => {
-  h = await startGatewayHarness({ config: { namespaces: { live: { historySize: 20 } } } });
+  h = await startGatewayHarness({ config: { namespaces: { live: { historySize: 20 }, user: { historySize: 20 } } } });
   nodeB = await h.addNode();
   alice = await h.api.createPrincipal({ id: 'alice' });
   bob = await h.api.createPrincipal({ id: 'bob' });
@@ -22,6 +27,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await h?.close();
+  for (const b of ownBuses) await b.close();
 });
 
 const offsets = (frames: Frame[]) => frames.map((f) => f.payload.offset as number);
@@ -173,5 +179,112 @@ describe('HELLO resume', () => {
     expect(resumed.payload).toMatchObject({ session_id: sessionId, resumed: true, recovered: true });
     await b.waitCount((f) => isPublication(f, 'live:6:chat'), 2);
     await b.close();
+  });
+
+  it('after a query-token connect, HELLO with since replays what the own channel missed too, once and in order', async () => {
+    await h.api.store.addChannelMember('live:7:chat', 'alice');
+    const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const sessionId = a.frames[0]!.payload.session_id as string;
+    await a.request('SUBSCRIBE', { channels: ['live:7:chat'] });
+    await h.bus.publish('live:7:chat', 'm', { seen: 1 });
+    await h.bus.publish('user:alice', 'event.update', { seen: 1 });
+    const seenChat = await a.waitFor((f) => isPublication(f, 'live:7:chat'));
+    const seenUser = await a.waitFor((f) => isPublication(f, 'user:alice'));
+    await a.close();
+    await new Promise((r) => setTimeout(r, 50)); // the session write on close
+
+    const missedChat = await publishN('live:7:chat', 3, 'missed');
+    const missedUser = await publishN('user:alice', 3, 'missed');
+
+    // The upgrade subscribes user:alice at once, before the client says where it was.
+    const b = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const since = {
+      'live:7:chat': { offset: seenChat.payload.offset, epoch: seenChat.payload.epoch },
+      'user:alice': { offset: seenUser.payload.offset, epoch: seenUser.payload.epoch },
+    };
+    const resumed = await b.request('HELLO', { session_id: sessionId, since });
+    expect(resumed.payload).toMatchObject({ session_id: sessionId, resumed: true, recovered: true });
+    expect(resumed.payload.channels).toMatchObject({
+      'live:7:chat': { recovered: true, offset: missedChat.at(-1)!.offset },
+      'user:alice': { recovered: true, offset: missedUser.at(-1)!.offset },
+    });
+    await h.bus.publish('user:alice', 'live', { live: true });
+    await h.bus.publish('live:7:chat', 'live', { live: true });
+    await b.waitCount((f) => isPublication(f, 'user:alice'), 4);
+    await b.waitCount((f) => isPublication(f, 'live:7:chat'), 4);
+    await new Promise((r) => setTimeout(r, 50)); // room for a duplicate to show up
+    for (const [channel, missed] of [['user:alice', missedUser], ['live:7:chat', missedChat]] as const) {
+      const got = b.events(channel);
+      expect(got.map((f) => f.payload.event)).toEqual(['missed', 'missed', 'missed', 'live']);
+      expect(offsets(got)).toEqual([...missed.map((m) => m.offset), missed.at(-1)!.offset + 1]);
+      expect(b.frames.indexOf(resumed)).toBeLessThan(b.frames.indexOf(got[0]!));
+    }
+    await b.close();
+  });
+
+  it('after a query-token connect, HELLO with a since outside the own channel history: recovered false, nothing replayed, live goes on', async () => {
+    const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const sessionId = a.frames[0]!.payload.session_id as string;
+    await h.bus.publish('user:alice', 'event.update', { seen: 1 });
+    const seen = await a.waitFor((f) => isPublication(f, 'user:alice'));
+    await a.close();
+    await new Promise((r) => setTimeout(r, 50));
+    await publishN('user:alice', 25, 'missed'); // history keeps 20
+
+    const b = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const old = await b.request('HELLO', { session_id: sessionId, since: { 'user:alice': { offset: seen.payload.offset, epoch: seen.payload.epoch } } });
+    expect(old.payload).toMatchObject({ resumed: true, recovered: false, channels: { 'user:alice': { recovered: false } } });
+    const other = await b.request('HELLO', { session_id: sessionId, since: { 'user:alice': { offset: seen.payload.offset, epoch: 'another-epoch' } } });
+    expect(other.payload).toMatchObject({ recovered: false, channels: { 'user:alice': { recovered: false } } });
+    const live = await h.bus.publish('user:alice', 'live', {});
+    await b.waitFor((f) => isPublication(f, 'user:alice'));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(offsets(b.events('user:alice'))).toEqual([live.offset]);
+    await b.close();
+  });
+
+  it('HELLO with since on an already subscribed channel: nothing sent twice, also what arrives during the history read', async () => {
+    // A node whose history reads wait for the test, so publications land while one is in flight.
+    const inner = h.hub.node({ namespaces: namespaceResolver(h.api.config), clock: h.api.clock });
+    ownBuses.push(inner);
+    let release: () => void = () => undefined;
+    let gate: Promise<void> = Promise.resolve();
+    let reading = false;
+    const gated = new Proxy(inner, {
+      get(target, key) {
+        if (key === 'history') {
+          return async (channel: string, since?: StreamPosition) => {
+            reading = true;
+            await gate;
+            return target.history(channel, since);
+          };
+        }
+        const value: unknown = Reflect.get(target, key);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const node = await h.addNode({ bus: gated });
+
+    const before = await publishN('user:alice', 2, 'before');
+    const c = await WsTestClient.ready(node.wsUrl({ token: alice.key }));
+    const sessionId = c.frames[0]!.payload.session_id as string;
+    const [early] = await publishN('user:alice', 1, 'early');
+    await c.waitFor((f) => isPublication(f, 'user:alice'));
+
+    gate = new Promise((r) => (release = r));
+    const ack = c.request('HELLO', { session_id: sessionId, since: { 'user:alice': { offset: before[0]!.offset - 1, epoch: before[0]!.epoch } } });
+    while (!reading) await new Promise((r) => setTimeout(r, 5));
+    const during = await publishN('user:alice', 3, 'during');
+    await new Promise((r) => setTimeout(r, 20)); // they reach the node while the read waits
+    release();
+    const resumed = await ack;
+    expect(resumed.payload).toMatchObject({ recovered: true, channels: { 'user:alice': { recovered: true } } });
+    await c.waitCount((f) => isPublication(f, 'user:alice'), 6);
+    await new Promise((r) => setTimeout(r, 50)); // room for a duplicate to show up
+    const got = c.events('user:alice');
+    // `early` went out live before the HELLO; the rest once each, in order, after HELLO_ACK.
+    expect(offsets(got)).toEqual([early!, ...before, ...during].map((p) => p.offset));
+    expect(c.frames.indexOf(resumed)).toBeLessThan(c.frames.indexOf(got[1]!));
+    await c.close();
   });
 });
