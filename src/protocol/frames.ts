@@ -70,7 +70,8 @@ export interface ServerFrameMap {
   INGESTED: { event_id: string; status: string; replayed?: boolean };
   PRESENCE_STATE: { channel: string; members: PresenceMember[] };
   EVENT: { channel: string; offset: number; epoch: string; event: string; payload: unknown };
-  ERROR: { code: WsErrorCode; message: string };
+  /** `channel` when the error is about one channel (a refused SUBSCRIBE, a channel that could not be restored). */
+  ERROR: { code: WsErrorCode; message: string; channel?: string };
 }
 export type ServerFrameType = keyof ServerFrameMap;
 
