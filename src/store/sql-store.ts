@@ -7,6 +7,7 @@ import type {
   ClaimOptions,
   ClaimedJob,
   CompleteInput,
+  CompleteItem,
   EventPage,
   EventStats,
   FailInput,
@@ -39,6 +40,7 @@ import { retryEvents } from './ops/retry-events.js';
 import { stats } from './ops/stats.js';
 import { claim } from './ops/claim.js';
 import { complete } from './ops/complete.js';
+import { completeMany } from './ops/complete-many.js';
 import { fail } from './ops/fail.js';
 import { extendLeases, releaseJobs } from './ops/leases.js';
 import { hasEffect, nextRunAt } from './ops/queue.js';
@@ -159,6 +161,9 @@ export class SqlStore implements Store {
   }
   complete(job: JobRef, input: CompleteInput, now: Date): Promise<boolean> {
     return this.run(() => complete(this.db, job, input, now));
+  }
+  completeMany(items: CompleteItem[], now: Date): Promise<boolean[]> {
+    return this.run(() => completeMany(this.db, items, now));
   }
   fail(job: JobRef, input: FailInput, now: Date): Promise<boolean> {
     return this.run(() => fail(this.db, job, input, now));

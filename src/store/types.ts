@@ -122,6 +122,11 @@ export interface CompleteInput {
   result: unknown;
 }
 
+export interface CompleteItem {
+  job: JobRef;
+  input: CompleteInput;
+}
+
 export interface FailInput {
   error: string;
   /** When to run again; null fails the event for good (attempts exhausted or non-retryable). */
@@ -199,6 +204,11 @@ export interface Store {
   claim(options: ClaimOptions): Promise<ClaimedJob[]>;
   /** processing → processed with the effect recorded; false when the lease is no longer held. */
   complete(job: JobRef, input: CompleteInput, now: Date): Promise<boolean>;
+  /**
+   * complete() of many jobs in one statement (one commit): each item fenced on its own; results
+   * in input order. What a worker's group commit calls.
+   */
+  completeMany(items: CompleteItem[], now: Date): Promise<boolean[]>;
   /** processing → queued (retryAt) or failed; false when the lease is no longer held. */
   fail(job: JobRef, input: FailInput, now: Date): Promise<boolean>;
   /** Extends held leases to now + leaseMs; returns the refs still held. */
