@@ -8,6 +8,7 @@ import type { TemConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { ClaimedJob, JobRef, Store } from '../store/types.js';
 import { retryDelayMs, type RandomSource } from './backoff.js';
+import type { CompleteFn } from './completions.js';
 import { describeError } from './describe-error.js';
 import type { TypedEmitter } from './emitter.js';
 import type { WorkerEventMap } from './events.js';
@@ -32,6 +33,8 @@ export interface JobDeps {
   logger: Logger;
   events: TypedEmitter<WorkerEventMap>;
   random: RandomSource;
+  /** Writes a completion, answering for this job alone (group-committed: completions.ts). */
+  complete: CompleteFn;
 }
 
 type Outcome = { ok: true; result: unknown } | { ok: false; error: unknown };
@@ -66,9 +69,7 @@ export async function runJob(d: JobDeps, entry: RunningJob): Promise<void> {
   if (entry.abandoned) return;
   entry.committing = true;
   if (outcome.ok) {
-    const ok = await commit(d, entry, 'complete', () =>
-      d.store.complete(entry.ref, { processor: processor.name, result: outcome.result ?? null }, d.clock.now()),
-    );
+    const ok = await commit(d, entry, 'complete', () => d.complete(entry.ref, { processor: processor.name, result: outcome.result ?? null }));
     const durationMs = Math.round(performance.now() - started);
     if (ok) d.events.emit('job:completed', { job, processor: processor.name, durationMs, skipped });
     else if (ok === false) leaseLost(d, entry, 'complete');

@@ -1,7 +1,8 @@
 /**
  * The processing worker: claim → process → complete/fail, for one queue.
  *
- * - Claims in batches, at most `workerConcurrency` jobs in flight.
+ * - Claims in batches, at most `workerConcurrency` jobs in flight; completions are group-committed
+ *   (many jobs per completeMany statement), each job still fenced by its own lease token.
  * - Woken by the store's job notifications (LISTEN/NOTIFY), with polling every
  *   `pollIntervalMs` only as a backstop and a timer for the next delayed retry (`nextRunAt`).
  * - Renews the leases of its jobs every leaseMs/3. A job whose lease is lost has its signal
@@ -18,6 +19,7 @@ import type { TemConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ClaimedJob, Store, Unlisten } from '../store/types.js';
+import { groupCompletions } from './completions.js';
 import { backoffDelayMs, type RandomSource } from './backoff.js';
 import { TypedEmitter } from './emitter.js';
 import type { WorkerEventMap } from './events.js';
@@ -91,7 +93,15 @@ export class Worker {
     );
     logWorkerEvents(this.events, this.logger);
     if (options.metrics) countWorkerEvents(this.events, options.metrics);
-    this.deps = { store: this.store, config: this.config, clock: this.clock, logger: this.logger, events: this.events, random: this.random };
+    this.deps = {
+      store: this.store,
+      config: this.config,
+      clock: this.clock,
+      logger: this.logger,
+      events: this.events,
+      random: this.random,
+      complete: groupCompletions(this.store, this.clock, this.config.workerBatchSize),
+    };
   }
 
   /** Jobs currently running (including ones abandoned whose processor has not returned). */

@@ -8,19 +8,27 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { createError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import type { JobRef, Store } from '../../src/store/types.js';
+import type { CompleteItem, JobRef, Store } from '../../src/store/types.js';
 import { Worker } from '../../src/worker/index.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
 import { services } from '../helpers/services.js';
 import { RecordingProcessor, gate, ingestEvents, sleep, statuses, waitFor, workerConfig } from '../fixtures/worker-helpers.js';
 
-/** The real store with some calls failing as they would while the database is down. */
+/**
+ * The real store with some calls failing as they would while the database is down. A
+ * `complete` fault also fails any completeMany (the worker's group commit) holding that job.
+ */
 function withFaults(store: Store, faults: { claim?: () => boolean; complete?: (job: JobRef) => boolean }): Store {
+  const completeFault = faults.complete;
+  const all: Record<string, ((...a: never[]) => boolean) | undefined> = {
+    ...faults,
+    completeMany: completeFault && ((items: CompleteItem[]) => items.some((i) => completeFault(i.job))),
+  };
   return new Proxy(store, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target) as unknown;
       if (typeof value !== 'function') return value;
-      const fault = faults[prop as keyof typeof faults] as ((...a: unknown[]) => boolean) | undefined;
+      const fault = all[String(prop)] as ((...a: unknown[]) => boolean) | undefined;
       return (...args: unknown[]) => {
         if (fault?.(...args)) return Promise.reject(createError('STORE_UNAVAILABLE', 'The database is not reachable'));
         return (value as (...a: unknown[]) => unknown).apply(target, args);

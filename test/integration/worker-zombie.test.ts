@@ -114,7 +114,7 @@ describe.skipIf(!services.postgres)('zombie workers cannot commit (postgres)', (
         const v = Reflect.get(target, prop, target) as unknown;
         if (typeof v !== 'function') return v;
         return (...args: unknown[]) => {
-          if (prop === 'complete' || prop === 'fail') completesByA += 1;
+          if (prop === 'complete' || prop === 'completeMany' || prop === 'fail') completesByA += 1;
           return (v as (...a: unknown[]) => unknown).apply(target, args);
         };
       },
