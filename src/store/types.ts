@@ -110,6 +110,12 @@ export interface ClaimedJob {
   attempt: number;
   maxAttempts: number;
   leaseExpiresAt: Date;
+  /**
+   * Processors whose effect for this event was already recorded when it was claimed (lets the
+   * worker skip a hasEffect round trip per job; while the lease is held nobody else can add one).
+   * Absent: ask hasEffect.
+   */
+  recordedEffects?: string[];
 }
 
 export interface JobRef {

@@ -59,7 +59,8 @@ export async function runJob(d: JobDeps, entry: RunningJob): Promise<void> {
   const started = performance.now();
   let skipped: boolean;
   try {
-    skipped = await d.store.hasEffect(job.event.id, processor.name);
+    // The claim usually says already (one query per batch instead of one per job).
+    skipped = job.recordedEffects ? job.recordedEffects.includes(processor.name) : await d.store.hasEffect(job.event.id, processor.name);
   } catch (error) {
     d.events.emit('error', { error, context: 'hasEffect', job });
     await releaseQuietly(d, [entry]);

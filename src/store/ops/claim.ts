@@ -3,7 +3,8 @@
  * One statement: picks ready jobs of the queue (oldest run_at first) with FOR UPDATE SKIP LOCKED so
  * concurrent claimers never take the same job, gives each a new fencing token and a lease until
  * now + leaseMs, counts the attempt, and moves the events to `processing` with history and
- * notification. A NOTIFY for the relay follows in the same transaction.
+ * notification. Each job comes with the processors whose effect is already recorded, so the
+ * worker need not ask per job. The relay is woken after commit.
  */
 import type { Db } from '../db.js';
 import type { ClaimOptions, ClaimedJob } from '../types.js';
@@ -33,7 +34,8 @@ ${recordChangesSql('changed', '$2')}
 SELECT c.id::text AS id, c.type, c.payload, c.producer_id, c.user_id, c.channel, c.idempotency_key,
   c.request_hash, c.occurred_at, c.status, c.attempts, c.max_attempts, c.last_error, c.version,
   c.created_at, c.updated_at, c.processed_at, l.run_at,
-  l.lease_token::text AS lease_token, l.lease_expires_at, l.attempts AS attempt, l.max_attempts AS job_max_attempts
+  l.lease_token::text AS lease_token, l.lease_expires_at, l.attempts AS attempt, l.max_attempts AS job_max_attempts,
+  ARRAY(SELECT pe.processor FROM processed_effects pe WHERE pe.event_id = c.id) AS effects
 FROM changed c JOIN leased l ON l.event_id = c.id
 ORDER BY l.run_at, c.id`;
 
@@ -42,20 +44,21 @@ interface ClaimRow extends EventRow {
   lease_expires_at: Date;
   attempt: number;
   job_max_attempts: number;
+  effects: string[] | null;
 }
 
 export async function claim(db: Db, o: ClaimOptions): Promise<ClaimedJob[]> {
   if (o.limit <= 0) return [];
   const until = new Date(o.now.getTime() + o.leaseMs);
-  return db.tx(async (tx) => {
-    const rows = await tx.query<ClaimRow>(CLAIM_SQL, [o.queue, o.now, o.limit, o.workerId, until]);
-    if (rows.length > 0) tx.notify([OUTBOX_CHANNEL]);
-    return rows.map((r) => ({
-      event: toEvent(r),
-      leaseToken: r.lease_token,
-      attempt: r.attempt,
-      maxAttempts: r.job_max_attempts,
-      leaseExpiresAt: r.lease_expires_at,
-    }));
-  });
+  // One statement is atomic on its own: no BEGIN/COMMIT round trips around it.
+  const rows = await db.query<ClaimRow>(CLAIM_SQL, [o.queue, o.now, o.limit, o.workerId, until]);
+  if (rows.length > 0) db.notify([OUTBOX_CHANNEL]);
+  return rows.map((r) => ({
+    event: toEvent(r),
+    leaseToken: r.lease_token,
+    attempt: r.attempt,
+    maxAttempts: r.job_max_attempts,
+    leaseExpiresAt: r.lease_expires_at,
+    ...(Array.isArray(r.effects) ? { recordedEffects: r.effects } : {}),
+  }));
 }
