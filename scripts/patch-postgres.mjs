@@ -30,24 +30,31 @@ const replacements = [
     '    clearImmediate(nextWriteTimer)\n    socket.removeListener(\'data\', data)\n    socket.removeListener(\'connect\', connected)\n    idleTimer.cancel()',
     '    clearImmediate(nextWriteTimer)\n    nextWriteTimer = null\n    chunk = null\n    socket.removeListener(\'data\', data)\n    socket.removeListener(\'connect\', connected)\n    idleTimer.cancel()',
   ],
+  // terminate() has the same stale timer: a connection ended mid-write could never flush again.
+  [
+    '    clearImmediate(nextWriteTimer)\n    if (socket) {',
+    '    clearImmediate(nextWriteTimer)\n    nextWriteTimer = null\n    chunk = null\n    if (socket) {',
+  ],
 ];
 
 for (const file of ['src/connection.js', 'cjs/src/connection.js']) {
   const path = join(root, file);
   if (!existsSync(path)) continue;
   let text = readFileSync(path, 'utf8');
-  if (text.includes(MARK)) continue;
   if (!text.includes('const x = socket.write(chunk, fn)')) continue; // upstream changed: fixed there
   if (version !== '3.4.9') {
     console.error(`patch-postgres: postgres ${version} is not the version this patch was written for (3.4.9); check the upstream fix and update scripts/patch-postgres.mjs`);
     process.exit(1);
   }
+  let changed = false;
   for (const [from, to] of replacements) {
+    if (text.includes(to)) continue; // applied before
     if (!text.includes(from)) {
       console.error(`patch-postgres: ${file} does not contain the expected code; not patched`);
       process.exit(1);
     }
     text = text.replace(from, to);
+    changed = true;
   }
-  writeFileSync(path, text);
+  if (changed) writeFileSync(path, text);
 }

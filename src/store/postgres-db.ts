@@ -16,6 +16,16 @@ export interface PostgresDbOptions {
   max?: number;
   /** Seconds to wait for a connection before failing (default 5). */
   connectTimeout?: number;
+  /**
+   * Longest a statement (or, ×3, a transaction) may take before the call fails with
+   * STORE_UNAVAILABLE and the pool is replaced (default 10 000 ms). See `deadline()`.
+   */
+  queryTimeoutMs?: number;
+}
+
+/** Rejection of a call that outlived its deadline; mapped to STORE_UNAVAILABLE like a lost connection. */
+function timedOut(ms: number): Error {
+  return Object.assign(new Error(`the database did not answer within ${ms} ms`), { code: 'CONNECT_TIMEOUT' });
 }
 
 type Sql = postgres.Sql<Record<string, never>>;
@@ -78,18 +88,27 @@ class PostgresTxDb implements Db {
 
 export class PostgresDb implements Db {
   readonly kind = 'postgres' as const;
-  readonly sql: Sql;
+  private sql: Sql;
+  private readonly options: PostgresDbOptions;
   private readonly url: string;
   private readonly connectTimeout: number;
+  private readonly queryTimeoutMs: number;
+  private closed = false;
   /** Opened on the first listen() only: most short-lived stores never listen. */
   private listener: PgListener | null = null;
   private readonly notifier = new CoalescingNotifier((channels) => this.query(NOTIFY_CHANNELS_SQL, [JSON.stringify(channels)]));
 
   constructor(options: PostgresDbOptions) {
+    this.options = options;
     this.url = options.url;
     this.connectTimeout = options.connectTimeout ?? 5;
-    this.sql = postgres(options.url, {
-      max: options.max ?? 10,
+    this.queryTimeoutMs = options.queryTimeoutMs ?? 10_000;
+    this.sql = this.pool();
+  }
+
+  private pool(): Sql {
+    return postgres(this.url, {
+      max: this.options.max ?? 10,
       connect_timeout: this.connectTimeout,
       idle_timeout: 30,
       onnotice: () => {},
@@ -98,8 +117,34 @@ export class PostgresDb implements Db {
     }) as unknown as Sql;
   }
 
+  /**
+   * Bounds a call on the pool. Why: after PostgreSQL was unreachable for a few seconds, the
+   * driver can leave a connection whose queued queries never settle (seen in the outage test:
+   * every later request waited forever). A call past its deadline fails like a lost connection
+   * (→ 503), and the whole pool is swapped for a fresh one so later calls cannot queue behind
+   * the stuck connection; the old pool is ended in the background.
+   */
+  private async deadline<T>(ms: number, run: (sql: Sql) => Promise<T>): Promise<T> {
+    const sql = this.sql;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(timedOut(ms)), ms);
+    });
+    try {
+      return await Promise.race([run(sql), expired]);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'CONNECT_TIMEOUT' && this.sql === sql && !this.closed) {
+        this.sql = this.pool();
+        void sql.end({ timeout: 0 }).catch(() => undefined);
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async query<T>(text: string, params: readonly unknown[] = []): Promise<T[]> {
-    const rows = await this.sql.unsafe(text, toParams(params));
+    const rows = await this.deadline(this.queryTimeoutMs, (sql) => sql.unsafe(text, toParams(params)));
     return rows as unknown as T[];
   }
 
@@ -109,7 +154,7 @@ export class PostgresDb implements Db {
 
   async tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
     let txDb: PostgresTxDb | undefined;
-    const result = await this.sql.begin((tx) => fn((txDb = new PostgresTxDb(tx, this))));
+    const result = await this.deadline(this.queryTimeoutMs * 3, (sql) => sql.begin((tx) => fn((txDb = new PostgresTxDb(tx, this)))));
     if (txDb && txDb.toNotify.size > 0) this.notifier.notify(txDb.toNotify);
     return result as T;
   }
@@ -124,6 +169,7 @@ export class PostgresDb implements Db {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all([this.sql.end({ timeout: 5 }), this.listener?.close()]);
   }
 }

@@ -47,7 +47,7 @@ describe.skipIf(!services.postgres)('distributed roles during a PostgreSQL outag
   }, 180_000);
 
   afterAll(async () => {
-    if (process.env.DEBUG_OUTAGE) console.log(api?.output().slice(-4000), worker?.output().slice(-2000));
+    if (process.env.DEBUG_OUTAGE) (await import('node:fs')).writeFileSync('/tmp/api-outage.log', api?.output() ?? '');
     await Promise.all([api, worker, maintenance].map((p) => p?.stop()));
     killAll();
     await proxy?.stop();
