@@ -14,6 +14,8 @@ export type CompleteFn = (ref: JobRef, input: CompleteInput) => Promise<boolean>
 export function groupCompletions(store: Store, clock: Clock, maxBatch: number): CompleteFn {
   const committer = new GroupCommitter<CompleteItem, boolean>({
     maxBatch,
+    // Two commits in flight: one filling while the other is written (as ingest does).
+    maxInFlight: 2,
     // `now` at the write, as complete() had it: the fence checks the lease at commit time.
     commit: (items) => store.completeMany(items, clock.now()),
   });
