@@ -2,7 +2,8 @@
  * bench:drain — (1) 50,000 queued events drained by `tem worker` with a no-op processor vs
  * graphile-worker 0.17 with a no-op task, same database, same concurrency, each in its own
  * process; jobs are enqueued first, then the worker starts and we time until none are left.
- * (2) enqueue → processing-start latency at a steady 500/s for ~10 s on both.
+ * (2) enqueue → processing-start latency at a steady 500/s for ~10 s on both (run first, on
+ * fresh tables, with the worker already running).
  * Target: tem ≥ 1.2× graphile-worker jobs/s.
  */
 import postgres from 'postgres';
@@ -89,10 +90,10 @@ interface LatencyFigures {
   failed: number;
 }
 
-async function temLatency(store: Store, sql: postgres.Sql): Promise<LatencyFigures> {
+async function temLatency(store: Store, sql: postgres.Sql, rate: number, seconds: number): Promise<LatencyFigures> {
   const sentAt = new Map<string, number>();
   const enqueueMs: number[] = [];
-  const load = await paced(RATE, LAT_DURATION_S, async (i) => {
+  const load = await paced(rate, seconds, async (i) => {
     const now = new Date();
     const it = item(i, now);
     const t = nowMs();
@@ -114,10 +115,12 @@ async function temLatency(store: Store, sql: postgres.Sql): Promise<LatencyFigur
 async function graphileLatency(
   utils: Awaited<ReturnType<typeof makeWorkerUtils>>,
   runner: Child,
+  rate: number,
+  seconds: number,
 ): Promise<LatencyFigures> {
   const sentAt = new Map<string, number>();
   const enqueueMs: number[] = [];
-  const load = await paced(RATE, LAT_DURATION_S, async () => {
+  const load = await paced(rate, seconds, async () => {
     const t = nowMs();
     const job = await utils.addJob('noop', { lat: true });
     enqueueMs.push(nowMs() - t);
@@ -155,26 +158,44 @@ runBench(async () => {
   const sql = postgres(tem.db.url, { max: 2, onnotice: () => undefined });
   onCleanup('close sql', () => sql.end());
 
+  // Each side: the latency phase first, on fresh tables, with the worker running; then the
+  // worker is stopped, 50,000 jobs are enqueued and a new worker drains them.
   // ── tem ────────────────────────────────────────────────────────────────
+  const workerEnv = { TEM_PROCESSORS: PROCESSOR, TEM_WORKER_CONCURRENCY: String(CONCURRENCY) };
+  let worker = await tem.start('worker', { env: workerEnv });
+  await temLatency(store, sql, 100, 1); // warm-up
+  console.log(`tem: latency phase, ${RATE}/s for ${LAT_DURATION_S} s`);
+  const temLat = await temLatency(store, sql, RATE, LAT_DURATION_S);
+  await tem.stop(worker.child.name);
   let t0 = performance.now();
   await enqueueTem(store, JOBS);
   const temEnqueueS = (performance.now() - t0) / 1000;
   console.log(`tem: enqueued ${JOBS} events in ${temEnqueueS.toFixed(1)} s; starting tem worker`);
-  const workerEnv = { TEM_PROCESSORS: PROCESSOR, TEM_WORKER_CONCURRENCY: String(CONCURRENCY) };
   const drainPromise = timeDrain(sql, 'SELECT count(*)::text AS left, count(*) FILTER (WHERE lease_token IS NOT NULL)::text AS taken FROM jobs', JOBS);
-  const worker = await tem.start('worker', { env: workerEnv });
+  worker = await tem.start('worker', { env: workerEnv });
   const temCpu0 = await cpuMs(worker.child.pid);
   const temDrain = await drainPromise;
   temDrain.worker_cpu_ms_per_job = round(((await cpuMs(worker.child.pid)) - temCpu0) / JOBS, 3);
-  console.log(`tem: drained in ${temDrain.seconds} s (${temDrain.jobs_per_s} jobs/s); latency phase`);
-  await sleep(500);
-  const temLat = await temLatency(store, sql);
+  console.log(`tem: drained in ${temDrain.seconds} s (${temDrain.jobs_per_s} jobs/s)`);
   await tem.stop(worker.child.name);
 
   // ── graphile-worker ────────────────────────────────────────────────────
   await runMigrations({ connectionString: tem.db.url, maxPoolSize: 1, logger: quietLogger() });
   const utils = await makeWorkerUtils({ connectionString: tem.db.url, maxPoolSize: ENQUEUE_POOL, logger: quietLogger() });
   onCleanup('release graphile utils', () => utils.release());
+  const startRunner = async (name: string): Promise<Child> => {
+    const runner = spawnNode(name, 'bench/fixtures/graphile-runner.ts', [], {
+      ipc: true,
+      env: { DATABASE_URL: tem.db.url, CONCURRENCY: String(CONCURRENCY), POOL_MAX: String(POOL_MAX) },
+    });
+    await runner.waitForLog((l) => l.msg === 'listening');
+    return runner;
+  };
+  let runner = await startRunner('graphile-worker');
+  await graphileLatency(utils, runner, 100, 1); // warm-up
+  console.log(`graphile-worker: latency phase, ${RATE}/s for ${LAT_DURATION_S} s`);
+  const gwLat = await graphileLatency(utils, runner, RATE, LAT_DURATION_S);
+  await runner.stop();
   t0 = performance.now();
   for (let i = 0; i < JOBS; i += 1000) {
     await utils.addJobs(Array.from({ length: Math.min(1000, JOBS - i) }, (_, k) => ({ identifier: 'noop', payload: { i: i + k } })));
@@ -182,17 +203,11 @@ runBench(async () => {
   const gwEnqueueS = (performance.now() - t0) / 1000;
   console.log(`graphile-worker: enqueued ${JOBS} jobs in ${gwEnqueueS.toFixed(1)} s; starting runner`);
   const gwDrainPromise = timeDrain(sql, 'SELECT count(*)::text AS left, count(*) FILTER (WHERE locked_at IS NOT NULL)::text AS taken FROM graphile_worker._private_jobs', JOBS);
-  const runner = spawnNode('graphile-worker', 'bench/fixtures/graphile-runner.ts', [], {
-    ipc: true,
-    env: { DATABASE_URL: tem.db.url, CONCURRENCY: String(CONCURRENCY), POOL_MAX: String(POOL_MAX) },
-  });
-  await runner.waitForLog((l) => l.msg === 'listening');
+  runner = await startRunner('graphile-worker-2');
   const gwCpu0 = await cpuMs(runner.pid);
   const gwDrain = await gwDrainPromise;
   gwDrain.worker_cpu_ms_per_job = round(((await cpuMs(runner.pid)) - gwCpu0) / JOBS, 3);
-  console.log(`graphile-worker: drained in ${gwDrain.seconds} s (${gwDrain.jobs_per_s} jobs/s); latency phase`);
-  await sleep(500);
-  const gwLat = await graphileLatency(utils, runner);
+  console.log(`graphile-worker: drained in ${gwDrain.seconds} s (${gwDrain.jobs_per_s} jobs/s)`);
   await runner.stop();
 
   printTable(`bench:drain — ${JOBS.toLocaleString('en-US')} queued jobs, no-op processing, concurrency ${CONCURRENCY}`, ['', 'enqueue s', 'drain s', 'jobs/s', 'worker cpu ms/job'], [

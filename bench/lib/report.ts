@@ -52,7 +52,9 @@ const startInfo = machineInfo();
 export function writeResult(result: BenchResult): string {
   const dir = join(REPO_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  const path = join(dir, `${result.name}.json`);
+  // BENCH_RESULT_SUFFIX keeps a variant run (other rate, other size) next to the standard one.
+  const suffix = process.env.BENCH_RESULT_SUFFIX ? `-${process.env.BENCH_RESULT_SUFFIX}` : '';
+  const path = join(dir, `${result.name}${suffix}.json`);
   const body = {
     ...result,
     target_met: result.target.met,
