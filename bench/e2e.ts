@@ -11,7 +11,8 @@ import { benchDuration, envInt, sleep } from './lib/env.js';
 import { closeHttp, postJson } from './lib/http.js';
 import { nowMs, paced } from './lib/pace.js';
 import { printTable, writeResult } from './lib/report.js';
-import { ratio, summarize } from './lib/stats.js';
+import { ratio, round, summarize } from './lib/stats.js';
+import { cpuMs } from './lib/proc.js';
 import { deployTem, principalWithKey, type TemDeployment } from './lib/tem.js';
 
 const RATE = envInt('BENCH_RATE', 1000);
@@ -66,6 +67,13 @@ async function drive(dep: TemDeployment, owners: Owner[], rate: number, seconds:
   return { sent, failed: load.failed, errors: load.errors };
 }
 
+/** CPU ms used so far by each tem role of the deployment. */
+async function roleCpu(dep: TemDeployment): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [name, child] of dep.children) out[name] = await cpuMs(child.pid).catch(() => 0);
+  return out;
+}
+
 async function waitAllProcessed(ids: Iterable<string>, timeoutMs: number): Promise<number> {
   const list = [...ids];
   const until = Date.now() + timeoutMs;
@@ -99,8 +107,14 @@ runBench(async () => {
   if (warmMissing > 0) throw new Error(`warm-up: ${warmMissing} of ${warm.sent.size} events never reached their owner as processed`);
   await sleep(1000);
 
+  const cpu0 = await roleCpu(dep);
+  const runStart = nowMs();
   const run = await drive(dep, owners, RATE, DURATION_S);
   const missing = await waitAllProcessed(run.sent.keys(), 30_000);
+  const lastUpdate = Math.max(...[...run.sent.keys()].map((id) => processedAt.get(id) ?? 0));
+  const lastAccepted = Math.max(...[...run.sent.values()].map((s) => s.t202));
+  const cpu1 = await roleCpu(dep);
+  const roleCpuS = Object.fromEntries(Object.keys(cpu1).map((k) => [k, round((cpu1[k]! - (cpu0[k] ?? 0)) / 1000, 2)]));
   const ingestLat: number[] = [];
   const e2eLat: number[] = [];
   for (const [id, s] of run.sent) {
@@ -115,10 +129,19 @@ runBench(async () => {
     ['baseline: POST → 202', ingest.count, ingest.p50, ingest.p90, ingest.p99, ingest.max, ingest.mean, '-', run.failed],
   ]);
   if (run.errors.length) console.log(`errors: ${run.errors.join('; ')}`);
+  console.log(`CPU seconds used during the run by role: ${JSON.stringify(roleCpuS)}`);
   writeResult({
     name: 'e2e',
     params: { rate_per_s: RATE, duration_s: DURATION_S, owners: USERS, warmup_events: WARMUP_EVENTS, offered: Math.round(RATE * DURATION_S) },
-    tem: { latency_ms: e2e, missing_updates: missing, failed_posts: run.failed },
+    tem: {
+      latency_ms: e2e,
+      missing_updates: missing,
+      failed_posts: run.failed,
+      // Offered RATE/s: if these fall behind it, the latencies are queueing, not service time.
+      achieved_ingest_per_s: round(run.sent.size / ((lastAccepted - runStart) / 1000), 1),
+      achieved_processed_updates_per_s: round((run.sent.size - missing) / ((lastUpdate - runStart) / 1000), 1),
+      cpu_seconds_by_role: roleCpuS,
+    },
     baseline: { latency_ms: ingest, what: 'POST /api/events → 202 on the same requests' },
     ratio: ratio(e2e.p50, ingest.p50),
     ratio_of: 'e2e p50 / ingest (POST → 202) p50',
