@@ -3,16 +3,12 @@
  * outbox relay, gateway and console in one process, on PGlite and the in-memory bus by default
  * (DATABASE_URL / REDIS_URL switch either to the real thing).
  */
-import { Authenticator } from '../auth/authenticator.js';
-import { consolePlugin } from '../console/plugin.js';
 import { createGateway, serviceIngestPort, storeChannelAccess } from '../gateway/index.js';
-import { buildApiServer, buildInternalServer, IngestService } from '../ingest/index.js';
 import { OutboxRelay } from '../outbox/index.js';
-import { createPresenceStore, createSessionStore } from '../presence/index.js';
 import { MaintenanceWorker, Worker, loadProcessors } from '../worker/index.js';
 import { setUpAdminKey } from './admin-key.js';
-import { createRuntime, runForever, startBus, startStore, type ConfigOverrides, type Runtime } from './runtime.js';
-import { forwardAuthChanges } from './wiring.js';
+import { createRuntime, runForever, startBus, startPresence, startSessions, startStore, type ConfigOverrides, type Runtime } from './runtime.js';
+import { buildApiCore } from './api-core.js';
 import { listen } from './listen.js';
 import type { Store } from '../store/types.js';
 
@@ -36,23 +32,9 @@ export async function startEmbedded(overrides: ConfigOverrides = {}, env: NodeJS
     if (adminKey.path) logger.info({ path: adminKey.path, created: adminKey.created }, 'admin key file');
 
     const bus = startBus(rt);
-    const presence = createPresenceStore({ redisUrl: config.redisUrl, prefix: config.redisPrefix, name: config.nodeId, logger });
-    const sessions = createSessionStore({ redisUrl: config.redisUrl, prefix: config.redisPrefix, name: config.nodeId, logger });
-    lifecycle.add('presence', async () => {
-      await presence.close();
-      await sessions.close();
-    });
-
-    const authenticator = new Authenticator(store, config, clock);
-    await authenticator.start();
-    lifecycle.add('authenticator', () => authenticator.close());
-    forwardAuthChanges(authenticator, bus, logger);
-
-    const ingest = new IngestService({ store, config, clock, metrics });
-    lifecycle.add('ingest', () => ingest.close());
-
-    const api = await buildApiServer({ store, config, logger, clock, metrics, authenticator, bus, presence, ingest });
-    await api.register(consolePlugin, {});
+    const presence = startPresence(rt);
+    const sessions = startSessions(rt);
+    const { authenticator, ingest, api, internal } = await buildApiCore(rt, { store, bus, presence });
     const gateway = createGateway({
       config,
       logger,
@@ -67,7 +49,6 @@ export async function startEmbedded(overrides: ConfigOverrides = {}, env: NodeJS
       nodeId: config.nodeId,
     });
     gateway.attach(api.server);
-    const internal = await buildInternalServer({ config, logger, authenticator, store, metrics, ingest });
 
     const url = await listen(api, config.httpHost, config.httpPort);
     lifecycle.add('api', () => api.close());

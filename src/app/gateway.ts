@@ -6,9 +6,8 @@
  */
 import Fastify from 'fastify';
 import { createGateway, httpChannelAccess, httpIngestPort, IntrospectionAuthenticator } from '../gateway/index.js';
-import { createPresenceStore, createSessionStore } from '../presence/index.js';
 import { listen } from './listen.js';
-import { createRuntime, runForever, startBus } from './runtime.js';
+import { createRuntime, runForever, startBus, startPresence, startSessions } from './runtime.js';
 
 export async function runGateway(): Promise<void> {
   const rt = createRuntime('gateway');
@@ -18,12 +17,8 @@ export async function runGateway(): Promise<void> {
   }
   try {
     const bus = startBus(rt);
-    const presence = createPresenceStore({ redisUrl: config.redisUrl, prefix: config.redisPrefix, name: config.nodeId, logger });
-    const sessions = createSessionStore({ redisUrl: config.redisUrl, prefix: config.redisPrefix, name: config.nodeId, logger });
-    lifecycle.add('presence', async () => {
-      await presence.close();
-      await sessions.close();
-    });
+    const presence = startPresence(rt);
+    const sessions = startSessions(rt);
     const auth = new IntrospectionAuthenticator({ baseUrl: config.apiInternalUrl, cacheMs: config.introspectCacheMs, clock });
     const gateway = createGateway({
       config,

@@ -10,6 +10,8 @@ import { createMetrics, type Metrics } from '../observability/metrics.js';
 import { createBus } from '../bus/index.js';
 import type { Bus } from '../bus/types.js';
 import { openStore } from '../store/index.js';
+import { createPresenceStore, createSessionStore } from '../presence/index.js';
+import type { PresenceStore, SessionStore } from '../presence/types.js';
 import type { Store } from '../store/types.js';
 import { Lifecycle } from './lifecycle.js';
 import { lockDataDir } from './data-dir-lock.js';
@@ -63,6 +65,22 @@ export function startBus(rt: Runtime): Bus {
   });
   rt.lifecycle.add('bus', () => bus.close());
   return bus;
+}
+
+/** Presence (Redis when configured, else memory), closed on shutdown. */
+export function startPresence(rt: Runtime): PresenceStore {
+  const { config, logger } = rt;
+  const presence = createPresenceStore({ redisUrl: config.redisUrl, prefix: config.redisPrefix, name: config.nodeId, logger });
+  rt.lifecycle.add('presence', () => presence.close());
+  return presence;
+}
+
+/** Resumable sessions (Redis when configured, else memory), closed on shutdown. */
+export function startSessions(rt: Runtime): SessionStore {
+  const { config, logger } = rt;
+  const sessions = createSessionStore({ redisUrl: config.redisUrl, prefix: config.redisPrefix, name: config.nodeId, logger });
+  rt.lifecycle.add('sessions', () => sessions.close());
+  return sessions;
 }
 
 /** Runs a role in the foreground: graceful exit 0 on SIGTERM/SIGINT. */
