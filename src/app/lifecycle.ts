@@ -14,7 +14,14 @@ export class Lifecycle {
   private readonly closers: Closer[] = [];
   private closing: Promise<void> | null = null;
 
-  constructor(private readonly logger: Logger) {}
+  /**
+   * @param closerTimeoutMs how long one closer may take before shutdown moves on without it
+   *   (a stuck socket or driver must not keep the process from exiting).
+   */
+  constructor(
+    private readonly logger: Logger,
+    private readonly closerTimeoutMs = 15_000,
+  ) {}
 
   /** Registers a closer; closers run last-registered first. */
   add(name: string, close: Closer['close']): void {
@@ -24,10 +31,17 @@ export class Lifecycle {
   close(): Promise<void> {
     this.closing ??= (async () => {
       for (const closer of [...this.closers].reverse()) {
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), this.closerTimeoutMs);
+        });
         try {
-          await closer.close();
+          const outcome = await Promise.race([Promise.resolve(closer.close()), timedOut]);
+          if (outcome === 'timeout') this.logger.warn({ component: closer.name, timeout_ms: this.closerTimeoutMs }, 'close timed out; continuing shutdown');
         } catch (err) {
           this.logger.warn({ err, component: closer.name }, 'error while closing');
+        } finally {
+          clearTimeout(timer);
         }
       }
     })();

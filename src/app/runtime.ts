@@ -30,7 +30,8 @@ export interface Runtime {
 export function createRuntime(role: string, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Runtime {
   const config = loadConfig(overrides, env);
   const logger = createLogger({ level: config.logLevel, role, nodeId: config.nodeId });
-  const lifecycle = new Lifecycle(logger);
+  // A closer may use the whole drain time (workers finishing jobs), plus a margin.
+  const lifecycle = new Lifecycle(logger, config.shutdownTimeoutMs + 5000);
   return { role, config, logger, metrics: createMetrics(), clock: systemClock, lifecycle };
 }
 
