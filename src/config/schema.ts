@@ -51,6 +51,7 @@ export const SETTINGS = {
   retryBaseMs: { env: 'TEM_RETRY_BASE_MS', type: 'int', default: 1000, min: 0, doc: 'Backoff base: attempt n waits random(0, min(max, base·2^(n-1))).' },
   retryMaxMs: { env: 'TEM_RETRY_MAX_MS', type: 'int', default: 300_000, min: 0, doc: 'Backoff cap.' },
   processors: { env: 'TEM_PROCESSORS', type: 'string', default: undefined, doc: 'Comma-separated module paths exporting processors.' },
+  processorTimeoutMs: { env: 'TEM_PROCESSOR_TIMEOUT_MS', type: 'int', default: 300_000, min: 0, doc: 'Longest one processor run may take before it counts as a failed attempt (0: no limit).' },
   shutdownTimeoutMs: { env: 'TEM_SHUTDOWN_TIMEOUT_MS', type: 'int', default: 10_000, min: 0, doc: 'How long in-flight work may finish on SIGTERM before it is released.' },
 
   // auth

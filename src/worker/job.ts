@@ -91,10 +91,23 @@ export async function runJob(d: JobDeps, entry: RunningJob): Promise<void> {
 async function invoke(d: JobDeps, entry: RunningJob): Promise<Outcome> {
   const { job, processor } = entry;
   const logger = d.logger.child({ event_id: job.event.id, type: job.event.type, attempt: job.attempt, processor: processor.name });
+  // A run that outlives TEM_PROCESSOR_TIMEOUT_MS counts as a failed (retryable) attempt, so a
+  // hung processor cannot hold its slot — and renew its lease — forever. Its signal is aborted
+  // so a cooperative processor stops; a result it returns later is discarded.
+  const limitMs = d.config.processorTimeoutMs;
+  const timeout = limitMs > 0 ? new AbortController() : null;
+  const timer = timeout ? setTimeout(() => timeout.abort(new Error(`processor timed out after ${limitMs} ms`)), limitMs) : undefined;
+  const signal = timeout ? AbortSignal.any([entry.controller.signal, timeout.signal]) : entry.controller.signal;
   try {
-    return { ok: true, result: await processor.process(job.event, { attempt: job.attempt, signal: entry.controller.signal, logger }) };
+    const run = processor.process(job.event, { attempt: job.attempt, signal, logger });
+    const timedOut = timeout
+      ? new Promise<never>((_, reject) => timeout.signal.addEventListener('abort', () => reject(timeout.signal.reason as Error), { once: true }))
+      : null;
+    return { ok: true, result: await (timedOut ? Promise.race([run, timedOut]) : run) };
   } catch (error) {
     return { ok: false, error };
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -130,6 +130,20 @@ describe.skipIf(!services.postgres)('worker retries and failures (postgres)', ()
     expect((await t.store.stats(clock.now())).byStatus.failed).toBeGreaterThanOrEqual(1);
   });
 
+  it('counts a processor run past TEM_PROCESSOR_TIMEOUT_MS as a failed attempt and aborts its signal', async () => {
+    const recorder = new RecordingProcessor('hung', ['hung.*']);
+    recorder.behaviour = () => new Promise(() => undefined); // never settles
+    const { worker: w, log } = start(recorder, { processorTimeoutMs: 200 });
+    await w.start();
+    const [id] = await ingestEvents(t.store, 1, clock.now(), { type: 'hung.op', maxAttempts: 1 });
+    await waitFor('the hung run was given up', () => log.length === 1);
+    expect(log[0]).toMatchObject({ name: 'job:failed', attempt: 1, reason: 'exhausted' });
+    const e = await event(id!);
+    expect(e.status).toBe('failed');
+    expect(e.lastError).toMatch(/timed out after 200 ms/);
+    expect(recorder.runs[0]!.signal.aborted).toBe(true);
+  });
+
   it('fails after maxAttempts with last_error; retryEvents brings the event back', async () => {
     const recorder = new RecordingProcessor('exhaust', ['exhaust.*']);
     let broken = true;
