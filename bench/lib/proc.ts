@@ -42,7 +42,9 @@ export interface SpawnOptions {
 const TAIL = 60;
 
 export function spawnNode(name: string, script: string, args: string[], options: SpawnOptions = {}): Child {
-  const nodeArgs = [...(options.nodeArgs ?? []), '--import', 'tsx', script, ...args];
+  // BENCH_NODE_ARGS adds flags to every child, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile.
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const nodeArgs = [...extra, ...(options.nodeArgs ?? []), '--import', 'tsx', script, ...args];
   const proc = spawn(process.execPath, nodeArgs, {
     cwd: REPO_ROOT,
     env: { ...process.env, ...options.env },

@@ -1,0 +1,21 @@
+import { describe, expect, it } from 'vitest';
+import { isUuid, randomBase62, uuidv7 } from '../../src/core/ids.js';
+
+describe('ids', () => {
+  it('mints distinct, well-formed UUIDv7s in time order', () => {
+    const ids = Array.from({ length: 5000 }, (_, i) => uuidv7(1_700_000_000_000 + i));
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids.slice(0, 50)) {
+      expect(isUuid(id)).toBe(true);
+      expect(id[14]).toBe('7');
+      expect('89ab').toContain(id[19]!);
+    }
+    expect([...ids].sort()).toEqual(ids);
+  });
+
+  it('mints distinct base62 strings of the asked length across pool refills', () => {
+    const keys = Array.from({ length: 3000 }, () => randomBase62(40));
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keys.every((k) => /^[0-9A-Za-z]{40}$/.test(k))).toBe(true);
+  });
+});
