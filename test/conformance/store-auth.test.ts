@@ -2,28 +2,16 @@
  * Store conformance, principals, roles, keys and channel members: one suite run against PGlite
  * and PostgreSQL, including the error codes a caller sees for constraint violations.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestStore, type TestStore } from '../helpers/db.js';
+import { describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/types.js';
-import { KINDS } from './store-fixtures.js';
+import { KINDS, useSuiteStore } from './store-fixtures.js';
 
 const NOW = new Date(Date.UTC(2030, 0, 1));
 
 describe.each(KINDS)('Store auth ($kind)', ({ kind, skip }) => {
-  let t: TestStore;
   let store: Store;
 
-  beforeAll(async () => {
-    if (skip) return;
-    t = await createTestStore(kind);
-    store = t.store;
-  });
-  afterAll(async () => {
-    if (!skip) await t.cleanup();
-  });
-  beforeEach(async () => {
-    if (!skip) await t.reset();
-  });
+  useSuiteStore(kind, skip, (s) => (store = s));
 
   describe.skipIf(skip)('principals and roles', () => {
     it('creates, reads, lists and patches principals', async () => {

@@ -2,18 +2,16 @@
  * Store conformance, batched completion (the worker's group commit), on PGlite and PostgreSQL:
  * each item of a completeMany is fenced on its own, and what it writes is what complete writes.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestStore, type TestStore } from '../helpers/db.js';
+import { describe, expect, it } from 'vitest';
 import type { OutboxMessage } from '../../src/core/types.js';
 import type { TemEventWithHistory } from '../../src/core/types.js';
 import type { Store } from '../../src/store/types.js';
-import { KINDS, ManualClock, itemFactory, ref } from './store-fixtures.js';
+import { KINDS, ManualClock, itemFactory, ref, useSuiteStore } from './store-fixtures.js';
 
 const START = Date.UTC(2030, 0, 1);
 const Q = 'processing';
 
 describe.each(KINDS)('Store completeMany ($kind)', ({ kind, skip }) => {
-  let t: TestStore;
   let store: Store;
   const clock = new ManualClock(START);
   const item = itemFactory(clock);
@@ -21,19 +19,7 @@ describe.each(KINDS)('Store completeMany ($kind)', ({ kind, skip }) => {
     store.claim({ queue: Q, workerId: 'w1', limit, leaseMs, now: clock.now() });
   const done = (processor = 'billing', result: unknown = { ok: true }) => ({ processor, result });
 
-  beforeAll(async () => {
-    if (skip) return;
-    t = await createTestStore(kind);
-    store = t.store;
-  });
-  afterAll(async () => {
-    if (!skip) await t.cleanup();
-  });
-  beforeEach(async () => {
-    if (skip) return;
-    await t.reset();
-    clock.set(START);
-  });
+  useSuiteStore(kind, skip, (s) => (store = s), () => clock.set(START));
 
   async function outboxOf(eventId: string): Promise<OutboxMessage[]> {
     return (await store.peekOutbox(1000)).filter((m) => m.eventId === eventId);

@@ -6,7 +6,9 @@ import { ManualClock } from '../../src/core/clock.js';
 import { uuidv7 } from '../../src/core/ids.js';
 import type { IngestItem, JobRef, ClaimedJob } from '../../src/store/types.js';
 import { services } from '../helpers/services.js';
-import type { StoreKind } from '../helpers/db.js';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { createTestStore, type StoreKind, type TestStore } from '../helpers/db.js';
+import type { Store } from '../../src/store/types.js';
 
 export const KINDS: { kind: StoreKind; skip: boolean }[] = [
   { kind: 'pglite', skip: false },
@@ -34,6 +36,27 @@ export function itemFactory(clock: ManualClock) {
 
 export function ref(job: ClaimedJob): JobRef {
   return { eventId: job.event.id, leaseToken: job.leaseToken };
+}
+
+/**
+ * The suite hooks every store suite needs: one store for the suite (`onReady` receives it),
+ * emptied back to the migrated state before each test (then `onReset`), dropped at the end.
+ */
+export function useSuiteStore(kind: StoreKind, skip: boolean, onReady: (store: Store) => void, onReset?: () => void): void {
+  let t: TestStore | undefined;
+  beforeAll(async () => {
+    if (skip) return;
+    t = await createTestStore(kind);
+    onReady(t.store);
+  });
+  afterAll(async () => {
+    await t?.cleanup();
+  });
+  beforeEach(async () => {
+    if (skip) return;
+    await t!.reset();
+    onReset?.();
+  });
 }
 
 export { ManualClock };

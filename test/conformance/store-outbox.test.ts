@@ -1,11 +1,10 @@
 /**
  * Store conformance, outbox and notifications: one suite run against PGlite and PostgreSQL.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestStore, type TestStore } from '../helpers/db.js';
+import { describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/types.js';
 import type { OutboxMessage } from '../../src/core/types.js';
-import { KINDS, ManualClock, itemFactory } from './store-fixtures.js';
+import { KINDS, ManualClock, itemFactory, useSuiteStore } from './store-fixtures.js';
 
 function waitFor(check: () => boolean, ms = 5000): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -20,22 +19,11 @@ function waitFor(check: () => boolean, ms = 5000): Promise<void> {
 }
 
 describe.each(KINDS)('Store outbox ($kind)', ({ kind, skip }) => {
-  let t: TestStore;
   let store: Store;
   const clock = new ManualClock();
   const item = itemFactory(clock);
 
-  beforeAll(async () => {
-    if (skip) return;
-    t = await createTestStore(kind);
-    store = t.store;
-  });
-  afterAll(async () => {
-    if (!skip) await t.cleanup();
-  });
-  beforeEach(async () => {
-    if (!skip) await t.reset();
-  });
+  useSuiteStore(kind, skip, (s) => (store = s));
 
   describe.skipIf(skip)('relay', () => {
     it('publishes the oldest rows in id order and deletes them', async () => {

@@ -1,35 +1,21 @@
 /**
  * Store conformance, events side: one suite run against PGlite and PostgreSQL.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestStore, type TestStore } from '../helpers/db.js';
+import { describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/types.js';
-import { KINDS, ManualClock, itemFactory, ref } from './store-fixtures.js';
+import { KINDS, ManualClock, itemFactory, ref, useSuiteStore } from './store-fixtures.js';
 
 const START = Date.UTC(2030, 0, 1);
 const Q = 'processing';
 
 describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
-  let t: TestStore;
   let store: Store;
   const clock = new ManualClock(START);
   const item = itemFactory(clock);
   const claim = (limit = 10, leaseMs = 5000) =>
     store.claim({ queue: Q, workerId: 'w1', limit, leaseMs, now: clock.now() });
 
-  beforeAll(async () => {
-    if (skip) return;
-    t = await createTestStore(kind);
-    store = t.store;
-  });
-  afterAll(async () => {
-    if (!skip) await t.cleanup();
-  });
-  beforeEach(async () => {
-    if (skip) return;
-    await t.reset();
-    clock.set(START);
-  });
+  useSuiteStore(kind, skip, (s) => (store = s), () => clock.set(START));
 
   describe.skipIf(skip)('ingest', () => {
     it('creates queued events with history, a job and two outbox rows each, in one batch', async () => {
