@@ -11,6 +11,7 @@ import { closeHttp, postJson } from './lib/http.js';
 import { nowMs, paced } from './lib/pace.js';
 import { LOCAL_ADDRESSES } from './lib/ports.js';
 import { spawnNode, type Child } from './lib/proc.js';
+import { request } from './lib/clients.js';
 import { printTable, writeResult } from './lib/report.js';
 import { round, summarize, type Summary } from './lib/stats.js';
 import { deployTem, type TemDeployment } from './lib/tem.js';
@@ -53,18 +54,6 @@ interface ModeFigures {
   replay_after_reconnect_ms: Summary;
 }
 
-function ask<T extends { type: string }>(child: Child, msg: object, type: string): Promise<T> {
-  return new Promise((resolve) => {
-    const on = (m: T): void => {
-      if (m?.type !== type) return;
-      child.proc.off('message', on);
-      resolve(m);
-    };
-    child.proc.on('message', on);
-    child.proc.send!(msg);
-  });
-}
-
 async function runMode(dep: TemDeployment, gatewayWs: string, mode: 'sdk' | 'plain'): Promise<ModeFigures> {
   const channelPrefix = `jit:${dep.tag}_${mode}:`;
   const children: Child[] = [];
@@ -88,7 +77,7 @@ async function runMode(dep: TemDeployment, gatewayWs: string, mode: 'sdk' | 'pla
       cutMinMs: 5000,
       cutMaxMs: 15000,
     };
-    const r = await ask<{ type: string; ok: number; failed: number; errors: string[] }>(children[c]!, { cmd: 'start', spec }, 'started');
+    const r = await request<{ type: string; ok: number; failed: number; errors: string[] }>(children[c]!, { cmd: 'start', spec }, 'started');
     if (r.failed) console.log(`${mode}: ${r.failed} clients failed to start: ${r.errors.join('; ')}`);
     ok += r.ok;
   }
@@ -102,11 +91,11 @@ async function runMode(dep: TemDeployment, gatewayWs: string, mode: 'sdk' | 'pla
     published.set(channel, (published.get(channel) ?? 0) + 1);
   });
   if (load.failed) console.log(`${mode}: ${load.failed} publishes failed: ${load.errors.join('; ')}`);
-  for (const ch of children) await ask(ch, { cmd: 'stop-cuts' }, 'cuts-stopped');
+  for (const ch of children) await request(ch, { cmd: 'stop-cuts' }, 'cuts-stopped');
 
   // Let the last cut clients come back and replay (SDK backoff is at most a few seconds here).
   const gather = async (): Promise<Report> => {
-    const reports = await Promise.all(children.map((ch) => ask<Report & { type: string }>(ch, { cmd: 'report' }, 'report')));
+    const reports = await Promise.all(children.map((ch) => request<Report & { type: string }>(ch, { cmd: 'report' }, 'report')));
     return {
       clients: reports.flatMap((r) => r.clients),
       latencies: reports.flatMap((r) => r.latencies),

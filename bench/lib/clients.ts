@@ -17,7 +17,8 @@ export interface Fleet {
   close(): Promise<void>;
 }
 
-function request<T extends { type: string }>(child: Child, msg: object, type: T['type']): Promise<T> {
+/** Sends a command to a client child process and resolves with its first reply of `type`. */
+export function request<T extends { type: string }>(child: Child, msg: object, type: T['type']): Promise<T> {
   return new Promise((resolve) => {
     const on = (m: T): void => {
       if (m?.type !== type) return;
