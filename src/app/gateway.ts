@@ -5,6 +5,7 @@
  * sessions live in Redis so any client may land on any node.
  */
 import Fastify from 'fastify';
+import { ConfigError } from '../config/index.js';
 import { createGateway, httpChannelAccess, httpIngestPort, IntrospectionAuthenticator } from '../gateway/index.js';
 import { listen } from './listen.js';
 import { createRuntime, runForever, startBus, startPresence, startSessions } from './runtime.js';
@@ -13,7 +14,7 @@ export async function runGateway(): Promise<void> {
   const rt = createRuntime('gateway');
   const { config, logger, metrics, clock, lifecycle } = rt;
   if (!config.redisUrl) {
-    throw Object.assign(new Error('tem gateway needs REDIS_URL; use `tem start` for the embedded mode'), { name: 'ConfigError' });
+    throw new ConfigError('REDIS_URL', 'tem gateway needs Redis (unset); use `tem start` for the embedded mode');
   }
   try {
     const bus = startBus(rt);

@@ -3,7 +3,7 @@
  * metrics registry, the clock and the ordered shutdown list.
  */
 import { mkdirSync } from 'node:fs';
-import { loadConfig, namespaceOptions, type TemConfig } from '../config/index.js';
+import { ConfigError, loadConfig, namespaceOptions, type TemConfig } from '../config/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
@@ -39,7 +39,7 @@ export function createRuntime(role: string, overrides: ConfigOverrides = {}, env
 export async function startStore(rt: Runtime, options: { requireDatabaseUrl?: boolean; poolMax?: number } = {}): Promise<Store> {
   const { config } = rt;
   if (options.requireDatabaseUrl && !config.databaseUrl) {
-    throw Object.assign(new Error(`tem ${rt.role} needs DATABASE_URL (PostgreSQL); use \`tem start\` for the embedded mode`), { name: 'ConfigError' });
+    throw new ConfigError('DATABASE_URL', `tem ${rt.role} needs PostgreSQL (unset); use \`tem start\` for the embedded mode`);
   }
   // The data dir holds the embedded database and admin.key; create it on first start.
   if (!config.databaseUrl) {
