@@ -49,7 +49,7 @@ export async function startStore(rt: Runtime, options: { requireDatabaseUrl?: bo
   }
   const store = await openStore({
     databaseUrl: config.databaseUrl,
-    dataDir: config.databaseUrl ? undefined : `${config.dataDir}`,
+    dataDir: config.databaseUrl ? undefined : config.dataDir,
     poolMax: options.poolMax,
   });
   rt.lifecycle.add('store', () => store.close());
