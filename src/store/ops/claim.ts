@@ -11,7 +11,7 @@ import type { ClaimOptions, ClaimedJob } from '../types.js';
 import { toEvent, type EventRow } from '../rows.js';
 import { OUTBOX_CHANNEL, recordChangesSql } from './changes.js';
 
-const CLAIM_SQL = `
+export const CLAIM_SQL = `
 WITH picked AS (
   SELECT event_id FROM jobs
   WHERE queue = $1 AND lease_token IS NULL AND run_at <= $2
