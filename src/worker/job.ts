@@ -23,6 +23,11 @@ export interface RunningJob {
   abandoned: 'lost' | 'released' | null;
   /** Writing the outcome: a lease that vanishes now may be our own completion. */
   committing: boolean;
+  /**
+   * Called once when the processor is done with the job (it is being committed, was skipped or
+   * abandoned): the worker then counts its slot as free, while the commit is still in flight.
+   */
+  onProcessed: () => void;
   done: Promise<void>;
 }
 
@@ -42,7 +47,8 @@ type Outcome = { ok: true; result: unknown } | { ok: false; error: unknown };
 /** Commit attempts while the database blips, before leaving the job to the sweep. */
 const COMMIT_RETRY_DELAYS_MS = [100, 300, 900];
 
-export function runningJob(job: ClaimedJob, processor: Processor): RunningJob {
+export function runningJob(job: ClaimedJob, processor: Processor, onProcessed: () => void = () => undefined): RunningJob {
+  let called = false;
   return {
     job,
     ref: { eventId: job.event.id, leaseToken: job.leaseToken },
@@ -50,6 +56,11 @@ export function runningJob(job: ClaimedJob, processor: Processor): RunningJob {
     controller: new AbortController(),
     abandoned: null,
     committing: false,
+    onProcessed: () => {
+      if (called) return;
+      called = true;
+      onProcessed();
+    },
     done: Promise.resolve(),
   };
 }
@@ -69,6 +80,7 @@ export async function runJob(d: JobDeps, entry: RunningJob): Promise<void> {
   const outcome = skipped ? ({ ok: true, result: null } as const) : await invoke(d, entry);
   if (entry.abandoned) return;
   entry.committing = true;
+  entry.onProcessed();
   if (outcome.ok) {
     const ok = await commit(d, entry, 'complete', () => d.complete(entry.ref, { processor: processor.name, result: outcome.result ?? null }));
     const durationMs = Math.round(performance.now() - started);

@@ -1,8 +1,11 @@
 /**
  * The processing worker: claim → process → complete/fail, for one queue.
  *
- * - Claims in batches, at most `workerConcurrency` jobs in flight; completions are group-committed
- *   (many jobs per completeMany statement), each job still fenced by its own lease token.
+ * - Claims in batches, at most `workerConcurrency` jobs being processed at once; completions are
+ *   group-committed (many jobs per completeMany statement), each job still fenced by its own
+ *   lease token. A job whose processor has returned frees its slot while its commit is in
+ *   flight, so the next claim overlaps the last commit instead of waiting for it; the jobs
+ *   waiting for a commit are bounded separately (`commitBacklog`).
  * - Woken by the store's job notifications (LISTEN/NOTIFY), with polling every
  *   `pollIntervalMs` only as a backstop and a timer for the next delayed retry (`nextRunAt`).
  * - Renews the leases of its jobs every leaseMs/3. A job whose lease is lost has its signal
@@ -61,6 +64,10 @@ export class Worker {
 
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   private readonly inFlight = new Map<string, RunningJob>();
+  /** Jobs of inFlight whose processor has not returned yet (what workerConcurrency bounds). */
+  private processing = 0;
+  /** Most jobs held at once, processing or waiting for their commit. */
+  private readonly maxHeld: number;
   private loop: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
   private unlisten: Unlisten | null = null;
@@ -88,6 +95,8 @@ export class Worker {
     this.registry = options.processors instanceof ProcessorRegistry ? options.processors : new ProcessorRegistry(options.processors ?? []);
     this.renewIntervalMs = options.renewIntervalMs ?? Math.max(10, Math.floor(this.config.leaseMs / 3));
     this.refillBatch = Math.max(1, Math.floor(Math.min(this.config.workerBatchSize, this.config.workerConcurrency) / 4));
+    // Two group commits of up to workerBatchSize may be in flight while the slots refill.
+    this.maxHeld = this.config.workerConcurrency + 2 * this.config.workerBatchSize;
     this.events = new TypedEmitter<WorkerEventMap>((err, event) =>
       this.logger.error({ err: (err as Error)?.message ?? String(err), event: String(event) }, 'worker event listener threw'),
     );
@@ -173,7 +182,7 @@ export class Worker {
     while (this.state === 'running') {
       try {
         if (!this.unlisten) await this.listen();
-        const room = this.config.workerConcurrency - this.inFlight.size;
+        const room = Math.min(this.config.workerConcurrency - this.processing, this.maxHeld - this.inFlight.size);
         // With a backlog, claiming one job per freed slot would cost a claim transaction per
         // job; waiting for a few slots costs nothing (the jobs are waiting anyway). New work
         // on an idle queue is claimed at once, whatever the room, and so is the backlog after
@@ -251,7 +260,11 @@ export class Worker {
 
   private begin(job: ClaimedJob): void {
     const processor = this.registry.resolve(job.event.type);
-    const entry = runningJob(job, processor);
+    this.processing++;
+    const entry = runningJob(job, processor, () => {
+      this.processing--;
+      if (this.waitingForCapacity || this.moreWork) this.signal();
+    });
     // Keyed by lease token: after a lost lease the same event may be claimed here again
     // while the abandoned run has not returned yet.
     this.inFlight.set(job.leaseToken, entry);
@@ -259,6 +272,7 @@ export class Worker {
     entry.done = runJob(this.deps, entry)
       .catch((error) => this.events.emit('error', { error, context: 'execute', job }))
       .finally(() => {
+        entry.onProcessed();
         this.inFlight.delete(job.leaseToken);
         if (this.waitingForCapacity || this.moreWork) this.signal();
       });

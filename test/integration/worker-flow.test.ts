@@ -102,5 +102,50 @@ for (const { kind, skip } of kinds) {
       expect(peak).toBeLessThanOrEqual(3);
       expect(peak).toBeGreaterThan(1);
     });
+
+    it('frees a slot when the processor returns, while the commit is still in flight, and bounds the jobs held', async () => {
+      // Commits are held back until released: the worker must go on processing other jobs
+      // meanwhile (up to workerConcurrency at once), but hold no more than concurrency + two
+      // commit batches in all.
+      let gate!: () => void;
+      let open = new Promise<void>((r) => (gate = r));
+      const completeMany = t.store.completeMany.bind(t.store);
+      let peakHeld = 0;
+      const recorder = new RecordingProcessor();
+      let running = 0;
+      let peakRunning = 0;
+      recorder.behaviour = async () => {
+        running += 1;
+        peakRunning = Math.max(peakRunning, running);
+        await new Promise((r) => setImmediate(r));
+        running -= 1;
+        return null;
+      };
+      const store = Object.create(t.store) as typeof t.store;
+      store.completeMany = async (items, now) => {
+        await open;
+        return completeMany(items, now);
+      };
+      worker = new Worker({ store, config: workerConfig({ workerConcurrency: 2, workerBatchSize: 2 }), logger: silentLogger(), clock, processors: [recorder], workerId: 'w1' });
+      const ids = await ingestEvents(t.store, 20, clock.now());
+      await worker.start();
+      // 2 processing slots + 2 commits of 2 jobs: 6 jobs are held, all their processors ran.
+      await waitFor('six jobs processed while their commits wait', async () => {
+        peakHeld = Math.max(peakHeld, worker!.inFlightCount);
+        return recorder.runs.length >= 6;
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(recorder.runs).toHaveLength(6);
+      expect(worker.inFlightCount).toBe(6);
+      gate();
+      open = Promise.resolve();
+      await waitFor('all events processed', async () => {
+        peakHeld = Math.max(peakHeld, worker!.inFlightCount);
+        return (await statuses(t.store, ids)).every((s) => s === 'processed');
+      });
+      expect(recorder.runs).toHaveLength(20);
+      expect(peakRunning).toBeLessThanOrEqual(2);
+      expect(peakHeld).toBeLessThanOrEqual(6);
+    });
   });
 }
