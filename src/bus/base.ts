@@ -13,7 +13,7 @@ import type { NamespaceOptions } from '../config/index.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
 import { isPattern, isValidChannel, type StreamPosition } from '../protocol/frames.js';
 import { DEFAULT_POSITION_TTL_MS, encodeBody, recover, type StreamRead } from './history.js';
-import type { Bus, ControlMessage, HistoryResult, NamespaceResolver, Publication, Unsubscribe } from './types.js';
+import type { AppendGroup, AppendResult, Bus, BusMessage, ControlMessage, HistoryResult, NamespaceResolver, Publication, Unsubscribe } from './types.js';
 
 export type TopicKind = 'channel' | 'pattern' | 'control';
 
@@ -54,8 +54,12 @@ export abstract class BaseBus implements Bus {
     this.logger = options.logger ?? silentLogger();
   }
 
-  /** Appends to history and fans out, atomically: fan-out order is offset order. */
-  protected abstract append(channel: string, body: string, ns: NamespaceOptions, nowMs: number): Promise<Publication>;
+  /**
+   * Appends each group's bodies (encodeBody) to its channel's history and fans them out, all
+   * groups in one atomic step: fan-out order is offset order, and no other publication lands
+   * between the bodies of a group. Results in group order.
+   */
+  protected abstract append(groups: AppendGroup[], nowMs: number): Promise<AppendResult[]>;
   /** The channel's position (created with a fresh epoch if missing) and history after `since`. */
   protected abstract read(channel: string, since: StreamPosition | undefined, ns: NamespaceOptions): Promise<StreamRead>;
   protected abstract listen(kind: TopicKind, name: string): Promise<void>;
@@ -65,11 +69,36 @@ export abstract class BaseBus implements Bus {
   protected abstract closeTransport(): Promise<void>;
 
   async publish(channel: string, event: string, payload: unknown, options: { eventId?: string } = {}): Promise<Publication> {
+    const message: BusMessage = options.eventId === undefined ? { channel, event, payload } : { channel, event, payload, eventId: options.eventId };
+    return (await this.publishMany([message]))[0]!;
+  }
+
+  async publishMany(messages: BusMessage[]): Promise<Publication[]> {
     this.assertOpen();
-    this.assertChannel(channel);
-    if (typeof event !== 'string' || event.length === 0) throw createError('BAD_REQUEST', 'Event name is required', { field: 'event' });
-    const body = encodeBody(event, payload, options.eventId);
-    return this.append(channel, body, this.namespaces(channel), this.clock.nowMs());
+    const groups = new Map<string, AppendGroup & { at: number[] }>();
+    messages.forEach((m, i) => {
+      this.assertChannel(m.channel);
+      if (typeof m.event !== 'string' || m.event.length === 0) throw createError('BAD_REQUEST', 'Event name is required', { field: 'event' });
+      let g = groups.get(m.channel);
+      if (!g) groups.set(m.channel, (g = { channel: m.channel, bodies: [], ns: this.namespaces(m.channel), at: [] }));
+      g.bodies.push(encodeBody(m.event, m.payload, m.eventId));
+      g.at.push(i);
+    });
+    if (groups.size === 0) return [];
+    const list = [...groups.values()];
+    const results = await this.append(list, this.clock.nowMs());
+    // What subscribers receive, built here rather than parsed back from the transport.
+    const out = new Array<Publication>(messages.length);
+    list.forEach((g, k) => {
+      const { epoch, firstOffset } = results[k]!;
+      g.at.forEach((i, n) => {
+        const m = messages[i]!;
+        const pub: Publication = { channel: m.channel, offset: firstOffset + n, epoch, event: m.event, payload: m.payload ?? null };
+        if (m.eventId !== undefined) pub.eventId = m.eventId;
+        out[i] = pub;
+      });
+    });
+    return out;
   }
 
   async history(channel: string, since?: StreamPosition): Promise<HistoryResult> {

@@ -124,10 +124,10 @@ export function escapeGlob(literal: string): string {
 
 /**
  * Registers a Lua script on a connection and returns a typed caller (EVALSHA, falling back to
- * EVAL once per socket).
+ * EVAL once per socket). `numberOfKeys` null: the number of keys varies and goes with each call.
  */
-export function defineScript<T>(redis: Redis, name: string, numberOfKeys: number, lua: string): (keys: string[], args: (string | number)[]) => Promise<T> {
-  redis.defineCommand(name, { numberOfKeys, lua });
+export function defineScript<T>(redis: Redis, name: string, numberOfKeys: number | null, lua: string): (keys: string[], args: (string | number)[]) => Promise<T> {
+  redis.defineCommand(name, numberOfKeys === null ? { lua } : { numberOfKeys, lua });
   const commands = redis as unknown as Record<string, (...args: (string | number)[]) => Promise<T>>;
-  return (keys, args) => commands[name]!(...keys, ...args);
+  return numberOfKeys === null ? (keys, args) => commands[name]!(keys.length, ...keys, ...args) : (keys, args) => commands[name]!(...keys, ...args);
 }

@@ -12,7 +12,7 @@ import { matchesPattern } from '../protocol/frames.js';
 import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
 import { decodeStored, keepsHistory, positionTtl, toPublication, wantsEntries, type StreamRead } from './history.js';
 import { defaultNamespaces } from './namespaces.js';
-import type { ControlMessage, Publication } from './types.js';
+import type { AppendGroup, AppendResult, ControlMessage, Publication } from './types.js';
 
 interface Stream {
   epoch: string;
@@ -56,9 +56,15 @@ export class MemoryHub {
   }
 
   /** @internal Appends and fans out in one synchronous step, so fan-out order is offset order. */
-  append(channel: string, body: string, ns: NamespaceOptions, nowMs: number, positionTtlMs: number): Publication {
+  append(channel: string, bodies: string[], ns: NamespaceOptions, nowMs: number, positionTtlMs: number): AppendResult {
     this.sweep(nowMs);
     const stream = this.stream(channel, nowMs, ns, positionTtlMs);
+    const firstOffset = stream.offset + 1;
+    for (const body of bodies) this.appendOne(channel, stream, body, ns, nowMs, positionTtlMs);
+    return { epoch: stream.epoch, firstOffset };
+  }
+
+  private appendOne(channel: string, stream: Stream, body: string, ns: NamespaceOptions, nowMs: number, positionTtlMs: number): void {
     stream.offset += 1;
     const json = `{"offset":${stream.offset},"epoch":"${stream.epoch}","ts":${nowMs},${body.slice(1)}`;
     if (keepsHistory(ns)) {
@@ -70,7 +76,6 @@ export class MemoryHub {
     stream.historyTtlMs = ns.historyTtlMs;
     stream.expiresAt = nowMs + positionTtl(ns, positionTtlMs);
     for (const node of this.nodes) node.receive(channel, json);
-    return toPublication(decodeStored(channel, json));
   }
 
   /** @internal */
@@ -130,8 +135,8 @@ export class MemoryBus extends BaseBus {
     this.hub.attach(this);
   }
 
-  protected async append(channel: string, body: string, ns: NamespaceOptions, nowMs: number): Promise<Publication> {
-    return this.hub.append(channel, body, ns, nowMs, this.positionTtlMs);
+  protected async append(groups: AppendGroup[], nowMs: number): Promise<AppendResult[]> {
+    return groups.map((g) => this.hub.append(g.channel, g.bodies, g.ns, nowMs, this.positionTtlMs));
   }
 
   protected async read(channel: string, since: StreamPosition | undefined, ns: NamespaceOptions): Promise<StreamRead> {

@@ -7,35 +7,49 @@
  */
 
 /**
- * Append + fan-out, atomically, so the order subscribers see on every node is offset order.
- * KEYS: 1 position hash, 2 history list.
- * ARGV: 1 pub/sub channel, 2 body JSON object text `{"event":…,"payload":…}`, 3 epoch to use when
- * the position is missing, 4 historySize, 5 historyTtlMs, 6 position TTL ms, 7 now ms.
- * Returns the publication JSON `{"offset":n,"epoch":e,"ts":t,"event":…,"payload":…}`.
+ * Append + fan-out of publications on one or more channels, atomically: the order subscribers
+ * see on every node is offset order, and nothing lands between the messages of one call.
+ * KEYS: per channel, its position hash and its history list.
+ * ARGV: 1 now ms; then per channel: pub/sub channel, epoch to use when the position is missing,
+ * historySize, historyTtlMs, position TTL ms, message count, then that many body JSON object
+ * texts `{"event":…,"payload":…}`.
+ * Each publication fanned out and stored is `{"offset":n,"epoch":e,"ts":t,"event":…,"payload":…}`.
+ * Returns per channel {epoch, offset of its first message}, flattened.
  */
 export const PUBLISH_LUA = `
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  -- The position is gone (first publication, expired, or Redis lost its data): a new epoch,
-  -- and whatever history is left belongs to the old one.
-  epoch = ARGV[3]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
+local out = {}
+local head = '","ts":' .. ARGV[1] .. ','
+local a = 2
+for k = 1, #KEYS, 2 do
+  local pos, hist = KEYS[k], KEYS[k + 1]
+  local channel, size, ttl, count = ARGV[a], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
+  local epoch = redis.call('HGET', pos, 'epoch')
+  if not epoch then
+    -- The position is gone (first publication, expired, or Redis lost its data): a new epoch,
+    -- and whatever history is left belongs to the old one.
+    epoch = ARGV[a + 1]
+    redis.call('DEL', hist)
+    redis.call('HSET', pos, 'epoch', epoch, 'offset', 0)
+  end
+  local first = redis.call('HINCRBY', pos, 'offset', count) - count + 1
+  local keep = size > 0 and ttl > 0
+  for i = 1, count do
+    local msg = '{"offset":' .. string.format('%d', first + i - 1) .. ',"epoch":"' .. epoch .. head .. string.sub(ARGV[a + 5 + i], 2)
+    if keep then redis.call('RPUSH', hist, msg) end
+    redis.call('PUBLISH', channel, msg)
+  end
+  if keep then
+    redis.call('LTRIM', hist, -size, -1)
+    redis.call('PEXPIRE', hist, ttl)
+  else
+    redis.call('DEL', hist)
+  end
+  redis.call('PEXPIRE', pos, ARGV[a + 4])
+  out[#out + 1] = epoch
+  out[#out + 1] = first
+  a = a + 6 + count
 end
-local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
-local msg = '{"offset":' .. string.format('%d', offset) .. ',"epoch":"' .. epoch .. '","ts":' .. ARGV[7] .. ',' .. string.sub(ARGV[2], 2)
-local size = tonumber(ARGV[4])
-local ttl = tonumber(ARGV[5])
-if size > 0 and ttl > 0 then
-  redis.call('RPUSH', KEYS[2], msg)
-  redis.call('LTRIM', KEYS[2], -size, -1)
-  redis.call('PEXPIRE', KEYS[2], ttl)
-else
-  redis.call('DEL', KEYS[2])
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('PUBLISH', ARGV[1], msg)
-return msg
+return out
 `;
 
 /**

@@ -16,7 +16,7 @@ import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
 import { closeRedis, defineScript, escapeGlob, openRedis, withRedis, type RedisConnection } from './connection.js';
 import { decodeStored, positionTtl, toPublication, type StreamRead } from './history.js';
 import { PUBLISH_LUA, READ_LUA } from './redis-scripts.js';
-import type { ControlMessage, Publication } from './types.js';
+import type { AppendGroup, AppendResult, ControlMessage } from './types.js';
 
 export interface RedisBusOptions extends BaseBusOptions {
   url: string;
@@ -42,7 +42,7 @@ export class RedisBus extends BaseBus {
   private readonly controlChannel: string;
   /** PSUBSCRIBE pattern → the bus pattern it stands for. */
   private readonly patternNames = new Map<string, string>();
-  private readonly publishScript: (keys: string[], args: (string | number)[]) => Promise<string>;
+  private readonly publishScript: (keys: string[], args: (string | number)[]) => Promise<(string | number)[]>;
   private readonly readScript: (keys: string[], args: (string | number)[]) => Promise<ReadReply>;
   private readonly heartbeat: NodeJS.Timeout;
 
@@ -55,7 +55,8 @@ export class RedisBus extends BaseBus {
     const common = { url: options.url, commandTimeoutMs: options.commandTimeoutMs, connectTimeoutMs: options.connectTimeoutMs, logger: this.logger };
     this.cmd = openRedis({ ...common, name: `${this.prefix}bus:cmd:${this.name}` });
     this.sub = openRedis({ ...common, name: `${this.prefix}bus:sub:${this.name}` });
-    this.publishScript = defineScript(this.cmd.redis, 'temBusPublish', 2, PUBLISH_LUA);
+    // Keys vary with the number of channels published at once (numberOfKeys given per call).
+    this.publishScript = defineScript(this.cmd.redis, 'temBusPublish', null, PUBLISH_LUA);
     this.readScript = defineScript(this.cmd.redis, 'temBusRead', 2, READ_LUA);
     this.sub.redis.on('message', (raw: string, json: string) => this.onMessage(raw, json));
     this.sub.redis.on('pmessage', (rawPattern: string, raw: string, json: string) => this.onPatternMessage(rawPattern, raw, json));
@@ -76,19 +77,15 @@ export class RedisBus extends BaseBus {
     return [`${this.prefix}bus:{${channel}}:pos`, `${this.prefix}bus:{${channel}}:hist`];
   }
 
-  protected async append(channel: string, body: string, ns: NamespaceOptions, nowMs: number): Promise<Publication> {
-    const json = await withRedis(this.cmd, () =>
-      this.publishScript(this.keys(channel), [
-        this.pubsubPrefix + channel,
-        body,
-        randomBase62(10),
-        ns.historySize,
-        ns.historyTtlMs,
-        positionTtl(ns, this.positionTtlMs),
-        nowMs,
-      ]),
-    );
-    return toPublication(decodeStored(channel, json));
+  protected async append(groups: AppendGroup[], nowMs: number): Promise<AppendResult[]> {
+    const keys: string[] = [];
+    const args: (string | number)[] = [nowMs];
+    for (const g of groups) {
+      keys.push(...this.keys(g.channel));
+      args.push(this.pubsubPrefix + g.channel, randomBase62(10), g.ns.historySize, g.ns.historyTtlMs, positionTtl(g.ns, this.positionTtlMs), g.bodies.length, ...g.bodies);
+    }
+    const flat = await withRedis(this.cmd, () => this.publishScript(keys, args));
+    return groups.map((_, k) => ({ epoch: String(flat[2 * k]), firstOffset: Number(flat[2 * k + 1]) }));
   }
 
   protected async read(channel: string, since: StreamPosition | undefined, ns: NamespaceOptions): Promise<StreamRead> {

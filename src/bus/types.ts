@@ -44,11 +44,39 @@ export type ControlMessage =
 
 export type Unsubscribe = () => Promise<void>;
 
+/** One message for publishMany. */
+export interface BusMessage {
+  channel: string;
+  event: string;
+  payload: unknown;
+  /** The TEM event it delivers, when it comes from the outbox. */
+  eventId?: string;
+}
+
+/** A transport's unit of append: one channel's bodies (see BaseBus.append). */
+export interface AppendGroup {
+  channel: string;
+  bodies: string[];
+  ns: NamespaceOptions;
+}
+
+/** Where an append landed: the epoch and the offset of its first message. */
+export interface AppendResult {
+  epoch: string;
+  firstOffset: number;
+}
+
 /** One node's view of the bus. Several nodes may share one bus (memory) or one Redis. */
 export interface Bus {
   readonly kind: 'memory' | 'redis';
   /** Appends to the channel's history (per namespace options) and fans out to subscribed nodes. */
   publish(channel: string, event: string, payload: unknown, options?: { eventId?: string }): Promise<Publication>;
+  /**
+   * Publishes several messages, on one or more channels, as one atomic append: the messages of
+   * each channel get consecutive offsets in the order given, all or none go out, in one round
+   * trip (the outbox relay sends each batch this way). Publications in input order.
+   */
+  publishMany(messages: BusMessage[]): Promise<Publication[]>;
   /**
    * Receives publications on a channel or a `prefix:*` pattern on this node. The implementation
    * subscribes in Redis only while this node has a handler for it.

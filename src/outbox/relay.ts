@@ -7,8 +7,9 @@
  * When the Bus fails, the rows stay: the relay holds its position, retries with bounded
  * backoff, logs once per outage and once on recovery. Nothing is lost; delivery resumes in order.
  *
- * A client must never see an event's status go backwards. Within a batch, messages of one channel
- * are published one after another (channels in parallel, so a Redis client can pipeline them).
+ * A client must never see an event's status go backwards. A batch goes out as one atomic
+ * publishMany in id order (each channel's messages keep that order): one round trip per batch
+ * instead of one per message.
  * If a batch fails part-way, its rows are all kept; the ids this relay already published are
  * remembered and skipped on the retry, so the updates that did go out are not sent a second time
  * behind newer ones. (Should another relay take over mid-outage it may repeat some; updates carry
@@ -25,7 +26,7 @@ export type RelayMetrics = Pick<Metrics, 'relayLag' | 'relayPublished' | 'busPub
 
 export interface OutboxRelayOptions {
   store: Pick<Store, 'relayOutbox' | 'onOutbox'>;
-  bus: Pick<Bus, 'publish'>;
+  bus: Pick<Bus, 'publishMany'>;
   logger: Logger;
   metrics: RelayMetrics;
   clock: Clock;
@@ -126,30 +127,19 @@ export class OutboxRelay {
     if (messages.length === 0) return;
     const oldest = messages[0]!.createdAt.getTime();
     this.o.metrics.relayLag.set(Math.max(0, this.o.clock.nowMs() - oldest) / 1000);
-    const byChannel = new Map<string, OutboxMessage[]>();
-    for (const m of messages) {
-      if (this.unconfirmed.has(m.id)) continue;
-      let list = byChannel.get(m.channel);
-      if (!list) byChannel.set(m.channel, (list = []));
-      list.push(m);
+    const fresh = messages.filter((m) => !this.unconfirmed.has(m.id));
+    if (fresh.length === 0) return;
+    try {
+      await this.o.bus.publishMany(fresh.map((m) => ({ channel: m.channel, event: m.event, payload: m.payload, eventId: m.eventId })));
+    } catch (err) {
+      this.o.metrics.busPublishFailures.inc();
+      throw err;
     }
-    const results = await Promise.allSettled([...byChannel.values()].map((list) => this.publishInOrder(list)));
-    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failure) throw failure.reason;
-  }
-
-  private async publishInOrder(list: OutboxMessage[]): Promise<void> {
-    for (const m of list) {
-      try {
-        await this.o.bus.publish(m.channel, m.event, m.payload, { eventId: m.eventId });
-      } catch (err) {
-        this.o.metrics.busPublishFailures.inc();
-        throw err;
-      }
+    for (const m of fresh) {
       if (this.unconfirmed.size >= MAX_UNCONFIRMED) this.unconfirmed.delete(this.unconfirmed.values().next().value!);
       this.unconfirmed.add(m.id);
-      this.o.metrics.relayPublished.inc();
     }
+    this.o.metrics.relayPublished.inc(fresh.length);
   }
 
   private failed(err: unknown): number {

@@ -122,6 +122,35 @@ function conformance(name: string, makeHarness: () => Harness, extra?: (h: () =>
       expect(await bus.history('chat:t', { offset: 5, epoch })).toMatchObject({ publications: [], recovered: true });
     });
 
+    it('publishes many messages as one append: per channel consecutive offsets, in order, in history and live', async () => {
+      const sender = h().node({ namespaces: ns({ historySize: 4 }) });
+      const receiver = h().node({ namespaces: ns({ historySize: 4 }) });
+      const got: Publication[] = [];
+      await receiver.subscribe('chat:*', (p) => got.push(p));
+      const first = await sender.publish('chat:m', 'msg', { i: 0 });
+      const pubs = await sender.publishMany([1, 2, 3, 4, 5, 6].map((i) => ({
+        channel: i % 3 === 0 ? 'chat:n' : 'chat:m',
+        event: 'msg',
+        payload: { i },
+        ...(i === 4 ? { eventId: 'ev-4' } : {}),
+      })));
+      // Input order; chat:m continues after `first`, chat:n starts at 1.
+      expect(pubs.map((p) => [p.channel, p.offset])).toEqual([['chat:m', 2], ['chat:m', 3], ['chat:n', 1], ['chat:m', 4], ['chat:m', 5], ['chat:n', 2]]);
+      expect(pubs.filter((p) => p.channel === 'chat:m').every((p) => p.epoch === first.epoch)).toBe(true);
+      expect(pubs[3]).toEqual({ channel: 'chat:m', offset: 4, epoch: first.epoch, event: 'msg', payload: { i: 4 }, eventId: 'ev-4' });
+      await waitFor(() => got.length === 7, 'seven live publications');
+      const live = (channel: string) => got.filter((p) => p.channel === channel);
+      expect(live('chat:m').map((p) => (p.payload as { i: number }).i)).toEqual([0, 1, 2, 4, 5]);
+      expect(live('chat:n')).toEqual(pubs.filter((p) => p.channel === 'chat:n'));
+      // History keeps the newest four of chat:m, trimmed after the whole append.
+      expect((await sender.history('chat:m', { offset: 0, epoch: first.epoch })).recovered).toBe(false);
+      const tail = await sender.history('chat:m', { offset: 1, epoch: first.epoch });
+      expect(tail.publications).toEqual(pubs.filter((p) => p.channel === 'chat:m'));
+      expect(await sender.publishMany([])).toEqual([]);
+      await expect(sender.publishMany([{ channel: 'chat:m', event: '', payload: null }])).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      await expect(sender.publishMany([{ channel: 'bad channel', event: 'msg', payload: null }])).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    });
+
     it('keeps no history with historySize 0, while offsets still increase', async () => {
       const bus = h().node({ namespaces: ns({ historySize: 0 }) });
       const first = await bus.publish('chat:z', 'msg', {});

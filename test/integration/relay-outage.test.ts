@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { RedisBus } from '../../src/bus/index.js';
 import { namespaceResolver } from '../../src/bus/namespaces.js';
-import type { Bus, Publication } from '../../src/bus/types.js';
+import type { Bus, BusMessage, Publication } from '../../src/bus/types.js';
 import { createError } from '../../src/core/errors.js';
 import { randomBase62 } from '../../src/core/ids.js';
 import { OutboxRelay } from '../../src/outbox/index.js';
@@ -29,13 +29,13 @@ class FlakyBus {
   attempts = 0;
   failures = 0;
   constructor(private readonly inner: Bus) {}
-  async publish(channel: string, event: string, payload: unknown, options?: { eventId?: string }): Promise<Publication> {
+  async publishMany(messages: BusMessage[]): Promise<Publication[]> {
     this.attempts++;
     if (this.down || (this.failEvery > 0 && this.attempts % this.failEvery === 0)) {
       this.failures++;
       throw createError('BUS_UNAVAILABLE', 'bus down (test)');
     }
-    return this.inner.publish(channel, event, payload, options);
+    return this.inner.publishMany(messages);
   }
 }
 
