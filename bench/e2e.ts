@@ -5,6 +5,7 @@
  * Baseline: the ingest alone (POST → 202) in the same run: ratio = e2e p50 / ingest p50.
  * Targets: e2e p50 ≤ 10 ms, p99 ≤ 50 ms.
  */
+import postgres from 'postgres';
 import WebSocket from 'ws';
 import { runBench, onCleanup } from './lib/cleanup.js';
 import { benchDuration, envInt, sleep } from './lib/env.js';
@@ -74,6 +75,36 @@ async function roleCpu(dep: TemDeployment): Promise<Record<string, number>> {
   return out;
 }
 
+/**
+ * Where the time goes, per event, from timestamps the system itself recorded: the ingest's commit
+ * start (events.created_at), the processor's start (the no-op processor's result `t`), the
+ * completion's commit start (events.processed_at) and the socket's receipt. Medians per stage.
+ */
+async function stages(dep: TemDeployment, sent: Map<string, Sent>): Promise<Record<string, number>> {
+  const sql = postgres(dep.db.url, { max: 1, onnotice: () => undefined });
+  try {
+    const rows = await sql<{ id: string; created: number; started: number; completed: number }[]>`
+      SELECT e.id::text AS id, extract(epoch FROM e.created_at) * 1000 AS created,
+        (pe.result->>'t')::float8 AS started, extract(epoch FROM e.processed_at) * 1000 AS completed
+      FROM events e JOIN processed_effects pe ON pe.event_id = e.id
+      WHERE e.id = ANY(${[...sent.keys()]}::uuid[])`;
+    const parts: Record<string, number[]> = { post_to_commit_start: [], commit_to_202: [], accepted_to_processing: [], processing_to_complete_start: [], complete_start_to_socket: [] };
+    for (const r of rows) {
+      const s = sent.get(r.id)!;
+      const got = processedAt.get(r.id);
+      if (got === undefined) continue;
+      parts.post_to_commit_start!.push(Number(r.created) - s.t0);
+      parts.commit_to_202!.push(s.t202 - Number(r.created));
+      parts.accepted_to_processing!.push(Number(r.started) - s.t202);
+      parts.processing_to_complete_start!.push(Number(r.completed) - Number(r.started));
+      parts.complete_start_to_socket!.push(got - Number(r.completed));
+    }
+    return Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, summarize(v).p50]));
+  } finally {
+    await sql.end();
+  }
+}
+
 async function waitAllProcessed(ids: Iterable<string>, timeoutMs: number): Promise<number> {
   const list = [...ids];
   const until = Date.now() + timeoutMs;
@@ -130,6 +161,8 @@ runBench(async () => {
   ]);
   if (run.errors.length) console.log(`errors: ${run.errors.join('; ')}`);
   console.log(`CPU seconds used during the run by role: ${JSON.stringify(roleCpuS)}`);
+  const stageP50 = await stages(dep, run.sent);
+  console.log(`median ms per stage: ${JSON.stringify(stageP50)}`);
   writeResult({
     name: 'e2e',
     params: { rate_per_s: RATE, duration_s: DURATION_S, owners: USERS, warmup_events: WARMUP_EVENTS, offered: Math.round(RATE * DURATION_S) },
@@ -141,6 +174,7 @@ runBench(async () => {
       achieved_ingest_per_s: round(run.sent.size / ((lastAccepted - runStart) / 1000), 1),
       achieved_processed_updates_per_s: round((run.sent.size - missing) / ((lastUpdate - runStart) / 1000), 1),
       cpu_seconds_by_role: roleCpuS,
+      stage_p50_ms: stageP50,
     },
     baseline: { latency_ms: ingest, what: 'POST /api/events → 202 on the same requests' },
     ratio: ratio(e2e.p50, ingest.p50),
