@@ -12,7 +12,7 @@ import { matchesPattern } from '../protocol/frames.js';
 import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
 import { decodeStored, keepsHistory, positionTtl, toPublication, wantsEntries, type StreamRead } from './history.js';
 import { defaultNamespaces } from './namespaces.js';
-import type { AppendGroup, AppendResult, ControlMessage, Publication } from './types.js';
+import type { AppendGroup, AppendResult, ControlMessage } from './types.js';
 
 interface Stream {
   epoch: string;
