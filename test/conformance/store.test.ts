@@ -27,6 +27,9 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       expect(out[0]!.event.runAt).toEqual(clock.now());
       const ev = await store.getEvent(a.id);
       expect(ev?.payload).toEqual(a.payload);
+      // The outcome is built from the input, not read back: it must be what was stored.
+      const { history: _history, ...stored } = ev!;
+      expect(out[0]!.event).toEqual(stored);
       expect(ev?.history.map((h) => [h.status, h.version])).toEqual([
         ['accepted', 1],
         ['queued', 2],

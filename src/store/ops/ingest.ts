@@ -10,6 +10,7 @@
  */
 import type { Db } from '../db.js';
 import type { IngestItem, IngestOutcome } from '../types.js';
+import type { TemEvent } from '../../core/types.js';
 import { toEvent, type EventRow } from '../rows.js';
 import { OUTBOX_CHANNEL, PROCESSING_QUEUE, jobsChannel, updatePayloadSql } from './changes.js';
 import { createError } from '../../core/errors.js';
@@ -49,10 +50,7 @@ note AS (
   ) x
   ORDER BY x.ord, x.version
 )
-SELECT ins.id::text AS id, ins.type, ins.payload, ins.producer_id, ins.user_id, ins.channel,
-  ins.idempotency_key, ins.request_hash, ins.occurred_at, ins.status, ins.attempts, ins.max_attempts,
-  ins.last_error, ins.version, ins.created_at, ins.updated_at, ins.processed_at, ins.created_at AS run_at
-FROM ins`;
+SELECT ins.id::text AS id FROM ins`;
 
 const EXISTING_SQL = `
 SELECT e.id::text AS id, e.type, e.payload, e.producer_id, e.user_id, e.channel, e.idempotency_key,
@@ -64,6 +62,33 @@ WHERE e.idempotency_key IS NOT NULL AND (e.producer_id, e.idempotency_key) IN (
 )`;
 
 const keyOf = (producerId: string, key: string): string => `${producerId}\u0000${key}`;
+
+/**
+ * The event as INSERT_SQL wrote it, built from the input instead of read back: the statement
+ * returns only ids, so a 1 KiB payload is not sent back and parsed again for every event.
+ * (The stored payload is the same JSON; jsonb may order its keys differently.)
+ */
+function createdEvent(it: IngestItem, now: Date): TemEvent {
+  return {
+    id: it.id,
+    type: it.type,
+    payload: it.payload,
+    producerId: it.producerId,
+    userId: it.userId,
+    channel: it.channel,
+    idempotencyKey: it.idempotencyKey,
+    occurredAt: it.occurredAt,
+    status: 'queued',
+    attempts: 0,
+    maxAttempts: it.maxAttempts,
+    lastError: null,
+    runAt: now,
+    createdAt: now,
+    updatedAt: now,
+    processedAt: null,
+    version: 2,
+  };
+}
 
 export async function ingest(db: Db, items: IngestItem[], now: Date): Promise<IngestOutcome[]> {
   if (items.length === 0) return [];
@@ -80,10 +105,10 @@ export async function ingest(db: Db, items: IngestItem[], now: Date): Promise<In
     occurred_at: it.occurredAt.toISOString(),
     max_attempts: it.maxAttempts,
   }));
-  const created = await db.query<EventRow>(INSERT_SQL, [JSON.stringify(input), now]);
+  const created = await db.query<{ id: string }>(INSERT_SQL, [JSON.stringify(input), now]);
   // After the statement committed: wake workers and the relay (src/store/notifier.ts).
   if (created.length > 0) db.notify([jobsChannel(PROCESSING_QUEUE), OUTBOX_CHANNEL]);
-  const byId = new Map(created.map((r) => [r.id, r]));
+  const byId = new Set(created.map((r) => r.id));
   const missing = items.filter((it) => !byId.has(it.id));
   const byKey = new Map<string, EventRow>();
   if (missing.length > 0) {
@@ -92,8 +117,7 @@ export async function ingest(db: Db, items: IngestItem[], now: Date): Promise<In
     for (const r of rows) byKey.set(keyOf(r.producer_id, r.idempotency_key ?? ''), r);
   }
   return items.map((it): IngestOutcome => {
-    const own = byId.get(it.id);
-    if (own) return { outcome: 'created', event: toEvent(own) };
+    if (byId.has(it.id)) return { outcome: 'created', event: createdEvent(it, now) };
     const existing = it.idempotencyKey === null ? undefined : byKey.get(keyOf(it.producerId, it.idempotencyKey));
     // Only if the winner's key was pruned in between: rare enough to ask the caller to retry.
     if (!existing) throw createError('CONFLICT', 'The idempotency key changed hands; retry the request');
