@@ -8,7 +8,7 @@ import { isUuid } from '../../core/ids.js';
 import { EVENT_COLUMNS, toEvent, toHistory, type EventRow, type HistoryRow } from '../rows.js';
 
 const EVENT_SQL = `SELECT ${EVENT_COLUMNS} FROM events e LEFT JOIN jobs j ON j.event_id = e.id WHERE e.id = $1`;
-const HISTORY_SQL = `SELECT status, attempt, error, at, version FROM event_history WHERE event_id = $1 ORDER BY version, id`;
+const HISTORY_SQL = `SELECT status, attempt, error, at, version FROM event_history WHERE event_id = $1 ORDER BY version`;
 
 export async function getEvent(db: Db, id: string): Promise<TemEventWithHistory | null> {
   if (!isUuid(id)) return null;
