@@ -28,8 +28,6 @@ export interface IngestServiceDeps {
   config: TemConfig;
   clock: Clock;
   metrics?: Metrics;
-  /** Commits in flight at once (default 2): one filling while another commits. */
-  maxInFlight?: number;
 }
 
 export interface IngestOptions {
@@ -53,7 +51,7 @@ export class IngestService {
   constructor(private readonly deps: IngestServiceDeps) {
     this.committer = new GroupCommitter({
       maxBatch: deps.config.ingestBatchMax,
-      maxInFlight: deps.maxInFlight ?? 2,
+      maxInFlight: deps.config.ingestCommitsInFlight,
       commit: (items) => deps.store.ingest(items, deps.clock.now()),
     });
   }
