@@ -5,6 +5,7 @@
 import type {
   ApiKeyRecord,
   EventStatus,
+  EventUpdatePayload,
   HistoryEntry,
   OutboxMessage,
   Principal,
@@ -135,11 +136,25 @@ export interface OutboxRow {
   event_id: string;
   channel: string;
   event: string;
-  payload: Record<string, unknown>;
+  /** A delivery's payload; null for an `event.update`, whose state is in the columns below. */
+  payload: Record<string, unknown> | null;
+  user_id: string | null;
+  type: string | null;
+  status: EventStatus | null;
+  attempts: number | null;
+  version: number | null;
+  updated_at: Date | null;
+  last_error: string | null;
   created_at: Date;
 }
 
-export const OUTBOX_COLUMNS = 'id, event_id::text AS event_id, channel, event, payload, created_at';
+/** OUTBOX_COLUMNS of table alias `o`. */
+export function outboxColumns(o: string): string {
+  return `${o}.id, ${o}.event_id::text AS event_id, ${o}.channel, ${o}.event, ${o}.payload, ${o}.user_id, ${o}.type,
+    ${o}.status, ${o}.attempts, ${o}.version, ${o}.updated_at, ${o}.last_error, ${o}.created_at`;
+}
+
+export const OUTBOX_COLUMNS = outboxColumns('outbox');
 
 export function toOutbox(r: OutboxRow): OutboxMessage {
   return {
@@ -147,7 +162,21 @@ export function toOutbox(r: OutboxRow): OutboxMessage {
     eventId: r.event_id,
     channel: r.channel,
     event: r.event,
-    payload: r.payload,
+    payload: r.payload ?? updatePayload(r),
     createdAt: r.created_at,
+  };
+}
+
+/** The EventUpdatePayload (src/core/types.ts) of an `event.update` row. */
+function updatePayload(r: OutboxRow): EventUpdatePayload & Record<string, unknown> {
+  return {
+    event_id: r.event_id,
+    status: r.status!,
+    user_id: r.user_id!,
+    type: r.type!,
+    attempts: r.attempts!,
+    updated_at: r.updated_at!.toISOString(),
+    version: r.version!,
+    last_error: r.last_error,
   };
 }

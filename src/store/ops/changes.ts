@@ -3,16 +3,18 @@
  * and the `event.update` outbox row, written by the same statement as the change itself.
  */
 
-/** A timestamptz as the ISO string JavaScript's toISOString() gives. */
-export function isoSql(col: string): string {
-  return `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-}
+/** Outbox columns an INSERT fills, in the order updateRowSql() selects them. */
+export const OUTBOX_INSERT_COLUMNS = 'event_id, channel, event, payload, user_id, type, status, attempts, version, updated_at, last_error';
 
-/** The EventUpdatePayload (src/core/types.ts) of event row alias `x`. */
-export function updatePayloadSql(x: string): string {
-  return `jsonb_build_object('event_id', ${x}.id::text, 'status', ${x}.status, 'user_id', ${x}.user_id,
-    'type', ${x}.type, 'attempts', ${x}.attempts, 'updated_at', ${isoSql(`${x}.updated_at`)},
-    'version', ${x}.version, 'last_error', ${x}.last_error)`;
+/**
+ * The `event.update` outbox row of event row alias `x` (columns as OUTBOX_INSERT_COLUMNS): the
+ * event's state at this change as plain columns; the relay builds the EventUpdatePayload from
+ * them (rows.ts), which is cheaper than building JSON in the writing statement.
+ */
+export function updateRowSql(x: string): string {
+  return `${x}.id AS event_id, 'user:' || ${x}.user_id AS channel, 'event.update' AS event, NULL::jsonb AS payload,
+    ${x}.user_id AS user_id, ${x}.type AS type, ${x}.status AS status, ${x}.attempts AS attempts, ${x}.version AS version,
+    ${x}.updated_at AS updated_at, ${x}.last_error AS last_error`;
 }
 
 /**
@@ -25,7 +27,7 @@ export function recordChangesSql(changed: string, nowParam: string, opts: { deli
   // right after its status update (one INSERT, so the two keep this order in the outbox).
   const delivery = opts.delivery
     ? `UNION ALL
-      SELECT c.id, c.channel, c.type, c.payload, 1 FROM ${changed} c WHERE c.channel IS NOT NULL`
+      SELECT c.id, c.channel, c.type, c.payload, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1 FROM ${changed} c WHERE c.channel IS NOT NULL`
     : '';
   return `hist AS (
     INSERT INTO event_history (event_id, status, attempt, error, version, at)
@@ -33,14 +35,14 @@ export function recordChangesSql(changed: string, nowParam: string, opts: { deli
     FROM ${changed} c
   ),
   note AS (
-    INSERT INTO outbox (event_id, channel, event, payload, created_at)
-    SELECT m.id, m.channel, m.event, m.payload, ${nowParam}
+    INSERT INTO outbox (${OUTBOX_INSERT_COLUMNS}, created_at)
+    SELECT ${OUTBOX_INSERT_COLUMNS.split(', ').map((col) => `m.${col}`).join(', ')}, ${nowParam}
     FROM (
-      SELECT c.id, 'user:' || c.user_id AS channel, 'event.update' AS event, ${updatePayloadSql('c')} AS payload, 0 AS k
+      SELECT ${updateRowSql('c')}, 0 AS k
       FROM ${changed} c
       ${delivery}
     ) m
-    ORDER BY m.id, m.k
+    ORDER BY m.event_id, m.k
   )`;
 }
 

@@ -12,7 +12,7 @@ import type { Db } from '../db.js';
 import type { IngestItem, IngestOutcome } from '../types.js';
 import type { TemEvent } from '../../core/types.js';
 import { toEvent, type EventRow } from '../rows.js';
-import { OUTBOX_CHANNEL, PROCESSING_QUEUE, jobsChannel, updatePayloadSql } from './changes.js';
+import { OUTBOX_CHANNEL, OUTBOX_INSERT_COLUMNS, PROCESSING_QUEUE, jobsChannel, updateRowSql } from './changes.js';
 import { createError } from '../../core/errors.js';
 
 const INSERT_SQL = `
@@ -42,8 +42,8 @@ job AS (
   SELECT id, '${PROCESSING_QUEUE}', type, $2, 0, max_attempts FROM ins
 ),
 note AS (
-  INSERT INTO outbox (event_id, channel, event, payload, created_at)
-  SELECT x.id, 'user:' || x.user_id, 'event.update', ${updatePayloadSql('x')}, $2
+  INSERT INTO outbox (${OUTBOX_INSERT_COLUMNS}, created_at)
+  SELECT ${updateRowSql('x')}, $2
   FROM (
     SELECT ins.id, s.status, ins.user_id, ins.type, ins.attempts, ins.updated_at, s.version, ins.last_error, input.ord
     FROM ins JOIN input ON input.id = ins.id CROSS JOIN steps s

@@ -23,7 +23,7 @@ picked AS (
   SELECT o.id FROM outbox o WHERE (SELECT locked FROM lock) ORDER BY o.id LIMIT $1
 )
 DELETE FROM outbox USING picked WHERE outbox.id = picked.id
-RETURNING outbox.id, outbox.event_id::text AS event_id, outbox.channel, outbox.event, outbox.payload, outbox.created_at`;
+RETURNING ${OUTBOX_COLUMNS}`;
 
 export async function relayOutbox(
   db: Db,
