@@ -1,8 +1,8 @@
 /**
  * The Bus moves publications between processes: per-channel history with offsets and an epoch,
  * fan-out to every gateway node subscribed to a channel, and control messages (key revocation,
- * disconnects). Implementations differ only in transport: memory (one process, many in-process
- * nodes for tests) and Redis.
+ * disconnects, membership removal). Implementations differ only in transport: memory (one
+ * process, many in-process nodes for tests) and Redis.
  *
  * Offsets increase by one per publication within an epoch. The epoch changes when history is
  * lost (Redis restarted without persistence, memory bus recreated), so a client holding an old
@@ -39,6 +39,8 @@ export type ControlMessage =
   | { kind: 'revoke_key'; keyId: string }
   | { kind: 'revoke_principal'; principalId: string }
   | { kind: 'disconnect_user'; userId: string; code: number; reason: string }
+  /** A channel membership was deleted: the user's live subscriptions to `channel` are checked again. */
+  | { kind: 'membership_removed'; channel: string; userId: string }
   /** For the current subscribers of `channel` on every node; never kept in history (typing, presence). */
   | { kind: 'ephemeral'; channel: string; event: string; payload: unknown };
 

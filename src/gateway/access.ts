@@ -13,7 +13,8 @@
  *
  * The same check guards PUBLISH (with the namespace's clientPublish), PRESENCE and typing.
  * Two ways to ask about membership: the store (embedded, or any process holding it) and the
- * API's internal listener (distributed gateways), cached briefly.
+ * API's internal listener (distributed gateways), cached briefly; a membership removal makes the
+ * gateway forget the cached answer before it checks live subscriptions again (decision 0013).
  */
 import { can } from '../auth/policy.js';
 import type { AuthContext } from '../auth/types.js';
@@ -24,6 +25,8 @@ import type { Store } from '../store/types.js';
 export interface ChannelAccess {
   /** Whether `auth` may subscribe to `channel` (an exact channel or a `prefix:*` pattern). */
   canSubscribe(auth: AuthContext, channel: string): Promise<boolean>;
+  /** Drops any remembered membership answer for (channel, user): the next check asks afresh. */
+  forget?(channel: string, userId: string): void;
 }
 
 export type MembershipCheck = (channel: string, userId: string) => Promise<boolean>;
@@ -54,7 +57,14 @@ export function decideWithoutMembership(auth: AuthContext, channel: string): boo
 }
 
 export class MembershipAccess implements ChannelAccess {
-  constructor(private readonly isMember: MembershipCheck) {}
+  constructor(
+    private readonly isMember: MembershipCheck,
+    private readonly forgetMember?: (channel: string, userId: string) => void,
+  ) {}
+
+  forget(channel: string, userId: string): void {
+    this.forgetMember?.(channel, userId);
+  }
 
   async canSubscribe(auth: AuthContext, channel: string): Promise<boolean> {
     const decided = decideWithoutMembership(auth, channel);
@@ -104,21 +114,35 @@ export function httpChannelAccess(options: HttpAccessOptions): ChannelAccess {
     return body.member === true;
   }
 
-  return new MembershipAccess(async (channel, userId) => {
-    const key = `${channel}\u0000${userId}`;
+  const keyOf = (channel: string, userId: string) => `${channel}\u0000${userId}`;
+
+  const isMember = async (channel: string, userId: string): Promise<boolean> => {
+    const key = keyOf(channel, userId);
     const now = options.clock.nowMs();
     const hit = cache.get(key);
     if (hit && now - hit.at < cacheMs) return hit.member;
     const pending = inflight.get(key);
     if (pending) return pending;
-    const p = ask(channel, userId)
+    const p: Promise<boolean> = ask(channel, userId)
       .then((member) => {
+        // Forgotten while in flight: the answer may predate the change, so it is not kept.
+        if (inflight.get(key) !== p) return member;
         if (cache.size >= MAX_CACHE) cache.clear();
         cache.set(key, { member, at: options.clock.nowMs() });
         return member;
       })
-      .finally(() => inflight.delete(key));
+      .finally(() => {
+        if (inflight.get(key) === p) inflight.delete(key);
+      });
     inflight.set(key, p);
     return p;
-  });
+  };
+
+  const forget = (channel: string, userId: string) => {
+    const key = keyOf(channel, userId);
+    cache.delete(key);
+    inflight.delete(key);
+  };
+
+  return new MembershipAccess(isMember, forget);
 }
