@@ -11,6 +11,7 @@ import type { AuthContext } from '../auth/types.js';
 import type { Unsubscribe } from '../bus/types.js';
 import { isTemError } from '../core/errors.js';
 import { CLOSE_CODES } from '../protocol/codes.js';
+import { AccessRecheck } from './access-recheck.js';
 import { Connection } from './connection.js';
 import { DEFAULT_TUNING, type GatewayContext, type GatewayDeps, type GatewayTuning } from './context.js';
 import { createDispatcher } from './handlers.js';
@@ -153,10 +154,19 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
     for (const conn of connections) if (conn.auth) sessions.save(conn);
   });
   // ── revocation and control messages ──────────────────────────────────────
-  const revocation = new Revocation({ connections, auth: deps.auth, logger, deliverNotice: (c, e, p) => ctx.registry.deliverNotice(c, e, p) });
+  const accessRecheck = new AccessRecheck(ctx, subs, sessions, connections);
+  const revocation = new Revocation({
+    connections,
+    auth: deps.auth,
+    logger,
+    deliverNotice: (c, e, p) => ctx.registry.deliverNotice(c, e, p),
+    membershipRemoved: (channel, userId) => accessRecheck.membershipRemoved(channel, userId),
+  });
   const revalidate = (filter?: ConnectionFilter) => revocation.revalidate(filter);
   every(ctx.tuning.revalidateMs, async () => {
     await revalidate();
+    // Permissions just refreshed; a lost membership_removed message is caught here too.
+    await accessRecheck.sweep();
   });
   let controlUnsub: Promise<Unsubscribe | null> = deps.bus.onControl((m) => revocation.onControl(m)).catch((err: unknown) => {
     logger.error({ err }, 'gateway could not listen for control messages');

@@ -2,8 +2,10 @@
  * Revocation and other control messages. A revoked key's sockets close 4001 at once, on every
  * node (the control message reaches all of them). A changed principal (disabled, role or
  * permissions edited) has its connections' tokens checked again: those no longer valid close
- * 4001, the others pick up their new permissions. A periodic re-check of every connection is the
- * backstop for a control message lost while a node was cut off from the bus.
+ * 4001, the others pick up their new permissions. A removed channel membership ends the user's
+ * subscriptions to that channel where nothing else grants it (AccessRecheck). A periodic re-check
+ * of every connection is the backstop for a control message lost while a node was cut off from
+ * the bus.
  */
 import type { AuthContext, TokenAuthenticator } from '../auth/types.js';
 import type { ControlMessage } from '../bus/types.js';
@@ -48,6 +50,8 @@ export interface RevocationDeps {
   logger: Logger;
   /** Where `ephemeral` control messages (typing, presence notices) go. */
   deliverNotice: (channel: string, event: string, payload: unknown) => void;
+  /** Where `membership_removed` control messages go (AccessRecheck). */
+  membershipRemoved: (channel: string, userId: string) => void;
 }
 
 export class Revocation {
@@ -112,6 +116,9 @@ export class Revocation {
         break;
       case 'disconnect_user':
         this.closeMatching({ userId: message.userId }, message.code, message.reason);
+        break;
+      case 'membership_removed':
+        if (typeof message.channel === 'string' && typeof message.userId === 'string') this.deps.membershipRemoved(message.channel, message.userId);
         break;
       case 'ephemeral':
         if (typeof message.channel === 'string' && typeof message.event === 'string') this.deps.deliverNotice(message.channel, message.event, message.payload);

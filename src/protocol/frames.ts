@@ -64,7 +64,8 @@ export interface ServerFrameMap {
     channels?: Record<string, StreamPosition & { recovered: boolean }>;
   };
   SUBSCRIBED: { channel: string; offset: number; epoch: string; recovered: boolean };
-  UNSUBSCRIBED: { channels: string[] };
+  /** The reply to UNSUBSCRIBE; unprompted (no `ref`, with `reason`) when the server ended them. */
+  UNSUBSCRIBED: { channels: string[]; reason?: string };
   PONG: { timestamp: number };
   PUBLISHED: { offset: number; epoch: string };
   INGESTED: { event_id: string; status: string; replayed?: boolean };
