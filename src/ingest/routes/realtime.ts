@@ -4,13 +4,15 @@
  * - POST /api/publish {channel, event, payload} → {offset, epoch}: an ephemeral publication,
  *   kept in the channel's history only (not an event; nothing is stored in the database).
  * - PUT / DELETE /api/channels/{channel}/members/{user_id} → 204: who may subscribe (idempotent).
+ *   DELETE also tells every gateway (bus control `membership_removed`), which ends the user's live
+ *   subscriptions to the channel unless a claim or permission still grants it.
  * - GET /api/channels/{channel}/members → {channel, members: [user_id]}.
  * - GET /api/presence/{channel} → {channel, members: [{user_id, status}]}: live members with
  *   their best status, then registered members who are not connected, as `offline`. A caller who
  *   may not subscribe to the channel gets 404, as if it did not exist.
  *
  * Needs `bus` (publish) and `presence` (presence list) in the route deps; without them those
- * routes answer 503.
+ * routes answer 503 (without a bus, DELETE of a member has no gateway to tell and still succeeds).
  */
 import type { FastifyRequest } from 'fastify';
 import type { Bus } from '../../bus/types.js';
@@ -70,7 +72,7 @@ function exactChannel(channel: string, field: string): string {
 }
 
 export const realtimeRoutes: ApiRoutePlugin = async (app, opts) => {
-  const { store, config, clock, bus, presence } = opts as RouteDeps & RealtimeRouteDeps;
+  const { store, config, clock, logger, bus, presence } = opts as RouteDeps & RealtimeRouteDeps;
   const access = storeChannelAccess(store);
 
   app.post(
@@ -102,7 +104,14 @@ export const realtimeRoutes: ApiRoutePlugin = async (app, opts) => {
     '/api/channels/:channel/members/:user_id',
     { config: { permission: MEMBERS_WRITE }, schema: { params: memberParams } },
     async (request: FastifyRequest<{ Params: { channel: string; user_id: string } }>, reply) => {
-      await store.removeChannelMember(exactChannel(request.params.channel, 'params.channel'), request.params.user_id);
+      const channel = exactChannel(request.params.channel, 'params.channel');
+      const userId = request.params.user_id;
+      await store.removeChannelMember(channel, userId);
+      // Gateways end the user's live subscriptions that nothing else grants (decision 0013). The
+      // removal itself is done: a lost message is caught by the gateways' periodic re-check.
+      await bus?.publishControl({ kind: 'membership_removed', channel, userId }).catch((err: unknown) => {
+        logger.warn({ err, channel, user_id: userId }, 'could not tell gateways about a removed membership');
+      });
       return reply.code(204).send();
     },
   );
