@@ -344,9 +344,11 @@ export class TemClient extends Emitter<ClientEvents> {
       case 'SUBSCRIBED':
         this.registry.onLateSubscribed((frame as ServerFrame<'SUBSCRIBED'>).payload);
         break;
-      case 'UNSUBSCRIBED':
-        this.registry.onUnsubscribed((frame as ServerFrame<'UNSUBSCRIBED'>).payload.channels ?? []);
+      case 'UNSUBSCRIBED': {
+        const { channels, reason } = (frame as ServerFrame<'UNSUBSCRIBED'>).payload;
+        this.registry.onUnsubscribed(channels ?? [], typeof reason === 'string' ? reason : undefined);
         break;
+      }
       case 'ERROR': {
         const { code, message, channel } = (frame as ServerFrame<'ERROR'>).payload as ServerFrameMap['ERROR'] & { channel?: unknown };
         const err = new TemClientError(code, message, { fromServer: true });

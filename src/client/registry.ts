@@ -140,8 +140,9 @@ export class Registry {
     if (sub && sub._inflight === undefined) sub._onSubscribed({ ...p, resumed: false }, undefined);
   }
 
-  onUnsubscribed(channels: string[]): void {
-    for (const ch of channels) this.subs.get(ch)?._unsubscribe('unsubscribed by the server', false);
+  /** An unprompted UNSUBSCRIBED: the server ended these subscriptions (e.g. `access revoked`). */
+  onUnsubscribed(channels: string[], reason = 'unsubscribed by the server'): void {
+    for (const ch of channels) this.subs.get(ch)?._unsubscribe(reason, false);
   }
 
   /**

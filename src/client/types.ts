@@ -144,6 +144,7 @@ export interface SubscribedContext {
 
 export interface UnsubscribedContext {
   channel: string;
+  /** `unsubscribe called`, an error code, or the server's reason when it ended the subscription (`access revoked`). */
   reason: string;
 }
 

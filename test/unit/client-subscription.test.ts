@@ -226,6 +226,34 @@ describe('Subscription', () => {
     client.disconnect();
   });
 
+  it('an unprompted UNSUBSCRIBED ends the subscription with the server reason; it is not restored on reconnect', async () => {
+    const { client, timers } = await connected();
+    const sub = client.subscribe('server:1:channel:1');
+    const other = client.subscribe('live:1:chat');
+    const sock = FakeSocket.last();
+    const [first, second] = sock.frames('SUBSCRIBE');
+    sock.push('SUBSCRIBED', { channel: 'server:1:channel:1', offset: 2, epoch: 'e', recovered: false }, first!.id as number);
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 0, epoch: 'e', recovered: false }, second!.id as number);
+    const ended: { channel: string; reason: string }[] = [];
+    sub.on('unsubscribed', (ctx) => ended.push(ctx));
+    const got: number[] = [];
+    sub.on('publication', (p) => got.push(p.offset));
+
+    sock.push('UNSUBSCRIBED', { channels: ['server:1:channel:1'], reason: 'access revoked' });
+    expect(sub.state).toBe('unsubscribed');
+    expect(ended).toEqual([{ channel: 'server:1:channel:1', reason: 'access revoked' }]);
+    expect(other.state).toBe('subscribed');
+    expect(sock.frames('UNSUBSCRIBE')).toHaveLength(0); // the server already ended it
+    ev(sock, 'server:1:channel:1', 3);
+    expect(got).toEqual([]);
+    expect(sub.position).toBeUndefined();
+
+    const next = await reconnect(timers);
+    next.handshake({ resumed: true });
+    expect(next.frames('SUBSCRIBE').map((f) => (f.payload as { channels: string[] }).channels)).toEqual([['live:1:chat']]);
+    client.disconnect();
+  });
+
   it('starts from options.since when it has no position of its own', async () => {
     const { client } = await connected();
     client.subscribe('live:1:chat', { since: { offset: 40, epoch: 'ep1' } });
