@@ -4,37 +4,23 @@
  * a session saved on one node resumes on the other.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
-import { RedisBus } from '../../src/bus/index.js';
-import { namespaceResolver } from '../../src/bus/namespaces.js';
-import { loadConfig } from '../../src/config/index.js';
-import { randomBase62 } from '../../src/core/ids.js';
-import { RedisPresenceStore, RedisSessionStore } from '../../src/presence/index.js';
 import type { TestPrincipal } from '../helpers/api.js';
-import { services, REDIS_URL } from '../helpers/services.js';
+import { redisRealtime, type RedisRealtime } from '../helpers/redis-realtime.js';
+import { services } from '../helpers/services.js';
 import { isNotice, isPublication, startGatewayHarness, WsTestClient, type GatewayHarness, type GatewayNode } from '../helpers/ws.js';
 
 describe.skipIf(!services.redis)('gateways on Redis', () => {
-  const prefix = `temtest:gw-redis:${randomBase62(6)}:`;
-  const namespaces = namespaceResolver(loadConfig({ configFile: '/nonexistent/tem.config.json' }, {}));
-  const buses: RedisBus[] = [];
+  let redis: RedisRealtime;
   let h: GatewayHarness;
   let nodeB: GatewayNode;
-  let presence: RedisPresenceStore;
-  let sessions: RedisSessionStore;
   let alice: TestPrincipal;
   let bob: TestPrincipal;
 
-  const bus = () => {
-    const b = new RedisBus({ url: REDIS_URL, prefix, namespaces });
-    buses.push(b);
-    return b;
-  };
+  const bus = () => redis.bus();
 
   beforeAll(async () => {
-    presence = new RedisPresenceStore({ url: REDIS_URL, prefix });
-    sessions = new RedisSessionStore({ url: REDIS_URL, prefix });
-    h = await startGatewayHarness({ bus: bus(), presence, sessions });
+    redis = redisRealtime('gw-redis');
+    h = await startGatewayHarness({ bus: bus(), presence: redis.presence, sessions: redis.sessions });
     nodeB = await h.addNode({ bus: bus() });
     alice = await h.api.createPrincipal({ id: 'alice' });
     bob = await h.api.createPrincipal({ id: 'bob' });
@@ -43,13 +29,7 @@ describe.skipIf(!services.redis)('gateways on Redis', () => {
 
   afterAll(async () => {
     await h?.close();
-    await Promise.all(buses.map((b) => b.close()));
-    await presence?.close();
-    await sessions?.close();
-    const admin = new Redis(REDIS_URL);
-    const keys = await admin.keys(`${prefix}*`);
-    if (keys.length) await admin.del(...keys);
-    await admin.quit();
+    await redis?.close();
   });
 
   it('a user on node A and node B receives its events on both, once each', async () => {
