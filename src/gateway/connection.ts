@@ -15,6 +15,7 @@ import { wsErrorOf } from './errors.js';
 import type { Subscriber } from './fanout.js';
 import { parseClientFrame } from './frames.js';
 import { encodeFrame, OutboundQueue } from './outbound.js';
+import type { ReleaseSlot } from './pending.js';
 import { MessageRate } from './rate.js';
 
 export type ConnectionState = 'connecting' | 'authenticated' | 'closed';
@@ -56,6 +57,8 @@ export class Connection implements Subscriber {
   private chain: Promise<void> = Promise.resolve();
   private inFlight = 0;
   private helloTimer: NodeJS.Timeout | null = null;
+  /** The pending-per-address slot held while waiting for HELLO. */
+  private pendingSlot: ReleaseSlot | null = null;
 
   constructor(
     private readonly ctx: GatewayContext,
@@ -90,7 +93,7 @@ export class Connection implements Subscriber {
    * One log line with the connection's bindings. No pino child logger per connection: two of
    * them (before and after authentication) were a measurable share of an idle connection's memory.
    */
-  private logEvent(level: 'debug' | 'info' | 'error', fields: Record<string, unknown>, msg: string): void {
+  logEvent(level: 'debug' | 'info' | 'error', fields: Record<string, unknown>, msg: string): void {
     const logger = this.ctx.logger;
     if (!logger.isLevelEnabled(level)) return;
     logger[level]({ connection_id: this.id, node: this.ctx.nodeId, ...(this.auth ? { user_id: this.auth.userId } : {}), ...fields }, msg);
@@ -104,18 +107,29 @@ export class Connection implements Subscriber {
     return this.state !== 'closed';
   }
 
-  /** Waits for HELLO; closes 4001 when it does not come in time. */
-  expectHello(timeoutMs: number): void {
+  /**
+   * Waits for HELLO; closes 4001 when it does not come in time. `slot` is released when the wait
+   * ends, however it ends (authenticated or closed).
+   */
+  expectHello(timeoutMs: number, slot?: ReleaseSlot): void {
+    this.pendingSlot = slot ?? null;
     this.helloTimer = setTimeout(() => {
       if (this.state === 'connecting') this.close(CLOSE_CODES.UNAUTHORIZED, 'authentication timeout: send HELLO {token}');
     }, timeoutMs);
     this.helloTimer.unref?.();
   }
 
-  /** connecting → authenticated. */
-  authenticated(auth: AuthContext, token: string, sessionId: string): void {
+  /** The one way out of waiting for HELLO; safe to call more than once. */
+  private stopWaitingForHello(): void {
     if (this.helloTimer) clearTimeout(this.helloTimer);
     this.helloTimer = null;
+    this.pendingSlot?.();
+    this.pendingSlot = null;
+  }
+
+  /** connecting → authenticated. */
+  authenticated(auth: AuthContext, token: string, sessionId: string): void {
+    this.stopWaitingForHello();
     this.auth = auth;
     this.token = token;
     this.sessionId = sessionId;
@@ -178,7 +192,7 @@ export class Connection implements Subscriber {
   }
 
   private finish(code: number, reason: string, by: 'server' | 'client'): void {
-    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.stopWaitingForHello();
     this.state = 'closed';
     this.closeCode = code;
     this.ctx.metrics.wsConnections.dec();

@@ -17,7 +17,7 @@ import type { Registry } from './registry.js';
 /** The metrics the gateway writes (a subset of createMetrics()). */
 export type GatewayMetrics = Pick<
   Metrics,
-  'wsConnections' | 'wsSubscriptions' | 'wsMessagesIn' | 'wsMessagesOut' | 'wsDropped' | 'wsSlowConsumerCloses'
+  'wsConnections' | 'wsSubscriptions' | 'wsMessagesIn' | 'wsMessagesOut' | 'wsDropped' | 'wsSlowConsumerCloses' | 'wsPending' | 'wsPendingLimitCloses'
 >;
 
 export interface GatewayDeps {

@@ -17,6 +17,7 @@ import { DEFAULT_TUNING, type GatewayContext, type GatewayDeps, type GatewayTuni
 import { createDispatcher } from './handlers.js';
 import { Sessions } from './hello.js';
 import { FlushScheduler } from './outbound.js';
+import { PendingPerAddress } from './pending.js';
 import { PresenceTracker } from './presence-tracker.js';
 import { ConnectLimiter } from './rate.js';
 import { Registry } from './registry.js';
@@ -59,6 +60,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
   const subs = new Subscriptions(ctx, presence, typing);
   const sessions = new Sessions(ctx, subs);
   const connectLimiter = new ConnectLimiter(config.wsConnectLimit, config.wsConnectWindowMs);
+  const pending = new PendingPerAddress(config.wsPendingPerIp, (delta) => deps.metrics.wsPending.inc(delta));
   const dispatch = createDispatcher({ ctx, subs, sessions, presence, typing, connectLimiter });
   const connections = new Set<Connection>();
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: config.wsMaxFrameBytes, clientTracking: false });
@@ -74,12 +76,23 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
   }
 
   function open(ws: WebSocket, req: IncomingMessage, path: string, early: EarlyClose | null, auth: AuthContext | null, token: string | null): void {
-    const conn = new Connection(ctx, ws, { dispatch, onClosed }, { remote: req.socket.remoteAddress, path });
+    const remote = req.socket.remoteAddress;
+    const conn = new Connection(ctx, ws, { dispatch, onClosed }, { remote, path });
     connections.add(conn);
     if (closing) conn.close(CLOSE_CODES.SERVER_RESTART, 'server shutting down');
     else if (early) conn.close(early.code, early.reason);
     else if (auth && token) conn.runExclusive(() => sessions.establish(conn, auth, token, {}));
-    else conn.expectHello(config.wsHelloTimeoutMs);
+    else awaitHello(conn, remote);
+  }
+
+  /** No credentials at the upgrade: wait for HELLO, holding one of the address's pending slots. */
+  function awaitHello(conn: Connection, remote: string | undefined): void {
+    const address = remote ?? 'unknown';
+    const slot = pending.acquire(address);
+    if (slot) return conn.expectHello(config.wsHelloTimeoutMs, slot);
+    deps.metrics.wsPendingLimitCloses.inc();
+    conn.logEvent('debug', { remote: address, pending: pending.countOf(address), limit: config.wsPendingPerIp }, 'ws refused: too many connections waiting for HELLO');
+    conn.close(CLOSE_CODES.TRY_AGAIN_LATER, 'too many unauthenticated connections from this address');
   }
 
   async function authenticateEarly(token: string): Promise<{ auth: AuthContext | null; early: EarlyClose | null }> {

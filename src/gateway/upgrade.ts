@@ -4,7 +4,8 @@
  * client has config.wsHelloTimeoutMs to send HELLO {token}.
  *
  * Refusals happen after the handshake, as close frames with a code and a reason (4001 bad token
- * or malformed query, 1013 too many attempts): a browser cannot read the status of a failed
+ * or malformed query; 1013 too many attempts, or too many connections from one address still
+ * waiting for HELLO): a browser cannot read the status of a failed
  * upgrade, but it can read a close code. Only requests for other paths get a plain HTTP 404.
  */
 import type { IncomingMessage } from 'node:http';

@@ -25,6 +25,8 @@ export function createMetrics() {
     wsMessagesOut: new Counter({ name: 'tem_ws_messages_out_total', help: 'Frames sent to clients', registers: [registry] }),
     wsDropped: new Counter({ name: 'tem_ws_dropped_total', help: 'Messages dropped (closed or slow connections)', registers: [registry] }),
     wsSlowConsumerCloses: new Counter({ name: 'tem_ws_slow_consumer_closes_total', help: 'Connections closed 1013 for a full send buffer', registers: [registry] }),
+    wsPending: new Gauge({ name: 'tem_ws_pending_connections', help: 'Open WebSocket connections still waiting for HELLO', registers: [registry] }),
+    wsPendingLimitCloses: new Counter({ name: 'tem_ws_pending_limit_closes_total', help: 'Connections closed 1013 for too many waiting for HELLO from one address', registers: [registry] }),
     relayLag: new Gauge({ name: 'tem_relay_lag_seconds', help: 'Age of the oldest outbox message at relay time', registers: [registry] }),
     relayPublished: new Counter({ name: 'tem_relay_published_total', help: 'Outbox messages published to the bus', registers: [registry] }),
     busPublishFailures: new Counter({ name: 'tem_bus_publish_failures_total', help: 'Bus publishes that failed', registers: [registry] }),
