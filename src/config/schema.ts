@@ -72,7 +72,7 @@ export const SETTINGS = {
   wsConnectWindowMs: { env: 'TEM_WS_CONNECT_WINDOW_MS', type: 'int', default: 10_000, min: 100, doc: 'Connection-attempt window.' },
   wsMessageRate: { env: 'TEM_WS_MESSAGE_RATE', type: 'int', default: 100, min: 0, doc: 'Client frames per second per connection (0 disables).' },
   wsHelloTimeoutMs: { env: 'TEM_WS_HELLO_TIMEOUT_MS', type: 'int', default: 10_000, min: 100, doc: 'Time to send HELLO when not authenticated at upgrade.' },
-  wsPendingPerIp: { env: 'TEM_WS_PENDING_PER_IP', type: 'int', default: 64, min: 0, doc: 'Connections still waiting for HELLO per remote address (the TCP peer, not X-Forwarded-For); past it a new one is closed 1013 (0 disables).' },
+  wsPendingPerIp: { env: 'TEM_WS_PENDING_PER_IP', type: 'int', default: 256, min: 0, doc: 'Connections still waiting for HELLO per remote address (the TCP peer, not X-Forwarded-For); past it a new one is closed 1013 (0 disables).' },
   historySize: { env: 'TEM_HISTORY_SIZE', type: 'int', default: 100, min: 0, doc: 'Default per-channel history length.' },
   historyTtlMs: { env: 'TEM_HISTORY_TTL_MS', type: 'int', default: 300_000, min: 0, doc: 'Default per-channel history lifetime.' },
 } as const satisfies Record<string, SettingSpec>;
