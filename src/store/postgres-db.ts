@@ -151,8 +151,16 @@ export class PostgresDb implements Db {
   }
 
   async query<T>(text: string, params: readonly unknown[] = []): Promise<T[]> {
-    const rows = await this.deadline(this.queryTimeoutMs, (sql) => sql.unsafe(text, toParams(params), PREPARED));
-    return rows as unknown as T[];
+    const run = () => this.deadline(this.queryTimeoutMs, (sql) => sql.unsafe(text, toParams(params), PREPARED));
+    try {
+      return (await run()) as unknown as T[];
+    } catch (err) {
+      // A pooled connection the server closed while it sat idle (a restart, a terminated
+      // backend) fails the next write with EPIPE: the statement never reached a server, so
+      // it is safe to send it once more, on a connection the driver opens afresh.
+      if ((err as { code?: string }).code !== 'EPIPE' || this.closed) throw err;
+      return (await run()) as unknown as T[];
+    }
   }
 
   async exec(script: string): Promise<void> {
