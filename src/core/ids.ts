@@ -39,19 +39,21 @@ export function randomBase62(length: number): string {
  * (cursor paging orders by id) while staying unguessable (74 random bits).
  */
 export function uuidv7(nowMs: number = Date.now()): string {
-  const bytes = Buffer.from(randomSlice(16));
-  const ts = BigInt(nowMs);
-  bytes[0] = Number((ts >> 40n) & 0xffn);
-  bytes[1] = Number((ts >> 32n) & 0xffn);
-  bytes[2] = Number((ts >> 24n) & 0xffn);
-  bytes[3] = Number((ts >> 16n) & 0xffn);
-  bytes[4] = Number((ts >> 8n) & 0xffn);
-  bytes[5] = Number(ts & 0xffn);
-  bytes[6] = (bytes[6]! & 0x0f) | 0x70;
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  // Minted for every ingested event: plain number arithmetic and a hex table, no BigInt or
+  // intermediate buffers. The 48-bit millisecond time is split into its top 16 and low 32 bits.
+  const r = randomSlice(10);
+  const high = Math.floor(nowMs / 0x1_0000_0000) & 0xffff;
+  const low = nowMs >>> 0;
+  return (
+    HEX[high >>> 8]! + HEX[high & 0xff]! + HEX[low >>> 24]! + HEX[(low >>> 16) & 0xff]! + '-' +
+    HEX[(low >>> 8) & 0xff]! + HEX[low & 0xff]! + '-' +
+    HEX[(r[0]! & 0x0f) | 0x70]! + HEX[r[1]!]! + '-' +
+    HEX[(r[2]! & 0x3f) | 0x80]! + HEX[r[3]!]! + '-' +
+    HEX[r[4]!]! + HEX[r[5]!]! + HEX[r[6]!]! + HEX[r[7]!]! + HEX[r[8]!]! + HEX[r[9]!]!
+  );
 }
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -13,6 +13,13 @@ describe('ids', () => {
     expect([...ids].sort()).toEqual(ids);
   });
 
+  it('puts the 48-bit millisecond time in the first 12 hex digits', () => {
+    for (const t of [0, 1, 0xffff_ffff, 0x1_0000_0000, 1_795_000_000_123, 2 ** 48 - 1]) {
+      const hex = uuidv7(t).replace(/-/g, '');
+      expect(parseInt(hex.slice(0, 12), 16)).toBe(t);
+    }
+  });
+
   it('mints distinct base62 strings of the asked length across pool refills', () => {
     const keys = Array.from({ length: 3000 }, () => randomBase62(40));
     expect(new Set(keys).size).toBe(keys.length);
