@@ -2,7 +2,7 @@
  * API keys: `tem_` + 40 base62 characters (≈238 bits), so a plain SHA-256 is a safe way to
  * store them (no salt or slow hash needed at this entropy) and lets a key be found by its hash.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { randomBase62 } from '../core/ids.js';
 
 export const KEY_PREFIX = 'tem_';
@@ -20,7 +20,8 @@ export interface GeneratedKey {
 }
 
 export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
+  // One-shot hash: runs on every authenticated request, and is a third of createHash's cost.
+  return hash('sha256', key, 'hex');
 }
 
 export function keyPrefix(key: string): string {
