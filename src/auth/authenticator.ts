@@ -34,6 +34,7 @@ const MAX_CACHED_KEYS = 10_000;
 export class Authenticator implements TokenAuthenticator {
   private readonly keys = new Map<string, CacheEntry<KeyLookup | null>>();
   private readonly inflight = new Map<string, Promise<KeyLookup | null>>();
+  private readonly contexts = new WeakMap<KeyLookup, AuthContext>();
   private userRole: CacheEntry<string[]> | null = null;
   private generation = 0;
   private readonly listeners = new Set<AuthChangeListener>();
@@ -114,7 +115,11 @@ export class Authenticator implements TokenAuthenticator {
     if (key.revokedAt) throw createError('UNAUTHORIZED', 'API key has been revoked');
     if (key.expiresAt && key.expiresAt.getTime() <= this.clock.nowMs()) throw createError('UNAUTHORIZED', 'API key has expired');
     if (principal.disabled) throw createError('UNAUTHORIZED', 'Principal is disabled');
-    return {
+    // The checks above run on every request; the context itself is built once per cached lookup
+    // (a refreshed or invalidated lookup is a new object, so it gets a new context).
+    const known = this.contexts.get(lookup);
+    if (known) return known;
+    const ctx: AuthContext = Object.freeze({
       principalId: principal.id,
       kind: principal.kind,
       userId: principal.id,
@@ -125,7 +130,9 @@ export class Authenticator implements TokenAuthenticator {
       keyId: key.id,
       expiresAt: key.expiresAt,
       via: 'key',
-    };
+    });
+    this.contexts.set(lookup, ctx);
+    return ctx;
   }
 
   private async lookupKey(hash: string): Promise<KeyLookup | null> {
