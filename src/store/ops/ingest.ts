@@ -28,7 +28,7 @@ ins AS (
     occurred_at, 'queued', 0, max_attempts, 2, $2, $2
   FROM input ORDER BY ord
   ON CONFLICT (producer_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-  RETURNING *
+  RETURNING id, type, user_id, max_attempts, attempts, updated_at, last_error
 ),
 steps AS (
   SELECT * FROM (VALUES ('accepted', 1), ('queued', 2)) AS s(status, version)
