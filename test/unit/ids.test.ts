@@ -13,6 +13,17 @@ describe('ids', () => {
     expect([...ids].sort()).toEqual(ids);
   });
 
+  it('counts up within one millisecond, so ids minted together sort in minting order', () => {
+    const t = 1_800_000_000_000;
+    const ids = Array.from({ length: 3000 }, () => uuidv7(t));
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(ids.length);
+    // 4,096 in one millisecond at most: then the next millisecond is borrowed, still in order.
+    const more = Array.from({ length: 6000 }, () => uuidv7(t + 1));
+    expect([...more].sort()).toEqual(more);
+    expect(more.every((id) => isUuid(id) && id[14] === '7' && '89ab'.includes(id[19]!))).toBe(true);
+  });
+
   it('puts the 48-bit millisecond time in the first 12 hex digits', () => {
     for (const t of [0, 1, 0xffff_ffff, 0x1_0000_0000, 1_795_000_000_123, 2 ** 48 - 1]) {
       const hex = uuidv7(t).replace(/-/g, '');
