@@ -45,10 +45,12 @@ note AS (
   INSERT INTO outbox (${OUTBOX_INSERT_COLUMNS}, created_at)
   SELECT ${updateRowSql('x')}, $2
   FROM (
-    SELECT ins.id, s.status, ins.user_id, ins.type, ins.attempts, ins.updated_at, s.version, ins.last_error, input.ord
-    FROM ins JOIN input ON input.id = ins.id CROSS JOIN steps s
+    SELECT ins.id, s.status, ins.user_id, ins.type, ins.attempts, ins.updated_at, s.version, ins.last_error
+    FROM ins CROSS JOIN steps s
   ) x
-  ORDER BY x.ord, x.version
+  -- Input order: a batch's ids are minted in order (uuidv7 counts up within a millisecond), so
+  -- ordering by id needs no join back to the input, which then is read once and not kept.
+  ORDER BY x.id, x.version
 )
 -- Wakes workers and the relay at commit. The subquery runs once, and only when a row was
 -- inserted. In the statement rather than after it (src/store/notifier.ts): an API process
