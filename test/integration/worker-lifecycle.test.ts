@@ -186,8 +186,19 @@ describe.skipIf(!services.postgres)('worker lifecycle (postgres)', () => {
     const [{ count } = { count: -1 }] = await sql<{ count: number }[]>`SELECT count(*)::int AS count FROM processed_effects WHERE event_id = ANY(${ids})`;
     expect(count).toBe(200);
     expect(errors.length).toBeGreaterThan(0);
-    // Still listening afterwards: a new event is picked up.
-    const [late] = await ingestEvents(t.store, 1, clock.now(), { type: 'outage.op' });
+    // Still listening afterwards: a new event is picked up. The ingest goes through the same
+    // store, whose pool may still hand out a connection killed above: that call fails with
+    // STORE_UNAVAILABLE (a 503 to an HTTP client), and is retried as a client would.
+    let late: string | undefined;
+    await waitFor('the late event ingested', async () => {
+      try {
+        [late] = await ingestEvents(t.store, 1, clock.now(), { type: 'outage.op' });
+        return true;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'STORE_UNAVAILABLE') throw err;
+        return false;
+      }
+    }, 5_000, 100);
     await waitFor('the late event processed', async () => (await t.store.getEvent(late!))?.status === 'processed');
   });
 
