@@ -1,8 +1,8 @@
 /**
  * `tem worker [--queue processing|maintenance]` on PostgreSQL. The processing queue runs
  * processors; the maintenance queue sweeps expired leases, prunes idempotency keys and relays
- * the outbox to the bus (REDIS_URL). They are separate processes so a stuck processor cannot
- * stop recovery.
+ * the outbox to the bus (only with REDIS_URL: without it there is nobody to relay to). They are
+ * separate processes so a stuck processor cannot stop recovery.
  */
 import { OutboxRelay } from '../outbox/index.js';
 import { MaintenanceWorker, Worker, loadProcessors } from '../worker/index.js';
@@ -20,13 +20,19 @@ export async function runWorker(queue: 'processing' | 'maintenance'): Promise<vo
       await worker.start();
       lifecycle.add('worker', () => worker.stop());
     } else {
-      const bus = startBus(rt);
       const maintenance = new MaintenanceWorker({ store, config, logger, clock, metrics, workerId });
       await maintenance.start();
       lifecycle.add('maintenance', () => maintenance.stop());
-      const relay = new OutboxRelay({ store, bus, logger, metrics, clock });
-      await relay.start();
-      lifecycle.add('relay', () => relay.stop());
+      if (config.redisUrl) {
+        const relay = new OutboxRelay({ store, bus: startBus(rt), logger, metrics, clock });
+        await relay.start();
+        lifecycle.add('relay', () => relay.stop());
+      } else {
+        // Without Redis the bus would be this process's own memory: relaying there would delete
+        // every notification with nobody to receive it. The outbox keeps them instead, until a
+        // maintenance process with REDIS_URL (or `tem start`) relays them.
+        logger.warn({ queue }, 'REDIS_URL is not set: the outbox relay does not run here; notifications wait in the outbox');
+      }
     }
     logger.info({ queue, workerId }, 'listening');
     runForever(rt);
