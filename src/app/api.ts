@@ -15,6 +15,11 @@ export async function runApi(): Promise<void> {
     await setUpAdminKey(store, config, { writeFile: false });
     const bus = startBus(rt);
     const presence = startPresence(rt);
+    if (bus.kind === 'memory') {
+      // Legitimate for an API without real-time delivery, but no gateway will hear from this
+      // process: say so once instead of letting publishes and revocations vanish silently.
+      logger.warn('REDIS_URL is not set: /api/publish, presence and key revocations reach no gateway from this process');
+    }
     const { api, internal } = await buildApiCore(rt, { store, bus, presence });
 
     const url = await listen(api, config.httpHost, config.httpPort);
