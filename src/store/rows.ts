@@ -148,13 +148,10 @@ export interface OutboxRow {
   created_at: Date;
 }
 
-/** OUTBOX_COLUMNS of table alias `o`. */
-export function outboxColumns(o: string): string {
-  return `${o}.id, ${o}.event_id::text AS event_id, ${o}.channel, ${o}.event, ${o}.payload, ${o}.user_id, ${o}.type,
-    ${o}.status, ${o}.attempts, ${o}.version, ${o}.updated_at, ${o}.last_error, ${o}.created_at`;
-}
-
-export const OUTBOX_COLUMNS = outboxColumns('outbox');
+/** Qualified, so a statement joining the outbox to something else (the relay's take) can use them. */
+export const OUTBOX_COLUMNS = `outbox.id, outbox.event_id::text AS event_id, outbox.channel, outbox.event, outbox.payload,
+  outbox.user_id, outbox.type, outbox.status, outbox.attempts, outbox.version, outbox.updated_at, outbox.last_error,
+  outbox.created_at`;
 
 export function toOutbox(r: OutboxRow): OutboxMessage {
   return {
