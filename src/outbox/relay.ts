@@ -10,10 +10,10 @@
  * A client must never see an event's status go backwards. A batch goes out as one atomic
  * publishMany in id order (each channel's messages keep that order): one round trip per batch
  * instead of one per message.
- * If a batch fails part-way, its rows are all kept; the ids this relay already published are
- * remembered and skipped on the retry, so the updates that did go out are not sent a second time
- * behind newer ones. (Should another relay take over mid-outage it may repeat some; updates carry
- * the event's `version` for clients to drop a stale repeat.)
+ * If a batch went out but its transaction then failed (the rows are still there), the ids this
+ * relay published are remembered and skipped on the retry, so those updates are not sent a
+ * second time behind newer ones. (Should another relay take over mid-outage it may repeat some;
+ * updates carry the event's `version` for clients to drop a stale repeat.)
  */
 import type { Bus } from '../bus/types.js';
 import type { Clock } from '../core/clock.js';

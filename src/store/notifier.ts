@@ -2,8 +2,9 @@
  * Wake-up notifications, sent after commit and coalesced.
  *
  * Why not NOTIFY inside the transaction: PostgreSQL serialises every committing transaction that
- * has queued a NOTIFY behind one cluster-wide lock held across its WAL flush, so NOTIFY in the
- * ingest and completion transactions made concurrent commits run one at a time. These
+ * has queued a NOTIFY behind one cluster-wide lock held across its WAL flush, so NOTIFY in
+ * transactions that commit concurrently (the completions of many workers) makes them run one at
+ * a time. These
  * notifications only wake workers and the relay (which also poll as a backstop), so they are sent
  * once the transaction has committed, from a separate statement that writes nothing — and while
  * one is on the wire, further channels are collected and sent together with the next.

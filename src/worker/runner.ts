@@ -5,7 +5,7 @@
  *   group-committed (many jobs per completeMany statement), each job still fenced by its own
  *   lease token. A job whose processor has returned frees its slot while its commit is in
  *   flight, so the next claim overlaps the last commit instead of waiting for it; the jobs
- *   waiting for a commit are bounded separately (`commitBacklog`).
+ *   waiting for a commit are bounded separately (`maxHeld`).
  * - Woken by the store's job notifications (LISTEN/NOTIFY), with polling every
  *   `pollIntervalMs` only as a backstop and a timer for the next delayed retry (`nextRunAt`).
  * - Renews the leases of its jobs every leaseMs/3. A job whose lease is lost has its signal
