@@ -7,16 +7,11 @@ import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { Worker } from '../../src/worker/index.js';
-import { createTestStore, type StoreKind, type TestStore } from '../helpers/db.js';
-import { services } from '../helpers/services.js';
+import { createTestStore, type TestStore } from '../helpers/db.js';
+import { KINDS } from '../conformance/store-fixtures.js';
 import { RecordingProcessor, ingestEvents, statuses, waitFor, workerConfig } from '../fixtures/worker-helpers.js';
 
-const kinds: { kind: StoreKind; skip: boolean }[] = [
-  { kind: 'pglite', skip: false },
-  { kind: 'postgres', skip: !services.postgres },
-];
-
-for (const { kind, skip } of kinds) {
+for (const { kind, skip } of KINDS) {
   describe.skipIf(skip)(`worker basic flow (${kind})`, () => {
     let t: TestStore;
     let worker: Worker | undefined;

@@ -8,14 +8,9 @@ import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { ClaimedJob, CompleteItem, Store } from '../../src/store/types.js';
 import { Worker } from '../../src/worker/index.js';
-import { createTestStore, type StoreKind, type TestStore } from '../helpers/db.js';
-import { services } from '../helpers/services.js';
+import { createTestStore, type TestStore } from '../helpers/db.js';
+import { KINDS } from '../conformance/store-fixtures.js';
 import { RecordingProcessor, gate, ingestEvents, statuses, waitFor, workerConfig } from '../fixtures/worker-helpers.js';
-
-const kinds: { kind: StoreKind; skip: boolean }[] = [
-  { kind: 'pglite', skip: false },
-  { kind: 'postgres', skip: !services.postgres },
-];
 
 /** The real store, recording the size of every completeMany and counting single completes. */
 function counting(store: Store): { store: Store; batches: number[]; singles: () => number } {
@@ -35,7 +30,7 @@ function counting(store: Store): { store: Store; batches: number[]; singles: () 
   return { store: proxy, batches, singles: () => singles };
 }
 
-for (const { kind, skip } of kinds) {
+for (const { kind, skip } of KINDS) {
   describe.skipIf(skip)(`worker group commit (${kind})`, () => {
     let t: TestStore;
     let worker: Worker | undefined;
