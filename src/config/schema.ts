@@ -38,7 +38,7 @@ export const SETTINGS = {
   rateLimitPoints: { env: 'TEM_RATE_LIMIT_POINTS', type: 'int', default: 2000, min: 0, doc: 'Requests per key per window (0 disables).' },
   rateLimitWindowS: { env: 'TEM_RATE_LIMIT_WINDOW_S', type: 'int', default: 1, min: 1, max: 3600, doc: 'Rate-limit window in seconds.' },
   ingestBatchMax: { env: 'TEM_INGEST_BATCH_MAX', type: 'int', default: 256, min: 1, max: 5000, doc: 'Most events combined into one ingest commit.' },
-  ingestCommitsInFlight: { env: 'TEM_INGEST_COMMITS_IN_FLIGHT', type: 'int', default: 1, min: 1, max: 16, doc: 'Ingest commits running at once per API process; requests arriving meanwhile join the next one. One gives the biggest batches and, measured, the most requests/s.' },
+  ingestCommitsInFlight: { env: 'TEM_INGEST_COMMITS_IN_FLIGHT', type: 'int', default: 2, min: 1, max: 16, doc: 'Ingest commits running at once per API process; requests arriving meanwhile join the next one. Two overlap one batch\'s commit with the next; one makes the biggest batches (docs/decisions/0012).' },
   idempotencyRetentionMs: { env: 'TEM_IDEMPOTENCY_RETENTION_MS', type: 'int', default: 86_400_000, min: 86_400_000, doc: 'How long idempotency keys are kept (at least 24 h).' },
   authCacheMs: { env: 'TEM_AUTH_CACHE_MS', type: 'int', default: 30_000, min: 0, max: 60_000, doc: 'API key lookup cache; dropped at once on revocation.' },
 

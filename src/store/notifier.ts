@@ -8,8 +8,9 @@
  * notifications only wake workers and the relay (which also poll as a backstop), so they are sent
  * once the transaction has committed, from a separate statement that writes nothing — and while
  * one is on the wire, further channels are collected and sent together with the next.
- * The exception is ingest (ops/ingest.ts): each API process runs one ingest commit at a time,
- * so its NOTIFY rides in the statement and saves a round trip per batch.
+ * The exception is ingest (ops/ingest.ts): each API process runs at most a couple of ingest
+ * commits at once (TEM_INGEST_COMMITS_IN_FLIGHT), so its NOTIFY rides in the statement and saves
+ * a round trip per batch.
  */
 export class CoalescingNotifier {
   private readonly pending = new Set<string>();

@@ -54,7 +54,7 @@ note AS (
 )
 -- Wakes workers and the relay at commit. The subquery runs once, and only when a row was
 -- inserted. In the statement rather than after it (src/store/notifier.ts): an API process
--- runs one ingest commit at a time, and a separate NOTIFY round trip per batch measured
+-- runs a couple of ingest commits at a time at most, and a separate NOTIFY round trip per batch measured
 -- about 15 % of ingest throughput.
 SELECT ins.id::text AS id,
   (SELECT count(pg_notify(c, '')) FROM unnest(ARRAY['${jobsChannel(PROCESSING_QUEUE)}', '${OUTBOX_CHANNEL}']) AS c) AS woke
