@@ -3,6 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/types.js';
+import type { EventStatus } from '../../src/core/types.js';
 import { KINDS, ManualClock, itemFactory, ref, useSuiteStore } from './store-fixtures.js';
 
 const START = Date.UTC(2030, 0, 1);
@@ -264,6 +265,34 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       expect((await store.retryEvents({ type: 'x.two' }, clock.now())).sort()).toEqual([b.id, c.id].sort());
       const jobs = await claim(10);
       expect(jobs.map((j) => j.attempt)).toEqual([1, 1, 1]);
+    });
+
+    it('lists and counts every status; failed ones, from either path, until retried', async () => {
+      const [p, f, s, r] = [item(), item(), item({ maxAttempts: 1 }), item()];
+      await store.ingest([p, f, s, r], clock.now());
+      const jobs = new Map((await claim(4, 1000)).map((j) => [j.event.id, j]));
+      expect(await store.complete(ref(jobs.get(p.id)!), { processor: 'p', result: 1 }, clock.now())).toBe(true);
+      expect(await store.fail(ref(jobs.get(f.id)!), { error: 'boom', retryAt: null }, clock.now())).toBe(true);
+      expect(await store.fail(ref(jobs.get(r.id)!), { error: 'boom', retryAt: null }, clock.now())).toBe(true);
+      clock.advance(1000);
+      expect(await store.sweepExpiredLeases(clock.now())).toBe(1); // s: no attempt left → failed
+      expect(await store.retryEvents({ ids: [r.id] }, clock.now())).toEqual([r.id]);
+      const q = item();
+      await store.ingest([q], clock.now());
+      const [held] = await claim(1, 60_000);
+      const waiting = held!.event.id === r.id ? q.id : r.id;
+
+      const ids = async (status: EventStatus) => (await store.listEvents({ limit: 10, status })).events.map((e) => e.id);
+      expect(await ids('failed')).toEqual([s.id, f.id]);
+      expect(await ids('processed')).toEqual([p.id]);
+      expect(await ids('processing')).toEqual([held!.event.id]);
+      expect(await ids('queued')).toEqual([waiting]);
+      expect(await ids('accepted')).toEqual([]);
+      expect((await store.stats(clock.now())).byStatus).toEqual({ accepted: 0, queued: 1, processing: 1, processed: 1, failed: 2 });
+      // A retry by filter takes only what is failed now, and empties the set.
+      expect((await store.retryEvents({}, clock.now())).sort()).toEqual([f.id, s.id].sort());
+      expect(await ids('failed')).toEqual([]);
+      expect((await store.stats(clock.now())).byStatus).toMatchObject({ queued: 3, failed: 0, processed: 1 });
     });
 
     it('prunes idempotency keys older than the cutoff so the key can be used again', async () => {

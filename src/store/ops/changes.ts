@@ -46,6 +46,18 @@ export function recordChangesSql(changed: string, nowParam: string, opts: { deli
   )`;
 }
 
+/**
+ * CTE (to follow recordChangesSql) entering the events of `changed` that are now `failed` into the
+ * dead-letter set: the index of failed events, since `events` has none on status (migration 000005).
+ */
+export function enterDeadLettersSql(changed: string, nowParam: string): string {
+  return `dead_in AS (
+    INSERT INTO dead_letters (event_id, failed_at)
+    SELECT c.id, ${nowParam} FROM ${changed} c WHERE c.status = 'failed'
+    ON CONFLICT (event_id) DO NOTHING
+  )`;
+}
+
 export const PROCESSING_QUEUE = 'processing';
 export const OUTBOX_CHANNEL = 'tem_outbox';
 export function jobsChannel(queue: string): string {

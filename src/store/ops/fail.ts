@@ -7,7 +7,7 @@
 import type { Db } from '../db.js';
 import type { FailInput, JobRef } from '../types.js';
 import { isUuid } from '../../core/ids.js';
-import { OUTBOX_CHANNEL, jobsChannel, recordChangesSql } from './changes.js';
+import { OUTBOX_CHANNEL, enterDeadLettersSql, jobsChannel, recordChangesSql } from './changes.js';
 
 const HELD = `event_id = $1 AND lease_token = $2 AND lease_expires_at > $3`;
 
@@ -35,7 +35,8 @@ changed AS (
   FROM job WHERE events.id = job.event_id
   RETURNING events.*
 ),
-${recordChangesSql('changed', '$3')}
+${recordChangesSql('changed', '$3')},
+${enterDeadLettersSql('changed', '$3')}
 SELECT job.queue FROM job`;
 
 export async function fail(db: Db, job: JobRef, input: FailInput, now: Date): Promise<boolean> {

@@ -17,7 +17,8 @@ export async function retryEvents(db: Db, filter: RetryFilter, now: Date): Promi
   const where = eventWhere(filter, params);
   const sql = `
     WITH target AS (
-      SELECT e.id FROM events e WHERE e.status = 'failed' AND ${where} ORDER BY e.id FOR UPDATE
+      SELECT e.id FROM dead_letters d JOIN events e ON e.id = d.event_id
+      WHERE e.status = 'failed' AND ${where} ORDER BY e.id FOR UPDATE OF e
     ),
     changed AS (
       UPDATE events SET status = 'queued', attempts = 0, last_error = NULL, processed_at = NULL,
@@ -29,6 +30,9 @@ export async function retryEvents(db: Db, filter: RetryFilter, now: Date): Promi
       INSERT INTO jobs (event_id, queue, type, run_at, attempts, max_attempts)
       SELECT c.id, '${PROCESSING_QUEUE}', c.type, $1, 0, c.max_attempts FROM changed c
       ON CONFLICT (event_id) DO NOTHING
+    ),
+    dead_out AS (
+      DELETE FROM dead_letters d USING changed c WHERE d.event_id = c.id
     ),
     ${recordChangesSql('changed', '$1')}
     SELECT c.id::text AS id FROM changed c ORDER BY c.id`;

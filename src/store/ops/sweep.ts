@@ -6,7 +6,7 @@
  * SKIP LOCKED: a job a worker is completing right now is left for the next sweep.
  */
 import type { Db } from '../db.js';
-import { OUTBOX_CHANNEL, jobsChannel, recordChangesSql } from './changes.js';
+import { OUTBOX_CHANNEL, enterDeadLettersSql, jobsChannel, recordChangesSql } from './changes.js';
 
 export const LEASE_EXPIRED = 'lease expired';
 
@@ -39,7 +39,8 @@ changed AS (
   FROM outcome o WHERE events.id = o.event_id
   RETURNING events.*
 ),
-${recordChangesSql('changed', '$1')}
+${recordChangesSql('changed', '$1')},
+${enterDeadLettersSql('changed', '$1')}
 SELECT o.queue, o.status FROM outcome o`;
 
 export async function sweepExpiredLeases(db: Db, now: Date): Promise<number> {
