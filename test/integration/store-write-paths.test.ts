@@ -1,8 +1,14 @@
 /**
+ * What the hot write paths cost PostgreSQL, checked on the schema and the plans.
+ *
  * The claim must not cost more the longer the queue: PostgreSQL has to read the next ready jobs
  * straight from the index in claim order, never sort the whole backlog. Checked on the plan a
  * prepared statement settles on (the generic one), with a backlog of jobs sharing one run_at,
  * as a bulk ingest makes them.
+ *
+ * A status change must stay a heap-only (HOT) update of the event's row: no index of `events` may
+ * cover a column the change writes, and pages keep room for the new version (migration 000005).
+ * An index on `status` once made every claim and completion write an entry into every index.
  */
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,7 +32,10 @@ function nodes(n: PlanNode): PlanNode[] {
   return [n, ...(n.Plans ?? []).flatMap(nodes)];
 }
 
-describe.skipIf(!services.postgres)('claim plan (PostgreSQL)', () => {
+/** The columns claim, completion, failure, sweep and retry write on `events`. */
+const CHANGED_BY_STATUS_CHANGES = ['status', 'attempts', 'version', 'updated_at', 'processed_at', 'last_error'];
+
+describe.skipIf(!services.postgres)('write paths (PostgreSQL)', () => {
   let db: TestDatabase;
   let store: Store;
   let sql: postgres.Sql;
@@ -65,5 +74,20 @@ describe.skipIf(!services.postgres)('claim plan (PostgreSQL)', () => {
     const picked = all.find((n) => n['Subplan Name'] === 'CTE picked');
     expect(picked).toBeDefined();
     expect(nodes(picked!).map((n) => n['Node Type'])).not.toContain('Sort');
+  });
+
+  it('has no index on events over a column that a status change writes', async () => {
+    const rows = await sql<{ def: string }[]>`
+      SELECT pg_get_indexdef(x.indexrelid) AS def FROM pg_index x WHERE x.indrelid = 'events'::regclass`;
+    expect(rows.length).toBeGreaterThan(0);
+    for (const { def } of rows) {
+      for (const column of CHANGED_BY_STATUS_CHANGES) expect(def, def).not.toMatch(new RegExp(`\\b${column}\\b`));
+    }
+  });
+
+  it('leaves room on each page of events for the next version of its rows', async () => {
+    const [row] = await sql<{ options: string[] | null }[]>`SELECT reloptions AS options FROM pg_class WHERE oid = 'events'::regclass`;
+    const fillfactor = Number((row!.options ?? []).find((o) => o.startsWith('fillfactor='))?.split('=')[1] ?? 100);
+    expect(fillfactor).toBeLessThan(100);
   });
 });
