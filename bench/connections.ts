@@ -10,7 +10,7 @@ import { startFleet, type Fleet } from './lib/clients.js';
 import { envInt, sleep } from './lib/env.js';
 import { attachInspector, type Inspector } from './lib/inspector.js';
 import { freePort } from './lib/ports.js';
-import { rssBytes, spawnNode, type Child } from './lib/proc.js';
+import { cpuMs, rssBytes, spawnNode, type Child } from './lib/proc.js';
 import { printTable, writeResult } from './lib/report.js';
 import { ratio, round } from './lib/stats.js';
 import { deployTem } from './lib/tem.js';
@@ -19,6 +19,9 @@ const N = envInt('BENCH_CONNECTIONS', 20_000);
 const SERVERS = envInt('BENCH_SERVERS', 2);
 const ROOMS = envInt('BENCH_ROOMS', 200);
 const SETTLE_MS = 5000;
+/** Idle means: each server used under this much CPU in the last second (after SETTLE_MS). */
+const QUIET_CPU_MS_PER_S = 20;
+const QUIET_MAX_WAIT_MS = 120_000;
 const WARMUP_CONNECTIONS = 200;
 
 interface Server {
@@ -36,6 +39,22 @@ interface MemFigures {
   kib_per_connection: number;
   heap_bytes_per_connection: number;
   failed: number;
+}
+
+/**
+ * Waits until every server is idle. Why: on a slow machine a gateway still works through the
+ * connection burst (presence writes, session records) for many seconds after the last handshake,
+ * and the heap read then holds that backlog, not what an idle connection costs.
+ */
+async function untilQuiet(servers: Server[]): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < QUIET_MAX_WAIT_MS) {
+    const before = await Promise.all(servers.map((s) => cpuMs(s.child.pid)));
+    await sleep(1000);
+    const after = await Promise.all(servers.map((s) => cpuMs(s.child.pid)));
+    if (after.every((ms, i) => ms - before[i]! < QUIET_CPU_MS_PER_S)) break;
+  }
+  return Date.now() - started;
 }
 
 async function snapshot(servers: Server[]): Promise<{ rss: number; heap: number }> {
@@ -68,6 +87,8 @@ async function measure(label: string, servers: Server[], connect: (server: Serve
   }
   const connected = fleets.reduce((a, f) => a + f.connected, 0);
   await sleep(SETTLE_MS);
+  const quietAfterMs = await untilQuiet(servers);
+  console.log(`${label}: servers idle ${(quietAfterMs / 1000).toFixed(1)} s after the settle time`);
   const after = await snapshot(servers);
   const { closed } = (await Promise.all(fleets.map((f) => f.count()))).reduce((a, c) => ({ closed: a.closed + c.closed }), { closed: 0 });
   for (const f of fleets) await f.close();

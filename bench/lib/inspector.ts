@@ -21,16 +21,16 @@ export async function attachInspector(child: Child): Promise<Inspector> {
     ws.once('error', reject);
   });
   let nextId = 1;
-  const pending = new Map<number, (result: unknown) => void>();
+  const pending = new Map<number, (answer: { result?: unknown; error?: unknown }) => void>();
   ws.on('message', (data: Buffer) => {
-    const msg = JSON.parse(data.toString()) as { id?: number; result?: unknown };
-    if (msg.id !== undefined) pending.get(msg.id)?.(msg.result);
+    const msg = JSON.parse(data.toString()) as { id?: number; result?: unknown; error?: unknown };
+    if (msg.id !== undefined) pending.get(msg.id)?.(msg);
     if (msg.id !== undefined) pending.delete(msg.id);
   });
   const call = (method: string, params: object = {}): Promise<unknown> =>
-    new Promise((resolve) => {
+    new Promise((resolve, reject) => {
       const id = nextId++;
-      pending.set(id, resolve);
+      pending.set(id, (answer) => (answer.error ? reject(new Error(`${method}: ${JSON.stringify(answer.error)}`)) : resolve(answer.result)));
       ws.send(JSON.stringify({ id, method, params }));
     });
   return {
@@ -39,8 +39,18 @@ export async function attachInspector(child: Child): Promise<Inspector> {
       await call('HeapProfiler.collectGarbage');
     },
     async memoryUsage() {
-      const r = (await call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as { result: { value: string } };
-      return JSON.parse(r.result.value) as NodeJS.MemoryUsage;
+      // A busy process has been seen to answer an evaluation without a value: ask again.
+      let last: unknown;
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const r = (await call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as {
+          result?: { value?: unknown };
+          exceptionDetails?: unknown;
+        };
+        if (typeof r.result?.value === 'string') return JSON.parse(r.result.value) as NodeJS.MemoryUsage;
+        last = r;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      throw new Error(`memoryUsage: no value from the inspector: ${JSON.stringify(last)}`);
     },
     close() {
       ws.close();
