@@ -1,10 +1,12 @@
 /**
- * `tem gateway`: a WebSocket gateway node. Holds no database connection: tokens are checked
+ * `tem gateway`: a WebSocket gateway node. Holds no database connection: API keys are checked
  * through the API's internal listener (cached ≤ TEM_INTROSPECT_CACHE_MS, dropped on revocation),
- * channel membership likewise, INGEST frames are forwarded there; publications, presence and
- * sessions live in Redis so any client may land on any node.
+ * channel membership likewise, INGEST frames are forwarded there; JWTs are verified here when
+ * the node has the JWT secret or public key. Publications, presence and sessions live in Redis
+ * so any client may land on any node.
  */
 import Fastify from 'fastify';
+import { createJwtVerifier } from '../auth/jwt.js';
 import { ConfigError } from '../config/index.js';
 import { createGateway, httpChannelAccess, httpIngestPort, IntrospectionAuthenticator } from '../gateway/index.js';
 import { listen } from './listen.js';
@@ -20,7 +22,12 @@ export async function runGateway(): Promise<void> {
     const bus = startBus(rt);
     const presence = startPresence(rt);
     const sessions = startSessions(rt);
-    const auth = new IntrospectionAuthenticator({ baseUrl: config.apiInternalUrl, cacheMs: config.introspectCacheMs, clock });
+    const auth = new IntrospectionAuthenticator({
+      baseUrl: config.apiInternalUrl,
+      cacheMs: config.introspectCacheMs,
+      clock,
+      jwt: createJwtVerifier(config, clock),
+    });
     const gateway = createGateway({
       config,
       logger,

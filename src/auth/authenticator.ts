@@ -12,7 +12,7 @@ import type { Clock } from '../core/clock.js';
 import { createError } from '../core/errors.js';
 import type { KeyLookup, Store, Unlisten } from '../store/types.js';
 import { hashApiKey, hashesEqual, isWellFormedKey, KEY_PREFIX } from './keys.js';
-import { createJwtVerifier, looksLikeJwt, type JwtVerifier } from './jwt.js';
+import { createJwtVerifier, jwtContext, looksLikeJwt, type JwtVerifier } from './jwt.js';
 import { resolveGrants } from './policy.js';
 import type { AuthContext, TokenAuthenticator } from './types.js';
 
@@ -162,18 +162,7 @@ export class Authenticator implements TokenAuthenticator {
 
   private async authenticateJwt(token: string): Promise<AuthContext> {
     const claims = await this.jwt!(token);
-    return {
-      principalId: claims.sub,
-      kind: 'user',
-      userId: claims.sub,
-      role: 'user',
-      permissions: await this.userRolePermissions(),
-      revoked: [],
-      channels: claims.channels,
-      keyId: null,
-      expiresAt: claims.expiresAt,
-      via: 'jwt',
-    };
+    return jwtContext(claims, await this.userRolePermissions());
   }
 
   /** JWT users get the `user` role's policy, read from the store and cached like keys. */

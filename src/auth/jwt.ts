@@ -7,6 +7,7 @@ import { importSPKI, jwtVerify, type JWTVerifyOptions } from 'jose';
 import type { TemConfig } from '../config/index.js';
 import type { Clock } from '../core/clock.js';
 import { createError } from '../core/errors.js';
+import type { AuthContext } from './types.js';
 
 export interface VerifiedJwt {
   sub: string;
@@ -23,18 +24,37 @@ export function looksLikeJwt(token: string): boolean {
   return token.length < 16_384 && JWT_SHAPE.test(token);
 }
 
-type VerifyKey = Uint8Array | CryptoKey;
+/**
+ * The AuthContext of a verified JWT: the user `sub`, with the `user` role's permissions (read
+ * from the store by whoever holds it) and the token's `channels` claim.
+ */
+export function jwtContext(claims: VerifiedJwt, userRolePermissions: string[]): AuthContext {
+  return {
+    principalId: claims.sub,
+    kind: 'user',
+    userId: claims.sub,
+    role: 'user',
+    permissions: userRolePermissions,
+    revoked: [],
+    channels: claims.channels,
+    keyId: null,
+    expiresAt: claims.expiresAt,
+    via: 'jwt',
+  };
+}
 
 /** Returns null when no JWT secret or public key is configured. */
 export function createJwtVerifier(
   config: Pick<TemConfig, 'jwtSecret' | 'jwtPublicKey' | 'jwtIssuer' | 'jwtAudience'>,
   clock: Clock,
 ): JwtVerifier | null {
-  let keyPromise: Promise<VerifyKey>;
+  let keyPromise: Promise<CryptoKey>;
   let algorithm: 'HS256' | 'RS256';
   if (config.jwtSecret) {
     algorithm = 'HS256';
-    keyPromise = Promise.resolve(new TextEncoder().encode(config.jwtSecret));
+    // Imported once: given the raw bytes, jose imports a key on every verification, which was
+    // most of the cost of a JWT handshake.
+    keyPromise = crypto.subtle.importKey('raw', new TextEncoder().encode(config.jwtSecret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
   } else if (config.jwtPublicKey) {
     algorithm = 'RS256';
     // Environments often carry PEMs with literal "\n" sequences.

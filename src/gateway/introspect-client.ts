@@ -4,8 +4,15 @@
  * kind, user_id, permissions, channels, expires_at, …}` (contract §3), and caches the answer for
  * at most config.introspectCacheMs (and never past the credential's expiry). A revocation control
  * message drops the matching entries at once (`handleControl`).
+ *
+ * JWTs are verified here when the node has the verifier (the same TEM_JWT_SECRET or
+ * TEM_JWT_PUBLIC_KEY as the API): a JWT is a credential the node can check itself, and asking the
+ * API for each one cost an HTTP round trip per handshake — no cache helps, every client has its
+ * own token. What the token cannot say, the `user` role's permissions (they live in the
+ * database), comes from the API's answer for one JWT and is reused for the cache period.
  */
 import { createHash } from 'node:crypto';
+import { jwtContext, looksLikeJwt, type JwtVerifier } from '../auth/jwt.js';
 import type { AuthContext, TokenAuthenticator } from '../auth/types.js';
 import type { ControlMessage } from '../bus/types.js';
 import type { Clock } from '../core/clock.js';
@@ -17,6 +24,8 @@ export interface IntrospectOptions {
   clock: Clock;
   timeoutMs?: number;
   fetch?: typeof fetch;
+  /** Verifies JWTs on this node; null or absent: the API checks them too. */
+  jwt?: JwtVerifier | null;
 }
 
 interface Entry {
@@ -63,12 +72,38 @@ export class IntrospectionAuthenticator implements TokenAuthenticator, Revocatio
   private readonly inflight = new Map<string, Promise<AuthContext>>();
   private generation = 0;
   private readonly url: string;
+  /** The `user` role's permissions, as the API last gave them with a JWT's answer. */
+  private userRole: { permissions: string[]; until: number } | null = null;
+  private userRolePending: Promise<string[]> | null = null;
 
   constructor(private readonly options: IntrospectOptions) {
     this.url = new URL('/internal/auth/introspect', options.baseUrl).toString();
   }
 
   async authenticate(token: string): Promise<AuthContext> {
+    if (this.options.jwt && looksLikeJwt(token)) return this.authenticateJwt(token, this.options.jwt);
+    return this.authenticateRemote(token);
+  }
+
+  private async authenticateJwt(token: string, verify: JwtVerifier): Promise<AuthContext> {
+    const claims = await verify(token);
+    const role = this.userRole;
+    if (role && this.options.clock.nowMs() < role.until) return jwtContext(claims, role.permissions);
+    // One question to the API for the role at a time; the handshakes meanwhile wait for it.
+    this.userRolePending ??= this.fetchUserRole(token).finally(() => (this.userRolePending = null));
+    return jwtContext(claims, await this.userRolePending);
+  }
+
+  private async fetchUserRole(token: string): Promise<string[]> {
+    const generation = this.generation;
+    const ctx = await this.authenticateRemote(token);
+    if (generation === this.generation && this.options.cacheMs > 0) {
+      this.userRole = { permissions: ctx.permissions, until: this.options.clock.nowMs() + this.options.cacheMs };
+    }
+    return ctx.permissions;
+  }
+
+  private async authenticateRemote(token: string): Promise<AuthContext> {
     const key = createHash('sha256').update(token).digest('base64url');
     const now = this.options.clock.nowMs();
     const hit = this.cache.get(key);
@@ -105,6 +140,7 @@ export class IntrospectionAuthenticator implements TokenAuthenticator, Revocatio
   /** Forgets every cached answer. */
   clear(): void {
     this.generation++;
+    this.userRole = null;
     this.cache.clear();
     this.inflight.clear();
   }

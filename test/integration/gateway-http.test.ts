@@ -4,8 +4,10 @@
  * through the API's internal listener, revocations arriving as bus control messages.
  */
 import type { FastifyInstance } from 'fastify';
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forwardAuthChanges } from '../../src/app/wiring.js';
+import { createJwtVerifier } from '../../src/auth/jwt.js';
 import { namespaceResolver } from '../../src/bus/namespaces.js';
 import { httpChannelAccess, httpIngestPort, IntrospectionAuthenticator } from '../../src/gateway/index.js';
 import { buildApiServer } from '../../src/ingest/server.js';
@@ -22,6 +24,8 @@ let stopForwarding: () => void;
 let alice: TestPrincipal;
 let bob: TestPrincipal;
 let svc: TestPrincipal;
+let internalUrl: string;
+const JWT_SECRET = 'gateway-http-jwt-secret-0123456789abcdef';
 
 async function call(method: string, url: string, key?: string, body?: unknown) {
   const res = await api.inject({
@@ -34,14 +38,14 @@ async function call(method: string, url: string, key?: string, body?: unknown) {
 }
 
 beforeAll(async () => {
-  h = await startGatewayHarness({ config: { introspectCacheMs: 60_000 } });
+  h = await startGatewayHarness({ config: { introspectCacheMs: 60_000, jwtSecret: JWT_SECRET } });
   const { store, config, clock, metrics, authenticator, ingest } = h.api;
   // The API as the composition roots build it: with the bus and presence the routes need.
   const deps = { store, config, logger: silentLogger(), clock, metrics, authenticator, ingest, bus: h.bus, presence: h.presence };
   api = await buildApiServer(deps);
   await api.ready();
   internal = await buildInternalServer({ config, logger: silentLogger(), authenticator, store, ingest });
-  const internalUrl = await internal.listen({ host: '127.0.0.1', port: 0 });
+  internalUrl = await internal.listen({ host: '127.0.0.1', port: 0 });
   stopForwarding = forwardAuthChanges(authenticator, h.bus, silentLogger());
   remote = await startGatewayNode({
     config,
@@ -173,5 +177,47 @@ describe('a gateway without a store (introspection, internal routes)', () => {
     expect(no.json()).toEqual({ member: false });
     const ingest = await internal.inject({ method: 'POST', url: '/internal/realtime/ingest', payload: { token: 'nope', event: { type: 'a', payload: {} } } });
     expect(ingest.statusCode).toBe(401);
+  });
+});
+
+describe('JWTs on a node without a store', () => {
+  const jwt = (sub: string, secret = JWT_SECRET, exp: string | number = '1h') =>
+    new SignJWT({ sub, channels: [`room:${sub}`] }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).sign(new TextEncoder().encode(secret));
+
+  function countingAuthenticator() {
+    const calls: string[] = [];
+    const counting: typeof fetch = (input, init) => {
+      calls.push(String(input));
+      return fetch(input, init);
+    };
+    const { config, clock } = h.api;
+    const auth = new IntrospectionAuthenticator({ baseUrl: internalUrl, cacheMs: 60_000, clock, fetch: counting, jwt: createJwtVerifier(config, clock) });
+    return { auth, calls };
+  }
+
+  it('verifies them on the node and asks the API once for the user role, not once per token', async () => {
+    const { auth, calls } = countingAuthenticator();
+    const tokens = await Promise.all(Array.from({ length: 20 }, (_, i) => jwt(`jwt_user_${i}`)));
+    const contexts = await Promise.all(tokens.map((t) => auth.authenticate(t)));
+    expect(calls).toHaveLength(1);
+    // The same context the API itself gives for such a token.
+    const fromApi = await internal.inject({ method: 'POST', url: '/internal/auth/introspect', payload: { token: tokens[3] } });
+    const expected = fromApi.json<{ permissions: string[] }>();
+    expect(contexts[3]).toMatchObject({ principalId: 'jwt_user_3', userId: 'jwt_user_3', kind: 'user', role: 'user', via: 'jwt', keyId: null, channels: ['room:jwt_user_3'] });
+    expect(contexts[3]!.permissions).toEqual(expected.permissions);
+    expect(contexts[3]!.permissions).toContain('events.post.event_ingest');
+  });
+
+  it('rejects a forged or expired token without asking the API', async () => {
+    const { auth, calls } = countingAuthenticator();
+    await expect(auth.authenticate(await jwt('mallory', 'not-the-secret-0000000000000000000000'))).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+    await expect(auth.authenticate(await jwt('late', JWT_SECRET, Math.floor(Date.now() / 1000) - 60))).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+    expect(calls).toEqual([]);
+  });
+
+  it('still asks the API about API keys', async () => {
+    const { auth, calls } = countingAuthenticator();
+    expect(await auth.authenticate(alice.key)).toMatchObject({ principalId: 'alice', via: 'key' });
+    expect(calls).toHaveLength(1);
   });
 });
