@@ -18,12 +18,6 @@ export interface Db {
    */
   tx<T>(fn: (db: Db) => Promise<T>): Promise<T>;
   /**
-   * tx for a caller whose transactions run one after another and sit on its critical path (the
-   * outbox relay). On PostgreSQL they run on a connection of their own, where BEGIN goes out in
-   * the same write as the first statement instead of a round trip ahead of it. Calls queue.
-   */
-  serialTx<T>(fn: (db: Db) => Promise<T>): Promise<T>;
-  /**
    * Wakes listeners on these channels once the current transaction (if any) has committed;
    * nothing is sent for a transaction that rolls back. Coalesced, never awaited (src/store/notifier.ts).
    */

@@ -32,10 +32,6 @@ class PgliteTxDb implements Db {
     return fn(this);
   }
 
-  serialTx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
-    return fn(this);
-  }
-
   notify(channels: string[]): void {
     if (this.runner === this.root.pg) this.root.notify(channels);
     else for (const c of channels) this.toNotify.add(c);
@@ -78,11 +74,6 @@ export class PgliteDb implements Db {
     const result = await this.pg.transaction((t) => fn((txDb = new PgliteTxDb(t, this))));
     if (txDb && txDb.toNotify.size > 0) this.notifier.notify(txDb.toNotify);
     return result;
-  }
-
-  /** One connection already: no round trip to save. */
-  serialTx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
-    return this.tx(fn);
   }
 
   notify(channels: string[]): void {

@@ -62,8 +62,7 @@ class PostgresTxDb implements Db {
   /** Channels to notify once this transaction commits. */
   readonly toNotify = new Set<string>();
   constructor(
-    /** A transaction's handle, or the one-connection pool of serialTx inside its BEGIN. */
-    private readonly sql: TxSql | Sql,
+    private readonly sql: TxSql,
     private readonly root: PostgresDb,
   ) {}
 
@@ -78,10 +77,6 @@ class PostgresTxDb implements Db {
 
   /** Already in a transaction: nested calls join it. */
   tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
-    return fn(this);
-  }
-
-  serialTx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
     return fn(this);
   }
 
@@ -101,9 +96,6 @@ class PostgresTxDb implements Db {
 export class PostgresDb implements Db {
   readonly kind = 'postgres' as const;
   private sql: Sql;
-  /** serialTx's own connection (a pool of one), opened on first use. */
-  private serial: Sql | null = null;
-  private serialQueue: Promise<unknown> = Promise.resolve();
   private readonly options: PostgresDbOptions;
   private readonly url: string;
   private readonly connectTimeout: number;
@@ -121,9 +113,9 @@ export class PostgresDb implements Db {
     this.sql = this.pool();
   }
 
-  private pool(max = this.options.max ?? 10): Sql {
+  private pool(): Sql {
     return postgres(this.url, {
-      max,
+      max: this.options.max ?? 10,
       connect_timeout: this.connectTimeout,
       idle_timeout: 30,
       onnotice: () => {},
@@ -139,8 +131,8 @@ export class PostgresDb implements Db {
    * (→ 503), and the whole pool is swapped for a fresh one so later calls cannot queue behind
    * the stuck connection; the old pool is ended in the background.
    */
-  private async deadline<T>(ms: number, run: (sql: Sql) => Promise<T>, pool: 'sql' | 'serial' = 'sql'): Promise<T> {
-    const sql = pool === 'sql' ? this.sql : (this.serial ??= this.pool(1));
+  private async deadline<T>(ms: number, run: (sql: Sql) => Promise<T>): Promise<T> {
+    const sql = this.sql;
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(timedOut(ms)), ms);
@@ -148,9 +140,8 @@ export class PostgresDb implements Db {
     try {
       return await Promise.race([run(sql), expired]);
     } catch (err) {
-      if ((err as { code?: string }).code === 'CONNECT_TIMEOUT' && this[pool] === sql && !this.closed) {
-        if (pool === 'sql') this.sql = this.pool();
-        else this.serial = null;
+      if ((err as { code?: string }).code === 'CONNECT_TIMEOUT' && this.sql === sql && !this.closed) {
+        this.sql = this.pool();
         void sql.end({ timeout: 0 }).catch(() => undefined);
       }
       throw err;
@@ -183,35 +174,6 @@ export class PostgresDb implements Db {
     return result as T;
   }
 
-  serialTx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
-    const run = this.serialQueue.then(() => this.deadline(this.queryTimeoutMs * 3, (sql) => this.pipelinedTx(sql, fn), 'serial'));
-    this.serialQueue = run.catch(() => undefined);
-    return run;
-  }
-
-  /**
-   * On a pool of one connection the driver sends statements in the order they are issued and
-   * pipelines them (which is why it allows a bare BEGIN there): BEGIN is not awaited, so it
-   * leaves in the same write as fn's first statement. Should the connection drop, both were in
-   * that write and fail together; the statement never runs outside the transaction.
-   */
-  private async pipelinedTx<T>(sql: Sql, fn: (db: Db) => Promise<T>): Promise<T> {
-    const begin = sql.unsafe('begin').execute();
-    begin.catch(() => undefined); // awaited below; observed here in case fn fails first
-    const txDb = new PostgresTxDb(sql, this);
-    let result: T;
-    try {
-      result = await fn(txDb);
-      await begin;
-    } catch (err) {
-      await sql.unsafe('rollback').catch(() => undefined);
-      throw err;
-    }
-    await sql.unsafe('commit');
-    if (txDb.toNotify.size > 0) this.notifier.notify(txDb.toNotify);
-    return result;
-  }
-
   notify(channels: string[]): void {
     this.notifier.notify(channels);
   }
@@ -223,6 +185,6 @@ export class PostgresDb implements Db {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all([this.sql.end({ timeout: 5 }), this.serial?.end({ timeout: 5 }), this.listener?.close()]);
+    await Promise.all([this.sql.end({ timeout: 5 }), this.listener?.close()]);
   }
 }

@@ -3,9 +3,9 @@
  * In one transaction: try the single relay lock (another relay holds it → 0) and delete the
  * oldest rows, returning them — one statement — then await `publish` and commit. If `publish`
  * throws, the transaction rolls back and the rows stay for the next attempt: a notification is
- * never lost, at worst sent twice. One statement instead of lock, read and delete apart, on
- * serialTx (BEGIN travels with it), keeps a relay round to two round trips (this, then commit):
- * a new row waits at most about one round before it goes out.
+ * never lost, at worst sent twice. One statement instead of lock, read and delete apart keeps a
+ * relay round to three round trips (begin, this, commit): a new row waits at most about one
+ * round before it goes out.
  * `publish` must not call the store: on PGlite (one connection) it would wait for this very
  * transaction. peekOutbox(limit) → pending messages, oldest first.
  */
@@ -30,7 +30,7 @@ export async function relayOutbox(
   limit: number,
   publish: (messages: OutboxMessage[]) => Promise<void>,
 ): Promise<number> {
-  return db.serialTx(async (tx) => {
+  return db.tx(async (tx) => {
     const rows = await tx.query<OutboxRow>(TAKE_SQL, [limit]);
     if (rows.length === 0) return 0;
     // RETURNING gives no order: the relay publishes in id order.
