@@ -6,7 +6,7 @@
  * so any client may land on any node.
  */
 import Fastify from 'fastify';
-import { createJwtVerifier } from '../auth/jwt.js';
+import { createJwtVerifier, jwtSettingsDigest } from '../auth/jwt.js';
 import { ConfigError } from '../config/index.js';
 import { createGateway, httpChannelAccess, httpIngestPort, IntrospectionAuthenticator } from '../gateway/index.js';
 import { listen } from './listen.js';
@@ -27,6 +27,8 @@ export async function runGateway(): Promise<void> {
       cacheMs: config.introspectCacheMs,
       clock,
       jwt: createJwtVerifier(config, clock),
+      jwtSettings: jwtSettingsDigest(config),
+      logger,
     });
     const gateway = createGateway({
       config,

@@ -3,6 +3,7 @@
  * TEM_JWT_SECRET or RS256 with TEM_JWT_PUBLIC_KEY. Verification is jose's; `exp` and `sub` are
  * required, `iss`/`aud` are checked when configured.
  */
+import { createHash } from 'node:crypto';
 import { importSPKI, jwtVerify, type JWTVerifyOptions } from 'jose';
 import type { TemConfig } from '../config/index.js';
 import type { Clock } from '../core/clock.js';
@@ -43,9 +44,24 @@ export function jwtContext(claims: VerifiedJwt, userRolePermissions: string[]): 
   };
 }
 
+type JwtSettings = Pick<TemConfig, 'jwtSecret' | 'jwtPublicKey' | 'jwtIssuer' | 'jwtAudience'>;
+
+/**
+ * A digest of everything that decides whether a JWT is accepted (algorithm, key, issuer,
+ * audience), or null without JWT settings. The API sends it with a JWT's introspection answer so
+ * a gateway verifying JWTs itself can tell its settings differ from the API's (and then stop).
+ */
+export function jwtSettingsDigest(config: JwtSettings): string | null {
+  if (!config.jwtSecret && !config.jwtPublicKey) return null;
+  const key = config.jwtSecret ? ['HS256', config.jwtSecret] : ['RS256', config.jwtPublicKey!.replace(/\\n/g, '\n').trim()];
+  return createHash('sha256')
+    .update(JSON.stringify([...key, config.jwtIssuer ?? null, config.jwtAudience ?? null]))
+    .digest('base64url');
+}
+
 /** Returns null when no JWT secret or public key is configured. */
 export function createJwtVerifier(
-  config: Pick<TemConfig, 'jwtSecret' | 'jwtPublicKey' | 'jwtIssuer' | 'jwtAudience'>,
+  config: JwtSettings,
   clock: Clock,
 ): JwtVerifier | null {
   let keyPromise: Promise<CryptoKey>;

@@ -9,10 +9,14 @@
  * TEM_JWT_PUBLIC_KEY as the API): a JWT is a credential the node can check itself, and asking the
  * API for each one cost an HTTP round trip per handshake — no cache helps, every client has its
  * own token. What the token cannot say, the `user` role's permissions (they live in the
- * database), comes from the API's answer for one JWT and is reused for the cache period.
+ * database), comes from the API's answer for one JWT and is reused for the cache period. That
+ * answer also carries a digest of the API's JWT settings: if this node's differ (another secret,
+ * issuer or audience), it stops verifying JWTs itself and asks the API for each, so it can never
+ * accept a token the API would refuse.
  */
 import { createHash } from 'node:crypto';
 import { jwtContext, looksLikeJwt, type JwtVerifier } from '../auth/jwt.js';
+import type { Logger } from '../observability/logger.js';
 import type { AuthContext, TokenAuthenticator } from '../auth/types.js';
 import type { ControlMessage } from '../bus/types.js';
 import type { Clock } from '../core/clock.js';
@@ -26,6 +30,9 @@ export interface IntrospectOptions {
   fetch?: typeof fetch;
   /** Verifies JWTs on this node; null or absent: the API checks them too. */
   jwt?: JwtVerifier | null;
+  /** jwtSettingsDigest() of this node's settings, compared with the API's. */
+  jwtSettings?: string | null;
+  logger?: Logger;
 }
 
 interface Entry {
@@ -74,14 +81,17 @@ export class IntrospectionAuthenticator implements TokenAuthenticator, Revocatio
   private readonly url: string;
   /** The `user` role's permissions, as the API last gave them with a JWT's answer. */
   private userRole: { permissions: string[]; until: number } | null = null;
-  private userRolePending: Promise<string[]> | null = null;
+  private userRolePending: Promise<string[] | null> | null = null;
+  /** Off for good once the API's JWT settings turned out to differ from this node's. */
+  private verifyJwtsHere: boolean;
 
   constructor(private readonly options: IntrospectOptions) {
     this.url = new URL('/internal/auth/introspect', options.baseUrl).toString();
+    this.verifyJwtsHere = Boolean(options.jwt);
   }
 
   async authenticate(token: string): Promise<AuthContext> {
-    if (this.options.jwt && looksLikeJwt(token)) return this.authenticateJwt(token, this.options.jwt);
+    if (this.verifyJwtsHere && this.options.jwt && looksLikeJwt(token)) return this.authenticateJwt(token, this.options.jwt);
     return this.authenticateRemote(token);
   }
 
@@ -90,13 +100,32 @@ export class IntrospectionAuthenticator implements TokenAuthenticator, Revocatio
     const role = this.userRole;
     if (role && this.options.clock.nowMs() < role.until) return jwtContext(claims, role.permissions);
     // One question to the API for the role at a time; the handshakes meanwhile wait for it.
-    this.userRolePending ??= this.fetchUserRole(token).finally(() => (this.userRolePending = null));
-    return jwtContext(claims, await this.userRolePending);
+    const pending = (this.userRolePending ??= this.fetchUserRole(token).finally(() => {
+      if (this.userRolePending === pending) this.userRolePending = null;
+    }));
+    let permissions: string[] | null;
+    try {
+      permissions = await pending;
+    } catch {
+      permissions = null; // the token asked about was refused or the API failed: ask about this one
+    }
+    if (permissions === null || !this.verifyJwtsHere) return this.authenticateRemote(token);
+    return jwtContext(claims, permissions);
   }
 
-  private async fetchUserRole(token: string): Promise<string[]> {
+  /** The `user` role's permissions from the API's answer for `token`; null when it cannot tell. */
+  private async fetchUserRole(token: string): Promise<string[] | null> {
     const generation = this.generation;
-    const ctx = await this.authenticateRemote(token);
+    const { ctx, jwtSettings } = await this.introspect(token);
+    if (jwtSettings !== (this.options.jwtSettings ?? null)) {
+      this.verifyJwtsHere = false;
+      this.options.logger?.error(
+        { api: this.options.baseUrl },
+        'this gateway\'s JWT settings (secret or public key, issuer, audience) differ from the API\'s: JWTs are checked by the API from now on',
+      );
+      return null;
+    }
+    if (ctx.via !== 'jwt' || ctx.role !== 'user') return null;
     if (generation === this.generation && this.options.cacheMs > 0) {
       this.userRole = { permissions: ctx.permissions, until: this.options.clock.nowMs() + this.options.cacheMs };
     }
@@ -113,7 +142,7 @@ export class IntrospectionAuthenticator implements TokenAuthenticator, Revocatio
     if (pending) return pending;
     const generation = this.generation;
     const p = this.introspect(token)
-      .then((ctx) => {
+      .then(({ ctx }) => {
         // A revocation that arrived while this request was in flight must not be undone by it.
         if (generation === this.generation && this.options.cacheMs > 0) {
           const expiry = ctx.expiresAt ? ctx.expiresAt.getTime() : Infinity;
@@ -141,11 +170,12 @@ export class IntrospectionAuthenticator implements TokenAuthenticator, Revocatio
   clear(): void {
     this.generation++;
     this.userRole = null;
+    this.userRolePending = null;
     this.cache.clear();
     this.inflight.clear();
   }
 
-  private async introspect(token: string): Promise<AuthContext> {
+  private async introspect(token: string): Promise<{ ctx: AuthContext; jwtSettings: string | null }> {
     const doFetch = this.options.fetch ?? fetch;
     let res: Response;
     try {
@@ -168,7 +198,8 @@ export class IntrospectionAuthenticator implements TokenAuthenticator, Revocatio
     }
     if (!body || typeof body !== 'object') throw createError('INTERNAL', 'authentication service sent a bad answer');
     try {
-      return contextFromIntrospection(body as Record<string, unknown>);
+      const answer = body as Record<string, unknown>;
+      return { ctx: contextFromIntrospection(answer), jwtSettings: typeof answer.jwt_settings === 'string' ? answer.jwt_settings : null };
     } catch (err) {
       if (isTemError(err)) throw err;
       throw createError('UNAUTHORIZED', 'Invalid credentials');

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forwardAuthChanges } from '../../src/app/wiring.js';
-import { createJwtVerifier } from '../../src/auth/jwt.js';
+import { createJwtVerifier, jwtSettingsDigest } from '../../src/auth/jwt.js';
 import { namespaceResolver } from '../../src/bus/namespaces.js';
 import { httpChannelAccess, httpIngestPort, IntrospectionAuthenticator } from '../../src/gateway/index.js';
 import { buildApiServer } from '../../src/ingest/server.js';
@@ -184,14 +184,14 @@ describe('JWTs on a node without a store', () => {
   const jwt = (sub: string, secret = JWT_SECRET, exp: string | number = '1h') =>
     new SignJWT({ sub, channels: [`room:${sub}`] }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).sign(new TextEncoder().encode(secret));
 
-  function countingAuthenticator() {
+  function countingAuthenticator(jwtSettings = jwtSettingsDigest(h.api.config)) {
     const calls: string[] = [];
     const counting: typeof fetch = (input, init) => {
       calls.push(String(input));
       return fetch(input, init);
     };
     const { config, clock } = h.api;
-    const auth = new IntrospectionAuthenticator({ baseUrl: internalUrl, cacheMs: 60_000, clock, fetch: counting, jwt: createJwtVerifier(config, clock) });
+    const auth = new IntrospectionAuthenticator({ baseUrl: internalUrl, cacheMs: 60_000, clock, fetch: counting, jwt: createJwtVerifier(config, clock), jwtSettings });
     return { auth, calls };
   }
 
@@ -219,5 +219,22 @@ describe('JWTs on a node without a store', () => {
     const { auth, calls } = countingAuthenticator();
     expect(await auth.authenticate(alice.key)).toMatchObject({ principalId: 'alice', via: 'key' });
     expect(calls).toHaveLength(1);
+  });
+
+  it('hands JWTs to the API for good once its JWT settings turn out to differ from this node\'s', async () => {
+    // As if this node had another secret, issuer or audience than the API.
+    const { auth, calls } = countingAuthenticator('another-digest');
+    const first = await auth.authenticate(await jwt('jwt_user_a'));
+    expect(first).toMatchObject({ principalId: 'jwt_user_a', via: 'jwt', role: 'user' });
+    expect(calls).toHaveLength(2); // the role question, which shows the mismatch, then this token's own
+    await auth.authenticate(await jwt('jwt_user_b'));
+    expect(calls).toHaveLength(3);
+  });
+
+  it('sends the digest of its JWT settings with a JWT answer only', async () => {
+    const forJwt = await internal.inject({ method: 'POST', url: '/internal/auth/introspect', payload: { token: await jwt('jwt_user_c') } });
+    expect(forJwt.json()).toMatchObject({ active: true, via: 'jwt', jwt_settings: jwtSettingsDigest(h.api.config) });
+    const forKey = await internal.inject({ method: 'POST', url: '/internal/auth/introspect', payload: { token: alice.key } });
+    expect(forKey.json()).not.toHaveProperty('jwt_settings');
   });
 });

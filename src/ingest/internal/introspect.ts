@@ -4,6 +4,7 @@
  * is a 503, so a gateway never mistakes "cannot tell" for "revoked".
  */
 import type { FastifyRequest } from 'fastify';
+import { jwtSettingsDigest } from '../../auth/jwt.js';
 import { isTemError } from '../../core/errors.js';
 import type { InternalRoutePlugin } from '../internal-types.js';
 
@@ -14,7 +15,8 @@ const bodySchema = {
   properties: { token: { type: 'string', minLength: 1, maxLength: 16384 } },
 } as const;
 
-export const introspectRoutes: InternalRoutePlugin = async (app, { authenticator }) => {
+export const introspectRoutes: InternalRoutePlugin = async (app, { authenticator, config }) => {
+  const jwtSettings = jwtSettingsDigest(config);
   app.post('/internal/auth/introspect', { schema: { body: bodySchema } }, async (request: FastifyRequest<{ Body: { token: string } }>) => {
     try {
       const ctx = await authenticator.authenticate(request.body.token);
@@ -30,6 +32,8 @@ export const introspectRoutes: InternalRoutePlugin = async (app, { authenticator
         expires_at: ctx.expiresAt ? ctx.expiresAt.toISOString() : null,
         key_id: ctx.keyId,
         via: ctx.via,
+        // Lets a gateway that verifies JWTs itself check it does so with the same settings.
+        ...(ctx.via === 'jwt' ? { jwt_settings: jwtSettings } : {}),
       };
     } catch (err) {
       if (isTemError(err) && err.code === 'UNAUTHORIZED') return { active: false };
