@@ -42,12 +42,13 @@ export function ref(job: ClaimedJob): JobRef {
  * The suite hooks every store suite needs: one store for the suite (`onReady` receives it),
  * emptied back to the migrated state before each test (then `onReset`), dropped at the end.
  */
-export function useSuiteStore(kind: StoreKind, skip: boolean, onReady: (store: Store) => void, onReset?: () => void): void {
+/** onReady also gets the database URL on PostgreSQL (for a second connection, as another process would open). */
+export function useSuiteStore(kind: StoreKind, skip: boolean, onReady: (store: Store, url?: string) => void, onReset?: () => void): void {
   let t: TestStore | undefined;
   beforeAll(async () => {
     if (skip) return;
     t = await createTestStore(kind);
-    onReady(t.store);
+    onReady(t.store, t.url);
   });
   afterAll(async () => {
     await t?.cleanup();

@@ -1,6 +1,7 @@
 /**
  * Store conformance, outbox and notifications: one suite run against PGlite and PostgreSQL.
  */
+import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/types.js';
 import type { OutboxMessage } from '../../src/core/types.js';
@@ -23,7 +24,11 @@ describe.each(KINDS)('Store outbox ($kind)', ({ kind, skip }) => {
   const clock = new ManualClock();
   const item = itemFactory(clock);
 
-  useSuiteStore(kind, skip, (s) => (store = s));
+  let url: string | undefined;
+  useSuiteStore(kind, skip, (s, u) => {
+    store = s;
+    url = u;
+  });
 
   describe.skipIf(skip)('relay', () => {
     it('publishes the oldest rows in id order and deletes them', async () => {
@@ -45,6 +50,34 @@ describe.each(KINDS)('Store outbox ($kind)', ({ kind, skip }) => {
       expect(await store.peekOutbox(10)).toHaveLength(2);
       expect(await store.relayOutbox(10, async () => {})).toBe(2);
     });
+
+    // PostgreSQL only: PGlite runs in this process, there is no connection to lose.
+    if (kind === 'postgres') {
+      it('fails the round and keeps the rows when its connection dies before the commit', async () => {
+        await store.ingest([item()], clock.now());
+        const admin = postgres(url!, { max: 1, onnotice: () => undefined });
+        try {
+          const round = store.relayOutbox(10, async () => {
+            // The relay's connection sits idle in its transaction while it publishes.
+            await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = current_database() AND state = 'idle in transaction' AND pid <> pg_backend_pid()`;
+          });
+          await expect(round).rejects.toBeDefined();
+        } finally {
+          await admin.end();
+        }
+        expect(await store.peekOutbox(10)).toHaveLength(2);
+        // As the relay does: retry after a pause (the ended backend lets go of the relay lock only
+        // once it has exited, and the driver may report the ended connection once more first).
+        let relayed = 0;
+        for (let attempt = 0; attempt < 40 && relayed === 0; attempt++) {
+          await new Promise((r) => setTimeout(r, 50));
+          relayed = await store.relayOutbox(10, async () => undefined).catch(() => 0);
+        }
+        expect(relayed).toBe(2);
+        expect(await store.peekOutbox(10)).toEqual([]);
+      });
+    }
 
     it('lets only one of two concurrent relays publish', async () => {
       await store.ingest([item()], clock.now());
