@@ -46,6 +46,11 @@ export function jwtContext(claims: VerifiedJwt, userRolePermissions: string[]): 
 
 type JwtSettings = Pick<TemConfig, 'jwtSecret' | 'jwtPublicKey' | 'jwtIssuer' | 'jwtAudience'>;
 
+/** The configured public key as a PEM: environments often carry PEMs with literal "\n" sequences. */
+function publicKeyPem(configured: string): string {
+  return configured.replace(/\\n/g, '\n');
+}
+
 /**
  * A digest of everything that decides whether a JWT is accepted (algorithm, key, issuer,
  * audience), or null without JWT settings. The API sends it with a JWT's introspection answer so
@@ -53,7 +58,7 @@ type JwtSettings = Pick<TemConfig, 'jwtSecret' | 'jwtPublicKey' | 'jwtIssuer' | 
  */
 export function jwtSettingsDigest(config: JwtSettings): string | null {
   if (!config.jwtSecret && !config.jwtPublicKey) return null;
-  const key = config.jwtSecret ? ['HS256', config.jwtSecret] : ['RS256', config.jwtPublicKey!.replace(/\\n/g, '\n').trim()];
+  const key = config.jwtSecret ? ['HS256', config.jwtSecret] : ['RS256', publicKeyPem(config.jwtPublicKey!).trim()];
   return createHash('sha256')
     .update(JSON.stringify([...key, config.jwtIssuer ?? null, config.jwtAudience ?? null]))
     .digest('base64url');
@@ -73,8 +78,7 @@ export function createJwtVerifier(
     keyPromise = crypto.subtle.importKey('raw', new TextEncoder().encode(config.jwtSecret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
   } else if (config.jwtPublicKey) {
     algorithm = 'RS256';
-    // Environments often carry PEMs with literal "\n" sequences.
-    keyPromise = importSPKI(config.jwtPublicKey.replace(/\\n/g, '\n'), 'RS256');
+    keyPromise = importSPKI(publicKeyPem(config.jwtPublicKey), 'RS256');
   } else {
     return null;
   }

@@ -82,16 +82,16 @@ export class IntrospectionAuthenticator implements TokenAuthenticator, Revocatio
   /** The `user` role's permissions, as the API last gave them with a JWT's answer. */
   private userRole: { permissions: string[]; until: number } | null = null;
   private userRolePending: Promise<string[] | null> | null = null;
-  /** Off for good once the API's JWT settings turned out to differ from this node's. */
-  private verifyJwtsHere: boolean;
+  /** Verifies JWTs on this node; null without one, or for good once the API's settings differed. */
+  private localJwt: JwtVerifier | null;
 
   constructor(private readonly options: IntrospectOptions) {
     this.url = new URL('/internal/auth/introspect', options.baseUrl).toString();
-    this.verifyJwtsHere = Boolean(options.jwt);
+    this.localJwt = options.jwt ?? null;
   }
 
   async authenticate(token: string): Promise<AuthContext> {
-    if (this.verifyJwtsHere && this.options.jwt && looksLikeJwt(token)) return this.authenticateJwt(token, this.options.jwt);
+    if (this.localJwt && looksLikeJwt(token)) return this.authenticateJwt(token, this.localJwt);
     return this.authenticateRemote(token);
   }
 
@@ -109,7 +109,7 @@ export class IntrospectionAuthenticator implements TokenAuthenticator, Revocatio
     } catch {
       permissions = null; // the token asked about was refused or the API failed: ask about this one
     }
-    if (permissions === null || !this.verifyJwtsHere) return this.authenticateRemote(token);
+    if (permissions === null || !this.localJwt) return this.authenticateRemote(token);
     return jwtContext(claims, permissions);
   }
 
@@ -118,7 +118,7 @@ export class IntrospectionAuthenticator implements TokenAuthenticator, Revocatio
     const generation = this.generation;
     const { ctx, jwtSettings } = await this.introspect(token);
     if (jwtSettings !== (this.options.jwtSettings ?? null)) {
-      this.verifyJwtsHere = false;
+      this.localJwt = null;
       this.options.logger?.error(
         { api: this.options.baseUrl },
         'this gateway\'s JWT settings (secret or public key, issuer, audience) differ from the API\'s: JWTs are checked by the API from now on',

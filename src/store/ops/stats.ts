@@ -10,12 +10,12 @@ export async function stats(db: Db, now: Date): Promise<EventStats> {
   // No index on events.status (migration 000005): unfinished events are those with a job, failed
   // ones those with a dead letter, and every other event is processed. One statement, one snapshot.
   const byStatusRows = await db.query<{ status: EventStatus; n: number }>(
-    `SELECT e.status, count(*)::int AS n FROM jobs j JOIN events e ON e.id = j.event_id GROUP BY e.status
+    `WITH failed AS (SELECT count(*)::int AS n FROM dead_letters d JOIN events e ON e.id = d.event_id AND e.status = 'failed')
+     SELECT e.status, count(*)::int AS n FROM jobs j JOIN events e ON e.id = j.event_id GROUP BY e.status
      UNION ALL
-     SELECT 'failed', count(*)::int FROM dead_letters d JOIN events e ON e.id = d.event_id AND e.status = 'failed'
+     SELECT 'failed', n FROM failed
      UNION ALL
-     SELECT 'processed', ((SELECT count(*) FROM events) - (SELECT count(*) FROM jobs)
-       - (SELECT count(*) FROM dead_letters d JOIN events e ON e.id = d.event_id AND e.status = 'failed'))::int`,
+     SELECT 'processed', ((SELECT count(*) FROM events) - (SELECT count(*) FROM jobs) - (SELECT n FROM failed))::int`,
   );
   const [jobs] = await db.query<{ ready: number; oldest: Date | null; leased: number }>(
     `SELECT count(*) FILTER (WHERE lease_token IS NULL AND run_at <= $1)::int AS ready,
