@@ -4,6 +4,7 @@
  * expose anything itself.
  */
 import WebSocket from 'ws';
+import { sleep } from './env.js';
 import type { Child } from './proc.js';
 
 export interface Inspector {
@@ -48,7 +49,7 @@ export async function attachInspector(child: Child): Promise<Inspector> {
         };
         if (typeof r.result?.value === 'string') return JSON.parse(r.result.value) as NodeJS.MemoryUsage;
         last = r;
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        await sleep(500);
       }
       throw new Error(`memoryUsage: no value from the inspector: ${JSON.stringify(last)}`);
     },

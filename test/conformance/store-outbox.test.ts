@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/types.js';
 import type { OutboxMessage } from '../../src/core/types.js';
 import { KINDS, ManualClock, itemFactory, useSuiteStore } from './store-fixtures.js';
+import { sleep } from '../fixtures/worker-helpers.js';
 
 function waitFor(check: () => boolean, ms = 5000): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -71,7 +72,7 @@ describe.each(KINDS)('Store outbox ($kind)', ({ kind, skip }) => {
         // once it has exited, and the driver may report the ended connection once more first).
         let relayed = 0;
         for (let attempt = 0; attempt < 40 && relayed === 0; attempt++) {
-          await new Promise((r) => setTimeout(r, 50));
+          await sleep(50);
           relayed = await store.relayOutbox(10, async () => undefined).catch(() => 0);
         }
         expect(relayed).toBe(2);

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/index.js';
 import type { Store } from '../../src/store/types.js';
-import { eventItems } from '../fixtures/worker-helpers.js';
+import { eventItems, sleep } from '../fixtures/worker-helpers.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { killAll, spawnTem, type TemProcess } from '../helpers/processes.js';
 import { services } from '../helpers/services.js';
@@ -37,7 +37,7 @@ describe.skipIf(!services.postgres)('maintenance without Redis', () => {
     const warning = await maintenance.waitForLog('REDIS_URL is not set: the outbox relay does not run here; notifications wait in the outbox', 10_000);
     expect(warning.level).toBe(40);
     // Longer than the relay's backstop poll (1 s) and a notification would take.
-    await new Promise((r) => setTimeout(r, 2500));
+    await sleep(2500);
     expect(await store.peekOutbox(100)).toHaveLength(6);
   }, 120_000);
 });
