@@ -12,14 +12,16 @@ import type { CompleteFn } from './completions.js';
 import { describeError } from './describe-error.js';
 import type { TypedEmitter } from './emitter.js';
 import type { WorkerEventMap } from './events.js';
-import { isNonRetryableError, type Processor } from './processors/types.js';
+import { LazyAbort } from './lazy-abort.js';
+import { isNonRetryableError, type Processor, type ProcessorContext } from './processors/types.js';
 
 /** One job a worker runs. `abandoned` is set once it must not commit. */
 export interface RunningJob {
   job: ClaimedJob;
   ref: JobRef;
   processor: Processor;
-  controller: AbortController;
+  /** Aborted when the run must stop: lease lost, released at shutdown, or timed out. */
+  abort: LazyAbort;
   abandoned: 'lost' | 'released' | null;
   /** Writing the outcome: a lease that vanishes now may be our own completion. */
   committing: boolean;
@@ -53,7 +55,7 @@ export function runningJob(job: ClaimedJob, processor: Processor, onProcessed: (
     job,
     ref: { eventId: job.event.id, leaseToken: job.leaseToken },
     processor,
-    controller: new AbortController(),
+    abort: new LazyAbort(),
     abandoned: null,
     committing: false,
     onProcessed: () => {
@@ -102,25 +104,45 @@ export async function runJob(d: JobDeps, entry: RunningJob): Promise<void> {
 
 async function invoke(d: JobDeps, entry: RunningJob): Promise<Outcome> {
   const { job, processor } = entry;
-  const logger = d.logger.child({ event_id: job.event.id, type: job.event.type, attempt: job.attempt, processor: processor.name });
   // A run that outlives TEM_PROCESSOR_TIMEOUT_MS counts as a failed (retryable) attempt, so a
   // hung processor cannot hold its slot — and renew its lease — forever. Its signal is aborted
   // so a cooperative processor stops; a result it returns later is discarded.
   const limitMs = d.config.processorTimeoutMs;
-  const timeout = limitMs > 0 ? new AbortController() : null;
-  const timer = timeout ? setTimeout(() => timeout.abort(new Error(`processor timed out after ${limitMs} ms`)), limitMs) : undefined;
-  const signal = timeout ? AbortSignal.any([entry.controller.signal, timeout.signal]) : entry.controller.signal;
-  try {
-    const run = processor.process(job.event, { attempt: job.attempt, signal, logger });
-    const timedOut = timeout
-      ? new Promise<never>((_, reject) => timeout.signal.addEventListener('abort', () => reject(timeout.signal.reason as Error), { once: true }))
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut =
+    limitMs > 0
+      ? new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            const error = new Error(`processor timed out after ${limitMs} ms`);
+            entry.abort.abort(error);
+            reject(error);
+          }, limitMs);
+        })
       : null;
+  try {
+    const run = processor.process(job.event, processorContext(d, entry));
     return { ok: true, result: await (timedOut ? Promise.race([run, timedOut]) : run) };
   } catch (error) {
     return { ok: false, error };
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The processor's context; its signal and its child logger are made on first use only. */
+function processorContext(d: JobDeps, entry: RunningJob): ProcessorContext {
+  const { job, processor } = entry;
+  let logger: Logger | undefined;
+  return {
+    attempt: job.attempt,
+    get signal() {
+      return entry.abort.signal;
+    },
+    get logger() {
+      logger ??= d.logger.child({ event_id: job.event.id, type: job.event.type, attempt: job.attempt, processor: processor.name });
+      return logger;
+    },
+  };
 }
 
 /**

@@ -166,7 +166,7 @@ export class Worker {
         // A job that finished meanwhile was not ours to lose.
         if (kept.has(entry.ref.leaseToken) || entry.abandoned || entry.committing || !this.inFlight.has(entry.ref.leaseToken)) continue;
         entry.abandoned = 'lost';
-        entry.controller.abort(new Error('lease lost'));
+        entry.abort.abort(new Error('lease lost'));
         this.events.emit('job:lease_lost', { job: entry.job, processor: entry.processor.name, stage: 'renew' });
       }
     } catch (error) {
@@ -297,7 +297,7 @@ export class Worker {
     const rest = [...this.inFlight.values()].filter((e) => !e.abandoned);
     for (const entry of rest) {
       entry.abandoned = 'released';
-      entry.controller.abort(new Error('worker shutting down'));
+      entry.abort.abort(new Error('worker shutting down'));
     }
     await releaseQuietly(this.deps, rest);
     for (const entry of rest) this.events.emit('job:released', { job: entry.job, processor: entry.processor.name });
