@@ -38,6 +38,8 @@ export interface HistoryResult {
 export type ControlMessage =
   | { kind: 'revoke_key'; keyId: string }
   | { kind: 'revoke_principal'; principalId: string }
+  /** Roles were edited: every cached credential answer is stale, every connection's permissions too. */
+  | { kind: 'roles_changed' }
   | { kind: 'disconnect_user'; userId: string; code: number; reason: string }
   /** A channel membership was deleted: the user's live subscriptions to `channel` are checked again. */
   | { kind: 'membership_removed'; channel: string; userId: string }

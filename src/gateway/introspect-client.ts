@@ -3,7 +3,7 @@
  * listener, `POST {apiInternalUrl}/internal/auth/introspect {token}` → `{active, principal_id,
  * kind, user_id, permissions, channels, expires_at, …}` (contract §3), and caches the answer for
  * at most config.introspectCacheMs (and never past the credential's expiry). A revocation control
- * message drops the matching entries at once (`handleControl`).
+ * message drops the matching entries at once, a role edit all of them (`handleControl`).
  *
  * JWTs are verified here when the node has the verifier (the same TEM_JWT_SECRET or
  * TEM_JWT_PUBLIC_KEY as the API): a JWT is a credential the node can check itself, and asking the
@@ -157,6 +157,10 @@ export class IntrospectionAuthenticator implements TokenAuthenticator, Revocatio
   }
 
   handleControl(message: ControlMessage): void {
+    if (message.kind === 'roles_changed') {
+      this.clear();
+      return;
+    }
     if (message.kind !== 'revoke_key' && message.kind !== 'revoke_principal') return;
     this.generation++;
     this.inflight.clear();

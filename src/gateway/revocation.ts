@@ -2,7 +2,8 @@
  * Revocation and other control messages. A revoked key's sockets close 4001 at once, on every
  * node (the control message reaches all of them). A changed principal (disabled, role or
  * permissions edited) has its connections' tokens checked again: those no longer valid close
- * 4001, the others pick up their new permissions. A removed channel membership ends the user's
+ * 4001, the others pick up their new permissions; an edited role does the same for every
+ * connection. A removed channel membership ends the user's
  * subscriptions to that channel where nothing else grants it (AccessRecheck). A periodic re-check
  * of every connection is the backstop for a control message lost while a node was cut off from
  * the bus.
@@ -113,6 +114,9 @@ export class Revocation {
         break;
       case 'revoke_principal':
         this.recheck({ principalId: message.principalId });
+        break;
+      case 'roles_changed':
+        this.recheck({});
         break;
       case 'disconnect_user':
         this.closeMatching({ userId: message.userId }, message.code, message.reason);

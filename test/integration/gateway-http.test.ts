@@ -15,6 +15,7 @@ import { buildInternalServer } from '../../src/ingest/internal-server.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { isPublication, startGatewayHarness, startGatewayNode, WsTestClient, type GatewayHarness, type GatewayNode } from '../helpers/ws.js';
 import type { TestPrincipal } from '../helpers/api.js';
+import { sleep } from '../fixtures/worker-helpers.js';
 
 let h: GatewayHarness;
 let api: FastifyInstance;
@@ -236,5 +237,54 @@ describe('JWTs on a node without a store', () => {
     expect(forJwt.json()).toMatchObject({ active: true, via: 'jwt', jwt_settings: jwtSettingsDigest(h.api.config) });
     const forKey = await internal.inject({ method: 'POST', url: '/internal/auth/introspect', payload: { token: alice.key } });
     expect(forKey.json()).not.toHaveProperty('jwt_settings');
+  });
+});
+
+describe('a role edit on a node without a store', () => {
+  const jwt = (sub: string) => new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(JWT_SECRET));
+
+  /** SUBSCRIBE answers until one is SUBSCRIBED (or the time is up): the edit reaches the node asynchronously. */
+  async function subscribesWithin(c: WsTestClient, channel: string, ms: number): Promise<boolean> {
+    const until = Date.now() + ms;
+    for (;;) {
+      const answer = await c.request('SUBSCRIBE', { channels: [channel] });
+      if (answer.type === 'SUBSCRIBED') return true;
+      if (Date.now() > until) return false;
+      await sleep(100);
+    }
+  }
+
+  it('reaches cached keys, cached JWT role permissions and open sockets at once, not after the cache period', async () => {
+    const { config, clock } = h.api;
+    // Long caches, so only the role-edit control message can explain a change within seconds.
+    const node = await startGatewayNode({
+      config,
+      clock,
+      bus: h.hub.node({ namespaces: namespaceResolver(config), clock }),
+      presence: h.presence,
+      sessions: h.sessions,
+      auth: new IntrospectionAuthenticator({ baseUrl: internalUrl, cacheMs: 60_000, clock, jwt: createJwtVerifier(config, clock), jwtSettings: jwtSettingsDigest(config) }),
+      access: httpChannelAccess({ baseUrl: internalUrl, clock, cacheMs: 0 }),
+      ingest: httpIngestPort({ baseUrl: internalUrl }),
+    });
+    const role = (await call('GET', '/api/admin/roles/user', h.api.adminKey)).body as { permissions: string[] };
+    try {
+      const byKey = await WsTestClient.ready(node.wsUrl({ token: bob.key }));
+      const byJwt = await WsTestClient.ready(node.wsUrl({ token: await jwt('jwt_user_role') }));
+      for (const c of [byKey, byJwt]) expect(await c.request('SUBSCRIBE', { channels: ['bulletin:1'] })).toMatchObject({ type: 'ERROR', payload: { code: 'FORBIDDEN' } });
+      const put = await call('PUT', '/api/admin/roles/user', h.api.adminKey, { permissions: [...role.permissions, 'channels.subscribe.bulletin'] });
+      expect(put.status).toBe(200);
+      // Open sockets pick up the new permissions…
+      expect(await subscribesWithin(byKey, 'bulletin:1', 5000)).toBe(true);
+      expect(await subscribesWithin(byJwt, 'bulletin:1', 5000)).toBe(true);
+      // …and so do new handshakes, whose answers were cached before the edit.
+      const again = await WsTestClient.ready(node.wsUrl({ token: bob.key }));
+      expect(await again.request('SUBSCRIBE', { channels: ['bulletin:2'] })).toMatchObject({ type: 'SUBSCRIBED' });
+      const againJwt = await WsTestClient.ready(node.wsUrl({ token: await jwt('jwt_user_role_2') }));
+      expect(await againJwt.request('SUBSCRIBE', { channels: ['bulletin:2'] })).toMatchObject({ type: 'SUBSCRIBED' });
+    } finally {
+      await call('PUT', '/api/admin/roles/user', h.api.adminKey, { permissions: role.permissions });
+      await node.close();
+    }
   });
 });
