@@ -147,19 +147,27 @@ export function loadConfig(overrides: Overrides = {}, env: NodeJS.ProcessEnv = p
     if (!known.has(key)) throw new ConfigError(`${filePath}: ${key}`, 'unknown setting');
   }
   const out: Record<string, unknown> = {};
+  const defaulted = new Set<SettingName>();
   for (const [name, spec] of Object.entries(SETTINGS) as [SettingName, SettingSpec][]) {
     const fromOverride = parseValue(name, spec, overrides[name]);
     const fromEnv = parseValue(spec.env, spec, env[spec.env]);
     const fromFile = parseValue(`${filePath}: ${name}`, spec, file[name]);
-    out[name] = fromOverride ?? fromEnv ?? fromFile ?? spec.default;
+    const given = fromOverride ?? fromEnv ?? fromFile;
+    if (given === undefined) defaulted.add(name);
+    out[name] = given ?? spec.default;
   }
+  // A server asked for a free public port (tests, several servers on one machine) would still
+  // collide on the fixed internal one; it gets a free one too unless it was given one.
+  if (out.httpPort === 0 && defaulted.has('internalPort')) out.internalPort = 0;
   if (out.jwtSecret && out.jwtPublicKey) throw new ConfigError('TEM_JWT_SECRET', 'set TEM_JWT_SECRET or TEM_JWT_PUBLIC_KEY, not both');
   out.nodeId ??= `${hostname()}-${process.pid}`;
   const nsDefaults: NamespaceOptions = {
     historySize: out.historySize as number,
     historyTtlMs: out.historyTtlMs as number,
     presence: true,
-    joinLeave: true,
+    // Opt-in, as in Centrifugo: a subscriber's first EVENTs are the channel's own messages, not
+    // join/leave notices, unless the namespace asks for them.
+    joinLeave: false,
     clientPublish: false,
   };
   out.namespaces = parseNamespaces(overrides.namespaces ?? file.namespaces, nsDefaults);

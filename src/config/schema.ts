@@ -22,7 +22,7 @@ export const SETTINGS = {
   httpHost: { env: 'TEM_HTTP_HOST', type: 'string', default: '0.0.0.0', doc: 'Public listener host.' },
   httpPort: { env: 'TEM_HTTP_PORT', type: 'int', default: 8080, min: 0, max: 65535, doc: 'Public listener port (0 picks a free port).' },
   internalHost: { env: 'TEM_INTERNAL_HOST', type: 'string', default: '127.0.0.1', doc: 'Internal listener host (introspection).' },
-  internalPort: { env: 'TEM_INTERNAL_PORT', type: 'int', default: 8081, min: 0, max: 65535, doc: 'Internal listener port (0 picks a free port).' },
+  internalPort: { env: 'TEM_INTERNAL_PORT', type: 'int', default: 8081, min: 0, max: 65535, doc: 'Internal listener port (0 picks a free port; so does leaving it unset while TEM_HTTP_PORT is 0, so several servers can run side by side).' },
   apiInternalUrl: { env: 'TEM_API_INTERNAL_URL', type: 'url', default: 'http://127.0.0.1:8081', doc: "Where gateways reach the API's internal listener." },
   publicWsUrl: { env: 'TEM_PUBLIC_WS_URL', type: 'url', default: undefined, doc: "WebSocket URL the console uses when gateways are not on the API's origin (distributed)." },
   dataDir: { env: 'TEM_DATA_DIR', type: 'string', default: './.tem', doc: 'Embedded database directory and admin.key location.' },
@@ -60,7 +60,7 @@ export const SETTINGS = {
   jwtPublicKey: { env: 'TEM_JWT_PUBLIC_KEY', type: 'string', default: undefined, doc: 'RS256 public key (PEM) for end-user JWTs. Give gateways the same one: they then verify JWTs themselves instead of asking the API for each.' },
   jwtIssuer: { env: 'TEM_JWT_ISSUER', type: 'string', default: undefined, doc: 'Required `iss` of end-user JWTs, if set.' },
   jwtAudience: { env: 'TEM_JWT_AUDIENCE', type: 'string', default: undefined, doc: 'Required `aud` of end-user JWTs, if set.' },
-  introspectCacheMs: { env: 'TEM_INTROSPECT_CACHE_MS', type: 'int', default: 30_000, min: 0, max: 60_000, doc: 'Gateway cache of introspection answers.' },
+  introspectCacheMs: { env: 'TEM_INTROSPECT_CACHE_MS', type: 'int', default: 30_000, min: 0, max: 60_000, doc: 'Gateway cache of introspection answers (revocations and role edits drop it at once).' },
 
   // realtime
   heartbeatIntervalMs: { env: 'TEM_HEARTBEAT_INTERVAL_MS', type: 'int', default: 30_000, min: 100, doc: 'Client heartbeat interval; silence for twice this closes 4008.' },

@@ -15,7 +15,7 @@ let env: Record<string, string>;
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'tem-cli-'));
-  server = spawnTem(['start'], { TEM_DATA_DIR: dataDir, TEM_HTTP_PORT: '0', TEM_INTERNAL_PORT: '0', DATABASE_URL: undefined, REDIS_URL: undefined, TEM_ADMIN_KEY: undefined });
+  server = spawnTem(['start'], { TEM_DATA_DIR: dataDir, TEM_HTTP_PORT: '0', TEM_INTERNAL_PORT: undefined, DATABASE_URL: undefined, REDIS_URL: undefined, TEM_ADMIN_KEY: undefined });
   const listening = await server.waitForLog('listening', 90_000);
   url = String(listening.url);
   // Admin commands find the key in the data dir, like a user next to their embedded server.
@@ -38,10 +38,15 @@ describe('embedded server', () => {
   });
 
   it('logs one listening line with the URLs it serves', () => {
-    const lines = server.output().split('\n').filter((l) => l.includes('"msg":"listening"'));
+    // The only line saying "listening" at all, so a loose match finds this one too.
+    const lines = server.output().split('\n').filter((l) => /listening/i.test(l));
     expect(lines).toHaveLength(1);
     const line = JSON.parse(lines[0]!) as Record<string, string>;
+    expect(line.msg).toBe('listening');
     expect(line.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    // Public port 0 and no internal port given: the internal listener took a free port as well.
+    expect(line.internal).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(line.internal).not.toMatch(/:8081$/);
     expect(line.ws).toMatch(/^ws:\/\/.*\/ws$/);
     expect(line.console).toMatch(/\/console$/);
   });

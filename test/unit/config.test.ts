@@ -67,6 +67,13 @@ describe('config', () => {
     expect(namespaceOptions(c, 'server:1').clientPublish).toBe(false);
   });
 
+  it('gives the internal listener a free port too when the public one is 0 and it was not set', () => {
+    expect(loadConfig({}, NO_FILE).internalPort).toBe(8081);
+    expect(loadConfig({}, { ...NO_FILE, TEM_HTTP_PORT: '0' }).internalPort).toBe(0);
+    expect(loadConfig({}, { ...NO_FILE, TEM_HTTP_PORT: '0', TEM_INTERNAL_PORT: '9091' }).internalPort).toBe(9091);
+    expect(loadConfig({ httpPort: 0, internalPort: 8081 }, NO_FILE).internalPort).toBe(8081);
+  });
+
   it('documents every setting in docs/configuration.md', () => {
     const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
     expect(doc).toBe(renderConfigDoc());
