@@ -23,13 +23,16 @@ ${rows.join('\n')}
 
 ## Config file only
 
-\`namespaces\`: options per channel namespace (the part before the first \`:\`), \`*\` for the rest:
+\`namespaces\`: options per channel namespace (the part before the first \`:\`), \`*\` for the rest.
+Unless configured: history as \`TEM_HISTORY_SIZE\` / \`TEM_HISTORY_TTL_MS\`, \`presence\` on,
+\`joinLeave\` (presence.join/leave/update events) off, \`clientPublish\` (PUBLISH frames) off; the
+\`user\` namespace has neither presence nor client publishing.
 
 \`\`\`json
 {
   "namespaces": {
-    "*":    { "historySize": 100, "historyTtlMs": 300000, "presence": true, "joinLeave": true, "clientPublish": false },
-    "live": { "historySize": 500, "clientPublish": true },
+    "*":    { "historySize": 100, "historyTtlMs": 300000, "presence": true, "joinLeave": false, "clientPublish": false },
+    "live": { "historySize": 500, "joinLeave": true, "clientPublish": true },
     "user": { "historySize": 100, "presence": false, "joinLeave": false }
   }
 }

@@ -77,9 +77,10 @@ export class Connection implements Subscriber {
       onSent: (n) => ctx.metrics.wsMessagesOut.inc(n),
       onDropped: (n) => ctx.metrics.wsDropped.inc(n),
     });
+    // Only frames the client sends count against the heartbeat timeout (contract: nothing from
+    // the client for 2 × heartbeat_interval → 4008). WebSocket pongs do not: every client library
+    // answers pings by itself, so a client that never sends PING would never time out.
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
-    ws.on('pong', () => this.markAlive());
-    ws.on('ping', () => this.markAlive());
     ws.on('close', (code: number) => this.onSocketClosed(code));
     ws.on('error', (err: Error & { code?: string }) => {
       // ws reports an oversized frame as an error and then closes 1009 itself.
@@ -139,10 +140,6 @@ export class Connection implements Subscriber {
     }
   }
 
-  markAlive(): void {
-    this.lastSeen = this.ctx.clock.nowMs();
-  }
-
   // ── sending ───────────────────────────────────────────────────────────────
   deliver(frame: Buffer): void {
     this.out.push(frame);
@@ -174,6 +171,8 @@ export class Connection implements Subscriber {
     if (this.state === 'closed') return;
     this.out.flush();
     this.out.close();
+    // A socket paused for backpressure must be read again to see the client's close frame.
+    if (this.ws.isPaused) this.ws.resume();
     try {
       this.ws.close(code, closeReason(reason));
     } catch {
@@ -225,11 +224,11 @@ export class Connection implements Subscriber {
       this.send('PONG', { timestamp: this.ctx.clock.nowMs() }, frame.id);
       return;
     }
-    if (this.inFlight >= this.ctx.tuning.maxPendingFrames) {
-      this.sendError('RATE_LIMITED', 'too many requests in flight', frame.id);
-      return;
-    }
     this.inFlight++;
+    // Backpressure, not errors: with this many frames waiting behind a slow operation (INGEST
+    // commits, history reads), the socket stops being read until half of them are done. The
+    // client's frames wait in TCP buffers, and its own writes slow down, as with any server.
+    if (this.inFlight >= this.ctx.tuning.maxPendingFrames && !this.ws.isPaused) this.ws.pause();
     this.runExclusive(() => this.hooks.dispatch(this, frame), { label: frame.type, ref: frame.id, counted: true });
   }
 
@@ -244,7 +243,9 @@ export class Connection implements Subscriber {
         this.sendError(code, message, ref);
       })
       .finally(() => {
-        if (counted) this.inFlight--;
+        if (!counted) return;
+        this.inFlight--;
+        if (this.ws.isPaused && this.inFlight <= this.ctx.tuning.maxPendingFrames / 2 && this.state !== 'closed') this.ws.resume();
       });
   }
 }

@@ -47,7 +47,7 @@ export interface GatewayTuning {
   closeGraceMs: number;
   /** Most subscriptions one connection may hold. */
   maxSubscriptions: number;
-  /** Frames queued behind a slow operation before more are refused. */
+  /** Frames queued behind a slow operation before the socket stops being read. */
   maxPendingFrames: number;
 }
 

@@ -3,7 +3,7 @@
  * once, then the same bytes are queued on every receiving connection.
  */
 import type { Publication } from '../bus/types.js';
-import { matchesPattern } from '../protocol/frames.js';
+import { matchesPattern, type StreamPosition } from '../protocol/frames.js';
 import { encodeFrame } from './outbound.js';
 
 /** What fan-out needs from a connection. */
@@ -12,6 +12,8 @@ export interface Subscriber {
   readonly userId: string;
   /** Channels and patterns this connection is subscribed to. */
   readonly channels: ReadonlySet<string>;
+  /** Where each exact channel stood when this connection subscribed to it. */
+  readonly positions?: ReadonlyMap<string, StreamPosition>;
   /** Queues a pre-framed message. */
   deliver(frame: Buffer): void;
 }

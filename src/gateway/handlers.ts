@@ -130,7 +130,10 @@ export function createDispatcher(parts: HandlerParts): (conn: Connection, frame:
     const ref = frame.id;
     if (frame.type === 'HELLO') return hello(conn, frame.payload as ClientFrameMap['HELLO'], ref);
     if (conn.state !== 'authenticated' || !conn.auth) {
+      // The first frame of a connection without a token must be HELLO (contract §4): anything
+      // else is a missing token, which closes 4001 (the ERROR first says why).
       conn.sendError('UNAUTHORIZED', 'send HELLO {token} first', ref);
+      conn.close(CLOSE_CODES.UNAUTHORIZED, 'HELLO with a token expected first');
       return;
     }
     switch (frame.type) {

@@ -12,6 +12,20 @@ import { isPattern, matchesPattern } from '../protocol/frames.js';
 import type { StreamPosition } from '../protocol/frames.js';
 import { fanout, type Subscriber } from './fanout.js';
 
+/** The position of a channel nothing is known about yet. */
+const NO_POSITION: StreamPosition = { offset: 0, epoch: '' };
+
+/**
+ * The later of a connection's subscribe position and the last publication fanned out here. A
+ * publication in another epoch than the subscribe position came after it (a new epoch starts
+ * only on publishing), so `last` wins then.
+ */
+function laterOf(subscribed: StreamPosition | undefined, last: StreamPosition | null): StreamPosition | null {
+  if (!subscribed) return last;
+  if (!last) return subscribed;
+  return last.epoch !== subscribed.epoch || last.offset > subscribed.offset ? last : subscribed;
+}
+
 /** Live publications buffered per pending subscriber; past this the subscribe fails. */
 const MAX_PENDING_BUFFER = 10_000;
 
@@ -200,17 +214,29 @@ export class Registry {
 
   /**
    * Delivers a notice that is not part of the channel's stream (typing, presence) to this node's
-   * live subscribers of `channel` and of patterns covering it. It carries the last position this
-   * node saw on the channel, so a client tracking offsets never moves.
+   * live subscribers of `channel` and of patterns covering it. It carries the position the
+   * receiving connection is at — the last publication fanned out here, or where the connection
+   * subscribed if that is later — so a client that takes its resume position from the last EVENT
+   * it saw resumes correctly. Subscribers at the same position share one frame.
    */
   deliverNotice(channel: string, event: string, payload: unknown): number {
     const exact = this.channels.get(channel);
-    const pos = exact?.last ?? { offset: 0, epoch: '' };
-    const pub: Publication = { channel, offset: pos.offset, epoch: pos.epoch, event, payload, ephemeral: true };
+    const notice = (pos: StreamPosition): Publication => ({ channel, offset: pos.offset, epoch: pos.epoch, event, payload, ephemeral: true });
     let count = 0;
-    if (exact && exact.live.size > 0) count += fanout(pub, channel, exact.live, false);
+    if (exact && exact.live.size > 0) {
+      const groups = new Map<string, { pos: StreamPosition; subs: Subscriber[] }>();
+      for (const sub of exact.live) {
+        const pos = laterOf(sub.positions?.get(channel), exact.last) ?? NO_POSITION;
+        const key = `${pos.epoch}/${pos.offset}`;
+        const group = groups.get(key);
+        if (group) group.subs.push(sub);
+        else groups.set(key, { pos, subs: [sub] });
+      }
+      for (const { pos, subs } of groups.values()) count += fanout(notice(pos), channel, subs, false);
+    }
     for (const entry of this.patterns) {
-      if (entry.live.size > 0 && matchesPattern(entry.name, channel)) count += fanout(pub, entry.name, entry.live, true);
+      // A pattern subscription has no position of its own on each channel.
+      if (entry.live.size > 0 && matchesPattern(entry.name, channel)) count += fanout(notice(exact?.last ?? NO_POSITION), entry.name, entry.live, true);
     }
     this.hooks.onDelivered?.(count);
     return count;

@@ -41,7 +41,7 @@ describe('membership removal on live connections (memory bus)', () => {
   let bob: TestPrincipal;
 
   beforeAll(async () => {
-    h = await startGatewayHarness({ config: { jwtSecret: SECRET } });
+    h = await startGatewayHarness({ config: { jwtSecret: SECRET, namespaces: { '*': { joinLeave: true } } } });
     alice = await h.api.createPrincipal({ id: 'alice' });
     bob = await h.api.createPrincipal({ id: 'bob' });
   });

@@ -5,7 +5,7 @@
  * ran out — also when the node holding the connection goes away.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isNotice, startGatewayHarness, WsTestClient, type GatewayHarness } from '../helpers/ws.js';
+import { isNotice, isPublication, startGatewayHarness, WsTestClient, type GatewayHarness } from '../helpers/ws.js';
 import type { TestPrincipal } from '../helpers/api.js';
 
 const TTL = 600;
@@ -17,13 +17,13 @@ let carol: TestPrincipal;
 
 beforeAll(async () => {
   h = await startGatewayHarness({
-    config: { presenceTtlMs: TTL, namespaces: { quiet: { joinLeave: false }, nopresence: { presence: false } } },
+    config: { presenceTtlMs: TTL, namespaces: { '*': { joinLeave: true }, quiet: { joinLeave: false }, nopresence: { presence: false } } },
     tuning: { typingTimeoutMs: 300, presenceRefreshMs: 100 },
   });
   alice = await h.api.createPrincipal({ id: 'alice' });
   bob = await h.api.createPrincipal({ id: 'bob' });
   carol = await h.api.createPrincipal({ id: 'carol' });
-  for (const ch of ['live:1:chat', 'live:2:chat', 'live:3:chat', 'live:4:chat', 'quiet:1', 'nopresence:1']) {
+  for (const ch of ['live:1:chat', 'live:2:chat', 'live:3:chat', 'live:4:chat', 'live:5:chat', 'quiet:1', 'nopresence:1']) {
     for (const u of ['alice', 'bob']) await h.api.store.addChannelMember(ch, u);
   }
 });
@@ -62,6 +62,26 @@ describe('typing', () => {
     expect(a.notices('live:1:chat', 'typing')).toEqual([]);
     expect(a2.notices('live:1:chat', 'typing')).toEqual([]);
     await Promise.all([a.close(), a2.close(), b.close()]);
+  });
+
+  it('a notice carries the position the receiving connection is at, never an empty one', async () => {
+    // History from before this node had a subscriber: no publication was fanned out here yet.
+    await h.bus.publish('live:5:chat', 'm', { n: 1 });
+    await h.bus.publish('live:5:chat', 'm', { n: 2 });
+    const b = await WsTestClient.ready(h.wsUrl({ token: bob.key }));
+    const subscribed = await b.request('SUBSCRIBE', { channels: ['live:5:chat'] });
+    expect(subscribed.payload).toMatchObject({ offset: 2 });
+    const a = await on(alice.key, 'live:5:chat');
+    const typing = b.next((f) => isNotice(f, 'live:5:chat') && f.payload.event === 'typing');
+    a.send('TYPING_START', { channel: 'live:5:chat' });
+    expect((await typing).payload).toMatchObject({ offset: 2, epoch: subscribed.payload.epoch });
+    // Resuming from that position loses nothing and repeats nothing.
+    await h.bus.publish('live:5:chat', 'm', { n: 3 });
+    const c = await WsTestClient.ready(h.wsUrl({ token: bob.key }));
+    const resumed = await c.request('SUBSCRIBE', { channels: ['live:5:chat'], since: { 'live:5:chat': { offset: 2, epoch: subscribed.payload.epoch } } });
+    expect(resumed.payload).toMatchObject({ recovered: true, offset: 3 });
+    expect((await c.waitFor((f) => isPublication(f, 'live:5:chat'))).payload).toMatchObject({ offset: 3, payload: { n: 3 } });
+    a.send('TYPING_STOP', { channel: 'live:5:chat' });
   });
 
   it('stops by itself after the timeout; repeated starts are announced once', async () => {

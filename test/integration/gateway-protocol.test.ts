@@ -62,12 +62,19 @@ describe('authentication', () => {
     await c.close();
   });
 
-  it('refuses other frames before HELLO with UNAUTHORIZED and stays open', async () => {
+  it('answers another first frame than HELLO with UNAUTHORIZED, then closes 4001', async () => {
     const c = await WsTestClient.connect(h.wsUrl());
     const err = await c.request('SUBSCRIBE', { channels: ['live:1:chat'] });
     expect(err).toMatchObject({ type: 'ERROR', payload: { code: 'UNAUTHORIZED' } });
-    const ack = await c.request('HELLO', { token: alice.key });
-    expect(ack.type).toBe('HELLO_ACK');
+    const closed = await c.closed;
+    expect(closed.code).toBe(4001);
+    expect(closed.reason).toMatch(/HELLO/);
+  });
+
+  it('answers PING before HELLO and still takes HELLO after it', async () => {
+    const c = await WsTestClient.connect(h.wsUrl());
+    expect((await c.request('PING', {})).type).toBe('PONG');
+    expect((await c.request('HELLO', { token: alice.key })).type).toBe('HELLO_ACK');
     await c.close();
   });
 
@@ -209,6 +216,17 @@ describe('frames', () => {
     await c.close();
   });
 
+  it('a burst of INGEST frames waits its turn instead of being refused', async () => {
+    const a = await ready(alice.key);
+    const n = 90; // under the 100 frames/s limit, more than the 64 frames a connection runs at once
+    const ids = Array.from({ length: n }, (_, i) => `burst-${i}`);
+    for (const [i, id] of ids.entries()) a.send('INGEST', { type: 'burst.item', payload: { i } }, id);
+    const answers = await Promise.all(ids.map((id) => a.waitFor((f) => f.ref === id, 20_000)));
+    expect(answers.map((f) => f.type)).toEqual(Array(n).fill('INGESTED'));
+    expect(new Set(answers.map((f) => f.payload.event_id)).size).toBe(n);
+    await a.close();
+  });
+
   it('a service with channels.* may subscribe to any non-user channel and to patterns', async () => {
     const s = await ready(svc.key);
     const replies = await s.requestMany('SUBSCRIBE', { channels: ['live:7:chat', 'server:*', 'user:alice'] }, 3);
@@ -277,12 +295,20 @@ describe('limits', () => {
   });
 
   it('closes 4008 when nothing comes from the client for two heartbeat intervals', async () => {
-    const silent = await WsTestClient.ready(limited.wsUrl({ token: bob.key }), { autoPong: false });
+    // This client answers the server's WebSocket pings (as every library does by itself) but
+    // sends no frame: that is silence.
+    const silent = await WsTestClient.ready(limited.wsUrl({ token: bob.key }));
     const lively = await WsTestClient.ready(limited.wsUrl({ token: bob.key }));
-    const closed = await silent.closed;
-    expect(closed.code).toBe(4008);
-    // The one answering protocol pings is still there.
-    expect(lively.ws.readyState).toBe(WebSocket.OPEN);
+    // Under this node's 5 frames/s limit, within its 200 ms timeout.
+    const beat = setInterval(() => lively.send('PING', {}), 150);
+    try {
+      const closed = await silent.closed;
+      expect(closed.code).toBe(4008);
+      // The one sending PING frames is still there.
+      expect(lively.ws.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      clearInterval(beat);
+    }
     await lively.close();
   });
 });

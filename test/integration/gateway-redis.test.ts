@@ -20,7 +20,7 @@ describe.skipIf(!services.redis)('gateways on Redis', () => {
 
   beforeAll(async () => {
     redis = redisRealtime('gw-redis');
-    h = await startGatewayHarness({ bus: bus(), presence: redis.presence, sessions: redis.sessions });
+    h = await startGatewayHarness({ bus: bus(), presence: redis.presence, sessions: redis.sessions, config: { namespaces: { live: { joinLeave: true } } } });
     nodeB = await h.addNode({ bus: bus() });
     alice = await h.api.createPrincipal({ id: 'alice' });
     bob = await h.api.createPrincipal({ id: 'bob' });
