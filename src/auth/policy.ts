@@ -24,6 +24,15 @@ export function can(ctx: Pick<AuthContext, 'permissions' | 'revoked'>, permissio
   return !ctx.revoked.some((r) => matchPermission(r, permission));
 }
 
+/**
+ * The grants that survive revocation, as a list: role ∪ extra − revoked. A grant a revoked
+ * pattern covers is gone; a wider grant with a narrower exception (`events.*` minus
+ * `events.post.event_ingest`) stays, and `revoked` still names the exception.
+ */
+export function effectivePermissions(ctx: Pick<AuthContext, 'permissions' | 'revoked'>): string[] {
+  return ctx.permissions.filter((p) => !ctx.revoked.some((r) => matchPermission(r, p)));
+}
+
 /** A principal's grants: its role's policy plus its extra permissions, without duplicates. */
 export function resolveGrants(rolePermissions: readonly string[], extra: readonly string[]): string[] {
   return [...new Set([...rolePermissions, ...extra])];

@@ -10,6 +10,7 @@ import { registerRoles } from './commands/roles.js';
 import { registerEvents } from './commands/events.js';
 import { registerChannels } from './commands/channels.js';
 import { registerServers } from './commands/servers.js';
+import { withTarget } from './commands/common.js';
 import { version } from '../core/version.js';
 
 const program = new Command('tem')
@@ -17,6 +18,15 @@ const program = new Command('tem')
   .version(version)
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
+
+// The admin commands' target and output options may also come before the command
+// (`tem --json principals list`); what the command itself was given wins.
+withTarget(program).hook('preAction', (root, action) => {
+  for (const name of ['url', 'key', 'json']) {
+    const value: unknown = root.getOptionValue(name);
+    if (value !== undefined && action.getOptionValue(name) === undefined) action.setOptionValue(name, value);
+  }
+});
 
 registerServers(program);
 registerPrincipals(program);

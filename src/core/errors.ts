@@ -92,6 +92,7 @@ export function toProblem(err: TemError, instance?: string): Problem {
   };
   if (err.field) problem.field = err.field;
   if (instance) problem.instance = instance;
-  if (err.extra) Object.assign(problem, err.extra);
+  // Extra members never replace the standard ones (`status` stays the HTTP status).
+  if (err.extra) for (const [k, v] of Object.entries(err.extra)) if (!(k in problem)) (problem as unknown as Record<string, unknown>)[k] = v;
   return problem;
 }

@@ -44,6 +44,15 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
   });
   // JSON only: a text/plain body is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
+  // An empty body labelled application/json is no body: many HTTP clients send that header on
+  // every request, including a retry, a key revocation or a membership PUT that take no body.
+  // Routes that need a body still answer 400 naming it; anything else is Fastify's own parser.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined);
+    else parseJson(request, body as string, done);
+  });
   installProblemHandlers(app);
   return app;
 }

@@ -64,6 +64,15 @@ describe(`API authentication and authorization (${kind})`, () => {
     expect((await api.request('GET', '/api/events', { key: u.key })).status).toBe(200);
   });
 
+  it('creates a key whose expiry has already passed, and refuses it', async () => {
+    const u = await api.createPrincipal({ kind: 'user' });
+    const created = await api.request('POST', `/api/admin/principals/${u.id}/keys`, { key: api.adminKey, body: { expires_at: '2001-01-01T00:00:00Z' } });
+    expect(created.status).toBe(201);
+    const res = await api.request('GET', '/api/events', { key: created.body.key as string });
+    expect(res.status).toBe(401);
+    expect(res.body.detail).toMatch(/expired/);
+  });
+
   it('rejects a revoked key on the very next request', async () => {
     const u = await api.createPrincipal({ kind: 'user' });
     expect((await api.request('GET', '/api/events', { key: u.key })).status).toBe(200);

@@ -53,6 +53,8 @@ describe(`internal listener (${kind})`, () => {
       via: 'key',
     });
     expect(res.body.permissions).toEqual(expect.arrayContaining(['events.post.event_ingest', 'channels.subscribe.*']));
+    // role ∪ extra − revoked: the revoked grant is not listed as a permission.
+    expect(res.body.permissions).not.toContain('events.get.event_list');
   });
 
   it('says active:false for unknown, malformed, expired and revoked tokens', async () => {

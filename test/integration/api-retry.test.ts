@@ -48,7 +48,7 @@ describe(`event retry API (${kind})`, () => {
 
     const again = await api.request('POST', `/api/events/${id}/retry`, { key: svc.key });
     expect(again.status).toBe(409);
-    expect(again.body).toMatchObject({ code: 'INVALID_STATE', status: 'queued' });
+    expect(again.body).toMatchObject({ code: 'INVALID_STATE', status: 409, event_status: 'queued' });
   });
 
   it('answers 404 for events the caller cannot see and 403 without the permission', async () => {

@@ -84,7 +84,8 @@ describe('tem CLI against the running server', () => {
     const ok = await fetch(`${url}/api/events?limit=1`, { headers: { 'x-api-key': secret } });
     expect(ok.status).toBe(200);
 
-    const listed = await runTem(['keys', 'list', 'svc_cli', '--json'], env);
+    // Target and output options work before the command too.
+    const listed = await runTem(['--json', '--url', url, 'keys', 'list', 'svc_cli'], env);
     expect(listed.code).toBe(0);
     expect(listed.stdout).not.toContain(secret);
     expect(JSON.parse(listed.stdout).data.map((k: { id: string }) => k.id)).toContain(key_id);

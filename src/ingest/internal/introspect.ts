@@ -5,6 +5,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { jwtSettingsDigest } from '../../auth/jwt.js';
+import { effectivePermissions } from '../../auth/policy.js';
 import { isTemError } from '../../core/errors.js';
 import type { InternalRoutePlugin } from '../internal-types.js';
 
@@ -26,7 +27,8 @@ export const introspectRoutes: InternalRoutePlugin = async (app, { authenticator
         kind: ctx.kind,
         user_id: ctx.userId,
         role: ctx.role,
-        permissions: ctx.permissions,
+        // role ∪ extra − revoked (contract §1); `revoked` keeps exceptions to wider grants.
+        permissions: effectivePermissions(ctx),
         revoked: ctx.revoked,
         channels: ctx.channels,
         expires_at: ctx.expiresAt ? ctx.expiresAt.toISOString() : null,

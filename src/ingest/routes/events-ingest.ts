@@ -54,7 +54,15 @@ export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
 
   app.post(
     '/api/events/batch',
-    { config: { permission: INGEST }, bodyLimit: config.maxBatchBodyBytes, schema: { body: batchSchema } },
+    {
+      config: { permission: INGEST },
+      bodyLimit: config.maxBatchBodyBytes,
+      schema: { body: batchSchema },
+      // A bare array of events is taken as {events: [...]}, the form most batch APIs also accept.
+      preValidation: async (request) => {
+        if (Array.isArray(request.body)) request.body = { events: request.body };
+      },
+    },
     async (request: FastifyRequest<{ Body: { events: unknown[] } }>, reply: FastifyReply) => {
       if (request.headers['idempotency-key'] !== undefined) {
         throw createError('VALIDATION_FAILED', 'Use an idempotency_key per item in a batch, not the Idempotency-Key header', {

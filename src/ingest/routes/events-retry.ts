@@ -39,7 +39,7 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock }) =>
       const event = await store.getEvent(id);
       if (!event || !canSeeEvent(request.auth!, event)) throw createError('NOT_FOUND', `No event ${id}`);
       if (event.status !== 'failed') {
-        throw createError('INVALID_STATE', `Only failed events can be retried; this one is ${event.status}`, { extra: { status: event.status } });
+        throw createError('INVALID_STATE', `Only failed events can be retried; this one is ${event.status}`, { extra: { event_status: event.status } });
       }
       const retried = await store.retryEvents({ ids: [id] }, clock.now());
       // Another request retried it between our read and the update.
