@@ -1,0 +1,47 @@
+/**
+ * Closing a listener while a keep-alive request is in flight: the request is answered, and close()
+ * does not then wait for the client's idle connection (keepAliveTimeout is 72 s).
+ */
+import { describe, expect, it } from 'vitest';
+import { createFastify } from '../../src/ingest/http-common.js';
+import { silentLogger } from '../../src/observability/logger.js';
+
+// fetch, as gateways call the internal listener: its pool keeps connections alive.
+async function get(url: string): Promise<number> {
+  const res = await fetch(url);
+  await res.arrayBuffer();
+  return res.status;
+}
+
+describe('closing an HTTP listener', () => {
+  it('answers the request in flight, then lets its keep-alive connection go', async () => {
+    const app = createFastify({ logger: silentLogger(), bodyLimit: 1024 });
+    let release!: () => void;
+    const started = new Promise<void>((resolve) => {
+      app.get('/slow', async () => {
+        resolve();
+        await new Promise<void>((r) => (release = r));
+        return { ok: true };
+      });
+    });
+    app.get('/fast', async () => ({ ok: true }));
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      expect(await get(`${url}/fast`)).toBe(200);
+      const answer = get(`${url}/slow`);
+      await started;
+      const closed = app.close();
+      // Answer only once the server has stopped listening: the connection turns idle after
+      // the server's own sweep of idle connections.
+      while (app.server.listening) await new Promise((r) => setTimeout(r, 5));
+      release();
+      expect(await answer).toBe(200);
+      // Without the fix this waits for the idle connection's 72 s keep-alive timeout.
+      let done = false;
+      await Promise.race([closed.then(() => (done = true)), new Promise((r) => setTimeout(r, 5000))]);
+      expect(done).toBe(true);
+    } finally {
+      release?.();
+    }
+  });
+});
