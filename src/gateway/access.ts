@@ -27,6 +27,8 @@ export interface ChannelAccess {
   canSubscribe(auth: AuthContext, channel: string): Promise<boolean>;
   /** Drops any remembered membership answer for (channel, user): the next check asks afresh. */
   forget?(channel: string, userId: string): void;
+  /** The channel's registered members (shown as `offline` in presence while not connected). */
+  listMembers?(channel: string): Promise<string[]>;
 }
 
 export type MembershipCheck = (channel: string, userId: string) => Promise<boolean>;
@@ -60,6 +62,7 @@ export class MembershipAccess implements ChannelAccess {
   constructor(
     private readonly isMember: MembershipCheck,
     private readonly forgetMember?: (channel: string, userId: string) => void,
+    readonly listMembers?: (channel: string) => Promise<string[]>,
   ) {}
 
   forget(channel: string, userId: string): void {
@@ -74,8 +77,12 @@ export class MembershipAccess implements ChannelAccess {
 }
 
 /** Embedded mode, and any process that holds the store. */
-export function storeChannelAccess(store: Pick<Store, 'isChannelMember'>): ChannelAccess {
-  return new MembershipAccess((channel, userId) => store.isChannelMember(channel, userId));
+export function storeChannelAccess(store: Pick<Store, 'isChannelMember' | 'listChannelMembers'>): ChannelAccess {
+  return new MembershipAccess(
+    (channel, userId) => store.isChannelMember(channel, userId),
+    undefined,
+    (channel) => store.listChannelMembers(channel),
+  );
 }
 
 export interface HttpAccessOptions {
@@ -92,7 +99,8 @@ const MAX_CACHE = 50_000;
 
 /**
  * Distributed gateways: asks `POST {baseUrl}/internal/channels/membership {channel, user_id}` →
- * `{member}`. Answers are cached briefly; an unreachable API denies (fails closed).
+ * `{member}`. Answers are cached briefly; an unreachable API denies (fails closed). Member
+ * lists for presence come from `POST {baseUrl}/internal/channels/members {channel}`.
  */
 export function httpChannelAccess(options: HttpAccessOptions): ChannelAccess {
   const cacheMs = options.cacheMs ?? 2000;
@@ -144,5 +152,18 @@ export function httpChannelAccess(options: HttpAccessOptions): ChannelAccess {
     inflight.delete(key);
   };
 
-  return new MembershipAccess(isMember, forget);
+  const membersUrl = new URL('/internal/channels/members', options.baseUrl).toString();
+  const listMembers = async (channel: string): Promise<string[]> => {
+    const res = await doFetch(membersUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ channel }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!res.ok) throw new Error(`member list answered ${res.status}`);
+    const body = (await res.json()) as { members?: unknown };
+    return Array.isArray(body.members) ? body.members.filter((m): m is string => typeof m === 'string') : [];
+  };
+
+  return new MembershipAccess(isMember, forget, listMembers);
 }

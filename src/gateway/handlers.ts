@@ -10,6 +10,7 @@ import type { Connection } from './connection.js';
 import type { GatewayContext } from './context.js';
 import { wsErrorOf } from './errors.js';
 import type { Sessions } from './hello.js';
+import { withOfflineMembers } from '../presence/status.js';
 import type { PresenceTracker } from './presence-tracker.js';
 import type { ConnectLimiter } from './rate.js';
 import type { Subscriptions } from './subscriptions.js';
@@ -113,8 +114,19 @@ export function createDispatcher(parts: HandlerParts): (conn: Connection, frame:
       conn.sendError('FORBIDDEN', `not allowed to see presence on ${p.channel}`, ref, p.channel);
       return;
     }
-    const members = await presence.members(p.channel);
-    conn.send('PRESENCE_STATE', { channel: p.channel, members }, ref);
+    if (!namespaceOptions(ctx.config, p.channel).presence) {
+      conn.send('PRESENCE_STATE', { channel: p.channel, members: [] }, ref);
+      return;
+    }
+    const live = await presence.members(p.channel);
+    // As GET /api/presence: registered members not connected are listed as offline.
+    let registered: string[] = [];
+    try {
+      registered = (await ctx.access.listMembers?.(p.channel)) ?? [];
+    } catch (err) {
+      ctx.logger.warn({ err, channel: p.channel }, 'member list unavailable; presence shows connected users only');
+    }
+    conn.send('PRESENCE_STATE', { channel: p.channel, members: withOfflineMembers(live, registered) }, ref);
   }
 
   function typingFrame(conn: Connection, channel: string, start: boolean, ref: Ref): void {

@@ -11,7 +11,7 @@ import type { PresenceStore, SessionStore } from './types.js';
 export type * from './types.js';
 export { MemoryPresenceStore, MemorySessionStore } from './memory.js';
 export { RedisPresenceStore, RedisSessionStore, type RedisStoreOptions } from './redis.js';
-export { bestStatus } from './status.js';
+export { bestStatus, withOfflineMembers } from './status.js';
 
 export interface CreateStoreOptions {
   redisUrl?: string;

@@ -9,7 +9,7 @@
  * whoever made the change.
  */
 import { createError } from '../core/errors.js';
-import { PRESENCE_STATUSES, type PresenceStatus } from '../protocol/frames.js';
+import { PRESENCE_STATUSES, type PresenceMember, type PresenceStatus } from '../protocol/frames.js';
 import type { PresenceChange } from './types.js';
 
 const RANK: Record<PresenceStatus, number> = { online: 3, dnd: 2, idle: 1 };
@@ -41,4 +41,13 @@ export function assertTtl(ttlMs: number): void {
 /** Members sorted by user id, so listings are stable. */
 export function sortMembers<T extends { user_id: string }>(members: T[]): T[] {
   return members.sort((a, b) => (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : 0));
+}
+
+/**
+ * A channel's presence as clients are shown it (PRESENCE frame, GET /api/presence): the users
+ * present, then its registered members who are not, as `offline`.
+ */
+export function withOfflineMembers(live: PresenceMember[], registered: readonly string[]): PresenceMember[] {
+  const seen = new Set(live.map((m) => m.user_id));
+  return [...live, ...registered.filter((u) => !seen.has(u)).map((user_id): PresenceMember => ({ user_id, status: 'offline' }))];
 }

@@ -171,6 +171,20 @@ describe('a gateway without a store (introspection, internal routes)', () => {
     expect((await again.closed).code).toBe(4001);
   });
 
+  it('lists registered members who are not connected as offline, as the HTTP presence does', async () => {
+    await h.api.store.addChannelMember('live:8:chat', 'alice');
+    await h.api.store.addChannelMember('live:8:chat', 'bob');
+    const c = await WsTestClient.ready(remote.wsUrl({ token: alice.key }));
+    expect((await c.request('SUBSCRIBE', { channels: ['live:8:chat'] })).type).toBe('SUBSCRIBED');
+    const state = await c.request('PRESENCE', { channel: 'live:8:chat' });
+    expect(state.payload.members).toEqual([
+      { user_id: 'alice', status: 'online' },
+      { user_id: 'bob', status: 'offline' },
+    ]);
+    expect((await call('GET', '/api/presence/live:8:chat', alice.key)).body.members).toEqual(state.payload.members);
+    await c.close();
+  });
+
   it('internal membership check answers {member}', async () => {
     const res = await internal.inject({ method: 'POST', url: '/internal/channels/membership', payload: { channel: 'live:5:chat', user_id: 'alice' } });
     expect(res.json()).toEqual({ member: true });

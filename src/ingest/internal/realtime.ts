@@ -3,6 +3,8 @@
  *
  * - POST /internal/channels/membership {channel, user_id} → {member}: the membership half of
  *   the channel access rule (the rest is decided on the gateway from the AuthContext).
+ * - POST /internal/channels/members {channel} → {members}: the registered members, which the
+ *   PRESENCE frame lists as offline while they are not connected.
  * - POST /internal/realtime/ingest {token, event} → 202 {event_id, status, replayed} (200 for a
  *   replay): an INGEST frame on behalf of the connection's token, which is authenticated again
  *   here, with exactly the rules of POST /api/events. Errors are problem+json; the gateway turns
@@ -27,6 +29,13 @@ const membershipSchema = {
   },
 } as const;
 
+const membersSchema = {
+  type: 'object',
+  required: ['channel'],
+  additionalProperties: false,
+  properties: { channel: { type: 'string', minLength: 1, maxLength: 255 } },
+} as const;
+
 const ingestSchema = {
   type: 'object',
   required: ['token', 'event'],
@@ -44,6 +53,15 @@ export const realtimeInternalRoutes: InternalRoutePlugin = async (app, { store, 
     async (request: FastifyRequest<{ Body: { channel: string; user_id: string } }>) => {
       if (!store) throw createError('STORE_UNAVAILABLE', 'Membership is not available in this process');
       return { member: await store.isChannelMember(request.body.channel, request.body.user_id) };
+    },
+  );
+
+  app.post(
+    '/internal/channels/members',
+    { schema: { body: membersSchema } },
+    async (request: FastifyRequest<{ Body: { channel: string } }>) => {
+      if (!store) throw createError('STORE_UNAVAILABLE', 'Membership is not available in this process');
+      return { members: await store.listChannelMembers(request.body.channel) };
     },
   );
 

@@ -16,10 +16,11 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { Bus } from '../../bus/types.js';
+import { namespaceOptions } from '../../config/index.js';
 import { createError } from '../../core/errors.js';
 import { storeChannelAccess } from '../../gateway/access.js';
 import type { PresenceStore } from '../../presence/types.js';
-import type { PresenceMember } from '../../protocol/frames.js';
+import { withOfflineMembers } from '../../presence/status.js';
 import { isPattern, isValidChannel } from '../../protocol/frames.js';
 import { PRINCIPAL_ID_PATTERN } from '../event-input.js';
 import type { ApiRoutePlugin, RouteDeps } from '../types.js';
@@ -132,10 +133,10 @@ export const realtimeRoutes: ApiRoutePlugin = async (app, opts) => {
       const channel = exactChannel(request.params.channel, 'params.channel');
       if (!(await access.canSubscribe(request.auth!, channel))) throw createError('NOT_FOUND', `No channel ${channel}`);
       if (!presence) throw createError('BUS_UNAVAILABLE', 'Presence is not available in this process');
+      // A namespace without presence keeps none, as the PRESENCE frame says.
+      if (!namespaceOptions(config, channel).presence) return { channel, members: [] };
       const live = await presence.members(channel, clock.nowMs());
-      const seen = new Set(live.map((m) => m.user_id));
-      const offline: PresenceMember[] = (await store.listChannelMembers(channel)).filter((u) => !seen.has(u)).map((user_id) => ({ user_id, status: 'offline' }));
-      return { channel, members: [...live, ...offline] };
+      return { channel, members: withOfflineMembers(live, await store.listChannelMembers(channel)) };
     },
   );
 };
