@@ -122,7 +122,8 @@ runBench(async () => {
   console.log(`bench:e2e — ${RATE}/s for ${DURATION_S} s over HTTP, ${USERS} owners with one socket each`);
   const dep = await deployTem('e2e', {
     roles: ['api', 'worker', 'maintenance'],
-    env: { TEM_PROCESSORS: 'bench/fixtures/noop-processor.ts' },
+    // Owners only listen: a long heartbeat interval spares them PING frames during the run.
+    env: { TEM_PROCESSORS: 'bench/fixtures/noop-processor.ts', TEM_HEARTBEAT_INTERVAL_MS: '600000' },
   });
   const gw = await dep.start('gateway');
   onCleanup('close http agent', () => closeHttp());
