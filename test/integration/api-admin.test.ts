@@ -22,9 +22,11 @@ describe(`admin API (${kind})`, () => {
     expect(created.headers.location).toBe('/api/admin/principals/billing');
     expect(created.body).toMatchObject({ id: 'billing', kind: 'service', role: 'service', extra_permissions: ['admin.get.role_list'], revoked_permissions: [], disabled: false, created_at: expect.any(String) });
 
-    const generated = await admin('POST', '/api/admin/principals', { kind: 'user', role: 'user' });
+    // Id and role may be left out: a generated id, the role named like the kind.
+    const generated = await admin('POST', '/api/admin/principals', { kind: 'user' });
     expect(generated.status).toBe(201);
     expect(generated.body.id).toMatch(/^u_[0-9A-Za-z]{20}$/);
+    expect(generated.body.role).toBe('user');
 
     expect((await admin('POST', '/api/admin/principals', { id: 'billing', kind: 'service', role: 'service' })).status).toBe(409);
     expect((await admin('GET', '/api/admin/principals/billing')).body).toMatchObject({ id: 'billing' });

@@ -75,6 +75,9 @@ describe('tem CLI against the running server', () => {
     const created = await runTem(['principals', 'create', 'svc_cli', '--kind', 'service', '--json'], env);
     expect(created.code, created.stderr).toBe(0);
     expect(JSON.parse(created.stdout)).toMatchObject({ id: 'svc_cli', kind: 'service', role: 'service' });
+    const generated = await runTem(['principals', 'create', '--kind', 'user', '--json'], env);
+    expect(generated.code, generated.stderr).toBe(0);
+    expect(JSON.parse(generated.stdout)).toMatchObject({ id: expect.stringMatching(/^u_/), kind: 'user', role: 'user' });
 
     const key = await runTem(['keys', 'create', 'svc_cli', '--json'], env);
     expect(key.code, key.stderr).toBe(0);

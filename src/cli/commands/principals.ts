@@ -19,15 +19,15 @@ export function registerPrincipals(program: Command): void {
 
   withTarget(
     principals
-      .command('create <id>')
-      .description('create a principal')
+      .command('create [id]')
+      .description('create a principal (the id is generated when not given)')
       .option('--kind <kind>', 'service or user', 'service')
       .option('--role <role>', 'role name (default: the kind)')
       .option('--extra <perms>', 'extra permissions, comma-separated', list)
       .option('--revoked <perms>', 'revoked permissions, comma-separated', list),
-  ).action(async (id: string, opts: CommonOpts & { kind: string; role?: string; extra?: string[]; revoked?: string[] }) => {
+  ).action(async (id: string | undefined, opts: CommonOpts & { kind: string; role?: string; extra?: string[]; revoked?: string[] }) => {
     const body = {
-      id,
+      ...(id ? { id } : {}),
       kind: opts.kind,
       role: opts.role ?? opts.kind,
       ...(opts.extra ? { extra_permissions: opts.extra } : {}),

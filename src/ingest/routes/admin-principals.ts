@@ -30,7 +30,7 @@ const principalIdParams = {
 
 const createSchema = {
   type: 'object',
-  required: ['kind', 'role'],
+  required: ['kind'],
   additionalProperties: false,
   properties: {
     id: { type: 'string', pattern: PRINCIPAL_ID_PATTERN },
@@ -62,7 +62,7 @@ const keyCreateSchema = {
 interface CreateBody {
   id?: string;
   kind: PrincipalKind;
-  role: string;
+  role?: string;
   extra_permissions?: string[];
   revoked_permissions?: string[];
 }
@@ -84,13 +84,16 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
     { config: { permission: 'admin.post.principal_create' }, schema: { body: createSchema } },
     async (request: FastifyRequest<{ Body: CreateBody }>, reply) => {
       const b = request.body;
-      await requireRole(b.role, 'body.role');
+      // The built-in role named like the kind unless another is given; the id is generated
+      // unless chosen (contract §1).
+      const role = b.role ?? b.kind;
+      await requireRole(role, 'body.role');
       const id = b.id ?? newId(b.kind === 'user' ? 'u' : 'svc');
       if (await store.getPrincipal(id)) throw createError('CONFLICT', `Principal ${id} already exists`, { field: 'body.id' });
       const principal = await store.createPrincipal({
         id,
         kind: b.kind,
-        role: b.role,
+        role,
         extraPermissions: b.extra_permissions ?? [],
         revokedPermissions: b.revoked_permissions ?? [],
       });
