@@ -21,6 +21,27 @@ import { IDEMPOTENCY_KEY_PATTERN, validateEventInput } from './event-input.js';
 import { checkPayload, parseDateTime } from './payload-check.js';
 
 export const ON_BEHALF_PERMISSION = 'events.post.event_ingest_on_behalf';
+/** What publishing to a channel from outside takes (POST /api/publish), and so naming one here. */
+export const CHANNEL_PUBLISH_PERMISSION = 'channels.post.channel_publish';
+
+/**
+ * Who may have an event delivered to a channel once processed. A `user:{id}` channel is private
+ * to its user: only the event's owner's own channel (an event on behalf of a user may go to that
+ * user). Any other channel takes the permission POST /api/publish takes; otherwise any producer
+ * could put messages into any channel, or fake status updates on someone else's.
+ */
+function checkDeliveryChannel(ctx: AuthContext, channel: string, ownerId: string, where: string): void {
+  const [namespace, target] = channel.split(':');
+  if (namespace === 'user') {
+    if (target !== ownerId) {
+      throw createError('FORBIDDEN', `${where}.channel may name only the owner's own user:${ownerId} channels`, { field: `${where}.channel` });
+    }
+    return;
+  }
+  if (!can(ctx, CHANNEL_PUBLISH_PERMISSION)) {
+    throw createError('FORBIDDEN', `Delivering to ${channel} needs ${CHANNEL_PUBLISH_PERMISSION}`, { field: `${where}.channel` });
+  }
+}
 const IDEMPOTENCY_KEY_RE = new RegExp(IDEMPOTENCY_KEY_PATTERN);
 
 export interface IngestServiceDeps {
@@ -80,6 +101,7 @@ export class IngestService {
     if (userId !== ctx.userId && !can(ctx, ON_BEHALF_PERMISSION)) {
       throw createError('FORBIDDEN', `Setting ${where}.user_id to another user needs ${ON_BEHALF_PERMISSION}`, { field: `${where}.user_id` });
     }
+    if (input.channel !== undefined) checkDeliveryChannel(ctx, input.channel, userId, where);
     const idempotencyKey = resolveIdempotencyKey(idempotencyKeyHeader, input.idempotency_key, where);
     checkPayload(input.payload, `${where}.payload`);
     const occurredAt = input.occurred_at === undefined ? this.deps.clock.now() : parseDateTime(input.occurred_at, `${where}.occurred_at`);

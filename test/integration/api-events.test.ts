@@ -35,8 +35,22 @@ describe.each(kinds)('events API (%s)', (kind) => {
 
   const post = (key: string, body: unknown, headers?: Record<string, string>) => api.request<Accepted & Record<string, unknown>>('POST', '/api/events', { key, body, headers });
 
+  it('delivers to a channel only where the producer may: its owner\'s own user channels, else with channels.post.channel_publish', async () => {
+    const ev = { type: 'note.sent', payload: {} };
+    // A user may not put messages into a shared channel, nor into another user's private one.
+    expect(await post(alice.key, { ...ev, channel: 'live:1:chat' })).toMatchObject({ status: 403, body: { code: 'FORBIDDEN', field: 'body.channel' } });
+    expect(await post(alice.key, { ...ev, channel: 'user:bob' })).toMatchObject({ status: 403, body: { field: 'body.channel' } });
+    expect(await post(alice.key, { ...ev, channel: 'user:bob:inbox' })).toMatchObject({ status: 403, body: { field: 'body.channel' } });
+    expect((await post(alice.key, { ...ev, channel: 'user:alice' })).status).toBe(202);
+    // A service (channels.*) may deliver to shared channels, and to the owner's channel of an
+    // event it produces on behalf of that user — but not to anyone else's.
+    expect((await post(payments.key, { ...ev, channel: 'live:1:chat' })).status).toBe(202);
+    expect((await post(payments.key, { ...ev, user_id: 'alice', channel: 'user:alice' })).status).toBe(202);
+    expect(await post(payments.key, { ...ev, user_id: 'alice', channel: 'user:bob' })).toMatchObject({ status: 403, body: { field: 'body.channel' } });
+  });
+
   it('accepts an event with 202, a Location, and shows it with its history', async () => {
-    const res = await post(alice.key, { type: 'payment.success', payload: { amount: 42, nested: { ok: true } }, channel: 'live:1:chat', occurred_at: '2024-05-01T10:00:00+02:00' });
+    const res = await post(alice.key, { type: 'payment.success', payload: { amount: 42, nested: { ok: true } }, channel: 'user:alice:payments', occurred_at: '2024-05-01T10:00:00+02:00' });
     expect(res.status).toBe(202);
     expect(res.body).toEqual({ event_id: expect.stringMatching(/^[0-9a-f-]{36}$/), status: 'accepted', created_at: expect.any(String) });
     expect(res.headers.location).toBe(`/api/events/${res.body.event_id}`);
@@ -49,7 +63,7 @@ describe.each(kinds)('events API (%s)', (kind) => {
       payload: { amount: 42, nested: { ok: true } },
       producer_id: 'alice',
       user_id: 'alice',
-      channel: 'live:1:chat',
+      channel: 'user:alice:payments',
       idempotency_key: null,
       occurred_at: '2024-05-01T08:00:00.000Z',
       status: 'queued',
