@@ -124,6 +124,9 @@ describe('tem CLI against the running server', () => {
     const retryWithoutTarget = await runTem(['events', 'retry'], env);
     expect(retryWithoutTarget.code).not.toBe(0);
     expect(retryWithoutTarget.stderr).toMatch(/--all/);
+    const retryProcessed = await runTem(['events', 'retry', '--all', '--status', 'processed'], env);
+    expect(retryProcessed.code).not.toBe(0);
+    expect(retryProcessed.stderr).toMatch(/only failed events/);
 
     const unreachable = await runTem(['principals', 'list', '--url', 'http://127.0.0.1:1'], env);
     expect(unreachable.code).not.toBe(0);

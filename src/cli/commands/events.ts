@@ -65,6 +65,8 @@ export function registerEvents(program: Command): void {
         return;
       }
       if (!opts.all) throw new CliError('give an event id, or --all (with optional --type/--user/--since) to retry failed events in bulk');
+      // Only failed events can be retried: another --status would silently mean "failed".
+      if (opts.status !== undefined && opts.status !== 'failed') throw new CliError(`only failed events can be retried (got --status ${opts.status})`);
       const body: Record<string, unknown> = { status: 'failed' };
       if (opts.type) body.type = opts.type;
       if (opts.user) body.user_id = opts.user;
