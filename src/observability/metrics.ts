@@ -6,7 +6,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'tem_process_' });
+  // The standard process_* and nodejs_* names, as dashboards for Node services expect them.
+  collectDefaultMetrics({ register: registry });
   const m = {
     registry,
     httpRequests: new Counter({ name: 'tem_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'] as const, registers: [registry] }),

@@ -60,6 +60,9 @@ describe(`health with the database up (${kind})`, () => {
     const text = res.body as unknown as string;
     expect(text).toMatch(/tem_http_requests_total\{method="POST",route="\/api\/events",status="202"\} 1/);
     expect(text).toMatch(/tem_http_requests_total\{method="GET",route="\/api\/events\/:id",status="400"\} 1/);
+    // prom-client's standard process metrics under their usual names.
+    expect(text).toMatch(/^process_cpu_seconds_total /m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m);
     expect(text).toMatch(/tem_http_request_duration_seconds_bucket\{le="[^"]+",method="POST",route="\/api\/events"\}/);
     expect(text).toMatch(/tem_events\{status="queued"\} 1/);
     expect(text).toMatch(/tem_queue_depth 1/);
