@@ -31,6 +31,12 @@ interface CacheEntry<T> {
 /** Bounded so a flood of random keys cannot grow memory. */
 const MAX_CACHED_KEYS = 10_000;
 
+/**
+ * How fresh a key's last_used_at is kept: written at most once per key in this period, from a
+ * batch after the request, so using a key costs no database write on the request's path.
+ */
+export const KEY_USE_RESOLUTION_MS = 60_000;
+
 export class Authenticator implements TokenAuthenticator {
   private readonly keys = new Map<string, CacheEntry<KeyLookup | null>>();
   private readonly inflight = new Map<string, Promise<KeyLookup | null>>();
@@ -38,6 +44,10 @@ export class Authenticator implements TokenAuthenticator {
   private userRole: CacheEntry<string[]> | null = null;
   private generation = 0;
   private readonly listeners = new Set<AuthChangeListener>();
+  /** When each key's use was last recorded here (ms), and keys waiting to be recorded. */
+  private readonly keyUse = new Map<string, number>();
+  private readonly unrecorded = new Set<string>();
+  private recording: Promise<void> | null = null;
   private readonly jwt: JwtVerifier | null;
   private unlisten: Unlisten | null = null;
 
@@ -56,6 +66,7 @@ export class Authenticator implements TokenAuthenticator {
   }
 
   async close(): Promise<void> {
+    await this.flushKeyUse();
     const unlisten = this.unlisten;
     this.unlisten = null;
     if (unlisten) await unlisten().catch(() => undefined);
@@ -115,6 +126,7 @@ export class Authenticator implements TokenAuthenticator {
     if (key.revokedAt) throw createError('UNAUTHORIZED', 'API key has been revoked');
     if (key.expiresAt && key.expiresAt.getTime() <= this.clock.nowMs()) throw createError('UNAUTHORIZED', 'API key has expired');
     if (principal.disabled) throw createError('UNAUTHORIZED', 'Principal is disabled');
+    this.noteKeyUse(key.id);
     // The checks above run on every request; the context itself is built once per cached lookup
     // (a refreshed or invalidated lookup is a new object, so it gets a new context).
     const known = this.contexts.get(lookup);
@@ -133,6 +145,34 @@ export class Authenticator implements TokenAuthenticator {
     });
     this.contexts.set(lookup, ctx);
     return ctx;
+  }
+
+  /** Records a key's use (last_used_at) at most once per KEY_USE_RESOLUTION_MS, off the request path. */
+  private noteKeyUse(keyId: string): void {
+    const now = this.clock.nowMs();
+    const last = this.keyUse.get(keyId);
+    if (last !== undefined && now - last < KEY_USE_RESOLUTION_MS) return;
+    if (this.keyUse.size >= MAX_CACHED_KEYS) this.keyUse.clear();
+    this.keyUse.set(keyId, now);
+    this.unrecorded.add(keyId);
+    this.recording ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.recordKeyUse());
+  }
+
+  private async recordKeyUse(): Promise<void> {
+    const ids = [...this.unrecorded];
+    this.unrecorded.clear();
+    try {
+      // A failure (the database is away) only leaves last_used_at a little stale.
+      await this.store.touchApiKeys(ids, this.clock.now()).catch(() => undefined);
+    } finally {
+      this.recording = null;
+      if (this.unrecorded.size > 0) this.recording = this.recordKeyUse();
+    }
+  }
+
+  /** Resolves once every key use noted so far is written (tests, shutdown). */
+  async flushKeyUse(): Promise<void> {
+    while (this.recording) await this.recording;
   }
 
   private async lookupKey(hash: string): Promise<KeyLookup | null> {

@@ -109,6 +109,9 @@ export class SqlStore implements Store {
   revokeApiKey(keyId: string, now: Date): Promise<ApiKeyRecord | null> {
     return this.run(() => keys.revokeApiKey(this.db, keyId, now));
   }
+  touchApiKeys(keyIds: string[], at: Date): Promise<void> {
+    return this.run(() => keys.touchApiKeys(this.db, keyIds, at));
+  }
   async notifyAuthChanged(detail: AuthDetail): Promise<void> {
     await this.run(() => this.db.query(`SELECT pg_notify($1, $2)`, [AUTH_CHANNEL, JSON.stringify(detail)]));
   }

@@ -182,6 +182,8 @@ export interface Store {
   listApiKeys(principalId: string): Promise<ApiKeyRecord[]>;
   /** Sets revoked_at (idempotent); null when there is no such key. */
   revokeApiKey(keyId: string, now: Date): Promise<ApiKeyRecord | null>;
+  /** Records that these keys were used at `at` (last_used_at only ever moves forward). */
+  touchApiKeys(keyIds: string[], at: Date): Promise<void>;
   /** Tell every process that keys, principals or roles changed (cache invalidation). */
   notifyAuthChanged(detail: { principalId?: string; keyId?: string }): Promise<void>;
   onAuthChanged(handler: (detail: { principalId?: string; keyId?: string }) => void): Promise<Unlisten>;

@@ -63,6 +63,21 @@ describe.each(KINDS)('Store auth ($kind)', ({ kind, skip }) => {
       expect(await store.findApiKeyByHash('b'.repeat(64))).toBeNull();
     });
 
+    it('records when keys were last used, never moving the time back', async () => {
+      await store.createPrincipal({ id: 'u_t', kind: 'user', role: 'user' });
+      await store.createApiKey({ id: 'kt1', principalId: 'u_t', hash: 'ht1', prefix: 'tem_t1', expiresAt: null });
+      await store.createApiKey({ id: 'kt2', principalId: 'u_t', hash: 'ht2', prefix: 'tem_t2', expiresAt: null });
+      const later = new Date(NOW.getTime() + 60_000);
+      await store.touchApiKeys(['kt1', 'kt2', 'missing'], later);
+      await store.touchApiKeys(['kt1'], NOW);
+      await store.touchApiKeys([], NOW);
+      const listed = await store.listApiKeys('u_t');
+      expect(listed.map((k) => [k.id, k.lastUsedAt])).toEqual([
+        ['kt1', later],
+        ['kt2', later],
+      ]);
+    });
+
     it('lists and revokes keys once; unknown principal is NOT_FOUND, reused hash CONFLICT', async () => {
       await store.createPrincipal({ id: 'u_1', kind: 'user', role: 'user' });
       await store.createApiKey({ id: 'k1', principalId: 'u_1', hash: 'h1', prefix: 'tem_1', expiresAt: null });

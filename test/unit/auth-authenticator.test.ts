@@ -251,3 +251,27 @@ describe('ensureAdminKey', () => {
     await expect(ensureAdminKey(store, 'tem_short')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
   });
 });
+
+describe('key use', () => {
+  it('records last_used_at after a request, at most once a minute per key', async () => {
+    const clock = new ManualClock(new Date('2026-01-01T00:00:00Z'));
+    const auth = new Authenticator(store, config(), clock);
+    const { key, keyId } = await makeKey('u1');
+    const lastUsed = async () => (await store.listApiKeys('u1')).find((k) => k.id === keyId)!.lastUsedAt;
+    expect(await lastUsed()).toBeNull();
+    await auth.authenticate(key);
+    await auth.authenticate(key);
+    await auth.flushKeyUse();
+    expect(await lastUsed()).toEqual(new Date('2026-01-01T00:00:00Z'));
+    clock.advance(30_000);
+    await auth.authenticate(key);
+    await auth.flushKeyUse();
+    expect(await lastUsed()).toEqual(new Date('2026-01-01T00:00:00Z'));
+    clock.advance(30_000);
+    await auth.authenticate(key);
+    await auth.flushKeyUse();
+    expect(await lastUsed()).toEqual(new Date('2026-01-01T00:01:00Z'));
+    await auth.close();
+  });
+});
+

@@ -74,6 +74,12 @@ export async function listApiKeys(db: Db, principalId: string): Promise<ApiKeyRe
   return rows.map(toApiKey);
 }
 
+/** Marks keys as used at `at` (never moving last_used_at back). */
+export async function touchApiKeys(db: Db, keyIds: string[], at: Date): Promise<void> {
+  if (keyIds.length === 0) return;
+  await db.query(`UPDATE api_keys SET last_used_at = $2 WHERE id = ANY($1::text[]) AND (last_used_at IS NULL OR last_used_at < $2)`, [keyIds, at]);
+}
+
 export async function revokeApiKey(db: Db, keyId: string, now: Date): Promise<ApiKeyRecord | null> {
   const [row] = await db.query<ApiKeyRow>(
     `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING ${KEY_COLUMNS}`,
