@@ -11,14 +11,12 @@ import type { Logger } from '../observability/logger.js';
  */
 export function forwardAuthChanges(authenticator: Authenticator, bus: Bus, logger: Logger): () => void {
   return authenticator.onRevoked((change) => {
-    // A change naming neither key nor principal is a role edit: it may concern anyone.
-    const messages: ControlMessage[] =
-      change.keyId || change.principalId
-        ? [
-            ...(change.keyId ? [{ kind: 'revoke_key' as const, keyId: change.keyId }] : []),
-            ...(change.principalId ? [{ kind: 'revoke_principal' as const, principalId: change.principalId }] : []),
-          ]
-        : [{ kind: 'roles_changed' }];
+    // An empty change (a reconnect of the database listener) says nothing new to gateways.
+    const messages: ControlMessage[] = [
+      ...(change.keyId ? [{ kind: 'revoke_key' as const, keyId: change.keyId }] : []),
+      ...(change.principalId ? [{ kind: 'revoke_principal' as const, principalId: change.principalId }] : []),
+      ...(change.roles ? [{ kind: 'roles_changed' as const }] : []),
+    ];
     for (const message of messages) {
       bus.publishControl(message).catch((err: unknown) => logger.warn({ err, message }, 'could not forward an auth change to gateways'));
     }

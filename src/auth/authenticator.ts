@@ -19,6 +19,8 @@ import type { AuthContext, TokenAuthenticator } from './types.js';
 export interface AuthChange {
   principalId?: string;
   keyId?: string;
+  /** A role's permissions were edited: anyone may have gained or lost some. */
+  roles?: boolean;
 }
 
 export type AuthChangeListener = (change: AuthChange) => void;

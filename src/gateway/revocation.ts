@@ -106,6 +106,18 @@ export class Revocation {
     t.unref?.();
   }
 
+  /**
+   * Every API process forwards a role edit it hears about, so one edit arrives several times:
+   * one re-check of every connection (and its second pass) covers them all.
+   */
+  private rolesCheckedAt = -Infinity;
+  private rolesChanged(): void {
+    const now = Date.now();
+    if (now - this.rolesCheckedAt < RECHECK_DELAY_MS) return;
+    this.rolesCheckedAt = now;
+    this.recheck({});
+  }
+
   onControl(message: ControlMessage): void {
     if (isRevocationAware(this.deps.auth)) this.deps.auth.handleControl(message);
     switch (message.kind) {
@@ -116,7 +128,7 @@ export class Revocation {
         this.recheck({ principalId: message.principalId });
         break;
       case 'roles_changed':
-        this.recheck({});
+        this.rolesChanged();
         break;
       case 'disconnect_user':
         this.closeMatching({ userId: message.userId }, message.code, message.reason);

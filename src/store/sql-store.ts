@@ -51,7 +51,7 @@ import { peekOutbox, relayOutbox } from './ops/outbox.js';
 
 const AUTH_CHANNEL = 'tem_auth';
 
-type AuthDetail = { principalId?: string; keyId?: string };
+type AuthDetail = { principalId?: string; keyId?: string; roles?: boolean };
 
 export class SqlStore implements Store {
   readonly kind: 'pglite' | 'postgres';

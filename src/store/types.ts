@@ -185,8 +185,8 @@ export interface Store {
   /** Records that these keys were used at `at` (last_used_at only ever moves forward). */
   touchApiKeys(keyIds: string[], at: Date): Promise<void>;
   /** Tell every process that keys, principals or roles changed (cache invalidation). */
-  notifyAuthChanged(detail: { principalId?: string; keyId?: string }): Promise<void>;
-  onAuthChanged(handler: (detail: { principalId?: string; keyId?: string }) => void): Promise<Unlisten>;
+  notifyAuthChanged(detail: { principalId?: string; keyId?: string; roles?: boolean }): Promise<void>;
+  onAuthChanged(handler: (detail: { principalId?: string; keyId?: string; roles?: boolean }) => void): Promise<Unlisten>;
 
   // ── channel membership ──────────────────────────────────────────────────
   addChannelMember(channel: string, userId: string): Promise<boolean>;

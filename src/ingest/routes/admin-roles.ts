@@ -43,7 +43,7 @@ export const adminRoleRoutes: ApiRoutePlugin = async (app, { store, authenticato
     async (request: FastifyRequest<NameParams & { Body: { permissions: string[] } }>) => {
       const role = await store.putRole(request.params.name, [...new Set(request.body.permissions)]);
       // Every principal of this role may have gained or lost permissions.
-      await authenticator.changed({});
+      await authenticator.changed({ roles: true });
       return roleJson(role);
     },
   );
