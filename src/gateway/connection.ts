@@ -57,6 +57,8 @@ export class Connection implements Subscriber {
   private chain: Promise<void> = Promise.resolve();
   private inFlight = 0;
   private helloTimer: NodeJS.Timeout | null = null;
+  /** When reading was paused for backpressure (ms), or null. */
+  private pausedAt: number | null = null;
   /** The pending-per-address slot held while waiting for HELLO. */
   private pendingSlot: ReleaseSlot | null = null;
 
@@ -172,7 +174,10 @@ export class Connection implements Subscriber {
     this.out.flush();
     this.out.close();
     // A socket paused for backpressure must be read again to see the client's close frame.
-    if (this.ws.isPaused) this.ws.resume();
+    if (this.pausedAt !== null) {
+      this.pausedAt = null;
+      this.ws.resume();
+    }
     try {
       this.ws.close(code, closeReason(reason));
     } catch {
@@ -228,8 +233,28 @@ export class Connection implements Subscriber {
     // Backpressure, not errors: with this many frames waiting behind a slow operation (INGEST
     // commits, history reads), the socket stops being read until half of them are done. The
     // client's frames wait in TCP buffers, and its own writes slow down, as with any server.
-    if (this.inFlight >= this.ctx.tuning.maxPendingFrames && !this.ws.isPaused) this.ws.pause();
+    if (this.inFlight >= this.ctx.tuning.maxPendingFrames && this.pausedAt === null) {
+      this.pausedAt = now;
+      this.ws.pause();
+    }
     this.runExclusive(() => this.hooks.dispatch(this, frame), { label: frame.type, ref: frame.id, counted: true });
+  }
+
+  /** Whether reading is paused for backpressure: the client is busy, not silent. */
+  get paused(): boolean {
+    return this.pausedAt !== null;
+  }
+
+  /**
+   * Reads the socket again. Frames the client sent while it was paused arrive at once: they count
+   * against the rate as if read when sent, and the connection was alive all along (heartbeat).
+   */
+  private resumeReading(): void {
+    const now = this.ctx.clock.nowMs();
+    this.rate.resumeAfter(now, now - (this.pausedAt ?? now));
+    this.lastSeen = now;
+    this.pausedAt = null;
+    this.ws.resume();
   }
 
   /** Runs `task` after the connection's earlier frames are handled (and before later ones). */
@@ -245,7 +270,7 @@ export class Connection implements Subscriber {
       .finally(() => {
         if (!counted) return;
         this.inFlight--;
-        if (this.ws.isPaused && this.inFlight <= this.ctx.tuning.maxPendingFrames / 2 && this.state !== 'closed') this.ws.resume();
+        if (this.pausedAt !== null && this.inFlight <= this.ctx.tuning.maxPendingFrames / 2 && this.state !== 'closed') this.resumeReading();
       });
   }
 }

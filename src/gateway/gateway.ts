@@ -139,7 +139,8 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
     const now = clock.nowMs();
     const ping = beat++ % 2 === 0;
     for (const conn of connections) {
-      if (now - conn.lastSeen > 2 * hb) {
+      // A connection paused for backpressure is not read, so its PINGs wait: it is not silent.
+      if (now - conn.lastSeen > 2 * hb && !conn.paused) {
         conn.close(CLOSE_CODES.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
         continue;
       }

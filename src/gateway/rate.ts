@@ -59,4 +59,14 @@ export class MessageRate {
     if (this.count > this.rate * 2 || this.overWindows >= this.abuseWindows) return 'abuse';
     return 'limited';
   }
+
+  /**
+   * The socket was not read for `pausedMs` (backpressure): what the client sent meanwhile arrives
+   * at once. It is allowed as if it had been read as sent, so a client within its rate is never
+   * limited, nor closed, for the server's own delay.
+   */
+  resumeAfter(nowMs: number, pausedMs: number): void {
+    this.windowStart = nowMs;
+    this.count = -Math.floor((this.rate * pausedMs) / 1000);
+  }
 }
