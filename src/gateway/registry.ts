@@ -16,14 +16,13 @@ import { fanout, type Subscriber } from './fanout.js';
 const NO_POSITION: StreamPosition = { offset: 0, epoch: '' };
 
 /**
- * The later of a connection's subscribe position and the last publication fanned out here. A
- * publication in another epoch than the subscribe position came after it (a new epoch starts
- * only on publishing), so `last` wins then.
+ * The later of a connection's known position `a` and the last publication `b` fanned out here.
+ * A publication in another epoch came after `a` (a new epoch starts on publishing), so `b` wins.
  */
-function laterOf(subscribed: StreamPosition | undefined, last: StreamPosition | null): StreamPosition | null {
-  if (!subscribed) return last;
-  if (!last) return subscribed;
-  return last.epoch !== subscribed.epoch || last.offset > subscribed.offset ? last : subscribed;
+export function later(a: StreamPosition | undefined, b: StreamPosition | null): StreamPosition | undefined {
+  if (!b) return a;
+  if (!a || a.epoch !== b.epoch || b.offset > a.offset) return b;
+  return a;
 }
 
 /** Live publications buffered per pending subscriber; past this the subscribe fails. */
@@ -226,7 +225,7 @@ export class Registry {
     if (exact && exact.live.size > 0) {
       const groups = new Map<string, { pos: StreamPosition; subs: Subscriber[] }>();
       for (const sub of exact.live) {
-        const pos = laterOf(sub.positions?.get(channel), exact.last) ?? NO_POSITION;
+        const pos = later(sub.positions?.get(channel), exact.last) ?? NO_POSITION;
         const key = `${pos.epoch}/${pos.offset}`;
         const group = groups.get(key);
         if (group) group.subs.push(sub);

@@ -18,6 +18,7 @@ import type { Connection } from './connection.js';
 import type { GatewayContext } from './context.js';
 import { wsErrorOf } from './errors.js';
 import { eventFrame } from './fanout.js';
+import { later } from './registry.js';
 import type { PresenceTracker } from './presence-tracker.js';
 import type { TypingTracker } from './typing.js';
 
@@ -195,13 +196,6 @@ export class Subscriptions {
     conn.sentAfter.delete(channel);
     this.ctx.registry.remove(conn, channel);
   }
-}
-
-/** The later of two positions (another epoch counts as later: it is the current one). */
-function later(a: StreamPosition | undefined, b: StreamPosition | null): StreamPosition | undefined {
-  if (!b) return a;
-  if (!a || a.epoch !== b.epoch || b.offset > a.offset) return b;
-  return a;
 }
 
 /** Whether the connection was sent `pub`: it was sent everything after `from` up to `last`. */
