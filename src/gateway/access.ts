@@ -106,19 +106,26 @@ export function httpChannelAccess(options: HttpAccessOptions): ChannelAccess {
   const cacheMs = options.cacheMs ?? 2000;
   const timeoutMs = options.timeoutMs ?? 5000;
   const doFetch = options.fetch ?? fetch;
-  const url = new URL('/internal/channels/membership', options.baseUrl).toString();
   const cache = new Map<string, { member: boolean; at: number }>();
   const inflight = new Map<string, Promise<boolean>>();
 
-  async function ask(channel: string, userId: string): Promise<boolean> {
+  const membershipUrl = new URL('/internal/channels/membership', options.baseUrl).toString();
+  const membersUrl = new URL('/internal/channels/members', options.baseUrl).toString();
+
+  /** POSTs `body` to an internal route and returns its JSON answer. */
+  async function post(url: string, body: unknown, what: string): Promise<Record<string, unknown>> {
     const res = await doFetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ channel, user_id: userId }),
+      body: JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs),
     });
-    if (!res.ok) throw new Error(`membership check answered ${res.status}`);
-    const body = (await res.json()) as { member?: unknown };
+    if (!res.ok) throw new Error(`${what} answered ${res.status}`);
+    return (await res.json()) as Record<string, unknown>;
+  }
+
+  async function ask(channel: string, userId: string): Promise<boolean> {
+    const body = await post(membershipUrl, { channel, user_id: userId }, 'membership check');
     return body.member === true;
   }
 
@@ -152,16 +159,8 @@ export function httpChannelAccess(options: HttpAccessOptions): ChannelAccess {
     inflight.delete(key);
   };
 
-  const membersUrl = new URL('/internal/channels/members', options.baseUrl).toString();
   const listMembers = async (channel: string): Promise<string[]> => {
-    const res = await doFetch(membersUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ channel }),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    if (!res.ok) throw new Error(`member list answered ${res.status}`);
-    const body = (await res.json()) as { members?: unknown };
+    const body = await post(membersUrl, { channel }, 'member list');
     return Array.isArray(body.members) ? body.members.filter((m): m is string => typeof m === 'string') : [];
   };
 

@@ -19,12 +19,14 @@ import type { InternalRoutePlugin } from '../internal-types.js';
 
 const INGEST = 'events.post.event_ingest';
 
+const channelProperty = { type: 'string', minLength: 1, maxLength: 255 } as const;
+
 const membershipSchema = {
   type: 'object',
   required: ['channel', 'user_id'],
   additionalProperties: false,
   properties: {
-    channel: { type: 'string', minLength: 1, maxLength: 255 },
+    channel: channelProperty,
     user_id: { type: 'string', pattern: PRINCIPAL_ID_PATTERN },
   },
 } as const;
@@ -33,7 +35,7 @@ const membersSchema = {
   type: 'object',
   required: ['channel'],
   additionalProperties: false,
-  properties: { channel: { type: 'string', minLength: 1, maxLength: 255 } },
+  properties: { channel: channelProperty },
 } as const;
 
 const ingestSchema = {
