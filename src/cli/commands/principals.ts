@@ -29,7 +29,8 @@ export function registerPrincipals(program: Command): void {
     const body = {
       ...(id ? { id } : {}),
       kind: opts.kind,
-      role: opts.role ?? opts.kind,
+      // Without --role the API gives the role named like the kind.
+      ...(opts.role ? { role: opts.role } : {}),
       ...(opts.extra ? { extra_permissions: opts.extra } : {}),
       ...(opts.revoked ? { revoked_permissions: opts.revoked } : {}),
     };
