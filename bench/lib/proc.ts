@@ -169,3 +169,33 @@ export async function cpuMs(pid: number): Promise<number> {
   const ticks = Number(fields[11]) + Number(fields[12]);
   return (ticks * 1000) / 100;
 }
+
+/** Machine-wide CPU ticks (busy, total) from /proc/stat; busy counts everything but idle and iowait. */
+export async function machineTicks(): Promise<{ busy: number; total: number }> {
+  const { readFile } = await import('node:fs/promises');
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!;
+  const t = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = t.reduce((a, b) => a + b, 0);
+  return { busy: total - (t[3] ?? 0) - (t[4] ?? 0), total };
+}
+
+/** Share of the machine's CPU time that was busy between two machineTicks() readings (0–1). */
+export function busyShare(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
+  return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
+}
+
+/** CPU ms used so far by every process whose command name starts with `comm` (e.g. all PostgreSQL backends). */
+export async function cpuMsByName(comm: string): Promise<number> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  let total = 0;
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (!(await readFile(`/proc/${pid}/comm`, 'utf8')).startsWith(comm)) continue;
+      total += await cpuMs(Number(pid));
+    } catch {
+      // The process ended in between.
+    }
+  }
+  return total;
+}

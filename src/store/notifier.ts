@@ -45,4 +45,11 @@ export class CoalescingNotifier {
   }
 }
 
-export const NOTIFY_CHANNELS_SQL = `SELECT pg_notify(c, '') FROM jsonb_array_elements_text($1::jsonb) AS c`;
+/**
+ * A NOTIFY-only transaction still commits (the queue entries carry its transaction id) and holds
+ * the cluster-wide notify lock until its commit is flushed. It writes nothing worth keeping, so
+ * it commits without waiting for the flush (`synchronous_commit` off for this transaction only):
+ * the lock is held for microseconds instead of an fsync, and the ingest and completion commits
+ * that queue behind it stop waiting for a disk flush that protects nothing.
+ */
+export const NOTIFY_CHANNELS_SQL = `SELECT set_config('synchronous_commit', 'off', true), pg_notify(c, '') FROM jsonb_array_elements_text($1::jsonb) AS c`;

@@ -46,6 +46,7 @@ import { extendLeases, releaseJobs } from './ops/leases.js';
 import { hasEffect, nextRunAt } from './ops/queue.js';
 import { sweepExpiredLeases } from './ops/sweep.js';
 import { pruneIdempotencyKeys } from './ops/prune.js';
+import { vacuumQueues } from './ops/vacuum.js';
 import * as maintenance from './ops/maintenance.js';
 import { peekOutbox, relayOutbox } from './ops/outbox.js';
 
@@ -193,6 +194,9 @@ export class SqlStore implements Store {
   }
   pruneIdempotencyKeys(olderThan: Date): Promise<number> {
     return this.run(() => pruneIdempotencyKeys(this.db, olderThan));
+  }
+  vacuumQueues(): Promise<void> {
+    return this.run(() => vacuumQueues(this.db));
   }
   ensureMaintenanceTasks(names: string[], now: Date): Promise<void> {
     return this.run(() => maintenance.ensureMaintenanceTasks(this.db, names, now));

@@ -1,7 +1,8 @@
 /**
  * The maintenance worker: periodic tasks on their own queue and loop, so a stuck processor can
  * never stop recovery. Built in: `sweep_leases` (requeue jobs of dead workers, every
- * sweepIntervalMs) and `prune_idempotency` (every minute). More tasks (the outbox relay) can be
+ * sweepIntervalMs), `prune_idempotency` (every minute) and `vacuum_queues` (every
+ * queueVacuumIntervalMs: src/store/ops/vacuum.ts). More tasks (the outbox relay) can be
  * registered. Tasks are claimed through the store's maintenance_tasks rows, so any number of
  * maintenance processes share the work and a task never runs twice at once while its claim
  * holds.
@@ -56,6 +57,7 @@ export interface MaintenanceWorkerOptions {
 
 export const SWEEP_LEASES = 'sweep_leases';
 export const PRUNE_IDEMPOTENCY = 'prune_idempotency';
+export const VACUUM_QUEUES = 'vacuum_queues';
 const PRUNE_INTERVAL_MS = 60_000;
 /** A due task this process does not know (another version registered it): leave it to others. */
 const FOREIGN_TASK_DEFER_MS = 5_000;
@@ -69,6 +71,9 @@ export function builtinMaintenanceTasks(store: Store, config: TemConfig): Mainte
       intervalMs: PRUNE_INTERVAL_MS,
       run: ({ now }) => store.pruneIdempotencyKeys(new Date(now.getTime() - config.idempotencyRetentionMs)),
     },
+    ...(config.queueVacuumIntervalMs > 0
+      ? [{ name: VACUUM_QUEUES, intervalMs: config.queueVacuumIntervalMs, run: () => store.vacuumQueues() }]
+      : []),
   ];
 }
 

@@ -28,6 +28,8 @@ export interface TestStore {
   store: Store;
   /** The database URL (postgres only), for processes started by the test. */
   url?: string;
+  /** The store's own executor, for tests that must look under the store (catalog, statistics). */
+  db: Db;
   /** Empties every table back to the freshly migrated state (cheaper than a new store). */
   reset(): Promise<void>;
   cleanup(): Promise<void>;
@@ -145,13 +147,14 @@ export async function createTestStore(kind: StoreKind): Promise<TestStore> {
     const db = await PgliteDb.open();
     const store = new SqlStore(db);
     await store.migrate();
-    return { store, reset: resetter(db), cleanup: () => store.close() };
+    return { store, db, reset: resetter(db), cleanup: () => store.close() };
   }
   const database = await createTestDatabase();
   const db = new PostgresDb({ url: database.url, max: 3 });
   const store = new SqlStore(db);
   return {
     store,
+    db,
     url: database.url,
     reset: resetter(db),
     async cleanup() {

@@ -53,17 +53,26 @@ describe.skipIf(!services.postgres)('maintenance worker (postgres)', () => {
 
   it('runs the built-in tasks when due and reschedules them by their interval', async () => {
     const { m, ran } = maintenance('m1', [], { sweepIntervalMs: 1000 });
-    expect(m.taskNames()).toEqual(['sweep_leases', 'prune_idempotency']);
-    expect(await m.runDue()).toBe(2);
-    expect(ran.sort()).toEqual(['prune_idempotency', 'sweep_leases']);
+    expect(m.taskNames()).toEqual(['sweep_leases', 'prune_idempotency', 'vacuum_queues']);
+    expect(await m.runDue()).toBe(3);
+    expect(ran.sort()).toEqual(['prune_idempotency', 'sweep_leases', 'vacuum_queues']);
     expect(await m.runDue()).toBe(0);
     clock.advance(999);
     expect(await m.runDue()).toBe(0);
     clock.advance(1);
     expect(await m.runDue()).toBe(1);
     expect(ran.at(-1)).toBe('sweep_leases');
-    clock.advance(60_000);
+    // The queue vacuum every 10 s by default, with the sweep then due too.
+    clock.advance(9_000);
     expect(await m.runDue()).toBe(2);
+    expect(ran.slice(-2).sort()).toEqual(['sweep_leases', 'vacuum_queues']);
+    clock.advance(60_000);
+    expect(await m.runDue()).toBe(3);
+  });
+
+  it('leaves the queue tables to autovacuum when TEM_QUEUE_VACUUM_INTERVAL_MS is 0', async () => {
+    const { m } = maintenance('m1', [], { queueVacuumIntervalMs: 0 });
+    expect(m.taskNames()).toEqual(['sweep_leases', 'prune_idempotency']);
   });
 
   it('sweeps expired leases: the job of a dead worker is queued again', async () => {
@@ -124,7 +133,7 @@ describe.skipIf(!services.postgres)('maintenance worker (postgres)', () => {
     const bad = counter('flaky_task', 500, async () => {
       throw new Error('relay target down');
     });
-    const { m, ran, failed } = maintenance('m1', [good.task, bad.task]);
+    const { m, ran, failed } = maintenance('m1', [good.task, bad.task], { queueVacuumIntervalMs: 0 });
     expect(await m.runDue()).toBe(4);
     expect(ran.sort()).toEqual(['prune_idempotency', 'relay', 'sweep_leases']);
     expect(failed).toEqual(['flaky_task: relay target down']);
@@ -139,8 +148,8 @@ describe.skipIf(!services.postgres)('maintenance worker (postgres)', () => {
     const hold = gate();
     const slowA = counter('slow', 10_000, () => hold.promise);
     const slowB = counter('slow', 10_000, () => hold.promise);
-    const a = maintenance('A', [slowA.task]);
-    const b = maintenance('B', [slowB.task]);
+    const a = maintenance('A', [slowA.task], { queueVacuumIntervalMs: 0 });
+    const b = maintenance('B', [slowB.task], { queueVacuumIntervalMs: 0 });
     const runningA = a.m.runDue();
     await waitFor('A running slow', () => slowA.runs() === 1);
     // B finds nothing it may run: A ran the due built-ins and holds `slow`.

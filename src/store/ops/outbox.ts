@@ -17,12 +17,21 @@ import { OUTBOX_COLUMNS, toOutbox, type OutboxRow } from '../rows.js';
 const RELAY_LOCK = 0x74656d2d72656c61n;
 
 // The lock is taken once (a CTE runs once) before any row is read; without it nothing is taken.
+// The rows are deleted by their physical address (a TID scan, whatever the planner thinks of the
+// table's size): joined to `picked` by id instead, a plan cached while the table was small
+// hash-joined it against a scan of the whole table, which between vacuums is mostly dead rows.
+// The addresses cannot go stale within the statement: only the relay, under its lock, deletes
+// outbox rows, and nothing updates them.
+// The relay's commit only deletes rows already published: were it lost in a crash, the rows would
+// be published again (at least once, as ever), so the commit does not wait for its WAL flush.
 const TAKE_SQL = `
-WITH lock AS (SELECT pg_try_advisory_xact_lock(${RELAY_LOCK.toString()}) AS locked),
+WITH lock AS (
+  SELECT pg_try_advisory_xact_lock(${RELAY_LOCK.toString()}) AS locked, set_config('synchronous_commit', 'off', true)
+),
 picked AS (
-  SELECT o.id FROM outbox o WHERE (SELECT locked FROM lock) ORDER BY o.id LIMIT $1
+  SELECT o.ctid FROM outbox o WHERE (SELECT locked FROM lock) ORDER BY o.id LIMIT $1
 )
-DELETE FROM outbox USING picked WHERE outbox.id = picked.id
+DELETE FROM outbox WHERE outbox.ctid = ANY (ARRAY(SELECT ctid FROM picked))
 RETURNING ${OUTBOX_COLUMNS}`;
 
 export async function relayOutbox(
