@@ -2,7 +2,7 @@
  * The maintenance worker: periodic tasks on their own queue and loop, so a stuck processor can
  * never stop recovery. Built in: `sweep_leases` (requeue jobs of dead workers, every
  * sweepIntervalMs), `prune_idempotency` (every minute) and `vacuum_queues` (every
- * queueVacuumIntervalMs: src/store/ops/vacuum.ts). More tasks (the outbox relay) can be
+ * queueVacuumIntervalMs: src/worker/vacuum-task.ts). More tasks (the outbox relay) can be
  * registered. Tasks are claimed through the store's maintenance_tasks rows, so any number of
  * maintenance processes share the work and a task never runs twice at once while its claim
  * holds.
@@ -23,6 +23,7 @@ import type { MaintenanceEventMap } from './events.js';
 import { countMaintenanceEvents, logMaintenanceEvents } from './observe.js';
 import { describeError } from './describe-error.js';
 import { Wakeup } from './wakeup.js';
+import { vacuumQueuesTask } from './vacuum-task.js';
 
 export interface MaintenanceTaskContext {
   /** The time the task was claimed at (from the injected clock). */
@@ -57,13 +58,13 @@ export interface MaintenanceWorkerOptions {
 
 export const SWEEP_LEASES = 'sweep_leases';
 export const PRUNE_IDEMPOTENCY = 'prune_idempotency';
-export const VACUUM_QUEUES = 'vacuum_queues';
 const PRUNE_INTERVAL_MS = 60_000;
 /** A due task this process does not know (another version registered it): leave it to others. */
 const FOREIGN_TASK_DEFER_MS = 5_000;
 const STORE_BACKOFF = { baseMs: 100, maxMs: 5000 };
 
-export function builtinMaintenanceTasks(store: Store, config: TemConfig): MaintenanceTask[] {
+/** `onError` reports what fails after its run has returned (the queue vacuum finishing in the background). */
+export function builtinMaintenanceTasks(store: Store, config: TemConfig, onError: (err: unknown) => void = () => {}): MaintenanceTask[] {
   return [
     { name: SWEEP_LEASES, intervalMs: config.sweepIntervalMs, run: ({ now }) => store.sweepExpiredLeases(now) },
     {
@@ -71,9 +72,7 @@ export function builtinMaintenanceTasks(store: Store, config: TemConfig): Mainte
       intervalMs: PRUNE_INTERVAL_MS,
       run: ({ now }) => store.pruneIdempotencyKeys(new Date(now.getTime() - config.idempotencyRetentionMs)),
     },
-    ...(config.queueVacuumIntervalMs > 0
-      ? [{ name: VACUUM_QUEUES, intervalMs: config.queueVacuumIntervalMs, run: () => store.vacuumQueues() }]
-      : []),
+    ...(config.queueVacuumIntervalMs > 0 ? [vacuumQueuesTask(store, config.queueVacuumIntervalMs, onError)] : []),
   ];
 }
 
@@ -104,7 +103,8 @@ export class MaintenanceWorker {
     );
     logMaintenanceEvents(this.events, this.logger);
     if (options.metrics) countMaintenanceEvents(this.events, options.metrics);
-    for (const task of [...builtinMaintenanceTasks(options.store, options.config), ...(options.tasks ?? [])]) this.register(task);
+    const background = (error: unknown): void => this.events.emit('error', { error, context: 'vacuum_queues' });
+    for (const task of [...builtinMaintenanceTasks(options.store, options.config, background), ...(options.tasks ?? [])]) this.register(task);
   }
 
   /** Adds a task; before start() (or its row is created on the next turn of the loop). */

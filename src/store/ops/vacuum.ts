@@ -9,13 +9,15 @@
  *   and the plans it caches for the statements above then scan the whole table instead of the
  *   index: measured at 1,000 events/s, a third of the database's CPU went to such scans, and
  *   e2e latency halved once the tables had been analyzed once.
- * VACUUM takes no lock that blocks reads or writes of the rows, and on tables this small it
- * takes milliseconds. It cannot run inside a transaction, hence exec() rather than a query.
+ * VACUUM takes no lock that blocks reads or writes of the rows, and on tables kept this small it
+ * takes milliseconds (the task runs it beside the maintenance loop all the same: src/worker/vacuum-task.ts). It cannot run inside a transaction, hence exec() rather than a query.
  */
 import type { Db } from '../db.js';
 
 export const QUEUE_TABLES = ['jobs', 'outbox'] as const;
 
 export async function vacuumQueues(db: Db): Promise<void> {
-  await db.exec(`VACUUM (ANALYZE) ${QUEUE_TABLES.join(', ')}`);
+  // SKIP_LOCKED: a table another vacuum is working on (autovacuum, another process) is skipped,
+  // not waited for.
+  await db.exec(`VACUUM (SKIP_LOCKED, ANALYZE) ${QUEUE_TABLES.join(', ')}`);
 }
