@@ -5,12 +5,21 @@
  */
 export type Notify = (payload: string) => void;
 
+export interface ExecOptions {
+  isolated?: { timeoutMs: number };
+}
+
 export interface Db {
   readonly kind: 'pglite' | 'postgres';
   /** One statement with $n parameters; rows come back with int8 as number and timestamps as Date. */
   query<T = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<T[]>;
-  /** A script of several statements without parameters (migrations). */
-  exec(script: string): Promise<void>;
+  /**
+   * A script of several statements without parameters (migrations), or one that must run outside
+   * a transaction (VACUUM). `isolated` (PostgreSQL): on a connection no other statement shares,
+   * so nothing queues behind a long one, and cancelled by the server after `timeoutMs`. PGlite
+   * has one connection and runs it like any other script.
+   */
+  exec(script: string, options?: ExecOptions): Promise<void>;
   /**
    * Runs `fn` in a transaction; commits when it resolves, rolls back when it throws. Inside,
    * always use the handle passed to `fn`: PGlite has one connection, so touching the outer

@@ -6,7 +6,7 @@
  * without anyone reopening the store.
  */
 import postgres from 'postgres';
-import type { Db, Notify } from './db.js';
+import type { Db, ExecOptions, Notify } from './db.js';
 import { CoalescingNotifier, NOTIFY_CHANNELS_SQL } from './notifier.js';
 import { PgListener } from './pg-listener.js';
 
@@ -163,8 +163,21 @@ export class PostgresDb implements Db {
     }
   }
 
-  async exec(script: string): Promise<void> {
-    await this.sql.unsafe(script);
+  async exec(script: string, options: ExecOptions = {}): Promise<void> {
+    if (!options.isolated) {
+      await this.sql.unsafe(script);
+      return;
+    }
+    // A reserved connection: when every pooled connection is busy the driver queues new
+    // statements on busy ones, and one queued behind a long VACUUM would wait it out.
+    const own = await this.sql.reserve();
+    try {
+      await own.unsafe(`SET statement_timeout = ${Math.max(1, Math.floor(options.isolated.timeoutMs))}`);
+      await own.unsafe(script);
+    } finally {
+      await own.unsafe('RESET statement_timeout').catch(() => undefined);
+      own.release();
+    }
   }
 
   async tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {

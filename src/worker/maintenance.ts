@@ -103,7 +103,10 @@ export class MaintenanceWorker {
     );
     logMaintenanceEvents(this.events, this.logger);
     if (options.metrics) countMaintenanceEvents(this.events, options.metrics);
-    const background = (error: unknown): void => this.events.emit('error', { error, context: 'vacuum_queues' });
+    // A vacuum cut short by shutdown (the store closing its connections) is no error worth a line.
+    const background = (error: unknown): void => {
+      if (this.state === 'running') this.events.emit('error', { error, context: 'vacuum_queues' });
+    };
     for (const task of [...builtinMaintenanceTasks(options.store, options.config, background), ...(options.tasks ?? [])]) this.register(task);
   }
 

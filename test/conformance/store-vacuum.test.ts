@@ -40,4 +40,23 @@ describe.each(KINDS)('Store queue vacuum ($kind)', ({ kind, skip }) => {
     await t.store.ingest([item()], clock.now());
     expect(await t.store.peekOutbox(10)).toHaveLength(2);
   });
+
+  // The pool's behaviour (PGlite has one connection and no pool).
+  if (kind === 'postgres') {
+    it('an isolated script has a connection of its own: queries issued meanwhile do not wait behind it', async () => {
+      let slowDone = false;
+      const slow = t.db.exec('SELECT pg_sleep(0.8)', { isolated: { timeoutMs: 5000 } }).then(() => (slowDone = true));
+      await new Promise((r) => setTimeout(r, 50));
+      // More queries than the pool (3) has connections, all at once.
+      const quick = await Promise.all(Array.from({ length: 12 }, () => t.db.query<{ ok: number }>('SELECT 1 AS ok').then(() => slowDone)));
+      expect(quick.every((finishedAfterSlow) => finishedAfterSlow === false)).toBe(true);
+      await slow;
+    });
+
+    it('an isolated script is cancelled past its timeout, and the timeout stays with it', async () => {
+      await expect(t.db.exec('SELECT pg_sleep(3)', { isolated: { timeoutMs: 100 } })).rejects.toMatchObject({ code: '57014' });
+      const settings = await Promise.all(Array.from({ length: 6 }, () => t.db.query<{ statement_timeout: string }>('SHOW statement_timeout')));
+      expect(settings.map(([row]) => row!.statement_timeout)).toEqual(Array(6).fill('0'));
+    });
+  }
 });

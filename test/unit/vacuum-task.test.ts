@@ -30,12 +30,15 @@ describe('vacuum_queues task', () => {
     await expect(run).resolves.toBe('vacuumed');
   });
 
-  it('fails the run when the vacuum fails while it waits', async () => {
+  it('fails the run when the vacuum fails while it waits (and reports it only there)', async () => {
     const c = controllable();
-    const task = vacuumQueuesTask(c.store, 10_000, () => {});
+    const errors: unknown[] = [];
+    const task = vacuumQueuesTask(c.store, 10_000, (e) => errors.push(e));
     const run = task.run(ctx);
     c.settle().reject(new Error('permission denied'));
     await expect(run).rejects.toThrow('permission denied');
+    await tick();
+    expect(errors).toEqual([]);
     // Not stuck as running: the next run vacuums again.
     const next = task.run(ctx);
     c.settle().resolve();
@@ -60,5 +63,10 @@ describe('vacuum_queues task', () => {
     const next = task.run(ctx);
     c.settle().resolve();
     await expect(next).resolves.toBe('vacuumed');
+  });
+
+  it('runs at most once a second, however short the interval configured', () => {
+    expect(vacuumQueuesTask(controllable().store, 5, () => {}).intervalMs).toBe(1000);
+    expect(vacuumQueuesTask(controllable().store, 30_000, () => {}).intervalMs).toBe(30_000);
   });
 });

@@ -22,12 +22,11 @@ const RELAY_LOCK = 0x74656d2d72656c61n;
 // hash-joined it against a scan of the whole table, which between vacuums is mostly dead rows.
 // The addresses cannot go stale within the statement: only the relay, under its lock, deletes
 // outbox rows, and nothing updates them.
-// The relay's commit only deletes rows already published: were it lost in a crash, the rows would
-// be published again (at least once, as ever), so the commit does not wait for its WAL flush.
+// The commit waits for its flush, although it only deletes what was published: were a confirmed
+// delete lost in a crash, the rows would go out again after newer updates of the same events,
+// which the relay only guards against for rounds whose commit failed (src/outbox/relay.ts).
 const TAKE_SQL = `
-WITH lock AS (
-  SELECT pg_try_advisory_xact_lock(${RELAY_LOCK.toString()}) AS locked, set_config('synchronous_commit', 'off', true)
-),
+WITH lock AS (SELECT pg_try_advisory_xact_lock(${RELAY_LOCK.toString()}) AS locked),
 picked AS (
   SELECT o.ctid FROM outbox o WHERE (SELECT locked FROM lock) ORDER BY o.id LIMIT $1
 )

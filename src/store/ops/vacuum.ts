@@ -10,14 +10,19 @@
  *   index: measured at 1,000 events/s, a third of the database's CPU went to such scans, and
  *   e2e latency halved once the tables had been analyzed once.
  * VACUUM takes no lock that blocks reads or writes of the rows, and on tables kept this small it
- * takes milliseconds (the task runs it beside the maintenance loop all the same: src/worker/vacuum-task.ts). It cannot run inside a transaction, hence exec() rather than a query.
+ * takes milliseconds; the task runs it beside the maintenance loop all the same
+ * (src/worker/vacuum-task.ts). It cannot run inside a transaction, hence exec() rather than a
+ * query. On PGlite, whose one connection every statement shares, the others wait while it runs.
  */
 import type { Db } from '../db.js';
 
 export const QUEUE_TABLES = ['jobs', 'outbox'] as const;
 
+/** Cancelled past this (by the server): a vacuum that long is autovacuum's job. */
+export const VACUUM_TIMEOUT_MS = 60_000;
+
 export async function vacuumQueues(db: Db): Promise<void> {
   // SKIP_LOCKED: a table another vacuum is working on (autovacuum, another process) is skipped,
-  // not waited for.
-  await db.exec(`VACUUM (SKIP_LOCKED, ANALYZE) ${QUEUE_TABLES.join(', ')}`);
+  // not waited for. Isolated: on PostgreSQL no other statement queues behind it.
+  await db.exec(`VACUUM (SKIP_LOCKED, ANALYZE) ${QUEUE_TABLES.join(', ')}`, { isolated: { timeoutMs: VACUUM_TIMEOUT_MS } });
 }
