@@ -168,15 +168,21 @@ export class PostgresDb implements Db {
       await this.sql.unsafe(script);
       return;
     }
-    // A reserved connection: when every pooled connection is busy the driver queues new
-    // statements on busy ones, and one queued behind a long VACUUM would wait it out.
-    const own = await this.sql.reserve();
+    // A connection of its own, outside the pool: when every pooled connection is busy the driver
+    // queues statements on busy ones, and one queued behind a long VACUUM would wait it out. Not a
+    // reserved pool connection either: released after its backend died mid-statement (a database
+    // restart), the driver hands it out again and a later write fails outside any promise,
+    // which ends the process.
+    const own = postgres(this.url, {
+      max: 1,
+      connect_timeout: this.connectTimeout,
+      onnotice: () => {},
+      connection: { application_name: 'tem', statement_timeout: Math.max(1, Math.floor(options.isolated.timeoutMs)) },
+    });
     try {
-      await own.unsafe(`SET statement_timeout = ${Math.max(1, Math.floor(options.isolated.timeoutMs))}`);
       await own.unsafe(script);
     } finally {
-      await own.unsafe('RESET statement_timeout').catch(() => undefined);
-      own.release();
+      await own.end({ timeout: 1 }).catch(() => undefined);
     }
   }
 

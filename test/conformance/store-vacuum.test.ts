@@ -3,6 +3,7 @@
  * vacuumQueues() must leave the planner statistics of the queue tables true to their contents
  * (that is what makes cached plans use the indexes) and keep working while the tables are in use.
  */
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
@@ -51,6 +52,32 @@ describe.each(KINDS)('Store queue vacuum ($kind)', ({ kind, skip }) => {
       const quick = await Promise.all(Array.from({ length: 12 }, () => t.db.query<{ ok: number }>('SELECT 1 AS ok').then(() => slowDone)));
       expect(quick.every((finishedAfterSlow) => finishedAfterSlow === false)).toBe(true);
       await slow;
+    });
+
+    it('an isolated script whose backend dies fails alone: the store goes on working', async () => {
+      const admin = postgres(t.url!, { max: 1, onnotice: () => undefined });
+      try {
+        const running = t.db.exec('SELECT pg_sleep(5)', { isolated: { timeoutMs: 10_000 } });
+        const failed = running.then(
+          () => null,
+          (err: { code?: string }) => err.code ?? 'error',
+        );
+        let killed = 0;
+        for (let i = 0; i < 50 && killed === 0; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          const rows = await admin<{ ok: boolean }[]>`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+            WHERE datname = current_database() AND query = 'SELECT pg_sleep(5)' AND state = 'active'`;
+          killed = rows.length;
+        }
+        expect(killed).toBe(1);
+        expect(await failed).toBe('CONNECTION_CLOSED');
+        // Every pooled connection still answers, and so does a new isolated script.
+        await Promise.all(Array.from({ length: 6 }, () => t.db.query('SELECT 1 AS ok')));
+        await t.db.exec('SELECT 1', { isolated: { timeoutMs: 1000 } });
+        await t.store.vacuumQueues();
+      } finally {
+        await admin.end();
+      }
     });
 
     it('an isolated script is cancelled past its timeout, and the timeout stays with it', async () => {
