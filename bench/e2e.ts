@@ -178,7 +178,10 @@ runBench(async () => {
     const t = processedAt.get(id);
     if (t !== undefined) (perSecond[Math.floor((s.t0 - runStart) / 1000)] ??= []).push(t - s.t0);
   }
-  const timeline = perSecond.map((l, second) => ({ second, n: l.length, p50: summarize(l).p50, p99: summarize(l).p99 }));
+  const timeline = perSecond.map((l, second) => {
+    const { p50, p99 } = summarize(l);
+    return { second, n: l.length, p50, p99 };
+  });
   console.log(`by second (p50/p99 ms): ${timeline.map((x) => `${x.p50}/${x.p99}`).join('  ')}`);
   const ingest = summarize(ingestLat);
   printTable(`bench:e2e — ${RATE}/s for ${DURATION_S} s: POST → owner receives processed (ms)`, ['', 'n', 'p50', 'p90', 'p99', 'max', 'mean', 'missing', 'failed'], [

@@ -210,12 +210,12 @@ runBench(async () => {
     ['plain ws loop', wsFigures.deliveries_per_s, wsFigures.messages_per_s, wsFigures.published, wsFigures.delivered_share_after_drain, wsFigures.closed_sockets, wsFigures.server_cpu_s_per_s, wsFigures.client_cpu_s_per_s, wsFigures.deliveries_per_server_cpu_s, wsFigures.connect_s],
     ['Socket.IO 4 room', sioFigures.deliveries_per_s, sioFigures.messages_per_s, sioFigures.published, sioFigures.delivered_share_after_drain, sioFigures.closed_sockets, sioFigures.server_cpu_s_per_s, sioFigures.client_cpu_s_per_s, sioFigures.deliveries_per_server_cpu_s, sioFigures.connect_s],
   ]);
-  // A side whose publishes failed measured nothing: no ratio against it counts.
-  const sidesValid = [temFigures, wsFigures, sioFigures].every((f) => f.published > 0 && f.publish_errors === 0);
-  if (!sidesValid) console.error('bench:fanout: a side published nothing or saw publish errors; the target is not judged met');
   const vsSio = ratio(temFigures.deliveries_per_s, sioFigures.deliveries_per_s);
   const vsWs = ratio(temFigures.deliveries_per_s, wsFigures.deliveries_per_s);
   if (SIDES.size < 3) return console.log('partial run (BENCH_SIDES): no results written');
+  // A side whose publishes failed measured nothing: no ratio against it counts.
+  const sidesValid = [temFigures, wsFigures, sioFigures].every((f) => f.published > 0 && f.publish_errors === 0);
+  if (!sidesValid) console.error('bench:fanout: a side published nothing or saw publish errors; the target is not judged met');
   writeResult({
     name: 'fanout',
     params: { subscribers: SUBSCRIBERS, payload_bytes: 100, warmup_s: WARMUP_S, duration_s: DURATION_S, in_flight_messages: WINDOW },

@@ -113,15 +113,13 @@ export class PostgresDb implements Db {
     this.sql = this.pool();
   }
 
+  /** What every connection of this store is opened with; `settings` go in its startup packet. */
+  private connectionOptions(settings: Record<string, string | number> = {}) {
+    return { connect_timeout: this.connectTimeout, onnotice: () => {}, connection: { application_name: 'tem', ...settings } };
+  }
+
   private pool(): Sql {
-    return postgres(this.url, {
-      max: this.options.max ?? 10,
-      connect_timeout: this.connectTimeout,
-      idle_timeout: 30,
-      onnotice: () => {},
-      types: TYPES,
-      connection: { application_name: 'tem' },
-    }) as unknown as Sql;
+    return postgres(this.url, { ...this.connectionOptions(), max: this.options.max ?? 10, idle_timeout: 30, types: TYPES }) as unknown as Sql;
   }
 
   /**
@@ -173,12 +171,7 @@ export class PostgresDb implements Db {
     // reserved pool connection either: released after its backend died mid-statement (a database
     // restart), the driver hands it out again and a later write fails outside any promise,
     // which ends the process.
-    const own = postgres(this.url, {
-      max: 1,
-      connect_timeout: this.connectTimeout,
-      onnotice: () => {},
-      connection: { application_name: 'tem', statement_timeout: Math.max(1, Math.floor(options.isolated.timeoutMs)) },
-    });
+    const own = postgres(this.url, { ...this.connectionOptions({ statement_timeout: Math.max(1, Math.floor(options.isolated.timeoutMs)) }), max: 1 });
     try {
       await own.unsafe(script);
     } finally {
