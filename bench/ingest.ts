@@ -101,7 +101,7 @@ runBench(async () => {
     extra: { round_ratios: temRounds.map((t, i) => ratio(t.req_per_s, baselineRounds[i]!.req_per_s)) },
     notes: [
       'Each side is the round with the median req/s; rows_in_db counts warm-up requests too; every 2xx must have its row.',
-      'tem writes per event: the event, two history entries, the job and two outbox rows (decision 0001); the baseline writes one row.',
+      'tem writes per event: the event, one history entry and one outbox row standing for accepted and queued, and the job (decisions 0001, 0019); the baseline writes one row.',
     ],
   });
 });

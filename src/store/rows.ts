@@ -146,22 +146,23 @@ export interface OutboxRow {
   updated_at: Date | null;
   last_error: string | null;
   created_at: Date;
+  /** An `event.update` that also stands for the `accepted` state before it (migration 000007). */
+  with_accepted: boolean;
 }
 
 /** Qualified, so a statement joining the outbox to something else (the relay's take) can use them. */
 export const OUTBOX_COLUMNS = `outbox.id, outbox.event_id::text AS event_id, outbox.channel, outbox.event, outbox.payload,
   outbox.user_id, outbox.type, outbox.status, outbox.attempts, outbox.version, outbox.updated_at, outbox.last_error,
-  outbox.created_at`;
+  outbox.created_at, outbox.with_accepted`;
 
-export function toOutbox(r: OutboxRow): OutboxMessage {
-  return {
-    id: r.id,
-    eventId: r.event_id,
-    channel: r.channel,
-    event: r.event,
-    payload: r.payload ?? updatePayload(r),
-    createdAt: r.created_at,
-  };
+/**
+ * The messages of one outbox row, in the order they go out: one, or for a row written
+ * `with_accepted` the `accepted` update (the version before, same instant) and then its own.
+ */
+export function toOutbox(r: OutboxRow): OutboxMessage[] {
+  const message = { id: r.id, eventId: r.event_id, channel: r.channel, event: r.event, payload: r.payload ?? updatePayload(r), createdAt: r.created_at };
+  if (!r.with_accepted) return [message];
+  return [{ ...message, payload: updatePayload({ ...r, status: 'accepted', version: r.version! - 1 }) }, message];
 }
 
 /** The EventUpdatePayload (src/core/types.ts) of an `event.update` row. */

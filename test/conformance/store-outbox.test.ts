@@ -33,15 +33,28 @@ describe.each(KINDS)('Store outbox ($kind)', ({ kind, skip }) => {
 
   describe.skipIf(skip)('relay', () => {
     it('publishes the oldest rows in id order and deletes them', async () => {
-      await store.ingest([item(), item()], clock.now());
+      await store.ingest([item(), item(), item()], clock.now());
       const seen: OutboxMessage[][] = [];
-      expect(await store.relayOutbox(3, async (m) => void seen.push(m))).toBe(3);
+      // One row per ingested event, standing for its accepted and its queued update.
+      expect(await store.relayOutbox(2, async (m) => void seen.push(m))).toBe(4);
       expect(seen).toHaveLength(1);
       const ids = seen[0]!.map((m) => m.id);
       expect(ids).toEqual([...ids].sort((a, b) => a - b));
-      expect(await store.peekOutbox(10)).toHaveLength(1);
-      expect(await store.relayOutbox(10, async (m) => void seen.push(m))).toBe(1);
+      expect(await store.peekOutbox(10)).toHaveLength(2);
+      expect(await store.relayOutbox(10, async (m) => void seen.push(m))).toBe(2);
       expect(await store.relayOutbox(10, async () => {})).toBe(0);
+    });
+
+    it('sends an ingested event\'s accepted update before its queued one, one version apart', async () => {
+      const [out] = await store.ingest([item()], clock.now());
+      const seen: OutboxMessage[] = [];
+      await store.relayOutbox(10, async (m) => void seen.push(...m));
+      expect(seen.map((m) => [m.channel, m.event, m.payload.status, m.payload.version])).toEqual([
+        [`user:${out!.event.userId}`, 'event.update', 'accepted', 1],
+        [`user:${out!.event.userId}`, 'event.update', 'queued', 2],
+      ]);
+      expect(seen[0]!.payload).toEqual({ ...seen[1]!.payload, status: 'accepted', version: 1 });
+      expect(seen[0]!.eventId).toBe(out!.event.id);
     });
 
     it('keeps the rows when publish throws, and rethrows the publish error', async () => {

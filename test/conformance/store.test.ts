@@ -19,7 +19,7 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
   useSuiteStore(kind, skip, (s) => (store = s), () => clock.set(START));
 
   describe.skipIf(skip)('ingest', () => {
-    it('creates queued events with history, a job and two outbox rows each, in one batch', async () => {
+    it('creates queued events with history, a job and two outbox notifications each, in one batch', async () => {
       const a = item({ channel: 'live:1:chat' });
       const b = item({ userId: 'u_2' });
       const out = await store.ingest([a, b], clock.now());
@@ -35,6 +35,8 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
         ['accepted', 1],
         ['queued', 2],
       ]);
+      // Both states were entered at once, by the ingest itself.
+      expect(ev!.history[0]).toEqual({ ...ev!.history[1], status: 'accepted', version: 1, error: null });
       const outbox = await store.peekOutbox(10);
       expect(outbox.map((m) => [m.eventId, m.channel, m.payload.status, m.payload.version])).toEqual([
         [a.id, 'user:u_1', 'accepted', 1],

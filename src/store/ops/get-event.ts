@@ -9,11 +9,17 @@ import type { TemEventWithHistory } from '../../core/types.js';
 import { isUuid } from '../../core/ids.js';
 import { EVENT_COLUMNS, toEvent, toHistory, type EventRow, type HistoryRow } from '../rows.js';
 
+// An entry written `with_accepted` (migration 000007) also stands for the `accepted` state
+// before it: same instant and attempt, the version before.
 const EVENT_SQL = `
 SELECT ${EVENT_COLUMNS},
   (SELECT coalesce(json_agg(json_build_object('status', h.status, 'attempt', h.attempt, 'error', h.error,
       'at', (extract(epoch FROM h.at) * 1000)::float8, 'version', h.version) ORDER BY h.version), '[]'::json)
-   FROM event_history h WHERE h.event_id = e.id) AS history
+   FROM (
+     SELECT status, attempt, error, at, version FROM event_history WHERE event_id = e.id
+     UNION ALL
+     SELECT 'accepted', attempt, NULL, at, version - 1 FROM event_history WHERE event_id = e.id AND with_accepted
+   ) h) AS history
 FROM events e LEFT JOIN jobs j ON j.event_id = e.id WHERE e.id = $1`;
 
 type HistoryJson = Omit<HistoryRow, 'at'> & { at: number };

@@ -1,8 +1,9 @@
 /**
  * ingest(items, now) → IngestOutcome[] in input order.
  * The whole batch is ONE statement, hence one transaction and one round trip: a multi-row insert
- * that writes the events (status queued, version 2), their `accepted`/`queued` history, their
- * jobs and their two outbox notifications each, and wakes workers and the relay at commit.
+ * that writes the events (status queued, version 2), their jobs, and one history entry and one
+ * outbox notification each that stand for both `accepted` and `queued` (`with_accepted`, migration
+ * 000007: readers expand them), and wakes workers and the relay at commit.
  * ON CONFLICT DO NOTHING makes duplicates in one batch and concurrent duplicates across
  * transactions resolve to the one row that won; only when a key was already taken does a second
  * statement read the winners (same request hash → replayed, other → conflict). That read runs
@@ -30,27 +31,21 @@ ins AS (
   ON CONFLICT (producer_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING id, type, user_id, max_attempts, attempts, updated_at, last_error
 ),
-steps AS (
-  SELECT * FROM (VALUES ('accepted', 1), ('queued', 2)) AS s(status, version)
-),
 hist AS (
-  INSERT INTO event_history (event_id, status, attempt, error, version, at)
-  SELECT ins.id, s.status, 0, NULL, s.version, $2 FROM ins CROSS JOIN steps s
+  INSERT INTO event_history (event_id, status, attempt, error, version, at, with_accepted)
+  SELECT ins.id, 'queued', 0, NULL, 2, $2, true FROM ins
 ),
 job AS (
   INSERT INTO jobs (event_id, queue, type, run_at, attempts, max_attempts)
   SELECT id, '${PROCESSING_QUEUE}', type, $2, 0, max_attempts FROM ins
 ),
 note AS (
-  INSERT INTO outbox (${OUTBOX_INSERT_COLUMNS}, created_at)
-  SELECT ${updateRowSql('x')}, $2
-  FROM (
-    SELECT ins.id, s.status, ins.user_id, ins.type, ins.attempts, ins.updated_at, s.version, ins.last_error
-    FROM ins CROSS JOIN steps s
-  ) x
+  INSERT INTO outbox (${OUTBOX_INSERT_COLUMNS}, created_at, with_accepted)
+  SELECT ${updateRowSql('x')}, $2, true
+  FROM (SELECT ins.id, 'queued' AS status, ins.user_id, ins.type, ins.attempts, ins.updated_at, 2 AS version, ins.last_error FROM ins) x
   -- Input order: a batch's ids are minted in order (uuidv7 counts up within a millisecond), so
   -- ordering by id needs no join back to the input, which then is read once and not kept.
-  ORDER BY x.id, x.version
+  ORDER BY x.id
 )
 -- Wakes workers and the relay at commit. The subquery runs once, and only when a row was
 -- inserted. In the statement rather than after it (src/store/notifier.ts): an API process

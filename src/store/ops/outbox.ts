@@ -1,5 +1,6 @@
 /**
- * relayOutbox(limit, publish) → how many messages were published.
+ * relayOutbox(limit, publish) → how many messages were published (a row may stand for two:
+ * src/store/rows.ts toOutbox).
  * In one transaction: try the single relay lock (another relay holds it → 0) and delete the
  * oldest rows, returning them — one statement — then await `publish` and commit. If `publish`
  * throws, the transaction rolls back and the rows stay for the next attempt: a notification is
@@ -43,12 +44,14 @@ export async function relayOutbox(
     if (rows.length === 0) return 0;
     // RETURNING gives no order: the relay publishes in id order.
     rows.sort((a, b) => Number(a.id) - Number(b.id));
-    await publish(rows.map(toOutbox));
-    return rows.length;
+    const messages = rows.flatMap(toOutbox);
+    await publish(messages);
+    return messages.length;
   });
 }
 
 export async function peekOutbox(db: Db, limit: number): Promise<OutboxMessage[]> {
   const rows = await db.query<OutboxRow>(`SELECT ${OUTBOX_COLUMNS} FROM outbox ORDER BY id LIMIT $1`, [limit]);
-  return rows.map(toOutbox);
+  // A row may stand for two messages (toOutbox): the limit counts messages.
+  return rows.flatMap(toOutbox).slice(0, limit);
 }

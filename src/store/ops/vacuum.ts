@@ -2,7 +2,7 @@
  * vacuumQueues() → the queue tables (`jobs`, `outbox`) vacuumed and analyzed.
  *
  * Why the maintenance queue does this rather than leaving it to autovacuum: every event inserts
- * and deletes a job and four outbox rows, so these tables are mostly dead rows within seconds,
+ * and deletes a job and three outbox rows, so these tables are mostly dead rows within seconds,
  * while autovacuum visits a database at most once a minute (autovacuum_naptime). Until then:
  * - the dead rows are visited by every scan of the tables (the claim, the relay, completions);
  * - the planner knows the tables only as they were when last measured — empty, after migrate —
