@@ -127,6 +127,23 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       expect(p2.nextCursor).toBeNull();
       await expect(store.listEvents({ limit: 2, cursor: 'nope' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
     });
+
+    it('filters by creation time exactly, to the millisecond of created_at', async () => {
+      const first = item();
+      await store.ingest([first], clock.now());
+      const firstAt = clock.nowMs();
+      clock.advance(5);
+      const second = item();
+      // Committed a while after its id was minted: created_at decides, not the id's time.
+      clock.advance(20);
+      await store.ingest([second], clock.now());
+      const secondAt = clock.nowMs();
+      const since = async (ms: number) => (await store.listEvents({ limit: 10, since: new Date(ms) })).events.map((e) => e.id);
+      expect((await since(firstAt)).slice(-2)).toEqual([second.id, first.id]);
+      expect(await since(firstAt + 1)).toEqual([second.id]);
+      expect(await since(secondAt)).toEqual([second.id]);
+      expect(await since(secondAt + 1)).toEqual([]);
+    });
   });
 
   describe.skipIf(skip)('claim, complete, fail', () => {

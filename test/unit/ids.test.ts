@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isUuid, randomBase62, uuidv7 } from '../../src/core/ids.js';
+import { isUuid, randomBase62, uuidv7, uuidv7Floor } from '../../src/core/ids.js';
 
 describe('ids', () => {
   it('mints distinct, well-formed UUIDv7s in time order', () => {
@@ -29,6 +29,20 @@ describe('ids', () => {
       const hex = uuidv7(t).replace(/-/g, '');
       expect(parseInt(hex.slice(0, 12), 16)).toBe(t);
     }
+  });
+
+  it('gives the smallest id of a millisecond: ids minted then or later sort at or above it, earlier ones below', () => {
+    for (const t of [0, 1_795_000_000_123, 2 ** 48 - 1]) {
+      const floor = uuidv7Floor(t);
+      expect(isUuid(floor)).toBe(true);
+      expect(parseInt(floor.replace(/-/g, '').slice(0, 12), 16)).toBe(t);
+      expect(floor.replace(/-/g, '').slice(12)).toBe('0'.repeat(20));
+    }
+    const t = 1_795_000_000_123;
+    expect(uuidv7(t) >= uuidv7Floor(t)).toBe(true);
+    expect(uuidv7(t + 5) >= uuidv7Floor(t + 1)).toBe(true);
+    expect(uuidv7(t - 1) < uuidv7Floor(t)).toBe(true);
+    expect(uuidv7Floor(-5)).toBe('00000000-0000-0000-0000-000000000000');
   });
 
   it('mints distinct base62 strings of the asked length across pool refills', () => {

@@ -3,6 +3,8 @@
  * Shared by listEvents and retryEvents so both read a filter the same way.
  */
 import type { RetryFilter } from '../types.js';
+import { ID_CLOCK_MARGIN_MS } from './changes.js';
+import { uuidv7Floor } from '../../core/ids.js';
 
 export function eventWhere(filter: RetryFilter, params: unknown[]): string {
   const parts: string[] = [];
@@ -24,7 +26,12 @@ export function eventWhere(filter: RetryFilter, params: unknown[]): string {
   if (filter.type !== undefined) parts.push(`e.type = ${add(filter.type)}`);
   if (filter.userId !== undefined) parts.push(`e.user_id = ${add(filter.userId)}`);
   if (filter.producerId !== undefined) parts.push(`e.producer_id = ${add(filter.producerId)}`);
-  if (filter.since !== undefined) parts.push(`e.created_at >= ${add(filter.since)}`);
+  if (filter.since !== undefined) {
+    // The primary key bounds the range (ids are minted in creation order, migration 000008);
+    // created_at decides exactly.
+    parts.push(`e.id >= ${add(uuidv7Floor(filter.since.getTime() - ID_CLOCK_MARGIN_MS))}::uuid`);
+    parts.push(`e.created_at >= ${add(filter.since)}`);
+  }
   if (filter.visibleTo !== undefined) {
     const p = add(filter.visibleTo);
     parts.push(`(e.user_id = ${p} OR e.producer_id = ${p})`);
