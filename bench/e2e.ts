@@ -166,18 +166,16 @@ runBench(async () => {
   };
   const ingestLat: number[] = [];
   const e2eLat: number[] = [];
+  // Also per second of the run: a stall (vacuum, GC, a neighbour) shows as one bad second, queueing as all.
+  const perSecond: number[][] = [];
   for (const [id, s] of run.sent) {
     ingestLat.push(s.t202 - s.t0);
     const t = processedAt.get(id);
-    if (t !== undefined) e2eLat.push(t - s.t0);
+    if (t === undefined) continue;
+    e2eLat.push(t - s.t0);
+    (perSecond[Math.floor((s.t0 - runStart) / 1000)] ??= []).push(t - s.t0);
   }
   const e2e = summarize(e2eLat);
-  // Per second of the run: a stall (vacuum, GC, a neighbour) shows as one bad second, queueing as all.
-  const perSecond: number[][] = [];
-  for (const [id, s] of run.sent) {
-    const t = processedAt.get(id);
-    if (t !== undefined) (perSecond[Math.floor((s.t0 - runStart) / 1000)] ??= []).push(t - s.t0);
-  }
   const timeline = perSecond.map((l, second) => {
     const { p50, p99 } = summarize(l);
     return { second, n: l.length, p50, p99 };

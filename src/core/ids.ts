@@ -102,3 +102,11 @@ export function uuidv7Floor(ms: number): string {
   const hex = t.toString(16).padStart(12, '0');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-0000-0000-000000000000`;
 }
+
+/**
+ * How far an event's id (minted from the API process's clock just before its ingest commit) may
+ * be from its created_at (that commit's time, from the same clock): a statement bounding a range
+ * of creation times on the primary key widens it by this much and then checks created_at. Far
+ * more than the wait for a commit, and than a clock step NTP would make.
+ */
+export const ID_CLOCK_MARGIN_MS = 60_000;

@@ -3,8 +3,7 @@
  * Shared by listEvents and retryEvents so both read a filter the same way.
  */
 import type { RetryFilter } from '../types.js';
-import { ID_CLOCK_MARGIN_MS } from './changes.js';
-import { uuidv7Floor } from '../../core/ids.js';
+import { ID_CLOCK_MARGIN_MS, uuidv7Floor } from '../../core/ids.js';
 
 export function eventWhere(filter: RetryFilter, params: unknown[]): string {
   const parts: string[] = [];

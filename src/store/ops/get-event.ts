@@ -15,11 +15,11 @@ const EVENT_SQL = `
 SELECT ${EVENT_COLUMNS},
   (SELECT coalesce(json_agg(json_build_object('status', h.status, 'attempt', h.attempt, 'error', h.error,
       'at', (extract(epoch FROM h.at) * 1000)::float8, 'version', h.version) ORDER BY h.version), '[]'::json)
-   FROM (
-     SELECT status, attempt, error, at, version FROM event_history WHERE event_id = e.id
+   FROM event_history eh CROSS JOIN LATERAL (
+     SELECT eh.status, eh.attempt, eh.error, eh.at, eh.version
      UNION ALL
-     SELECT 'accepted', attempt, NULL, at, version - 1 FROM event_history WHERE event_id = e.id AND with_accepted
-   ) h) AS history
+     SELECT 'accepted', eh.attempt, NULL, eh.at, eh.version - 1 WHERE eh.with_accepted
+   ) h WHERE eh.event_id = e.id) AS history
 FROM events e LEFT JOIN jobs j ON j.event_id = e.id WHERE e.id = $1`;
 
 type HistoryJson = Omit<HistoryRow, 'at'> & { at: number };

@@ -3,8 +3,7 @@
  * `olderThan` give up their idempotency key (and request hash), so the key may be reused.
  */
 import type { Db } from '../db.js';
-import { uuidv7Floor } from '../../core/ids.js';
-import { ID_CLOCK_MARGIN_MS } from './changes.js';
+import { ID_CLOCK_MARGIN_MS, uuidv7Floor } from '../../core/ids.js';
 
 // The primary key bounds the range (ids are minted in creation order, migration 000008);
 // created_at decides exactly.
