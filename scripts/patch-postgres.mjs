@@ -4,7 +4,8 @@
 // from a setImmediate callback, an uncatchable TypeError that kills the process whenever
 // PostgreSQL drops connections (restart, failover, a proxy cut). The guard settles the pending
 // queries with CONNECTION_CLOSED instead, and teardown forgets the stale write timer and buffer
-// so a reconnected connection can flush again. See docs/decisions/0006-postgres-driver-patch.md.
+// so a reconnected connection can flush again. Also: a connection ended while it reads the array
+// types no longer leaves an unhandled rejection. See docs/decisions/0006-postgres-driver-patch.md.
 // Runs on `npm install`/`npm ci` (postinstall); idempotent; refuses to touch an unknown version.
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -34,6 +35,14 @@ const replacements = [
   [
     '    clearImmediate(nextWriteTimer)\n    if (socket) {',
     '    clearImmediate(nextWriteTimer)\n    nextWriteTimer = null\n    chunk = null\n    if (socket) {',
+  ],
+  // A new connection first reads the array types; its promise is returned from a message handler
+  // that nobody awaits. A connection ended during that read (a terminated backend, a restart)
+  // rejected it unhandled, which ends a Node process. The end of the connection still fails the
+  // queries waiting on it, and a failure with the connection alive still lets them run.
+  [
+    '        return fetchArrayTypes()\n',
+    '        return fetchArrayTypes().catch(() => { /* tem: the connection reports its own end */ })\n',
   ],
 ];
 

@@ -106,6 +106,37 @@ describe.skipIf(!services.postgres)('PostgreSQL availability', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  // The driver as installed (scripts/patch-postgres.mjs): a new connection first reads the array
+  // types, and one ended during that read used to reject unhandled, which ends a Node process.
+  it('leaves no unhandled rejection when connections are ended while they open', async () => {
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    const unhandled: unknown[] = [];
+    const count = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', count);
+    cleanups.push(async () => void process.off('unhandledRejection', count));
+    const admin = postgres(PG_ADMIN_URL, { max: 1, onnotice: () => undefined });
+    cleanups.push(() => admin.end());
+    const name = `tem-kill-${randomBytes(4).toString('hex')}`;
+    // Ends every such backend over and over, so most are ended while their connection is set up.
+    let killing = true;
+    const killer = (async () => {
+      while (killing) await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ${name}`;
+    })();
+    let failed = 0;
+    for (let i = 0; i < 50; i++) {
+      const sql = postgres(db.url, { max: 1, onnotice: () => undefined, connection: { application_name: name } });
+      await sql`SELECT 1`.catch(() => failed++);
+      await sql.end({ timeout: 0 }).catch(() => undefined);
+    }
+    killing = false;
+    await killer;
+    await new Promise((r) => setTimeout(r, 100));
+    // Most connections were ended: the queries waiting on them failed, and nothing else did.
+    expect(failed).toBeGreaterThan(0);
+    expect(unhandled).toEqual([]);
+  });
+
   it('answers STORE_UNAVAILABLE while the server is away and works again once it is back', async () => {
     const db = await createTestDatabase();
     cleanups.push(() => db.drop());
