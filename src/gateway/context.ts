@@ -39,8 +39,10 @@ export interface GatewayDeps {
 export interface GatewayTuning {
   /** Typing auto-stop (contract: 10 s). */
   typingTimeoutMs: number;
-  /** How often presence entries are refreshed and expired ones swept. */
+  /** How often presence entries are refreshed. */
   presenceRefreshMs: number;
+  /** How often expired presence entries are swept and their leaves announced. */
+  presenceSweepMs: number;
   /** How often every connection's token is checked again (backstop for a missed revocation). */
   revalidateMs: number;
   /** How long a closing socket may take before it is destroyed. */
@@ -54,6 +56,7 @@ export interface GatewayTuning {
 export const DEFAULT_TUNING: GatewayTuning = {
   typingTimeoutMs: 10_000,
   presenceRefreshMs: 0, // 0: presenceTtlMs / 3
+  presenceSweepMs: 0, // 0: presenceTtlMs / 20, between 100 ms and 5 s
   revalidateMs: 60_000,
   closeGraceMs: 5_000,
   maxSubscriptions: 512,

@@ -163,7 +163,11 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
     await presence.refreshAll();
     await presence.expire();
   }
-  every(ctx.tuning.presenceRefreshMs || Math.max(50, Math.floor(config.presenceTtlMs / 3)), presenceTick);
+  every(ctx.tuning.presenceRefreshMs || Math.max(50, Math.floor(config.presenceTtlMs / 3)), () => presence.refreshAll());
+  // Swept far more often than refreshed: a user turns offline (and `presence.leave` goes out)
+  // within a few seconds of the TTL running out, not up to a refresh interval later.
+  const sweepMs = ctx.tuning.presenceSweepMs || Math.min(5000, Math.max(100, Math.floor(config.presenceTtlMs / 20)));
+  every(sweepMs, () => presence.expire());
   every(Math.max(1000, Math.floor(config.sessionTtlMs / 3)), () => {
     for (const conn of connections) if (conn.auth) sessions.save(conn);
   });

@@ -5,7 +5,7 @@
 import { can } from '../auth/policy.js';
 import { namespaceOptions } from '../config/index.js';
 import { isTemError } from '../core/errors.js';
-import { CLOSE_CODES, type ClientFrame, type ClientFrameMap } from '../protocol/index.js';
+import { CLOSE_CODES, isPattern, type ClientFrame, type ClientFrameMap } from '../protocol/index.js';
 import type { Connection } from './connection.js';
 import type { GatewayContext } from './context.js';
 import { wsErrorOf } from './errors.js';
@@ -130,8 +130,12 @@ export function createDispatcher(parts: HandlerParts): (conn: Connection, frame:
   }
 
   function typingFrame(conn: Connection, channel: string, start: boolean, ref: Ref): void {
-    if (!conn.channels.has(channel)) {
-      conn.sendError('BAD_REQUEST', `subscribe to ${channel} before typing there`, ref, channel);
+    if (isPattern(channel)) {
+      conn.sendError('BAD_REQUEST', `typing is on one channel, not a pattern (${channel})`, ref, channel);
+      return;
+    }
+    if (!subs.receives(conn, channel)) {
+      conn.sendError('BAD_REQUEST', `subscribe to ${channel} (or a pattern covering it) before typing there`, ref, channel);
       return;
     }
     if (start) typing.start(conn, channel);

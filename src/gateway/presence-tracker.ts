@@ -46,9 +46,15 @@ export class PresenceTracker {
     for (const channel of this.entries.get(conn) ?? []) this.enqueue(conn, () => this.upsert(conn, channel));
   }
 
-  /** The connection closed: stop refreshing; its entries expire after the TTL. */
+  /**
+   * The connection closed: its entries are stamped once more and then left to expire, so the
+   * TTL counts from the close, not from the last periodic refresh (up to a third of it earlier).
+   */
   forget(conn: Connection): void {
+    const channels = this.entries.get(conn);
+    if (!channels) return;
     this.entries.delete(conn);
+    for (const channel of channels) this.enqueue(conn, () => this.write(conn, channel));
   }
 
   /** Refreshes every live entry of this node (run well within the TTL). */
@@ -72,6 +78,10 @@ export class PresenceTracker {
 
   private async upsert(conn: Connection, channel: string): Promise<void> {
     if (!this.entries.get(conn)?.has(channel)) return;
+    await this.write(conn, channel);
+  }
+
+  private async write(conn: Connection, channel: string): Promise<void> {
     const change = await this.ctx.presence.upsert(
       { channel, userId: conn.userId, connectionId: conn.id, status: conn.status },
       this.ttlMs,

@@ -13,7 +13,7 @@
  */
 import type { Publication } from '../bus/types.js';
 import { namespaceOptions } from '../config/index.js';
-import { isPattern, type StreamPosition } from '../protocol/frames.js';
+import { isPattern, matchesPattern, type StreamPosition } from '../protocol/frames.js';
 import type { Connection } from './connection.js';
 import type { GatewayContext } from './context.js';
 import { wsErrorOf } from './errors.js';
@@ -103,9 +103,11 @@ export class Subscriptions {
       ok: true,
       prepared: { channel, position: isPattern(channel) ? PATTERN_POSITION : (current ?? PATTERN_POSITION), recovered: true, replay: [], existing: true },
     };
+    // Nothing asked: answered as a fresh subscribe without `since` is (nothing was recovered).
+    if (!since) return { ok: true, prepared: { ...unchanged.prepared, recovered: false } };
     const sentAfter = conn.sentAfter.get(channel);
-    // Still being set up (the same channel twice in one frame) or nothing asked: nothing to add.
-    if (!since || isPattern(channel) || !known || !sentAfter) return unchanged;
+    // Still being set up (the same channel twice in one frame): nothing to add.
+    if (isPattern(channel) || !known || !sentAfter) return unchanged;
     const live = this.ctx.registry.suspend(conn, channel);
     if (!live) return unchanged;
     const at = later(known, live.last)!;
@@ -154,17 +156,25 @@ export class Subscriptions {
     if (!isPattern(channel) && namespaceOptions(this.ctx.config, channel).presence) this.presence.join(conn, channel);
   }
 
+  /** Whether the connection receives `channel`: subscribed to it, or to a pattern covering it. */
+  receives(conn: Connection, channel: string): boolean {
+    if (conn.channels.has(channel)) return true;
+    for (const sub of conn.channels) if (isPattern(sub) && matchesPattern(sub, channel)) return true;
+    return false;
+  }
+
   /** UNSUBSCRIBE: leaves the channels; presence entries go at once (an explicit leave). */
   unsubscribe(conn: Connection, channels: string[]): string[] {
     const left: string[] = [];
     for (const channel of channels) {
       if (!conn.channels.has(channel)) continue;
       if (channel === `user:${conn.userId}`) continue; // the user's own channel stays
-      this.typing.stop(conn, channel);
       this.presence.leave(conn, channel);
       this.abandon(conn, channel);
       left.push(channel);
     }
+    // Typing stops where the connection no longer is (a pattern may have covered several).
+    for (const channel of this.typing.channelsOf(conn)) if (!this.receives(conn, channel)) this.typing.stop(conn, channel);
     return left;
   }
 

@@ -38,6 +38,11 @@ export class TypingTracker {
     for (const channel of [...(this.timers.get(conn)?.keys() ?? [])]) this.stop(conn, channel);
   }
 
+  /** The channels the connection is typing on. */
+  channelsOf(conn: Connection): string[] {
+    return [...(this.timers.get(conn)?.keys() ?? [])];
+  }
+
   isTyping(conn: Connection, channel: string): boolean {
     return this.timers.get(conn)?.has(channel) ?? false;
   }

@@ -179,3 +179,63 @@ describe('presence', () => {
     await Promise.all([a.close(), b.close(), bn.close()]);
   });
 });
+
+/**
+ * Timing that the short timers above would hide: entries refreshed far apart, typing that never
+ * stops by itself within a test. What is seen here can only come from the close or the leave.
+ */
+describe('presence and typing, counted from what the client did', () => {
+  let slow: GatewayHarness;
+  let ann: TestPrincipal;
+  let ben: TestPrincipal;
+  let dan: TestPrincipal;
+
+  beforeAll(async () => {
+    slow = await startGatewayHarness({
+      config: { presenceTtlMs: TTL, namespaces: { '*': { joinLeave: true } } },
+      tuning: { typingTimeoutMs: 60_000, presenceRefreshMs: 100_000, presenceSweepMs: 50 },
+    });
+    ann = await slow.api.createPrincipal({ id: 'ann' });
+    ben = await slow.api.createPrincipal({ id: 'ben' });
+    dan = await slow.api.createPrincipal({ id: 'dan', extra_permissions: ['channels.subscribe.live'] });
+    for (const u of ['ann', 'ben']) await slow.api.store.addChannelMember('live:1:chat', u);
+  });
+
+  afterAll(async () => {
+    await slow?.close();
+  });
+
+  async function join(token: string, channel: string): Promise<WsTestClient> {
+    const c = await WsTestClient.ready(slow.wsUrl({ token }));
+    expect((await c.request('SUBSCRIBE', { channels: [channel] })).type).toBe('SUBSCRIBED');
+    return c;
+  }
+
+  it('the TTL of a closed connection counts from the close, not from its last refresh', async () => {
+    const b = await join(ben.key, 'live:1:chat');
+    const a = await join(ann.key, 'live:1:chat');
+    await b.waitFor((f) => isNotice(f, 'live:1:chat') && f.payload.event === 'presence.join' && (f.payload.payload as { user_id: string }).user_id === 'ann');
+    // Ann's entry was written at her join and not refreshed since; she closes half a TTL later.
+    await sleep(TTL / 2);
+    // (Ben's own entry is not refreshed either and may expire meanwhile: only Ann's leave counts.)
+    const left = b.next((f) => isNotice(f, 'live:1:chat') && f.payload.event === 'presence.leave' && (f.payload.payload as { user_id: string }).user_id === 'ann', TTL * 6);
+    await a.close();
+    const closedAt = Date.now();
+    expect((await left).payload.payload).toEqual({ user_id: 'ann', status: 'offline' });
+    expect(Date.now() - closedAt).toBeGreaterThanOrEqual(TTL - 50);
+    await b.close();
+  });
+
+  it('a pattern covering the channel is enough to type there; leaving it stops the typing', async () => {
+    const d = await join(dan.key, 'live:*');
+    const b = await join(ben.key, 'live:1:chat');
+    const started = b.next((f) => isNotice(f, 'live:1:chat') && f.payload.event === 'typing');
+    d.send('TYPING_START', { channel: 'live:1:chat' });
+    expect((await started).payload.payload).toEqual({ user_id: 'dan', is_typing: true });
+    expect(await d.request('TYPING_START', { channel: 'live:*' })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
+    const stopped = b.next((f) => isNotice(f, 'live:1:chat') && f.payload.event === 'typing');
+    expect((await d.request('UNSUBSCRIBE', { channels: ['live:*'] })).type).toBe('UNSUBSCRIBED');
+    expect((await stopped).payload.payload).toEqual({ user_id: 'dan', is_typing: false });
+    await Promise.all([d.close(), b.close()]);
+  });
+});

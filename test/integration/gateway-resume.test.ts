@@ -54,6 +54,15 @@ describe('SUBSCRIBE with since', () => {
     await c.close();
   });
 
+  it('without since nothing is recovered, also on a channel the connection is already on', async () => {
+    await publishN('live:3:chat', 2);
+    const c = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    expect((await c.request('SUBSCRIBE', { channels: ['live:3:chat'] })).payload).toMatchObject({ channel: 'live:3:chat', recovered: false });
+    expect((await c.request('SUBSCRIBE', { channels: ['live:3:chat'] })).payload).toMatchObject({ channel: 'live:3:chat', recovered: false });
+    expect((await c.request('SUBSCRIBE', { channels: ['user:alice'] })).payload).toMatchObject({ channel: 'user:alice', recovered: false });
+    await c.close();
+  });
+
   it('outside history (too old, or another epoch): recovered false and nothing replayed', async () => {
     const [first] = await publishN('live:2:chat', 25);
     const c = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
