@@ -77,8 +77,8 @@ export function serviceIngestPort(service: IngestServiceLike): IngestPort {
   return {
     async ingest(auth, _token, input) {
       const result = await service.ingest(auth, input, undefined, { field: 'payload' });
-      // As POST /api/events answers: a new event is `accepted`, a replay shows where it is now.
-      return { event_id: result.event.id, status: result.outcome === 'created' ? 'accepted' : result.event.status, replayed: result.outcome === 'replayed' };
+      // As POST /api/events answers: `accepted`, and a replay gets that original answer again.
+      return { event_id: result.event.id, status: 'accepted', replayed: result.outcome === 'replayed' };
     },
   };
 }

@@ -21,25 +21,17 @@ import { IDEMPOTENCY_KEY_PATTERN, validateEventInput } from './event-input.js';
 import { checkPayload, parseDateTime } from './payload-check.js';
 
 export const ON_BEHALF_PERMISSION = 'events.post.event_ingest_on_behalf';
-/** What publishing to a channel from outside takes (POST /api/publish), and so naming one here. */
-export const CHANNEL_PUBLISH_PERMISSION = 'channels.post.channel_publish';
-
 /**
- * Who may have an event delivered to a channel once processed. A `user:{id}` channel is private
- * to its user: only the event's owner's own channel (an event on behalf of a user may go to that
- * user). Any other channel takes the permission POST /api/publish takes; otherwise any producer
- * could put messages into any channel, or fake status updates on someone else's.
+ * Who may have an event delivered to a channel once processed. Posting an event takes
+ * `events.post.event_ingest` and nothing more (contract §2), whatever shared channel it names:
+ * only subscribers allowed on that channel receive it. A `user:{id}` channel is private to its
+ * user, though: an event may name only its owner's own (an event on behalf of a user may go to
+ * that user), so nobody can fake status updates on someone else's channel.
  */
-function checkDeliveryChannel(ctx: AuthContext, channel: string, ownerId: string, where: string): void {
+function checkDeliveryChannel(channel: string, ownerId: string, where: string): void {
   const [namespace, target] = channel.split(':');
-  if (namespace === 'user') {
-    if (target !== ownerId) {
-      throw createError('FORBIDDEN', `${where}.channel may name only the owner's own user:${ownerId} channels`, { field: `${where}.channel` });
-    }
-    return;
-  }
-  if (!can(ctx, CHANNEL_PUBLISH_PERMISSION)) {
-    throw createError('FORBIDDEN', `Delivering to ${channel} needs ${CHANNEL_PUBLISH_PERMISSION}`, { field: `${where}.channel` });
+  if (namespace === 'user' && target !== ownerId) {
+    throw createError('FORBIDDEN', `${where}.channel may name only the owner's own user:${ownerId} channels`, { field: `${where}.channel` });
   }
 }
 const IDEMPOTENCY_KEY_RE = new RegExp(IDEMPOTENCY_KEY_PATTERN);
@@ -101,7 +93,7 @@ export class IngestService {
     if (userId !== ctx.userId && !can(ctx, ON_BEHALF_PERMISSION)) {
       throw createError('FORBIDDEN', `Setting ${where}.user_id to another user needs ${ON_BEHALF_PERMISSION}`, { field: `${where}.user_id` });
     }
-    if (input.channel !== undefined) checkDeliveryChannel(ctx, input.channel, userId, where);
+    if (input.channel !== undefined) checkDeliveryChannel(input.channel, userId, where);
     const idempotencyKey = resolveIdempotencyKey(idempotencyKeyHeader, input.idempotency_key, where);
     checkPayload(input.payload, `${where}.payload`);
     const occurredAt = input.occurred_at === undefined ? this.deps.clock.now() : parseDateTime(input.occurred_at, `${where}.occurred_at`);

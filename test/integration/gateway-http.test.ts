@@ -138,6 +138,9 @@ describe('GET /api/presence/{channel}', () => {
     });
     expect((await call('GET', '/api/presence/live:3:chat', bob.key)).status).toBe(404);
     expect((await call('GET', '/api/presence/live:3:chat', svc.key)).body).toEqual({ channel: 'live:3:chat', members: [] });
+    // A service may ask whether a user is online; another user may not.
+    expect((await call('GET', '/api/presence/user:alice', svc.key)).status).toBe(200);
+    expect((await call('GET', '/api/presence/user:alice', bob.key)).status).toBe(404);
     await a.close();
   });
 });

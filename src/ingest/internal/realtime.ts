@@ -75,7 +75,7 @@ export const realtimeInternalRoutes: InternalRoutePlugin = async (app, { store, 
     reply.code(result.outcome === 'created' ? 202 : 200);
     return {
       event_id: result.event.id,
-      status: result.outcome === 'created' ? 'accepted' : result.event.status,
+      status: 'accepted', // a replay gets the original answer again, as POST /api/events
       replayed: result.outcome === 'replayed',
     };
   });

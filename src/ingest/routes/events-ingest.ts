@@ -22,13 +22,13 @@ function headerValue(request: FastifyRequest, name: string): string | undefined 
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
+/**
+ * The answer to an ingest. A replay gets the original answer again (as Stripe's idempotent
+ * requests do), with 200 and `Idempotent-Replayed: true`: where the event is now is one
+ * `GET /api/events/{id}` away, through the `Location` header.
+ */
 function accepted(result: IngestResult): { event_id: string; status: string; created_at: string } {
-  return {
-    event_id: result.event.id,
-    // A new event is reported as accepted; a replay reports where the event is now.
-    status: result.outcome === 'created' ? 'accepted' : result.event.status,
-    created_at: result.event.createdAt.toISOString(),
-  };
+  return { event_id: result.event.id, status: 'accepted', created_at: result.event.createdAt.toISOString() };
 }
 
 const batchSchema = {

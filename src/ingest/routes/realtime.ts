@@ -16,6 +16,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { Bus } from '../../bus/types.js';
+import { can } from '../../auth/policy.js';
 import { namespaceOptions } from '../../config/index.js';
 import { createError } from '../../core/errors.js';
 import { storeChannelAccess } from '../../gateway/access.js';
@@ -23,10 +24,9 @@ import type { PresenceStore } from '../../presence/types.js';
 import { withOfflineMembers } from '../../presence/status.js';
 import { isPattern, isValidChannel } from '../../protocol/frames.js';
 import { PRINCIPAL_ID_PATTERN } from '../event-input.js';
-import { CHANNEL_PUBLISH_PERMISSION } from '../service.js';
 import type { ApiRoutePlugin, RouteDeps } from '../types.js';
 
-const PUBLISH = CHANNEL_PUBLISH_PERMISSION;
+const PUBLISH = 'channels.post.channel_publish';
 const MEMBERS_WRITE = 'channels.put.channel_members';
 const MEMBERS_READ = 'channels.get.channel_members';
 const PRESENCE = 'presence.get.presence_list';
@@ -132,7 +132,10 @@ export const realtimeRoutes: ApiRoutePlugin = async (app, opts) => {
     { config: { permission: PRESENCE }, schema: { params: channelParams } },
     async (request: FastifyRequest<{ Params: { channel: string } }>) => {
       const channel = exactChannel(request.params.channel, 'params.channel');
-      if (!(await access.canSubscribe(request.auth!, channel))) throw createError('NOT_FOUND', `No channel ${channel}`);
+      // Who may see a channel may see who is on it; so may a principal that may list any
+      // channel's members (services, admins: the server-side "is this user online?").
+      const auth = request.auth!;
+      if (!can(auth, MEMBERS_READ) && !(await access.canSubscribe(auth, channel))) throw createError('NOT_FOUND', `No channel ${channel}`);
       if (!presence) throw createError('BUS_UNAVAILABLE', 'Presence is not available in this process');
       // A namespace without presence keeps none, as the PRESENCE frame says.
       if (!namespaceOptions(config, channel).presence) return { channel, members: [] };
