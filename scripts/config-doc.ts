@@ -15,7 +15,8 @@ export function renderConfigDoc(): string {
 
 Every setting has a default. Each value is taken from, in order: the environment, then the JSON
 file named by \`TEM_CONFIG\` (default \`./tem.config.json\`, optional), then the default. A bad value
-stops start-up with a message naming the setting.
+stops start-up with a message naming the setting, and so does a file named in \`TEM_CONFIG\` that
+does not exist (an empty \`TEM_CONFIG\` means no file).
 
 | environment | config file key | default | meaning |
 |---|---|---|---|

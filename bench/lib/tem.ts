@@ -59,7 +59,7 @@ export async function deployTem(
   const dataDir = mkdtempSync(join(tmpdir(), `${tag}-`));
   onCleanup('remove data dir', () => rmSync(dataDir, { recursive: true, force: true }));
   const configPath = join(dataDir, 'tem.config.json');
-  if (options.config) writeFileSync(configPath, JSON.stringify(options.config, null, 2));
+  writeFileSync(configPath, JSON.stringify(options.config ?? {}, null, 2));
   const adminKey = generateApiKey().key;
   const jwtSecret = generateApiKey().key;
   const httpPort = await freePort();

@@ -74,8 +74,12 @@ function parseValue(name: string, spec: SettingSpec, raw: unknown): unknown {
   }
 }
 
-function readFile(path: string): Record<string, unknown> {
-  if (!existsSync(path)) return {};
+function readFile(path: string, required: boolean): Record<string, unknown> {
+  if (path === '') return {};
+  if (!existsSync(path)) {
+    if (required) throw new ConfigError('TEM_CONFIG', `${path} does not exist (unset TEM_CONFIG, or set it empty, to run without a config file)`);
+    return {};
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
@@ -141,7 +145,9 @@ function parseRetry(raw: unknown, defaults: RetryPolicy): Record<string, RetryPo
  */
 export function loadConfig(overrides: Overrides = {}, env: NodeJS.ProcessEnv = process.env): TemConfig {
   const filePath = (overrides.configFile as string | undefined) ?? env.TEM_CONFIG ?? SETTINGS.configFile.default;
-  const file = readFile(filePath);
+  // The default file is optional; one named in TEM_CONFIG must be there (a typo would otherwise
+  // run with defaults unnoticed).
+  const file = readFile(filePath, overrides.configFile === undefined && env.TEM_CONFIG !== undefined);
   const known = new Set<string>([...Object.keys(SETTINGS), 'namespaces', 'retry']);
   for (const key of Object.keys(file)) {
     if (!known.has(key)) throw new ConfigError(`${filePath}: ${key}`, 'unknown setting');

@@ -43,7 +43,7 @@ export async function startEmbeddedServer(opts: { processors?: string; env?: Rec
       TEM_DATA_DIR: dataDir,
       TEM_ADMIN_KEY: adminKey,
       TEM_LOG_LEVEL: 'info',
-      TEM_CONFIG: join(dataDir, 'none.json'),
+      TEM_CONFIG: '',
       ...(opts.processors ? { TEM_PROCESSORS: opts.processors } : {}),
       ...opts.env,
     },

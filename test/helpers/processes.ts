@@ -24,7 +24,7 @@ const running = new Set<ChildProcess>();
 export function spawnTem(args: string[], env: Record<string, string | undefined> = {}): TemProcess {
   const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
     cwd: ROOT,
-    env: { ...process.env, TEM_LOG_LEVEL: 'info', TEM_CONFIG: '/nonexistent/tem.config.json', ...env },
+    env: { ...process.env, TEM_LOG_LEVEL: 'info', TEM_CONFIG: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(proc);
@@ -93,7 +93,7 @@ export function runTem(args: string[], env: Record<string, string | undefined> =
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
       cwd: ROOT,
-      env: { ...process.env, TEM_CONFIG: '/nonexistent/tem.config.json', ...env },
+      env: { ...process.env, TEM_CONFIG: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

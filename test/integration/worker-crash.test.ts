@@ -41,7 +41,7 @@ describe.skipIf(!services.postgres)('worker processes killed with SIGKILL (postg
       env: {
         ...process.env,
         DATABASE_URL: url,
-        TEM_CONFIG: '/nonexistent/tem.config.json',
+        TEM_CONFIG: '',
         TEM_LOG_LEVEL: 'error',
         TEM_LEASE_MS: '1000',
         TEM_SWEEP_INTERVAL_MS: '200',

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { loadConfig, ConfigError, retryPolicy, namespaceOptions } from '../../src/config/index.js';
 import { renderConfigDoc } from '../../scripts/config-doc.js';
 
-const NO_FILE = { TEM_CONFIG: '/nonexistent/tem.config.json' };
+const NO_FILE = { TEM_CONFIG: '' };
 
 describe('config', () => {
   it('has defaults for everything and is frozen', () => {
@@ -48,6 +48,19 @@ describe('config', () => {
     expect(() => loadConfig({}, { TEM_CONFIG: file })).toThrowError(/namespaces\.live\.historySize/);
     writeFileSync(file, '{not json');
     expect(() => loadConfig({}, { TEM_CONFIG: file })).toThrowError(/TEM_CONFIG/);
+  });
+
+  it('refuses a config file named in TEM_CONFIG that does not exist; the default one is optional', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tem-config-'));
+    expect(() => loadConfig({}, { TEM_CONFIG: join(dir, 'typo.json') })).toThrowError(/TEM_CONFIG.*typo\.json does not exist/);
+    expect(loadConfig({}, { TEM_CONFIG: '' }).httpPort).toBe(8080);
+    const cwd = process.cwd();
+    try {
+      process.chdir(dir); // no ./tem.config.json here
+      expect(loadConfig({}, {}).httpPort).toBe(8080);
+    } finally {
+      process.chdir(cwd);
+    }
   });
 
   it('resolves retry policies by exact type, longest prefix, then default', () => {
