@@ -5,10 +5,10 @@
  * the node has the JWT secret or public key. Publications, presence and sessions live in Redis
  * so any client may land on any node.
  */
-import Fastify from 'fastify';
 import { createJwtVerifier, jwtSettingsDigest } from '../auth/jwt.js';
 import { ConfigError } from '../config/index.js';
 import { createGateway, httpChannelAccess, httpIngestPort, IntrospectionAuthenticator } from '../gateway/index.js';
+import { createFastify } from '../ingest/http-common.js';
 import { listen } from './listen.js';
 import { createRuntime, runForever, startBus, startPresence, startSessions } from './runtime.js';
 
@@ -45,7 +45,8 @@ export async function runGateway(): Promise<void> {
     });
 
     // A small HTTP server for upgrades, liveness and this node's metrics.
-    const app = Fastify({ loggerInstance: logger, disableRequestLogging: true });
+    // The API's HTTP setup (problem+json errors, request ids) with no body worth taking.
+    const app = createFastify({ logger, bodyLimit: 1024 });
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => {
       const redis = await bus.health();

@@ -4,11 +4,13 @@
  * metrics.
  */
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createAjv } from './ajv.js';
-import { createError } from '../core/errors.js';
+import { createError, toProblem, type TemError } from '../core/errors.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -34,6 +36,7 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
     frameworkErrors: (_err, request, reply) => {
       void sendProblem(reply, request, createError('BAD_REQUEST', 'The request URL is not valid', { field: 'url' }));
     },
+    clientErrorHandler: answerClientError,
   }) as unknown as FastifyInstance;
   const ajv = createAjv();
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
@@ -62,6 +65,26 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
   });
   installProblemHandlers(app);
   return app;
+}
+
+/**
+ * A request Node's HTTP parser refused (a malformed request line or header, headers over the
+ * limit) never reaches Fastify's handlers: it is answered here, as problem+json too, and the
+ * connection closed. Nothing is answered on a socket that is already gone.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  let error: TemError;
+  if (err.code === 'HPE_HEADER_OVERFLOW') error = createError('HEADERS_TOO_LARGE', 'The request headers are larger than allowed', { field: 'headers' });
+  else error = createError('BAD_REQUEST', 'The request is not valid HTTP', { field: err.code === 'HPE_INVALID_HEADER_TOKEN' ? 'headers' : 'request' });
+  const body = JSON.stringify(toProblem(error));
+  socket.end(
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\n` +
+      `Content-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 export function installRequestMetrics(app: FastifyInstance, metrics: Metrics | undefined): void {

@@ -3,6 +3,7 @@
  * Also 413 (payload and body limits), 415, unknown routes, and that an unexpected failure is
  * a 500 INTERNAL that does not leak its message.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiRoutePlugin } from '../../src/ingest/types.js';
 import { createTestApi, type TestApi, type TestPrincipal } from '../helpers/api.js';
@@ -103,7 +104,7 @@ describe(`malformed input (${kind})`, () => {
   let user: TestPrincipal;
 
   beforeAll(async () => {
-    api = await createTestApi({ kind, config: { maxPayloadBytes: MAX_PAYLOAD, maxBodyBytes: MAX_BODY }, extraRoutes: [leaky] });
+    api = await createTestApi({ kind, config: { maxPayloadBytes: MAX_PAYLOAD, maxBodyBytes: MAX_BODY }, extraRoutes: [leaky], listen: true });
     user = await api.createPrincipal({ kind: 'user' });
   });
   afterAll(async () => {
@@ -206,6 +207,23 @@ describe(`malformed input (${kind})`, () => {
     }
   });
 
+  it('answers what the HTTP parser refuses (bad header, headers too large) as problem+json too', async () => {
+    const port = Number(new URL(api.url!).port);
+    const cases: [string, number, string][] = [
+      [`GET /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n`, 400, 'BAD_REQUEST'],
+      [`GET /api/events HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
+    ];
+    for (const [request, status, code] of cases) {
+      const answer = await rawHttp(port, request);
+      const [head, body] = answer.split('\r\n\r\n', 2);
+      expect(head).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+      expect(head!.toLowerCase()).toContain('content-type: application/problem+json');
+      expect(JSON.parse(body!)).toMatchObject({ status, code });
+    }
+    // The server is still there.
+    expect((await api.request('GET', '/api/events', { key: user.key })).status).toBe(200);
+  });
+
   it('turns an unexpected failure into a 500 INTERNAL without its message', async () => {
     const res = await api.request('GET', '/api/test/explode', { key: user.key });
     expect(res.status).toBe(500);
@@ -213,3 +231,15 @@ describe(`malformed input (${kind})`, () => {
     expect(res.raw.body).not.toMatch(/hunter2|postgres:|stack|at /);
   });
 });
+
+/** Sends bytes as they are and reads until the server closes the connection. */
+function rawHttp(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(request));
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (data += chunk));
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+  });
+}
