@@ -4,6 +4,7 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigError, loadConfig, type TemConfig } from '../config/index.js';
 
 export interface ClientOptions {
   url?: string;
@@ -21,11 +22,27 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * Where admin commands go, and with which key: `--url`/`TEM_URL` and `--key`/`TEM_API_KEY` when
+ * given; otherwise the server this machine's settings describe — the same environment and
+ * tem.config.json the server reads — with `TEM_ADMIN_KEY` or the embedded server's admin.key.
+ */
 export function resolveTarget(opts: ClientOptions, env: NodeJS.ProcessEnv = process.env): { url: string; key: string } {
-  const url = (opts.url ?? env.TEM_URL ?? `http://127.0.0.1:${env.TEM_HTTP_PORT && env.TEM_HTTP_PORT !== '0' ? env.TEM_HTTP_PORT : '8080'}`).replace(/\/$/, '');
-  let key = opts.key ?? env.TEM_API_KEY ?? env.TEM_ADMIN_KEY;
+  let config: TemConfig;
+  try {
+    config = loadConfig({}, env);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message, 2);
+    throw err;
+  }
+  // A server listening on every address is reached on loopback; port 0 was picked at start-up
+  // and cannot be known here (pass --url).
+  const host = ['0.0.0.0', '::', ''].includes(config.httpHost) ? '127.0.0.1' : config.httpHost;
+  const port = config.httpPort === 0 ? 8080 : config.httpPort;
+  const url = (opts.url ?? env.TEM_URL ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/$/, '');
+  let key = opts.key ?? env.TEM_API_KEY ?? config.adminKey;
   if (!key) {
-    const keyFile = join(opts.dataDir ?? env.TEM_DATA_DIR ?? './.tem', 'admin.key');
+    const keyFile = join(opts.dataDir ?? config.dataDir, 'admin.key');
     if (existsSync(keyFile)) key = readFileSync(keyFile, 'utf8').trim();
   }
   if (!key) throw new CliError('no API key: pass --key, set TEM_API_KEY, or run next to an embedded server with its admin.key');

@@ -1,0 +1,46 @@
+/**
+ * Where the CLI's admin commands go by default: the server this machine's settings describe
+ * (environment over tem.config.json, as the server reads them), with its admin key.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CliError, resolveTarget } from '../../src/cli/admin-client.js';
+
+function setup(config: Record<string, unknown>): { file: string; dataDir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'tem-cli-'));
+  const dataDir = join(dir, 'data');
+  mkdirSync(dataDir);
+  writeFileSync(join(dataDir, 'admin.key'), 'tem_fromTheDataDir\n');
+  const file = join(dir, 'tem.config.json');
+  writeFileSync(file, JSON.stringify({ dataDir, ...config }));
+  return { file, dataDir };
+}
+
+describe('resolveTarget', () => {
+  it('reads the port, host and data dir from the config file', () => {
+    const { file } = setup({ httpPort: 18123 });
+    expect(resolveTarget({}, { TEM_CONFIG: file })).toEqual({ url: 'http://127.0.0.1:18123', key: 'tem_fromTheDataDir' });
+    const bound = setup({ httpPort: 18124, httpHost: '127.0.0.2' });
+    expect(resolveTarget({}, { TEM_CONFIG: bound.file }).url).toBe('http://127.0.0.2:18124');
+  });
+
+  it('lets the environment win over the file, and options over both', () => {
+    const { file } = setup({ httpPort: 18123 });
+    expect(resolveTarget({}, { TEM_CONFIG: file, TEM_HTTP_PORT: '18200', TEM_ADMIN_KEY: 'tem_fromEnv' })).toEqual({ url: 'http://127.0.0.1:18200', key: 'tem_fromEnv' });
+    expect(resolveTarget({ url: 'http://h:1/', key: 'tem_opt' }, { TEM_CONFIG: file, TEM_API_KEY: 'tem_api' })).toEqual({ url: 'http://h:1', key: 'tem_opt' });
+    expect(resolveTarget({}, { TEM_CONFIG: file, TEM_URL: 'http://u:2', TEM_API_KEY: 'tem_api' })).toEqual({ url: 'http://u:2', key: 'tem_api' });
+  });
+
+  it('says what is wrong: a bad setting (exit code 2), or no key anywhere', () => {
+    const { file } = setup({ httpPort: 18123 });
+    expect(() => resolveTarget({}, { TEM_CONFIG: file, TEM_HTTP_PORT: 'eighty' })).toThrowError(/TEM_HTTP_PORT/);
+    try {
+      resolveTarget({}, { TEM_CONFIG: file, TEM_HTTP_PORT: 'eighty' });
+    } catch (err) {
+      expect((err as CliError).exitCode).toBe(2);
+    }
+    expect(() => resolveTarget({}, { TEM_CONFIG: '', TEM_DATA_DIR: join(tmpdir(), 'tem-no-such-dir') })).toThrowError(/no API key/);
+  });
+});
