@@ -52,6 +52,13 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
     app.server.keepAliveTimeout = 1;
     done();
   });
+  // An empty query parameter (`?status=&cursor=`, as forms and URL templates send them) is no
+  // parameter: no filter, the first page.
+  app.addHook('preValidation', (request, _reply, done) => {
+    const query = request.query as Record<string, unknown> | undefined;
+    if (query && typeof query === 'object') for (const k of Object.keys(query)) if (query[k] === '') delete query[k];
+    done();
+  });
   // JSON only: a text/plain body is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
   // An empty body labelled application/json is no body: many HTTP clients send that header on

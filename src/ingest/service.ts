@@ -36,6 +36,18 @@ function checkDeliveryChannel(channel: string, ownerId: string, where: string): 
 }
 const IDEMPOTENCY_KEY_RE = new RegExp(IDEMPOTENCY_KEY_PATTERN);
 
+const OPTIONAL_FIELDS = ['channel', 'user_id', 'occurred_at', 'idempotency_key'] as const;
+
+/** An optional field sent as `null` is a field not sent, as most JSON APIs read it. */
+function withoutNullOptionals(input: unknown): unknown {
+  if (!input || typeof input !== 'object' || Array.isArray(input)) return input;
+  const fields = input as Record<string, unknown>;
+  if (!OPTIONAL_FIELDS.some((k) => fields[k] === null)) return input;
+  const copy = { ...fields };
+  for (const k of OPTIONAL_FIELDS) if (copy[k] === null) delete copy[k];
+  return copy;
+}
+
 export interface IngestServiceDeps {
   store: Store;
   config: TemConfig;
@@ -75,8 +87,9 @@ export class IngestService {
   }
 
   /** Validates one event and builds the row to insert; throws TemError naming the field. */
-  prepare(ctx: AuthContext, input: unknown, idempotencyKeyHeader?: string, options: IngestOptions = {}): IngestItem {
+  prepare(ctx: AuthContext, raw: unknown, idempotencyKeyHeader?: string, options: IngestOptions = {}): IngestItem {
     const where = options.field ?? 'body';
+    const input = withoutNullOptionals(raw);
     check(validateEventInput, input, where);
     const { config } = this.deps;
 

@@ -181,6 +181,19 @@ describe(`malformed input (${kind})`, () => {
     expect(retry.body).toMatchObject({ status: 409, code: 'INVALID_STATE', event_status: expect.any(String) });
   });
 
+  it('takes empty query parameters as none, and optional fields sent as null as not sent', async () => {
+    const all = await api.request<{ data: unknown[] }>('GET', '/api/events?status=&type=&user_id=&since=&limit=&cursor=', { key: user.key });
+    expect(all.status).toBe(200);
+    expect(Array.isArray(all.body.data)).toBe(true);
+    const res = await api.request('POST', '/api/events', {
+      key: user.key,
+      body: { type: 'nulls.ok', payload: {}, channel: null, user_id: null, occurred_at: null, idempotency_key: null },
+    });
+    expect(res.status).toBe(202);
+    // null is no value for a required field, nor for the payload.
+    expect(await api.request('POST', '/api/events', { key: user.key, body: { type: 'nulls.ok', payload: null } })).toMatchObject({ status: 400, body: { field: 'body.payload' } });
+  });
+
   it('takes a bare array as a batch', async () => {
     const res = await api.request<{ results: { status: number; event_id?: string }[] }>('POST', '/api/events/batch', { key: user.key, body: [ev, { type: 'Bad Type', payload: {} }] });
     expect(res.status).toBe(202);
