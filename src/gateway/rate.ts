@@ -32,9 +32,10 @@ export class ConnectLimiter {
 export type RateVerdict = 'ok' | 'limited' | 'abuse';
 
 /**
- * Frames per second for one connection. Past `rate` a frame is refused (ERROR RATE_LIMITED);
- * a client that keeps sending at more than twice the rate within one window, or stays over the
- * rate for `abuseWindows` windows in a row, is abusive (close 1008).
+ * Frames per second for one connection. Past `rate` a frame is refused (ERROR RATE_LIMITED) and
+ * the connection stays open, as for any other refused frame; a client that sends more than
+ * `burstFactor` times the rate within one window, or stays over the rate for `abuseWindows`
+ * windows in a row, is abusive (close 1008).
  */
 export class MessageRate {
   private windowStart = 0;
@@ -44,6 +45,7 @@ export class MessageRate {
   constructor(
     private readonly rate: number,
     private readonly abuseWindows = 5,
+    private readonly burstFactor = 10,
   ) {}
 
   check(nowMs: number): RateVerdict {
@@ -56,7 +58,7 @@ export class MessageRate {
     }
     this.count++;
     if (this.count <= this.rate) return 'ok';
-    if (this.count > this.rate * 2 || this.overWindows >= this.abuseWindows) return 'abuse';
+    if (this.count > this.rate * this.burstFactor || this.overWindows >= this.abuseWindows) return 'abuse';
     return 'limited';
   }
 

@@ -6,11 +6,22 @@ function run(rate: MessageRate, n: number, at: number): string[] {
 }
 
 describe('MessageRate', () => {
-  it('limits past the rate and calls more than twice the rate abuse', () => {
-    const verdicts = run(new MessageRate(10), 21, 1000);
+  it('limits past the rate and calls more than ten times the rate in one second abuse', () => {
+    const verdicts = run(new MessageRate(10), 101, 1000);
     expect(verdicts.slice(0, 10)).toEqual(Array(10).fill('ok'));
-    expect(verdicts.slice(10, 20)).toEqual(Array(10).fill('limited'));
-    expect(verdicts[20]).toBe('abuse');
+    expect(verdicts.slice(10, 100)).toEqual(Array(90).fill('limited'));
+    expect(verdicts[100]).toBe('abuse');
+  });
+
+  it('calls staying over the rate five seconds in a row abuse', () => {
+    const rate = new MessageRate(10);
+    for (let s = 1; s <= 5; s++) expect(run(rate, 12, s * 1000).at(-1)).toBe('limited');
+    expect(run(rate, 11, 6000).at(-1)).toBe('abuse');
+    // A second within the rate starts the count again.
+    const calm = new MessageRate(10);
+    for (let s = 1; s <= 4; s++) run(calm, 12, s * 1000);
+    expect(run(calm, 5, 5000).at(-1)).toBe('ok');
+    for (let s = 6; s <= 9; s++) expect(run(calm, 12, s * 1000).at(-1)).toBe('limited');
   });
 
   it('after a pause for backpressure, lets in what the client could have sent meanwhile', () => {
