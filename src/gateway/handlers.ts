@@ -48,14 +48,10 @@ export function createDispatcher(parts: HandlerParts): (conn: Connection, frame:
         auth = await ctx.auth.authenticate(p.token);
         token = p.token;
       } catch (err) {
-        // A bad token closes 4001, also on a connection authenticated before (contract §4):
-        // whoever sends it holds a credential that no longer counts.
-        if (isTemError(err) && err.code === 'UNAUTHORIZED') {
-          conn.close(CLOSE_CODES.UNAUTHORIZED, 'invalid token');
-          return;
-        }
         if (conn.state === 'connecting') {
-          conn.close(CLOSE_CODES.TRY_AGAIN_LATER, 'authentication unavailable');
+          const unauthorized = isTemError(err) && err.code === 'UNAUTHORIZED';
+          if (unauthorized) conn.close(CLOSE_CODES.UNAUTHORIZED, 'invalid token');
+          else conn.close(CLOSE_CODES.TRY_AGAIN_LATER, 'authentication unavailable');
           return;
         }
         const e = wsErrorOf(err);
