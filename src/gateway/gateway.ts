@@ -144,11 +144,6 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
         conn.close(CLOSE_CODES.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
         continue;
       }
-      const exp = conn.auth?.expiresAt;
-      if (exp && exp.getTime() <= now) {
-        conn.close(CLOSE_CODES.UNAUTHORIZED, 'credential expired');
-        continue;
-      }
       if (ping) {
         try {
           conn.ws.ping();
@@ -156,6 +151,16 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
           /* closing already */
         }
       }
+    }
+  });
+
+  // A key or JWT that expires ends its connections within a second (4001), not at the next
+  // heartbeat round: a pass over the connections is a comparison each.
+  every(1000, () => {
+    const now = clock.nowMs();
+    for (const conn of connections) {
+      const exp = conn.auth?.expiresAt;
+      if (exp && exp.getTime() <= now) conn.close(CLOSE_CODES.UNAUTHORIZED, 'credential expired');
     }
   });
 

@@ -71,6 +71,14 @@ describe('channel access over the wire', () => {
     });
   });
 
+  it('a live connection closes 4001 within about a second of its JWT expiring', async () => {
+    const c = await WsTestClient.ready(h.wsUrl({ token: await jwt('ann', [], 2) }));
+    // Well before the next heartbeat round (every 15 s here), which used to be when it was seen.
+    const closed = await Promise.race([c.closed, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still open 6 s later')), 6000))]);
+    expect(closed.code).toBe(4001);
+    expect(closed.reason).toMatch(/expired/);
+  });
+
   it('an expired JWT is refused at the upgrade with 4001', async () => {
     const c = await WsTestClient.connect(h.wsUrl({ token: await jwt('ann', [], -10) }));
     expect((await c.closed).code).toBe(4001);
