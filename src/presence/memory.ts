@@ -21,6 +21,11 @@ function purgeExpired(conns: Map<string, Conn>, nowMs: number): void {
   for (const [id, conn] of conns) if (conn.expiresAt <= nowMs) conns.delete(id);
 }
 
+function hasExpired(conns: Map<string, Conn>, nowMs: number): boolean {
+  for (const conn of conns.values()) if (conn.expiresAt <= nowMs) return true;
+  return false;
+}
+
 export class MemoryPresenceStore implements PresenceStore {
   private readonly channels: Channels = new Map();
 
@@ -63,6 +68,8 @@ export class MemoryPresenceStore implements PresenceStore {
     const changes: PresenceChange[] = [];
     for (const [channel, users] of this.channels) {
       for (const [userId, conns] of users) {
+        // Most users have nothing expired: skip them without building their status.
+        if (!hasExpired(conns, nowMs)) continue;
         const before = best(conns);
         purgeExpired(conns, nowMs);
         const change = changeOf(channel, userId, before, best(conns));
