@@ -13,5 +13,27 @@ export function describeError(err: unknown): string {
       message = String(err);
     }
   }
+  // PostgreSQL text cannot hold a NUL character: it would make the failure itself unstorable.
+  message = message.replaceAll('\u0000', '\uFFFD');
   return message.length > MAX_ERROR_LENGTH ? `${message.slice(0, MAX_ERROR_LENGTH)}…` : message;
+}
+
+/** An escaped NUL (`\u0000`) in JSON text: after an even number of backslashes. */
+const JSON_NUL = /(?<!\\)(?:\\\\)*\\u0000/;
+
+/**
+ * Why a processor's result cannot be stored in the effects log (a JSON column), or null when it
+ * can. Checked before the completion is written, so such a result fails the attempt with this
+ * reason instead of failing the write, over and over, until the lease runs out.
+ */
+export function unstorableResult(result: unknown): string | null {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(result ?? null);
+  } catch (err) {
+    return `it is not JSON (${err instanceof Error ? err.message : String(err)})`;
+  }
+  if (text === undefined) return null; // a function or symbol: stored as null, as JSON.stringify drops it
+  if (JSON_NUL.test(text)) return 'it holds a NUL character (\\u0000), which a JSON column cannot store';
+  return null;
 }

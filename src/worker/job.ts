@@ -9,11 +9,11 @@ import type { Logger } from '../observability/logger.js';
 import type { ClaimedJob, JobRef, Store } from '../store/types.js';
 import { retryDelayMs, type RandomSource } from './backoff.js';
 import type { CompleteFn } from './completions.js';
-import { describeError } from './describe-error.js';
+import { describeError, unstorableResult } from './describe-error.js';
 import type { TypedEmitter } from './emitter.js';
 import type { WorkerEventMap } from './events.js';
 import { LazyAbort } from './lazy-abort.js';
-import { isNonRetryableError, type Processor, type ProcessorContext } from './processors/types.js';
+import { isNonRetryableError, NonRetryableError, type Processor, type ProcessorContext } from './processors/types.js';
 
 /** One job a worker runs. `abandoned` is set once it must not commit. */
 export interface RunningJob {
@@ -121,7 +121,11 @@ async function invoke(d: JobDeps, entry: RunningJob): Promise<Outcome> {
       : null;
   try {
     const run = processor.process(job.event, processorContext(d, entry));
-    return { ok: true, result: await (timedOut ? Promise.race([run, timedOut]) : run) };
+    const result = await (timedOut ? Promise.race([run, timedOut]) : run);
+    // The same result would fail the same way on every retry: the event fails at once, saying why.
+    const unstorable = unstorableResult(result);
+    if (unstorable) return { ok: false, error: new NonRetryableError(`the processor's result cannot be stored: ${unstorable}`) };
+    return { ok: true, result };
   } catch (error) {
     return { ok: false, error };
   } finally {

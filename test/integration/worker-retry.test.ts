@@ -130,6 +130,29 @@ describe.skipIf(!services.postgres)('worker retries and failures (postgres)', ()
     expect((await t.store.stats(clock.now())).byStatus.failed).toBeGreaterThanOrEqual(1);
   });
 
+  it('fails at once, saying why, a result that cannot be stored (BigInt, NUL); a NUL in an error message is kept readable', async () => {
+    const recorder = new RecordingProcessor('odd', ['odd.*']);
+    recorder.behaviour = async (e) => {
+      if (e.type === 'odd.bigint') return { n: 10n };
+      if (e.type === 'odd.nul') return 'a\u0000b';
+      throw new Error('bad\u0000byte');
+    };
+    const { worker: w, log } = start(recorder);
+    await w.start();
+    const [big] = await ingestEvents(t.store, 1, clock.now(), { type: 'odd.bigint', maxAttempts: 5 });
+    const [nul] = await ingestEvents(t.store, 1, clock.now(), { type: 'odd.nul', maxAttempts: 5 });
+    const [thrown] = await ingestEvents(t.store, 1, clock.now(), { type: 'odd.throw', maxAttempts: 1 });
+    await waitFor('all three failed', () => log.filter((l) => l.name === 'job:failed').length === 3);
+    const a = await event(big!);
+    expect(a).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(a.lastError).toMatch(/result cannot be stored: it is not JSON .*BigInt/);
+    const b = await event(nul!);
+    expect(b).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(b.lastError).toMatch(/result cannot be stored: it holds a NUL character/);
+    const c = await event(thrown!);
+    expect(c).toMatchObject({ status: 'failed', attempts: 1, lastError: 'bad\uFFFDbyte' });
+  });
+
   it('counts a processor run past TEM_PROCESSOR_TIMEOUT_MS as a failed attempt and aborts its signal', async () => {
     const recorder = new RecordingProcessor('hung', ['hung.*']);
     recorder.behaviour = () => new Promise(() => undefined); // never settles
