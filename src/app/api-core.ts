@@ -31,7 +31,7 @@ export async function buildApiCore(rt: Runtime, deps: { store: Store; bus: Bus; 
   const ingest = new IngestService({ store, config, clock, metrics });
   lifecycle.add('ingest', () => ingest.close());
 
-  const api = await buildApiServer({ store, config, logger, clock, metrics, authenticator, bus, presence, ingest });
+  const api = await buildApiServer({ store, config, logger, clock, metrics, authenticator, bus, presence, ingest, isShuttingDown: () => lifecycle.isClosing });
   await api.register(consolePlugin, config.publicWsUrl ? { wsUrl: config.publicWsUrl } : {});
   const internal = await buildInternalServer({ config, logger, authenticator, store, metrics, ingest });
   return { authenticator, ingest, api, internal };

@@ -50,22 +50,24 @@ export async function startEmbedded(overrides: ConfigOverrides = {}, env: NodeJS
     });
     gateway.attach(api.server);
 
+    // Closers run in reverse: the listeners stop taking events (and readiness turns 503) first,
+    // then the worker finishes or releases what it holds, then maintenance and the relay.
+    const processors = await loadProcessors(config.processors);
+    const worker = new Worker({ store, config, logger, clock, metrics, processors, workerId: `${config.nodeId}/processing` });
+    const relay = new OutboxRelay({ store, bus, logger, metrics, clock });
+    const maintenance = new MaintenanceWorker({ store, config, logger, clock, metrics, workerId: `${config.nodeId}/maintenance` });
+    await relay.start();
+    lifecycle.add('relay', () => relay.stop());
+    await maintenance.start();
+    lifecycle.add('maintenance', () => maintenance.stop());
+    await worker.start();
+    lifecycle.add('worker', () => worker.stop());
+
     const url = await listen(api, config.httpHost, config.httpPort);
     lifecycle.add('api', () => api.close());
     lifecycle.add('gateway', () => gateway.close(1012));
     const internalUrl = await listen(internal, config.internalHost, config.internalPort);
     lifecycle.add('internal', () => internal.close());
-
-    const processors = await loadProcessors(config.processors);
-    const worker = new Worker({ store, config, logger, clock, metrics, processors, workerId: `${config.nodeId}/processing` });
-    const relay = new OutboxRelay({ store, bus, logger, metrics, clock });
-    const maintenance = new MaintenanceWorker({ store, config, logger, clock, metrics, workerId: `${config.nodeId}/maintenance` });
-    await worker.start();
-    lifecycle.add('worker', () => worker.stop());
-    await maintenance.start();
-    lifecycle.add('maintenance', () => maintenance.stop());
-    await relay.start();
-    lifecycle.add('relay', () => relay.stop());
 
     const wsUrl = `${url.replace(/^http/, 'ws')}/ws`;
     logger.info({ url, console: `${url}/console`, ws: wsUrl, internal: internalUrl, adminKeyPath: adminKey.path, database: store.kind, bus: bus.kind }, 'listening');

@@ -23,6 +23,11 @@ export class Lifecycle {
     private readonly closerTimeoutMs = 15_000,
   ) {}
 
+  /** Whether shutdown has begun (readiness turns 503 from then on). */
+  get isClosing(): boolean {
+    return this.closing !== null;
+  }
+
   /** Registers a closer; closers run last-registered first. */
   add(name: string, close: Closer['close']): void {
     this.closers.push({ name, close });

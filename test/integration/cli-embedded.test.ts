@@ -160,6 +160,37 @@ describe('tem CLI against the running server', () => {
 });
 
 describe('shutdown', () => {
+  it('stops taking events at once, then finishes the job in hand and exits 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tem-drain-'));
+    const slow = spawnTem(['start'], { TEM_DATA_DIR: dir, TEM_HTTP_PORT: '0', TEM_INTERNAL_PORT: '0', TEM_PROCESSORS: 'test/fixtures/processors-slow.ts', DATABASE_URL: undefined, REDIS_URL: undefined, TEM_ADMIN_KEY: undefined });
+    const at = String((await slow.waitForLog('listening', 90_000)).url);
+    const key = readFileSync(join(dir, 'admin.key'), 'utf8').trim();
+    const post = () =>
+      fetch(`${at}/api/events`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ type: 'slow.job', payload: { ms: 3000 } }) });
+    const first = await post();
+    expect(first.status).toBe(202);
+    const { event_id } = (await first.json()) as { event_id: string };
+    const status = async () => ((await (await fetch(`${at}/api/events/${event_id}`, { headers: { 'x-api-key': key } })).json()) as { status: string }).status;
+    for (let i = 0; i < 100 && (await status()) !== 'processing'; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await status()).toBe('processing');
+    const stopped = slow.stop('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    // Draining: no new event is taken (the listener is closed, or answers 503).
+    const refused = await post().then(
+      (r) => r.status,
+      () => 'closed',
+    );
+    expect(refused === 'closed' || refused === 503).toBe(true);
+    expect(await stopped).toBe(0);
+    // The job in hand was finished, not left behind.
+    expect(slow.output()).toMatch(/"msg":"stopped"/);
+    const after = spawnTem(['start'], { TEM_DATA_DIR: dir, TEM_HTTP_PORT: '0', TEM_INTERNAL_PORT: '0', DATABASE_URL: undefined, REDIS_URL: undefined, TEM_ADMIN_KEY: undefined });
+    const again = String((await after.waitForLog('listening', 90_000)).url);
+    const shown = (await (await fetch(`${again}/api/events/${event_id}`, { headers: { 'x-api-key': key } })).json()) as { status: string; attempts: number };
+    expect(shown).toMatchObject({ status: 'processed', attempts: 1 });
+    expect(await after.stop('SIGTERM')).toBe(0);
+  }, 120_000);
+
   it('exits 0 on SIGTERM', async () => {
     const code = await server.stop('SIGTERM');
     expect(code).toBe(0);
