@@ -47,6 +47,9 @@ Unless configured: history as \`TEM_HISTORY_SIZE\` / \`TEM_HISTORY_TTL_MS\`, \`p
 
 Attempt *n* (1-based) that fails is retried after a random delay between 0 and
 min(maxMs, baseMs · 2^(n−1)) ("full jitter"); after \`maxAttempts\` the event is \`failed\`.
+The \`*\` policy is the file's \`*\` entry over the \`TEM_RETRY_*\` defaults, with \`TEM_RETRY_*\`
+variables set in the environment winning over both; every other entry takes what it leaves out
+from that \`*\` policy. A key that is not \`*\`, an event type or \`prefix.*\` stops start-up.
 `;
 }
 

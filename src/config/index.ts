@@ -123,19 +123,32 @@ function parseNamespaces(raw: unknown, defaults: NamespaceOptions): Record<strin
   return out;
 }
 
-function parseRetry(raw: unknown, defaults: RetryPolicy): Record<string, RetryPolicy> {
-  const out: Record<string, RetryPolicy> = { '*': defaults };
-  if (raw === undefined) return out;
-  for (const [type, polRaw] of Object.entries(checkObject('retry', raw))) {
+/** `*`, an exact event type, or `prefix.*` (the forms processors take). */
+const RETRY_KEY_RE = /^(?:\*|[a-z0-9][a-z0-9_.-]{0,127}|[a-z0-9][a-z0-9_.-]{0,125}\.\*)$/;
+
+/**
+ * Retry policies by type. `*` is the default: the file's `*` entry over the TEM_RETRY_* settings'
+ * defaults, with the environment winning over both (as for every setting); each other entry
+ * takes what it does not set from that resolved `*`.
+ */
+function parseRetry(raw: unknown, defaults: RetryPolicy, fromEnv: Partial<RetryPolicy>): Record<string, RetryPolicy> {
+  const entries: [string, Partial<RetryPolicy>][] = [];
+  for (const [type, polRaw] of Object.entries(raw === undefined ? {} : checkObject('retry', raw))) {
+    if (!RETRY_KEY_RE.test(type)) throw new ConfigError(`retry.${type}`, 'expected *, an event type, or prefix.* (e.g. payment.*)');
     const pol = checkObject(`retry.${type}`, polRaw);
-    const merged: RetryPolicy = { ...defaults };
+    const given: Partial<RetryPolicy> = {};
     for (const [k, v] of Object.entries(pol)) {
       if (!(RETRY_KEYS as readonly string[]).includes(k)) throw new ConfigError(`retry.${type}.${k}`, `unknown option (known: ${RETRY_KEYS.join(', ')})`);
-      if (!Number.isInteger(v) || (v as number) < (k === 'maxAttempts' ? 1 : 0)) throw new ConfigError(`retry.${type}.${k}`, 'expected a non-negative integer');
-      merged[k as keyof RetryPolicy] = v as number;
+      const min = k === 'maxAttempts' ? 1 : 0;
+      if (!Number.isInteger(v) || (v as number) < min) throw new ConfigError(`retry.${type}.${k}`, `expected an integer ≥ ${min}`);
+      given[k as keyof RetryPolicy] = v as number;
     }
-    out[type] = merged;
+    entries.push([type, given]);
   }
+  const fileStar = entries.find(([type]) => type === '*')?.[1];
+  const star: RetryPolicy = { ...defaults, ...fileStar, ...fromEnv };
+  const out: Record<string, RetryPolicy> = { '*': star };
+  for (const [type, given] of entries) if (type !== '*') out[type] = { ...star, ...given };
   return out;
 }
 
@@ -154,12 +167,15 @@ export function loadConfig(overrides: Overrides = {}, env: NodeJS.ProcessEnv = p
   }
   const out: Record<string, unknown> = {};
   const defaulted = new Set<SettingName>();
+  /** Settings given in the environment (or by the caller), which win over the file's entries too. */
+  const envGiven = new Set<SettingName>();
   for (const [name, spec] of Object.entries(SETTINGS) as [SettingName, SettingSpec][]) {
     const fromOverride = parseValue(name, spec, overrides[name]);
     const fromEnv = parseValue(spec.env, spec, env[spec.env]);
     const fromFile = parseValue(`${filePath}: ${name}`, spec, file[name]);
     const given = fromOverride ?? fromEnv ?? fromFile;
     if (given === undefined) defaulted.add(name);
+    if (fromOverride !== undefined || fromEnv !== undefined) envGiven.add(name);
     out[name] = given ?? spec.default;
   }
   // A server asked for a free public port (tests, several servers on one machine) would still
@@ -177,11 +193,12 @@ export function loadConfig(overrides: Overrides = {}, env: NodeJS.ProcessEnv = p
     clientPublish: false,
   };
   out.namespaces = parseNamespaces(overrides.namespaces ?? file.namespaces, nsDefaults);
-  out.retry = parseRetry(overrides.retry ?? file.retry, {
-    maxAttempts: out.retryMaxAttempts as number,
-    baseMs: out.retryBaseMs as number,
-    maxMs: out.retryMaxMs as number,
-  });
+  const retryDefaults: RetryPolicy = { maxAttempts: out.retryMaxAttempts as number, baseMs: out.retryBaseMs as number, maxMs: out.retryMaxMs as number };
+  const retryFromEnv: Partial<RetryPolicy> = {};
+  if (envGiven.has('retryMaxAttempts')) retryFromEnv.maxAttempts = retryDefaults.maxAttempts;
+  if (envGiven.has('retryBaseMs')) retryFromEnv.baseMs = retryDefaults.baseMs;
+  if (envGiven.has('retryMaxMs')) retryFromEnv.maxMs = retryDefaults.maxMs;
+  out.retry = parseRetry(overrides.retry ?? file.retry, retryDefaults, retryFromEnv);
   return deepFreeze(out) as unknown as TemConfig;
 }
 

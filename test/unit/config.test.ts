@@ -74,6 +74,26 @@ describe('config', () => {
     expect(retryPolicy(c, 'other').maxAttempts).toBe(5);
   });
 
+  it('retry: the file\'s * over the defaults, the environment over both; types inherit the resolved *', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tem-config-'));
+    const file = join(dir, 'tem.config.json');
+    writeFileSync(file, JSON.stringify({ retry: { '*': { maxAttempts: 3, baseMs: 100 }, 'pay.*': { maxAttempts: 9 } } }));
+    const fromFile = loadConfig({}, { TEM_CONFIG: file });
+    expect(retryPolicy(fromFile, 'other')).toEqual({ maxAttempts: 3, baseMs: 100, maxMs: 300_000 });
+    expect(retryPolicy(fromFile, 'pay.card')).toEqual({ maxAttempts: 9, baseMs: 100, maxMs: 300_000 });
+    const withEnv = loadConfig({}, { TEM_CONFIG: file, TEM_RETRY_MAX_ATTEMPTS: '7' });
+    expect(retryPolicy(withEnv, 'other')).toEqual({ maxAttempts: 7, baseMs: 100, maxMs: 300_000 });
+    // A type's own entry is more specific than the environment's default.
+    expect(retryPolicy(withEnv, 'pay.card').maxAttempts).toBe(9);
+  });
+
+  it('refuses retry keys that can never match, and says what a bad value should be', () => {
+    for (const key of ['pay*', 'Bad Type!', 'payment.*.x', '']) {
+      expect(() => loadConfig({ retry: { [key]: { maxAttempts: 2 } } }, NO_FILE)).toThrowError(/expected \*, an event type, or prefix\.\*/);
+    }
+    expect(() => loadConfig({ retry: { x: { maxAttempts: 0 } } }, NO_FILE)).toThrowError(/retry\.x\.maxAttempts.*integer ≥ 1/);
+  });
+
   it('resolves namespace options with a default', () => {
     const c = loadConfig({ namespaces: { live: { clientPublish: true, historySize: 7 } } }, NO_FILE);
     expect(namespaceOptions(c, 'live:1:chat')).toMatchObject({ clientPublish: true, historySize: 7, presence: true });
