@@ -97,6 +97,8 @@ describe.skipIf(!services.postgres)('worker retries and failures (postgres)', ()
     e = await event(id!);
     expect(e.status).toBe('processed');
     expect(e.attempts).toBe(3);
+    // The earlier attempts' errors are in the history; the processed event itself has none.
+    expect(e.lastError).toBeNull();
     expect(e.history.map((h) => [h.status, h.attempt, h.error])).toEqual([
       ['accepted', 0, null],
       ['queued', 0, null],

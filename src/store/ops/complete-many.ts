@@ -34,7 +34,8 @@ effect AS (
   ON CONFLICT (event_id, processor) DO NOTHING
 ),
 changed AS (
-  UPDATE events SET status = 'processed', processed_at = $2, updated_at = $2, version = events.version + 1
+  -- The error of an earlier attempt stays in the history only: a processed event has none.
+  UPDATE events SET status = 'processed', processed_at = $2, updated_at = $2, version = events.version + 1, last_error = NULL
   FROM done WHERE events.id = done.event_id
   RETURNING events.*
 ),
