@@ -139,6 +139,7 @@ function processorContext(d: JobDeps, entry: RunningJob): ProcessorContext {
   let logger: Logger | undefined;
   return {
     attempt: job.attempt,
+    idempotencyKey: `${job.event.id}:${processor.name}`,
     get signal() {
       return entry.abort.signal;
     },

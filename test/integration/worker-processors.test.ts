@@ -36,7 +36,7 @@ describe('processor registry', () => {
     const p = r.resolve('order.created');
     expect(p).toBe(defaultProcessor);
     expect(p.name).toBe('default');
-    const ctx = { attempt: 1, signal: new AbortController().signal, logger: silentLogger() };
+    const ctx = { attempt: 1, signal: new AbortController().signal, logger: silentLogger(), idempotencyKey: 'e:default' };
     await expect(p.process({} as TemEvent, ctx)).resolves.toEqual({ ok: true });
   });
 

@@ -110,6 +110,8 @@ describe.skipIf(!services.postgres)('worker retries and failures (postgres)', ()
       ['processed', 3, null],
     ]);
     expect(recorder.runs.map((r) => r.attempt)).toEqual([1, 2, 3]);
+    // Every run of this processor for this event gets the same key, for effects outside tem.
+    expect(new Set(recorder.runs.map((r) => r.idempotencyKey))).toEqual(new Set([`${id}:${recorder.name}`]));
     const outcomes = Object.fromEntries((await metrics.jobsCompleted.get()).values.map((v) => [v.labels.outcome, v.value]));
     expect(outcomes).toEqual({ retry: 2, processed: 1 });
   });

@@ -16,6 +16,13 @@ export interface ProcessorContext {
    */
   signal: AbortSignal;
   logger: Logger;
+  /**
+   * `{event id}:{processor name}`, the effects-log key: the same on every run of this processor
+   * for this event. The result is recorded once per key; an effect outside tem (a payment, an
+   * e-mail) is made once by passing this key to that system as its idempotency key, since a run
+   * cut short by a crash runs again.
+   */
+  idempotencyKey: string;
 }
 
 export interface Processor {
