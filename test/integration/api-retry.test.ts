@@ -75,5 +75,10 @@ describe(`event retry API (${kind})`, () => {
     expect(rest.body.retried).toEqual([theirs[1]]);
     const none = await api.request<{ count: number }>('POST', '/api/events/retry', { key: api.adminKey, body: { type: 'retry.bulk' } });
     expect(none.body.count).toBe(0);
+    // No body is no filter: every failed event the caller can see.
+    const more = await failedEvents(svc.key, 'retry.nobody', 2);
+    const all = await api.request<{ retried: string[] }>('POST', '/api/events/retry', { key: svc.key });
+    expect(all.status).toBe(200);
+    expect(all.body.retried).toEqual(expect.arrayContaining(more));
   });
 });

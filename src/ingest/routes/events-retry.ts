@@ -51,7 +51,14 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock }) =>
 
   app.post(
     '/api/events/retry',
-    { config: { permission: RETRY }, schema: { body: bulkSchema } },
+    {
+      config: { permission: RETRY },
+      schema: { body: bulkSchema },
+      // No body is no filter (every failed event), as `{}` is.
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = {};
+      },
+    },
     async (request: FastifyRequest<{ Body: BulkRetry | undefined }>) => {
       const b = request.body ?? {};
       const retried = await store.retryEvents(
