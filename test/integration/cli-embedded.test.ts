@@ -113,6 +113,9 @@ describe('tem CLI against the running server', () => {
     const events = await runTem(['events', 'list', '--json', '--type', 'cli.test'], env);
     expect(events.code, events.stderr).toBe(0);
     expect(JSON.parse(events.stdout).data.length).toBeGreaterThan(0);
+    const table = await runTem(['events', 'list', '--type', 'cli.test'], env);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+TYPE\s+STATUS\s+USER_ID\s+ATTEMPTS\s+CREATED_AT\s+LAST_ERROR$/);
   });
 
   it('fails with one clear line and a non-zero exit code', async () => {

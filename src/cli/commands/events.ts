@@ -39,7 +39,9 @@ export function registerEvents(program: Command): void {
     .action(async (opts: CommonOpts & FilterOpts & { limit?: string; cursor?: string }) => {
       const res = await request<{ data: Record<string, unknown>[]; next_cursor: string | null }>(target(opts), 'GET', `/api/events${filterQuery(opts)}`);
       output(opts.json, res.body, () => {
-        printTable(res.body.data, ['id', 'type', 'status', 'user_id', 'attempts', 'created_at']);
+        // The last error, cut short, says at a glance why a failed event failed (`show` has it whole).
+        const rows = res.body.data.map((e) => ({ ...e, last_error: shorten(e.last_error, 60) }));
+        printTable(rows, ['id', 'type', 'status', 'user_id', 'attempts', 'created_at', 'last_error']);
         if (res.body.next_cursor) process.stdout.write(`next: --cursor ${res.body.next_cursor}\n`);
       });
     });
@@ -74,4 +76,10 @@ export function registerEvents(program: Command): void {
       const res = await request<{ count: number }>(target(opts), 'POST', '/api/events/retry', body);
       output(opts.json, res.body, () => process.stdout.write(`requeued ${res.body.count} event(s)\n`));
     });
+}
+
+function shorten(value: unknown, max: number): unknown {
+  if (typeof value !== 'string') return value;
+  const line = value.replace(/\s+/g, ' ');
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
