@@ -12,6 +12,7 @@ import { createError } from '../core/errors.js';
 import { uuidv7 } from '../core/ids.js';
 import type { TemEvent } from '../core/types.js';
 import type { Metrics } from '../observability/metrics.js';
+import { storeChannelAccess, type ChannelAccess } from '../gateway/access.js';
 import { isPattern, isValidChannel } from '../protocol/frames.js';
 import type { IngestItem, IngestOutcome, Store } from '../store/types.js';
 import { check } from './ajv.js';
@@ -21,17 +22,24 @@ import { IDEMPOTENCY_KEY_PATTERN, validateEventInput } from './event-input.js';
 import { checkPayload, parseDateTime } from './payload-check.js';
 
 export const ON_BEHALF_PERMISSION = 'events.post.event_ingest_on_behalf';
+/** What publishing to a channel from outside takes (POST /api/publish). */
+export const CHANNEL_PUBLISH_PERMISSION = 'channels.post.channel_publish';
+/** Event names the gateway uses for its own notices: a delivered event must not pass for one. */
+const NOTICE_TYPES = /^(presence\.|typing$|event\.update$)/;
+
 /**
- * Who may have an event delivered to a channel once processed. Posting an event takes
- * `events.post.event_ingest` and nothing more (contract §2), whatever shared channel it names:
- * only subscribers allowed on that channel receive it. A `user:{id}` channel is private to its
- * user, though: an event may name only its owner's own (an event on behalf of a user may go to
- * that user), so nobody can fake status updates on someone else's channel.
+ * Who may have an event delivered to a channel once processed (decision 0017), the part that
+ * needs no lookup: a `user:{id}` channel is private to its user, so an event may name only its
+ * owner's own (an event on behalf of a user may go to that user); and an event may not carry a
+ * type the gateway's own notices use. A shared channel is checked by `checkDelivery`.
  */
-function checkDeliveryChannel(channel: string, ownerId: string, where: string): void {
+function checkDeliveryChannel(channel: string, type: string, ownerId: string, where: string): void {
   const [namespace, target] = channel.split(':');
   if (namespace === 'user' && target !== ownerId) {
     throw createError('FORBIDDEN', `${where}.channel may name only the owner's own user:${ownerId} channels`, { field: `${where}.channel` });
+  }
+  if (NOTICE_TYPES.test(type)) {
+    throw createError('VALIDATION_FAILED', `${where}.type ${type} is reserved for notices and cannot be delivered to a channel`, { field: `${where}.type` });
   }
 }
 const IDEMPOTENCY_KEY_RE = new RegExp(IDEMPOTENCY_KEY_PATTERN);
@@ -73,7 +81,10 @@ export interface IngestResult {
 export class IngestService {
   private readonly committer: GroupCommitter<IngestItem, IngestOutcome>;
 
+  private readonly access: Pick<ChannelAccess, 'canSubscribe'>;
+
   constructor(private readonly deps: IngestServiceDeps) {
+    this.access = storeChannelAccess(deps.store);
     this.committer = new GroupCommitter({
       maxBatch: deps.config.ingestBatchMax,
       maxInFlight: deps.config.ingestCommitsInFlight,
@@ -83,7 +94,21 @@ export class IngestService {
 
   /** Validates and ingests one event; rejects with IDEMPOTENCY_CONFLICT on a conflicting key. */
   async ingest(ctx: AuthContext, input: unknown, idempotencyKeyHeader?: string, options: IngestOptions = {}): Promise<IngestResult> {
-    return this.submit(this.prepare(ctx, input, idempotencyKeyHeader, options));
+    const item = this.prepare(ctx, input, idempotencyKeyHeader, options);
+    await this.checkDelivery(ctx, item, options.field ?? 'body');
+    return this.submit(item);
+  }
+
+  /**
+   * A prepared event naming a shared channel: the producer must be on that channel (a member, a
+   * JWT claim, `channels.subscribe.<namespace>`), or hold the permission POST /api/publish takes
+   * (services have it). Otherwise anyone could put messages into channels they cannot even see.
+   */
+  async checkDelivery(ctx: AuthContext, item: IngestItem, where: string): Promise<void> {
+    const channel = item.channel;
+    if (channel === null || channel.startsWith('user:') || can(ctx, CHANNEL_PUBLISH_PERMISSION)) return;
+    if (await this.access.canSubscribe(ctx, channel)) return;
+    throw createError('FORBIDDEN', `Delivering to ${channel} needs access to it (membership) or ${CHANNEL_PUBLISH_PERMISSION}`, { field: `${where}.channel` });
   }
 
   /** Validates one event and builds the row to insert; throws TemError naming the field. */
@@ -106,7 +131,7 @@ export class IngestService {
     if (userId !== ctx.userId && !can(ctx, ON_BEHALF_PERMISSION)) {
       throw createError('FORBIDDEN', `Setting ${where}.user_id to another user needs ${ON_BEHALF_PERMISSION}`, { field: `${where}.user_id` });
     }
-    if (input.channel !== undefined) checkDeliveryChannel(input.channel, userId, where);
+    if (input.channel !== undefined) checkDeliveryChannel(input.channel, input.type, userId, where);
     const idempotencyKey = resolveIdempotencyKey(idempotencyKeyHeader, input.idempotency_key, where);
     checkPayload(input.payload, `${where}.payload`);
     const occurredAt = input.occurred_at === undefined ? this.deps.clock.now() : parseDateTime(input.occurred_at, `${where}.occurred_at`);

@@ -35,20 +35,30 @@ describe.each(kinds)('events API (%s)', (kind) => {
 
   const post = (key: string, body: unknown, headers?: Record<string, string>) => api.request<Accepted & Record<string, unknown>>('POST', '/api/events', { key, body, headers });
 
-  it('delivers to any shared channel, but to user channels only of the event\'s owner', async () => {
+  it('delivers to a shared channel the producer is on (or may publish to), to user channels only of the owner', async () => {
     const ev = { type: 'note.sent', payload: {} };
-    // Posting an event takes events.post.event_ingest only, whatever shared channel it names.
+    // A user may not put messages into a channel she is not on…
+    expect(await post(alice.key, { ...ev, channel: 'live:1:chat' })).toMatchObject({ status: 403, body: { code: 'FORBIDDEN', field: 'body.channel' } });
+    // …and may once she is a member, with events.post.event_ingest alone.
+    await api.store.addChannelMember('live:1:chat', 'alice');
     expect((await post(alice.key, { ...ev, channel: 'live:1:chat' })).status).toBe(202);
     expect((await post(alice.key, { ...ev, channel: 'user:alice' })).status).toBe(202);
     expect((await post(alice.key, { ...ev, channel: 'user:alice:inbox' })).status).toBe(202);
     // Nobody may put messages into another user's private channel.
-    expect(await post(alice.key, { ...ev, channel: 'user:bob' })).toMatchObject({ status: 403, body: { code: 'FORBIDDEN', field: 'body.channel' } });
+    expect(await post(alice.key, { ...ev, channel: 'user:bob' })).toMatchObject({ status: 403, body: { field: 'body.channel' } });
     expect(await post(alice.key, { ...ev, channel: 'user:bob:inbox' })).toMatchObject({ status: 403, body: { field: 'body.channel' } });
-    // A service may deliver to the owner's channel of an event it produces on behalf of that
-    // user — but not to anyone else's.
-    expect((await post(payments.key, { ...ev, channel: 'live:1:chat' })).status).toBe(202);
+    // Nor deliver an event that would pass for the gateway's own notices.
+    for (const type of ['typing', 'presence.join', 'event.update']) {
+      expect(await post(alice.key, { type, payload: {}, channel: 'live:1:chat' })).toMatchObject({ status: 400, body: { field: 'body.type' } });
+    }
+    // A service (channels.*) may deliver to any shared channel, and to the owner's channel of an
+    // event it produces on behalf of that user — but not to anyone else's.
+    expect((await post(payments.key, { ...ev, channel: 'live:2:chat' })).status).toBe(202);
     expect((await post(payments.key, { ...ev, user_id: 'alice', channel: 'user:alice' })).status).toBe(202);
     expect(await post(payments.key, { ...ev, user_id: 'alice', channel: 'user:bob' })).toMatchObject({ status: 403, body: { field: 'body.channel' } });
+    // A batch item is checked the same way, on its own.
+    const batch = await api.request<{ results: { status: number }[] }>('POST', '/api/events/batch', { key: alice.key, body: { events: [{ ...ev, channel: 'live:1:chat' }, { ...ev, channel: 'live:9:chat' }] } });
+    expect(batch.body.results.map((r) => r.status)).toEqual([202, 403]);
   });
 
   it('accepts an event with 202, a Location, and shows it with its history', async () => {

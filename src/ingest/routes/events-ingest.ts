@@ -77,7 +77,9 @@ export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
       const items = [];
       for (const [index, input] of request.body.events.entries()) {
         try {
-          items.push(ingest.prepare(ctx, input, undefined, { field: `body.events.${index}`, sizeHint }));
+          const item = ingest.prepare(ctx, input, undefined, { field: `body.events.${index}`, sizeHint });
+          await ingest.checkDelivery(ctx, item, `body.events.${index}`);
+          items.push(item);
           indexes.push(index);
         } catch (err) {
           results[index] = itemError(index, toTemError(err));

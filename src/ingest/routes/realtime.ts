@@ -24,9 +24,10 @@ import type { PresenceStore } from '../../presence/types.js';
 import { withOfflineMembers } from '../../presence/status.js';
 import { isPattern, isValidChannel } from '../../protocol/frames.js';
 import { PRINCIPAL_ID_PATTERN } from '../event-input.js';
+import { CHANNEL_PUBLISH_PERMISSION } from '../service.js';
 import type { ApiRoutePlugin, RouteDeps } from '../types.js';
 
-const PUBLISH = 'channels.post.channel_publish';
+const PUBLISH = CHANNEL_PUBLISH_PERMISSION;
 const MEMBERS_WRITE = 'channels.put.channel_members';
 const MEMBERS_READ = 'channels.get.channel_members';
 const PRESENCE = 'presence.get.presence_list';
