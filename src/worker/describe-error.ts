@@ -20,6 +20,8 @@ export function describeError(err: unknown): string {
 
 /** An escaped NUL (`\u0000`) in JSON text: after an even number of backslashes. */
 const JSON_NUL = /(?<!\\)(?:\\\\)*\\u0000/;
+/** A lone UTF-16 surrogate, which JSON.stringify escapes (`\ud800`) and jsonb refuses. */
+const JSON_LONE_SURROGATE = /(?<!\\)(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/i;
 
 /**
  * Why a processor's result cannot be stored in the effects log (a JSON column), or null when it
@@ -35,5 +37,6 @@ export function unstorableResult(result: unknown): string | null {
   }
   if (text === undefined) return null; // a function or symbol: stored as null, as JSON.stringify drops it
   if (JSON_NUL.test(text)) return 'it holds a NUL character (\\u0000), which a JSON column cannot store';
+  if (JSON_LONE_SURROGATE.test(text)) return 'it holds a lone UTF-16 surrogate, which a JSON column cannot store';
   return null;
 }

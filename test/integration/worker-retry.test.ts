@@ -139,6 +139,7 @@ describe.skipIf(!services.postgres)('worker retries and failures (postgres)', ()
     recorder.behaviour = async (e) => {
       if (e.type === 'odd.bigint') return { n: 10n };
       if (e.type === 'odd.nul') return 'a\u0000b';
+      if (e.type === 'odd.surrogate') return { s: 'a\ud800b' };
       throw new Error('bad\u0000byte');
     };
     const { worker: w, log } = start(recorder);
@@ -146,7 +147,9 @@ describe.skipIf(!services.postgres)('worker retries and failures (postgres)', ()
     const [big] = await ingestEvents(t.store, 1, clock.now(), { type: 'odd.bigint', maxAttempts: 5 });
     const [nul] = await ingestEvents(t.store, 1, clock.now(), { type: 'odd.nul', maxAttempts: 5 });
     const [thrown] = await ingestEvents(t.store, 1, clock.now(), { type: 'odd.throw', maxAttempts: 1 });
-    await waitFor('all three failed', () => log.filter((l) => l.name === 'job:failed').length === 3);
+    const [lone] = await ingestEvents(t.store, 1, clock.now(), { type: 'odd.surrogate', maxAttempts: 5 });
+    await waitFor('all four failed', () => log.filter((l) => l.name === 'job:failed').length === 4);
+    expect((await event(lone!)).lastError).toMatch(/result cannot be stored: it holds a lone UTF-16 surrogate/);
     const a = await event(big!);
     expect(a).toMatchObject({ status: 'failed', attempts: 1 });
     expect(a.lastError).toMatch(/result cannot be stored: it is not JSON .*BigInt/);
