@@ -28,6 +28,10 @@ export class CliError extends Error {
  * tem.config.json the server reads — with `TEM_ADMIN_KEY` or the embedded server's admin.key.
  */
 export function resolveTarget(opts: ClientOptions, env: NodeJS.ProcessEnv = process.env): { url: string; key: string } {
+  const givenUrl = opts.url ?? env.TEM_URL;
+  const givenKey = opts.key ?? env.TEM_API_KEY;
+  // Both given: this machine's own settings do not matter (and a bad one must not get in the way).
+  if (givenUrl && givenKey) return { url: givenUrl.replace(/\/$/, ''), key: givenKey };
   let config: TemConfig;
   try {
     config = loadConfig({}, env);
@@ -39,8 +43,8 @@ export function resolveTarget(opts: ClientOptions, env: NodeJS.ProcessEnv = proc
   // and cannot be known here (pass --url).
   const host = ['0.0.0.0', '::', ''].includes(config.httpHost) ? '127.0.0.1' : config.httpHost;
   const port = config.httpPort === 0 ? 8080 : config.httpPort;
-  const url = (opts.url ?? env.TEM_URL ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/$/, '');
-  let key = opts.key ?? env.TEM_API_KEY ?? config.adminKey;
+  const url = (givenUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/$/, '');
+  let key = givenKey ?? config.adminKey;
   if (!key) {
     const keyFile = join(opts.dataDir ?? config.dataDir, 'admin.key');
     if (existsSync(keyFile)) key = readFileSync(keyFile, 'utf8').trim();

@@ -42,5 +42,7 @@ describe('resolveTarget', () => {
       expect((err as CliError).exitCode).toBe(2);
     }
     expect(() => resolveTarget({}, { TEM_CONFIG: '', TEM_DATA_DIR: join(tmpdir(), 'tem-no-such-dir') })).toThrowError(/no API key/);
+    // With both the URL and the key given, local settings are not read at all.
+    expect(resolveTarget({ url: 'http://h:1', key: 'tem_k' }, { TEM_CONFIG: file, TEM_HTTP_PORT: 'eighty' })).toEqual({ url: 'http://h:1', key: 'tem_k' });
   });
 });
