@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createAjv } from './ajv.js';
@@ -53,11 +53,15 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
     done();
   });
   // An empty query parameter (`?status=&cursor=`, as forms and URL templates send them) is no
-  // parameter: no filter, the first page.
-  app.addHook('preValidation', (request, _reply, done) => {
-    const query = request.query as Record<string, unknown> | undefined;
-    if (query && typeof query === 'object') for (const k of Object.keys(query)) if (query[k] === '') delete query[k];
-    done();
+  // parameter: no filter, the first page. Only on routes that take a query (not the ingest path).
+  app.addHook('onRoute', (route) => {
+    if (!route.schema?.querystring) return;
+    const own = route.preValidation;
+    const dropEmpty = async (request: FastifyRequest): Promise<void> => {
+      const query = request.query as Record<string, unknown> | undefined;
+      if (query && typeof query === 'object') for (const k of Object.keys(query)) if (query[k] === '') delete query[k];
+    };
+    route.preValidation = (own ? [dropEmpty, ...(Array.isArray(own) ? own : [own])] : dropEmpty) as typeof route.preValidation;
   });
   // JSON only: a text/plain body is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
@@ -84,13 +88,26 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     socket.destroy();
     return;
   }
-  let error: TemError;
-  if (err.code === 'HPE_HEADER_OVERFLOW') error = createError('HEADERS_TOO_LARGE', 'The request headers are larger than allowed', { field: 'headers' });
-  else error = createError('BAD_REQUEST', 'The request is not valid HTTP', { field: err.code === 'HPE_INVALID_HEADER_TOKEN' ? 'headers' : 'request' });
-  const body = JSON.stringify(toProblem(error));
-  socket.end(
-    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\n` +
+  let status: number;
+  let problem: Record<string, unknown>;
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    // The client took too long to send its request: 408, as Node and Fastify answer it.
+    status = 408;
+    problem = { type: 'about:blank', title: 'Request timeout', status, detail: 'The request was not received in time' };
+  } else {
+    const error: TemError =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? createError('HEADERS_TOO_LARGE', 'The request headers are larger than allowed', { field: 'headers' })
+        : createError('BAD_REQUEST', 'The request is not valid HTTP', { field: err.code === 'HPE_INVALID_HEADER_TOKEN' ? 'headers' : 'request' });
+    status = error.status;
+    problem = { ...toProblem(error) };
+  }
+  const body = JSON.stringify(problem);
+  // Written, then the socket is destroyed: a half-open client must not keep it until a timeout.
+  socket.write(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
       `Content-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
   );
 }
 
