@@ -138,6 +138,12 @@ export function createDispatcher(parts: HandlerParts): (conn: Connection, frame:
       conn.sendError('BAD_REQUEST', `subscribe to ${channel} (or a pattern covering it) before typing there`, ref, channel);
       return;
     }
+    // A pattern covers any number of channels: typing (a timer and a notice each) is bounded as
+    // subscriptions are.
+    if (start && !typing.isTyping(conn, channel) && typing.count(conn) >= ctx.tuning.maxSubscriptions) {
+      conn.sendError('BAD_REQUEST', `typing on more than ${ctx.tuning.maxSubscriptions} channels at once`, ref, channel);
+      return;
+    }
     if (start) typing.start(conn, channel);
     else typing.stop(conn, channel);
   }

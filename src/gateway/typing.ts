@@ -38,6 +38,11 @@ export class TypingTracker {
     for (const channel of [...(this.timers.get(conn)?.keys() ?? [])]) this.stop(conn, channel);
   }
 
+  /** How many channels the connection is typing on. */
+  count(conn: Connection): number {
+    return this.timers.get(conn)?.size ?? 0;
+  }
+
   /** The channels the connection is typing on. */
   channelsOf(conn: Connection): string[] {
     return [...(this.timers.get(conn)?.keys() ?? [])];

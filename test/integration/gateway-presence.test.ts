@@ -193,7 +193,7 @@ describe('presence and typing, counted from what the client did', () => {
   beforeAll(async () => {
     slow = await startGatewayHarness({
       config: { presenceTtlMs: TTL, namespaces: { '*': { joinLeave: true } } },
-      tuning: { typingTimeoutMs: 60_000, presenceRefreshMs: 100_000, presenceSweepMs: 50 },
+      tuning: { typingTimeoutMs: 60_000, presenceRefreshMs: 100_000, presenceSweepMs: 50, maxSubscriptions: 8 },
     });
     ann = await slow.api.createPrincipal({ id: 'ann' });
     ben = await slow.api.createPrincipal({ id: 'ben' });
@@ -233,6 +233,9 @@ describe('presence and typing, counted from what the client did', () => {
     d.send('TYPING_START', { channel: 'live:1:chat' });
     expect((await started).payload.payload).toEqual({ user_id: 'dan', is_typing: true });
     expect(await d.request('TYPING_START', { channel: 'live:*' })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
+    // As many channels as subscriptions at most, however many the pattern covers.
+    for (let i = 2; i <= 8; i++) d.send('TYPING_START', { channel: `live:${i}:chat` });
+    expect(await d.request('TYPING_START', { channel: 'live:9:chat' })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
     const stopped = b.next((f) => isNotice(f, 'live:1:chat') && f.payload.event === 'typing');
     expect((await d.request('UNSUBSCRIBE', { channels: ['live:*'] })).type).toBe('UNSUBSCRIBED');
     expect((await stopped).payload.payload).toEqual({ user_id: 'dan', is_typing: false });
