@@ -232,6 +232,9 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
         ),
       );
       await sessions.drain();
+      // The closed connections' presence entries were stamped at their close: let those writes
+      // land before the presence store closes.
+      await presence.settle();
       await ctx.registry.clear();
       wss.close();
     },

@@ -17,6 +17,8 @@ export class PresenceTracker {
   private readonly entries = new Map<Connection, Set<string>>();
   /** Per-connection order of presence writes (a leave never overtakes its join). */
   private readonly chains = new WeakMap<Connection, Promise<void>>();
+  /** Writes not yet done, so a closing node can wait for them before its store closes. */
+  private readonly pending = new Set<Promise<void>>();
 
   constructor(private readonly ctx: GatewayContext) {}
 
@@ -96,6 +98,13 @@ export class PresenceTracker {
       this.ctx.logger.warn({ err, connection_id: conn.id }, 'presence update failed');
     });
     this.chains.set(conn, next);
+    this.pending.add(next);
+    void next.then(() => this.pending.delete(next));
+  }
+
+  /** Resolves once every presence write queued so far is done (the node is closing). */
+  async settle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
   }
 
   private async broadcast(change: PresenceChange): Promise<void> {
