@@ -7,6 +7,7 @@ import {
   CLIENT_FRAME_TYPES,
   PRESENCE_STATUSES,
   isValidChannel,
+  RESERVED_EVENT_NAMES,
   type ClientFrame,
   type ClientFrameMap,
   type ClientFrameType,
@@ -22,8 +23,6 @@ export type ParseResult =
 export const MAX_CHANNELS_PER_FRAME = 100;
 /** Client-published event names: like event types, plus upper case and `:`. */
 const EVENT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
-/** Event names the server emits itself; a client may not forge them. */
-const RESERVED_EVENTS = /^(presence\.|typing$|event\.update$)/;
 const MAX_TOKEN = 8192;
 const MAX_ID = 128;
 
@@ -113,7 +112,7 @@ const validators: { [T in ClientFrameType]: Validator<T> } = {
     if (!channel.ok) return channel;
     if (channel.value.endsWith(':*')) return fail('payload.channel cannot be a pattern');
     if (typeof p.event !== 'string' || !EVENT_NAME_RE.test(p.event)) return fail('payload.event must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$');
-    if (RESERVED_EVENTS.test(p.event)) return fail(`payload.event ${p.event} is reserved`);
+    if (RESERVED_EVENT_NAMES.test(p.event)) return fail(`payload.event ${p.event} is reserved`);
     if (p.payload === undefined) return fail('payload.payload is required');
     return { ok: true, value: { channel: channel.value, event: p.event, payload: p.payload } };
   },

@@ -13,7 +13,7 @@ import { uuidv7 } from '../core/ids.js';
 import type { TemEvent } from '../core/types.js';
 import type { Metrics } from '../observability/metrics.js';
 import { storeChannelAccess, type ChannelAccess } from '../gateway/access.js';
-import { isPattern, isValidChannel } from '../protocol/frames.js';
+import { isPattern, isValidChannel, RESERVED_EVENT_NAMES } from '../protocol/frames.js';
 import type { IngestItem, IngestOutcome, Store } from '../store/types.js';
 import { check } from './ajv.js';
 import { GroupCommitter } from './batcher.js';
@@ -24,8 +24,6 @@ import { checkPayload, parseDateTime } from './payload-check.js';
 export const ON_BEHALF_PERMISSION = 'events.post.event_ingest_on_behalf';
 /** What publishing to a channel from outside takes (POST /api/publish). */
 export const CHANNEL_PUBLISH_PERMISSION = 'channels.post.channel_publish';
-/** Event names the gateway uses for its own notices: a delivered event must not pass for one. */
-const NOTICE_TYPES = /^(presence\.|typing$|event\.update$)/;
 
 /**
  * Who may have an event delivered to a channel once processed (decision 0017), the part that
@@ -38,7 +36,7 @@ function checkDeliveryChannel(channel: string, type: string, ownerId: string, wh
   if (namespace === 'user' && target !== ownerId) {
     throw createError('FORBIDDEN', `${where}.channel may name only the owner's own user:${ownerId} channels`, { field: `${where}.channel` });
   }
-  if (NOTICE_TYPES.test(type)) {
+  if (RESERVED_EVENT_NAMES.test(type)) {
     throw createError('VALIDATION_FAILED', `${where}.type ${type} is reserved for notices and cannot be delivered to a channel`, { field: `${where}.type` });
   }
 }

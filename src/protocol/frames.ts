@@ -90,6 +90,12 @@ export function isValidChannel(name: string): boolean {
   return star === -1 || (star === name.length - 1 && name.endsWith(':*'));
 }
 
+/**
+ * Event names the gateway emits itself (typing and presence notices, status updates): neither a
+ * client PUBLISH nor an event delivered to a channel may carry one and pass for a real notice.
+ */
+export const RESERVED_EVENT_NAMES = /^(presence\.|typing$|event\.update$)/;
+
 export function isPattern(name: string): boolean {
   return name.endsWith(':*');
 }
