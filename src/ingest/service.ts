@@ -1,8 +1,8 @@
 /**
  * Ingest of one event, shared by POST /api/events, /api/events/batch and the gateway's INGEST
  * frame: validation (contract §2), the on-behalf rule, idempotency, and the group-committed
- * write. `prepare` is synchronous and throws TemError naming the field; `submit` resolves only
- * after the event is durably committed.
+ * write. `accept` validates (and checks the channel an event names), throwing TemError naming
+ * the field; `submit` resolves only after the event is durably committed.
  */
 import type { AuthContext } from '../auth/types.js';
 import { can } from '../auth/policy.js';
@@ -92,9 +92,17 @@ export class IngestService {
 
   /** Validates and ingests one event; rejects with IDEMPOTENCY_CONFLICT on a conflicting key. */
   async ingest(ctx: AuthContext, input: unknown, idempotencyKeyHeader?: string, options: IngestOptions = {}): Promise<IngestResult> {
+    return this.submit(await this.accept(ctx, input, idempotencyKeyHeader, options));
+  }
+
+  /**
+   * Everything that decides whether an event may be ingested, before it is committed: the input
+   * (`prepare`, throws TemError naming the field) and the channel it names (`checkDelivery`).
+   */
+  async accept(ctx: AuthContext, input: unknown, idempotencyKeyHeader?: string, options: IngestOptions = {}): Promise<IngestItem> {
     const item = this.prepare(ctx, input, idempotencyKeyHeader, options);
     await this.checkDelivery(ctx, item, options.field ?? 'body');
-    return this.submit(item);
+    return item;
   }
 
   /**
@@ -102,7 +110,7 @@ export class IngestService {
    * JWT claim, `channels.subscribe.<namespace>`), or hold the permission POST /api/publish takes
    * (services have it). Otherwise anyone could put messages into channels they cannot even see.
    */
-  async checkDelivery(ctx: AuthContext, item: IngestItem, where: string): Promise<void> {
+  private async checkDelivery(ctx: AuthContext, item: IngestItem, where: string): Promise<void> {
     const channel = item.channel;
     if (channel === null || channel.startsWith('user:') || can(ctx, CHANNEL_PUBLISH_PERMISSION)) return;
     if (await this.access.canSubscribe(ctx, channel)) return;
@@ -110,7 +118,7 @@ export class IngestService {
   }
 
   /** Validates one event and builds the row to insert; throws TemError naming the field. */
-  prepare(ctx: AuthContext, raw: unknown, idempotencyKeyHeader?: string, options: IngestOptions = {}): IngestItem {
+  private prepare(ctx: AuthContext, raw: unknown, idempotencyKeyHeader?: string, options: IngestOptions = {}): IngestItem {
     const where = options.field ?? 'body';
     const input = withoutNullOptionals(raw);
     check(validateEventInput, input, where);

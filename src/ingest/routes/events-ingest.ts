@@ -77,9 +77,7 @@ export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
       const items = [];
       for (const [index, input] of request.body.events.entries()) {
         try {
-          const item = ingest.prepare(ctx, input, undefined, { field: `body.events.${index}`, sizeHint });
-          await ingest.checkDelivery(ctx, item, `body.events.${index}`);
-          items.push(item);
+          items.push(await ingest.accept(ctx, input, undefined, { field: `body.events.${index}`, sizeHint }));
           indexes.push(index);
         } catch (err) {
           results[index] = itemError(index, toTemError(err));
