@@ -11,6 +11,7 @@ export const ERROR_TABLE = {
   FORBIDDEN: { status: 403, title: 'Forbidden' },
   NOT_FOUND: { status: 404, title: 'Not found' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
+  REQUEST_TIMEOUT: { status: 408, title: 'Request timeout' },
   CONFLICT: { status: 409, title: 'Conflict' },
   IDEMPOTENCY_CONFLICT: { status: 409, title: 'Idempotency key reused with a different request' },
   INVALID_STATE: { status: 409, title: 'Invalid state for this operation' },

@@ -10,7 +10,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyRequest } fro
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createAjv } from './ajv.js';
-import { createError, toProblem, type TemError } from '../core/errors.js';
+import { createError, toProblem } from '../core/errors.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -88,24 +88,17 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     socket.destroy();
     return;
   }
-  let status: number;
-  let problem: Record<string, unknown>;
-  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    // The client took too long to send its request: 408, as Node and Fastify answer it.
-    status = 408;
-    problem = { type: 'about:blank', title: 'Request timeout', status, detail: 'The request was not received in time' };
-  } else {
-    const error: TemError =
-      err.code === 'HPE_HEADER_OVERFLOW'
+  // A request not received in time gets 408, as Node and Fastify answer it.
+  const error =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? createError('REQUEST_TIMEOUT', 'The request was not received in time')
+      : err.code === 'HPE_HEADER_OVERFLOW'
         ? createError('HEADERS_TOO_LARGE', 'The request headers are larger than allowed', { field: 'headers' })
         : createError('BAD_REQUEST', 'The request is not valid HTTP', { field: err.code === 'HPE_INVALID_HEADER_TOKEN' ? 'headers' : 'request' });
-    status = error.status;
-    problem = { ...toProblem(error) };
-  }
-  const body = JSON.stringify(problem);
+  const body = JSON.stringify(toProblem(error));
   // Written, then the socket is destroyed: a half-open client must not keep it until a timeout.
   socket.write(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\n` +
       `Content-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     () => socket.destroy(),
   );
