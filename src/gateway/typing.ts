@@ -35,7 +35,7 @@ export class TypingTracker {
 
   /** The connection closed: whatever it was typing stops. */
   stopAll(conn: Connection): void {
-    for (const channel of [...(this.timers.get(conn)?.keys() ?? [])]) this.stop(conn, channel);
+    for (const channel of this.channelsOf(conn)) this.stop(conn, channel);
   }
 
   /** How many channels the connection is typing on. */
