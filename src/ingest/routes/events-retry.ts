@@ -59,8 +59,8 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock }) =>
         if (request.body === undefined) request.body = {};
       },
     },
-    async (request: FastifyRequest<{ Body: BulkRetry | undefined }>) => {
-      const b = request.body ?? {};
+    async (request: FastifyRequest<{ Body: BulkRetry }>) => {
+      const b = request.body;
       const retried = await store.retryEvents(
         {
           status: 'failed',
