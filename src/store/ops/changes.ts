@@ -63,4 +63,3 @@ export const OUTBOX_CHANNEL = 'tem_outbox';
 export function jobsChannel(queue: string): string {
   return `tem_jobs_${queue}`;
 }
-
