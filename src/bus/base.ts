@@ -13,7 +13,7 @@ import type { NamespaceOptions } from '../config/index.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
 import { isPattern, isValidChannel, type StreamPosition } from '../protocol/frames.js';
 import { DEFAULT_POSITION_TTL_MS, encodeBody, recover, type StreamRead } from './history.js';
-import type { AppendGroup, AppendResult, Bus, BusMessage, ControlMessage, HistoryResult, NamespaceResolver, Publication, Unsubscribe } from './types.js';
+import type { AppendGroup, AppendResult, Bus, BusMessage, ControlMessage, HistoryResult, NamespaceResolver, Publication, SharedLimiter, SharedLimiterOptions, Unsubscribe } from './types.js';
 
 export type TopicKind = 'channel' | 'pattern' | 'control';
 
@@ -65,6 +65,7 @@ export abstract class BaseBus implements Bus {
   protected abstract listen(kind: TopicKind, name: string): Promise<void>;
   protected abstract unlisten(kind: TopicKind, name: string): Promise<void>;
   protected abstract sendControl(message: ControlMessage): Promise<void>;
+  abstract limiter(options: SharedLimiterOptions): SharedLimiter;
   abstract health(): Promise<'ok' | 'down'>;
   protected abstract closeTransport(): Promise<void>;
 

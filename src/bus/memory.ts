@@ -11,8 +11,9 @@ import type { StreamPosition } from '../protocol/frames.js';
 import { matchesPattern } from '../protocol/frames.js';
 import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
 import { decodeStored, keepsHistory, positionTtl, toPublication, wantsEntries, type StreamRead } from './history.js';
+import { LimiterCache, localLimiter } from './limits.js';
 import { defaultNamespaces } from './namespaces.js';
-import type { AppendGroup, AppendResult, ControlMessage } from './types.js';
+import type { AppendGroup, AppendResult, ControlMessage, SharedLimiter, SharedLimiterOptions } from './types.js';
 
 interface Stream {
   epoch: string;
@@ -36,6 +37,8 @@ export class MemoryHub {
   private readonly streams = new Map<string, Stream>();
   private readonly nodes = new Set<MemoryBus>();
   private lastSweep = -Infinity;
+  /** @internal */
+  readonly limiters = new LimiterCache(localLimiter);
 
   /** `defaults` apply to every node created by `node()`. */
   constructor(private readonly defaults: Partial<BaseBusOptions> = {}) {}
@@ -149,6 +152,10 @@ export class MemoryBus extends BaseBus {
 
   protected async sendControl(message: ControlMessage): Promise<void> {
     this.hub.control(message);
+  }
+
+  limiter(options: SharedLimiterOptions): SharedLimiter {
+    return this.hub.limiters.get(options);
   }
 
   async health(): Promise<'ok' | 'down'> {

@@ -15,8 +15,9 @@ import type { StreamPosition } from '../protocol/frames.js';
 import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
 import { closeRedis, defineScript, escapeGlob, openRedis, withRedis, type RedisConnection } from './connection.js';
 import { decodeStored, positionTtl, toPublication, type StreamRead } from './history.js';
+import { LimiterCache, redisLimiter } from './limits.js';
 import { PUBLISH_LUA, READ_LUA } from './redis-scripts.js';
-import type { AppendGroup, AppendResult, ControlMessage } from './types.js';
+import type { AppendGroup, AppendResult, ControlMessage, SharedLimiter, SharedLimiterOptions } from './types.js';
 
 export interface RedisBusOptions extends BaseBusOptions {
   url: string;
@@ -45,6 +46,7 @@ export class RedisBus extends BaseBus {
   private readonly publishScript: (keys: string[], args: (string | number)[]) => Promise<(string | number)[]>;
   private readonly readScript: (keys: string[], args: (string | number)[]) => Promise<ReadReply>;
   private readonly heartbeat: NodeJS.Timeout;
+  private readonly limiters = new LimiterCache((options) => redisLimiter(this.cmd, this.prefix, options));
 
   constructor(options: RedisBusOptions) {
     super(options);
@@ -159,6 +161,10 @@ export class RedisBus extends BaseBus {
 
   protected async sendControl(message: ControlMessage): Promise<void> {
     await withRedis(this.cmd, (redis) => redis.publish(this.controlChannel, JSON.stringify(message)));
+  }
+
+  limiter(options: SharedLimiterOptions): SharedLimiter {
+    return this.limiters.get(options);
   }
 
   async health(): Promise<'ok' | 'down'> {

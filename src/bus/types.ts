@@ -70,6 +70,27 @@ export interface AppendResult {
   firstOffset: number;
 }
 
+/** A budget of `points` per `windowS` seconds per key, counted under `name`. */
+export interface SharedLimiterOptions {
+  name: string;
+  points: number;
+  windowS: number;
+}
+
+export interface LimitVerdict {
+  allowed: boolean;
+  /** What is left of the key's budget in this window. */
+  remaining: number;
+  /** Until the window ends and the budget is whole again. */
+  msBeforeNext: number;
+}
+
+/** Counts one use per call for a key; see limits.ts. */
+export interface SharedLimiter {
+  readonly points: number;
+  consume(key: string): Promise<LimitVerdict>;
+}
+
 /** One node's view of the bus. Several nodes may share one bus (memory) or one Redis. */
 export interface Bus {
   readonly kind: 'memory' | 'redis';
@@ -91,6 +112,12 @@ export interface Bus {
   position(channel: string): Promise<StreamPosition>;
   publishControl(message: ControlMessage): Promise<void>;
   onControl(handler: (message: ControlMessage) => void): Promise<Unsubscribe>;
+  /**
+   * A per-key counter shared by every node of this bus (every node of a memory hub, every process
+   * on the same Redis and prefix): per-key limits hold cluster-wide. The same options give the
+   * same counter.
+   */
+  limiter(options: SharedLimiterOptions): SharedLimiter;
   /** `ok` or `down` (Redis unreachable). Memory is always `ok`. */
   health(): Promise<'ok' | 'down'>;
   close(): Promise<void>;

@@ -70,7 +70,7 @@ export const SETTINGS = {
   wsMaxFrameBytes: { env: 'TEM_WS_MAX_FRAME_BYTES', type: 'int', default: 65536, min: 256, doc: 'Largest client frame; larger closes 1009.' },
   wsSendBufferBytes: { env: 'TEM_WS_SEND_BUFFER_BYTES', type: 'int', default: 4_194_304, min: 1024, doc: 'Per-connection send buffer; past it the client is closed 1013.' },
   wsConnectLimit: { env: 'TEM_WS_CONNECT_LIMIT', type: 'int', default: 5, min: 0, doc: 'Connection attempts per key per window (0 disables).' },
-  wsConnectWindowMs: { env: 'TEM_WS_CONNECT_WINDOW_MS', type: 'int', default: 10_000, min: 100, doc: 'Connection-attempt window.' },
+  wsConnectWindowMs: { env: 'TEM_WS_CONNECT_WINDOW_MS', type: 'int', default: 10_000, min: 1000, doc: 'Connection-attempt window, in whole seconds (rounded).' },
   wsMessageRate: { env: 'TEM_WS_MESSAGE_RATE', type: 'int', default: 1000, min: 0, doc: 'Client frames per second per connection; past it ERROR RATE_LIMITED, past 10× it (or 5 s in a row over it) close 1008. 0 disables.' },
   wsHelloTimeoutMs: { env: 'TEM_WS_HELLO_TIMEOUT_MS', type: 'int', default: 10_000, min: 100, doc: 'Time to send HELLO when not authenticated at upgrade.' },
   wsPendingPerIp: { env: 'TEM_WS_PENDING_PER_IP', type: 'int', default: 256, min: 0, doc: 'Connections still waiting for HELLO per remote address (the TCP peer, not X-Forwarded-For); past it a new one is closed 1013 (0 disables).' },

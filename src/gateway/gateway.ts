@@ -59,7 +59,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
   const typing = new TypingTracker(ctx);
   const subs = new Subscriptions(ctx, presence, typing);
   const sessions = new Sessions(ctx, subs);
-  const connectLimiter = new ConnectLimiter(config.wsConnectLimit, config.wsConnectWindowMs);
+  const connectLimiter = new ConnectLimiter(config.wsConnectLimit, config.wsConnectWindowMs, deps.bus);
   const pending = new PendingPerAddress(config.wsPendingPerIp, (delta) => deps.metrics.wsPending.inc(delta));
   const dispatch = createDispatcher({ ctx, subs, sessions, presence, typing, connectLimiter });
   const connections = new Set<Connection>();

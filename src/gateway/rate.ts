@@ -1,31 +1,27 @@
 /**
- * Rate limits. Connection attempts per credential use rate-limiter-flexible (memory: a gateway
- * node limits what reaches it; a cluster-wide limit would need Redis and buys little here, since
- * each attempt costs an authentication the API rate-limits anyway). Frames per connection use a
- * fixed one-second window on the injected clock, cheap enough to run on every frame.
+ * Rate limits. Connection attempts per credential are counted on the bus's shared counter
+ * (src/bus/limits.ts): with Redis the limit holds across every gateway node, so a client cannot
+ * multiply it by reconnecting through a load balancer; with Redis away, each node counts alone.
+ * Frames per connection use a fixed one-second window on the injected clock, cheap enough to
+ * run on every frame.
  */
 import { createHash } from 'node:crypto';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import type { Bus, SharedLimiter } from '../bus/types.js';
 
 export class ConnectLimiter {
-  private readonly limiter: RateLimiterMemory | null;
+  private readonly limiter: SharedLimiter | null;
 
-  constructor(points: number, windowMs: number) {
-    this.limiter = points > 0 ? new RateLimiterMemory({ points, duration: windowMs / 1000 }) : null;
+  constructor(points: number, windowMs: number, bus: Pick<Bus, 'limiter'>) {
+    // The counter's window is whole seconds (rate-limiter-flexible); at least one.
+    this.limiter = points > 0 ? bus.limiter({ name: 'ws-connect', points, windowS: Math.max(1, Math.round(windowMs / 1000)) }) : null;
   }
 
   /** Counts one attempt for this credential; false when over the limit. */
   async attempt(token: string): Promise<boolean> {
     if (!this.limiter) return true;
-    // The limiter's memory holds a digest, never the credential itself.
+    // The counter (memory or Redis) holds a digest, never the credential itself.
     const key = createHash('sha256').update(token).digest('base64url');
-    try {
-      await this.limiter.consume(key);
-      return true;
-    } catch (err) {
-      if (err instanceof RateLimiterRes) return false;
-      throw err;
-    }
+    return (await this.limiter.consume(key)).allowed;
   }
 }
 

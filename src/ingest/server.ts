@@ -18,7 +18,7 @@ export async function buildApiServer(deps: ApiDeps): Promise<FastifyInstance> {
   const { extraRoutes = [], ingest: _ingest, ...rest } = deps;
   const routeDeps: RouteDeps = { ...rest, ingest };
 
-  installAuthHook(app, deps.authenticator, new RequestLimiter(deps.config));
+  installAuthHook(app, deps.authenticator, new RequestLimiter(deps.config, deps.bus));
   installRequestMetrics(app, deps.metrics);
   for (const plugin of [...apiRoutes, ...extraRoutes]) await app.register(plugin, routeDeps);
   // In-flight ingests commit before the store is closed by whoever owns it.

@@ -272,6 +272,21 @@ function conformance(name: string, makeHarness: () => Harness, extra?: (h: () =>
       expect([...merged.keys()].sort((x, y) => x - y)).toEqual(range(1, 40));
     });
 
+    it('counts a per-key limit across every node, each key on its own budget', async () => {
+      const a = h().node();
+      const b = h().node();
+      const options = { name: 'conf', points: 3, windowS: 60 };
+      const verdicts = [await a.limiter(options).consume('k1'), await b.limiter(options).consume('k1'), await a.limiter(options).consume('k1')];
+      expect(verdicts.map((v) => [v.allowed, v.remaining])).toEqual([[true, 2], [true, 1], [true, 0]]);
+      const refused = await b.limiter(options).consume('k1');
+      expect(refused.allowed).toBe(false);
+      expect(refused.msBeforeNext).toBeGreaterThan(50_000);
+      expect(refused.msBeforeNext).toBeLessThanOrEqual(60_000);
+      // Another key, or the same key under another name, has a budget of its own.
+      expect((await b.limiter(options).consume('k2')).allowed).toBe(true);
+      expect((await a.limiter({ ...options, name: 'other' }).consume('k1')).allowed).toBe(true);
+    });
+
     it('rejects names that are not channels', async () => {
       const bus = h().node();
       await expect(bus.publish('nonamespace', 'm', {})).rejects.toMatchObject({ code: 'BAD_REQUEST' });
@@ -390,6 +405,27 @@ describe.skipIf(!services.redis)('RedisBus', () => {
       expect(next.offset).toBe(1);
       expect(next.epoch).not.toBe(old.epoch);
       expect((await bus.history('chat:x', { offset: 1, epoch: old.epoch })).recovered).toBe(false);
+    });
+
+    it('counts a limit on each node alone while Redis is unreachable, without waiting for it', async () => {
+      const down = new RedisBus({ url: 'redis://127.0.0.1:1', prefix: `${filePrefix}down:`, namespaces: ns(), connectTimeoutMs: 200 });
+      redisNodes.push(down);
+      const limiter = down.limiter({ name: 'down', points: 2, windowS: 60 });
+      const started = Date.now();
+      const allowed = [];
+      for (let i = 0; i < 3; i++) allowed.push((await limiter.consume('k')).allowed);
+      expect(allowed).toEqual([true, true, false]);
+      expect(Date.now() - started).toBeLessThan(1500);
+    });
+
+    it('keeps limit counters in Redis under the prefix, expiring with the window', async () => {
+      const bus = h().node() as RedisBus;
+      await bus.limiter({ name: 'ttl', points: 5, windowS: 30 }).consume('key-1');
+      const key = `${bus.prefix}rl:ttl:key-1`;
+      expect(await adminClient().get(key)).toBe('1');
+      const ttl = await adminClient().pttl(key);
+      expect(ttl).toBeGreaterThan(25_000);
+      expect(ttl).toBeLessThanOrEqual(30_000);
     });
 
     it('escapes glob characters of the prefix in pattern subscriptions', async () => {

@@ -1,6 +1,7 @@
 /** Per-key rate limits: RateLimit-* headers on every limited response, 429 with Retry-After. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApi, type TestApi } from '../helpers/api.js';
+import { redisRealtime } from '../helpers/redis-realtime.js';
 import { services } from '../helpers/services.js';
 
 const kind = services.postgres ? 'postgres' : 'pglite';
@@ -54,6 +55,33 @@ describe(`rate limits (${kind})`, () => {
       const res = await unlimited.request('GET', '/api/events', { key: c.key });
       expect(res.status).toBe(200);
       expect(res.headers['ratelimit-limit']).toBeUndefined();
+    }
+  });
+});
+
+describe.skipIf(!services.redis)(`rate limits across API processes on Redis (${kind})`, () => {
+  it('gives a key its budget once, whichever process answers', async () => {
+    const redis = redisRealtime('api-ratelimit');
+    const config = { rateLimitPoints: 4, rateLimitWindowS: 60 };
+    const one = await createTestApi({ kind, config, bus: redis.bus() });
+    const two = await createTestApi({ store: one.store, config, bus: redis.bus() });
+    const admin = await createTestApi({ store: one.store, config: { rateLimitPoints: 0 } });
+    try {
+      const p = await admin.createPrincipal({ kind: 'user' });
+      const statuses: number[] = [];
+      const remaining: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const res = await (i % 2 === 0 ? one : two).request('GET', '/api/events', { key: p.key });
+        statuses.push(res.status);
+        remaining.push(String(res.headers['ratelimit-remaining']));
+      }
+      expect(statuses).toEqual([200, 200, 200, 200, 429, 429]);
+      expect(remaining).toEqual(['3', '2', '1', '0', '0', '0']);
+    } finally {
+      await admin.close();
+      await two.close();
+      await one.close();
+      await redis.close();
     }
   });
 });

@@ -62,6 +62,22 @@ describe.skipIf(!services.redis)('gateways on Redis', () => {
     await b.close();
   });
 
+  it('counts connection attempts per key across nodes: the limit is not one per node', async () => {
+    const config = { wsConnectLimit: 3, wsConnectWindowMs: 60_000 };
+    const nodes = [await h.addNode({ bus: bus(), config }), await h.addNode({ bus: bus(), config })];
+    const carol = await h.api.createPrincipal({ id: 'carol' });
+    const codes: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const c = await WsTestClient.connect(nodes[i % 2]!.wsUrl({ token: carol.key }));
+      codes.push(await Promise.race([c.waitFor((f) => f.type === 'HELLO_ACK').then(() => 0), c.closed.then((x) => x.code)]));
+      await c.close();
+    }
+    expect(codes).toEqual([0, 0, 0, 1013, 1013, 1013]);
+    // Another key is not affected.
+    const other = await WsTestClient.ready(nodes[1]!.wsUrl({ token: bob.key }));
+    await other.close();
+  });
+
   it('a session saved on node A resumes on node B with what was missed', async () => {
     const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
     const sessionId = a.frames[0]!.payload.session_id as string;
