@@ -13,7 +13,7 @@ import type { NamespaceOptions } from '../config/index.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
 import { isPattern, isValidChannel, type StreamPosition } from '../protocol/frames.js';
 import { DEFAULT_POSITION_TTL_MS, encodeBody, recover, type StreamRead } from './history.js';
-import type { AppendGroup, AppendResult, Bus, BusMessage, ControlMessage, HistoryResult, NamespaceResolver, Publication, SharedLimiter, SharedLimiterOptions, Unsubscribe } from './types.js';
+import type { AppendGroup, AppendResult, Bus, BusMessage, ControlMessage, HistoryResult, NamespaceResolver, Publication, PublishOptions, Receipt, SharedLimiter, SharedLimiterOptions, Unsubscribe } from './types.js';
 
 export type TopicKind = 'channel' | 'pattern' | 'control';
 
@@ -57,9 +57,10 @@ export abstract class BaseBus implements Bus {
   /**
    * Appends each group's bodies (encodeBody) to its channel's history and fans them out, all
    * groups in one atomic step: fan-out order is offset order, and no other publication lands
-   * between the bodies of a group. Results in group order.
+   * between the bodies of a group. A receipt is recorded in that same step. Results in group order.
    */
-  protected abstract append(groups: AppendGroup[], nowMs: number): Promise<AppendResult[]>;
+  protected abstract append(groups: AppendGroup[], nowMs: number, receipt?: Receipt): Promise<AppendResult[]>;
+  abstract receipted(receipt: Receipt): Promise<boolean>;
   /** The channel's position (created with a fresh epoch if missing) and history after `since`. */
   protected abstract read(channel: string, since: StreamPosition | undefined, ns: NamespaceOptions): Promise<StreamRead>;
   protected abstract listen(kind: TopicKind, name: string): Promise<void>;
@@ -74,7 +75,7 @@ export abstract class BaseBus implements Bus {
     return (await this.publishMany([message]))[0]!;
   }
 
-  async publishMany(messages: BusMessage[]): Promise<Publication[]> {
+  async publishMany(messages: BusMessage[], options: PublishOptions = {}): Promise<Publication[]> {
     this.assertOpen();
     const groups = new Map<string, AppendGroup & { at: number[] }>();
     messages.forEach((m, i) => {
@@ -87,7 +88,7 @@ export abstract class BaseBus implements Bus {
     });
     if (groups.size === 0) return [];
     const list = [...groups.values()];
-    const results = await this.append(list, this.clock.nowMs());
+    const results = await this.append(list, this.clock.nowMs(), options.receipt);
     // What subscribers receive, built here rather than parsed back from the transport.
     const out = new Array<Publication>(messages.length);
     list.forEach((g, k) => {

@@ -13,7 +13,7 @@ import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
 import { decodeStored, keepsHistory, positionTtl, toPublication, wantsEntries, type StreamRead } from './history.js';
 import { LimiterCache, localLimiter } from './limits.js';
 import { defaultNamespaces } from './namespaces.js';
-import type { AppendGroup, AppendResult, ControlMessage, SharedLimiter, SharedLimiterOptions } from './types.js';
+import type { AppendGroup, AppendResult, ControlMessage, Receipt, SharedLimiter, SharedLimiterOptions } from './types.js';
 
 interface Stream {
   epoch: string;
@@ -39,6 +39,8 @@ export class MemoryHub {
   private lastSweep = -Infinity;
   /** @internal */
   readonly limiters = new LimiterCache(localLimiter);
+  /** @internal Receipt slot → its last token (one slot per relay: no expiry needed here). */
+  readonly receipts = new Map<string, string>();
 
   /** `defaults` apply to every node created by `node()`. */
   constructor(private readonly defaults: Partial<BaseBusOptions> = {}) {}
@@ -138,8 +140,14 @@ export class MemoryBus extends BaseBus {
     this.hub.attach(this);
   }
 
-  protected async append(groups: AppendGroup[], nowMs: number): Promise<AppendResult[]> {
-    return groups.map((g) => this.hub.append(g.channel, g.bodies, g.ns, nowMs, this.positionTtlMs));
+  protected async append(groups: AppendGroup[], nowMs: number, receipt?: Receipt): Promise<AppendResult[]> {
+    const results = groups.map((g) => this.hub.append(g.channel, g.bodies, g.ns, nowMs, this.positionTtlMs));
+    if (receipt) this.hub.receipts.set(receipt.slot, receipt.token);
+    return results;
+  }
+
+  async receipted(receipt: Receipt): Promise<boolean> {
+    return this.hub.receipts.get(receipt.slot) === receipt.token;
   }
 
   protected async read(channel: string, since: StreamPosition | undefined, ns: NamespaceOptions): Promise<StreamRead> {

@@ -9,10 +9,11 @@
 /**
  * Append + fan-out of publications on one or more channels, atomically: the order subscribers
  * see on every node is offset order, and nothing lands between the messages of one call.
- * KEYS: per channel, its position hash and its history list.
+ * KEYS: per channel, its position hash and its history list; then, optionally, a receipt slot.
  * ARGV: 1 now ms; then per channel: pub/sub channel, epoch to use when the position is missing,
  * historySize, historyTtlMs, position TTL ms, message count, then that many body JSON object
- * texts `{"event":…,"payload":…}`.
+ * texts `{"event":…,"payload":…}`; then, with a receipt slot, the token to write there and the
+ * slot's TTL in ms.
  * Each publication fanned out and stored is `{"offset":n,"epoch":e,"ts":t,"event":…,"payload":…}`.
  * Returns per channel {epoch, offset of its first message}, flattened.
  */
@@ -20,7 +21,8 @@ export const PUBLISH_LUA = `
 local out = {}
 local head = '","ts":' .. ARGV[1] .. ','
 local a = 2
-for k = 1, #KEYS, 2 do
+local receipt = #KEYS % 2 == 1
+for k = 1, #KEYS - (receipt and 1 or 0), 2 do
   local pos, hist = KEYS[k], KEYS[k + 1]
   local channel, size, ttl, count = ARGV[a], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
   local epoch = redis.call('HGET', pos, 'epoch')
@@ -49,6 +51,7 @@ for k = 1, #KEYS, 2 do
   out[#out + 1] = first
   a = a + 6 + count
 end
+if receipt then redis.call('SET', KEYS[#KEYS], ARGV[a], 'PX', ARGV[a + 1]) end
 return out
 `;
 

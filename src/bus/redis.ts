@@ -17,7 +17,7 @@ import { closeRedis, defineScript, escapeGlob, openRedis, withRedis, type RedisC
 import { decodeStored, positionTtl, toPublication, type StreamRead } from './history.js';
 import { LimiterCache, redisLimiter } from './limits.js';
 import { PUBLISH_LUA, READ_LUA } from './redis-scripts.js';
-import type { AppendGroup, AppendResult, ControlMessage, SharedLimiter, SharedLimiterOptions } from './types.js';
+import { RECEIPT_TTL_MS, type AppendGroup, type AppendResult, type ControlMessage, type Receipt, type SharedLimiter, type SharedLimiterOptions } from './types.js';
 
 export interface RedisBusOptions extends BaseBusOptions {
   url: string;
@@ -79,15 +79,27 @@ export class RedisBus extends BaseBus {
     return [`${this.prefix}bus:{${channel}}:pos`, `${this.prefix}bus:{${channel}}:hist`];
   }
 
-  protected async append(groups: AppendGroup[], nowMs: number): Promise<AppendResult[]> {
+  private receiptKey(slot: string): string {
+    return `${this.prefix}bus:receipt:${slot}`;
+  }
+
+  protected async append(groups: AppendGroup[], nowMs: number, receipt?: Receipt): Promise<AppendResult[]> {
     const keys: string[] = [];
     const args: (string | number)[] = [nowMs];
     for (const g of groups) {
       keys.push(...this.keys(g.channel));
       args.push(this.pubsubPrefix + g.channel, randomBase62(10), g.ns.historySize, g.ns.historyTtlMs, positionTtl(g.ns, this.positionTtlMs), g.bodies.length, ...g.bodies);
     }
+    if (receipt) {
+      keys.push(this.receiptKey(receipt.slot));
+      args.push(receipt.token, RECEIPT_TTL_MS);
+    }
     const flat = await withRedis(this.cmd, () => this.publishScript(keys, args));
     return groups.map((_, k) => ({ epoch: String(flat[2 * k]), firstOffset: Number(flat[2 * k + 1]) }));
+  }
+
+  async receipted(receipt: Receipt): Promise<boolean> {
+    return (await withRedis(this.cmd, (redis) => redis.get(this.receiptKey(receipt.slot)))) === receipt.token;
   }
 
   protected async read(channel: string, since: StreamPosition | undefined, ns: NamespaceOptions): Promise<StreamRead> {

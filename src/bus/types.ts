@@ -57,6 +57,20 @@ export interface BusMessage {
   eventId?: string;
 }
 
+/** A publisher's slot (one per outbox relay) and the token of one publish. */
+export interface Receipt {
+  slot: string;
+  token: string;
+}
+
+export interface PublishOptions {
+  /** Written to its slot atomically with the append, replacing the slot's last token (see Bus.receipted). */
+  receipt?: Receipt;
+}
+
+/** How long a receipt slot outlives its last write: far longer than any retry of the same batch. */
+export const RECEIPT_TTL_MS = 86_400_000;
+
 /** A transport's unit of append: one channel's bodies (see BaseBus.append). */
 export interface AppendGroup {
   channel: string;
@@ -101,7 +115,14 @@ export interface Bus {
    * each channel get consecutive offsets in the order given, all or none go out, in one round
    * trip (the outbox relay sends each batch this way). Publications in input order.
    */
-  publishMany(messages: BusMessage[]): Promise<Publication[]>;
+  publishMany(messages: BusMessage[], options?: PublishOptions): Promise<Publication[]>;
+  /**
+   * Whether the last publishMany that wrote a receipt to `receipt.slot` was the one with this
+   * token (slots are kept RECEIPT_TTL_MS). After an error whose outcome is unknown — the
+   * connection dropped between the append and its reply — it tells the caller whether sending
+   * again would append the messages a second time.
+   */
+  receipted(receipt: Receipt): Promise<boolean>;
   /**
    * Receives publications on a channel or a `prefix:*` pattern on this node. The implementation
    * subscribes in Redis only while this node has a handler for it.

@@ -12,10 +12,13 @@
  * instead of one per message.
  * If a batch went out but its transaction then failed (the rows are still there), the ids this
  * relay published are remembered and skipped on the retry, so those updates are not sent a
- * second time behind newer ones. (Should another relay take over mid-outage it may repeat some;
- * updates carry the event's `version` for clients to drop a stale repeat.)
+ * second time behind newer ones. The same holds when the Bus's connection dropped between the
+ * append and its reply: each publish carries a receipt, and before the retry the relay asks the
+ * Bus whether that receipt went out. (Should another relay take over mid-outage it may repeat
+ * some; updates carry the event's `version` for clients to drop a stale repeat.)
  */
-import type { Bus } from '../bus/types.js';
+import { randomBase62 } from '../core/ids.js';
+import type { Bus, Receipt } from '../bus/types.js';
 import type { Clock } from '../core/clock.js';
 import type { OutboxMessage } from '../core/types.js';
 import type { Logger } from '../observability/logger.js';
@@ -26,7 +29,7 @@ export type RelayMetrics = Pick<Metrics, 'relayLag' | 'relayPublished' | 'busPub
 
 export interface OutboxRelayOptions {
   store: Pick<Store, 'relayOutbox' | 'onOutbox'>;
-  bus: Pick<Bus, 'publishMany'>;
+  bus: Pick<Bus, 'publishMany' | 'receipted'>;
   logger: Logger;
   metrics: RelayMetrics;
   clock: Clock;
@@ -56,6 +59,10 @@ export class OutboxRelay {
   private failures = 0;
   /** Published in a batch whose rows were not deleted (the transaction failed after). */
   private readonly unconfirmed = new Set<number>();
+  /** The last publish whose outcome is unknown (it failed): its receipt and outbox ids. */
+  private uncertain: { receipt: Receipt; ids: number[] } | null = null;
+  /** This relay's receipt slot on the Bus: only its latest publish ever needs checking. */
+  private readonly receiptSlot = `relay:${randomBase62(12)}`;
 
   constructor(private readonly o: OutboxRelayOptions) {
     this.batchSize = o.batchSize ?? 256;
@@ -127,19 +134,34 @@ export class OutboxRelay {
     if (messages.length === 0) return;
     const oldest = messages[0]!.createdAt.getTime();
     this.o.metrics.relayLag.set(Math.max(0, this.o.clock.nowMs() - oldest) / 1000);
+    if (this.uncertain) {
+      // Throws while the Bus is still away: the round fails and is retried, as any publish.
+      if (await this.o.bus.receipted(this.uncertain.receipt)) this.confirm(this.uncertain.ids);
+      this.uncertain = null;
+    }
     const fresh = messages.filter((m) => !this.unconfirmed.has(m.id));
     if (fresh.length === 0) return;
+    const receipt = { slot: this.receiptSlot, token: randomBase62(16) };
     try {
-      await this.o.bus.publishMany(fresh.map((m) => ({ channel: m.channel, event: m.event, payload: m.payload, eventId: m.eventId })));
+      await this.o.bus.publishMany(
+        fresh.map((m) => ({ channel: m.channel, event: m.event, payload: m.payload, eventId: m.eventId })),
+        { receipt },
+      );
     } catch (err) {
+      this.uncertain = { receipt, ids: fresh.map((m) => m.id) };
       this.o.metrics.busPublishFailures.inc();
       throw err;
     }
-    for (const m of fresh) {
-      if (this.unconfirmed.size >= MAX_UNCONFIRMED) this.unconfirmed.delete(this.unconfirmed.values().next().value!);
-      this.unconfirmed.add(m.id);
-    }
+    this.confirm(fresh.map((m) => m.id));
     this.o.metrics.relayPublished.inc(fresh.length);
+  }
+
+  /** These ids went out: skipped if their rows come round again before they are deleted. */
+  private confirm(ids: number[]): void {
+    for (const id of ids) {
+      if (this.unconfirmed.size >= MAX_UNCONFIRMED) this.unconfirmed.delete(this.unconfirmed.values().next().value!);
+      this.unconfirmed.add(id);
+    }
   }
 
   private failed(err: unknown): number {

@@ -272,6 +272,25 @@ function conformance(name: string, makeHarness: () => Harness, extra?: (h: () =>
       expect([...merged.keys()].sort((x, y) => x - y)).toEqual(range(1, 40));
     });
 
+    it('records a publish receipt with the append, for any node to check', async () => {
+      const a = h().node();
+      const b = h().node();
+      const first = { slot: 'relay:1', token: 't1' };
+      await a.publishMany([{ channel: 'chat:r1', event: 'm', payload: 1 }, { channel: 'chat:r2', event: 'm', payload: 2 }], { receipt: first });
+      expect(await b.receipted(first)).toBe(true);
+      expect(await b.receipted({ slot: 'relay:1', token: 't0' })).toBe(false);
+      expect(await b.receipted({ slot: 'relay:2', token: 't1' })).toBe(false);
+      // A publish that was refused writes nothing; the next one replaces the slot's token.
+      await expect(a.publishMany([{ channel: 'bad channel', event: 'm', payload: 1 }], { receipt: { slot: 'relay:1', token: 't2' } })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+      expect(await a.receipted({ slot: 'relay:1', token: 't2' })).toBe(false);
+      await a.publish('chat:r1', 'm', 3);
+      expect(await a.receipted(first)).toBe(true);
+      await a.publishMany([{ channel: 'chat:r1', event: 'm', payload: 4 }], { receipt: { slot: 'relay:1', token: 't3' } });
+      expect(await b.receipted(first)).toBe(false);
+      expect(await b.receipted({ slot: 'relay:1', token: 't3' })).toBe(true);
+      expect((await b.history('chat:r2', { offset: 0, epoch: (await b.position('chat:r2')).epoch })).publications.map((p) => p.payload)).toEqual([2]);
+    });
+
     it('counts a per-key limit across every node, each key on its own budget', async () => {
       const a = h().node();
       const b = h().node();

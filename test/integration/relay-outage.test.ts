@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { RedisBus } from '../../src/bus/index.js';
 import { namespaceResolver } from '../../src/bus/namespaces.js';
-import type { Bus, BusMessage, Publication } from '../../src/bus/types.js';
+import type { Bus, BusMessage, Publication, PublishOptions, Receipt } from '../../src/bus/types.js';
 import { createError } from '../../src/core/errors.js';
 import { randomBase62 } from '../../src/core/ids.js';
 import { OutboxRelay } from '../../src/outbox/index.js';
@@ -22,20 +22,36 @@ import { services, REDIS_URL } from '../helpers/services.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { isPublication, startGatewayHarness, WsTestClient, type GatewayHarness } from '../helpers/ws.js';
 
-/** Delegates to a real bus; fails publishes while `down`, or every `failEvery`-th one. */
+/**
+ * Delegates to a real bus; fails publishes while `down`, or every `failEvery`-th one; every
+ * `loseReplyEvery`-th one goes out but fails as if the connection dropped before the reply.
+ */
 class FlakyBus {
   down = false;
   failEvery = 0;
+  loseReplyEvery = 0;
   attempts = 0;
   failures = 0;
   constructor(private readonly inner: Bus) {}
-  async publishMany(messages: BusMessage[]): Promise<Publication[]> {
+  async publishMany(messages: BusMessage[], options?: PublishOptions): Promise<Publication[]> {
     this.attempts++;
     if (this.down || (this.failEvery > 0 && this.attempts % this.failEvery === 0)) {
       this.failures++;
       throw createError('BUS_UNAVAILABLE', 'bus down (test)');
     }
-    return this.inner.publishMany(messages);
+    const pubs = await this.inner.publishMany(messages, options);
+    if (this.loseReplyEvery > 0 && this.attempts % this.loseReplyEvery === 0) {
+      this.failures++;
+      throw createError('BUS_UNAVAILABLE', 'connection closed before the reply (test)');
+    }
+    return pubs;
+  }
+  receipted(receipt: Receipt): Promise<boolean> {
+    if (this.down) {
+      this.failures++;
+      return Promise.reject(createError('BUS_UNAVAILABLE', 'bus down (test)'));
+    }
+    return this.inner.receipted(receipt);
   }
 }
 
@@ -133,6 +149,21 @@ describe('relay with a failing bus (PGlite, memory bus)', () => {
     await sleep(150);
     expect(updateCount(c, 'owner')).toBe(48);
     checkDelivered(c, 'owner', ids);
+    await c.close();
+  });
+
+  it('a batch that went out but lost its reply is not sent again', async () => {
+    const c = await WsTestClient.ready(h.wsUrl({ token: owner.key }));
+    const failuresBefore = flaky.failures;
+    flaky.loseReplyEvery = 2;
+    const ids = await produce(h, h.api.store, owner, 12);
+    await eventually(() => updateCount(c, 'owner') >= 48, '48 updates');
+    flaky.loseReplyEvery = 0;
+    await sleep(150);
+    expect(flaky.failures).toBeGreaterThan(failuresBefore);
+    expect(updateCount(c, 'owner')).toBe(48);
+    checkDelivered(c, 'owner', ids);
+    expect(await h.api.store.peekOutbox(10)).toEqual([]);
     await c.close();
   });
 });
