@@ -51,12 +51,19 @@ export class PresenceTracker {
   /**
    * The connection closed: its entries are stamped once more and then left to expire, so the
    * TTL counts from the close, not from the last periodic refresh (up to a third of it earlier).
+   * Only live entries: one that expired while this node could not refresh it (Redis away for
+   * longer than the TTL) has had its leave announced, and a closed connection must not rejoin.
    */
   forget(conn: Connection): void {
     const channels = this.entries.get(conn);
     if (!channels) return;
     this.entries.delete(conn);
-    for (const channel of channels) this.enqueue(conn, () => this.write(conn, channel));
+    const { userId, id: connectionId } = conn;
+    for (const channel of channels) {
+      this.enqueue(conn, async () => {
+        await this.ctx.presence.touch({ channel, userId, connectionId }, this.ttlMs, this.ctx.clock.nowMs());
+      });
+    }
   }
 
   /** Refreshes every live entry of this node (run well within the TTL). */

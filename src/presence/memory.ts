@@ -42,6 +42,14 @@ export class MemoryPresenceStore implements PresenceStore {
     return changeOf(entry.channel, entry.userId, before, best(conns));
   }
 
+  async touch(entry: Omit<PresenceEntry, 'status'>, ttlMs: number, nowMs: number): Promise<boolean> {
+    assertTtl(ttlMs);
+    const conn = this.channels.get(entry.channel)?.get(entry.userId)?.get(entry.connectionId);
+    if (!conn || conn.expiresAt <= nowMs) return false;
+    conn.expiresAt = nowMs + ttlMs;
+    return true;
+  }
+
   async remove(channel: string, userId: string, connectionId: string, nowMs: number): Promise<PresenceChange | null> {
     const users = this.channels.get(channel);
     const conns = users?.get(userId);

@@ -63,6 +63,20 @@ keepFor(KEYS[2], tonumber(ARGV[6]))
 return {before or '', after or ''}
 `;
 
+/**
+ * Re-stamps a live entry; an expired or missing one stays gone. KEYS: as UPSERT. ARGV: 1 member,
+ * 2 now ms, 3 expiry ms, 4 channel, 5 key TTL ms. Returns 1 when re-stamped, else 0.
+ */
+export const TOUCH_LUA = `${HELPERS}
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if (not score) or tonumber(score) <= tonumber(ARGV[2]) or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+reindex(KEYS[3], KEYS[1], ARGV[4])
+keepFor(KEYS[1], tonumber(ARGV[5]))
+keepFor(KEYS[2], tonumber(ARGV[5]))
+return 1
+`;
+
 /** KEYS: 1 channel expiry zset, 2 user hash, 3 index. ARGV: 1 member, 2 now ms, 3 channel. */
 export const REMOVE_LUA = `${HELPERS}
 local now = tonumber(ARGV[2])

@@ -7,7 +7,7 @@
 import { randomBase62 } from '../core/ids.js';
 import type { PresenceMember, PresenceStatus } from '../protocol/frames.js';
 import { closeRedis, defineScript, openRedis, withRedis, type RedisConnection, type RedisConnectionOptions } from '../bus/connection.js';
-import { EXPIRE_LUA, MEMBERS_LUA, REMOVE_LUA, UPSERT_LUA } from './redis-scripts.js';
+import { EXPIRE_LUA, MEMBERS_LUA, REMOVE_LUA, TOUCH_LUA, UPSERT_LUA } from './redis-scripts.js';
 import { assertStatus, assertTtl, bestStatus, changeOf, sortMembers } from './status.js';
 import type { PresenceChange, PresenceEntry, PresenceStore, SessionState, SessionStore } from './types.js';
 
@@ -30,12 +30,15 @@ const EXPIRE_BATCH_ENTRIES = 1000;
 const EXPIRE_MAX_ROUNDS = 100;
 
 const orNull = (s: string): PresenceStatus | null => (s === '' ? null : (s as PresenceStatus));
+/** Keys are a safety net for when no node sweeps at all; they outlive every entry they hold. */
+const keyTtl = (ttlMs: number): number => ttlMs * 2 + 60_000;
 
 export class RedisPresenceStore implements PresenceStore {
   private readonly conn: RedisConnection;
   private readonly prefix: string;
   private readonly upsertScript: Script<[string, string]>;
   private readonly removeScript: Script<[string, string]>;
+  private readonly touchScript: Script<number>;
   private readonly membersScript: Script<string[]>;
   private readonly expireScript: Script<(string | number)[]>;
 
@@ -45,6 +48,7 @@ export class RedisPresenceStore implements PresenceStore {
     const redis = this.conn.redis;
     this.upsertScript = defineScript(redis, 'temPresenceUpsert', 3, UPSERT_LUA);
     this.removeScript = defineScript(redis, 'temPresenceRemove', 3, REMOVE_LUA);
+    this.touchScript = defineScript(redis, 'temPresenceTouch', 3, TOUCH_LUA);
     this.membersScript = defineScript(redis, 'temPresenceMembers', 1, MEMBERS_LUA);
     this.expireScript = defineScript(redis, 'temPresenceExpire', 1, EXPIRE_LUA);
   }
@@ -65,18 +69,28 @@ export class RedisPresenceStore implements PresenceStore {
     assertStatus(entry.status);
     assertTtl(ttlMs);
     const { channel, userId, connectionId, status } = entry;
-    const keys = [this.channelKey(channel), this.userKeyPrefix(channel) + userId, this.indexKey];
-    // Keys are a safety net for when no node sweeps at all; they outlive every entry they hold.
-    const keyTtl = ttlMs * 2 + 60_000;
     const [before, after] = await withRedis(this.conn, () =>
-      this.upsertScript(keys, [JSON.stringify([userId, connectionId]), status, nowMs + ttlMs, nowMs, channel, keyTtl]),
+      this.upsertScript(this.entryKeys(channel, userId), [JSON.stringify([userId, connectionId]), status, nowMs + ttlMs, nowMs, channel, keyTtl(ttlMs)]),
     );
     return changeOf(channel, userId, orNull(before), orNull(after));
   }
 
+  async touch(entry: Omit<PresenceEntry, 'status'>, ttlMs: number, nowMs: number): Promise<boolean> {
+    assertTtl(ttlMs);
+    const { channel, userId, connectionId } = entry;
+    const done = await withRedis(this.conn, () =>
+      this.touchScript(this.entryKeys(channel, userId), [JSON.stringify([userId, connectionId]), nowMs, nowMs + ttlMs, channel, keyTtl(ttlMs)]),
+    );
+    return Number(done) === 1;
+  }
+
+  /** The keys every script on one user's entries in a channel takes (see redis-scripts.ts). */
+  private entryKeys(channel: string, userId: string): string[] {
+    return [this.channelKey(channel), this.userKeyPrefix(channel) + userId, this.indexKey];
+  }
+
   async remove(channel: string, userId: string, connectionId: string, nowMs: number): Promise<PresenceChange | null> {
-    const keys = [this.channelKey(channel), this.userKeyPrefix(channel) + userId, this.indexKey];
-    const [before, after] = await withRedis(this.conn, () => this.removeScript(keys, [JSON.stringify([userId, connectionId]), nowMs, channel]));
+    const [before, after] = await withRedis(this.conn, () => this.removeScript(this.entryKeys(channel, userId), [JSON.stringify([userId, connectionId]), nowMs, channel]));
     return changeOf(channel, userId, orNull(before), orNull(after));
   }
 

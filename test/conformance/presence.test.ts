@@ -131,6 +131,26 @@ function presenceConformance(name: string, make: () => PresenceHarness): void {
       expect(await nodeB.members('room:1', T0 + TTL)).toEqual([{ user_id: 'onB', status: 'online' }]);
     });
 
+    it('touch re-stamps a live entry, but never brings back one that expired or left', async () => {
+      const s = h().store();
+      const { status: _status, ...ref } = entry('u1', 'c1');
+      await s.upsert(entry('u1', 'c1'), 1000, T0);
+      expect(await s.touch(ref, 1000, T0 + 900)).toBe(true);
+      // Live past its first expiry (T0 + 1000), gone after the new one (T0 + 1900).
+      expect(await s.members('room:1', T0 + 1500)).toEqual([{ user_id: 'u1', status: 'online' }]);
+      expect(await s.expire(T0 + 1500)).toEqual([]);
+      expect(await s.members('room:1', T0 + 1900)).toEqual([]);
+      // Expired, not swept yet: stays expired.
+      expect(await s.touch(ref, 1000, T0 + 1950)).toBe(false);
+      expect(await s.members('room:1', T0 + 1950)).toEqual([]);
+      expect(await s.expire(T0 + 2000)).toEqual([{ channel: 'room:1', userId: 'u1', kind: 'leave', status: 'offline' }]);
+      // Swept, or never there: nothing to touch, nothing comes back.
+      expect(await s.touch(ref, 1000, T0 + 2100)).toBe(false);
+      expect(await s.touch({ ...ref, connectionId: 'c9' }, 1000, T0 + 2100)).toBe(false);
+      expect(await s.members('room:1', T0 + 2100)).toEqual([]);
+      expect(await s.expire(T0 + 10_000)).toEqual([]);
+    });
+
     it('rejects an unknown status or a TTL that is not positive', async () => {
       const s = h().store();
       await expect(s.upsert({ ...entry('u', 'c'), status: 'away' as 'idle' }, TTL, T0)).rejects.toMatchObject({ code: 'BAD_REQUEST' });

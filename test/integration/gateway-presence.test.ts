@@ -226,6 +226,24 @@ describe('presence and typing, counted from what the client did', () => {
     await b.close();
   });
 
+  it('an entry that expired while the connection lived (no refresh got through) is not revived by its close', async () => {
+    const b = await join(ben.key, 'live:1:chat');
+    const a = await join(ann.key, 'live:1:chat');
+    const isAnn = (event: string) => (f: { type: string; payload: Record<string, unknown> }) =>
+      isNotice(f as never, 'live:1:chat') && f.payload.event === event && (f.payload.payload as { user_id: string }).user_id === 'ann';
+    await b.waitFor(isAnn('presence.join'));
+    // No refresh within the TTL (as when the node cannot reach Redis): Ann is swept, her leave announced.
+    await b.waitFor(isAnn('presence.leave'), TTL * 6);
+    const joinsBefore = b.frames.filter(isAnn('presence.join')).length;
+    await a.close();
+    await sleep(TTL * 2);
+    expect(b.frames.filter(isAnn('presence.join')).length).toBe(joinsBefore);
+    expect(b.frames.filter(isAnn('presence.leave')).length).toBe(1);
+    const listed = (await b.request('PRESENCE', { channel: 'live:1:chat' })).payload.members as { user_id: string; status: string }[];
+    expect(listed.find((m) => m.user_id === 'ann')).toEqual({ user_id: 'ann', status: 'offline' });
+    await b.close();
+  });
+
   it('a pattern covering the channel is enough to type there; leaving it stops the typing', async () => {
     const d = await join(dan.key, 'live:*');
     const b = await join(ben.key, 'live:1:chat');
