@@ -92,11 +92,17 @@ export async function withRedis<T>(conn: RedisConnection, run: (redis: Redis) =>
     if (waiting) await waiting;
     return await run(conn.redis);
   } catch (err) {
-    // A command that timed out leaves the socket in doubt (black-holed network, hung server):
-    // start over on a fresh connection rather than wait for a reply that may never come.
-    if (err instanceof Error && err.message === 'Command timed out' && conn.redis.status === 'ready') conn.redis.disconnect(true);
+    dropIfTimedOut(conn, err);
     throw toUnavailable(err);
   }
+}
+
+/**
+ * A command that timed out leaves the socket in doubt (black-holed network, hung server): start
+ * over on a fresh connection rather than wait for a reply that may never come.
+ */
+export function dropIfTimedOut(conn: RedisConnection, err: unknown): void {
+  if (err instanceof Error && err.message === 'Command timed out' && conn.redis.status === 'ready') conn.redis.disconnect(true);
 }
 
 export function toUnavailable(err: unknown): TemError {

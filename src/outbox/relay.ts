@@ -136,7 +136,10 @@ export class OutboxRelay {
     this.o.metrics.relayLag.set(Math.max(0, this.o.clock.nowMs() - oldest) / 1000);
     if (this.uncertain) {
       // Throws while the Bus is still away: the round fails and is retried, as any publish.
-      if (await this.o.bus.receipted(this.uncertain.receipt)) this.confirm(this.uncertain.ids);
+      if (await this.o.bus.receipted(this.uncertain.receipt)) {
+        this.confirm(this.uncertain.ids);
+        this.o.metrics.relayPublished.inc(this.uncertain.ids.length);
+      }
       this.uncertain = null;
     }
     const fresh = messages.filter((m) => !this.unconfirmed.has(m.id));

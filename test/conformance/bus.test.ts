@@ -9,6 +9,7 @@ import { randomBase62 } from '../../src/core/ids.js';
 import type { NamespaceOptions } from '../../src/config/index.js';
 import { MemoryHub, RedisBus, type Bus, type ControlMessage, type NamespaceResolver, type Publication } from '../../src/bus/index.js';
 import { services, REDIS_URL } from '../helpers/services.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 interface NodeOptions {
   namespaces?: NamespaceResolver;
@@ -294,6 +295,8 @@ function conformance(name: string, makeHarness: () => Harness, extra?: (h: () =>
     it('counts a per-key limit across every node, each key on its own budget', async () => {
       const a = h().node();
       const b = h().node();
+      // Both nodes connected: a node still connecting counts on its own.
+      expect([await a.health(), await b.health()]).toEqual(['ok', 'ok']);
       const options = { name: 'conf', points: 3, windowS: 60 };
       const verdicts = [await a.limiter(options).consume('k1'), await b.limiter(options).consume('k1'), await a.limiter(options).consume('k1')];
       expect(verdicts.map((v) => [v.allowed, v.remaining])).toEqual([[true, 2], [true, 1], [true, 0]]);
@@ -437,8 +440,35 @@ describe.skipIf(!services.redis)('RedisBus', () => {
       expect(Date.now() - started).toBeLessThan(1500);
     });
 
+    it('counts a limit on each node alone, once per request, while Redis is connected but silent', async () => {
+      const proxy = TcpProxy.forUrl(REDIS_URL, 6379);
+      await proxy.start();
+      try {
+        const bus = new RedisBus({ url: proxy.url(REDIS_URL), prefix: `${filePrefix}stall:`, namespaces: ns(), commandTimeoutMs: 600 });
+        redisNodes.push(bus);
+        expect(await bus.health()).toBe('ok');
+        const limiter = bus.limiter({ name: 'stall', points: 2, windowS: 60 });
+        proxy.stall();
+        const verdicts = [];
+        for (let i = 0; i < 3; i++) {
+          const started = Date.now();
+          verdicts.push((await limiter.consume('k')).allowed);
+          expect(Date.now() - started).toBeLessThan(450);
+        }
+        expect(verdicts).toEqual([true, true, false]);
+        // The commands that timed out meanwhile dropped the connection: no more waiting at all.
+        await sleep(700);
+        const started = Date.now();
+        expect((await limiter.consume('k2')).allowed).toBe(true);
+        expect(Date.now() - started).toBeLessThan(100);
+      } finally {
+        await proxy.stop();
+      }
+    });
+
     it('keeps limit counters in Redis under the prefix, expiring with the window', async () => {
       const bus = h().node() as RedisBus;
+      expect(await bus.health()).toBe('ok');
       await bus.limiter({ name: 'ttl', points: 5, windowS: 30 }).consume('key-1');
       const key = `${bus.prefix}rl:ttl:key-1`;
       expect(await adminClient().get(key)).toBe('1');

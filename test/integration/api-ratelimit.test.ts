@@ -63,8 +63,11 @@ describe.skipIf(!services.redis)(`rate limits across API processes on Redis (${k
   it('gives a key its budget once, whichever process answers', async () => {
     const redis = redisRealtime('api-ratelimit');
     const config = { rateLimitPoints: 4, rateLimitWindowS: 60 };
-    const one = await createTestApi({ kind, config, bus: redis.bus() });
-    const two = await createTestApi({ store: one.store, config, bus: redis.bus() });
+    const buses = [redis.bus(), redis.bus()];
+    // Connected first: a process whose Redis connection is not up yet counts on its own.
+    expect(await Promise.all(buses.map((b) => b.health()))).toEqual(['ok', 'ok']);
+    const one = await createTestApi({ kind, config, bus: buses[0] });
+    const two = await createTestApi({ store: one.store, config, bus: buses[1] });
     const admin = await createTestApi({ store: one.store, config: { rateLimitPoints: 0 } });
     try {
       const p = await admin.createPrincipal({ kind: 'user' });

@@ -64,7 +64,10 @@ describe.skipIf(!services.redis)('gateways on Redis', () => {
 
   it('counts connection attempts per key across nodes: the limit is not one per node', async () => {
     const config = { wsConnectLimit: 3, wsConnectWindowMs: 60_000 };
-    const nodes = [await h.addNode({ bus: bus(), config }), await h.addNode({ bus: bus(), config })];
+    const buses = [bus(), bus()];
+    // Connected first: a node whose Redis connection is not up yet counts on its own.
+    expect(await Promise.all(buses.map((b) => b.health()))).toEqual(['ok', 'ok']);
+    const nodes = [await h.addNode({ bus: buses[0], config }), await h.addNode({ bus: buses[1], config })];
     const carol = await h.api.createPrincipal({ id: 'carol' });
     const codes: number[] = [];
     for (let i = 0; i < 6; i++) {
