@@ -43,6 +43,8 @@ export type ControlMessage =
   | { kind: 'disconnect_user'; userId: string; code: number; reason: string }
   /** A channel membership was deleted: the user's live subscriptions to `channel` are checked again. */
   | { kind: 'membership_removed'; channel: string; userId: string }
+  /** A channel membership was granted: a cached "not a member" answer for it is dropped. */
+  | { kind: 'membership_added'; channel: string; userId: string }
   /** For the current subscribers of `channel` on every node; never kept in history (typing, presence). */
   | { kind: 'ephemeral'; channel: string; event: string; payload: unknown };
 

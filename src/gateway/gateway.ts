@@ -184,6 +184,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
     logger,
     deliverNotice: (c, e, p) => ctx.registry.deliverNotice(c, e, p),
     membershipRemoved: (channel, userId) => accessRecheck.membershipRemoved(channel, userId),
+    membershipAdded: (channel, userId) => ctx.access.forget?.(channel, userId),
   });
   const revalidate = (filter?: ConnectionFilter) => revocation.revalidate(filter);
   every(ctx.tuning.revalidateMs, async () => {

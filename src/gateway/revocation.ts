@@ -53,6 +53,8 @@ export interface RevocationDeps {
   deliverNotice: (channel: string, event: string, payload: unknown) => void;
   /** Where `membership_removed` control messages go (AccessRecheck). */
   membershipRemoved: (channel: string, userId: string) => void;
+  /** Where `membership_added` control messages go (the membership cache forgets its answer). */
+  membershipAdded: (channel: string, userId: string) => void;
 }
 
 export class Revocation {
@@ -107,15 +109,36 @@ export class Revocation {
   }
 
   /**
-   * Every API process forwards a role edit it hears about, so one edit arrives several times:
-   * one re-check of every connection (and its second pass) covers them all.
+   * Every API process forwards a role edit it hears about, so one edit arrives several times.
+   * Those that arrive while a re-check of every connection runs make one more run after it (a
+   * second edit in between must not be skipped), and the later pass is pushed back to the last.
    */
-  private rolesCheckedAt = -Infinity;
+  private rolesRun: Promise<void> | null = null;
+  private rolesAgain = false;
+  private rolesLater: NodeJS.Timeout | null = null;
   private rolesChanged(): void {
-    const now = Date.now();
-    if (now - this.rolesCheckedAt < RECHECK_DELAY_MS) return;
-    this.rolesCheckedAt = now;
-    this.recheck({});
+    if (this.rolesLater) clearTimeout(this.rolesLater);
+    this.rolesLater = setTimeout(() => {
+      this.rolesLater = null;
+      this.checkAllRoles();
+    }, RECHECK_DELAY_MS);
+    this.rolesLater.unref?.();
+    this.checkAllRoles();
+  }
+
+  private checkAllRoles(): void {
+    if (this.rolesRun) {
+      this.rolesAgain = true;
+      return;
+    }
+    this.rolesRun = this.revalidate({})
+      .then(() => undefined, (err: unknown) => this.deps.logger.warn({ err }, 'revalidation failed'))
+      .finally(() => {
+        this.rolesRun = null;
+        if (!this.rolesAgain) return;
+        this.rolesAgain = false;
+        this.checkAllRoles();
+      });
   }
 
   onControl(message: ControlMessage): void {
@@ -135,6 +158,9 @@ export class Revocation {
         break;
       case 'membership_removed':
         if (typeof message.channel === 'string' && typeof message.userId === 'string') this.deps.membershipRemoved(message.channel, message.userId);
+        break;
+      case 'membership_added':
+        if (typeof message.channel === 'string' && typeof message.userId === 'string') this.deps.membershipAdded(message.channel, message.userId);
         break;
       case 'ephemeral':
         if (typeof message.channel === 'string' && typeof message.event === 'string') this.deps.deliverNotice(message.channel, message.event, message.payload);

@@ -304,4 +304,31 @@ describe('a role edit on a node without a store', () => {
       await node.close();
     }
   });
+
+  it('a second role edit soon after the first reaches open sockets at once too', async () => {
+    const { config, clock } = h.api;
+    const node = await startGatewayNode({
+      config,
+      clock,
+      bus: h.hub.node({ namespaces: namespaceResolver(config), clock }),
+      presence: h.presence,
+      sessions: h.sessions,
+      auth: new IntrospectionAuthenticator({ baseUrl: internalUrl, cacheMs: 60_000, clock }),
+      access: httpChannelAccess({ baseUrl: internalUrl, clock, cacheMs: 0 }),
+      ingest: httpIngestPort({ baseUrl: internalUrl }),
+    });
+    const role = (await call('GET', '/api/admin/roles/user', h.api.adminKey)).body as { permissions: string[] };
+    try {
+      const c = await WsTestClient.ready(node.wsUrl({ token: bob.key }));
+      expect(await c.request('SUBSCRIBE', { channels: ['bulletin:3'] })).toMatchObject({ type: 'ERROR', payload: { code: 'FORBIDDEN' } });
+      // A first edit that grants nothing here, then the one that does, well within the later pass.
+      expect((await call('PUT', '/api/admin/roles/user', h.api.adminKey, { permissions: [...role.permissions, 'channels.subscribe.other'] })).status).toBe(200);
+      await sleep(300);
+      expect((await call('PUT', '/api/admin/roles/user', h.api.adminKey, { permissions: [...role.permissions, 'channels.subscribe.bulletin'] })).status).toBe(200);
+      expect(await subscribesWithin(c, 'bulletin:3', 1000)).toBe(true);
+    } finally {
+      await call('PUT', '/api/admin/roles/user', h.api.adminKey, { permissions: role.permissions });
+      await node.close();
+    }
+  });
 });

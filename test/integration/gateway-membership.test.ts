@@ -222,4 +222,20 @@ describe.skipIf(!services.redis)('membership removal across two gateway nodes on
     const again = await onB.request('SUBSCRIBE', { channels: [room] });
     expect(again.payload).toMatchObject({ code: 'FORBIDDEN', channel: room });
   });
+
+  it('a PUT on the API lets the user subscribe on the other node at once, past its cached "no"', async () => {
+    const fay = await h.api.createPrincipal({ id: 'fay' });
+    const room = 'live:8:chat';
+    const onB = await WsTestClient.ready(nodeB.wsUrl({ token: fay.key }));
+    expect((await onB.request('SUBSCRIBE', { channels: [room] })).payload).toMatchObject({ code: 'FORBIDDEN', channel: room });
+    const res = await h.api.request('PUT', `/api/channels/${room}/members/fay`, { key: h.api.adminKey });
+    expect(res.status).toBe(204);
+    let answer = '';
+    for (const until = Date.now() + 1000; Date.now() < until; await sleep(50)) {
+      answer = (await onB.request('SUBSCRIBE', { channels: [room] })).type;
+      if (answer === 'SUBSCRIBED') break;
+    }
+    expect(answer).toBe('SUBSCRIBED');
+    await onB.close();
+  });
 });

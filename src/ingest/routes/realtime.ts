@@ -98,7 +98,13 @@ export const realtimeRoutes: ApiRoutePlugin = async (app, opts) => {
     '/api/channels/:channel/members/:user_id',
     { config: { permission: MEMBERS_WRITE }, schema: { params: memberParams } },
     async (request: FastifyRequest<{ Params: { channel: string; user_id: string } }>, reply) => {
-      await store.addChannelMember(exactChannel(request.params.channel, 'params.channel'), request.params.user_id);
+      const channel = exactChannel(request.params.channel, 'params.channel');
+      const userId = request.params.user_id;
+      await store.addChannelMember(channel, userId);
+      // Gateways drop a cached "not a member" answer, so the user may subscribe at once.
+      await bus?.publishControl({ kind: 'membership_added', channel, userId }).catch((err: unknown) => {
+        logger.warn({ err, channel, user_id: userId }, 'could not tell gateways about an added membership');
+      });
       return reply.code(204).send();
     },
   );
