@@ -271,10 +271,10 @@ describe('a role edit on a node without a store', () => {
     }
   }
 
-  it('reaches cached keys, cached JWT role permissions and open sockets at once, not after the cache period', async () => {
+  /** A node with long caches, so only the role-edit control message can explain a change within seconds. */
+  function longCacheNode(): Promise<GatewayNode> {
     const { config, clock } = h.api;
-    // Long caches, so only the role-edit control message can explain a change within seconds.
-    const node = await startGatewayNode({
+    return startGatewayNode({
       config,
       clock,
       bus: h.hub.node({ namespaces: namespaceResolver(config), clock }),
@@ -284,6 +284,10 @@ describe('a role edit on a node without a store', () => {
       access: httpChannelAccess({ baseUrl: internalUrl, clock, cacheMs: 0 }),
       ingest: httpIngestPort({ baseUrl: internalUrl }),
     });
+  }
+
+  it('reaches cached keys, cached JWT role permissions and open sockets at once, not after the cache period', async () => {
+    const node = await longCacheNode();
     const role = (await call('GET', '/api/admin/roles/user', h.api.adminKey)).body as { permissions: string[] };
     try {
       const byKey = await WsTestClient.ready(node.wsUrl({ token: bob.key }));
@@ -306,17 +310,7 @@ describe('a role edit on a node without a store', () => {
   });
 
   it('a second role edit soon after the first reaches open sockets at once too', async () => {
-    const { config, clock } = h.api;
-    const node = await startGatewayNode({
-      config,
-      clock,
-      bus: h.hub.node({ namespaces: namespaceResolver(config), clock }),
-      presence: h.presence,
-      sessions: h.sessions,
-      auth: new IntrospectionAuthenticator({ baseUrl: internalUrl, cacheMs: 60_000, clock }),
-      access: httpChannelAccess({ baseUrl: internalUrl, clock, cacheMs: 0 }),
-      ingest: httpIngestPort({ baseUrl: internalUrl }),
-    });
+    const node = await longCacheNode();
     const role = (await call('GET', '/api/admin/roles/user', h.api.adminKey)).body as { permissions: string[] };
     try {
       const c = await WsTestClient.ready(node.wsUrl({ token: bob.key }));
