@@ -50,7 +50,9 @@ class RedisLimiter implements SharedLimiter {
     this.local = memoryLimiter(options);
     this.shared = new RateLimiterRedis({
       storeClient: conn.redis,
-      keyPrefix: `${prefix}rl:${options.name}`,
+      // The budget is part of the key: while processes with different settings run side by side
+      // (a configuration rollout), each setting counts on its own instead of in another's window.
+      keyPrefix: `${prefix}rl:${options.name}:${options.points}:${options.windowS}`,
       points: options.points,
       duration: options.windowS,
       rejectIfRedisNotReady: true,
@@ -84,7 +86,7 @@ class RedisLimiter implements SharedLimiter {
   }
 }
 
-/** A counter in Redis under `{prefix}rl:{name}:`, with this node's own count as the fallback. */
+/** A counter in Redis under `{prefix}rl:{name}:{points}:{windowS}:`, with this node's own count as the fallback. */
 export function redisLimiter(conn: RedisConnection, prefix: string, options: SharedLimiterOptions): SharedLimiter {
   return new RedisLimiter(conn, prefix, options);
 }

@@ -84,6 +84,6 @@ export class AccessRecheck {
   private end(conn: Connection, channel: string): void {
     if (this.subs.unsubscribe(conn, [channel]).length === 0) return;
     conn.send('UNSUBSCRIBED', { channels: [channel], reason: ACCESS_REVOKED });
-    this.ctx.logger.info({ channel, connection_id: conn.id, node: this.ctx.nodeId, user_id: conn.userId }, 'subscription ended: access revoked');
+    this.ctx.logger.info({ channel, connection_id: conn.id, user_id: conn.userId }, 'subscription ended: access revoked');
   }
 }

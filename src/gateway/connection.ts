@@ -99,7 +99,8 @@ export class Connection implements Subscriber {
   logEvent(level: 'debug' | 'info' | 'error', fields: Record<string, unknown>, msg: string): void {
     const logger = this.ctx.logger;
     if (!logger.isLevelEnabled(level)) return;
-    logger[level]({ connection_id: this.id, node: this.ctx.nodeId, ...(this.auth ? { user_id: this.auth.userId } : {}), ...fields }, msg);
+    // `node` and `role` come with the process logger's own bindings.
+    logger[level]({ connection_id: this.id, ...(this.auth ? { user_id: this.auth.userId } : {}), ...fields }, msg);
   }
 
   get userId(): string {

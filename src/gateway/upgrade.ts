@@ -6,10 +6,13 @@
  * Refusals happen after the handshake, as close frames with a code and a reason (4001 bad token
  * or malformed query; 1013 too many attempts, or too many connections from one address still
  * waiting for HELLO): a browser cannot read the status of a failed
- * upgrade, but it can read a close code. Only requests for other paths get a plain HTTP 404.
+ * upgrade, but it can read a close code. Only requests for other paths get an HTTP 404 (and a
+ * node shutting down a 503), as problem+json.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { createError } from '../core/errors.js';
+import { rawProblemResponse } from '../core/raw-problem.js';
 
 export const WS_PATHS: readonly string[] = ['/ws', '/api/v1/ws'];
 
@@ -67,9 +70,12 @@ export function isGatewayPath(path: string): boolean {
 
 /** Answers a non-WebSocket path on an upgrade request and drops the socket. */
 export function rejectUpgrade(socket: Duplex, status: 404 | 503): void {
-  const text = status === 404 ? 'Not Found' : 'Service Unavailable';
+  const error =
+    status === 404
+      ? createError('NOT_FOUND', `No WebSocket endpoint here; connect to ${WS_PATHS.join(' or ')}`)
+      : createError('SHUTTING_DOWN', 'The server is shutting down; connect to another node', { retryAfter: 1 });
   try {
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${text.length}\r\n\r\n${text}`);
+    socket.end(rawProblemResponse(error, error.retryAfter ? { 'Retry-After': String(error.retryAfter) } : {}));
   } catch {
     socket.destroy();
   }

@@ -4,13 +4,13 @@
  * metrics.
  */
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createAjv } from './ajv.js';
-import { createError, toProblem } from '../core/errors.js';
+import { createError } from '../core/errors.js';
+import { rawProblemResponse } from '../core/raw-problem.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -95,13 +95,8 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
       : err.code === 'HPE_HEADER_OVERFLOW'
         ? createError('HEADERS_TOO_LARGE', 'The request headers are larger than allowed', { field: 'headers' })
         : createError('BAD_REQUEST', 'The request is not valid HTTP', { field: err.code === 'HPE_INVALID_HEADER_TOKEN' ? 'headers' : 'request' });
-  const body = JSON.stringify(toProblem(error));
   // Written, then the socket is destroyed: a half-open client must not keep it until a timeout.
-  socket.write(
-    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\n` +
-      `Content-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    () => socket.destroy(),
-  );
+  socket.write(rawProblemResponse(error), () => socket.destroy());
 }
 
 export function installRequestMetrics(app: FastifyInstance, metrics: Metrics | undefined): void {

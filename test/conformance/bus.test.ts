@@ -470,7 +470,7 @@ describe.skipIf(!services.redis)('RedisBus', () => {
       const bus = h().node() as RedisBus;
       expect(await bus.health()).toBe('ok');
       await bus.limiter({ name: 'ttl', points: 5, windowS: 30 }).consume('key-1');
-      const key = `${bus.prefix}rl:ttl:key-1`;
+      const key = `${bus.prefix}rl:ttl:5:30:key-1`;
       expect(await adminClient().get(key)).toBe('1');
       const ttl = await adminClient().pttl(key);
       expect(ttl).toBeGreaterThan(25_000);

@@ -108,8 +108,20 @@ describe('authentication', () => {
     }
   });
 
-  it('answers 404 to an upgrade on another path', async () => {
+  it('answers 404 problem+json to an upgrade on another path', async () => {
     await expect(WsTestClient.connect(h.wsUrl({ path: '/nope' }))).rejects.toThrow(/404/);
+    const res = await new Promise<{ status: number; type: string; body: string }>((resolve) => {
+      const ws = new WebSocket(h.wsUrl({ path: '/nope' }));
+      ws.on('unexpected-response', (_req, r) => {
+        let body = '';
+        r.on('data', (d: Buffer) => (body += d.toString()));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, type: String(r.headers['content-type']), body }));
+      });
+      ws.on('error', () => undefined);
+    });
+    expect(res.status).toBe(404);
+    expect(res.type).toMatch(/^application\/problem\+json/);
+    expect(JSON.parse(res.body)).toMatchObject({ status: 404, code: 'NOT_FOUND', detail: expect.stringContaining('/ws') });
   });
 
   it('closes 4001 within seconds when the key is revoked, and a new connection with it is refused', async () => {
