@@ -129,7 +129,11 @@ export interface ClientEvents {
   error: TemClientError;
   /** Every publication on every channel of this connection (including the automatic `user:{self}`). */
   publication: Publication;
-  /** Messages on a channel were lost (outside the server's history): refetch from GET /api/events. */
+  /**
+   * Messages were lost (outside the server's history) on a channel that has no Subscription
+   * object — the automatic `user:{self}`: refetch from GET /api/events. A Subscription reports
+   * the loss of its own channel on itself (`sub.on('resync')`), not here.
+   */
   resync: ResyncContext;
 }
 

@@ -157,9 +157,10 @@ export class Connection implements Subscriber {
   }
 
   /** ERROR {code, message} (and `channel` when the error is about one channel). */
-  sendError(code: WsErrorCode, message: string, ref?: string | number, channel?: string): void {
+  sendError(code: WsErrorCode, message: string, ref?: string | number, channel?: string, reason?: string): void {
     const payload: ServerFrameMap['ERROR'] = { code, message };
     if (channel !== undefined) payload.channel = channel;
+    if (reason !== undefined) payload.reason = reason;
     this.send('ERROR', payload, ref);
   }
 
@@ -264,9 +265,9 @@ export class Connection implements Subscriber {
     this.chain = this.chain
       .then(() => (this.state === 'closed' ? undefined : task()))
       .catch((err: unknown) => {
-        const { code, message } = wsErrorOf(err);
+        const { code, message, reason } = wsErrorOf(err);
         if (code === 'INTERNAL') this.logEvent('error', { err, frame_type: label }, 'frame handler failed');
-        this.sendError(code, message, ref);
+        this.sendError(code, message, ref, undefined, reason);
       })
       .finally(() => {
         if (!counted) return;

@@ -26,10 +26,15 @@ const MAP: Record<ErrorCode, WsErrorCode> = {
   SHUTTING_DOWN: 'INTERNAL',
 };
 
-export function wsErrorOf(err: unknown): { code: WsErrorCode; message: string } {
+/**
+ * The WebSocket code, and — when the table folds a more precise error into it — that error's own
+ * code as `reason` (the one HTTP would answer: `IDEMPOTENCY_CONFLICT`, `STORE_UNAVAILABLE`), so a
+ * client can tell a conflict from a malformed frame, or a passing outage from a bug.
+ */
+export function wsErrorOf(err: unknown): { code: WsErrorCode; message: string; reason?: ErrorCode } {
   if (!isTemError(err)) return { code: 'INTERNAL', message: 'An internal error occurred' };
   const code = MAP[err.code];
   if (code === 'INTERNAL' && err.code === 'INTERNAL') return { code, message: 'An internal error occurred' };
   const message = err.field ? `${err.message} (${err.field})` : err.message;
-  return { code, message };
+  return err.code === code ? { code, message } : { code, message, reason: err.code };
 }

@@ -134,31 +134,28 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
   };
 
   const hb = config.heartbeatIntervalMs;
-  let beat = 0;
-  every(Math.max(50, Math.floor(hb / 2)), () => {
+  // WebSocket pings, so dead TCP peers are found (their sends fail and the socket closes).
+  every(Math.max(50, hb), () => {
+    for (const conn of connections) {
+      try {
+        conn.ws.ping();
+      } catch {
+        /* closing already */
+      }
+    }
+  });
+
+  // Silence past 2 × the heartbeat interval (4008), and a key or JWT that expires (4001), end a
+  // connection within a second (a tenth of the interval when that is shorter), not at the next
+  // heartbeat round: a pass over the connections is a comparison or two each.
+  every(Math.max(50, Math.min(1000, Math.floor(hb / 10))), () => {
     const now = clock.nowMs();
-    const ping = beat++ % 2 === 0;
     for (const conn of connections) {
       // A connection paused for backpressure is not read, so its PINGs wait: it is not silent.
       if (now - conn.lastSeen > 2 * hb && !conn.paused) {
         conn.close(CLOSE_CODES.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
         continue;
       }
-      if (ping) {
-        try {
-          conn.ws.ping();
-        } catch {
-          /* closing already */
-        }
-      }
-    }
-  });
-
-  // A key or JWT that expires ends its connections within a second (4001), not at the next
-  // heartbeat round: a pass over the connections is a comparison each.
-  every(1000, () => {
-    const now = clock.nowMs();
-    for (const conn of connections) {
       const exp = conn.auth?.expiresAt;
       if (exp && exp.getTime() <= now) conn.close(CLOSE_CODES.UNAUTHORIZED, 'credential expired');
     }

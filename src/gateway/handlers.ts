@@ -55,7 +55,7 @@ export function createDispatcher(parts: HandlerParts): (conn: Connection, frame:
           return;
         }
         const e = wsErrorOf(err);
-        conn.sendError(e.code, e.message, ref);
+        conn.sendError(e.code, e.message, ref, undefined, e.reason);
         return;
       }
       if (conn.auth && auth.userId !== conn.auth.userId) {

@@ -42,6 +42,8 @@ export function errorDetail(field: string, error: ErrorObject | undefined): stri
       return `${field} is not a known field`;
     case 'type':
       return `${field} must be ${(error.params as { type: string }).type}`;
+    case 'enum':
+      return `${field} must be one of ${(error.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
     default:
       return `${field} ${error.message ?? 'is invalid'}`;
   }

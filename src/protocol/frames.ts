@@ -72,7 +72,8 @@ export interface ServerFrameMap {
   PRESENCE_STATE: { channel: string; members: PresenceMember[] };
   EVENT: { channel: string; offset: number; epoch: string; event: string; payload: unknown };
   /** `channel` when the error is about one channel (a refused SUBSCRIBE, a channel that could not be restored). */
-  ERROR: { code: WsErrorCode; message: string; channel?: string };
+  /** `reason`: the precise error code when `code` is a broader one (see gateway/errors.ts). */
+  ERROR: { code: WsErrorCode; message: string; channel?: string; reason?: string };
 }
 export type ServerFrameType = keyof ServerFrameMap;
 

@@ -194,6 +194,12 @@ describe(`malformed input (${kind})`, () => {
     expect(await api.request('POST', '/api/events', { key: user.key, body: { type: 'nulls.ok', payload: null } })).toMatchObject({ status: 400, body: { field: 'body.payload' } });
   });
 
+  it('lists the allowed values when a field takes one of a few', async () => {
+    const res = await api.request<{ detail: string }>('GET', '/api/events?status=done', { key: user.key });
+    expect(res.status).toBe(400);
+    expect(res.body.detail).toBe('query.status must be one of "accepted", "queued", "processing", "processed", "failed"');
+  });
+
   it('takes a bare array as a batch', async () => {
     const res = await api.request<{ results: { status: number; event_id?: string }[] }>('POST', '/api/events/batch', { key: user.key, body: [ev, { type: 'Bad Type', payload: {} }] });
     expect(res.status).toBe(202);

@@ -115,6 +115,10 @@ describe('channel members', () => {
   it('needs channels.put.channel_members and a valid channel', async () => {
     expect((await call('PUT', '/api/channels/live:1:chat/members/bob', alice.key)).status).toBe(403);
     expect((await call('PUT', '/api/channels/live:*/members/bob', svc.key)).status).toBe(400);
+    // user:{id} channels are their user's alone: a membership there would grant nothing.
+    const own = await call('PUT', '/api/channels/user:alice/members/bob', svc.key);
+    expect(own.status).toBe(400);
+    expect(own.body).toMatchObject({ code: 'VALIDATION_FAILED', field: 'params.channel' });
     expect((await call('PUT', '/api/channels/live:1/members/bad%20user', svc.key)).status).toBe(400);
   });
 });

@@ -220,7 +220,11 @@ describe('frames', () => {
     const again = await a.request('INGEST', { type: 'order.created', payload: { n: 1 }, idempotency_key: 'k1' });
     expect(again.payload.event_id).toBe(ok.payload.event_id);
     expect(await h.api.store.getEvent(ok.payload.event_id as string)).toMatchObject({ userId: 'alice', producerId: 'alice' });
-    expect(await a.request('INGEST', { type: 'Bad Type', payload: {} })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
+    // The same key with another body: BAD_REQUEST, with the precise code HTTP would answer.
+    const conflict = await a.request('INGEST', { type: 'order.created', payload: { n: 2 }, idempotency_key: 'k1' });
+    expect(conflict).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST', reason: 'IDEMPOTENCY_CONFLICT' } });
+    const invalid = await a.request('INGEST', { type: 'Bad Type', payload: {} });
+    expect(invalid).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST', reason: 'VALIDATION_FAILED' } });
     expect(await a.request('INGEST', { type: 'x', payload: {}, user_id: 'bob' })).toMatchObject({ type: 'ERROR', payload: { code: 'FORBIDDEN' } });
     const c = await ready(carol.key);
     expect(await c.request('INGEST', { type: 'x', payload: {} })).toMatchObject({ type: 'ERROR', payload: { code: 'FORBIDDEN' } });

@@ -74,6 +74,18 @@ function exactChannel(channel: string, field: string): string {
   return channel;
 }
 
+/**
+ * A channel that memberships can open: `user:{id}…` channels belong to their user alone (contract
+ * §4), so a membership there would grant nothing and only say otherwise.
+ */
+function memberChannel(channel: string): string {
+  exactChannel(channel, 'params.channel');
+  if (channel.startsWith('user:')) {
+    throw createError('VALIDATION_FAILED', 'params.channel is a user:{id} channel: only that user may subscribe, memberships do not apply', { field: 'params.channel' });
+  }
+  return channel;
+}
+
 export const realtimeRoutes: ApiRoutePlugin = async (app, opts) => {
   const { store, config, clock, logger, bus, presence } = opts as RouteDeps & RealtimeRouteDeps;
   const access = storeChannelAccess(store);
@@ -98,7 +110,7 @@ export const realtimeRoutes: ApiRoutePlugin = async (app, opts) => {
     '/api/channels/:channel/members/:user_id',
     { config: { permission: MEMBERS_WRITE }, schema: { params: memberParams } },
     async (request: FastifyRequest<{ Params: { channel: string; user_id: string } }>, reply) => {
-      const channel = exactChannel(request.params.channel, 'params.channel');
+      const channel = memberChannel(request.params.channel);
       const userId = request.params.user_id;
       await store.addChannelMember(channel, userId);
       // Gateways drop a cached "not a member" answer, so the user may subscribe at once.
