@@ -16,6 +16,8 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode = 1,
+    /** The server's problem+json answer, when the failure is one (shown as is under --json). */
+    readonly problem?: Record<string, unknown>,
   ) {
     super(message);
     this.name = 'CliError';
@@ -85,7 +87,8 @@ export async function request<T = unknown>(
   if (res.status >= 400) {
     const p = parsed as { detail?: string; title?: string; code?: string } | undefined;
     const what = p && typeof p === 'object' ? `${p.code ?? res.status}: ${p.detail ?? p.title ?? ''}` : String(parsed ?? res.statusText);
-    throw new CliError(`${method} ${path} failed with ${res.status} ${what}`);
+    const problem = p && typeof p === 'object' ? (p as Record<string, unknown>) : { status: res.status };
+    throw new CliError(`${method} ${path} failed with ${res.status} ${what}`, 1, problem);
   }
   return { status: res.status, body: parsed as T };
 }

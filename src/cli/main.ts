@@ -38,7 +38,9 @@ registerChannels(program);
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode);
   if (err instanceof CliError) {
-    process.stderr.write(`tem: ${err.message}\n`);
+    // Scripts asking for --json get the failure as JSON too (still on stderr, still non-zero).
+    if (process.argv.slice(2).includes('--json')) process.stderr.write(`${JSON.stringify({ error: { message: err.message, ...err.problem } })}\n`);
+    else process.stderr.write(`tem: ${err.message}\n`);
     process.exit(err.exitCode);
   }
   if (err instanceof Error && err.name === 'ConfigError') {

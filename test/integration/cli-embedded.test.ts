@@ -123,6 +123,11 @@ describe('tem CLI against the running server', () => {
     expect(missing.code).not.toBe(0);
     expect(missing.stderr.trim().split('\n')).toHaveLength(1);
     expect(missing.stderr).toMatch(/404/);
+    // With --json the failure is JSON too: the server's problem, under `error`.
+    const missingJson = await runTem(['events', 'show', '00000000-0000-7000-8000-000000000000', '--json'], env);
+    expect(missingJson.code).not.toBe(0);
+    expect(missingJson.stdout).toBe('');
+    expect(JSON.parse(missingJson.stderr)).toMatchObject({ error: { status: 404, code: 'NOT_FOUND', message: expect.stringMatching(/404/) } });
 
     const retryWithoutTarget = await runTem(['events', 'retry'], env);
     expect(retryWithoutTarget.code).not.toBe(0);
