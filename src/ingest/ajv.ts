@@ -10,6 +10,15 @@ import { createError, type TemError } from '../core/errors.js';
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.
 const addFormats = formatsPlugin as unknown as typeof formatsPlugin.default;
 
+/** Patterns with a name people read instead of the regular expression (see describedPattern). */
+const PATTERN_NAMES = new Map<string, string>();
+
+/** Registers how a 400 describes a value that fails `pattern`; returns the pattern. */
+export function describedPattern(pattern: string, description: string): string {
+  PATTERN_NAMES.set(pattern, description);
+  return pattern;
+}
+
 export function createAjv(): Ajv {
   const ajv = new Ajv({
     coerceTypes: false,
@@ -42,6 +51,10 @@ export function errorDetail(field: string, error: ErrorObject | undefined): stri
       return `${field} is not a known field`;
     case 'type':
       return `${field} must be ${(error.params as { type: string }).type}`;
+    case 'pattern': {
+      const name = PATTERN_NAMES.get((error.params as { pattern: string }).pattern);
+      return name ? `${field} must be ${name}` : `${field} ${error.message ?? 'is invalid'}`;
+    }
     case 'enum':
       return `${field} must be one of ${(error.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
     default:

@@ -194,10 +194,14 @@ describe(`malformed input (${kind})`, () => {
     expect(await api.request('POST', '/api/events', { key: user.key, body: { type: 'nulls.ok', payload: null } })).toMatchObject({ status: 400, body: { field: 'body.payload' } });
   });
 
-  it('lists the allowed values when a field takes one of a few', async () => {
+  it('lists the allowed values when a field takes one of a few, and describes patterns', async () => {
     const res = await api.request<{ detail: string }>('GET', '/api/events?status=done', { key: user.key });
     expect(res.status).toBe(400);
     expect(res.body.detail).toBe('query.status must be one of "accepted", "queued", "processing", "processed", "failed"');
+    // And says in words what a pattern wants, not its regular expression.
+    const type = await api.request<{ detail: string }>('POST', '/api/events', { key: user.key, body: { type: 'Bad Type', payload: {} } });
+    expect(type.status).toBe(400);
+    expect(type.body.detail).toMatch(/^body\.type must be an event type: 1–128 of a-z/);
   });
 
   it('takes a bare array as a batch', async () => {

@@ -10,15 +10,16 @@ import { createError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { PrincipalKind } from '../../core/types.js';
 import { PRINCIPAL_ID_PATTERN } from '../event-input.js';
+import { describedPattern } from '../ajv.js';
 import { parseDateTime } from '../payload-check.js';
 import { keyJson, principalJson } from '../serialize.js';
 import type { ApiRoutePlugin } from '../types.js';
 
-export const ROLE_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$';
+export const ROLE_NAME_PATTERN = describedPattern('^[a-z0-9][a-z0-9_-]{0,63}$', 'a role name: 1–64 of a-z, 0-9, "_" and "-", starting with a letter or digit');
 export const permissionListSchema = {
   type: 'array',
   maxItems: 1000,
-  items: { type: 'string', maxLength: 255, pattern: PERMISSION_RE.source },
+  items: { type: 'string', maxLength: 255, pattern: describedPattern(PERMISSION_RE.source, 'a permission: dot-separated segments of A-Z, a-z, 0-9, "_" and "-", or "*" (events.get.event_list, events.*)') },
 } as const;
 
 const principalIdParams = {
