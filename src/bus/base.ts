@@ -13,7 +13,7 @@ import type { NamespaceOptions } from '../config/index.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
 import { isPattern, isValidChannel, type StreamPosition } from '../protocol/frames.js';
 import { DEFAULT_POSITION_TTL_MS, encodeBody, recover, type StreamRead } from './history.js';
-import type { AppendGroup, AppendResult, Bus, BusMessage, ControlMessage, HistoryResult, NamespaceResolver, Publication, PublishOptions, Receipt, SharedLimiter, SharedLimiterOptions, Unsubscribe } from './types.js';
+import type { AppendGroup, AppendResult, Bus, BusMessage, ControlMessage, HistoryResult, NamespaceResolver, Publication, PublishOptions, SharedLimiter, SharedLimiterOptions, Unsubscribe } from './types.js';
 
 export type TopicKind = 'channel' | 'pattern' | 'control';
 
@@ -57,10 +57,11 @@ export abstract class BaseBus implements Bus {
   /**
    * Appends each group's bodies (encodeBody) to its channel's history and fans them out, all
    * groups in one atomic step: fan-out order is offset order, and no other publication lands
-   * between the bodies of a group. A receipt is recorded in that same step. Results in group order.
+   * between the bodies of a group. With a receipt slot, bodies whose id the slot holds are left
+   * out and the slot then holds this call's ids, in that same step (PublishOptions.receipt).
+   * Results in group order.
    */
-  protected abstract append(groups: AppendGroup[], nowMs: number, receipt?: Receipt): Promise<AppendResult[]>;
-  abstract receipted(receipt: Receipt): Promise<boolean>;
+  protected abstract append(groups: AppendGroup[], nowMs: number, receipt?: string): Promise<AppendResult[]>;
   /** The channel's position (created with a fresh epoch if missing) and history after `since`. */
   protected abstract read(channel: string, since: StreamPosition | undefined, ns: NamespaceOptions): Promise<StreamRead>;
   protected abstract listen(kind: TopicKind, name: string): Promise<void>;
@@ -84,23 +85,27 @@ export abstract class BaseBus implements Bus {
       let g = groups.get(m.channel);
       if (!g) groups.set(m.channel, (g = { channel: m.channel, bodies: [], ns: this.namespaces(m.channel), at: [] }));
       g.bodies.push(encodeBody(m.event, m.payload, m.eventId));
+      // '!' marks an id recorded without appending (see PUBLISH_LUA).
+      if (options.receipt !== undefined) (g.ids ??= []).push(m.receiptId === undefined ? '' : `${m.alreadySent ? '!' : ''}${m.receiptId}`);
       g.at.push(i);
     });
     if (groups.size === 0) return [];
     const list = [...groups.values()];
     const results = await this.append(list, this.clock.nowMs(), options.receipt);
     // What subscribers receive, built here rather than parsed back from the transport.
-    const out = new Array<Publication>(messages.length);
+    const out = new Array<Publication | undefined>(messages.length);
     list.forEach((g, k) => {
-      const { epoch, firstOffset } = results[k]!;
+      const { epoch, firstOffset, skipped } = results[k]!;
+      let offset = firstOffset;
       g.at.forEach((i, n) => {
+        if (skipped?.[n]) return;
         const m = messages[i]!;
-        const pub: Publication = { channel: m.channel, offset: firstOffset + n, epoch, event: m.event, payload: m.payload ?? null };
+        const pub: Publication = { channel: m.channel, offset: offset++, epoch, event: m.event, payload: m.payload ?? null };
         if (m.eventId !== undefined) pub.eventId = m.eventId;
         out[i] = pub;
       });
     });
-    return out;
+    return out.filter((p): p is Publication => p !== undefined);
   }
 
   async history(channel: string, since?: StreamPosition): Promise<HistoryResult> {

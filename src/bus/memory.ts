@@ -13,7 +13,7 @@ import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
 import { decodeStored, keepsHistory, positionTtl, toPublication, wantsEntries, type StreamRead } from './history.js';
 import { LimiterCache, localLimiter } from './limits.js';
 import { defaultNamespaces } from './namespaces.js';
-import type { AppendGroup, AppendResult, ControlMessage, Receipt, SharedLimiter, SharedLimiterOptions } from './types.js';
+import type { AppendGroup, AppendResult, ControlMessage, SharedLimiter, SharedLimiterOptions } from './types.js';
 
 interface Stream {
   epoch: string;
@@ -39,8 +39,8 @@ export class MemoryHub {
   private lastSweep = -Infinity;
   /** @internal */
   readonly limiters = new LimiterCache(localLimiter);
-  /** @internal Receipt slot → its last token (one slot per relay: no expiry needed here). */
-  readonly receipts = new Map<string, string>();
+  /** @internal Receipt slot → the ids its last call appended (one slot per relay role: no expiry needed). */
+  readonly receipts = new Map<string, Set<string>>();
 
   /** `defaults` apply to every node created by `node()`. */
   constructor(private readonly defaults: Partial<BaseBusOptions> = {}) {}
@@ -140,14 +140,24 @@ export class MemoryBus extends BaseBus {
     this.hub.attach(this);
   }
 
-  protected async append(groups: AppendGroup[], nowMs: number, receipt?: Receipt): Promise<AppendResult[]> {
-    const results = groups.map((g) => this.hub.append(g.channel, g.bodies, g.ns, nowMs, this.positionTtlMs));
-    if (receipt) this.hub.receipts.set(receipt.slot, receipt.token);
+  protected async append(groups: AppendGroup[], nowMs: number, receipt?: string): Promise<AppendResult[]> {
+    if (receipt === undefined) return groups.map((g) => this.hub.append(g.channel, g.bodies, g.ns, nowMs, this.positionTtlMs));
+    // As the Redis script does: leave out what the slot's last call appended, then record this one.
+    const seen = this.hub.receipts.get(receipt) ?? new Set<string>();
+    const ids = new Set<string>();
+    const results = groups.map((g) => {
+      const skipped = g.bodies.map((_, i) => {
+        const raw = g.ids?.[i] ?? '';
+        const known = raw.startsWith('!');
+        const id = known ? raw.slice(1) : raw;
+        if (id !== '') ids.add(id);
+        return known || (id !== '' && seen.has(id));
+      });
+      const result = this.hub.append(g.channel, g.bodies.filter((_, i) => !skipped[i]), g.ns, nowMs, this.positionTtlMs);
+      return { ...result, skipped };
+    });
+    this.hub.receipts.set(receipt, ids);
     return results;
-  }
-
-  async receipted(receipt: Receipt): Promise<boolean> {
-    return this.hub.receipts.get(receipt.slot) === receipt.token;
   }
 
   protected async read(channel: string, since: StreamPosition | undefined, ns: NamespaceOptions): Promise<StreamRead> {

@@ -9,22 +9,47 @@
 /**
  * Append + fan-out of publications on one or more channels, atomically: the order subscribers
  * see on every node is offset order, and nothing lands between the messages of one call.
- * KEYS: per channel, its position hash and its history list; then, optionally, a receipt slot.
+ * KEYS: per channel, its position hash and its history list; then, optionally, a receipt slot
+ * (a SET of the ids the last call to it appended).
  * ARGV: 1 now ms; then per channel: pub/sub channel, epoch to use when the position is missing,
  * historySize, historyTtlMs, position TTL ms, message count, then that many body JSON object
- * texts `{"event":…,"payload":…}`; then, with a receipt slot, the token to write there and the
- * slot's TTL in ms.
+ * texts `{"event":…,"payload":…}`, then, with a receipt slot, as many receipt ids ('' = none,
+ * '!' + id = the caller knows it went out: record it, do not append it);
+ * then, with a receipt slot, the slot's TTL in ms.
  * Each publication fanned out and stored is `{"offset":n,"epoch":e,"ts":t,"event":…,"payload":…}`.
- * Returns per channel {epoch, offset of its first message}, flattened.
+ * A message whose receipt id the slot holds is left out (it went out in the last call, whose
+ * reply was lost); the slot then holds this call's ids.
+ * Returns per channel {epoch, offset of its first appended message, skip mask ('' without a
+ * slot, else one '1' per left-out message and '0' per appended one)}, flattened.
  */
 export const PUBLISH_LUA = `
 local out = {}
 local head = '","ts":' .. ARGV[1] .. ','
 local a = 2
 local receipt = #KEYS % 2 == 1
+local seen, ids = {}, {}
+if receipt then
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[#KEYS])) do seen[id] = true end
+end
 for k = 1, #KEYS - (receipt and 1 or 0), 2 do
   local pos, hist = KEYS[k], KEYS[k + 1]
-  local channel, size, ttl, count = ARGV[a], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
+  local channel, size, ttl, total = ARGV[a], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 5])
+  -- Which bodies go out: all of them, or those the receipt slot does not name.
+  local bodies, mask = {}, {}
+  for i = 1, total do
+    local id = receipt and ARGV[a + 5 + total + i] or ''
+    -- '!' first: the caller knows it went out already; it is recorded, never appended.
+    local known = string.sub(id, 1, 1) == '!'
+    if known then id = string.sub(id, 2) end
+    if id ~= '' then ids[#ids + 1] = id end
+    if known or (id ~= '' and seen[id]) then
+      mask[i] = '1'
+    else
+      mask[i] = '0'
+      bodies[#bodies + 1] = ARGV[a + 5 + i]
+    end
+  end
+  local count = #bodies
   local epoch = redis.call('HGET', pos, 'epoch')
   if not epoch then
     -- The position is gone (first publication, expired, or Redis lost its data): a new epoch,
@@ -36,7 +61,7 @@ for k = 1, #KEYS - (receipt and 1 or 0), 2 do
   local first = redis.call('HINCRBY', pos, 'offset', count) - count + 1
   local keep = size > 0 and ttl > 0
   for i = 1, count do
-    local msg = '{"offset":' .. string.format('%d', first + i - 1) .. ',"epoch":"' .. epoch .. head .. string.sub(ARGV[a + 5 + i], 2)
+    local msg = '{"offset":' .. string.format('%d', first + i - 1) .. ',"epoch":"' .. epoch .. head .. string.sub(bodies[i], 2)
     if keep then redis.call('RPUSH', hist, msg) end
     redis.call('PUBLISH', channel, msg)
   end
@@ -49,9 +74,16 @@ for k = 1, #KEYS - (receipt and 1 or 0), 2 do
   redis.call('PEXPIRE', pos, ARGV[a + 4])
   out[#out + 1] = epoch
   out[#out + 1] = first
-  a = a + 6 + count
+  out[#out + 1] = receipt and table.concat(mask) or ''
+  a = a + 6 + total + (receipt and total or 0)
 end
-if receipt then redis.call('SET', KEYS[#KEYS], ARGV[a], 'PX', ARGV[a + 1]) end
+if receipt then
+  redis.call('DEL', KEYS[#KEYS])
+  for i = 1, #ids, 1000 do
+    redis.call('SADD', KEYS[#KEYS], unpack(ids, i, math.min(i + 999, #ids)))
+  end
+  redis.call('PEXPIRE', KEYS[#KEYS], ARGV[a])
+end
 return out
 `;
 

@@ -17,7 +17,7 @@ import { closeRedis, defineScript, escapeGlob, openRedis, withRedis, type RedisC
 import { decodeStored, positionTtl, toPublication, type StreamRead } from './history.js';
 import { LimiterCache, redisLimiter } from './limits.js';
 import { PUBLISH_LUA, READ_LUA } from './redis-scripts.js';
-import { RECEIPT_TTL_MS, type AppendGroup, type AppendResult, type ControlMessage, type Receipt, type SharedLimiter, type SharedLimiterOptions } from './types.js';
+import { RECEIPT_TTL_MS, type AppendGroup, type AppendResult, type ControlMessage, type SharedLimiter, type SharedLimiterOptions } from './types.js';
 
 export interface RedisBusOptions extends BaseBusOptions {
   url: string;
@@ -83,23 +83,25 @@ export class RedisBus extends BaseBus {
     return `${this.prefix}bus:receipt:${slot}`;
   }
 
-  protected async append(groups: AppendGroup[], nowMs: number, receipt?: Receipt): Promise<AppendResult[]> {
+  protected async append(groups: AppendGroup[], nowMs: number, receipt?: string): Promise<AppendResult[]> {
     const keys: string[] = [];
     const args: (string | number)[] = [nowMs];
     for (const g of groups) {
       keys.push(...this.keys(g.channel));
       args.push(this.pubsubPrefix + g.channel, randomBase62(10), g.ns.historySize, g.ns.historyTtlMs, positionTtl(g.ns, this.positionTtlMs), g.bodies.length, ...g.bodies);
+      if (receipt !== undefined) args.push(...(g.ids ?? g.bodies.map(() => '')));
     }
-    if (receipt) {
-      keys.push(this.receiptKey(receipt.slot));
-      args.push(receipt.token, RECEIPT_TTL_MS);
+    if (receipt !== undefined) {
+      keys.push(this.receiptKey(receipt));
+      args.push(RECEIPT_TTL_MS);
     }
     const flat = await withRedis(this.cmd, () => this.publishScript(keys, args));
-    return groups.map((_, k) => ({ epoch: String(flat[2 * k]), firstOffset: Number(flat[2 * k + 1]) }));
-  }
-
-  async receipted(receipt: Receipt): Promise<boolean> {
-    return (await withRedis(this.cmd, (redis) => redis.get(this.receiptKey(receipt.slot)))) === receipt.token;
+    return groups.map((_, k) => {
+      const mask = String(flat[3 * k + 2]);
+      const result: AppendResult = { epoch: String(flat[3 * k]), firstOffset: Number(flat[3 * k + 1]) };
+      if (mask !== '') result.skipped = [...mask].map((c) => c === '1');
+      return result;
+    });
   }
 
   protected async read(channel: string, since: StreamPosition | undefined, ns: NamespaceOptions): Promise<StreamRead> {

@@ -57,17 +57,21 @@ export interface BusMessage {
   payload: unknown;
   /** The TEM event it delivers, when it comes from the outbox. */
   eventId?: string;
-}
-
-/** A publisher's slot (one per outbox relay) and the token of one publish. */
-export interface Receipt {
-  slot: string;
-  token: string;
+  /** Names the message for a receipt slot (PublishOptions.receipt): the outbox row's id. */
+  receiptId?: string;
+  /** The caller knows it went out already: recorded in the receipt slot, never appended again. */
+  alreadySent?: boolean;
 }
 
 export interface PublishOptions {
-  /** Written to its slot atomically with the append, replacing the slot's last token (see Bus.receipted). */
-  receipt?: Receipt;
+  /**
+   * A receipt slot: the `receiptId`s of this call's messages are recorded there in the same
+   * atomic step as the append, replacing what the last call to the slot recorded, and a message
+   * whose id that last call recorded is not appended again. A caller that retries a publish
+   * whose reply it never got (or a publisher that takes over from one that died after publishing)
+   * thereby sends each message once. One publisher at a time per slot.
+   */
+  receipt?: string;
 }
 
 /** How long a receipt slot outlives its last write: far longer than any retry of the same batch. */
@@ -77,13 +81,18 @@ export const RECEIPT_TTL_MS = 86_400_000;
 export interface AppendGroup {
   channel: string;
   bodies: string[];
+  /** With a receipt slot: each body's receipt id ('' for none; '!' first: sent already, record only). */
+  ids?: string[];
   ns: NamespaceOptions;
 }
 
 /** Where an append landed: the epoch and the offset of its first message. */
 export interface AppendResult {
   epoch: string;
+  /** The offset of the group's first appended message; the others follow it. */
   firstOffset: number;
+  /** With a receipt slot: which bodies were already appended and were left out. */
+  skipped?: boolean[];
 }
 
 /** A budget of `points` per `windowS` seconds per key, counted under `name`. */
@@ -115,16 +124,10 @@ export interface Bus {
   /**
    * Publishes several messages, on one or more channels, as one atomic append: the messages of
    * each channel get consecutive offsets in the order given, all or none go out, in one round
-   * trip (the outbox relay sends each batch this way). Publications in input order.
+   * trip (the outbox relay sends each batch this way). Publications in input order, leaving out
+   * the messages a receipt slot said were already appended.
    */
   publishMany(messages: BusMessage[], options?: PublishOptions): Promise<Publication[]>;
-  /**
-   * Whether the last publishMany that wrote a receipt to `receipt.slot` was the one with this
-   * token (slots are kept RECEIPT_TTL_MS). After an error whose outcome is unknown — the
-   * connection dropped between the append and its reply — it tells the caller whether sending
-   * again would append the messages a second time.
-   */
-  receipted(receipt: Receipt): Promise<boolean>;
   /**
    * Receives publications on a channel or a `prefix:*` pattern on this node. The implementation
    * subscribes in Redis only while this node has a handler for it.

@@ -13,12 +13,12 @@
  * If a batch went out but its transaction then failed (the rows are still there), the ids this
  * relay published are remembered and skipped on the retry, so those updates are not sent a
  * second time behind newer ones. The same holds when the Bus's connection dropped between the
- * append and its reply: each publish carries a receipt, and before the retry the relay asks the
- * Bus whether that receipt went out. (Should another relay take over mid-outage it may repeat
- * some; updates carry the event's `version` for clients to drop a stale repeat.)
+ * append and its reply, and when a relay died between its publish and its commit and another
+ * (or the same one, restarted) takes over: every publish names its rows in the relays' receipt
+ * slot on the Bus, and rows the last publish already sent are not appended again
+ * (PublishOptions.receipt). Updates also carry the event's `version`, a second line of defence.
  */
-import { randomBase62 } from '../core/ids.js';
-import type { Bus, Receipt } from '../bus/types.js';
+import type { Bus } from '../bus/types.js';
 import type { Clock } from '../core/clock.js';
 import type { OutboxMessage } from '../core/types.js';
 import type { Logger } from '../observability/logger.js';
@@ -29,7 +29,7 @@ export type RelayMetrics = Pick<Metrics, 'relayLag' | 'relayPublished' | 'busPub
 
 export interface OutboxRelayOptions {
   store: Pick<Store, 'relayOutbox' | 'onOutbox'>;
-  bus: Pick<Bus, 'publishMany' | 'receipted'>;
+  bus: Pick<Bus, 'publishMany'>;
   logger: Logger;
   metrics: RelayMetrics;
   clock: Clock;
@@ -41,6 +41,9 @@ export interface OutboxRelayOptions {
   minBackoffMs?: number;
   maxBackoffMs?: number;
 }
+
+/** The relays' receipt slot on the Bus: one relay publishes at a time (the relay lock). */
+export const RELAY_RECEIPT_SLOT = 'relay';
 
 /** Most published-but-unconfirmed ids remembered; beyond it the oldest are forgotten. */
 const MAX_UNCONFIRMED = 100_000;
@@ -59,10 +62,6 @@ export class OutboxRelay {
   private failures = 0;
   /** Published in a batch whose rows were not deleted (the transaction failed after). */
   private readonly unconfirmed = new Set<number>();
-  /** The last publish whose outcome is unknown (it failed): its receipt and outbox ids. */
-  private uncertain: { receipt: Receipt; ids: number[] } | null = null;
-  /** This relay's receipt slot on the Bus: only its latest publish ever needs checking. */
-  private readonly receiptSlot = `relay:${randomBase62(12)}`;
 
   constructor(private readonly o: OutboxRelayOptions) {
     this.batchSize = o.batchSize ?? 256;
@@ -134,29 +133,30 @@ export class OutboxRelay {
     if (messages.length === 0) return;
     const oldest = messages[0]!.createdAt.getTime();
     this.o.metrics.relayLag.set(Math.max(0, this.o.clock.nowMs() - oldest) / 1000);
-    if (this.uncertain) {
-      // Throws while the Bus is still away: the round fails and is retried, as any publish.
-      if (await this.o.bus.receipted(this.uncertain.receipt)) {
-        this.confirm(this.uncertain.ids);
-        this.o.metrics.relayPublished.inc(this.uncertain.ids.length);
-      }
-      this.uncertain = null;
-    }
-    const fresh = messages.filter((m) => !this.unconfirmed.has(m.id));
-    if (fresh.length === 0) return;
-    const receipt = { slot: this.receiptSlot, token: randomBase62(16) };
+    // Every row goes to the Bus named by its id, those this relay knows it sent marked so: the
+    // receipt slot then covers the whole batch for whichever relay runs the next round.
+    const sent = messages.filter((m) => this.unconfirmed.has(m.id)).length;
+    if (sent === messages.length) return;
+    let published: number;
     try {
-      await this.o.bus.publishMany(
-        fresh.map((m) => ({ channel: m.channel, event: m.event, payload: m.payload, eventId: m.eventId })),
-        { receipt },
+      const pubs = await this.o.bus.publishMany(
+        messages.map((m) => ({
+          channel: m.channel,
+          event: m.event,
+          payload: m.payload,
+          eventId: m.eventId,
+          receiptId: String(m.id),
+          alreadySent: this.unconfirmed.has(m.id),
+        })),
+        { receipt: RELAY_RECEIPT_SLOT },
       );
+      published = pubs.length;
     } catch (err) {
-      this.uncertain = { receipt, ids: fresh.map((m) => m.id) };
       this.o.metrics.busPublishFailures.inc();
       throw err;
     }
-    this.confirm(fresh.map((m) => m.id));
-    this.o.metrics.relayPublished.inc(fresh.length);
+    this.confirm(messages.map((m) => m.id));
+    this.o.metrics.relayPublished.inc(published);
   }
 
   /** These ids went out: skipped if their rows come round again before they are deleted. */

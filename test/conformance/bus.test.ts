@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { ManualClock, type Clock } from '../../src/core/clock.js';
 import { randomBase62 } from '../../src/core/ids.js';
 import type { NamespaceOptions } from '../../src/config/index.js';
-import { MemoryHub, RedisBus, type Bus, type ControlMessage, type NamespaceResolver, type Publication } from '../../src/bus/index.js';
+import { MemoryHub, RedisBus, type Bus, type BusMessage, type ControlMessage, type NamespaceResolver, type Publication } from '../../src/bus/index.js';
 import { services, REDIS_URL } from '../helpers/services.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -273,23 +273,26 @@ function conformance(name: string, makeHarness: () => Harness, extra?: (h: () =>
       expect([...merged.keys()].sort((x, y) => x - y)).toEqual(range(1, 40));
     });
 
-    it('records a publish receipt with the append, for any node to check', async () => {
+    it('with a receipt slot, does not append again what the last call to the slot appended', async () => {
       const a = h().node();
       const b = h().node();
-      const first = { slot: 'relay:1', token: 't1' };
-      await a.publishMany([{ channel: 'chat:r1', event: 'm', payload: 1 }, { channel: 'chat:r2', event: 'm', payload: 2 }], { receipt: first });
-      expect(await b.receipted(first)).toBe(true);
-      expect(await b.receipted({ slot: 'relay:1', token: 't0' })).toBe(false);
-      expect(await b.receipted({ slot: 'relay:2', token: 't1' })).toBe(false);
-      // A publish that was refused writes nothing; the next one replaces the slot's token.
-      await expect(a.publishMany([{ channel: 'bad channel', event: 'm', payload: 1 }], { receipt: { slot: 'relay:1', token: 't2' } })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-      expect(await a.receipted({ slot: 'relay:1', token: 't2' })).toBe(false);
-      await a.publish('chat:r1', 'm', 3);
-      expect(await a.receipted(first)).toBe(true);
-      await a.publishMany([{ channel: 'chat:r1', event: 'm', payload: 4 }], { receipt: { slot: 'relay:1', token: 't3' } });
-      expect(await b.receipted(first)).toBe(false);
-      expect(await b.receipted({ slot: 'relay:1', token: 't3' })).toBe(true);
-      expect((await b.history('chat:r2', { offset: 0, epoch: (await b.position('chat:r2')).epoch })).publications.map((p) => p.payload)).toEqual([2]);
+      const msg = (channel: string, n: number, extra: Partial<BusMessage> = {}): BusMessage => ({ channel, event: 'm', payload: n, receiptId: `id${n}`, ...extra });
+      const first = await a.publishMany([msg('chat:r1', 1), msg('chat:r2', 2), msg('chat:r1', 3)], { receipt: 'relay' });
+      expect(first.map((p) => [p.channel, p.offset, p.payload])).toEqual([['chat:r1', 1, 1], ['chat:r2', 1, 2], ['chat:r1', 2, 3]]);
+      // The same batch again, from another node, with one more message: only that one goes out.
+      const again = await b.publishMany([msg('chat:r1', 1), msg('chat:r2', 2), msg('chat:r1', 3), msg('chat:r2', 4)], { receipt: 'relay' });
+      expect(again.map((p) => [p.channel, p.offset, p.payload])).toEqual([['chat:r2', 2, 4]]);
+      // A message the caller knows went out is recorded but not appended, even if the slot forgot it.
+      const known = await a.publishMany([msg('chat:r2', 4), msg('chat:r1', 5, { alreadySent: true }), msg('chat:r1', 6)], { receipt: 'relay' });
+      expect(known.map((p) => [p.channel, p.offset, p.payload])).toEqual([['chat:r1', 3, 6]]);
+      // The slot holds the last call's ids only; without a slot nothing is left out; other slots are apart.
+      expect((await a.publishMany([msg('chat:r1', 1)], { receipt: 'relay' })).map((p) => p.offset)).toEqual([4]);
+      expect((await a.publishMany([msg('chat:r1', 1)])).map((p) => p.offset)).toEqual([5]);
+      expect((await a.publishMany([msg('chat:r1', 1)], { receipt: 'other' })).map((p) => p.offset)).toEqual([6]);
+      const r1 = await b.history('chat:r1', { offset: 0, epoch: first[0]!.epoch });
+      expect(r1.publications.map((p) => p.payload)).toEqual([1, 3, 6, 1, 1, 1]);
+      const r2 = await b.history('chat:r2', { offset: 0, epoch: first[1]!.epoch });
+      expect(r2.publications.map((p) => p.payload)).toEqual([2, 4]);
     });
 
     it('counts a per-key limit across every node, each key on its own budget', async () => {
