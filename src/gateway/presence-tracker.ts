@@ -87,10 +87,6 @@ export class PresenceTracker {
 
   private async upsert(conn: Connection, channel: string): Promise<void> {
     if (!this.entries.get(conn)?.has(channel)) return;
-    await this.write(conn, channel);
-  }
-
-  private async write(conn: Connection, channel: string): Promise<void> {
     const change = await this.ctx.presence.upsert(
       { channel, userId: conn.userId, connectionId: conn.id, status: conn.status },
       this.ttlMs,

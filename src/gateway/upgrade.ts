@@ -75,7 +75,7 @@ export function rejectUpgrade(socket: Duplex, status: 404 | 503): void {
       ? createError('NOT_FOUND', `No WebSocket endpoint here; connect to ${WS_PATHS.join(' or ')}`)
       : createError('SHUTTING_DOWN', 'The server is shutting down; connect to another node', { retryAfter: 1 });
   try {
-    socket.end(rawProblemResponse(error, error.retryAfter ? { 'Retry-After': String(error.retryAfter) } : {}));
+    socket.end(rawProblemResponse(error));
   } catch {
     socket.destroy();
   }
