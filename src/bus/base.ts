@@ -85,8 +85,10 @@ export abstract class BaseBus implements Bus {
       let g = groups.get(m.channel);
       if (!g) groups.set(m.channel, (g = { channel: m.channel, bodies: [], ns: this.namespaces(m.channel), at: [] }));
       g.bodies.push(encodeBody(m.event, m.payload, m.eventId));
-      // '!' marks an id recorded without appending (see PUBLISH_LUA).
-      if (options.receipt !== undefined) (g.ids ??= []).push(m.receiptId === undefined ? '' : `${m.alreadySent ? '!' : ''}${m.receiptId}`);
+      if (options.receipt !== undefined) {
+        (g.ids ??= []).push(m.receiptId ?? '');
+        (g.sent ??= []).push(m.alreadySent === true);
+      }
       g.at.push(i);
     });
     if (groups.size === 0) return [];

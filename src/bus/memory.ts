@@ -147,11 +147,9 @@ export class MemoryBus extends BaseBus {
     const ids = new Set<string>();
     const results = groups.map((g) => {
       const skipped = g.bodies.map((_, i) => {
-        const raw = g.ids?.[i] ?? '';
-        const known = raw.startsWith('!');
-        const id = known ? raw.slice(1) : raw;
+        const id = g.ids?.[i] ?? '';
         if (id !== '') ids.add(id);
-        return known || (id !== '' && seen.has(id));
+        return g.sent?.[i] === true || (id !== '' && seen.has(id));
       });
       const result = this.hub.append(g.channel, g.bodies.filter((_, i) => !skipped[i]), g.ns, nowMs, this.positionTtlMs);
       return { ...result, skipped };

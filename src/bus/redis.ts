@@ -89,7 +89,8 @@ export class RedisBus extends BaseBus {
     for (const g of groups) {
       keys.push(...this.keys(g.channel));
       args.push(this.pubsubPrefix + g.channel, randomBase62(10), g.ns.historySize, g.ns.historyTtlMs, positionTtl(g.ns, this.positionTtlMs), g.bodies.length, ...g.bodies);
-      if (receipt !== undefined) args.push(...(g.ids ?? g.bodies.map(() => '')));
+      // '!' first: the caller knows it went out; recorded, not appended (PUBLISH_LUA).
+      if (receipt !== undefined) args.push(...g.bodies.map((_, i) => `${g.sent?.[i] ? '!' : ''}${g.ids?.[i] ?? ''}`));
     }
     if (receipt !== undefined) {
       keys.push(this.receiptKey(receipt));

@@ -81,8 +81,9 @@ export const RECEIPT_TTL_MS = 86_400_000;
 export interface AppendGroup {
   channel: string;
   bodies: string[];
-  /** With a receipt slot: each body's receipt id ('' for none; '!' first: sent already, record only). */
+  /** With a receipt slot: each body's receipt id ('' for none) and whether it went out already. */
   ids?: string[];
+  sent?: boolean[];
   ns: NamespaceOptions;
 }
 

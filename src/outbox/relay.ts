@@ -135,18 +135,18 @@ export class OutboxRelay {
     this.o.metrics.relayLag.set(Math.max(0, this.o.clock.nowMs() - oldest) / 1000);
     // Every row goes to the Bus named by its id, those this relay knows it sent marked so: the
     // receipt slot then covers the whole batch for whichever relay runs the next round.
-    const sent = messages.filter((m) => this.unconfirmed.has(m.id)).length;
-    if (sent === messages.length) return;
+    const sent = messages.map((m) => this.unconfirmed.has(m.id));
+    if (sent.every(Boolean)) return;
     let published: number;
     try {
       const pubs = await this.o.bus.publishMany(
-        messages.map((m) => ({
+        messages.map((m, i) => ({
           channel: m.channel,
           event: m.event,
           payload: m.payload,
           eventId: m.eventId,
           receiptId: String(m.id),
-          alreadySent: this.unconfirmed.has(m.id),
+          alreadySent: sent[i],
         })),
         { receipt: RELAY_RECEIPT_SLOT },
       );
