@@ -126,6 +126,8 @@ export interface JobRef {
 export interface CompleteInput {
   processor: string;
   result: unknown;
+  /** `result` already serialized (the worker checks it is storable that way): not done twice. */
+  resultJson?: string;
 }
 
 export interface CompleteItem {

@@ -24,19 +24,19 @@ const JSON_NUL = /(?<!\\)(?:\\\\)*\\u0000/;
 const JSON_LONE_SURROGATE = /(?<!\\)(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/i;
 
 /**
- * Why a processor's result cannot be stored in the effects log (a JSON column), or null when it
- * can. Checked before the completion is written, so such a result fails the attempt with this
+ * A processor's result as the JSON text the effects log (a JSON column) stores — undefined for a
+ * function or symbol, stored as SQL NULL as JSON.stringify drops it — or why it cannot be stored.
+ * Serialized once, before the completion is written, so such a result fails the attempt with this
  * reason instead of failing the write, over and over, until the lease runs out.
  */
-export function unstorableResult(result: unknown): string | null {
+export function resultJson(result: unknown): { ok: true; json: string | undefined } | { ok: false; reason: string } {
   let text: string | undefined;
   try {
     text = JSON.stringify(result ?? null);
   } catch (err) {
-    return `it is not JSON (${err instanceof Error ? err.message : String(err)})`;
+    return { ok: false, reason: `it is not JSON (${err instanceof Error ? err.message : String(err)})` };
   }
-  if (text === undefined) return null; // a function or symbol: stored as null, as JSON.stringify drops it
-  if (JSON_NUL.test(text)) return 'it holds a NUL character (\\u0000), which a JSON column cannot store';
-  if (JSON_LONE_SURROGATE.test(text)) return 'it holds a lone UTF-16 surrogate, which a JSON column cannot store';
-  return null;
+  if (text !== undefined && JSON_NUL.test(text)) return { ok: false, reason: 'it holds a NUL character (\\u0000), which a JSON column cannot store' };
+  if (text !== undefined && JSON_LONE_SURROGATE.test(text)) return { ok: false, reason: 'it holds a lone UTF-16 surrogate, which a JSON column cannot store' };
+  return { ok: true, json: text };
 }

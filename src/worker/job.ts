@@ -9,7 +9,7 @@ import type { Logger } from '../observability/logger.js';
 import type { ClaimedJob, JobRef, Store } from '../store/types.js';
 import { retryDelayMs, type RandomSource } from './backoff.js';
 import type { CompleteFn } from './completions.js';
-import { describeError, unstorableResult } from './describe-error.js';
+import { describeError, resultJson } from './describe-error.js';
 import type { TypedEmitter } from './emitter.js';
 import type { WorkerEventMap } from './events.js';
 import { LazyAbort } from './lazy-abort.js';
@@ -44,7 +44,7 @@ export interface JobDeps {
   complete: CompleteFn;
 }
 
-type Outcome = { ok: true; result: unknown } | { ok: false; error: unknown };
+type Outcome = { ok: true; result: unknown; json: string | undefined } | { ok: false; error: unknown };
 
 /** Commit attempts while the database blips, before leaving the job to the sweep. */
 const COMMIT_RETRY_DELAYS_MS = [100, 300, 900];
@@ -79,12 +79,12 @@ export async function runJob(d: JobDeps, entry: RunningJob): Promise<void> {
     await releaseQuietly(d, [entry]);
     return;
   }
-  const outcome = skipped ? ({ ok: true, result: null } as const) : await invoke(d, entry);
+  const outcome = skipped ? ({ ok: true, result: null, json: 'null' } as const) : await invoke(d, entry);
   if (entry.abandoned) return;
   entry.committing = true;
   entry.onProcessed();
   if (outcome.ok) {
-    const ok = await commit(d, entry, 'complete', () => d.complete(entry.ref, { processor: processor.name, result: outcome.result ?? null }));
+    const ok = await commit(d, entry, 'complete', () => d.complete(entry.ref, { processor: processor.name, result: outcome.result ?? null, resultJson: outcome.json }));
     const durationMs = Math.round(performance.now() - started);
     if (ok) d.events.emit('job:completed', { job, processor: processor.name, durationMs, skipped });
     else if (ok === false) leaseLost(d, entry, 'complete');
@@ -123,9 +123,9 @@ async function invoke(d: JobDeps, entry: RunningJob): Promise<Outcome> {
     const run = processor.process(job.event, processorContext(d, entry));
     const result = await (timedOut ? Promise.race([run, timedOut]) : run);
     // The same result would fail the same way on every retry: the event fails at once, saying why.
-    const unstorable = unstorableResult(result);
-    if (unstorable) return { ok: false, error: new NonRetryableError(`the processor's result cannot be stored: ${unstorable}`) };
-    return { ok: true, result };
+    const stored = resultJson(result);
+    if (!stored.ok) return { ok: false, error: new NonRetryableError(`the processor's result cannot be stored: ${stored.reason}`) };
+    return { ok: true, result, json: stored.json };
   } catch (error) {
     return { ok: false, error };
   } finally {

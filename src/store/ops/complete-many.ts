@@ -54,7 +54,7 @@ export async function completeMany(db: Db, items: CompleteItem[], now: Date): Pr
           event_id: job.eventId,
           lease_token: job.leaseToken,
           processor: input.processor,
-          result: input.result === undefined ? null : JSON.stringify(input.result),
+          result: input.resultJson ?? (input.result === undefined ? null : JSON.stringify(input.result)),
         }]
       : [],
   );
