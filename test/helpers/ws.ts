@@ -121,6 +121,19 @@ export class WsTestClient {
   }
 
   /** Every reply to one request id, once `count` of them arrived. */
+  /**
+   * SUBSCRIBE until it is SUBSCRIBED, or `ms` have passed (false): for a grant that reaches the
+   * node asynchronously.
+   */
+  async subscribesWithin(channel: string, ms: number): Promise<boolean> {
+    const until = Date.now() + ms;
+    for (;;) {
+      if ((await this.request('SUBSCRIBE', { channels: [channel] })).type === 'SUBSCRIBED') return true;
+      if (Date.now() > until) return false;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   async requestMany(type: string, payload: unknown, count: number, timeoutMs = 5000): Promise<Frame[]> {
     const id = `r${this.nextId++}`;
     const from = this.frames.length;
