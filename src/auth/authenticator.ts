@@ -120,10 +120,10 @@ export class Authenticator implements TokenAuthenticator {
     const hash = hashApiKey(token);
     const lookup = await this.lookupKey(hash);
     if (!lookup) throw createError('UNAUTHORIZED', 'Invalid credentials');
-    // The store finds the row by hash; when it returns the stored hash too, re-check it in
-    // constant time so equality never depends on a short-circuiting comparison.
-    const stored = (lookup as KeyLookup & { hash?: unknown }).hash;
-    if (typeof stored === 'string' && !hashesEqual(stored, hash)) throw createError('UNAUTHORIZED', 'Invalid credentials');
+    // The store finds the row by hash (an index lookup); the key is accepted only once the stored
+    // hash is compared with this one in constant time, so acceptance never rests on a
+    // short-circuiting comparison.
+    if (!hashesEqual(lookup.storedHash, hash)) throw createError('UNAUTHORIZED', 'Invalid credentials');
     const { key, principal } = lookup;
     if (key.revokedAt) throw createError('UNAUTHORIZED', 'API key has been revoked');
     if (key.expiresAt && key.expiresAt.getTime() <= this.clock.nowMs()) throw createError('UNAUTHORIZED', 'API key has expired');

@@ -47,6 +47,8 @@ export interface NewApiKey {
 /** What an API key resolves to: the key, its principal and the principal's role permissions. */
 export interface KeyLookup {
   key: ApiKeyRecord;
+  /** The stored hash, which the caller compares with its own in constant time. */
+  storedHash: string;
   principal: Principal;
   rolePermissions: string[];
 }

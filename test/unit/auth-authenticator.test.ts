@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { Authenticator, type AuthChange } from '../../src/auth/authenticator.js';
 import { ensureAdminKey } from '../../src/auth/bootstrap.js';
-import { generateApiKey } from '../../src/auth/keys.js';
+import { generateApiKey, hashApiKey } from '../../src/auth/keys.js';
 import { loadConfig } from '../../src/config/index.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { isTemError, type TemError } from '../../src/core/errors.js';
@@ -81,6 +81,20 @@ describe('Authenticator with API keys', () => {
     expect(ctx).toMatchObject({ principalId: 'svc', kind: 'service', userId: 'svc', role: 'service', keyId, via: 'key', channels: [], expiresAt: null });
     expect(ctx.permissions).toEqual(expect.arrayContaining(['events.*', 'channels.*', 'admin.get.role_list']));
     expect(ctx.revoked).toEqual(['events.post.event_retry']);
+  });
+
+  it('accepts a key only when the stored hash equals its own (compared, not trusted from the lookup)', async () => {
+    const { key } = await makeKey('u1');
+    // A store whose index matched a row the key does not hash to (a collation or encoding slip).
+    const stored = await store.findApiKeyByHash(hashApiKey(key));
+    expect(stored?.storedHash).toMatch(/^[0-9a-f]{64}$/);
+    const lying = new Proxy(store, {
+      get: (target, prop, receiver) =>
+        prop === 'findApiKeyByHash' ? async () => ({ ...stored!, storedHash: stored!.storedHash.replace(/.$/, (c) => (c === '0' ? '1' : '0')) }) : Reflect.get(target, prop, receiver),
+    });
+    const auth = new Authenticator(lying, config(), new ManualClock());
+    expect((await rejection(auth.authenticate(key))).code).toBe('UNAUTHORIZED');
+    expect((await new Authenticator(store, config(), new ManualClock()).authenticate(key)).principalId).toBe('u1');
   });
 
   it('rejects an unknown key', async () => {

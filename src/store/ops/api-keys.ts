@@ -26,6 +26,7 @@ export function createApiKey(db: Db, k: NewApiKey): Promise<ApiKeyRecord> {
 }
 
 interface LookupRow extends ApiKeyRow {
+  hash: string;
   p_id: string;
   p_kind: PrincipalRow['kind'];
   p_role: string;
@@ -39,7 +40,7 @@ interface LookupRow extends ApiKeyRow {
 
 export async function findApiKeyByHash(db: Db, hash: string): Promise<KeyLookup | null> {
   const [r] = await db.query<LookupRow>(
-    `SELECT k.id, k.principal_id, k.prefix, k.created_at, k.expires_at, k.revoked_at, k.last_used_at,
+    `SELECT k.id, k.principal_id, k.hash, k.prefix, k.created_at, k.expires_at, k.revoked_at, k.last_used_at,
        p.id AS p_id, p.kind AS p_kind, p.role AS p_role, p.extra_permissions AS p_extra_permissions,
        p.revoked_permissions AS p_revoked_permissions, p.disabled AS p_disabled,
        p.created_at AS p_created_at, p.updated_at AS p_updated_at, r.permissions AS role_permissions
@@ -52,6 +53,7 @@ export async function findApiKeyByHash(db: Db, hash: string): Promise<KeyLookup 
   if (!r) return null;
   return {
     key: toApiKey(r),
+    storedHash: r.hash,
     principal: toPrincipal({
       id: r.p_id,
       kind: r.p_kind,
