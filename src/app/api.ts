@@ -3,7 +3,7 @@
  * serves /api/publish and presence, and forwards key revocations to gateway nodes.
  */
 import { setUpAdminKey } from './admin-key.js';
-import { listen } from './listen.js';
+import { INTERNAL_LISTENER, PUBLIC_LISTENER, listen } from './listen.js';
 import { createRuntime, runForever, startBus, startPresence, startStore } from './runtime.js';
 import { buildApiCore } from './api-core.js';
 
@@ -22,9 +22,9 @@ export async function runApi(): Promise<void> {
     }
     const { api, internal } = await buildApiCore(rt, { store, bus, presence });
 
-    const url = await listen(api, config.httpHost, config.httpPort);
+    const url = await listen(api, config.httpHost, config.httpPort, PUBLIC_LISTENER);
     lifecycle.add('api', () => api.close());
-    const internalUrl = await listen(internal, config.internalHost, config.internalPort);
+    const internalUrl = await listen(internal, config.internalHost, config.internalPort, INTERNAL_LISTENER);
     lifecycle.add('internal', () => internal.close());
     logger.info({ url, console: `${url}/console`, internal: internalUrl, bus: bus.kind }, 'listening');
     runForever(rt);

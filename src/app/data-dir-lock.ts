@@ -6,7 +6,8 @@
 import { openSync, writeSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
-function alive(pid: number): boolean {
+/** Whether process `pid` is running (on this machine). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

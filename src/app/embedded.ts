@@ -9,7 +9,8 @@ import { MaintenanceWorker, Worker, loadProcessors } from '../worker/index.js';
 import { setUpAdminKey } from './admin-key.js';
 import { createRuntime, runForever, startBus, startPresence, startSessions, startStore, type ConfigOverrides, type Runtime } from './runtime.js';
 import { buildApiCore } from './api-core.js';
-import { listen } from './listen.js';
+import { INTERNAL_LISTENER, PUBLIC_LISTENER, listen } from './listen.js';
+import { writeServerFile } from './server-file.js';
 import type { Store } from '../store/types.js';
 
 export interface EmbeddedServer {
@@ -63,13 +64,21 @@ export async function startEmbedded(overrides: ConfigOverrides = {}, env: NodeJS
     await worker.start();
     lifecycle.add('worker', () => worker.stop());
 
-    const url = await listen(api, config.httpHost, config.httpPort);
+    const url = await listen(api, config.httpHost, config.httpPort, PUBLIC_LISTENER);
     lifecycle.add('api', () => api.close());
     lifecycle.add('gateway', () => gateway.close(1012));
-    const internalUrl = await listen(internal, config.internalHost, config.internalPort);
+    const internalUrl = await listen(internal, config.internalHost, config.internalPort, INTERNAL_LISTENER);
     lifecycle.add('internal', () => internal.close());
 
     const wsUrl = `${url.replace(/^http/, 'ws')}/ws`;
+    // Admin commands run without --url find this server through it (src/app/server-file.ts).
+    try {
+      const removeServerFile = writeServerFile(config.dataDir, { url, internal: internalUrl, ws: wsUrl });
+      lifecycle.add('server file', async () => removeServerFile());
+    } catch (err) {
+      // Only the CLI's default target depends on it: --url still works.
+      logger.warn({ err, dataDir: config.dataDir }, 'cannot write server.json; admin commands need --url');
+    }
     logger.info({ url, console: `${url}/console`, ws: wsUrl, internal: internalUrl, adminKeyPath: adminKey.path, database: store.kind, bus: bus.kind }, 'listening');
     return { runtime: rt, store, url, internalUrl, wsUrl, adminKeyPath: adminKey.path, close: () => lifecycle.close() };
   } catch (err) {

@@ -9,7 +9,7 @@ import { createJwtVerifier, jwtSettingsDigest } from '../auth/jwt.js';
 import { ConfigError } from '../config/index.js';
 import { createGateway, httpChannelAccess, httpIngestPort, IntrospectionAuthenticator } from '../gateway/index.js';
 import { createFastify } from '../ingest/http-common.js';
-import { listen } from './listen.js';
+import { PUBLIC_LISTENER, listen } from './listen.js';
 import { createRuntime, runForever, startBus, startPresence, startSessions } from './runtime.js';
 
 export async function runGateway(): Promise<void> {
@@ -54,7 +54,7 @@ export async function runGateway(): Promise<void> {
     });
     app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
     gateway.attach(app.server);
-    const url = await listen(app, config.httpHost, config.httpPort);
+    const url = await listen(app, config.httpHost, config.httpPort, PUBLIC_LISTENER);
     lifecycle.add('http', () => app.close());
     lifecycle.add('gateway', () => gateway.close(1012));
     logger.info({ url, ws: `${url.replace(/^http/, 'ws')}/ws`, api: config.apiInternalUrl }, 'listening');

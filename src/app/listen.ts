@@ -6,15 +6,43 @@ interface Listenable {
   server: Server;
 }
 
+/** The settings a listener's host and port come from, named in start-up errors. */
+export interface ListenSettings {
+  host: string;
+  port: string;
+}
+
+export const PUBLIC_LISTENER: ListenSettings = { host: 'TEM_HTTP_HOST', port: 'TEM_HTTP_PORT' };
+export const INTERNAL_LISTENER: ListenSettings = { host: 'TEM_INTERNAL_HOST', port: 'TEM_INTERNAL_PORT' };
+
 /**
  * Listens and returns the base URL actually bound (port 0 picks a free one). Fastify logs each
  * bound address itself; its wording is changed so that the process's one `listening` line, with
  * every URL it serves, is the only line that says so (what scripts wait for).
+ * A listen that fails because of a setting (a busy port, a host that does not resolve or is not
+ * this machine's) stops start-up with a message naming that setting.
  */
-export async function listen(app: Listenable, host: string, port: number): Promise<string> {
-  await app.listen({ host, port, listenTextResolver: (address) => `bound ${address}` });
+export async function listen(app: Listenable, host: string, port: number, settings: ListenSettings): Promise<string> {
+  try {
+    await app.listen({ host, port, listenTextResolver: (address) => `bound ${address}` });
+  } catch (err) {
+    throw settingError(err, host, port, settings) ?? err;
+  }
   const address = app.server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
   const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   return `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${bound}`;
+}
+
+function settingError(err: unknown, host: string, port: number, settings: ListenSettings): Error | null {
+  const code = (err as NodeJS.ErrnoException).code;
+  const where = `${host}:${port}`;
+  const message =
+    code === 'EADDRINUSE' ? `${settings.port}=${port}: ${where} is already in use (another server is listening there; pick another port, or 0 for a free one)`
+    : code === 'EACCES' ? `${settings.port}=${port}: not allowed to listen on ${where} (ports below 1024 need privileges)`
+    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? `${settings.host}=${host}: no such host`
+    : code === 'EADDRNOTAVAIL' ? `${settings.host}=${host}: not an address of this machine`
+    : null;
+  // Named like a ConfigError: the CLI prints the message alone and exits 2, as for any bad setting.
+  return message === null ? null : Object.assign(new Error(message), { name: 'ConfigError' });
 }

@@ -4,6 +4,7 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { readServerFile } from '../app/server-file.js';
 import { ConfigError, loadConfig, type TemConfig } from '../config/index.js';
 
 export interface ClientOptions {
@@ -26,9 +27,21 @@ export class CliError extends Error {
 
 /**
  * Where admin commands go, and with which key: `--url`/`TEM_URL` and `--key`/`TEM_API_KEY` when
- * given; otherwise the server this machine's settings describe — the same environment and
- * tem.config.json the server reads — with `TEM_ADMIN_KEY` or the embedded server's admin.key.
+ * given; otherwise the embedded server running on the data directory (its server.json), or else
+ * the server this machine's settings describe — the same environment and tem.config.json the
+ * server reads — with `TEM_ADMIN_KEY` or the embedded server's admin.key.
  */
+/**
+ * Where this machine's settings say the server listens, when no embedded server on the data
+ * directory says where it does: one listening on every address is reached on loopback, and a
+ * port picked at start-up (0) is unknown here, so the default port is tried.
+ */
+function configuredUrl(config: TemConfig): string {
+  const host = ['0.0.0.0', '::', ''].includes(config.httpHost) ? '127.0.0.1' : config.httpHost;
+  const port = config.httpPort === 0 ? 8080 : config.httpPort;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 export function resolveTarget(opts: ClientOptions, env: NodeJS.ProcessEnv = process.env): { url: string; key: string } {
   const givenUrl = opts.url ?? env.TEM_URL;
   const givenKey = opts.key ?? env.TEM_API_KEY;
@@ -41,14 +54,11 @@ export function resolveTarget(opts: ClientOptions, env: NodeJS.ProcessEnv = proc
     if (err instanceof ConfigError) throw new CliError(err.message, 2);
     throw err;
   }
-  // A server listening on every address is reached on loopback; port 0 was picked at start-up
-  // and cannot be known here (pass --url).
-  const host = ['0.0.0.0', '::', ''].includes(config.httpHost) ? '127.0.0.1' : config.httpHost;
-  const port = config.httpPort === 0 ? 8080 : config.httpPort;
-  const url = (givenUrl ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/$/, '');
+  const dataDir = opts.dataDir ?? config.dataDir;
+  const url = (givenUrl ?? readServerFile(dataDir)?.url ?? configuredUrl(config)).replace(/\/$/, '');
   let key = givenKey ?? config.adminKey;
   if (!key) {
-    const keyFile = join(opts.dataDir ?? config.dataDir, 'admin.key');
+    const keyFile = join(dataDir, 'admin.key');
     if (existsSync(keyFile)) key = readFileSync(keyFile, 'utf8').trim();
   }
   if (!key) throw new CliError('no API key: pass --key, set TEM_API_KEY, or run next to an embedded server with its admin.key');

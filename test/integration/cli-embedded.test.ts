@@ -3,7 +3,7 @@
  * admin commands as further processes talking to it over HTTP with its admin.key.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { killAll, runTem, spawnTem, type TemProcess } from '../helpers/processes.js';
@@ -154,6 +154,23 @@ describe('tem CLI against the running server', () => {
     expect(bad.stderr).toMatch(/TEM_HTTP_PORT/);
   });
 
+  it('names the setting when the port is taken or the host is not this machine', async () => {
+    const port = new URL(url).port;
+    const busy = await runTem(['start'], { TEM_DATA_DIR: mkdtempSync(join(tmpdir(), 'tem-cli-busy-')), TEM_HTTP_PORT: port, TEM_INTERNAL_PORT: '0', DATABASE_URL: undefined as unknown as string, TEM_ADMIN_KEY: undefined as unknown as string });
+    expect(busy.code).toBe(2);
+    expect(busy.stderr.trim()).toMatch(new RegExp(`^tem: TEM_HTTP_PORT=${port}: .* already in use`));
+    const host = await runTem(['start'], { TEM_DATA_DIR: mkdtempSync(join(tmpdir(), 'tem-cli-host-')), TEM_HTTP_HOST: 'no-such-host.invalid', TEM_HTTP_PORT: '0', DATABASE_URL: undefined as unknown as string, TEM_ADMIN_KEY: undefined as unknown as string });
+    expect(host.code).toBe(2);
+    expect(host.stderr.trim()).toMatch(/^tem: TEM_HTTP_HOST=no-such-host.invalid: no such host$/);
+  }, 60_000);
+
+  it('finds the server next to its data directory without --url, even on a port picked at start', async () => {
+    const local = { TEM_DATA_DIR: dataDir, TEM_HTTP_PORT: undefined as unknown as string, TEM_URL: undefined as unknown as string, TEM_API_KEY: undefined as unknown as string, TEM_ADMIN_KEY: undefined as unknown as string };
+    const listed = await runTem(['principals', 'list', '--json'], local);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout).data.map((p: { id: string }) => p.id)).toContain('admin');
+  });
+
   it('refuses to open the embedded database a running server holds', async () => {
     const second = await runTem(['migrate'], { TEM_DATA_DIR: dataDir, DATABASE_URL: undefined as unknown as string });
     expect(second.code).not.toBe(0);
@@ -200,8 +217,11 @@ describe('shutdown', () => {
   }, 120_000);
 
   it('exits 0 on SIGTERM', async () => {
+    expect(existsSync(join(dataDir, 'server.json'))).toBe(true);
     const code = await server.stop('SIGTERM');
     expect(code).toBe(0);
     expect(server.output()).toMatch(/"msg":"stopped"/);
+    // Stopped, it no longer says where it listens.
+    expect(existsSync(join(dataDir, 'server.json'))).toBe(false);
   });
 });

@@ -1,7 +1,9 @@
 /**
- * Where the CLI's admin commands go by default: the server this machine's settings describe
- * (environment over tem.config.json, as the server reads them), with its admin key.
+ * Where the CLI's admin commands go by default: the embedded server running on the data
+ * directory, else the server this machine's settings describe (environment over
+ * tem.config.json, as the server reads them), with its admin key.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +21,20 @@ function setup(config: Record<string, unknown>): { file: string; dataDir: string
 }
 
 describe('resolveTarget', () => {
+  it("goes to the embedded server running on the data directory (its server.json), not to a dead one's", () => {
+    const { file, dataDir } = setup({ httpPort: 18123 });
+    writeFileSync(join(dataDir, 'server.json'), JSON.stringify({ url: 'http://127.0.0.1:45678', internal: 'http://127.0.0.1:45679', ws: 'ws://127.0.0.1:45678/ws', pid: process.pid }));
+    expect(resolveTarget({}, { TEM_CONFIG: file }).url).toBe('http://127.0.0.1:45678');
+    // --url / TEM_URL still win.
+    expect(resolveTarget({ url: 'http://h:1' }, { TEM_CONFIG: file }).url).toBe('http://h:1');
+    // A file a killed server left behind is ignored: its pid is gone.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+    writeFileSync(join(dataDir, 'server.json'), JSON.stringify({ url: 'http://127.0.0.1:45678', pid: dead }));
+    expect(resolveTarget({}, { TEM_CONFIG: file }).url).toBe('http://127.0.0.1:18123');
+    writeFileSync(join(dataDir, 'server.json'), 'not json');
+    expect(resolveTarget({}, { TEM_CONFIG: file }).url).toBe('http://127.0.0.1:18123');
+  });
+
   it('reads the port, host and data dir from the config file', () => {
     const { file } = setup({ httpPort: 18123 });
     expect(resolveTarget({}, { TEM_CONFIG: file })).toEqual({ url: 'http://127.0.0.1:18123', key: 'tem_fromTheDataDir' });
