@@ -6,6 +6,7 @@
  */
 import { OutboxRelay } from '../outbox/index.js';
 import { MaintenanceWorker, Worker, loadProcessors } from '../worker/index.js';
+import { startMetricsListener } from './metrics-listener.js';
 import { createRuntime, runForever, startBus, startStore } from './runtime.js';
 
 export async function runWorker(queue: 'processing' | 'maintenance'): Promise<void> {
@@ -13,6 +14,8 @@ export async function runWorker(queue: 'processing' | 'maintenance'): Promise<vo
   const { config, logger, metrics, clock, lifecycle } = rt;
   try {
     const store = await startStore(rt, { requireDatabaseUrl: true });
+    // Before the work starts, so it is closed last: a scrape during the drain still answers.
+    const metricsUrl = await startMetricsListener(rt);
     const workerId = `${config.nodeId}/${queue}`;
     if (queue === 'processing') {
       const processors = await loadProcessors(config.processors);
@@ -34,7 +37,7 @@ export async function runWorker(queue: 'processing' | 'maintenance'): Promise<vo
         logger.warn({ queue }, 'REDIS_URL is not set: the outbox relay does not run here; notifications wait in the outbox');
       }
     }
-    logger.info({ queue, workerId }, 'listening');
+    logger.info({ queue, workerId, ...(metricsUrl ? { metrics: `${metricsUrl}/metrics` } : {}) }, 'listening');
     runForever(rt);
   } catch (err) {
     await lifecycle.close();

@@ -23,6 +23,7 @@ export const SETTINGS = {
   httpPort: { env: 'TEM_HTTP_PORT', type: 'int', default: 8080, min: 0, max: 65535, doc: 'Public listener port (0 picks a free port).' },
   internalHost: { env: 'TEM_INTERNAL_HOST', type: 'string', default: '127.0.0.1', doc: 'Internal listener host (introspection).' },
   internalPort: { env: 'TEM_INTERNAL_PORT', type: 'int', default: 8081, min: 0, max: 65535, doc: 'Internal listener port (0 picks a free port; so does leaving it unset while TEM_HTTP_PORT is 0, so several servers can run side by side).' },
+  metricsPort: { env: 'TEM_METRICS_PORT', type: 'int', default: undefined, min: 0, max: 65535, doc: '`tem worker` only: port of a listener serving /metrics and /healthz on TEM_HTTP_HOST (0 picks a free port), since a worker has no other listener. The API, gateways and the embedded server serve /metrics on their public port. Unset: none.' },
   apiInternalUrl: { env: 'TEM_API_INTERNAL_URL', type: 'url', default: 'http://127.0.0.1:8081', doc: "Where gateways reach the API's internal listener." },
   publicWsUrl: { env: 'TEM_PUBLIC_WS_URL', type: 'url', default: undefined, doc: "WebSocket URL the console uses when gateways are not on the API's origin (distributed)." },
   dataDir: { env: 'TEM_DATA_DIR', type: 'string', default: './.tem', doc: 'Embedded database directory and admin.key location.' },

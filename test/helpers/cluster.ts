@@ -53,6 +53,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     TEM_ADMIN_KEY: adminKey,
     TEM_HTTP_PORT: '0',
     TEM_INTERNAL_PORT: '0',
+    // Workers serve their metrics on a port of their own (they have no other listener).
+    TEM_METRICS_PORT: '0',
     TEM_RATE_LIMIT_POINTS: '0',
     TEM_WS_CONNECT_LIMIT: '0',
     TEM_LOG_LEVEL: 'info',

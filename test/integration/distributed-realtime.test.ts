@@ -97,6 +97,19 @@ describe.skipIf(!services.postgres || !services.redis)('distributed: api, worker
     // Bob never sees Alice's own channel.
     expect(bobOnB.frames.some((f) => f.payload.channel === 'user:alice')).toBe(false);
     await closeAllClients();
+
+    // Workers have no other listener: their counters are scraped on TEM_METRICS_PORT. The relay
+    // (maintenance) published the updates and the channel delivery; a worker completed the job.
+    const scrape = async (p: { waitForLog(msg: string): Promise<Record<string, unknown>> }) => {
+      const res = await fetch(String((await p.waitForLog('listening')).metrics));
+      expect(res.status).toBe(200);
+      return res.text();
+    };
+    const counter = (text: string, name: string) =>
+      text.split('\n').filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    expect(counter(await scrape(cluster.maintenance), 'tem_relay_published_total')).toBeGreaterThanOrEqual(5);
+    const completed = await Promise.all(cluster.workers.map(async (w) => counter(await scrape(w), 'tem_jobs_completed_total{outcome="processed"}')));
+    expect(completed.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1);
   }, 60_000);
 
   it('resumes on the surviving node after a gateway is SIGKILLed, missing nothing, and expires presence', async () => {
