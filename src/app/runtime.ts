@@ -63,6 +63,7 @@ export function startBus(rt: Runtime): Bus {
     namespaces: (channel) => namespaceOptions(rt.config, channel),
     name: rt.config.nodeId,
     logger: rt.logger,
+    onPublishFailure: () => rt.metrics.busPublishFailures.inc(),
   });
   rt.lifecycle.add('bus', () => bus.close());
   return bus;

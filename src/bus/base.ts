@@ -23,6 +23,12 @@ export interface BaseBusOptions {
   /** How long a channel's (epoch, offset) outlives its last publication (at least its history TTL). */
   positionTtlMs?: number;
   logger?: Logger;
+  /**
+   * Called once for each publish or publishMany the transport failed (not for bad input): the
+   * process's `tem_bus_publish_failures_total`, whoever published — relay, /api/publish, client
+   * PUBLISH, presence or typing notices.
+   */
+  onPublishFailure?: () => void;
 }
 
 type Handler = (value: never) => void;
@@ -44,6 +50,7 @@ export abstract class BaseBus implements Bus {
   protected readonly clock: Clock;
   protected readonly positionTtlMs: number;
   protected readonly logger: Logger;
+  private readonly onPublishFailure: () => void;
   private readonly topics = new Map<string, Topic>();
   protected closed = false;
 
@@ -52,6 +59,7 @@ export abstract class BaseBus implements Bus {
     this.clock = options.clock ?? systemClock;
     this.positionTtlMs = options.positionTtlMs ?? DEFAULT_POSITION_TTL_MS;
     this.logger = options.logger ?? silentLogger();
+    this.onPublishFailure = options.onPublishFailure ?? (() => {});
   }
 
   /**
@@ -93,7 +101,13 @@ export abstract class BaseBus implements Bus {
     });
     if (groups.size === 0) return [];
     const list = [...groups.values()];
-    const results = await this.append(list, this.clock.nowMs(), options.receipt);
+    let results: AppendResult[];
+    try {
+      results = await this.append(list, this.clock.nowMs(), options.receipt);
+    } catch (err) {
+      this.onPublishFailure();
+      throw err;
+    }
     // What subscribers receive, built here rather than parsed back from the transport.
     const out = new Array<Publication | undefined>(messages.length);
     list.forEach((g, k) => {

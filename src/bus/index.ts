@@ -24,10 +24,12 @@ export interface CreateBusOptions {
   /** Redis only: this node's name in CLIENT LIST (e.g. the config's nodeId). */
   name?: string;
   logger?: Logger;
+  /** Counts each publish the transport failed (BaseBusOptions.onPublishFailure). */
+  onPublishFailure?: () => void;
 }
 
 export function createBus(opts: CreateBusOptions): Bus {
-  const { redisUrl, namespaces, prefix, clock, hub, name, logger } = opts;
-  if (redisUrl) return new RedisBus({ url: redisUrl, namespaces, prefix, clock, name, logger });
-  return new MemoryBus({ namespaces, clock, hub, logger });
+  const { redisUrl, namespaces, prefix, clock, hub, name, logger, onPublishFailure } = opts;
+  if (redisUrl) return new RedisBus({ url: redisUrl, namespaces, prefix, clock, name, logger, onPublishFailure });
+  return new MemoryBus({ namespaces, clock, hub, logger, onPublishFailure });
 }
