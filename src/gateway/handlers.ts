@@ -106,6 +106,8 @@ export function createDispatcher(parts: HandlerParts): (conn: Connection, frame:
       return;
     }
     const reply = await ctx.ingest.ingest(conn.auth!, conn.token!, p as unknown as Record<string, unknown>);
+    // Logged as POST /api/events logs it (the gateway is where the request came in).
+    if (!reply.replayed) conn.logEvent('info', { event_id: reply.event_id, type: p.type, principal: conn.auth!.principalId, status: 'queued' }, 'event accepted');
     conn.send('INGESTED', reply, ref);
   }
 

@@ -22,6 +22,7 @@ import type {
   PrincipalPatch,
   RetryFilter,
   Store,
+  SweptLease,
   Unlisten,
 } from './types.js';
 import type { ApiKeyRecord, OutboxMessage, Principal, Role, TemEventWithHistory } from '../core/types.js';
@@ -189,7 +190,7 @@ export class SqlStore implements Store {
   }
 
   // ── maintenance queue ───────────────────────────────────────────────────
-  sweepExpiredLeases(now: Date): Promise<number> {
+  sweepExpiredLeases(now: Date): Promise<SweptLease[]> {
     return this.run(() => sweepExpiredLeases(this.db, now));
   }
   pruneIdempotencyKeys(olderThan: Date): Promise<number> {

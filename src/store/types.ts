@@ -45,6 +45,13 @@ export interface NewApiKey {
 }
 
 /** What an API key resolves to: the key, its principal and the principal's role permissions. */
+/** A job whose lease ran out, as the sweep left it: back to `queued`, or `failed` with no attempt left. */
+export interface SweptLease {
+  eventId: string;
+  status: 'queued' | 'failed';
+  attempts: number;
+}
+
 export interface KeyLookup {
   key: ApiKeyRecord;
   /** The stored hash, which the caller compares with its own in constant time. */
@@ -236,7 +243,7 @@ export interface Store {
 
   // ── maintenance queue ───────────────────────────────────────────────────
   /** Requeues (or fails, when attempts are exhausted) jobs whose lease ran out; returns how many. */
-  sweepExpiredLeases(now: Date): Promise<number>;
+  sweepExpiredLeases(now: Date): Promise<SweptLease[]>;
   /** Clears idempotency keys of events created before `olderThan`; returns how many. */
   pruneIdempotencyKeys(olderThan: Date): Promise<number>;
   /** Vacuums and analyzes the queue tables (jobs, outbox): they churn faster than autovacuum visits. */

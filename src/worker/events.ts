@@ -26,6 +26,10 @@ export interface WorkerEventMap {
   stopped: { released: number };
 }
 
+/** Names of the built-in maintenance tasks (src/worker/maintenance.ts), as their events carry them. */
+export const SWEEP_LEASES = 'sweep_leases';
+export const PRUNE_IDEMPOTENCY = 'prune_idempotency';
+
 export interface MaintenanceEventMap {
   'task:completed': { name: string; result: unknown; durationMs: number };
   'task:failed': { name: string; error: string; durationMs: number };

@@ -19,7 +19,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { Store } from '../store/types.js';
 import { backoffDelayMs } from './backoff.js';
 import { TypedEmitter } from './emitter.js';
-import type { MaintenanceEventMap } from './events.js';
+import { PRUNE_IDEMPOTENCY, SWEEP_LEASES, type MaintenanceEventMap } from './events.js';
 import { countMaintenanceEvents, logMaintenanceEvents } from './observe.js';
 import { describeError } from './describe-error.js';
 import { Wakeup } from './wakeup.js';
@@ -56,8 +56,7 @@ export interface MaintenanceWorkerOptions {
   lockMs?: number;
 }
 
-export const SWEEP_LEASES = 'sweep_leases';
-export const PRUNE_IDEMPOTENCY = 'prune_idempotency';
+export { SWEEP_LEASES, PRUNE_IDEMPOTENCY } from './events.js';
 const PRUNE_INTERVAL_MS = 60_000;
 /** A due task this process does not know (another version registered it): leave it to others. */
 const FOREIGN_TASK_DEFER_MS = 5_000;

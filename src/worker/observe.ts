@@ -5,9 +5,9 @@
 import { isTemError } from '../core/errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { ClaimedJob } from '../store/types.js';
+import type { ClaimedJob, SweptLease } from '../store/types.js';
 import type { TypedEmitter } from './emitter.js';
-import type { MaintenanceEventMap, WorkerEventMap } from './events.js';
+import { SWEEP_LEASES, type MaintenanceEventMap, type WorkerEventMap } from './events.js';
 
 type Off = () => void;
 
@@ -57,12 +57,24 @@ export function countWorkerEvents(events: TypedEmitter<WorkerEventMap>, metrics:
   return () => offs.forEach((off) => off());
 }
 
+/** How much a task did: a count, or the length of the list of what it did (the lease sweep's). */
+function amount(result: unknown): unknown {
+  return Array.isArray(result) ? result.length : result;
+}
+
 export function logMaintenanceEvents(events: TypedEmitter<MaintenanceEventMap>, logger: Logger): Off {
   const offs = [
-    events.on('task:completed', ({ name, result, durationMs }) =>
+    events.on('task:completed', ({ name, result, durationMs }) => {
+      const done = amount(result);
       // Sweeps run every second: only say something when they did something.
-      (typeof result === 'number' && result > 0 ? logger.info : logger.debug).call(logger, { task: name, result, duration_ms: durationMs }, 'maintenance task done'),
-    ),
+      (typeof done === 'number' && done > 0 ? logger.info : logger.debug).call(logger, { task: name, result: done, duration_ms: durationMs }, 'maintenance task done');
+      // Each event a sweep moved gets its own line, as the worker logs each of its transitions.
+      if (name === SWEEP_LEASES && Array.isArray(result)) {
+        for (const { eventId, status, attempts } of result as SweptLease[]) {
+          logger.warn({ event_id: eventId, status, attempts }, status === 'failed' ? 'lease expired, event failed (no attempt left)' : 'lease expired, event requeued');
+        }
+      }
+    }),
     events.on('task:failed', ({ name, error, durationMs }) => logger.error({ task: name, error, duration_ms: durationMs }, 'maintenance task failed')),
     events.on('error', ({ error, context }) => logger.error({ ...errorFields(error), context }, 'maintenance error')),
     events.on('stopped', () => logger.info('maintenance stopped')),
@@ -72,6 +84,7 @@ export function logMaintenanceEvents(events: TypedEmitter<MaintenanceEventMap>, 
 
 export function countMaintenanceEvents(events: TypedEmitter<MaintenanceEventMap>, metrics: Metrics): Off {
   return events.on('task:completed', ({ name, result }) => {
-    if (name === 'sweep_leases' && typeof result === 'number' && result > 0) metrics.leaseExpiries.inc(result);
+    const done = amount(result);
+    if (name === SWEEP_LEASES && typeof done === 'number' && done > 0) metrics.leaseExpiries.inc(done);
   });
 }

@@ -254,14 +254,14 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       const a = item({ maxAttempts: 2 });
       await store.ingest([a], clock.now());
       await claim(1, 1000);
-      expect(await store.sweepExpiredLeases(clock.now())).toBe(0);
+      expect(await store.sweepExpiredLeases(clock.now())).toHaveLength(0);
       clock.advance(1000);
-      expect(await store.sweepExpiredLeases(clock.now())).toBe(1);
+      expect(await store.sweepExpiredLeases(clock.now())).toHaveLength(1);
       expect(await store.getEvent(a.id)).toMatchObject({ status: 'queued', lastError: 'lease expired', attempts: 1 });
       const [second] = await claim(1, 1000);
       expect(second?.attempt).toBe(2);
       clock.advance(1000);
-      expect(await store.sweepExpiredLeases(clock.now())).toBe(1);
+      expect(await store.sweepExpiredLeases(clock.now())).toHaveLength(1);
       const ev = await store.getEvent(a.id);
       expect(ev).toMatchObject({ status: 'failed', lastError: 'lease expired', attempts: 2 });
       expect(ev!.history.map((h) => h.status)).toEqual(['accepted', 'queued', 'processing', 'queued', 'processing', 'failed']);
@@ -294,7 +294,7 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       expect(await store.fail(ref(jobs.get(f.id)!), { error: 'boom', retryAt: null }, clock.now())).toBe(true);
       expect(await store.fail(ref(jobs.get(r.id)!), { error: 'boom', retryAt: null }, clock.now())).toBe(true);
       clock.advance(1000);
-      expect(await store.sweepExpiredLeases(clock.now())).toBe(1); // s: no attempt left → failed
+      expect(await store.sweepExpiredLeases(clock.now())).toHaveLength(1); // s: no attempt left → failed
       expect(await store.retryEvents({ ids: [r.id] }, clock.now())).toEqual([r.id]);
       const q = item();
       await store.ingest([q], clock.now());

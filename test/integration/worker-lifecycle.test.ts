@@ -179,7 +179,7 @@ describe.skipIf(!services.postgres)('worker lifecycle (postgres)', () => {
         // Jobs whose completion was lost with a connection are swept after their lease.
         clock.advance(6000);
         // (Through the worker's store, whose pool may still hold a killed connection.)
-        await t.store.sweepExpiredLeases(clock.now()).catch(() => 0);
+        await t.store.sweepExpiredLeases(clock.now()).catch(() => []);
       }
       return left === 0;
     }, 20_000, 200);
@@ -224,7 +224,7 @@ describe.skipIf(!services.postgres)('worker lifecycle (postgres)', () => {
     expect((await t.store.stats(clock.now())).leased).toBe(1);
 
     clock.advance(config.leaseMs + 1);
-    expect(await t.store.sweepExpiredLeases(clock.now())).toBe(1);
+    expect(await t.store.sweepExpiredLeases(clock.now())).toHaveLength(1);
     await waitFor('the re-run processed', async () => (await t.store.getEvent(id!))?.status === 'processed');
     e = await t.store.getEvent(id!);
     expect(e?.attempts).toBe(2);

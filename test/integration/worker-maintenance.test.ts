@@ -6,6 +6,8 @@
 import postgres from 'postgres';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { silentLogger } from '../../src/observability/logger.js';
 import { MaintenanceWorker, type MaintenanceTask } from '../../src/worker/index.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
@@ -97,16 +99,25 @@ describe.skipIf(!services.postgres)('maintenance worker (postgres)', () => {
     const [job] = await t.store.claim({ queue: 'processing', workerId: 'dead', limit: 1, leaseMs: 5000, now: clock.now() });
     expect(job?.event.id).toBe(id);
     const results: unknown[] = [];
-    const { m } = maintenance('m1');
+    // The sweep logs each event it moves, with its id, as the worker logs its transitions.
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(...chunk.toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
+        done();
+      },
+    });
+    const m = new MaintenanceWorker({ store: t.store, config: workerConfig(), logger: pino({ level: 'info' }, sink), clock, workerId: 'm1' });
     m.events.on('task:completed', ({ name, result }) => name === 'sweep_leases' && results.push(result));
     await m.runDue();
-    expect(results).toEqual([0]);
+    expect(results).toEqual([[]]);
     clock.advance(5000);
     await m.runDue();
-    expect(results).toEqual([0, 1]);
+    expect(results).toEqual([[], [{ eventId: id, status: 'queued', attempts: 1 }]]);
     const e = await t.store.getEvent(id!);
     expect(e?.status).toBe('queued');
     expect(e?.lastError).toBe('lease expired');
+    expect(lines.filter((l) => l.event_id === id).map((l) => [l.level, l.msg, l.status])).toEqual([[40, 'lease expired, event requeued', 'queued']]);
   });
 
   it('with the default settings a dead worker\'s job is ready again within 10 s', async () => {

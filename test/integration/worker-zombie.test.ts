@@ -129,7 +129,7 @@ describe.skipIf(!services.postgres)('zombie workers cannot commit (postgres)', (
     expect(a.runs[0]!.signal.aborted).toBe(false);
 
     clock.advance(LEASE + 1);
-    expect(await t.store.sweepExpiredLeases(clock.now())).toBe(1);
+    expect(await t.store.sweepExpiredLeases(clock.now())).toHaveLength(1);
     const holdB = gate();
     const b = new RecordingProcessor('effect', ['zombie.*']);
     b.behaviour = async () => {
@@ -171,7 +171,7 @@ describe.skipIf(!services.postgres)('zombie workers cannot commit (postgres)', (
     const e = await t.store.getEvent(id!);
     expect(e?.status).toBe('processing');
     expect(e?.lastError).toBeNull();
-    expect(await t.store.sweepExpiredLeases(clock.now())).toBe(1);
+    expect(await t.store.sweepExpiredLeases(clock.now())).toHaveLength(1);
     expect((await t.store.getEvent(id!))?.status).toBe('queued');
   });
 });

@@ -46,6 +46,8 @@ export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
       sizeHint: contentLength(request),
     });
     bindLog(request, { eventId: result.event.id });
+    // Accepted and queued are one commit: one line (the worker logs the transitions after it).
+    if (result.outcome === 'created') request.log.info({ type: result.event.type, user_id: result.event.userId, status: result.event.status }, 'event accepted');
     reply.header('location', `/api/events/${result.event.id}`);
     if (result.outcome === 'replayed') reply.code(200).header('idempotent-replayed', 'true');
     else reply.code(202);
@@ -89,6 +91,7 @@ export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
         const index = indexes[i]!;
         if (s.status === 'fulfilled') {
           const { event, outcome } = s.value;
+          if (outcome === 'created') request.log.info({ eventId: event.id, type: event.type, user_id: event.userId, status: event.status }, 'event accepted');
           results[index] = { index, status: outcome === 'created' ? 202 : 200, event_id: event.id, created_at: event.createdAt.toISOString() };
           return;
         }

@@ -4,6 +4,7 @@ import { createError } from '../../core/errors.js';
 import { EVENT_TYPE_PATTERN, PRINCIPAL_ID_PATTERN } from '../event-input.js';
 import { parseDateTime } from '../payload-check.js';
 import { eventDetailJson } from '../serialize.js';
+import { bindLog } from '../log-bindings.js';
 import type { ApiRoutePlugin } from '../types.js';
 import { canSeeEvent, visibilityFilter } from '../visibility.js';
 import { idParamsSchema, MAX_LIMIT, UUID_PATTERN } from './events-read.js';
@@ -44,6 +45,8 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock }) =>
       const retried = await store.retryEvents({ ids: [id] }, clock.now());
       // Another request retried it between our read and the update.
       if (retried.length === 0) throw createError('INVALID_STATE', 'The event is no longer failed');
+      bindLog(request, { eventId: id });
+      request.log.info({ status: 'queued' }, 'event retried');
       const after = await store.getEvent(id);
       return eventDetailJson(after ?? event);
     },
@@ -72,6 +75,8 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock }) =>
         },
         clock.now(),
       );
+      // One line per event, as every other status change is logged.
+      for (const eventId of retried) request.log.info({ eventId, status: 'queued' }, 'event retried');
       return { retried, count: retried.length };
     },
   );

@@ -1,11 +1,13 @@
 /**
- * sweepExpiredLeases(now) → how many jobs were recovered.
+ * sweepExpiredLeases(now) → the jobs recovered: each event's id and where it went (`queued` or
+ * `failed`), for the maintenance log.
  * Jobs whose lease ran out (their worker died or stalled): when attempts are exhausted the job
  * is deleted and the event `failed`; otherwise the lease is cleared, the job is ready at once and
  * the event is back to `queued`. last_error 'lease expired', history and notification either way.
  * SKIP LOCKED: a job a worker is completing right now is left for the next sweep.
  */
 import type { Db } from '../db.js';
+import type { SweptLease } from '../types.js';
 import { OUTBOX_CHANNEL, enterDeadLettersSql, jobsChannel, recordChangesSql } from './changes.js';
 
 export const LEASE_EXPIRED = 'lease expired';
@@ -41,15 +43,15 @@ changed AS (
 ),
 ${recordChangesSql('changed', '$1')},
 ${enterDeadLettersSql('changed', '$1')}
-SELECT o.queue, o.status FROM outcome o`;
+SELECT o.event_id::text AS event_id, o.queue, o.status, o.attempts FROM outcome o`;
 
-export async function sweepExpiredLeases(db: Db, now: Date): Promise<number> {
+export async function sweepExpiredLeases(db: Db, now: Date): Promise<SweptLease[]> {
   return db.tx(async (tx) => {
-    const rows = await tx.query<{ queue: string; status: string }>(SWEEP_SQL, [now]);
+    const rows = await tx.query<{ event_id: string; queue: string; status: 'queued' | 'failed'; attempts: number }>(SWEEP_SQL, [now]);
     if (rows.length > 0) {
       const queues = rows.filter((r) => r.status === 'queued').map((r) => jobsChannel(r.queue));
       tx.notify([OUTBOX_CHANNEL, ...queues]);
     }
-    return rows.length;
+    return rows.map((r) => ({ eventId: r.event_id, status: r.status, attempts: r.attempts }));
   });
 }
