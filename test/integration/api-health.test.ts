@@ -67,6 +67,18 @@ describe(`health with the database up (${kind})`, () => {
     expect(text).toMatch(/tem_events\{status="queued"\} 1/);
     expect(text).toMatch(/tem_queue_depth 1/);
     expect(text).toMatch(/tem_events_ingested_total 1/);
+    expect(text).toMatch(/^tem_jobs_leased 0$/m);
+    const age = Number(/^tem_queue_oldest_age_seconds (\S+)$/m.exec(text)?.[1]);
+    expect(age).toBeGreaterThanOrEqual(0);
+    expect(age).toBeLessThan(60);
+    // Once a worker holds the job: nothing ready, one leased, no age.
+    const [job] = await api.store.claim({ queue: 'processing', workerId: 'metrics-test', limit: 1, leaseMs: 60_000, now: new Date() });
+    expect(job).toBeDefined();
+    const after = (await api.request('GET', '/metrics')).body as unknown as string;
+    expect(after).toMatch(/^tem_queue_depth 0$/m);
+    expect(after).toMatch(/^tem_jobs_leased 1$/m);
+    expect(after).toMatch(/^tem_queue_oldest_age_seconds 0$/m);
+    expect(after).toMatch(/tem_events\{status="processing"\} 1/);
   });
 });
 

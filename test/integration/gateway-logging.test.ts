@@ -1,13 +1,13 @@
 /**
- * Per-connection logs (one JSON line per state, with connection_id, user_id and the node) and
- * the ingest transition an INGEST frame makes, at the default level.
+ * Per-connection logs (one JSON line per state, with connection_id, user_id and the node), the
+ * ingest transition an INGEST frame makes, at the default level, and the gateway's metrics.
  */
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGatewayHarness, WsTestClient, type GatewayHarness } from '../helpers/ws.js';
 
-describe('gateway logs', () => {
+describe('gateway logs and metrics', () => {
   let h: GatewayHarness;
   const lines: Record<string, unknown>[] = [];
 
@@ -48,5 +48,24 @@ describe('gateway logs', () => {
     expect(mine[3]).toMatchObject({ state: 'closed', close_code: 1000 });
     // The key never reaches a log line.
     expect(JSON.stringify(lines)).not.toContain(alice.key);
+  });
+
+  it('counts connections and frames in and out', async () => {
+    const value = async (name: keyof typeof h.node.metrics) => {
+      const metric = h.node.metrics[name] as unknown as { get(): Promise<{ values: { value: number }[] }> };
+      return (await metric.get()).values[0]?.value ?? 0;
+    };
+    const bob = await h.api.createPrincipal({ id: 'bob' });
+    const before = { in: await value('wsMessagesIn'), out: await value('wsMessagesOut'), conns: await value('wsConnections') };
+    const c = await WsTestClient.ready(h.wsUrl({ token: bob.key }));
+    expect(await value('wsConnections')).toBe(before.conns + 1);
+    for (let i = 0; i < 3; i++) expect((await c.request('PING', {})).type).toBe('PONG');
+    expect(await value('wsMessagesIn')).toBe(before.in + 3);
+    // HELLO_ACK and three PONGs.
+    expect(await value('wsMessagesOut')).toBe(before.out + 4);
+    await c.close(1000);
+    const until = Date.now() + 5000;
+    while ((await value('wsConnections')) !== before.conns && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(await value('wsConnections')).toBe(before.conns);
   });
 });
