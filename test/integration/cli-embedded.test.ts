@@ -15,7 +15,8 @@ let env: Record<string, string>;
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'tem-cli-'));
-  server = spawnTem(['start'], { TEM_DATA_DIR: dataDir, TEM_HTTP_PORT: '0', TEM_INTERNAL_PORT: undefined, DATABASE_URL: undefined, REDIS_URL: undefined, TEM_ADMIN_KEY: undefined });
+  // `test.fail` events fail at once (non-retryable), for the retry commands; the rest are processed.
+  server = spawnTem(['start'], { TEM_DATA_DIR: dataDir, TEM_HTTP_PORT: '0', TEM_INTERNAL_PORT: undefined, DATABASE_URL: undefined, REDIS_URL: undefined, TEM_ADMIN_KEY: undefined, TEM_PROCESSORS: 'test/fixtures/console-processors.ts' });
   const listening = await server.waitForLog('listening', 90_000);
   url = String(listening.url);
   // Admin commands find the key in the data dir, like a user next to their embedded server.
@@ -117,6 +118,40 @@ describe('tem CLI against the running server', () => {
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+TYPE\s+STATUS\s+USER_ID\s+ATTEMPTS\s+CREATED_AT\s+LAST_ERROR$/);
   });
+
+  it('retries a failed event by id, and failed events in bulk by type', async () => {
+    const key = readFileSync(join(dataDir, 'admin.key'), 'utf8').trim();
+    const post = async (payload: Record<string, unknown>) => {
+      const res = await fetch(`${url}/api/events`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': 'application/json' }, body: JSON.stringify({ type: 'test.fail', payload }) });
+      expect(res.status).toBe(202);
+      return ((await res.json()) as { event_id: string }).event_id;
+    };
+    const statusOf = async (id: string) => ((await (await fetch(`${url}/api/events/${id}`, { headers: { 'x-api-key': key } })).json()) as { status: string }).status;
+    const until = async (ids: string[], status: string) => {
+      for (let i = 0; i < 100; i++) {
+        if ((await Promise.all(ids.map(statusOf))).every((s) => s === status)) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`not all ${status}: ${(await Promise.all(ids.map(statusOf))).join(', ')}`);
+    };
+    // fail_once: the first run fails, the run after a retry succeeds.
+    const one = await post({ fail_once: true });
+    const many = [await post({ fail_once: true }), await post({ fail_once: true })];
+    await until([one, ...many], 'failed');
+
+    const single = await runTem(['events', 'retry', one], env);
+    expect(single.code, single.stderr).toBe(0);
+    expect(single.stdout.trim()).toBe(`requeued ${one}`);
+    await until([one], 'processed');
+
+    const bulk = await runTem(['events', 'retry', '--all', '--type', 'test.fail', '--json'], env);
+    expect(bulk.code, bulk.stderr).toBe(0);
+    expect(JSON.parse(bulk.stdout)).toMatchObject({ count: 2, retried: expect.arrayContaining(many) });
+    await until(many, 'processed');
+    // Nothing failed is left: a second bulk retry requeues none.
+    const again = await runTem(['events', 'retry', '--all', '--type', 'test.fail'], env);
+    expect(again.stdout.trim()).toBe('requeued 0 event(s)');
+  }, 60_000);
 
   it('fails with one clear line and a non-zero exit code', async () => {
     const missing = await runTem(['events', 'show', '00000000-0000-7000-8000-000000000000'], env);
