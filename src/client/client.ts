@@ -46,6 +46,9 @@ interface Settings {
   pingGrace: number;
 }
 
+/** A connection that lasted this long was a success: the reconnect backoff starts over after it. */
+const STABLE_CONNECTION_MS = 10_000;
+
 export class TemClient extends Emitter<ClientEvents> {
   readonly url: string;
   private readonly settings: Settings;
@@ -57,6 +60,8 @@ export class TemClient extends Emitter<ClientEvents> {
   private heartbeat: Heartbeat | undefined;
   private session: ConnectedContext | undefined;
   private attempt = 0;
+  /** When the current connection was greeted (HELLO_ACK); undefined while not connected. */
+  private connectedAt: number | undefined;
   /** Bumped by every attempt and by disconnect(): async work from an older one is dropped. */
   private generation = 0;
   private reconnectTimer: TimerHandle | undefined;
@@ -239,7 +244,9 @@ export class TemClient extends Emitter<ClientEvents> {
     }
     const token = outcome.token;
     let url = this.url;
-    if (this.settings.tokenInQuery && token) url += `${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
+    // Not when a session is to be resumed: authenticated at the upgrade, the connection would
+    // get live messages on user:{self} before the HELLO that replays the older ones it missed.
+    if (this.queryToken() && token) url += `${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
     let t: Transport | undefined = undefined;
     try {
       t = new Transport(this.settings.websocket, url, {
@@ -266,8 +273,8 @@ export class TemClient extends Emitter<ClientEvents> {
     this.helloSince = undefined;
     this.awaitingGreeting = false;
     const token = this.credentials.value;
-    const inQuery = this.settings.tokenInQuery && token !== undefined;
-    if (inQuery && !this.session) {
+    const inQuery = this.queryToken() && token !== undefined;
+    if (inQuery) {
       // Authenticated at the upgrade: the server greets first, nothing to resume.
       this.awaitingGreeting = true;
       return;
@@ -288,6 +295,11 @@ export class TemClient extends Emitter<ClientEvents> {
     this.write(frame, false);
   }
 
+  /** Whether this connection carries the token in its URL: only one with no session to resume. */
+  private queryToken(): boolean {
+    return this.settings.tokenInQuery && !this.session;
+  }
+
   private onHelloError(t: Transport, err: TemClientError): void {
     // Already greeted at the upgrade: a refused second HELLO does not undo the connection.
     if (this.transport !== t || this._state === ClientState.Connected) return;
@@ -304,7 +316,9 @@ export class TemClient extends Emitter<ClientEvents> {
     this.helloSince = undefined;
     const { session_id, user_id, heartbeat_interval, resumed, recovered } = ack;
     this.session = { session_id, user_id, heartbeat_interval, resumed, recovered };
-    this.attempt = 0;
+    // The backoff starts over only once this connection has lasted (scheduleReconnect): a
+    // server that greets and then closes at once (1013: overloaded) must still be backed off.
+    this.connectedAt = this.timers.now();
     this.credentials.clearRefused();
     this.everConnected = true;
     this.heartbeat = new Heartbeat(this.timers, {
@@ -406,6 +420,8 @@ export class TemClient extends Emitter<ClientEvents> {
   }
 
   private scheduleReconnect(code: number, reason: string): void {
+    if (this.connectedAt !== undefined && this.timers.now() - this.connectedAt >= STABLE_CONNECTION_MS) this.attempt = 0;
+    this.connectedAt = undefined;
     const delay = backoffDelay(this.attempt++, this.settings.backoff, this.settings.random);
     this.setState(ClientState.Disconnected);
     this.emit('disconnected', { code, reason, reconnect: true, delay });

@@ -87,6 +87,10 @@ export class Registry {
   /** After HELLO_ACK: take back what the session restored, re-subscribe the rest. */
   restore(ack: ServerFrameMap['HELLO_ACK'], sentSince: Record<string, StreamPosition> | undefined): void {
     const restored = (ack.resumed && ack.channels) || {};
+    const own = this.port.userChannel();
+    // The user's own channel is subscribed on every connection, resumed or not, and recovered
+    // from its `since` either way: its entry counts even when the session was not resumed.
+    const ownAck = own ? ack.channels?.[own] : undefined;
     for (const sub of this.list()) {
       if (sub.state !== SubscriptionState.Subscribing) continue;
       const r = restored[sub.channel];
@@ -94,13 +98,12 @@ export class Registry {
       else this.sendSubscribe(sub);
     }
     // A resumed session may bring back channels unsubscribed while offline: leave them.
-    const own = this.port.userChannel();
     const unwanted = Object.keys(restored).filter((ch) => ch !== own && !this.wants(ch));
     if (unwanted.length) this.port.prepare('UNSUBSCRIBE', { channels: unwanted }, ignore).send();
     // Channels with no subscription object (the automatic user:{self}) can only be recovered by the resume.
     for (const [channel, lost] of Object.entries(sentSince ?? {})) {
       if (covered(this.subs.values(), channel)) continue;
-      const r = restored[channel];
+      const r = channel === own ? ownAck : restored[channel];
       const ok = r ? r.recovered : ack.resumed && ack.recovered;
       if (r) this.positions.onSubscribed(channel, r, r.recovered);
       if (!ok) {
@@ -108,6 +111,9 @@ export class Registry {
         this.port.resync({ channel, lost });
       }
     }
+    // No position yet on the user's own channel (nothing has arrived there): start from where the
+    // server says it stands, so the next resume asks for whatever is published while away.
+    if (own && ownAck && !this.positions.get(own)) this.positions.set(own, ownAck);
   }
 
   sendSubscribe(sub: Subscription): void {
@@ -147,15 +153,46 @@ export class Registry {
 
   /**
    * An unprompted ERROR naming a channel: the server dropped it (it fell behind while being
-   * restored, or could not be restored). Subscribe again from the position held.
-   * Returns false when no subscription has that channel.
+   * restored, or could not be restored). Subscribe again from the position held — the user's
+   * own channel too, which has no Subscription. Returns false when no subscription has that
+   * channel (the caller then emits the error).
    */
   onChannelError(channel: unknown, err: TemClientError): boolean {
     const sub = typeof channel === 'string' ? this.subs.get(channel) : undefined;
+    const own = this.port.userChannel();
+    // Still reported to the application (false), which may want to know the channel blinked.
+    if (!sub && own !== undefined && channel === own) {
+      this.resubscribeOwn(own);
+      return false;
+    }
     if (!sub) return false;
     sub._onChannelError(err);
     if (sub.state === SubscriptionState.Subscribing) this.sendSubscribe(sub);
     return true;
+  }
+
+  /**
+   * The server dropped the user's own channel (it could not be restored, or fell behind): it
+   * has no Subscription to retry it, so subscribe again here, from the position held. Not
+   * recovered → `resync`, as for any channel.
+   */
+  private resubscribeOwn(channel: string): void {
+    const lost = this.positions.get(channel);
+    const payload = lost ? { channels: [channel], since: { [channel]: lost } } : { channels: [channel] };
+    this.port
+      .prepare('SUBSCRIBE', payload, {
+        resolve: (f) => {
+          if (f.type !== 'SUBSCRIBED') return;
+          const p = (f as ServerFrame<'SUBSCRIBED'>).payload;
+          this.positions.onSubscribed(channel, p, p.recovered);
+          if (lost && !p.recovered) {
+            this.positions.delete(channel);
+            this.port.resync({ channel, lost });
+          }
+        },
+        reject: ignore.reject,
+      })
+      .send();
   }
 
   /** The connection is gone: everything waits for the next one. */

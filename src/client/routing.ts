@@ -26,9 +26,10 @@ function active(sub: Subscription): boolean {
 export function routeEvent(subs: Subscription[], positions: Positions, p: EventPayload, userChannel: string | undefined): Publication | undefined {
   if (typeof p.channel !== 'string' || typeof p.event !== 'string') return undefined;
   const ephemeral = isEphemeral(p.event);
-  // Positions are kept only for channels something will resume: a straggler that arrives after
-  // an UNSUBSCRIBE must not bring back a position that was deliberately forgotten.
-  const tracked = p.channel === userChannel || covered(subs, p.channel);
+  // Positions are kept only for channels something will resume — the user's own and those
+  // subscribed by name, not those a pattern brings (Subscription.patternDelivered) — and a
+  // straggler that arrives after an UNSUBSCRIBE must not bring back a forgotten position.
+  const tracked = p.channel === userChannel || subscribedByName(subs, p.channel);
   const positioned = typeof p.offset === 'number' && typeof p.epoch === 'string' && p.epoch !== '';
   if (!ephemeral && positioned && tracked && !positions.accept(p.channel, p.offset, p.epoch)) return undefined;
   const pub: Publication = { channel: p.channel, offset: p.offset, epoch: p.epoch, event: p.event, payload: p.payload };
@@ -68,6 +69,12 @@ export function pickSince(since: Record<string, StreamPosition> | undefined, cha
   const out: Record<string, StreamPosition> = {};
   for (const [ch, p] of Object.entries(since)) if (matchesPattern(channelOrPattern, ch)) out[ch] = p;
   return Object.keys(out).length ? out : undefined;
+}
+
+/** Whether an active subscription names this very channel (not a pattern covering it). */
+function subscribedByName(subs: Iterable<Subscription>, channel: string): boolean {
+  for (const sub of subs) if (active(sub) && sub.channel === channel) return true;
+  return false;
 }
 
 /** Whether an active subscription other than `except` covers a channel. */

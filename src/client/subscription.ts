@@ -57,6 +57,13 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   private retryAttempt = 0;
   private readonly typing: TypingThrottle;
   private initialSince: StreamPosition | undefined;
+  /**
+   * A pattern delivered something: the server recovers no pattern, so after a reconnect what it
+   * delivered meanwhile is lost and the application is told (`resync`). Patterns keep no
+   * per-channel positions: a long-lived `prefix:*` would collect one per channel ever seen and
+   * send them all in every HELLO, which the server ignores for patterns anyway.
+   */
+  private patternDelivered = false;
 
   /** @internal use client.newSubscription() */
   constructor(
@@ -133,8 +140,9 @@ export class Subscription extends Emitter<SubscriptionEvents> {
 
   /** @internal the `since` to send with SUBSCRIBE. */
   _since(): Record<string, StreamPosition> | undefined {
+    if (this.isPattern) return undefined;
     const known = this.host.positions.covered(this.channel);
-    if (!this.isPattern && !known[this.channel] && this.initialSince) known[this.channel] = { ...this.initialSince };
+    if (!known[this.channel] && this.initialSince) known[this.channel] = { ...this.initialSince };
     return Object.keys(known).length ? known : undefined;
   }
 
@@ -148,7 +156,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     if (!this.isPattern) this.host.positions.onSubscribed(this.channel, { offset: ctx.offset, epoch: ctx.epoch }, ctx.recovered);
     this.setState(SubscriptionState.Subscribed);
     this.emit('subscribed', ctx);
-    const askedToRecover = this.isPattern ? sentSince !== undefined : lost !== undefined;
+    const askedToRecover = this.isPattern ? this.patternDelivered : lost !== undefined;
     if (askedToRecover && !ctx.recovered) this.emit('resync', { channel: this.channel, lost });
   }
 
@@ -190,6 +198,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
 
   /** @internal */
   _deliver(pub: Publication): void {
+    if (this.isPattern) this.patternDelivered = true;
     this.emit('publication', pub);
   }
 

@@ -50,15 +50,16 @@ describe('TemClient states', () => {
     const ack = { session_id: 's', user_id: 'u', heartbeat_interval: 1000, resumed: false, recovered: false };
     sock.push('HELLO_ACK', ack);
     expect(b.client.state).toBe(ClientState.Connected);
-    // coming back, the greeting is not the answer: the reply to HELLO {session_id} is
+    // Coming back with a session to resume, the token goes in HELLO, not the URL: authenticated
+    // at the upgrade, the server would send live updates on user:{self} before the HELLO that
+    // replays the older ones missed meanwhile.
     sock.serverClose(1012);
     b.timers.advance(60_000);
     await flush();
     sock = FakeSocket.last();
+    expect(sock.url).toBe('ws://example.test/ws');
     sock.open();
-    expect(sock.lastOf('HELLO').payload).toEqual({ session_id: 's' });
-    sock.push('HELLO_ACK', { ...ack, session_id: 'other' });
-    expect(b.client.state).toBe(ClientState.Connecting);
+    expect(sock.lastOf('HELLO').payload).toEqual({ token: 'a b', session_id: 's' });
     sock.push('HELLO_ACK', { ...ack, resumed: true }, sock.lastOf('HELLO').id as number);
     expect(b.client.state).toBe(ClientState.Connected);
     expect(b.client.connection?.resumed).toBe(true);
@@ -89,7 +90,7 @@ describe('TemClient states', () => {
     client.disconnect();
   });
 
-  it('backs off further on each failed attempt (1013), never past maxDelay, and resets once connected', async () => {
+  it('backs off further on each failed attempt (1013), never past maxDelay, and resets once a connection lasted', async () => {
     const { client, timers } = make({ random: () => 0.999999, backoff: { minDelay: 100, maxDelay: 1_000, factor: 2 } });
     const delays: number[] = [];
     client.on('disconnected', (d) => delays.push(d.delay!));
@@ -100,8 +101,16 @@ describe('TemClient states', () => {
       timers.advance(delays.at(-1)!);
     }
     expect(delays).toEqual([200, 400, 800, 1_000, 1_000, 1_000, 1_000]);
+    // Greeted, then closed at once (an overloaded server): still backed off.
     await flush();
     FakeSocket.last().handshake();
+    FakeSocket.last().serverClose(1013, 'overloaded');
+    expect(delays.at(-1)).toBe(1_000);
+    timers.advance(1_000);
+    // A connection that lasted 10 s was a success: the backoff starts over.
+    await flush();
+    FakeSocket.last().handshake();
+    timers.advance(10_000);
     FakeSocket.last().serverClose(1011);
     expect(delays.at(-1)).toBe(200);
     client.disconnect();

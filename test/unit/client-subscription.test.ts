@@ -1,15 +1,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { TemClient, type Publication, type TemClientOptions } from '../../src/client/index.js';
 import { FakeSocket, ManualTimers, flush } from './client-fakes.js';
+import type { ServerFrameMap } from '../../src/protocol/index.js';
 
 afterEach(() => FakeSocket.reset());
 
-async function connected(options: TemClientOptions = {}) {
+async function connected(options: TemClientOptions = {}, ack: Partial<ServerFrameMap['HELLO_ACK']> = {}) {
   const timers = new ManualTimers();
   const client = new TemClient('ws://x/ws', { websocket: FakeSocket, timers, token: 'k', timeout: 1_000, random: () => 0, ...options });
   client.connect();
   await flush();
-  FakeSocket.last().handshake({ session_id: 'sess-1', user_id: 'u_1' });
+  FakeSocket.last().handshake({ session_id: 'sess-1', user_id: 'u_1', ...ack });
   return { client, timers };
 }
 
@@ -162,25 +163,64 @@ describe('Subscription', () => {
     client.disconnect();
   });
 
-  it('`prefix:*` receives every channel under the prefix and sends per-channel `since`', async () => {
+  it('starts its own channel from HELLO_ACK, so a resume asks for what was published while away', async () => {
+    const { client, timers } = await connected({}, { channels: { 'user:u_1': { offset: 4, epoch: 'epU', recovered: false } } });
+    // Nothing arrived on user:u_1; the session then cannot be resumed (it expired meanwhile).
+    const sock = await reconnect(timers);
+    expect(sock.lastOf('HELLO').payload).toMatchObject({ since: { 'user:u_1': { offset: 4, epoch: 'epU' } } });
+    const resyncs: unknown[] = [];
+    client.on('resync', (r) => resyncs.push(r));
+    const got: number[] = [];
+    client.on('publication', (p) => got.push(p.offset));
+    // Not resumed, but the own channel was recovered from its `since`: the replay follows, no resync.
+    sock.handshake({ session_id: 'sess-2', resumed: false, recovered: false, channels: { 'user:u_1': { offset: 6, epoch: 'epU', recovered: true } } });
+    ev(sock, 'user:u_1', 5, 'epU', 'event.update', {});
+    ev(sock, 'user:u_1', 6, 'epU', 'event.update', {});
+    expect(got).toEqual([5, 6]);
+    expect(resyncs).toEqual([]);
+    client.disconnect();
+  });
+
+  it('subscribes its own channel again, from its position, when the server drops it', async () => {
+    const { client } = await connected();
+    const sock = FakeSocket.last();
+    ev(sock, 'user:u_1', 7, 'epU', 'event.update', {});
+    const errors: string[] = [];
+    client.on('error', (e) => errors.push(e.code));
+    sock.push('ERROR', { code: 'INTERNAL', message: 'fell behind: subscribe again with since', channel: 'user:u_1' });
+    expect(errors).toEqual(['INTERNAL']);
+    const again = sock.lastOf('SUBSCRIBE');
+    expect(again.payload).toEqual({ channels: ['user:u_1'], since: { 'user:u_1': { offset: 7, epoch: 'epU' } } });
+    const resyncs: unknown[] = [];
+    client.on('resync', (r) => resyncs.push(r));
+    sock.push('SUBSCRIBED', { channel: 'user:u_1', offset: 9, epoch: 'epU', recovered: false }, again.id as number);
+    expect(resyncs).toEqual([{ channel: 'user:u_1', lost: { offset: 7, epoch: 'epU' } }]);
+    client.disconnect();
+  });
+
+  it('`prefix:*` receives every channel under the prefix; after a reconnect it says what it may have missed', async () => {
     const { client, timers } = await connected();
     const sub = client.subscribe('server:1:*');
     let sock = FakeSocket.last();
     sock.push('SUBSCRIBED', { channel: 'server:1:*', offset: 0, epoch: '', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
     const got: string[] = [];
+    const resyncs: unknown[] = [];
     sub.on('publication', (p) => got.push(`${p.channel}#${p.offset}`));
-    ev(sock, 'server:1:channel:a', 1);
-    ev(sock, 'server:1:channel:b', 1);
+    sub.on('resync', (r) => resyncs.push(r));
+    // Many channels under the prefix: a pattern keeps no position per channel, so the HELLO
+    // and SUBSCRIBE of a long-lived client stay small (the server recovers no pattern anyway).
+    for (let i = 0; i < 2000; i++) ev(sock, `server:1:channel:${i}`, 1);
     ev(sock, 'server:2:channel:a', 1);
-    ev(sock, 'server:1:channel:a', 1);
-    expect(got).toEqual(['server:1:channel:a#1', 'server:1:channel:b#1']);
+    expect(got).toHaveLength(2000);
+    expect(got[0]).toBe('server:1:channel:0#1');
     expect(sub.position).toBeUndefined();
     sock = await reconnect(timers);
     sock.handshake({ resumed: false });
-    expect(sock.lastOf('SUBSCRIBE').payload).toEqual({
-      channels: ['server:1:*'],
-      since: { 'server:1:channel:a': { offset: 1, epoch: 'ep1' }, 'server:1:channel:b': { offset: 1, epoch: 'ep1' } },
-    });
+    expect(sock.lastOf('HELLO').payload).not.toHaveProperty('since');
+    expect(sock.lastOf('SUBSCRIBE').payload).toEqual({ channels: ['server:1:*'] });
+    sock.push('SUBSCRIBED', { channel: 'server:1:*', offset: 0, epoch: '', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    // What the pattern delivered meanwhile is not replayed: the application refetches.
+    expect(resyncs).toEqual([{ channel: 'server:1:*', lost: undefined }]);
     client.disconnect();
   });
 
