@@ -359,6 +359,9 @@ export class TemClient extends Emitter<ClientEvents> {
         this.registry.onLateSubscribed((frame as ServerFrame<'SUBSCRIBED'>).payload);
         break;
       case 'UNSUBSCRIBED': {
+        // With a ref it answers an UNSUBSCRIBE of ours that timed out, not the server ending
+        // subscriptions: a subscription made again since must not be ended by it.
+        if (frame.ref !== undefined) break;
         const { channels, reason } = (frame as ServerFrame<'UNSUBSCRIBED'>).payload;
         this.registry.onUnsubscribed(channels ?? [], typeof reason === 'string' ? reason : undefined);
         break;

@@ -132,6 +132,7 @@ export class Registry {
     });
     // A stale reply (to a SUBSCRIBE before an unsubscribe/subscribe) must not count.
     sub._inflight = req.id;
+    sub._sentSince = since;
     req.send();
   }
 
@@ -143,7 +144,8 @@ export class Registry {
   /** A SUBSCRIBED nobody waits for: a late reply to a SUBSCRIBE that timed out, still good news. */
   onLateSubscribed(p: ServerFrameMap['SUBSCRIBED']): void {
     const sub = this.subs.get(p.channel);
-    if (sub && sub._inflight === undefined) sub._onSubscribed({ ...p, resumed: false }, undefined);
+    // With the `since` that SUBSCRIBE carried: a late `recovered: false` is still a gap to report.
+    if (sub && sub._inflight === undefined) sub._onSubscribed({ ...p, resumed: false }, sub._sentSince);
   }
 
   /** An unprompted UNSUBSCRIBED: the server ended these subscriptions (e.g. `access revoked`). */

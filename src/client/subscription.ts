@@ -53,6 +53,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   private _state = SubscriptionState.Unsubscribed;
   /** @internal id of the SUBSCRIBE in flight. */
   _inflight: number | undefined;
+  /** @internal the `since` the last SUBSCRIBE carried, for a reply that comes after its timeout. */
+  _sentSince: Record<string, StreamPosition> | undefined;
   private retryTimer: TimerHandle | undefined;
   private retryAttempt = 0;
   private readonly typing: TypingThrottle;

@@ -248,6 +248,37 @@ describe('Subscription', () => {
     client.disconnect();
   });
 
+  it('a SUBSCRIBED that comes after its timeout still reports a gap it could not recover', async () => {
+    const { client, timers } = await connected();
+    const sock = FakeSocket.last();
+    const sub = client.subscribe('live:9:chat', { since: { offset: 4, epoch: 'e' } });
+    const first = sock.lastOf('SUBSCRIBE');
+    expect(first.payload).toEqual({ channels: ['live:9:chat'], since: { 'live:9:chat': { offset: 4, epoch: 'e' } } });
+    const resyncs: unknown[] = [];
+    sub.on('resync', (r) => resyncs.push(r));
+    timers.advance(1_000); // the SUBSCRIBE times out; its retry waits for the backoff
+    sock.push('SUBSCRIBED', { channel: 'live:9:chat', offset: 90, epoch: 'e', recovered: false }, first.id as number);
+    expect(sub.state).toBe('subscribed');
+    expect(resyncs).toEqual([{ channel: 'live:9:chat', lost: { offset: 4, epoch: 'e' } }]);
+    client.disconnect();
+  });
+
+  it('a late UNSUBSCRIBED reply does not end a subscription made again since', async () => {
+    const { client, timers } = await connected();
+    const sock = FakeSocket.last();
+    const sub = client.subscribe('live:1:chat');
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 2, epoch: 'e', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    sub.unsubscribe();
+    const unsub = sock.lastOf('UNSUBSCRIBE');
+    timers.advance(1_000); // the UNSUBSCRIBE times out
+    const again = client.subscribe('live:1:chat');
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 2, epoch: 'e', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    expect(again.state).toBe('subscribed');
+    sock.push('UNSUBSCRIBED', { channels: ['live:1:chat'] }, unsub.id as number);
+    expect(again.state).toBe('subscribed');
+    client.disconnect();
+  });
+
   it('unsubscribe() sends UNSUBSCRIBE, stops delivery and forgets the position', async () => {
     const { client } = await connected();
     const sub = client.subscribe('live:1:chat');
