@@ -52,6 +52,7 @@ export abstract class BaseBus implements Bus {
   protected readonly logger: Logger;
   private readonly onPublishFailure: () => void;
   private readonly topics = new Map<string, Topic>();
+  private readonly resubscribedHandlers = new Set<() => void>();
   protected closed = false;
 
   constructor(options: BaseBusOptions) {
@@ -150,6 +151,24 @@ export abstract class BaseBus implements Bus {
 
   onControl(handler: (message: ControlMessage) => void): Promise<Unsubscribe> {
     return this.addHandler('control', CONTROL_TOPIC, handler as Handler);
+  }
+
+  onResubscribed(handler: () => void): Unsubscribe {
+    this.resubscribedHandlers.add(handler);
+    return async () => {
+      this.resubscribedHandlers.delete(handler);
+    };
+  }
+
+  /** For the transport: the subscriptions are back after a lost connection. */
+  protected resubscribed(): void {
+    for (const handler of this.resubscribedHandlers) {
+      try {
+        handler();
+      } catch (err) {
+        this.logger.warn({ err }, 'resubscribed handler failed');
+      }
+    }
   }
 
   async close(): Promise<void> {

@@ -144,9 +144,14 @@ export class RedisBus extends BaseBus {
     const channels = topics.filter((t) => t.kind !== 'pattern').map((t) => this.topicName(t.kind, t.name));
     const patterns = topics.filter((t) => t.kind === 'pattern').map((t) => this.topicName(t.kind, t.name));
     const failed = (err: unknown): void => this.logger.warn({ err }, 'bus re-subscribe failed; retried on next reconnect');
-    if (channels.length > 0) redis.subscribe(...channels).catch(failed);
-    if (patterns.length > 0) redis.psubscribe(...patterns).catch(failed);
-    this.logger.info({ channels: channels.length, patterns: patterns.length }, 'bus re-subscribed after reconnect');
+    const pending: Promise<unknown>[] = [];
+    if (channels.length > 0) pending.push(redis.subscribe(...channels));
+    if (patterns.length > 0) pending.push(redis.psubscribe(...patterns));
+    Promise.all(pending).then(() => {
+      this.logger.info({ channels: channels.length, patterns: patterns.length }, 'bus re-subscribed after reconnect');
+      // Once listening again: what was published meanwhile is only in history now.
+      this.resubscribed();
+    }, failed);
   }
 
   private onMessage(raw: string, json: string): void {

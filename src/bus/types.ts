@@ -140,6 +140,12 @@ export interface Bus {
   publishControl(message: ControlMessage): Promise<void>;
   onControl(handler: (message: ControlMessage) => void): Promise<Unsubscribe>;
   /**
+   * Called each time the node's subscriptions were restored after its connection to the
+   * transport was lost (Redis): publications made meanwhile reached history but not this node,
+   * so whoever fans out must look for gaps. Never called by the memory bus.
+   */
+  onResubscribed(handler: () => void): Unsubscribe;
+  /**
    * A per-key counter shared by every node of this bus (every node of a memory hub, every process
    * on the same Redis and prefix): per-key limits hold cluster-wide. The same options give the
    * same counter.

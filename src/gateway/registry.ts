@@ -44,12 +44,25 @@ interface ChannelEntry {
   ready: Promise<Unsubscribe>;
   /** Position of the last non-ephemeral publication seen here. */
   last: StreamPosition | null;
+  /**
+   * Non-null while a gap is being filled from history: live publications wait here, behind the
+   * missed ones (fill()).
+   */
+  filling: Publication[] | null;
 }
 
 export interface RegistryHooks {
   onDelivered?: (count: number) => void;
   onBusError?: (channel: string, err: unknown) => void;
   onSubscriptionCount?: (delta: number) => void;
+  /**
+   * Publications on `channel` never reached this node and are no longer in its history: its
+   * live subscribers cannot be brought up to date here. The hook ends their subscription and
+   * tells them to subscribe again with `since` (they then learn they must resync).
+   */
+  onUnrecoverableGap?: (channel: string, subscribers: Subscriber[]) => void;
+  /** A gap was filled from history: how many publications it took. */
+  onGapFilled?: (channel: string, count: number) => void;
 }
 
 export class Registry {
@@ -57,10 +70,15 @@ export class Registry {
   private readonly patterns = new Set<ChannelEntry>();
   private readonly users = new Map<string, Set<Subscriber>>();
 
+  private readonly offResubscribed: Unsubscribe;
+
   constructor(
     private readonly bus: Bus,
     private readonly hooks: RegistryHooks = {},
-  ) {}
+  ) {
+    // Publications made while the node's Bus connection was down reached history, not the node.
+    this.offResubscribed = bus.onResubscribed(() => void this.checkGaps());
+  }
 
   // ── users ─────────────────────────────────────────────────────────────────
   addUser(sub: Subscriber): void {
@@ -176,6 +194,7 @@ export class Registry {
 
   /** Leaves every Bus channel (shutdown). */
   async clear(): Promise<void> {
+    await this.offResubscribed();
     const entries = [...this.channels.values()];
     this.channels.clear();
     this.patterns.clear();
@@ -198,6 +217,7 @@ export class Registry {
       live: new Set(),
       ready: Promise.resolve(async () => undefined),
       last: null,
+      filling: null,
     };
     entry.ready = this.bus.subscribe(channel, (pub) => this.onPublication(entry, pub));
     // A failed subscribe must not leave an entry that every later subscriber would await.
@@ -243,6 +263,82 @@ export class Registry {
 
   private onPublication(entry: ChannelEntry, pub: Publication): void {
     if (this.channels.get(entry.name) !== entry) return;
+    if (!entry.pattern) {
+      if (entry.filling) {
+        entry.filling.push(pub);
+        return;
+      }
+      // Offsets within an epoch go up by one: a jump means publications never reached this node
+      // (its Bus connection dropped meanwhile). They are in history: fetch them first.
+      const base = this.baseline(entry);
+      if (base && pub.epoch === base.epoch && pub.offset > base.offset + 1) {
+        entry.filling = [pub];
+        void this.fill(entry, base);
+        return;
+      }
+    }
+    this.dispatch(entry, pub);
+  }
+
+  /**
+   * Where this node's subscribers of `entry` stand: the last publication fanned out, or — before
+   * any — the latest position a subscriber started from.
+   */
+  private baseline(entry: ChannelEntry): StreamPosition | null {
+    if (entry.last) return entry.last;
+    let base: StreamPosition | undefined;
+    for (const sub of entry.live) base = later(base, sub.positions?.get(entry.name) ?? null);
+    return base && base.epoch !== '' ? base : null;
+  }
+
+  /** After the Bus connection came back: fill every channel that moved on meanwhile. */
+  private async checkGaps(): Promise<void> {
+    for (const entry of [...this.channels.values()]) {
+      if (entry.pattern || entry.filling || entry.live.size === 0) continue;
+      const base = this.baseline(entry);
+      if (!base) continue;
+      let now: StreamPosition;
+      try {
+        now = await this.bus.position(entry.name);
+      } catch (err) {
+        this.hooks.onBusError?.(entry.name, err);
+        continue;
+      }
+      if (this.channels.get(entry.name) !== entry || entry.filling) continue;
+      if (now.epoch === base.epoch && now.offset <= base.offset) continue;
+      entry.filling = [];
+      void this.fill(entry, base);
+    }
+  }
+
+  /**
+   * Sends the live subscribers what they missed after `base`, from history, then what arrived
+   * meanwhile, each publication once and in order. When history no longer has it all, the
+   * subscribers are handed to onUnrecoverableGap (they resubscribe and resync).
+   */
+  private async fill(entry: ChannelEntry, base: StreamPosition): Promise<void> {
+    let missed: Publication[] | null = null;
+    try {
+      const history = await this.bus.history(entry.name, base);
+      if (history.recovered) missed = history.publications;
+    } catch (err) {
+      this.hooks.onBusError?.(entry.name, err);
+    }
+    const queued = entry.filling ?? [];
+    entry.filling = null;
+    if (this.channels.get(entry.name) !== entry) return;
+    if (missed === null) this.hooks.onUnrecoverableGap?.(entry.name, [...entry.live]);
+    else this.hooks.onGapFilled?.(entry.name, missed.length);
+    let last = base;
+    for (const pub of [...(missed ?? []), ...queued]) {
+      if (this.channels.get(entry.name) !== entry) return;
+      if (pub.epoch === last.epoch && pub.offset <= last.offset) continue;
+      last = { offset: pub.offset, epoch: pub.epoch };
+      this.dispatch(entry, pub);
+    }
+  }
+
+  private dispatch(entry: ChannelEntry, pub: Publication): void {
     if (!entry.pattern) entry.last = { offset: pub.offset, epoch: pub.epoch };
     if (entry.live.size !== entry.subscribers.size) {
       for (const state of entry.subscribers.values()) {

@@ -142,8 +142,7 @@ export class Subscriptions {
     const buffered = this.ctx.registry.activate(conn, channel, last);
     if (buffered === null) {
       // Too much arrived while history was read: the client must resubscribe and recover.
-      this.abandon(conn, channel);
-      conn.sendError('INTERNAL', `subscription to ${channel} fell behind; subscribe again with since`, undefined, channel);
+      this.fellBehind(conn, channel);
       return;
     }
     for (const pub of buffered) {
@@ -198,6 +197,16 @@ export class Subscriptions {
       else if (known) out[channel] = known;
     }
     return out;
+  }
+
+  /**
+   * This node cannot bring `channel` up to date for the connection (too much arrived while it
+   * read history, or what it missed is no longer in history): the subscription ends and the
+   * client is told to subscribe again with `since`, which replays or says `recovered: false`.
+   */
+  fellBehind(conn: Connection, channel: string): void {
+    this.abandon(conn, channel);
+    conn.sendError('INTERNAL', `subscription to ${channel} fell behind; subscribe again with since`, undefined, channel);
   }
 
   private abandon(conn: Connection, channel: string): void {

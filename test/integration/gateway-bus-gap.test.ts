@@ -1,0 +1,103 @@
+/**
+ * A gateway whose own Redis connection drops while publications go on elsewhere: they reach
+ * history but not the node. Once it is back, its connected clients — which never disconnected —
+ * get what they missed from history, in order and once, before what comes next; when history no
+ * longer has it, they are told to subscribe again (and then resync).
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisBus } from '../../src/bus/index.js';
+import { namespaceResolver } from '../../src/bus/namespaces.js';
+import { loadConfig } from '../../src/config/index.js';
+import { randomBase62 } from '../../src/core/ids.js';
+import type { TestPrincipal } from '../helpers/api.js';
+import { REDIS_URL, services } from '../helpers/services.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { isPublication, startGatewayHarness, WsTestClient, type GatewayHarness } from '../helpers/ws.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(!services.redis)('gateway bus connection lost and back', () => {
+  const prefix = `temtest:gap:${randomBase62(6)}:`;
+  // `tiny` keeps two messages: a longer outage outruns its history.
+  const namespaces = namespaceResolver(loadConfig({ configFile: '/nonexistent/tem.config.json', namespaces: { tiny: { historySize: 2 } } }, {}));
+  let proxy: TcpProxy;
+  let gatewayBus: RedisBus;
+  let publisher: RedisBus;
+  let h: GatewayHarness;
+  let alice: TestPrincipal;
+
+  beforeAll(async () => {
+    proxy = TcpProxy.forUrl(REDIS_URL, 6379);
+    await proxy.start();
+    gatewayBus = new RedisBus({ url: proxy.url(REDIS_URL), prefix, namespaces, commandTimeoutMs: 300, connectTimeoutMs: 500, heartbeatMs: 200 });
+    publisher = new RedisBus({ url: REDIS_URL, prefix, namespaces });
+    h = await startGatewayHarness({ bus: gatewayBus });
+    alice = await h.api.createPrincipal({ id: 'alice', kind: 'service' });
+  });
+
+  afterAll(async () => {
+    await h?.close();
+    await gatewayBus?.close();
+    await publisher?.close();
+    await proxy?.stop();
+    const admin = new Redis(REDIS_URL);
+    const keys = await admin.keys(`${prefix}*`);
+    if (keys.length) await admin.del(...keys);
+    await admin.quit();
+  });
+
+  const offsets = (c: WsTestClient, channel: string) => c.frames.filter((f) => isPublication(f) && f.payload.channel === channel).map((f) => f.payload.offset as number);
+
+  async function until(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!pred()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await sleep(20);
+    }
+  }
+
+  it('sends a connected client what was published while the node was away, then the rest', async () => {
+    const c = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    expect((await c.request('SUBSCRIBE', { channels: ['live:gap:a'] })).type).toBe('SUBSCRIBED');
+    for (let i = 1; i <= 2; i++) await publisher.publish('live:gap:a', 'm', { i });
+    await until(() => offsets(c, 'live:gap:a').length === 2, 'the first two');
+
+    proxy.cut();
+    for (let i = 3; i <= 5; i++) await publisher.publish('live:gap:a', 'm', { i });
+    await sleep(400);
+    expect(offsets(c, 'live:gap:a')).toEqual([1, 2]);
+    proxy.restore();
+    // Nothing else is published: the node itself must notice what it missed.
+    await until(() => offsets(c, 'live:gap:a').length === 5, 'the missed three, from history');
+    await publisher.publish('live:gap:a', 'm', { i: 6 });
+    await until(() => offsets(c, 'live:gap:a').length === 6, 'the next one');
+    expect(offsets(c, 'live:gap:a')).toEqual([1, 2, 3, 4, 5, 6]);
+    // Never disconnected.
+    expect(c.ws.readyState).toBe(1);
+    await c.close();
+  }, 30_000);
+
+  it('tells subscribers to subscribe again when what they missed is gone from history', async () => {
+    const c = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const sub = await c.request('SUBSCRIBE', { channels: ['tiny:gap:c'] });
+    expect(sub.type).toBe('SUBSCRIBED');
+    await publisher.publish('tiny:gap:c', 'm', { i: 1 });
+    await until(() => offsets(c, 'tiny:gap:c').length === 1, 'the first');
+    proxy.cut();
+    for (let i = 2; i <= 6; i++) await publisher.publish('tiny:gap:c', 'm', { i });
+    await sleep(400);
+    proxy.restore();
+    const error = await c.waitFor((f) => f.type === 'ERROR' && f.payload.channel === 'tiny:gap:c', 10_000);
+    expect(error.payload.message).toMatch(/subscribe again with since/);
+    // Subscribing again from its position, the client learns the gap cannot be recovered.
+    const again = await c.request('SUBSCRIBE', { channels: ['tiny:gap:c'], since: { 'tiny:gap:c': { offset: 1, epoch: String(offsetsEpoch(c, 'tiny:gap:c')) } } });
+    expect(again.payload).toMatchObject({ channel: 'tiny:gap:c', recovered: false, offset: 6 });
+    await c.close();
+  }, 30_000);
+});
+
+function offsetsEpoch(c: WsTestClient, channel: string): string {
+  const f = c.frames.find((x) => isPublication(x) && x.payload.channel === channel);
+  return String(f?.payload.epoch ?? '');
+}
