@@ -1,9 +1,11 @@
 /**
  * The console's DOM-free logic: merging list rows with live updates (never backwards), the
- * throughput counter behind the chart, and the Prometheus text parser behind the health view.
+ * throughput counter behind the chart, the Prometheus text parser behind the health view, and
+ * the feed's polling.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { EventStore } from '../../src/console/web/live/events.js';
+import { Feed } from '../../src/console/web/live/feed.js';
 import { Throughput } from '../../src/console/web/live/throughput.js';
 import { metric, parseProm } from '../../src/console/web/lib/prom.js';
 
@@ -83,5 +85,35 @@ describe('parseProm', () => {
     expect(metric(s, 'tem_events')).toBe(42);
     expect(metric(s, 'tem_jobs_leased')).toBeNull();
     expect(s.find((x) => x.name === 'tem_http_requests_total')?.labels.route).toBe('/a "b"');
+  });
+});
+
+describe('Feed polling', () => {
+  it('pages on after a burst until it reaches rows it knows, so no event is left out', async () => {
+    vi.useFakeTimers();
+    try {
+      // 250 events, newest first, served 100 per page with a cursor, as GET /api/events does.
+      let all = Array.from({ length: 9 }, (_, i) => ({ id: `00000000-0000-7000-8000-${String(i).padStart(12, '0')}`, status: 'processed', version: 4 }));
+      const api = {
+        get: async (_path: string, opts: { query: { limit: number; cursor?: string } }) => {
+          const from = Number(opts.query.cursor ?? 0);
+          const data = all.slice(from, from + opts.query.limit);
+          return { data, next_cursor: from + opts.query.limit < all.length ? String(from + opts.query.limit) : null };
+        },
+      };
+      const link = { onEvent: () => () => undefined, onState: () => () => undefined };
+      const store = new EventStore();
+      const feed = new Feed(api as never, link as never, store, new Throughput());
+      await feed.start();
+      expect(store.list()).toHaveLength(9);
+      // A burst of 300 between two polls.
+      const burst = Array.from({ length: 300 }, (_, i) => ({ id: `00000000-0000-7000-9000-${String(i).padStart(12, '0')}`, status: 'queued', version: 2 }));
+      all = [...burst.reverse(), ...all];
+      await vi.advanceTimersByTimeAsync(2000);
+      expect(store.list()).toHaveLength(309);
+      feed.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

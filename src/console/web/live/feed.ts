@@ -1,19 +1,21 @@
 /**
- * Keeps the EventStore current. Rows come first from GET /api/events; then live `event.update`
- * frames from `user:*` (an admin may subscribe to every user's channel). When that subscription
- * is refused (a non-admin key), the feed polls GET /api/events every 2 s instead; the key's own
- * `user:{id}` updates still arrive live either way.
+ * Keeps the EventStore current. Rows come first from GET /api/events; then the key's own
+ * `event.update` frames arrive live on its `user:{id}` channel, and everyone else's events by
+ * polling GET /api/events every 2 s: no key may subscribe to other users' channels (`user:*` is
+ * refused to all, decision 0007), an admin's included. A poll that finds only new rows pages on
+ * until it reaches rows it knows, so a burst between two polls leaves no gap.
  */
 import { listOf, type Api } from '../lib/api.js';
 import type { EventStore } from './events.js';
 import type { LiveLink } from './link.js';
 import type { Throughput } from './throughput.js';
 
-export type FeedMode = 'starting' | 'live' | 'polling';
+export type FeedMode = 'starting' | 'polling';
 
-export const ALL_USERS = 'user:*';
 const POLL_MS = 2000;
 const PAGE = 100;
+/** Most pages one poll follows to catch up after a burst (then the next poll goes on). */
+const CATCH_UP_PAGES = 10;
 
 export class Feed {
   mode: FeedMode = 'starting';
@@ -37,18 +39,9 @@ export class Feed {
         if (ev.event !== 'event.update' || typeof ev.payload !== 'object' || ev.payload === null) return;
         this.apply(ev.payload as Record<string, unknown>);
       }),
-      // After a reconnect, updates may have been missed: resync from the API.
-      this.link.onState((s) => {
-        if (s === 'connected' && this.mode === 'live') void this.load().catch(() => undefined);
-      }),
     );
     await this.load().catch(() => undefined);
-    try {
-      await this.link.subscribe(ALL_USERS);
-      this.setMode('live');
-    } catch {
-      this.startPolling();
-    }
+    this.startPolling();
   }
 
   onMode(fn: (m: FeedMode) => void): () => void {
@@ -86,16 +79,29 @@ export class Feed {
       if (busy || this.stopped || (typeof document !== 'undefined' && document.hidden)) return;
       busy = true;
       const filtered = Object.values(this.pollQuery).some(Boolean);
-      const pages = [{}, ...(filtered ? [this.pollQuery] : [])].map((q) => this.api.get('/api/events', { query: { limit: PAGE, ...q } }));
-      Promise.all(pages)
-        .then((bodies) => {
-          for (const body of bodies) for (const e of listOf<Record<string, unknown>>(body)) this.apply(e);
-        })
+      Promise.all([{}, ...(filtered ? [this.pollQuery] : [])].map((q) => this.poll(q)))
         .catch(() => undefined)
         .finally(() => {
           busy = false;
         });
     }, POLL_MS);
+  }
+
+  /** The newest page, and older ones while every row on a page is new (a burst since the last poll). */
+  private async poll(query: Record<string, string | undefined>): Promise<void> {
+    let cursor: string | undefined;
+    for (let page = 0; page < CATCH_UP_PAGES; page++) {
+      const body = await this.api.get<{ next_cursor?: string | null }>('/api/events', { query: { limit: PAGE, ...query, cursor } });
+      const rows = listOf<Record<string, unknown>>(body);
+      let known = false;
+      for (const e of rows) {
+        if (this.store.get(String(e.event_id ?? e.id ?? ''))) known = true;
+        this.apply(e);
+      }
+      const next = body && typeof body === 'object' ? body.next_cursor : null;
+      if (known || rows.length < PAGE || !next) return;
+      cursor = next;
+    }
   }
 
   private setMode(m: FeedMode): void {

@@ -30,7 +30,7 @@ export const rolesView: View = (ctx, root, params) => {
   const err = errorBox();
   const nav = h('ul', { class: 'role-list' });
   const editorEl = h('section', { class: 'card', 'aria-label': 'Role policy' });
-  const newName = h('input', { type: 'text', name: 'role', placeholder: 'e.g. support', required: true, pattern: '[a-z0-9][a-z0-9_.-]*', autocomplete: 'off' });
+  const newName = h('input', { type: 'text', name: 'role', placeholder: 'e.g. support', required: true, pattern: '[a-z0-9][a-z0-9_\\-]{0,63}', autocomplete: 'off' });
   root.append(
     h('h1', {}, 'Roles'),
     err.el,

@@ -62,7 +62,8 @@ export const failedView: View = (ctx, root) => {
     const what = [c.type && `type ${c.type}`, c.user && `user ${c.user}`].filter(Boolean).join(', ') || 'every failed event';
     confirmBox.replaceChildren(
       h('span', {}, `Requeue ${what}?`),
-      button('Yes, retry', () => void doRetryAll(), { class: 'danger' }),
+      // What the prompt names, not what the filters say by the time it is answered.
+      button('Yes, retry', () => void doRetryAll(c), { class: 'danger' }),
       button('Cancel', () => {
         confirmBox.hidden = true;
         retryAll.focus();
@@ -71,8 +72,7 @@ export const failedView: View = (ctx, root) => {
     confirmBox.hidden = false;
     (confirmBox.querySelector('button') as HTMLButtonElement).focus();
   });
-  async function doRetryAll() {
-    const c = crit();
+  async function doRetryAll(c: ReturnType<typeof crit>) {
     confirmBox.hidden = true;
     err.show(null);
     try {

@@ -57,7 +57,7 @@ export const overviewView: View = (ctx, root) => {
             kv('Database', s.database),
             kv('Redis', s.redis),
             kv('Version', s.version ?? '—'),
-            kv('Live updates', ctx.feed.mode === 'live' ? 'WebSocket (user:*)' : ctx.feed.mode === 'polling' ? 'polling every 2 s' : 'starting'),
+            kv('Live updates', ctx.feed.mode === 'polling' ? "your own events live; others' polled every 2 s" : 'starting'),
             kv('Checked', dateTime(new Date(s.at).toISOString())),
           ),
         ),

@@ -85,10 +85,8 @@ export function mountShell(ctx: Ctx, app: HTMLElement, onSignOut: () => void): (
     const polling = s === 'connected' && mode === 'polling';
     conn.textContent = polling ? 'Live · others polled' : LINK_TEXT[s];
     conn.title = polling
-      ? "The gateway refused user:* for this key: your own events arrive live, everyone else's by polling every 2 s."
-      : s === 'connected'
-        ? 'All event updates arrive live over the WebSocket.'
-        : '';
+      ? "Your own events arrive live over the WebSocket, everyone else's by polling every 2 s."
+      : '';
     conn.dataset.state = s;
     who.textContent = ctx.link.info.userId ?? '';
   };
