@@ -24,9 +24,9 @@ export interface BaseBusOptions {
   positionTtlMs?: number;
   logger?: Logger;
   /**
-   * Called once for each publish or publishMany the transport failed (not for bad input): the
-   * process's `tem_bus_publish_failures_total`, whoever published — relay, /api/publish, client
-   * PUBLISH, presence or typing notices.
+   * Called once for each publish, publishMany or publishControl the transport failed (not for
+   * bad input): the process's `tem_bus_publish_failures_total`, whoever published — relay,
+   * /api/publish, client PUBLISH, presence or typing notices, control messages.
    */
   onPublishFailure?: () => void;
 }
@@ -146,7 +146,13 @@ export abstract class BaseBus implements Bus {
 
   async publishControl(message: ControlMessage): Promise<void> {
     this.assertOpen();
-    await this.sendControl(message);
+    try {
+      await this.sendControl(message);
+    } catch (err) {
+      // Presence and typing notices, revocations: counted like any failed publish.
+      this.onPublishFailure();
+      throw err;
+    }
   }
 
   onControl(handler: (message: ControlMessage) => void): Promise<Unsubscribe> {

@@ -265,8 +265,11 @@ describe.skipIf(!services.redis || !services.postgres)('relay on Redis while its
     const during = await produce(h, h.api.store, owner, 5);
     await sleep(600);
     expect((await h.api.store.peekOutbox(100)).length).toBe(20);
-    // The relay's attempts failed, and the bus counted them.
+    // The relay's attempts failed, and the bus counted them; a control message too.
     expect(busFailures).toBeGreaterThan(0);
+    const counted = busFailures;
+    await expect(relayBus.publishControl({ kind: 'roles_changed' })).rejects.toBeDefined();
+    expect(busFailures).toBe(counted + 1);
     proxy.restore();
     await eventually(() => updateCount(c, 'owner') >= 32, 'updates after the outage', 20_000);
     await sleep(200);
