@@ -144,6 +144,25 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in a browser', () => {
     expect(seq.at(-1)).toBe('processed');
   });
 
+  it('lists more than two pages of events with Load older', async () => {
+    const events = Array.from({ length: 301 }, (_, i) => ({ type: 'test.many', payload: { i } }));
+    expect((await api<{ results: unknown[] }>('POST', '/api/events/batch', { events })).results).toHaveLength(301);
+    await page.goto(`${server.url}/console#/events`);
+    await page.getByLabel('Type').fill('test.many');
+    const rows = page.locator('table.events tbody tr[data-id]');
+    const more = page.getByRole('button', { name: 'Load older' });
+    const count = () => rows.count();
+    await page.waitForFunction(() => document.querySelectorAll('table.events tbody tr[data-id]').length >= 100, undefined, { timeout: 10_000 });
+    // The table shows 200 rows at first (some may have arrived by polling); each click adds 100.
+    for (let i = 0; i < 6 && (await count()) < 301; i++) {
+      await more.waitFor({ state: 'visible', timeout: 5000 });
+      const before = await count();
+      await more.click();
+      await page.waitForFunction((b) => document.querySelectorAll('table.events tbody tr[data-id]').length > b, before, { timeout: 10_000 });
+    }
+    expect(await rows.count()).toBe(301);
+  });
+
   it('asks before retrying every failed event, and the question goes away when answered', async () => {
     await page.goto(`${server.url}/console#/failed`);
     await page.getByRole('heading', { name: 'Failed events' }).waitFor();

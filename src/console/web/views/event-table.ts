@@ -23,7 +23,8 @@ export class EventTable {
   private readonly body: HTMLTableSectionElement;
   private readonly trs = new Map<string, HTMLTableRowElement>();
   private readonly empty: HTMLTableRowElement;
-  private readonly limit: number;
+  private limit: number;
+  private cut = false;
 
   constructor(
     private readonly opts: EventTableOptions,
@@ -75,9 +76,21 @@ export class EventTable {
     return this.trs.has(id);
   }
 
+  /** Whether matching rows were left out (past the limit): there is more to show. */
+  get truncated(): boolean {
+    return this.cut;
+  }
+
+  /** Shows `n` more rows from the next setRows on (Load older). */
+  showMore(n: number): void {
+    this.limit += n;
+  }
+
   setRows(rows: EventRow[]): void {
     this.trs.clear();
-    const shown = rows.filter(this.filter).slice(0, this.limit);
+    const matching = rows.filter(this.filter);
+    this.cut = matching.length > this.limit;
+    const shown = matching.slice(0, this.limit);
     render(this.body, ...shown.map((r) => this.rowFor(r)));
     if (shown.length === 0) this.body.append(this.empty);
   }
@@ -106,6 +119,7 @@ export class EventTable {
     while (this.trs.size > this.limit) {
       const last = this.body.lastElementChild as HTMLTableRowElement | null;
       if (!last?.dataset.id) break;
+      this.cut = true;
       this.trs.delete(last.dataset.id);
       last.remove();
     }

@@ -11,6 +11,9 @@ import { matches, type View } from './context.js';
 import { EventTable } from './event-table.js';
 import { summaryStrip } from './summary.js';
 
+
+/** Rows one click on Load older adds. */
+const OLDER_PAGE = 100;
 export const eventsView: View = (ctx, root) => {
   const f = ctx.filters;
   const err = errorBox();
@@ -51,11 +54,13 @@ export const eventsView: View = (ctx, root) => {
       const next = await ctx.feed.load(q, older ? (cursor ?? undefined) : undefined);
       if (mine !== seq) return;
       cursor = next;
-      more.hidden = !cursor;
     } catch (e) {
       err.show(`Could not load events: ${describeError(e)}`);
     }
+    if (older) table.showMore(OLDER_PAGE);
     table.setRows(ctx.store.list());
+    // More on the server, or more already here than the table shows (a burst came in by polling).
+    more.hidden = !cursor && !table.truncated;
     refreshTypes();
     showCount();
   }
@@ -111,6 +116,8 @@ export const eventsView: View = (ctx, root) => {
       return;
     }
     table.update(row, kind === 'new');
+    // A row pushed out at the bottom can be brought back with Load older.
+    if (table.truncated) more.hidden = false;
     showCount();
   });
 

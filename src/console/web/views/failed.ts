@@ -9,6 +9,9 @@ import type { EventRow } from '../live/events.js';
 import type { View } from './context.js';
 import { EventTable } from './event-table.js';
 
+
+/** Most failed events the view lists at once. */
+const MAX_LISTED = 2000;
 export const failedView: View = (ctx, root) => {
   const err = errorBox();
   const typeIn = h('input', { type: 'text', name: 'type', placeholder: 'any', autocomplete: 'off', spellcheck: 'false' });
@@ -36,24 +39,33 @@ export const failedView: View = (ctx, root) => {
       err.show(`Retry failed: ${describeError(e)}`);
     }
   };
-  const table = new EventTable({ caption: 'Failed events', onRetry: (r, b) => void retryOne(r, b), keepOnMismatch: true, emptyText: 'No failed events. ' }, inSet);
+  const table = new EventTable({ caption: 'Failed events', onRetry: (r, b) => void retryOne(r, b), keepOnMismatch: true, emptyText: 'No failed events. ', limit: MAX_LISTED }, inSet);
 
   const summary = h('p', { class: 'muted', 'aria-live': 'polite' });
   async function load() {
     err.show(null);
     const c = crit();
+    let more = false;
     try {
-      const body = await ctx.api.get('/api/events', { query: { status: 'failed', type: c.type || undefined, user_id: c.user || undefined, limit: 200 } });
       members.clear();
-      for (const e of listOf<Record<string, unknown>>(body)) {
-        const row = ctx.store.upsert(e) ?? ctx.store.get(String(e.id ?? e.event_id));
-        if (row) members.add(row.id);
-      }
+      // Page through the set (up to MAX_LISTED): a bigger set is said to be bigger, not cut silently.
+      let cursor: string | undefined;
+      do {
+        const body = await ctx.api.get<{ next_cursor?: string | null }>('/api/events', { query: { status: 'failed', type: c.type || undefined, user_id: c.user || undefined, limit: 1000, cursor } });
+        for (const e of listOf<Record<string, unknown>>(body)) {
+          const row = ctx.store.upsert(e) ?? ctx.store.get(String(e.id ?? e.event_id));
+          if (row) members.add(row.id);
+        }
+        cursor = (body && typeof body === 'object' ? body.next_cursor : null) ?? undefined;
+      } while (cursor && members.size < MAX_LISTED);
+      more = cursor !== undefined;
     } catch (e) {
       err.show(`Could not load failed events: ${describeError(e)}`);
     }
     table.setRows(ctx.store.list());
-    summary.textContent = `${table.size} failed event${table.size === 1 ? '' : 's'} listed.`;
+    summary.textContent = more
+      ? `The first ${table.size} failed events are listed; there are more: narrow the filters to see them (Retry all matching covers them all).`
+      : `${table.size} failed event${table.size === 1 ? '' : 's'} listed.`;
   }
 
   const confirmBox = h('div', { class: 'confirm', hidden: true, role: 'group', 'aria-label': 'Confirm retry of all matching' });
