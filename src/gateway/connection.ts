@@ -42,6 +42,8 @@ export class Connection implements Subscriber {
   /** The credential, kept to check it again on revocation. */
   token: string | null = null;
   sessionId: string | null = null;
+  /** Closed for a full send buffer: frames the node counted as sent never reached the client. */
+  overflowed = false;
   status: PresenceStatus = 'online';
   /** Subscribed channels and patterns (including ones still being set up). */
   readonly channels = new Set<string>();
@@ -73,6 +75,7 @@ export class Connection implements Subscriber {
     this.out = new OutboundQueue(ws, ctx.scheduler, {
       limitBytes: ctx.config.wsSendBufferBytes,
       onOverflow: () => {
+        this.overflowed = true;
         ctx.metrics.wsSlowConsumerCloses.inc();
         this.close(CLOSE_CODES.TRY_AGAIN_LATER, 'slow consumer: send buffer full');
       },

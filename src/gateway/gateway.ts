@@ -76,7 +76,10 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
 
   function onClosed(conn: Connection): void {
     connections.delete(conn);
-    if (conn.auth) sessions.save(conn);
+    // A slow consumer's session would claim frames it never got: not resumable (the client
+    // subscribes again with `since` and recovers from history, or learns it must resync).
+    if (conn.auth && conn.overflowed) sessions.discard(conn);
+    else if (conn.auth) sessions.save(conn);
     typing.stopAll(conn);
     presence.forget(conn);
     subs.dropAll(conn);

@@ -108,6 +108,18 @@ export class Sessions {
     this.pending.add(p);
   }
 
+  /** Forgets the connection's saved session: a resume of it answers `resumed: false`. */
+  discard(conn: Connection): void {
+    if (!conn.sessionId) return;
+    const p: Promise<void> = this.ctx.sessions
+      .delete(conn.sessionId)
+      .catch((err: unknown) => {
+        this.ctx.logger.warn({ err, connection_id: conn.id }, 'session delete failed');
+      })
+      .finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
   /** Waits for session writes in flight (shutdown, before the session store closes). */
   async drain(): Promise<void> {
     while (this.pending.size) await Promise.all([...this.pending]);

@@ -305,6 +305,13 @@ describe('limits', () => {
     expect(await closes()).toBe(1);
     (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
     expect((await slow.closed).code).toBe(1013);
+    // Its session would claim frames it never got: resuming it is refused (the client
+    // subscribes again with `since`).
+    const sessionId = (slow.frames.find((f) => f.type === 'HELLO_ACK')!.payload as { session_id: string }).session_id;
+    const back = await WsTestClient.connect(slowNode.wsUrl());
+    const ack = await back.request('HELLO', { token: bob.key, session_id: sessionId });
+    expect(ack.payload).toMatchObject({ resumed: false });
+    await back.close();
     // The other connection of the same user kept up and got everything.
     await fast.waitCount((f) => isPublication(f, 'user:bob') && f.payload.event === 'bulk', sent, 15_000);
     expect(fast.ws.readyState).toBe(WebSocket.OPEN);
