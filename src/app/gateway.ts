@@ -10,6 +10,7 @@ import { ConfigError } from '../config/index.js';
 import { createGateway, httpChannelAccess, httpIngestPort, IntrospectionAuthenticator } from '../gateway/index.js';
 import { createFastify } from '../ingest/http-common.js';
 import { PUBLIC_LISTENER, listen } from './listen.js';
+import { serveMetrics } from './metrics-listener.js';
 import { createRuntime, runForever, startBus, startPresence, startSessions } from './runtime.js';
 
 export async function runGateway(): Promise<void> {
@@ -52,7 +53,7 @@ export async function runGateway(): Promise<void> {
       const redis = await bus.health();
       return reply.code(redis === 'ok' ? 200 : 503).send({ status: redis === 'ok' ? 'ok' : 'unavailable', redis });
     });
-    app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+    serveMetrics(app, metrics);
     gateway.attach(app.server);
     const url = await listen(app, config.httpHost, config.httpPort, PUBLIC_LISTENER);
     lifecycle.add('http', () => app.close());

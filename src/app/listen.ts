@@ -14,6 +14,14 @@ export interface ListenSettings {
 
 export const PUBLIC_LISTENER: ListenSettings = { host: 'TEM_HTTP_HOST', port: 'TEM_HTTP_PORT' };
 export const INTERNAL_LISTENER: ListenSettings = { host: 'TEM_INTERNAL_HOST', port: 'TEM_INTERNAL_PORT' };
+/** A worker's metrics listener (src/app/metrics-listener.ts) binds the public host. */
+export const METRICS_LISTENER: ListenSettings = { host: 'TEM_HTTP_HOST', port: 'TEM_METRICS_PORT' };
+
+/** The base URL of a listener on `host`:`port`: one on every address is reached on loopback. */
+export function httpUrl(host: string, port: number): string {
+  const shown = ['0.0.0.0', '::', ''].includes(host) ? '127.0.0.1' : host;
+  return `http://${shown.includes(':') ? `[${shown}]` : shown}:${port}`;
+}
 
 /**
  * Listens and returns the base URL actually bound (port 0 picks a free one). Fastify logs each
@@ -29,9 +37,7 @@ export async function listen(app: Listenable, host: string, port: number, settin
     throw settingError(err, host, port, settings) ?? err;
   }
   const address = app.server.address();
-  const bound = typeof address === 'object' && address ? address.port : port;
-  const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  return `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${bound}`;
+  return httpUrl(host, typeof address === 'object' && address ? address.port : port);
 }
 
 function settingError(err: unknown, host: string, port: number, settings: ListenSettings): Error | null {

@@ -5,11 +5,16 @@
  * in `tem worker --queue maintenance`) — could not be scraped at all. The other roles serve
  * /metrics on their public port.
  */
+import type { FastifyInstance } from 'fastify';
 import { createFastify } from '../ingest/http-common.js';
-import { listen } from './listen.js';
+import type { Metrics } from '../observability/metrics.js';
+import { METRICS_LISTENER, listen } from './listen.js';
 import type { Runtime } from './runtime.js';
 
-const METRICS_LISTENER = { host: 'TEM_HTTP_HOST', port: 'TEM_METRICS_PORT' };
+/** GET /metrics: this process's registry, as Prometheus text (this listener and a gateway's). */
+export function serveMetrics(app: FastifyInstance, metrics: Metrics): void {
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+}
 
 /** Starts the listener when TEM_METRICS_PORT is set; returns its base URL (or null). */
 export async function startMetricsListener(rt: Runtime): Promise<string | null> {
@@ -17,7 +22,7 @@ export async function startMetricsListener(rt: Runtime): Promise<string | null> 
   if (config.metricsPort === undefined) return null;
   const app = createFastify({ logger, bodyLimit: 1024 });
   app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  serveMetrics(app, metrics);
   const url = await listen(app, config.httpHost, config.metricsPort, METRICS_LISTENER);
   // Closed last of all (added first): a final scrape during the drain still answers.
   lifecycle.add('metrics listener', () => app.close());

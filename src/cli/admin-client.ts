@@ -4,6 +4,7 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { httpUrl } from '../app/listen.js';
 import { readServerFile } from '../app/server-file.js';
 import { ConfigError, loadConfig, type TemConfig } from '../config/index.js';
 
@@ -26,22 +27,20 @@ export class CliError extends Error {
 }
 
 /**
+ * Where this machine's settings say the server listens, when no embedded server on the data
+ * directory says where it does. A port picked at start-up (0) is unknown here, so the default
+ * port is tried.
+ */
+function configuredUrl(config: TemConfig): string {
+  return httpUrl(config.httpHost, config.httpPort === 0 ? 8080 : config.httpPort);
+}
+
+/**
  * Where admin commands go, and with which key: `--url`/`TEM_URL` and `--key`/`TEM_API_KEY` when
  * given; otherwise the embedded server running on the data directory (its server.json), or else
  * the server this machine's settings describe — the same environment and tem.config.json the
  * server reads — with `TEM_ADMIN_KEY` or the embedded server's admin.key.
  */
-/**
- * Where this machine's settings say the server listens, when no embedded server on the data
- * directory says where it does: one listening on every address is reached on loopback, and a
- * port picked at start-up (0) is unknown here, so the default port is tried.
- */
-function configuredUrl(config: TemConfig): string {
-  const host = ['0.0.0.0', '::', ''].includes(config.httpHost) ? '127.0.0.1' : config.httpHost;
-  const port = config.httpPort === 0 ? 8080 : config.httpPort;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-}
-
 export function resolveTarget(opts: ClientOptions, env: NodeJS.ProcessEnv = process.env): { url: string; key: string } {
   const givenUrl = opts.url ?? env.TEM_URL;
   const givenKey = opts.key ?? env.TEM_API_KEY;
