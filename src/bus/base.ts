@@ -102,13 +102,7 @@ export abstract class BaseBus implements Bus {
     });
     if (groups.size === 0) return [];
     const list = [...groups.values()];
-    let results: AppendResult[];
-    try {
-      results = await this.append(list, this.clock.nowMs(), options.receipt);
-    } catch (err) {
-      this.onPublishFailure();
-      throw err;
-    }
+    const results = await this.counted(() => this.append(list, this.clock.nowMs(), options.receipt));
     // What subscribers receive, built here rather than parsed back from the transport.
     const out = new Array<Publication | undefined>(messages.length);
     list.forEach((g, k) => {
@@ -146,10 +140,15 @@ export abstract class BaseBus implements Bus {
 
   async publishControl(message: ControlMessage): Promise<void> {
     this.assertOpen();
+    // Presence and typing notices, revocations: counted like any failed publish.
+    await this.counted(() => this.sendControl(message));
+  }
+
+  /** Runs a send to the transport; its failure is counted (onPublishFailure) and rethrown. */
+  private async counted<T>(send: () => Promise<T>): Promise<T> {
     try {
-      await this.sendControl(message);
+      return await send();
     } catch (err) {
-      // Presence and typing notices, revocations: counted like any failed publish.
       this.onPublishFailure();
       throw err;
     }

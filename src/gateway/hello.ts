@@ -99,22 +99,20 @@ export class Sessions {
   save(conn: Connection): void {
     if (!conn.sessionId || !conn.auth) return;
     const state: SessionState = { sessionId: conn.sessionId, userId: conn.auth.userId, channels: this.subs.positionsOf(conn) };
-    const p: Promise<void> = this.ctx.sessions
-      .save(state, this.ctx.config.sessionTtlMs)
-      .catch((err: unknown) => {
-        this.ctx.logger.warn({ err, connection_id: conn.id }, 'session save failed');
-      })
-      .finally(() => this.pending.delete(p));
-    this.pending.add(p);
+    this.track(conn, 'session save failed', this.ctx.sessions.save(state, this.ctx.config.sessionTtlMs));
   }
 
   /** Forgets the connection's saved session: a resume of it answers `resumed: false`. */
   discard(conn: Connection): void {
     if (!conn.sessionId) return;
-    const p: Promise<void> = this.ctx.sessions
-      .delete(conn.sessionId)
+    this.track(conn, 'session delete failed', this.ctx.sessions.delete(conn.sessionId));
+  }
+
+  /** A session write in flight: logged if it fails, awaited by drain(). */
+  private track(conn: Connection, failure: string, write: Promise<void>): void {
+    const p: Promise<void> = write
       .catch((err: unknown) => {
-        this.ctx.logger.warn({ err, connection_id: conn.id }, 'session delete failed');
+        this.ctx.logger.warn({ err, connection_id: conn.id }, failure);
       })
       .finally(() => this.pending.delete(p));
     this.pending.add(p);
