@@ -44,7 +44,6 @@ export interface NewApiKey {
   expiresAt: Date | null;
 }
 
-/** What an API key resolves to: the key, its principal and the principal's role permissions. */
 /** A job whose lease ran out, as the sweep left it: back to `queued`, or `failed` with no attempt left. */
 export interface SweptLease {
   eventId: string;
@@ -52,6 +51,7 @@ export interface SweptLease {
   attempts: number;
 }
 
+/** What an API key resolves to: the key, its principal and the principal's role permissions. */
 export interface KeyLookup {
   key: ApiKeyRecord;
   /** The stored hash, which the caller compares with its own in constant time. */
@@ -242,7 +242,7 @@ export interface Store {
   onJobsAvailable(queue: string, handler: () => void): Promise<Unlisten>;
 
   // ── maintenance queue ───────────────────────────────────────────────────
-  /** Requeues (or fails, when attempts are exhausted) jobs whose lease ran out; returns how many. */
+  /** Requeues (or fails, when attempts are exhausted) jobs whose lease ran out; returns them. */
   sweepExpiredLeases(now: Date): Promise<SweptLease[]>;
   /** Clears idempotency keys of events created before `olderThan`; returns how many. */
   pruneIdempotencyKeys(olderThan: Date): Promise<number>;

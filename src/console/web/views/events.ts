@@ -11,9 +11,9 @@ import { matches, type View } from './context.js';
 import { EventTable } from './event-table.js';
 import { summaryStrip } from './summary.js';
 
-
 /** Rows one click on Load older adds. */
 const OLDER_PAGE = 100;
+
 export const eventsView: View = (ctx, root) => {
   const f = ctx.filters;
   const err = errorBox();

@@ -9,9 +9,9 @@ import type { EventRow } from '../live/events.js';
 import type { View } from './context.js';
 import { EventTable } from './event-table.js';
 
-
 /** Most failed events the view lists at once. */
 const MAX_LISTED = 2000;
+
 export const failedView: View = (ctx, root) => {
   const err = errorBox();
   const typeIn = h('input', { type: 'text', name: 'type', placeholder: 'any', autocomplete: 'off', spellcheck: 'false' });
