@@ -42,10 +42,18 @@ export function redisRealtime(label: string): RedisRealtime {
       await Promise.all(buses.map((b) => b.close()));
       await presence.close();
       await sessions.close();
-      const admin = new Redis(REDIS_URL);
-      const keys = await admin.keys(`${prefix}*`);
-      if (keys.length) await admin.del(...keys);
-      await admin.quit();
+      await deleteRedisKeys(prefix);
     },
   };
+}
+
+/** Deletes every Redis key under a test's prefix (its buses', presence's and sessions'). */
+export async function deleteRedisKeys(prefix: string): Promise<void> {
+  const admin = new Redis(REDIS_URL);
+  try {
+    const keys = await admin.keys(`${prefix}*`);
+    if (keys.length) await admin.del(...keys);
+  } finally {
+    await admin.quit();
+  }
 }

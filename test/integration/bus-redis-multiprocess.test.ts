@@ -7,10 +7,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { randomBase62 } from '../../src/core/ids.js';
 import { RedisBus } from '../../src/bus/index.js';
 import { RedisPresenceStore } from '../../src/presence/index.js';
+import { deleteRedisKeys } from '../helpers/redis-realtime.js';
 import { services, REDIS_URL } from '../helpers/services.js';
 
 const prefix = `temtest:bus-mp:${randomBase62(6)}:`;
@@ -84,10 +84,7 @@ describe.skipIf(!services.redis)('Redis bus across processes', () => {
     for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
     await bus?.close();
     await presence?.close();
-    const admin = new Redis(REDIS_URL);
-    const keys = await admin.keys(`${prefix}*`);
-    if (keys.length) await admin.del(...keys);
-    await admin.quit();
+    await deleteRedisKeys(prefix);
   });
 
   it('orders concurrent publishers, reaches every process, and turns a killed node offline', async () => {

@@ -4,12 +4,12 @@
  * get what they missed from history, in order and once, before what comes next; when history no
  * longer has it, they are told to subscribe again (and then resync).
  */
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBus } from '../../src/bus/index.js';
 import { namespaceResolver } from '../../src/bus/namespaces.js';
 import { loadConfig } from '../../src/config/index.js';
 import { randomBase62 } from '../../src/core/ids.js';
+import { deleteRedisKeys } from '../helpers/redis-realtime.js';
 import type { TestPrincipal } from '../helpers/api.js';
 import { REDIS_URL, services } from '../helpers/services.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -41,10 +41,7 @@ describe.skipIf(!services.redis)('gateway bus connection lost and back', () => {
     await gatewayBus?.close();
     await publisher?.close();
     await proxy?.stop();
-    const admin = new Redis(REDIS_URL);
-    const keys = await admin.keys(`${prefix}*`);
-    if (keys.length) await admin.del(...keys);
-    await admin.quit();
+    await deleteRedisKeys(prefix);
   });
 
   const offsets = (c: WsTestClient, channel: string) => c.frames.filter((f) => isPublication(f) && f.payload.channel === channel).map((f) => f.payload.offset as number);

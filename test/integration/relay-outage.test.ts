@@ -6,7 +6,6 @@
  * bus whose connection is cut.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
 import { RedisBus } from '../../src/bus/index.js';
 import { namespaceResolver } from '../../src/bus/namespaces.js';
 import type { Bus, BusMessage, Publication, PublishOptions } from '../../src/bus/types.js';
@@ -16,6 +15,7 @@ import { OutboxRelay } from '../../src/outbox/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { Store } from '../../src/store/types.js';
 import { createPostgresStore } from '../../src/store/index.js';
+import { deleteRedisKeys } from '../helpers/redis-realtime.js';
 import type { TestPrincipal } from '../helpers/api.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
 import { services, REDIS_URL } from '../helpers/services.js';
@@ -249,10 +249,7 @@ describe.skipIf(!services.redis || !services.postgres)('relay on Redis while its
     await relayBus?.close();
     await gatewayBus?.close();
     await proxy?.stop();
-    const admin = new Redis(REDIS_URL);
-    const keys = await admin.keys(`${prefix}*`);
-    if (keys.length) await admin.del(...keys);
-    await admin.quit();
+    await deleteRedisKeys(prefix);
   });
 
   it('nothing is lost: updates made while Redis was unreachable arrive in order once it is back', async () => {
