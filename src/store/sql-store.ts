@@ -12,6 +12,7 @@ import type {
   EventStats,
   FailInput,
   IngestItem,
+  EventFilter,
   IngestOutcome,
   JobRef,
   KeyLookup,
@@ -20,7 +21,6 @@ import type {
   NewApiKey,
   NewPrincipal,
   PrincipalPatch,
-  RetryFilter,
   Store,
   SweptLease,
   Unlisten,
@@ -153,7 +153,7 @@ export class SqlStore implements Store {
   listEvents(query: ListEventsQuery): Promise<EventPage> {
     return this.run(() => listEvents(this.db, query));
   }
-  retryEvents(filter: RetryFilter, now: Date): Promise<string[]> {
+  retryEvents(filter: EventFilter, now: Date): Promise<string[]> {
     return this.run(() => retryEvents(this.db, filter, now));
   }
   stats(now: Date): Promise<EventStats> {

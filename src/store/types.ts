@@ -89,6 +89,8 @@ export interface EventFilter {
   since?: Date;
   /** Only events this principal may see: owned by or produced by it. Omit for admins. */
   visibleTo?: string;
+  /** Only these events (lower-case UUIDs). */
+  ids?: string[];
 }
 
 export interface ListEventsQuery extends EventFilter {
@@ -148,10 +150,6 @@ export interface FailInput {
   error: string;
   /** When to run again; null fails the event for good (attempts exhausted or non-retryable). */
   retryAt: Date | null;
-}
-
-export interface RetryFilter extends EventFilter {
-  ids?: string[];
 }
 
 export interface EventStats {
@@ -215,7 +213,7 @@ export interface Store {
   getEvent(id: string): Promise<TemEventWithHistory | null>;
   listEvents(query: ListEventsQuery): Promise<EventPage>;
   /** failed → queued for matching events (attempts reset); returns the ids requeued. */
-  retryEvents(filter: RetryFilter, now: Date): Promise<string[]>;
+  retryEvents(filter: EventFilter, now: Date): Promise<string[]>;
   stats(now: Date): Promise<EventStats>;
 
   // ── processing queue ────────────────────────────────────────────────────

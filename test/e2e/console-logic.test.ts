@@ -116,4 +116,52 @@ describe('Feed polling', () => {
       vi.useRealTimers();
     }
   });
+
+  it('reads again by id the unfinished rows that dropped off the newest page, until they finish', async () => {
+    vi.useFakeTimers();
+    try {
+      const id = (n: number) => `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`;
+      // Event 0 is processing; then 150 newer events push it off the newest page of 100.
+      const events = new Map<string, { id: string; status: string; version: number }>();
+      events.set(id(0), { id: id(0), status: 'processing', version: 3 });
+      const newestFirst = () => [...events.values()].reverse();
+      const byIds: string[][] = [];
+      const api = {
+        get: async (_path: string, opts: { query: { limit: number; cursor?: string; ids?: string } }) => {
+          if (opts.query.ids) {
+            const wanted = opts.query.ids.split(',');
+            byIds.push(wanted);
+            return { data: wanted.flatMap((w) => (events.has(w) ? [events.get(w)!] : [])), next_cursor: null };
+          }
+          const from = Number(opts.query.cursor ?? 0);
+          const all = newestFirst();
+          return { data: all.slice(from, from + opts.query.limit), next_cursor: from + opts.query.limit < all.length ? String(from + opts.query.limit) : null };
+        },
+      };
+      const link = { onEvent: () => () => undefined, onState: () => () => undefined };
+      const store = new EventStore();
+      const feed = new Feed(api as never, link as never, store, new Throughput());
+      await feed.start();
+      for (let i = 1; i <= 150; i++) events.set(id(i), { id: id(i), status: 'processed', version: 4 });
+      await vi.advanceTimersByTimeAsync(2000);
+      expect(store.list()).toHaveLength(151);
+      // This poll paged back to event 0 (the first row it knew): nothing to read again yet.
+      expect(byIds).toHaveLength(0);
+      await vi.advanceTimersByTimeAsync(2000);
+      // The next one read the newest page only: event 0, still processing, is read again by id.
+      expect(byIds.at(-1)).toEqual([id(0)]);
+      expect(store.get(id(0))?.status).toBe('processing');
+
+      events.set(id(0), { id: id(0), status: 'processed', version: 4 });
+      await vi.advanceTimersByTimeAsync(2000);
+      expect(store.get(id(0))?.status).toBe('processed');
+      // Finished: no longer read again.
+      const requests = byIds.length;
+      await vi.advanceTimersByTimeAsync(4000);
+      expect(byIds).toHaveLength(requests);
+      feed.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });

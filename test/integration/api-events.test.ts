@@ -159,6 +159,12 @@ describe.each(kinds)('events API (%s)', (kind) => {
     expect(admin.body.data).toHaveLength(6);
     // Another user's filter does not widen what bob sees.
     expect((await api.request<{ data: unknown[] }>('GET', '/api/events?user_id=carol', { key: bob.key })).body.data).toHaveLength(0);
+
+    // `ids` picks events by id (how a view reads again the rows it shows), within what the caller may see.
+    const picked = await api.request<{ data: { id: string }[] }>('GET', `/api/events?ids=${ids[1]},${fromService.toUpperCase()},${ids[3]}`, { key: carol.key });
+    expect(picked.body.data.map((e) => e.id)).toEqual([fromService, ids[3], ids[1]]);
+    expect((await api.request<{ data: unknown[] }>('GET', `/api/events?ids=${ids[1]}`, { key: bob.key })).body.data).toHaveLength(0);
+    expect((await api.request<{ data: unknown[] }>('GET', `/api/events?ids=${ids[1]},${ids[2]}&type=even.one`, { key: carol.key })).body.data).toHaveLength(1);
   });
 
   it('replays a request with the same Idempotency-Key and refuses a different one with 409', async () => {

@@ -18,6 +18,9 @@ export const idParamsSchema = {
 
 export const DEFAULT_LIMIT = 50;
 export const MAX_LIMIT = 1000;
+/** Most ids one list request may name (`?ids=a,b,…`): a URL stays under 4 KiB. */
+export const MAX_LIST_IDS = 100;
+const UUID = UUID_PATTERN.slice(1, -1);
 
 /** Query values are strings: declared as such and converted here, never coerced. */
 const listQuerySchema = {
@@ -30,6 +33,8 @@ const listQuerySchema = {
     since: { type: 'string', format: 'date-time' },
     cursor: { type: 'string', pattern: UUID_PATTERN },
     limit: { type: 'string', pattern: '^[0-9]{1,9}$' },
+    // Comma-separated: how a view refreshes the rows it shows that may have changed.
+    ids: { type: 'string', pattern: `^${UUID}(,${UUID}){0,${MAX_LIST_IDS - 1}}$` },
   },
 } as const;
 
@@ -40,6 +45,7 @@ interface ListQuery {
   since?: string;
   cursor?: string;
   limit?: string;
+  ids?: string;
 }
 
 function parseLimit(raw: string | undefined): number {
@@ -74,6 +80,7 @@ export const eventReadRoutes: ApiRoutePlugin = async (app, { store }) => {
         since: q.since === undefined ? undefined : parseDateTime(q.since, 'query.since'),
         cursor: q.cursor?.toLowerCase(),
         limit: parseLimit(q.limit),
+        ids: q.ids?.toLowerCase().split(','),
         ...visibilityFilter(request.auth!),
       });
       return { data: page.events.map(eventJson), next_cursor: page.nextCursor };

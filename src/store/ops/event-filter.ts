@@ -2,10 +2,10 @@
  * EventFilter → a SQL condition on `events e`, appending its values to `params`.
  * Shared by listEvents and retryEvents so both read a filter the same way.
  */
-import type { RetryFilter } from '../types.js';
+import type { EventFilter } from '../types.js';
 import { ID_CLOCK_MARGIN_MS, uuidv7Floor } from '../../core/ids.js';
 
-export function eventWhere(filter: RetryFilter, params: unknown[]): string {
+export function eventWhere(filter: EventFilter, params: unknown[]): string {
   const parts: string[] = [];
   const add = (value: unknown): string => {
     params.push(value);

@@ -4,12 +4,12 @@
  * ready at `now`; history and notification as for any status change.
  */
 import type { Db } from '../db.js';
-import type { RetryFilter } from '../types.js';
+import type { EventFilter } from '../types.js';
 import { isUuid } from '../../core/ids.js';
 import { OUTBOX_CHANNEL, PROCESSING_QUEUE, jobsChannel, recordChangesSql } from './changes.js';
 import { eventWhere } from './event-filter.js';
 
-export async function retryEvents(db: Db, filter: RetryFilter, now: Date): Promise<string[]> {
+export async function retryEvents(db: Db, filter: EventFilter, now: Date): Promise<string[]> {
   // A string that is not a UUID names no event.
   if (filter.ids !== undefined) filter = { ...filter, ids: filter.ids.filter(isUuid) };
   if (filter.ids !== undefined && filter.ids.length === 0) return [];

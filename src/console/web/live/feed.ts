@@ -3,7 +3,9 @@
  * `event.update` frames arrive live on its `user:{id}` channel, and everyone else's events by
  * polling GET /api/events every 2 s: no key may subscribe to other users' channels (`user:*` is
  * refused to all, decision 0007), an admin's included. A poll that finds only new rows pages on
- * until it reaches rows it knows, so a burst between two polls leaves no gap.
+ * until it reaches rows it knows, so a burst between two polls leaves no gap. Rows it shows that
+ * are still unfinished but have dropped off the newest pages are read again by id, so an older
+ * event that finishes does not stay `processing` on screen until a reload.
  */
 import { listOf, type Api } from '../lib/api.js';
 import type { EventStore } from './events.js';
@@ -16,6 +18,9 @@ const POLL_MS = 2000;
 const PAGE = 100;
 /** Most pages one poll follows to catch up after a burst (then the next poll goes on). */
 const CATCH_UP_PAGES = 10;
+/** Most unfinished rows one poll reads again (one request: GET /api/events?ids=…). */
+const REFRESH_IDS = 100;
+const UNFINISHED = new Set(['accepted', 'queued', 'processing']);
 
 export class Feed {
   mode: FeedMode = 'starting';
@@ -25,6 +30,9 @@ export class Feed {
   private readonly offs: (() => void)[] = [];
   private readonly modeListeners = new Set<(m: FeedMode) => void>();
   private stopped = false;
+  /** When each unfinished row was last read again by id: the least recently read go first. */
+  private readonly refreshedAt = new Map<string, number>();
+  private ticks = 0;
 
   constructor(
     private readonly api: Api,
@@ -79,7 +87,9 @@ export class Feed {
       if (busy || this.stopped || (typeof document !== 'undefined' && document.hidden)) return;
       busy = true;
       const filtered = Object.values(this.pollQuery).some(Boolean);
-      Promise.all([{}, ...(filtered ? [this.pollQuery] : [])].map((q) => this.poll(q)))
+      const seen = new Set<string>();
+      Promise.all([{}, ...(filtered ? [this.pollQuery] : [])].map((q) => this.poll(q, seen)))
+        .then(() => this.refreshUnfinished(seen))
         .catch(() => undefined)
         .finally(() => {
           busy = false;
@@ -88,20 +98,37 @@ export class Feed {
   }
 
   /** The newest page, and older ones while every row on a page is new (a burst since the last poll). */
-  private async poll(query: Record<string, string | undefined>): Promise<void> {
+  private async poll(query: Record<string, string | undefined>, seen: Set<string>): Promise<void> {
     let cursor: string | undefined;
     for (let page = 0; page < CATCH_UP_PAGES; page++) {
       const body = await this.api.get<{ next_cursor?: string | null }>('/api/events', { query: { limit: PAGE, ...query, cursor } });
       const rows = listOf<Record<string, unknown>>(body);
       let known = false;
       for (const e of rows) {
-        if (this.store.get(String(e.event_id ?? e.id ?? ''))) known = true;
+        const id = String(e.event_id ?? e.id ?? '');
+        seen.add(id);
+        if (this.store.get(id)) known = true;
         this.apply(e);
       }
       const next = body && typeof body === 'object' ? body.next_cursor : null;
       if (known || rows.length < PAGE || !next) return;
       cursor = next;
     }
+  }
+
+  /** Reads again the unfinished rows this poll did not see, the least recently read first. */
+  private async refreshUnfinished(seen: Set<string>): Promise<void> {
+    const tick = ++this.ticks;
+    const stale = this.store.list((r) => UNFINISHED.has(r.status) && !seen.has(r.id));
+    for (const id of this.refreshedAt.keys()) if (!UNFINISHED.has(this.store.get(id)?.status ?? '')) this.refreshedAt.delete(id);
+    if (stale.length === 0) return;
+    const ids = stale
+      .map((r) => r.id)
+      .sort((a, b) => (this.refreshedAt.get(a) ?? 0) - (this.refreshedAt.get(b) ?? 0))
+      .slice(0, REFRESH_IDS);
+    for (const id of ids) this.refreshedAt.set(id, tick);
+    const body = await this.api.get<unknown>('/api/events', { query: { ids: ids.join(','), limit: REFRESH_IDS } });
+    for (const e of listOf<Record<string, unknown>>(body)) this.apply(e);
   }
 
   private setMode(m: FeedMode): void {
