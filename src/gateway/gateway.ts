@@ -163,7 +163,8 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
     const now = clock.nowMs();
     for (const conn of connections) {
       // A connection paused for backpressure is not read, so its PINGs wait: it is not silent.
-      if (now - conn.lastSeen > 2 * hb && !conn.paused) {
+      // Before HELLO, the HELLO deadline governs (4001), however short the heartbeat.
+      if (conn.auth && now - conn.lastSeen > 2 * hb && !conn.paused) {
         conn.close(CLOSE_CODES.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
         continue;
       }

@@ -64,7 +64,9 @@ export class Sessions {
     }
     const channels: NonNullable<ServerFrameMap['HELLO_ACK']['channels']> = {};
     const ready: Prepared[] = [];
-    let asked = 0;
+    // Positions for channels that do not come back (the session is unknown, expired or another
+    // user's) were asked for and not recovered: the client must resync those.
+    let asked = Object.keys(since).filter((channel) => !wanted.has(channel)).length;
     let recovered = 0;
     for (const r of results) {
       if (!r.result.ok) continue;

@@ -94,6 +94,12 @@ describe('POST /api/publish', () => {
       expect(res.status, JSON.stringify(bad)).toBe(400);
       expect(res.body.code).toMatch(/VALIDATION_FAILED|BAD_REQUEST/);
     }
+    // The server's own notices cannot be forged: a fake typing notice would also skip the user it names.
+    for (const event of ['typing', 'presence.join', 'event.update']) {
+      const res = await call('POST', '/api/publish', svc.key, { ...body, event, payload: { user_id: 'alice', is_typing: true } });
+      expect(res.status, event).toBe(400);
+      expect(res.body).toMatchObject({ code: 'VALIDATION_FAILED', field: 'body.event' });
+    }
   });
 });
 

@@ -335,4 +335,14 @@ describe('limits', () => {
     }
     await lively.close();
   });
+
+  it('before HELLO, the HELLO deadline governs, not the heartbeat: close 4001, not 4008', async () => {
+    // On this node silence ends a connection after 200 ms (heartbeat 100 ms), before the HELLO
+    // deadline of 400 ms (the harness's wsHelloTimeoutMs).
+    const quiet = await WsTestClient.connect(limited.wsUrl());
+    const t0 = Date.now();
+    const closed = await quiet.closed;
+    expect(closed.code).toBe(4001);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(350);
+  });
 });

@@ -171,8 +171,18 @@ describe('HELLO resume', () => {
     const c = await WsTestClient.connect(h.wsUrl());
     const unknown = await c.request('HELLO', { token: bob.key, session_id: 'sess_nope' });
     expect(unknown.payload.resumed).toBe(false);
+    // Positions for channels that do not come back were not recovered: the client must resync.
+    const d = await WsTestClient.connect(h.wsUrl());
+    const own = await d.request('HELLO', { token: bob.key });
+    const pos = { offset: (own.payload.channels as Record<string, { offset: number }>)['user:bob']!.offset, epoch: (own.payload.channels as Record<string, { epoch: string }>)['user:bob']!.epoch };
+    const lost = await c.request('HELLO', { token: bob.key, session_id: 'sess_gone', since: { 'user:bob': pos, 'live:9:chat': { offset: 3, epoch: 'e' } } });
+    expect(lost.payload).toMatchObject({ resumed: false, recovered: false });
+    const e = await WsTestClient.connect(h.wsUrl());
+    expect((await e.request('HELLO', { token: bob.key, session_id: 'sess_gone', since: { 'user:bob': pos } })).payload).toMatchObject({ resumed: false, recovered: true });
     await b.close();
     await c.close();
+    await d.close();
+    await e.close();
   });
 
   it('resumes after a query-token connect: a later HELLO with session_id restores the channels', async () => {

@@ -22,7 +22,7 @@ import { createError } from '../../core/errors.js';
 import { storeChannelAccess } from '../../gateway/access.js';
 import type { PresenceStore } from '../../presence/types.js';
 import { withOfflineMembers } from '../../presence/status.js';
-import { isPattern, isValidChannel } from '../../protocol/frames.js';
+import { isPattern, isValidChannel, RESERVED_EVENT_NAMES } from '../../protocol/frames.js';
 import { PRINCIPAL_ID_PATTERN } from '../event-input.js';
 import { CHANNEL_PUBLISH_PERMISSION } from '../service.js';
 import type { ApiRoutePlugin, RouteDeps } from '../types.js';
@@ -96,6 +96,11 @@ export const realtimeRoutes: ApiRoutePlugin = async (app, opts) => {
     async (request: FastifyRequest<{ Body: { channel: string; event: string; payload: unknown } }>) => {
       const { channel, event, payload } = request.body;
       exactChannel(channel, 'body.channel');
+      // The gateway's own notices (typing, presence, status updates) cannot be forged from
+      // outside: subscribers would act on them, and a typing notice skips the user it names.
+      if (RESERVED_EVENT_NAMES.test(event)) {
+        throw createError('VALIDATION_FAILED', `body.event ${event} is reserved for the server's own notices`, { field: 'body.event' });
+      }
       const size = Buffer.byteLength(JSON.stringify(payload) ?? '', 'utf8');
       if (size > config.maxPayloadBytes) {
         throw createError('TOO_LARGE', `body.payload is ${size} bytes; the limit is ${config.maxPayloadBytes}`, { field: 'body.payload' });
