@@ -20,8 +20,17 @@ const NETWORK_CODES = new Set([
   'CONNECT_TIMEOUT',
 ]);
 
-/** SQLSTATEs that mean "the server is not (or no longer) usable", besides class 08. */
-const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+/**
+ * SQLSTATEs that mean "the server is not (or no longer) usable", besides class 08 (connection),
+ * class 53 (insufficient resources: too many connections, disk full, out of memory) and class
+ * 28 (the login was refused: a role or password changed under a running deployment). 3D000 and
+ * 57P04: the database does not exist, or was dropped. All are the database's state, not the
+ * request's, and pass once an operator acts: 503, retried, never 500.
+ */
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '57P04', '3D000']);
+const UNAVAILABLE_CLASSES = /^(08|53|28)[0-9A-Z]{3}$/;
+/** 55000 is also raised by statements (e.g. currval before nextval): only this message counts. */
+const NOT_ACCEPTING = /not currently accepting connections/;
 
 function codeOf(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
@@ -36,7 +45,8 @@ function codeOf(err: unknown): string | undefined {
 export function isUnavailable(err: unknown): boolean {
   const code = codeOf(err);
   if (!code) return false;
-  return NETWORK_CODES.has(code) || UNAVAILABLE_STATES.has(code) || /^08[0-9A-Z]{3}$/.test(code);
+  if (code === '55000') return NOT_ACCEPTING.test(String((err as { message?: unknown }).message ?? ''));
+  return NETWORK_CODES.has(code) || UNAVAILABLE_STATES.has(code) || UNAVAILABLE_CLASSES.test(code);
 }
 
 export interface MapHints {

@@ -34,6 +34,11 @@ describe('driver error mapping', () => {
     [{ code: '08006' }, 'STORE_UNAVAILABLE'],
     [{ code: '57P01' }, 'STORE_UNAVAILABLE'],
     [{ code: '53300' }, 'STORE_UNAVAILABLE'],
+    [{ code: '53100' }, 'STORE_UNAVAILABLE'],
+    [{ code: '3D000' }, 'STORE_UNAVAILABLE'],
+    [{ code: '28P01' }, 'STORE_UNAVAILABLE'],
+    [{ code: '55000', message: 'database "x" is not currently accepting connections' }, 'STORE_UNAVAILABLE'],
+    [{ code: '55000', message: 'currval of sequence "s" is not yet defined in this session' }, 'INTERNAL'],
     [Object.assign(new AggregateError([{ code: 'ECONNREFUSED' }]), {}), 'STORE_UNAVAILABLE'],
     [{ code: '23505' }, 'CONFLICT'],
     [{ code: '23503' }, 'BAD_REQUEST'],
@@ -167,6 +172,29 @@ describe.skipIf(!services.postgres)('PostgreSQL availability', () => {
     const before = woken;
     await store.ingest([item()], clock.now());
     await waitFor(() => woken > before);
+  });
+
+  it('answers STORE_UNAVAILABLE while the database refuses connections or is gone, and works again once allowed', async () => {
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    const name = new URL(db.url).pathname.slice(1);
+    const admin = postgres(PG_ADMIN_URL, { max: 1, onnotice: () => undefined });
+    cleanups.push(() => admin.end());
+    const store = createPostgresStore(db.url, { poolMax: 2, connectTimeout: 2 });
+    cleanups.push(() => store.close());
+    await store.ping();
+    // An operator closes the database to connections and ends the open ones (55000 on connect).
+    await admin.unsafe(`ALTER DATABASE "${name}" ALLOW_CONNECTIONS false`);
+    cleanups.push(async () => void (await admin.unsafe(`ALTER DATABASE "${name}" ALLOW_CONNECTIONS true`).catch(() => undefined)));
+    await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${name}`;
+    await expect(store.getPrincipal('x')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', status: 503 });
+    await expect(store.listEvents({ limit: 1 })).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    await admin.unsafe(`ALTER DATABASE "${name}" ALLOW_CONNECTIONS true`);
+    // Back by itself: a connection ended above may still fail one call, none after it.
+    await store.ping().catch(() => store.ping());
+    // The database dropped under the store (3D000 on connect).
+    await db.drop();
+    await expect(store.getPrincipal('x')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
   });
 
   it('applies each migration once when five processes migrate a fresh database at once', async () => {
