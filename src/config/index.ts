@@ -41,8 +41,11 @@ function parseValue(name: string, spec: SettingSpec, raw: unknown): unknown {
   if (raw === undefined || raw === null || raw === '') return undefined;
   switch (spec.type) {
     case 'int': {
-      const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
-      if (!Number.isInteger(n)) throw new ConfigError(name, `expected an integer, got ${JSON.stringify(raw)}`);
+      // Decimal digits only: Number() would read " " as 0 (which turns some limits off), "0x10"
+      // as 16 and "1e3" as 1000.
+      const text = String(raw).trim();
+      const n = typeof raw === 'number' ? raw : /^[+-]?\d+$/.test(text) ? Number(text) : NaN;
+      if (!Number.isSafeInteger(n)) throw new ConfigError(name, `expected an integer, got ${JSON.stringify(raw)}`);
       if (spec.min !== undefined && n < spec.min) throw new ConfigError(name, `must be ≥ ${spec.min}, got ${n}`);
       if (spec.max !== undefined && n > spec.max) throw new ConfigError(name, `must be ≤ ${spec.max}, got ${n}`);
       return n;

@@ -26,6 +26,7 @@ describe('config', () => {
     const c = loadConfig({}, { TEM_CONFIG: file, TEM_HTTP_PORT: '9100' });
     expect(c.httpPort).toBe(9100);
     expect(c.internalPort).toBe(9001);
+    expect(loadConfig({}, { ...NO_FILE, TEM_HTTP_PORT: ' 8085 ' }).httpPort).toBe(8085);
   });
 
   it.each([
@@ -34,6 +35,11 @@ describe('config', () => {
     ['TEM_LOG_LEVEL', 'loud'],
     ['DATABASE_URL', 'not a url'],
     ['TEM_LEASE_MS', '-5'],
+    // Number() would read these as 0 (rate limiting off), 16 and 1000.
+    ['TEM_RATE_LIMIT_POINTS', ' '],
+    ['TEM_HTTP_PORT', '0x10'],
+    ['TEM_LEASE_MS', '1e3'],
+    ['TEM_LEASE_MS', '1.5'],
   ])('rejects a bad %s naming it', (name, value) => {
     expect(() => loadConfig({}, { ...NO_FILE, [name]: value })).toThrowError(new RegExp(name));
     expect(() => loadConfig({}, { ...NO_FILE, [name]: value })).toThrowError(ConfigError);
