@@ -41,11 +41,23 @@ function configuredUrl(config: TemConfig): string {
  * the server this machine's settings describe — the same environment and tem.config.json the
  * server reads — with `TEM_ADMIN_KEY` or the embedded server's admin.key.
  */
+/** A server URL given by the user, checked before any request: a typo is not "cannot reach". */
+function serverUrl(url: string, from: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new CliError(`${from} is not a URL: ${JSON.stringify(url)} (e.g. http://127.0.0.1:8080)`, 2);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new CliError(`${from} must be an http(s) URL, got ${JSON.stringify(url)}`, 2);
+  return url.replace(/\/$/, '');
+}
+
 export function resolveTarget(opts: ClientOptions, env: NodeJS.ProcessEnv = process.env): { url: string; key: string } {
-  const givenUrl = opts.url ?? env.TEM_URL;
+  const givenUrl = opts.url === undefined ? (env.TEM_URL ? serverUrl(env.TEM_URL, 'TEM_URL') : undefined) : serverUrl(opts.url, '--url');
   const givenKey = opts.key ?? env.TEM_API_KEY;
   // Both given: this machine's own settings do not matter (and a bad one must not get in the way).
-  if (givenUrl && givenKey) return { url: givenUrl.replace(/\/$/, ''), key: givenKey };
+  if (givenUrl && givenKey) return { url: givenUrl, key: givenKey };
   let config: TemConfig;
   try {
     config = loadConfig({}, env);

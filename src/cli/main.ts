@@ -13,10 +13,15 @@ import { registerServers } from './commands/servers.js';
 import { withTarget } from './commands/common.js';
 import { version } from '../core/version.js';
 
+// Scripts asking for --json get every failure as one JSON object on stderr, usage errors too.
+const jsonErrors = process.argv.slice(2).includes('--json');
+const jsonError = (message: string, extra: object = {}): string => `${JSON.stringify({ error: { message, ...extra } })}\n`;
+
 const program = new Command('tem')
   .description('TelemetryEventMesh: durable event ingest, reliable processing, real-time delivery')
   .version(version)
-  .showHelpAfterError('(run with --help for usage)')
+  .showHelpAfterError(jsonErrors ? false : '(run with --help for usage)')
+  .configureOutput({ outputError: (text, write) => write(jsonErrors ? jsonError(text.trim().replace(/^error: /, '')) : text) })
   .exitOverride();
 
 // The admin commands' target and output options may also come before the command
@@ -38,8 +43,7 @@ registerChannels(program);
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode);
   if (err instanceof CliError) {
-    // Scripts asking for --json get the failure as JSON too (still on stderr, still non-zero).
-    if (process.argv.slice(2).includes('--json')) process.stderr.write(`${JSON.stringify({ error: { message: err.message, ...err.problem } })}\n`);
+    if (jsonErrors) process.stderr.write(jsonError(err.message, err.problem));
     else process.stderr.write(`tem: ${err.message}\n`);
     process.exit(err.exitCode);
   }

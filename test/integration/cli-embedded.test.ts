@@ -171,9 +171,22 @@ describe('tem CLI against the running server', () => {
     expect(retryProcessed.code).not.toBe(0);
     expect(retryProcessed.stderr).toMatch(/only failed events/);
 
+    // An event id and bulk filters at once would silently drop the filters.
+    const both = await runTem(['events', 'retry', '00000000-0000-7000-8000-000000000000', '--all'], env);
+    expect(both.code).not.toBe(0);
+    expect(both.stderr).toMatch(/not both/);
+
     const unreachable = await runTem(['principals', 'list', '--url', 'http://127.0.0.1:1'], env);
     expect(unreachable.code).not.toBe(0);
     expect(unreachable.stderr).toMatch(/cannot reach/);
+    const notUrl = await runTem(['principals', 'list', '--url', 'not-a-url'], env);
+    expect(notUrl.code).toBe(2);
+    expect(notUrl.stderr.trim()).toBe('tem: --url is not a URL: "not-a-url" (e.g. http://127.0.0.1:8080)');
+
+    // A usage error is one JSON object on stderr with --json, as every other failure.
+    const usage = await runTem(['keys', 'revoke', '--json'], env);
+    expect(usage.code).not.toBe(0);
+    expect(JSON.parse(usage.stderr)).toEqual({ error: { message: "missing required argument 'key_id'" } });
 
     const badKey = await runTem(['principals', 'list', '--key', 'tem_nope'], env);
     expect(badKey.code).not.toBe(0);

@@ -16,7 +16,7 @@ export function registerChannels(program: Command): void {
   withTarget(members.command('remove <channel> <user_id>').description("remove a user's membership")).action(
     async (channel: string, userId: string, opts: CommonOpts) => {
       const res = await request(target(opts), 'DELETE', `/api/channels/${enc(channel)}/members/${enc(userId)}`);
-      output(opts.json, res.body ?? { channel, user_id: userId, member: false }, () => process.stdout.write(`${userId} is not a member of ${channel}\n`));
+      output(opts.json, res.body ?? { channel, user_id: userId, member: false }, () => process.stdout.write(`removed ${userId} from ${channel} (if it was a member)\n`));
     },
   );
 

@@ -62,6 +62,8 @@ export function registerEvents(program: Command): void {
     .option('--all', 'retry every failed event matching the filters')
     .action(async (id: string | undefined, opts: CommonOpts & FilterOpts & { all?: boolean }) => {
       if (id) {
+        // One event, or a bulk retry by filter: both at once would silently drop the filters.
+        if (opts.all || opts.type || opts.user || opts.since || opts.status) throw new CliError('give an event id or --all with filters, not both');
         const res = await request(target(opts), 'POST', `/api/events/${enc(id)}/retry`);
         output(opts.json, res.body, () => process.stdout.write(`requeued ${id}\n`));
         return;
