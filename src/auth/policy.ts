@@ -43,5 +43,9 @@ export function seesAllEvents(ctx: Pick<AuthContext, 'permissions' | 'revoked'>)
   return ctx.permissions.includes('*') && !ctx.revoked.some((r) => r === '*');
 }
 
-/** Valid permission string or pattern: dot-separated segments of [A-Za-z0-9_-] or `*`. */
-export const PERMISSION_RE = /^(\*|[A-Za-z0-9_-]+)(\.(\*|[A-Za-z0-9_-]+))*$/;
+/**
+ * Valid permission or pattern: three segments (`<app>.<method>.<view>`), each [A-Za-z0-9_-] or
+ * `*`; or fewer ending in `*` (`*`, `events.*`). Anything else (`events.get`) could never match
+ * a permission, so it is refused rather than stored as a grant that grants nothing.
+ */
+export const PERMISSION_RE = /^(?:(?:\*|[A-Za-z0-9_-]+)\.(?:\*|[A-Za-z0-9_-]+)\.(?:\*|[A-Za-z0-9_-]+)|(?:(?:\*|[A-Za-z0-9_-]+)\.)?\*)$/;

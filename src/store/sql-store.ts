@@ -96,7 +96,7 @@ export class SqlStore implements Store {
   listRoles(): Promise<Role[]> {
     return this.run(() => roles.listRoles(this.db));
   }
-  putRole(name: string, permissions: string[]): Promise<Role> {
+  putRole(name: string, permissions: string[]): Promise<{ role: Role; created: boolean }> {
     return this.run(() => roles.putRole(this.db, name, permissions));
   }
   createApiKey(input: NewApiKey): Promise<ApiKeyRecord> {

@@ -184,7 +184,7 @@ export interface Store {
   updatePrincipal(id: string, patch: PrincipalPatch): Promise<Principal | null>;
   getRole(name: string): Promise<Role | null>;
   listRoles(): Promise<Role[]>;
-  putRole(name: string, permissions: string[]): Promise<Role>;
+  putRole(name: string, permissions: string[]): Promise<{ role: Role; created: boolean }>;
   createApiKey(input: NewApiKey): Promise<ApiKeyRecord>;
   /** The key with this hash, whatever its state (caller checks expiry/revocation). */
   findApiKeyByHash(hash: string): Promise<KeyLookup | null>;

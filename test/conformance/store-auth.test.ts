@@ -44,8 +44,9 @@ describe.each(KINDS)('Store auth ($kind)', ({ kind, skip }) => {
     it('has the built-in roles and lets operators edit and add roles', async () => {
       expect((await store.listRoles()).map((r) => r.name)).toEqual(['admin', 'service', 'user']);
       expect(await store.getRole('admin')).toMatchObject({ permissions: ['*'], builtin: true });
-      expect(await store.putRole('auditor', ['events.get.*'])).toMatchObject({ name: 'auditor', permissions: ['events.get.*'], builtin: false });
-      expect(await store.putRole('user', ['common.*'])).toMatchObject({ permissions: ['common.*'], builtin: true });
+      expect(await store.putRole('auditor', ['events.get.*'])).toMatchObject({ role: { name: 'auditor', permissions: ['events.get.*'], builtin: false }, created: true });
+      expect(await store.putRole('auditor', ['events.get.*', 'common.*'])).toMatchObject({ role: { permissions: ['events.get.*', 'common.*'] }, created: false });
+      expect(await store.putRole('user', ['common.*'])).toMatchObject({ role: { permissions: ['common.*'], builtin: true }, created: false });
       expect(await store.getRole('nope')).toBeNull();
     });
   });

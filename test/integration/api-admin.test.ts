@@ -86,8 +86,10 @@ describe(`admin API (${kind})`, () => {
     expect((await admin('GET', '/api/admin/roles/ghost')).status).toBe(404);
 
     const put = await admin('PUT', '/api/admin/roles/support', { permissions: ['events.get.*', 'events.get.*', 'admin.get.principal_list'] });
-    expect(put.status).toBe(200);
+    expect(put.status).toBe(201);
     expect(put.body).toMatchObject({ name: 'support', permissions: ['events.get.*', 'admin.get.principal_list'], builtin: false });
+    // Replacing it: 200.
+    expect((await admin('PUT', '/api/admin/roles/support', { permissions: ['events.get.*', 'admin.get.principal_list'] })).status).toBe(200);
     const withRole = await admin('POST', '/api/admin/principals', { id: 'helpdesk', kind: 'user', role: 'support' });
     expect(withRole.status).toBe(201);
   });

@@ -109,7 +109,7 @@ describe(`API authentication and authorization (${kind})`, () => {
   it('applies a role change to every holder on the next request', async () => {
     await api.request('POST', '/api/admin/principals', { key: api.adminKey, body: { id: 'reader', kind: 'service', role: 'service' } });
     const { status: created } = await api.request('PUT', '/api/admin/roles/auditor', { key: api.adminKey, body: { permissions: ['events.get.*'] } });
-    expect(created).toBe(200);
+    expect(created).toBe(201);
     const auditor = await api.createPrincipal({ kind: 'service', role: 'auditor' });
     expect((await api.request('GET', '/api/events', { key: auditor.key })).status).toBe(200);
     expect((await api.request('POST', '/api/events', { key: auditor.key, body: event })).status).toBe(403);

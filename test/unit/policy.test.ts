@@ -63,7 +63,9 @@ describe('resolveGrants / seesAllEvents / PERMISSION_RE', () => {
   });
 
   it('accepts permission strings and patterns, rejects malformed ones', () => {
-    for (const ok of ['*', 'events.*', 'events.post.event_ingest', '*.get.*', 'a-b.c_d']) expect(PERMISSION_RE.test(ok)).toBe(true);
+    for (const ok of ['*', 'events.*', 'events.post.event_ingest', '*.get.*', 'a-b.c_d.e', '*.*']) expect(PERMISSION_RE.test(ok)).toBe(true);
     for (const bad of ['', '.', 'events.', '.events', 'events..x', 'events.p*', 'a b', 'événements']) expect(PERMISSION_RE.test(bad)).toBe(false);
+    // Patterns that could never match a three-segment permission.
+    for (const never of ['events', 'events.get', 'a-b.c_d', 'a.b.c.d', 'a.*.b.*']) expect(PERMISSION_RE.test(never)).toBe(false);
   });
 });

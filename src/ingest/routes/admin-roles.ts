@@ -40,11 +40,12 @@ export const adminRoleRoutes: ApiRoutePlugin = async (app, { store, authenticato
   app.put(
     '/api/admin/roles/:name',
     { config: { permission: 'admin.put.role_update' }, schema: { params: nameParams, body: putSchema } },
-    async (request: FastifyRequest<NameParams & { Body: { permissions: string[] } }>) => {
-      const role = await store.putRole(request.params.name, [...new Set(request.body.permissions)]);
+    async (request: FastifyRequest<NameParams & { Body: { permissions: string[] } }>, reply) => {
+      const { role, created } = await store.putRole(request.params.name, [...new Set(request.body.permissions)]);
       // Every principal of this role may have gained or lost permissions.
       await authenticator.changed({ roles: true });
-      return roleJson(role);
+      // PUT creating the resource answers 201, replacing it 200 (RFC 9110 §9.3.4).
+      return reply.code(created ? 201 : 200).send(roleJson(role));
     },
   );
 };

@@ -16,12 +16,13 @@ export async function listRoles(db: Db): Promise<Role[]> {
   return rows.map(toRole);
 }
 
-export async function putRole(db: Db, name: string, permissions: string[]): Promise<Role> {
-  const [row] = await db.query<RoleRow>(
+/** Creates or replaces a role; `created` says which (xmax is 0 on a row this statement inserted). */
+export async function putRole(db: Db, name: string, permissions: string[]): Promise<{ role: Role; created: boolean }> {
+  const [row] = await db.query<RoleRow & { created: boolean }>(
     `INSERT INTO roles (name, permissions) VALUES ($1, $2::jsonb)
      ON CONFLICT (name) DO UPDATE SET permissions = EXCLUDED.permissions, updated_at = now()
-     RETURNING *`,
+     RETURNING *, (xmax = 0) AS created`,
     [name, JSON.stringify(permissions)],
   );
-  return toRole(row!);
+  return { role: toRole(row!), created: row!.created };
 }
