@@ -99,6 +99,7 @@ const cases: Case[] = [
   { name: 'disabled not a boolean', method: 'PATCH', path: '/api/admin/principals/admin', admin: true, body: { disabled: 'yes' }, status: 400, field: 'body.disabled' },
   { name: 'malformed permission', method: 'PUT', path: '/api/admin/roles/ops', admin: true, body: { permissions: ['events..get'] }, status: 400, field: 'body.permissions.0' },
   { name: 'permission that can match nothing', method: 'PUT', path: '/api/admin/roles/ops', admin: true, body: { permissions: ['events.*', 'events.get'] }, status: 400, field: 'body.permissions.1' },
+  { name: 'unknown query parameter on the principal list', method: 'GET', path: '/api/admin/principals?limit=2', admin: true, status: 400, field: 'query.limit' },
   { name: 'permission of four segments', method: 'POST', path: '/api/admin/principals', admin: true, body: { kind: 'user', role: 'user', extra_permissions: ['a.b.c.d'] }, status: 400, field: 'body.extra_permissions.0' },
   { name: 'role name with capitals', method: 'PUT', path: '/api/admin/roles/Ops', admin: true, body: { permissions: [] }, status: 400, field: 'params.name' },
   { name: 'key expiry not a date', path: '/api/admin/principals/admin/keys', admin: true, body: { expires_at: 'soon' }, status: 400, field: 'body.expires_at' },

@@ -103,7 +103,10 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
     },
   );
 
-  app.get('/api/admin/principals', { config: { permission: 'admin.get.principal_list' } }, async () => {
+  // No filters or paging yet: an unknown query parameter is refused, as on GET /api/events,
+  // rather than silently ignored.
+  const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
+  app.get('/api/admin/principals', { config: { permission: 'admin.get.principal_list' }, schema: { querystring: noQuery } }, async () => {
     const principals = await store.listPrincipals();
     return { data: principals.map(principalJson) };
   });
