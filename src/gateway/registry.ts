@@ -27,6 +27,8 @@ export function later(a: StreamPosition | undefined, b: StreamPosition | null): 
 
 /** Live publications buffered per pending subscriber; past this the subscribe fails. */
 const MAX_PENDING_BUFFER = 10_000;
+/** Channels per pattern subscription whose last position a node keeps for notices. */
+const MAX_PATTERN_POSITIONS = 10_000;
 
 interface SubState {
   /** Non-null while pending: live publications received meanwhile. */
@@ -44,6 +46,8 @@ interface ChannelEntry {
   ready: Promise<Unsubscribe>;
   /** Position of the last non-ephemeral publication seen here. */
   last: StreamPosition | null;
+  /** A pattern's: the last position fanned out per channel it covers (the most recent channels). */
+  lastOf?: Map<string, StreamPosition>;
   /**
    * Non-null while a gap is being filled from history: live publications wait here, behind the
    * missed ones (fill()).
@@ -254,8 +258,11 @@ export class Registry {
       for (const { pos, subs } of groups.values()) count += fanout(notice(pos), channel, subs, false);
     }
     for (const entry of this.patterns) {
-      // A pattern subscription has no position of its own on each channel.
-      if (entry.live.size > 0 && matchesPattern(entry.name, channel)) count += fanout(notice(exact?.last ?? NO_POSITION), entry.name, entry.live, true);
+      // A pattern subscription has no position of its own on each channel: the channel's last
+      // one fanned out here, through an exact subscription or this pattern.
+      if (entry.live.size > 0 && matchesPattern(entry.name, channel)) {
+        count += fanout(notice(later(exact?.last ?? undefined, entry.lastOf?.get(channel) ?? null) ?? NO_POSITION), entry.name, entry.live, true);
+      }
     }
     this.hooks.onDelivered?.(count);
     return count;
@@ -340,6 +347,13 @@ export class Registry {
 
   private dispatch(entry: ChannelEntry, pub: Publication): void {
     if (!entry.pattern) entry.last = { offset: pub.offset, epoch: pub.epoch };
+    else {
+      // Kept for the notices on that channel (deliverNotice); bounded, oldest channel first out.
+      const lastOf = (entry.lastOf ??= new Map());
+      lastOf.delete(pub.channel);
+      if (lastOf.size >= MAX_PATTERN_POSITIONS) lastOf.delete(lastOf.keys().next().value!);
+      lastOf.set(pub.channel, { offset: pub.offset, epoch: pub.epoch });
+    }
     if (entry.live.size !== entry.subscribers.size) {
       for (const state of entry.subscribers.values()) {
         if (!state.buffer) continue;

@@ -244,6 +244,21 @@ describe('presence and typing, counted from what the client did', () => {
     await b.close();
   });
 
+  it('a notice reaching a pattern subscriber carries the channel\'s last position fanned out, not an empty one', async () => {
+    // Dan's node has no exact subscriber of the channel: only the pattern saw its publications.
+    const other = await slow.addNode();
+    const d = await WsTestClient.ready(other.wsUrl({ token: dan.key }));
+    expect((await d.request('SUBSCRIBE', { channels: ['live:*'] })).type).toBe('SUBSCRIBED');
+    const b = await join(ben.key, 'live:1:chat');
+    const published = await slow.bus.publish('live:1:chat', 'm', {});
+    await d.waitFor((f) => isPublication(f, 'live:1:chat') && f.payload.offset === published.offset);
+    const typing = d.next((f) => isNotice(f, 'live:1:chat') && f.payload.event === 'typing');
+    b.send('TYPING_START', { channel: 'live:1:chat' });
+    expect((await typing).payload).toMatchObject({ offset: published.offset, epoch: published.epoch });
+    b.send('TYPING_STOP', { channel: 'live:1:chat' });
+    await Promise.all([d.close(), b.close()]);
+  });
+
   it('a pattern covering the channel is enough to type there; leaving it stops the typing', async () => {
     const d = await join(dan.key, 'live:*');
     const b = await join(ben.key, 'live:1:chat');
