@@ -211,10 +211,12 @@ describe(`malformed input (${kind})`, () => {
   });
 
   it('takes a bare array as a batch', async () => {
-    const res = await api.request<{ results: { status: number; event_id?: string }[] }>('POST', '/api/events/batch', { key: user.key, body: [ev, { type: 'Bad Type', payload: {} }] });
+    const res = await api.request<{ results: { status: number; event_id?: string; error?: { field?: string } }[] }>('POST', '/api/events/batch', { key: user.key, body: [ev, { type: 'Bad Type', payload: {} }] });
     expect(res.status).toBe(202);
     expect(res.body.results.map((r) => r.status)).toEqual([202, 400]);
     expect(res.body.results[0]!.event_id).toEqual(expect.any(String));
+    // Fields are named as the caller wrote them: there is no `events` in a bare array.
+    expect(res.body.results[1]!.error?.field).toBe('body.1.type');
   });
 
   it('answers 415 for a body that is not JSON', async () => {

@@ -54,6 +54,8 @@ export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
     return accepted(result);
   });
 
+  /** Batch requests whose body was a bare array of events (no `events` wrapper). */
+  const bareArrays = new WeakSet<FastifyRequest>();
   app.post(
     '/api/events/batch',
     {
@@ -62,7 +64,9 @@ export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
       schema: { body: batchSchema },
       // A bare array of events is taken as {events: [...]}, the form most batch APIs also accept.
       preValidation: async (request) => {
-        if (Array.isArray(request.body)) request.body = { events: request.body };
+        if (!Array.isArray(request.body)) return;
+        request.body = { events: request.body };
+        bareArrays.add(request);
       },
     },
     async (request: FastifyRequest<{ Body: { events: unknown[] } }>, reply: FastifyReply) => {
@@ -77,9 +81,11 @@ export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
       const results: Record<string, unknown>[] = new Array(request.body.events.length);
       const indexes: number[] = [];
       const items = [];
+      // Errors name fields as the caller wrote them: `body.3.type` in a bare array.
+      const prefix = bareArrays.has(request) ? 'body' : 'body.events';
       for (const [index, input] of request.body.events.entries()) {
         try {
-          items.push(await ingest.accept(ctx, input, undefined, { field: `body.events.${index}`, sizeHint }));
+          items.push(await ingest.accept(ctx, input, undefined, { field: `${prefix}.${index}`, sizeHint }));
           indexes.push(index);
         } catch (err) {
           results[index] = itemError(index, toTemError(err));
