@@ -50,6 +50,11 @@ min(maxMs, baseMs · 2^(n−1)) ("full jitter"); after \`maxAttempts\` the event
 The \`*\` policy is the file's \`*\` entry over the \`TEM_RETRY_*\` defaults, with \`TEM_RETRY_*\`
 variables set in the environment winning over both; every other entry takes what it leaves out
 from that \`*\` policy. A key that is not \`*\`, an event type or \`prefix.*\` stops start-up.
+
+Who reads what: an event's \`maxAttempts\` is fixed when it is accepted, by the API process that
+accepts it (shown as \`max_attempts\`), so a change applies to new events; retrying a failed
+event gives it the budget its type has then. \`baseMs\` and \`maxMs\` are read by the worker
+when an attempt fails. Give every process the same file.
 `;
 }
 

@@ -153,8 +153,8 @@ export class SqlStore implements Store {
   listEvents(query: ListEventsQuery): Promise<EventPage> {
     return this.run(() => listEvents(this.db, query));
   }
-  retryEvents(filter: EventFilter, now: Date): Promise<string[]> {
-    return this.run(() => retryEvents(this.db, filter, now));
+  retryEvents(filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number): Promise<string[]> {
+    return this.run(() => retryEvents(this.db, filter, now, maxAttemptsFor));
   }
   stats(now: Date): Promise<EventStats> {
     return this.run(() => stats(this.db, now));

@@ -213,7 +213,8 @@ export interface Store {
   getEvent(id: string): Promise<TemEventWithHistory | null>;
   listEvents(query: ListEventsQuery): Promise<EventPage>;
   /** failed → queued for matching events (attempts reset); returns the ids requeued. */
-  retryEvents(filter: EventFilter, now: Date): Promise<string[]>;
+  /** `maxAttemptsFor` sets each event's attempt budget again from its type's current policy. */
+  retryEvents(filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number): Promise<string[]>;
   stats(now: Date): Promise<EventStats>;
 
   // ── processing queue ────────────────────────────────────────────────────

@@ -286,6 +286,24 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       expect(jobs.map((j) => j.attempt)).toEqual([1, 1, 1]);
     });
 
+    it('gives a retried event the attempt budget its type has now, when asked to', async () => {
+      const a = item({ type: 'budget.one', maxAttempts: 5 });
+      const b = item({ type: 'budget.two', maxAttempts: 5 });
+      await store.ingest([a, b], clock.now());
+      for (const job of await claim(2)) expect(await store.fail(ref(job), { error: 'boom', retryAt: null }, clock.now())).toBe(true);
+      const asked: string[] = [];
+      const budget = (type: string) => (asked.push(type), type === 'budget.one' ? 2 : 7);
+      expect(await store.retryEvents({ ids: [a.id] }, clock.now(), budget)).toEqual([a.id]);
+      expect(asked).toEqual(['budget.one']);
+      expect(await store.getEvent(a.id)).toMatchObject({ status: 'queued', maxAttempts: 2 });
+      // Without it the event keeps its own.
+      expect(await store.retryEvents({ ids: [b.id] }, clock.now())).toEqual([b.id]);
+      expect(await store.getEvent(b.id)).toMatchObject({ maxAttempts: 5 });
+      // The job carries the new budget: the second failure of `a` is its last.
+      const jobs = await claim(2);
+      expect(jobs.find((j) => j.event.id === a.id)).toMatchObject({ maxAttempts: 2 });
+    });
+
     it('lists and counts every status; failed ones, from either path, until retried', async () => {
       const [p, f, s, r] = [item(), item(), item({ maxAttempts: 1 }), item()];
       await store.ingest([p, f, s, r], clock.now());

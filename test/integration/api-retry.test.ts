@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApi, type TestApi, type TestPrincipal } from '../helpers/api.js';
 import { services } from '../helpers/services.js';
+import { uuidv7 } from '../../src/core/ids.js';
 
 const kind = services.postgres ? 'postgres' : 'pglite';
 
@@ -12,7 +13,7 @@ describe(`event retry API (${kind})`, () => {
   let user: TestPrincipal;
 
   beforeAll(async () => {
-    api = await createTestApi({ kind });
+    api = await createTestApi({ kind, config: { retry: { 'retry.budget.*': { maxAttempts: 2 } } } });
     svc = await api.createPrincipal({ id: 'retrier', kind: 'service' });
     other = await api.createPrincipal({ id: 'bystander', kind: 'service' });
     user = await api.createPrincipal({ id: 'enduser', kind: 'user' });
@@ -35,6 +36,18 @@ describe(`event retry API (${kind})`, () => {
     }
     return ids;
   }
+
+  it('gives a retried event the attempt budget its type has now, not the one it was accepted with', async () => {
+    // First in this file: the only queued job is this one.
+    // Accepted while the budget was 6 (by another API process's config, or before a change).
+    const id = uuidv7();
+    const now = new Date();
+    await api.store.ingest([{ id, type: 'retry.budget.x', payload: {}, producerId: 'retrier', userId: 'retrier', channel: null, idempotencyKey: null, requestHash: null, occurredAt: now, maxAttempts: 6 }], now);
+    const [job] = await api.store.claim({ queue: 'processing', workerId: 'test', limit: 1, leaseMs: 60_000, now });
+    await api.store.fail({ eventId: id, leaseToken: job!.leaseToken }, { error: 'gave up', retryAt: null }, now);
+    const one = await api.request('POST', `/api/events/${id}/retry`, { key: svc.key });
+    expect(one.body).toMatchObject({ status: 'queued', max_attempts: 2 });
+  });
 
   it('requeues a failed event and refuses one that is not failed with 409', async () => {
     const [id] = await failedEvents(svc.key, 'retry.one', 1);

@@ -22,9 +22,9 @@ function filterQuery(opts: FilterOpts & { limit?: string; cursor?: string }): st
   return s ? `?${s}` : '';
 }
 
-function withFilters(cmd: Command): Command {
+function withFilters(cmd: Command, statuses = 'accepted, queued, processing, processed or failed'): Command {
   return cmd
-    .option('--status <status>', 'accepted, queued, processing, processed or failed')
+    .option('--status <status>', statuses)
     .option('--type <type>', 'event type')
     .option('--user <user_id>', 'owner')
     .option('--since <iso>', 'created at or after');
@@ -58,7 +58,7 @@ export function registerEvents(program: Command): void {
     });
   });
 
-  withTarget(withFilters(events.command('retry [id]').description('requeue a failed event, or every failed event matching the filters with --all')))
+  withTarget(withFilters(events.command('retry [id]').description('requeue a failed event, or every failed event matching the filters with --all'), 'failed (the only status that can be retried)'))
     .option('--all', 'retry every failed event matching the filters')
     .action(async (id: string | undefined, opts: CommonOpts & FilterOpts & { all?: boolean }) => {
       if (id) {

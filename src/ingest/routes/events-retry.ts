@@ -1,5 +1,6 @@
 /** POST /api/events/{id}/retry and POST /api/events/retry (bulk): failed → queued. */
 import type { FastifyRequest } from 'fastify';
+import { retryPolicy } from '../../config/index.js';
 import { createError } from '../../core/errors.js';
 import { EVENT_TYPE_PATTERN, PRINCIPAL_ID_PATTERN } from '../event-input.js';
 import { parseDateTime } from '../payload-check.js';
@@ -31,7 +32,9 @@ interface BulkRetry {
   ids?: string[];
 }
 
-export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock }) => {
+export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock, config }) => {
+  // A retried event gets the attempt budget its type has now, as a new event would.
+  const budget = (type: string): number => retryPolicy(config, type).maxAttempts;
   app.post(
     '/api/events/:id/retry',
     { config: { permission: RETRY }, schema: { params: idParamsSchema } },
@@ -42,7 +45,7 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock }) =>
       if (event.status !== 'failed') {
         throw createError('INVALID_STATE', `Only failed events can be retried; this one is ${event.status}`, { extra: { event_status: event.status } });
       }
-      const retried = await store.retryEvents({ ids: [id] }, clock.now());
+      const retried = await store.retryEvents({ ids: [id] }, clock.now(), budget);
       // Another request retried it between our read and the update.
       if (retried.length === 0) throw createError('INVALID_STATE', 'The event is no longer failed');
       bindLog(request, { eventId: id });
@@ -74,6 +77,7 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock }) =>
           ...visibilityFilter(request.auth!),
         },
         clock.now(),
+        budget,
       );
       // One line per event, as every other status change is logged.
       for (const eventId of retried) request.log.info({ eventId, status: 'queued' }, 'event retried');

@@ -1,7 +1,9 @@
 /**
- * retryEvents(filter, now) → ids requeued.
+ * retryEvents(filter, now, maxAttemptsFor?) → ids requeued.
  * `failed` events matching the filter go back to `queued` with attempts reset and a new job
- * ready at `now`; history and notification as for any status change.
+ * ready at `now`; history and notification as for any status change. With `maxAttemptsFor`, each
+ * event's attempt budget is set again from the retry policy of its type as configured now (an
+ * operator who raised it and retries gets the new budget); without it, the event keeps its own.
  */
 import type { Db } from '../db.js';
 import type { EventFilter } from '../types.js';
@@ -9,12 +11,19 @@ import { isUuid } from '../../core/ids.js';
 import { OUTBOX_CHANNEL, PROCESSING_QUEUE, jobsChannel, recordChangesSql } from './changes.js';
 import { eventWhere } from './event-filter.js';
 
-export async function retryEvents(db: Db, filter: EventFilter, now: Date): Promise<string[]> {
+export async function retryEvents(db: Db, filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number): Promise<string[]> {
   // A string that is not a UUID names no event.
   if (filter.ids !== undefined) filter = { ...filter, ids: filter.ids.filter(isUuid) };
   if (filter.ids !== undefined && filter.ids.length === 0) return [];
   const params: unknown[] = [now];
   const where = eventWhere(filter, params);
+  // The budget per type of the events to retry, read first (types are few; an event of a type
+  // this read missed keeps its own budget).
+  // ($1, the time, is the update's: typed here only so the filter's parameters keep their numbers.)
+  const typesSql = `SELECT DISTINCT e.type FROM dead_letters d JOIN events e ON e.id = d.event_id
+    WHERE $1::timestamptz IS NOT NULL AND e.status = 'failed' AND ${where}`;
+  params.push('{}');
+  const budgets = `$${params.length}`;
   const sql = `
     WITH target AS (
       SELECT e.id FROM dead_letters d JOIN events e ON e.id = d.event_id
@@ -22,7 +31,8 @@ export async function retryEvents(db: Db, filter: EventFilter, now: Date): Promi
     ),
     changed AS (
       UPDATE events SET status = 'queued', attempts = 0, last_error = NULL, processed_at = NULL,
-        updated_at = $1, version = events.version + 1
+        updated_at = $1, version = events.version + 1,
+        max_attempts = COALESCE((${budgets}::jsonb ->> events.type)::int, events.max_attempts)
       FROM target WHERE events.id = target.id
       RETURNING events.*
     ),
@@ -37,6 +47,10 @@ export async function retryEvents(db: Db, filter: EventFilter, now: Date): Promi
     ${recordChangesSql('changed', '$1')}
     SELECT c.id::text AS id FROM changed c ORDER BY c.id`;
   return db.tx(async (tx) => {
+    if (maxAttemptsFor) {
+      const types = await tx.query<{ type: string }>(typesSql, params.slice(0, -1));
+      params[params.length - 1] = JSON.stringify(Object.fromEntries(types.map(({ type }) => [type, maxAttemptsFor(type)])));
+    }
     const rows = await tx.query<{ id: string }>(sql, params);
     if (rows.length > 0) {
       tx.notify([OUTBOX_CHANNEL, jobsChannel(PROCESSING_QUEUE)]);
