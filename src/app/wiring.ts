@@ -17,8 +17,28 @@ export function forwardAuthChanges(authenticator: Authenticator, bus: Bus, logge
       ...(change.principalId ? [{ kind: 'revoke_principal' as const, principalId: change.principalId }] : []),
       ...(change.roles ? [{ kind: 'roles_changed' as const }] : []),
     ];
-    for (const message of messages) {
-      bus.publishControl(message).catch((err: unknown) => logger.warn({ err, message }, 'could not forward an auth change to gateways'));
-    }
+    for (const message of messages) void forward(bus, message, logger);
   });
+}
+
+/** Retries over about a minute, by when every gateway's periodic re-check has caught up anyway. */
+const FORWARD_RETRY_MS = [250, 500, 1000, 2000, 4000, 8000, 15_000, 30_000];
+
+/**
+ * Publishes one auth change, retrying while the bus is down: a revocation must reach gateways
+ * within seconds of Redis coming back, not at their next periodic re-check.
+ */
+async function forward(bus: Bus, message: ControlMessage, logger: Logger): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await bus.publishControl(message);
+      if (attempt > 0) logger.info({ message, attempts: attempt + 1 }, 'auth change forwarded to gateways');
+      return;
+    } catch (err) {
+      const delay = FORWARD_RETRY_MS[attempt];
+      if (attempt === 0 || delay === undefined) logger.warn({ err, message, retrying: delay !== undefined }, 'could not forward an auth change to gateways');
+      if (delay === undefined) return;
+      await new Promise<void>((resolve) => setTimeout(resolve, delay).unref?.());
+    }
+  }
 }

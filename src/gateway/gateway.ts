@@ -206,6 +206,15 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
     return null;
   });
   const stopInvalidations = revocation.listenToAuthenticator();
+  // Control messages published while this node's bus connection was down never reach it (a
+  // revoked key, an edited role, a removed membership). Once it is back: as after a role edit,
+  // every cached answer is dropped and every connection checked again now and once more shortly
+  // after; and memberships are swept. A revoked key then closes within seconds, not at the
+  // periodic re-check.
+  const offResubscribed = deps.bus.onResubscribed(() => {
+    revocation.onControl({ kind: 'roles_changed' });
+    accessRecheck.sweep().catch((err: unknown) => logger.warn({ err }, 'membership sweep after reconnect failed'));
+  });
 
   // ── the handle ────────────────────────────────────────────────────────────
   return {
@@ -226,6 +235,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
       closing = true;
       for (const t of timers) clearInterval(t);
       stopInvalidations();
+      await offResubscribed();
       const unsub = await controlUnsub;
       controlUnsub = Promise.resolve(null);
       await unsub?.().catch(() => undefined);

@@ -7,6 +7,7 @@
  */
 import type { AuthContext } from '../auth/types.js';
 import { newId } from '../core/ids.js';
+import { CLOSE_CODES } from '../protocol/codes.js';
 import type { ServerFrameMap, StreamPosition } from '../protocol/frames.js';
 import type { SessionState } from '../presence/types.js';
 import type { Connection } from './connection.js';
@@ -60,6 +61,16 @@ export class Sessions {
     );
     if (!conn.isOpen) {
       for (const r of results) if (r.result.ok) this.subs.commit(conn, r.result.prepared);
+      return;
+    }
+    // Without its own channel a connection would get none of its user's updates, and nothing
+    // subscribes it later: it closes "try again later" instead, and the client's reconnect (once
+    // the bus is back) gets it. Other channels that fail are named in ERROR frames below.
+    const ownResult = results.find((r) => r.channel === own)?.result;
+    if (ownResult && !ownResult.ok) {
+      for (const r of results) if (r.result.ok) this.subs.commit(conn, r.result.prepared);
+      this.ctx.logger.warn({ connection_id: conn.id, user_id: auth.userId, reason: ownResult.message }, 'own channel unavailable; closing');
+      conn.close(CLOSE_CODES.TRY_AGAIN_LATER, `could not subscribe to ${own}; reconnect`);
       return;
     }
     const channels: NonNullable<ServerFrameMap['HELLO_ACK']['channels']> = {};

@@ -105,4 +105,56 @@ describe.skipIf(!services.postgres || !services.redis)('distributed: a Redis out
       }
     }
   }, 120_000);
+
+  it('closes 1013 a connection whose own channel cannot be subscribed while Redis is down; after, it gets its updates', async () => {
+    const gateway = cluster.gatewayUrls[0]!;
+    const erin = await cluster.createUser('erin');
+    cluster.redisProxy!.cut();
+    try {
+      const early = await WsTestClient.connect(wsUrlFor(gateway, { token: erin }));
+      const closed = await withTimeout(early.closed, 15_000, 'the close of a connection without its own channel');
+      expect(closed.code).toBe(1013);
+    } finally {
+      cluster.redisProxy!.restore();
+    }
+    // The client's reconnect, once Redis is back, has its own channel.
+    let client: WsTestClient | null = null;
+    for (let attempt = 0; attempt < 40 && !client; attempt++) {
+      const c = await WsTestClient.connect(wsUrlFor(gateway, { token: erin }));
+      const first = await withTimeout(c.next((f) => f.type === 'HELLO_ACK'), 10_000, 'HELLO_ACK').catch(() => null);
+      if (first && (first.payload.channels as Record<string, unknown>)['user:erin']) client = c;
+      else await sleep(250);
+    }
+    expect(client).not.toBeNull();
+    const res = await fetch(`${cluster.apiUrl}/api/events`, { method: 'POST', headers: { 'x-api-key': erin, 'content-type': 'application/json' }, body: JSON.stringify({ type: 'redis.back', payload: {} }) });
+    const { event_id } = (await res.json()) as { event_id: string };
+    await client!.waitFor((f) => f.type === 'EVENT' && (f.payload.payload as { event_id?: string; status?: string })?.event_id === event_id && (f.payload.payload as { status: string }).status === 'processed', 20_000);
+  }, 90_000);
+
+  it('closes the sockets of a key revoked while Redis was down within seconds of its return, and refuses the key after', async () => {
+    const gateway = cluster.gatewayUrls[0]!;
+    const key = await cluster.createUser('frank');
+    const keys = await cluster.admin<{ data: { key_id: string }[] }>('GET', '/api/admin/principals/frank/keys');
+    const client = await WsTestClient.ready(wsUrlFor(gateway, { token: key }));
+    cluster.redisProxy!.cut();
+    let back = 0;
+    try {
+      expect((await cluster.admin('DELETE', `/api/admin/keys/${keys.body.data[0]!.key_id}`)).status).toBeLessThan(300);
+      await sleep(1500);
+    } finally {
+      cluster.redisProxy!.restore();
+      back = Date.now();
+    }
+    // Before: only the gateway's 60 s re-check caught it.
+    const closed = await withTimeout(client.closed, 20_000, 'the revoked key\'s socket to close');
+    expect(closed.code).toBe(4001);
+    expect(Date.now() - back).toBeLessThan(15_000);
+    const again = await WsTestClient.connect(wsUrlFor(gateway, { token: key }));
+    expect((await withTimeout(again.closed, 10_000, 'the revoked key to be refused')).code).toBe(4001);
+  }, 90_000);
 });
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)))]).finally(() => clearTimeout(timer));
+}
