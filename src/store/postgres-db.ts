@@ -28,6 +28,17 @@ function timedOut(ms: number): Error {
   return Object.assign(new Error(`the database did not answer within ${ms} ms`), { code: 'CONNECT_TIMEOUT' });
 }
 
+/**
+ * Seconds before a pooled connection tries again after failing to connect: the driver's own
+ * curve (3^n / 100 s with jitter), capped at half a second instead of 20 s. Calls queued on a
+ * connection wait for its next attempt, so under the driver's cap a request during an outage
+ * waited out the whole deadline (10 s) instead of getting its 503 at once, and the pool came
+ * back up to 20 s after the database did.
+ */
+function reconnectDelayS(retries: number): number {
+  return (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 0.5);
+}
+
 type Sql = postgres.Sql<Record<string, never>>;
 type TxSql = postgres.TransactionSql<Record<string, never>>;
 
@@ -119,7 +130,7 @@ export class PostgresDb implements Db {
   }
 
   private pool(): Sql {
-    return postgres(this.url, { ...this.connectionOptions(), max: this.options.max ?? 10, idle_timeout: 30, types: TYPES }) as unknown as Sql;
+    return postgres(this.url, { ...this.connectionOptions(), max: this.options.max ?? 10, idle_timeout: 30, backoff: reconnectDelayS, types: TYPES }) as unknown as Sql;
   }
 
   /**

@@ -162,6 +162,18 @@ describe.skipIf(!services.postgres)('PostgreSQL availability', () => {
     await proxy.stop();
     await expect(store.ingest([item()], clock.now())).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     await expect(store.ping()).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    // Calls keep failing fast for as long as it is away: none waits out the 10 s deadline (the
+    // driver's reconnect backoff, uncapped, grew past it after about a second).
+    const waits: Promise<number>[] = [];
+    for (let i = 0; i < 25; i++) {
+      const started = Date.now();
+      waits.push(store.getPrincipal('x').then(() => -1, (err: { code?: string }) => (err.code === 'STORE_UNAVAILABLE' ? Date.now() - started : -2)));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const ms of await Promise.all(waits)) {
+      expect(ms).toBeGreaterThanOrEqual(0);
+      expect(ms).toBeLessThan(2000);
+    }
     await proxy.start();
     await store.ping();
     const [out] = await store.ingest([item()], clock.now());
