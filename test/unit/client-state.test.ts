@@ -107,10 +107,17 @@ describe('TemClient states', () => {
     FakeSocket.last().serverClose(1013, 'overloaded');
     expect(delays.at(-1)).toBe(1_000);
     timers.advance(1_000);
-    // A connection that lasted 10 s was a success: the backoff starts over.
+    // One that lasted 2 s did not count (the backoff holds at its ceiling)...
     await flush();
     FakeSocket.last().handshake();
-    timers.advance(10_000);
+    timers.advance(2_000);
+    FakeSocket.last().serverClose(1011);
+    expect(delays.at(-1)).toBe(1_000);
+    timers.advance(1_000);
+    // ...one that lasted 3 s was a success: the backoff starts over.
+    await flush();
+    FakeSocket.last().handshake();
+    timers.advance(3_000);
     FakeSocket.last().serverClose(1011);
     expect(delays.at(-1)).toBe(200);
     client.disconnect();
