@@ -27,6 +27,9 @@ export function later(a: StreamPosition | undefined, b: StreamPosition | null): 
 
 /** Live publications buffered per pending subscriber; past this the subscribe fails. */
 const MAX_PENDING_BUFFER = 10_000;
+/** Checks again after a bus reconnect while positions cannot be read yet: 20 × 500 ms. */
+const GAP_CHECK_RETRIES = 20;
+const GAP_CHECK_RETRY_MS = 500;
 /** Channels per pattern subscription whose last position a node keeps for notices. */
 const MAX_PATTERN_POSITIONS = 10_000;
 
@@ -81,7 +84,7 @@ export class Registry {
     private readonly hooks: RegistryHooks = {},
   ) {
     // Publications made while the node's Bus connection was down reached history, not the node.
-    this.offResubscribed = bus.onResubscribed(() => void this.checkGaps());
+    this.offResubscribed = bus.onResubscribed(() => void this.checkGaps(0));
   }
 
   // ── users ─────────────────────────────────────────────────────────────────
@@ -199,6 +202,8 @@ export class Registry {
   /** Leaves every Bus channel (shutdown). */
   async clear(): Promise<void> {
     await this.offResubscribed();
+    if (this.gapRetry) clearTimeout(this.gapRetry);
+    this.gapRetry = null;
     const entries = [...this.channels.values()];
     this.channels.clear();
     this.patterns.clear();
@@ -298,8 +303,18 @@ export class Registry {
     return base && base.epoch !== '' ? base : null;
   }
 
-  /** After the Bus connection came back: fill every channel that moved on meanwhile. */
-  private async checkGaps(): Promise<void> {
+  private gapRetry: NodeJS.Timeout | null = null;
+
+  /**
+   * After the Bus connection came back: fill every channel that moved on meanwhile. The
+   * subscriptions can be back before reads answer again (the reading connection reconnects on
+   * its own): a channel whose position could not be read is checked again shortly, for about
+   * ten seconds; after that a live publication's offset jump still triggers the fill.
+   */
+  private async checkGaps(attempt: number): Promise<void> {
+    if (this.gapRetry) clearTimeout(this.gapRetry);
+    this.gapRetry = null;
+    let unread = false;
     for (const entry of [...this.channels.values()]) {
       if (entry.pattern || entry.filling || entry.live.size === 0) continue;
       const base = this.baseline(entry);
@@ -309,12 +324,17 @@ export class Registry {
         now = await this.bus.position(entry.name);
       } catch (err) {
         this.hooks.onBusError?.(entry.name, err);
+        unread = true;
         continue;
       }
       if (this.channels.get(entry.name) !== entry || entry.filling) continue;
       if (now.epoch === base.epoch && now.offset <= base.offset) continue;
       entry.filling = [];
       void this.fill(entry, base);
+    }
+    if (unread && attempt < GAP_CHECK_RETRIES) {
+      this.gapRetry = setTimeout(() => void this.checkGaps(attempt + 1), GAP_CHECK_RETRY_MS);
+      this.gapRetry.unref?.();
     }
   }
 
