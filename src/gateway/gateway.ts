@@ -50,22 +50,20 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
     scheduler: new FlushScheduler(),
     registry: undefined as unknown as Registry,
   };
-  // Set just below: the registry's gap hook ends subscriptions through it.
-  const late: { subs?: Subscriptions } = {};
   ctx.registry = new Registry(deps.bus, {
     onSubscriptionCount: (delta) => deps.metrics.wsSubscriptions.inc(delta),
     onBusError: (channel, err) => deps.logger.warn({ err, channel }, 'bus subscription error'),
     onGapFilled: (channel, count) => deps.logger.info({ channel, count }, 'publications missed during a bus outage sent from history'),
     onUnrecoverableGap: (channel, subscribers) => {
       deps.logger.warn({ channel, connections: subscribers.length }, 'publications missed during a bus outage are gone from history; subscribers must resync');
-      for (const conn of subscribers) late.subs?.fellBehind(conn as Connection, channel);
+      // `subs` is made below; the registry calls this only once subscribers exist.
+      for (const conn of subscribers) subs.fellBehind(conn as Connection, channel);
     },
   });
   const { config, logger, clock } = deps;
   const presence = new PresenceTracker(ctx);
   const typing = new TypingTracker(ctx);
   const subs = new Subscriptions(ctx, presence, typing);
-  late.subs = subs;
   const sessions = new Sessions(ctx, subs);
   const connectLimiter = new ConnectLimiter(config.wsConnectLimit, config.wsConnectWindowMs, deps.bus);
   const pending = new PendingPerAddress(config.wsPendingPerIp, (delta) => deps.metrics.wsPending.inc(delta));

@@ -59,18 +59,18 @@ export class Sessions {
     const results = await Promise.all(
       [...wanted].map(async ([channel, pos]) => ({ channel, asked: pos !== undefined, result: await this.subs.prepare(conn, channel, pos, channel !== own) })),
     );
-    if (!conn.isOpen) {
-      for (const r of results) if (r.result.ok) this.subs.commit(conn, r.result.prepared);
-      return;
-    }
     // Without its own channel a connection would get none of its user's updates, and nothing
     // subscribes it later: it closes "try again later" instead, and the client's reconnect (once
     // the bus is back) gets it. Other channels that fail are named in ERROR frames below.
     const ownResult = results.find((r) => r.channel === own)?.result;
-    if (ownResult && !ownResult.ok) {
+    const ownLost = conn.isOpen && ownResult !== undefined && !ownResult.ok ? ownResult.message : null;
+    if (!conn.isOpen || ownLost !== null) {
+      // Committed all the same: the close takes them down with the connection.
       for (const r of results) if (r.result.ok) this.subs.commit(conn, r.result.prepared);
-      this.ctx.logger.warn({ connection_id: conn.id, user_id: auth.userId, reason: ownResult.message }, 'own channel unavailable; closing');
-      conn.close(CLOSE_CODES.TRY_AGAIN_LATER, `could not subscribe to ${own}; reconnect`);
+      if (ownLost !== null) {
+        this.ctx.logger.warn({ connection_id: conn.id, user_id: auth.userId, reason: ownLost }, 'own channel unavailable; closing');
+        conn.close(CLOSE_CODES.TRY_AGAIN_LATER, `could not subscribe to ${own}; reconnect`);
+      }
       return;
     }
     const channels: NonNullable<ServerFrameMap['HELLO_ACK']['channels']> = {};

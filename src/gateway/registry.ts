@@ -78,6 +78,8 @@ export class Registry {
   private readonly users = new Map<string, Set<Subscriber>>();
 
   private readonly offResubscribed: Unsubscribe;
+  /** The next gap check while positions could not be read after a reconnect (checkGaps). */
+  private gapRetry: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly bus: Bus,
@@ -302,8 +304,6 @@ export class Registry {
     for (const sub of entry.live) base = later(base, sub.positions?.get(entry.name) ?? null);
     return base && base.epoch !== '' ? base : null;
   }
-
-  private gapRetry: NodeJS.Timeout | null = null;
 
   /**
    * After the Bus connection came back: fill every channel that moved on meanwhile. The
