@@ -17,13 +17,8 @@ export async function retryEvents(db: Db, filter: EventFilter, now: Date, maxAtt
   if (filter.ids !== undefined && filter.ids.length === 0) return [];
   const params: unknown[] = [now];
   const where = eventWhere(filter, params);
-  // The budget per type of the events to retry, read first (types are few; an event of a type
-  // this read missed keeps its own budget).
-  // ($1, the time, is the update's: typed here only so the filter's parameters keep their numbers.)
-  const typesSql = `SELECT DISTINCT e.type FROM dead_letters d JOIN events e ON e.id = d.event_id
-    WHERE $1::timestamptz IS NOT NULL AND e.status = 'failed' AND ${where}`;
-  params.push('{}');
-  const budgets = `$${params.length}`;
+  // Attempt budgets by type, {} for "keep each event's own": the parameter after the filter's.
+  const budgets = `$${params.length + 1}`;
   const sql = `
     WITH target AS (
       SELECT e.id FROM dead_letters d JOIN events e ON e.id = d.event_id
@@ -47,14 +42,25 @@ export async function retryEvents(db: Db, filter: EventFilter, now: Date, maxAtt
     ${recordChangesSql('changed', '$1')}
     SELECT c.id::text AS id FROM changed c ORDER BY c.id`;
   return db.tx(async (tx) => {
-    if (maxAttemptsFor) {
-      const types = await tx.query<{ type: string }>(typesSql, params.slice(0, -1));
-      params[params.length - 1] = JSON.stringify(Object.fromEntries(types.map(({ type }) => [type, maxAttemptsFor(type)])));
-    }
+    params.push(maxAttemptsFor ? await budgetsByType(tx, filter, maxAttemptsFor) : '{}');
     const rows = await tx.query<{ id: string }>(sql, params);
     if (rows.length > 0) {
       tx.notify([OUTBOX_CHANNEL, jobsChannel(PROCESSING_QUEUE)]);
     }
     return rows.map((r) => r.id);
   });
+}
+
+/**
+ * The budget of each type among the failed events the filter matches, as JSON, read before the
+ * update (types are few; an event of a type this read missed keeps its own budget).
+ */
+async function budgetsByType(db: Db, filter: EventFilter, maxAttemptsFor: (type: string) => number): Promise<string> {
+  const params: unknown[] = [];
+  const where = eventWhere(filter, params);
+  const types = await db.query<{ type: string }>(
+    `SELECT DISTINCT e.type FROM dead_letters d JOIN events e ON e.id = d.event_id WHERE e.status = 'failed' AND ${where}`,
+    params,
+  );
+  return JSON.stringify(Object.fromEntries(types.map(({ type }) => [type, maxAttemptsFor(type)])));
 }
