@@ -212,8 +212,10 @@ export interface Store {
   ingest(items: IngestItem[], now: Date): Promise<IngestOutcome[]>;
   getEvent(id: string): Promise<TemEventWithHistory | null>;
   listEvents(query: ListEventsQuery): Promise<EventPage>;
-  /** failed → queued for matching events (attempts reset); returns the ids requeued. */
-  /** `maxAttemptsFor` sets each event's attempt budget again from its type's current policy. */
+  /**
+   * failed → queued for matching events (attempts reset); returns the ids requeued.
+   * `maxAttemptsFor` sets each event's attempt budget again from its type's current policy.
+   */
   retryEvents(filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number): Promise<string[]>;
   stats(now: Date): Promise<EventStats>;
 

@@ -101,25 +101,22 @@ describe('TemClient states', () => {
       timers.advance(delays.at(-1)!);
     }
     expect(delays).toEqual([200, 400, 800, 1_000, 1_000, 1_000, 1_000]);
+    // Greeted, connected for `ms`, then closed by the server: the delay the client picks next.
+    const nextDelayAfter = async (ms: number, code: number, reason?: string): Promise<number> => {
+      await flush();
+      FakeSocket.last().handshake();
+      if (ms > 0) timers.advance(ms);
+      FakeSocket.last().serverClose(code, reason);
+      return delays.at(-1)!;
+    };
     // Greeted, then closed at once (an overloaded server): still backed off.
-    await flush();
-    FakeSocket.last().handshake();
-    FakeSocket.last().serverClose(1013, 'overloaded');
-    expect(delays.at(-1)).toBe(1_000);
+    expect(await nextDelayAfter(0, 1013, 'overloaded')).toBe(1_000);
     timers.advance(1_000);
     // One that lasted 2 s did not count (the backoff holds at its ceiling)...
-    await flush();
-    FakeSocket.last().handshake();
-    timers.advance(2_000);
-    FakeSocket.last().serverClose(1011);
-    expect(delays.at(-1)).toBe(1_000);
+    expect(await nextDelayAfter(2_000, 1011)).toBe(1_000);
     timers.advance(1_000);
     // ...one that lasted 3 s was a success: the backoff starts over.
-    await flush();
-    FakeSocket.last().handshake();
-    timers.advance(3_000);
-    FakeSocket.last().serverClose(1011);
-    expect(delays.at(-1)).toBe(200);
+    expect(await nextDelayAfter(3_000, 1011)).toBe(200);
     client.disconnect();
   });
 

@@ -22,6 +22,9 @@ const CATCH_UP_PAGES = 10;
 const REFRESH_IDS = 100;
 const UNFINISHED = new Set(['accepted', 'queued', 'processing']);
 
+/** An event's id, from a list row (`id`) or an update (`event_id`). */
+const idOf = (raw: Record<string, unknown>): string => String(raw.event_id ?? raw.id ?? '');
+
 export class Feed {
   mode: FeedMode = 'starting';
   /** Filters the polling uses (the events view sets its own), so filtered rows stay current. */
@@ -73,7 +76,7 @@ export class Feed {
 
   /** Merges one event; a status change seen live (or by polling) counts toward throughput. */
   private apply(raw: Record<string, unknown>, count = true): void {
-    const id = String(raw.event_id ?? raw.id ?? '');
+    const id = idOf(raw);
     const before = this.store.get(id)?.status ?? null;
     const row = this.store.upsert(raw);
     if (count && row && row.status !== before) this.throughput.record(row.status);
@@ -105,7 +108,7 @@ export class Feed {
       const rows = listOf<Record<string, unknown>>(body);
       let known = false;
       for (const e of rows) {
-        const id = String(e.event_id ?? e.id ?? '');
+        const id = idOf(e);
         seen.add(id);
         if (this.store.get(id)) known = true;
         this.apply(e);
