@@ -17,9 +17,11 @@ import type {
   JobRef,
   KeyLookup,
   ListEventsQuery,
+  ListPrincipalsQuery,
   MaintenanceTaskClaim,
   NewApiKey,
   NewPrincipal,
+  PrincipalPage,
   PrincipalPatch,
   Store,
   SweptLease,
@@ -84,8 +86,8 @@ export class SqlStore implements Store {
   getPrincipal(id: string): Promise<Principal | null> {
     return this.run(() => principals.getPrincipal(this.db, id));
   }
-  listPrincipals(): Promise<Principal[]> {
-    return this.run(() => principals.listPrincipals(this.db));
+  listPrincipals(query: ListPrincipalsQuery): Promise<PrincipalPage> {
+    return this.run(() => principals.listPrincipals(this.db, query));
   }
   updatePrincipal(id: string, patch: PrincipalPatch): Promise<Principal | null> {
     return this.run(() => principals.updatePrincipal(this.db, id, patch));

@@ -99,6 +99,19 @@ export interface ListEventsQuery extends EventFilter {
   limit: number;
 }
 
+export interface ListPrincipalsQuery {
+  kind?: PrincipalKind;
+  role?: string;
+  cursor?: string;
+  limit: number;
+}
+
+export interface PrincipalPage {
+  principals: Principal[];
+  /** The last id of this page when more follow, else null. */
+  nextCursor: string | null;
+}
+
 export interface EventPage {
   events: TemEvent[];
   /** Pass back as `cursor` for the next page; null when there is none. */
@@ -180,7 +193,8 @@ export interface Store {
   // ── principals, roles, keys ─────────────────────────────────────────────
   createPrincipal(input: NewPrincipal): Promise<Principal>;
   getPrincipal(id: string): Promise<Principal | null>;
-  listPrincipals(): Promise<Principal[]>;
+  /** One page in id order: those after `cursor` (an id), up to `limit`, optionally of one kind or role. */
+  listPrincipals(query: ListPrincipalsQuery): Promise<PrincipalPage>;
   updatePrincipal(id: string, patch: PrincipalPatch): Promise<Principal | null>;
   getRole(name: string): Promise<Role | null>;
   listRoles(): Promise<Role[]>;

@@ -19,13 +19,38 @@ describe.each(KINDS)('Store auth ($kind)', ({ kind, skip }) => {
       expect(p).toMatchObject({ id: 'payments', kind: 'service', role: 'service', extraPermissions: [], disabled: false });
       expect(p.createdAt).toBeInstanceOf(Date);
       await store.createPrincipal({ id: 'u_1', kind: 'user', role: 'user', extraPermissions: ['x.get.y'], revokedPermissions: ['events.get.event_list'] });
-      expect((await store.listPrincipals()).map((x) => x.id)).toEqual(['payments', 'u_1']);
+      expect((await store.listPrincipals({ limit: 10 })).principals.map((x) => x.id)).toEqual(['payments', 'u_1']);
       expect(await store.getPrincipal('u_1')).toMatchObject({ extraPermissions: ['x.get.y'], revokedPermissions: ['events.get.event_list'] });
       expect(await store.getPrincipal('nobody')).toBeNull();
       const patched = await store.updatePrincipal('u_1', { role: 'admin', disabled: true });
       expect(patched).toMatchObject({ role: 'admin', disabled: true, extraPermissions: ['x.get.y'] });
       expect(await store.updatePrincipal('u_1', { extraPermissions: [] })).toMatchObject({ extraPermissions: [], role: 'admin' });
       expect(await store.updatePrincipal('nobody', { disabled: true })).toBeNull();
+    });
+
+    it('lists principals a page at a time, by kind and role', async () => {
+      for (const id of ['svc_a', 'svc_b', 'u_a', 'u_b', 'u_c']) {
+        await store.createPrincipal({ id, kind: id.startsWith('u_') ? 'user' : 'service', role: id === 'u_c' ? 'admin' : id.startsWith('u_') ? 'user' : 'service' });
+      }
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      for (let pages = 0; ; pages++) {
+        const page = await store.listPrincipals({ limit: 2, cursor });
+        expect(page.principals.length).toBeLessThanOrEqual(2);
+        seen.push(...page.principals.map((p) => p.id));
+        if (!page.nextCursor) {
+          expect(pages).toBe(2);
+          break;
+        }
+        expect(page.nextCursor).toBe(page.principals[1]!.id);
+        cursor = page.nextCursor;
+      }
+      expect(seen).toEqual(['svc_a', 'svc_b', 'u_a', 'u_b', 'u_c']);
+      // A page that ends exactly at the last row says no more follow.
+      expect(await store.listPrincipals({ limit: 5 })).toMatchObject({ nextCursor: null });
+      expect((await store.listPrincipals({ limit: 10, kind: 'user' })).principals.map((p) => p.id)).toEqual(['u_a', 'u_b', 'u_c']);
+      expect((await store.listPrincipals({ limit: 10, kind: 'user', role: 'admin' })).principals.map((p) => p.id)).toEqual(['u_c']);
+      expect((await store.listPrincipals({ limit: 1, kind: 'service', cursor: 'svc_a' })).principals.map((p) => p.id)).toEqual(['svc_b']);
     });
 
     it('maps a duplicate id to CONFLICT and an unknown role to BAD_REQUEST', async () => {

@@ -217,6 +217,18 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in a browser', () => {
     expect(res.status).toBe(401);
   });
 
+  it('lists principals a page at a time with Load more', async () => {
+    for (let i = 0; i < 100; i++) await api('POST', '/api/admin/principals', { id: `u_page_${String(i).padStart(3, '0')}`, kind: 'user' });
+    const total = (await api<{ data: unknown[] }>('GET', '/api/admin/principals?limit=1000')).data.length;
+    expect(total).toBeGreaterThan(100);
+    await page.goto(`${server.url}/console#/admin/principals`);
+    const rows = page.locator('table.admin tbody tr[data-id]');
+    await expect.poll(() => rows.count()).toBe(100);
+    await page.getByRole('button', { name: 'Load more' }).click();
+    await expect.poll(() => rows.count()).toBe(total);
+    await page.getByRole('button', { name: 'Load more' }).waitFor({ state: 'hidden' });
+  });
+
   it('labels every form control on every page', async () => {
     for (const route of ['events', 'overview', 'failed', 'channels/live%3Aconsole%3Achat', 'admin/principals', 'admin/keys/svc_console', 'admin/roles/service']) {
       await page.goto(`${server.url}/console#/${route}`);

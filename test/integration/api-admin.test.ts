@@ -32,8 +32,21 @@ describe(`admin API (${kind})`, () => {
     expect((await admin('GET', '/api/admin/principals/billing')).body).toMatchObject({ id: 'billing' });
     expect((await admin('GET', '/api/admin/principals/ghost')).status).toBe(404);
 
-    const list = await api.request<{ data: { id: string }[] }>('GET', '/api/admin/principals', { key: api.adminKey });
+    const list = await api.request<{ data: { id: string }[]; next_cursor: string | null }>('GET', '/api/admin/principals', { key: api.adminKey });
     expect(list.body.data.map((p) => p.id)).toEqual(expect.arrayContaining(['admin', 'billing', generated.body.id as string]));
+    expect(list.body.next_cursor).toBeNull();
+
+    // Paging in id order, and the kind and role filters.
+    const all = list.body.data.map((p) => p.id);
+    expect(all).toEqual([...all].sort());
+    const first = await api.request<{ data: { id: string }[]; next_cursor: string | null }>('GET', '/api/admin/principals?limit=1', { key: api.adminKey });
+    expect(first.body).toEqual({ data: [expect.objectContaining({ id: all[0] })], next_cursor: all[0] });
+    const second = await api.request<{ data: { id: string }[] }>('GET', `/api/admin/principals?limit=1&cursor=${first.body.next_cursor}`, { key: api.adminKey });
+    expect(second.body.data.map((p) => p.id)).toEqual([all[1]]);
+    const users = await api.request<{ data: { id: string; kind: string }[] }>('GET', '/api/admin/principals?kind=user&role=user', { key: api.adminKey });
+    expect(users.body.data.map((p) => p.id)).toContain(generated.body.id);
+    expect(users.body.data.every((p) => p.kind === 'user')).toBe(true);
+    expect(users.body.data.map((p) => p.id)).not.toContain('billing');
 
     const patched = await admin('PATCH', '/api/admin/principals/billing', { role: 'user', revoked_permissions: ['events.get.*'], disabled: true });
     expect(patched.status).toBe(200);

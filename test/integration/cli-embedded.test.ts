@@ -103,6 +103,17 @@ describe('tem CLI against the running server', () => {
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^ID\s+KIND\s+ROLE/m);
     expect(table.stdout).toContain('svc_cli');
+
+    // One page at a time, with the cursor of the next printed under the table.
+    const paged = await runTem(['principals', 'list', '--kind', 'service', '--limit', '1'], env);
+    expect(paged.code, paged.stderr).toBe(0);
+    const next = /^next: --cursor (\S+)$/m.exec(paged.stdout)?.[1];
+    expect(next).toBeTruthy();
+    const rest = await runTem(['principals', 'list', '--kind', 'service', '--cursor', next!, '--json'], env);
+    expect(rest.code, rest.stderr).toBe(0);
+    const ids = JSON.parse(rest.stdout).data.map((p: { id: string }) => p.id) as string[];
+    expect(ids.length).toBeGreaterThan(0);
+    expect(ids.every((id) => id > next!)).toBe(true);
   });
 
   it('shows, sets roles and lists events', async () => {

@@ -38,10 +38,20 @@ export function registerPrincipals(program: Command): void {
     output(opts.json, res.body, () => printTable([res.body as unknown as Record<string, unknown>], COLUMNS));
   });
 
-  withTarget(principals.command('list').description('list principals')).action(async (opts: CommonOpts) => {
-    const res = await request<{ data: PrincipalJson[] }>(target(opts), 'GET', '/api/admin/principals');
-    output(opts.json, res.body, () => printTable(res.body.data as unknown as Record<string, unknown>[], COLUMNS));
-  });
+  withTarget(principals.command('list').description('list principals in id order'))
+    .option('--kind <kind>', 'service or user')
+    .option('--role <role>', 'role name')
+    .option('--limit <n>', 'page size (1–1000)', '100')
+    .option('--cursor <cursor>', 'continue from a previous page')
+    .action(async (opts: CommonOpts & { kind?: string; role?: string; limit?: string; cursor?: string }) => {
+      const q = new URLSearchParams();
+      for (const name of ['kind', 'role', 'limit', 'cursor'] as const) if (opts[name]) q.set(name, opts[name]);
+      const res = await request<{ data: PrincipalJson[]; next_cursor: string | null }>(target(opts), 'GET', `/api/admin/principals?${q}`);
+      output(opts.json, res.body, () => {
+        printTable(res.body.data as unknown as Record<string, unknown>[], COLUMNS);
+        if (res.body.next_cursor) process.stdout.write(`next: --cursor ${res.body.next_cursor}\n`);
+      });
+    });
 
   withTarget(
     principals

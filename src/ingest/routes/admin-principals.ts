@@ -12,6 +12,7 @@ import type { PrincipalKind } from '../../core/types.js';
 import { PRINCIPAL_ID_PATTERN } from '../event-input.js';
 import { describedPattern } from '../ajv.js';
 import { parseDateTime } from '../payload-check.js';
+import { parseLimit } from './events-read.js';
 import { keyJson, principalJson } from '../serialize.js';
 import type { ApiRoutePlugin } from '../types.js';
 
@@ -60,6 +61,28 @@ const keyCreateSchema = {
   properties: { expires_at: { type: ['string', 'null'], format: 'date-time' } },
 } as const;
 
+/** Query values are strings, as on GET /api/events; `cursor` is the last id of the previous page. */
+const listQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    kind: { type: 'string', enum: ['service', 'user'] },
+    role: { type: 'string', pattern: ROLE_NAME_PATTERN },
+    cursor: { type: 'string', pattern: PRINCIPAL_ID_PATTERN },
+    limit: { type: 'string', pattern: '^[0-9]{1,9}$' },
+  },
+} as const;
+
+/** Default page size: every principal of a small deployment in one answer. */
+const PRINCIPAL_PAGE = 100;
+
+interface ListQuery {
+  kind?: PrincipalKind;
+  role?: string;
+  cursor?: string;
+  limit?: string;
+}
+
 interface CreateBody {
   id?: string;
   kind: PrincipalKind;
@@ -103,13 +126,15 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
     },
   );
 
-  // No filters or paging yet: an unknown query parameter is refused, as on GET /api/events,
-  // rather than silently ignored.
-  const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
-  app.get('/api/admin/principals', { config: { permission: 'admin.get.principal_list' }, schema: { querystring: noQuery } }, async () => {
-    const principals = await store.listPrincipals();
-    return { data: principals.map(principalJson) };
-  });
+  app.get(
+    '/api/admin/principals',
+    { config: { permission: 'admin.get.principal_list' }, schema: { querystring: listQuerySchema } },
+    async (request: FastifyRequest<{ Querystring: ListQuery }>) => {
+      const q = request.query;
+      const page = await store.listPrincipals({ kind: q.kind, role: q.role, cursor: q.cursor, limit: parseLimit(q.limit, PRINCIPAL_PAGE) });
+      return { data: page.principals.map(principalJson), next_cursor: page.nextCursor };
+    },
+  );
 
   app.get(
     '/api/admin/principals/:id',

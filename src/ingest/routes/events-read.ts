@@ -48,8 +48,8 @@ interface ListQuery {
   ids?: string;
 }
 
-function parseLimit(raw: string | undefined): number {
-  if (raw === undefined) return DEFAULT_LIMIT;
+export function parseLimit(raw: string | undefined, fallback = DEFAULT_LIMIT): number {
+  if (raw === undefined) return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) {
     throw createError('VALIDATION_FAILED', `query.limit must be an integer from 1 to ${MAX_LIMIT}`, { field: 'query.limit' });

@@ -3,7 +3,7 @@
  * get/list (→ Principal | null / Principal[] by id), update (→ the patched Principal or null).
  */
 import type { Db } from '../db.js';
-import type { NewPrincipal, PrincipalPatch } from '../types.js';
+import type { ListPrincipalsQuery, NewPrincipal, PrincipalPage, PrincipalPatch } from '../types.js';
 import type { Principal } from '../../core/types.js';
 import { mapped } from '../errors.js';
 import { toPrincipal, type PrincipalRow } from '../rows.js';
@@ -29,9 +29,16 @@ export async function getPrincipal(db: Db, id: string): Promise<Principal | null
   return row ? toPrincipal(row) : null;
 }
 
-export async function listPrincipals(db: Db): Promise<Principal[]> {
-  const rows = await db.query<PrincipalRow>(`SELECT * FROM principals ORDER BY id`);
-  return rows.map(toPrincipal);
+/** Keyset paging on the primary key: one row past the page says whether another follows. */
+export async function listPrincipals(db: Db, q: ListPrincipalsQuery): Promise<PrincipalPage> {
+  const rows = await db.query<PrincipalRow>(
+    `SELECT * FROM principals
+      WHERE ($1::text IS NULL OR id > $1) AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR role = $3)
+      ORDER BY id LIMIT $4`,
+    [q.cursor ?? null, q.kind ?? null, q.role ?? null, q.limit + 1],
+  );
+  const page = rows.slice(0, q.limit).map(toPrincipal);
+  return { principals: page, nextCursor: rows.length > q.limit ? page[page.length - 1]!.id : null };
 }
 
 export function updatePrincipal(db: Db, id: string, patch: PrincipalPatch): Promise<Principal | null> {

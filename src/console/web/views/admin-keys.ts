@@ -28,7 +28,8 @@ export const keysView: View = (ctx, root, params) => {
   root.append(h('h1', {}, 'API keys'), err.el, h('form', { class: 'filters', onsubmit: ((e: Event) => e.preventDefault()) as EventListener }, field('Principal', pick)));
 
   void ctx.api
-    .get('/api/admin/principals')
+    // The picker offers the first thousand; any other id can be opened by its URL.
+    .get('/api/admin/principals', { query: { limit: 1000 } })
     .then((b) => {
       const ids = listOf<PrincipalJson>(b).map((p) => p.id);
       if (principal && !ids.includes(principal)) ids.push(principal);

@@ -25,26 +25,33 @@ export const principalsView: View = (ctx, root) => {
   const roles = h('datalist', { id: 'role-names' });
   root.append(h('h1', {}, 'Principals'), err.el, createForm(ctx, err, () => void load()), roles, editor, h('div', { class: 'table-wrap' }, h('table', { class: 'admin' }, h('caption', { class: 'sr-only' }, 'Principals'), h('thead', {}, h('tr', {}, ...['Id', 'Kind', 'Role', 'Extra permissions', 'Revoked permissions', 'State', ''].map((t) => h('th', { scope: 'col' }, t)))), body)));
 
-  async function load() {
+  // A page at a time in id order; "Load more" appends the next one.
+  let cursor: string | null = null;
+  const more = button('Load more', () => void load(true), { class: 'secondary', hidden: true });
+  root.append(h('div', { class: 'below' }, more));
+
+  const row = (p: PrincipalJson) =>
+    h(
+      'tr',
+      { 'data-id': p.id },
+      h('td', { class: 'mono' }, p.id),
+      h('td', {}, p.kind),
+      h('td', {}, p.role),
+      h('td', { class: 'mono wrap' }, (p.extra_permissions ?? []).join(', ')),
+      h('td', { class: 'mono wrap' }, (p.revoked_permissions ?? []).join(', ')),
+      h('td', {}, p.disabled ? 'disabled' : 'active'),
+      h('td', { class: 'row-actions' }, button('Edit', () => edit(p), { class: 'small secondary', 'aria-label': `Edit ${p.id}` }), h('a', { href: href('admin', 'keys', p.id), class: 'small' }, 'Keys')),
+    );
+
+  async function load(next = false) {
     try {
-      const list = listOf<PrincipalJson>(await ctx.api.get('/api/admin/principals'));
-      render(
-        body,
-        ...list.map((p) =>
-          h(
-            'tr',
-            { 'data-id': p.id },
-            h('td', { class: 'mono' }, p.id),
-            h('td', {}, p.kind),
-            h('td', {}, p.role),
-            h('td', { class: 'mono wrap' }, (p.extra_permissions ?? []).join(', ')),
-            h('td', { class: 'mono wrap' }, (p.revoked_permissions ?? []).join(', ')),
-            h('td', {}, p.disabled ? 'disabled' : 'active'),
-            h('td', { class: 'row-actions' }, button('Edit', () => edit(p), { class: 'small secondary', 'aria-label': `Edit ${p.id}` }), h('a', { href: href('admin', 'keys', p.id), class: 'small' }, 'Keys')),
-          ),
-        ),
-      );
-      if (!list.length) body.append(h('tr', {}, h('td', { colspan: 7 }, 'No principals.')));
+      const page = await ctx.api.get<{ next_cursor?: string | null }>('/api/admin/principals', { query: { cursor: next ? cursor : undefined } });
+      const list = listOf<PrincipalJson>(page);
+      if (next) body.append(...list.map(row));
+      else render(body, ...list.map(row));
+      cursor = page?.next_cursor ?? null;
+      more.hidden = !cursor;
+      if (!next && !list.length) body.append(h('tr', {}, h('td', { colspan: 7 }, 'No principals.')));
     } catch (e) {
       err.show(describeError(e));
     }
