@@ -30,7 +30,8 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
     },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    return503OnClosing: true,
+    // Answered by the onRequest hook below instead, as problem+json like every other error.
+    return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
     // Raised before routing (e.g. bad percent-encoding), outside the error handler.
     frameworkErrors: (_err, request, reply) => {
@@ -40,15 +41,21 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
   }) as unknown as FastifyInstance;
   const ajv = createAjv();
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
-  // Echoed so a client can quote it when reporting a problem.
-  app.addHook('onRequest', (request, reply, done) => {
+  let closing = false;
+  // The request id is echoed so a client can quote it when reporting a problem. Once closing, a
+  // request that still arrives (the next one on a connection that was busy when close began)
+  // gets 503 with Retry-After and the connection is closed: the client retries elsewhere.
+  app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    done();
+    if (!closing) return;
+    reply.header('connection', 'close');
+    return sendProblem(reply, request, createError('SHUTTING_DOWN', 'The server is shutting down'));
   });
   // Closing: a request in flight on a keep-alive connection (a gateway's introspection call, say)
   // would otherwise leave its connection open, idle, for keepAliveTimeout (72 s) after its answer,
   // and close() would wait for it. From now on an answered connection idles 1 ms at most.
   app.addHook('preClose', (done) => {
+    closing = true;
     app.server.keepAliveTimeout = 1;
     done();
   });
