@@ -15,18 +15,24 @@ async function get(url: string): Promise<number> {
   return res.status;
 }
 
+/** A listener with /fast and /slow; /slow answers once release() is called. */
+function withSlowRoute() {
+  const app = createFastify({ logger: silentLogger(), bodyLimit: 1024 });
+  let releaseSlow: (() => void) | undefined;
+  const started = new Promise<void>((resolve) => {
+    app.get('/slow', async () => {
+      resolve();
+      await new Promise<void>((r) => (releaseSlow = r));
+      return { ok: true };
+    });
+  });
+  app.get('/fast', async () => ({ ok: true }));
+  return { app, started, release: () => releaseSlow?.() };
+}
+
 describe('closing an HTTP listener', () => {
   it('answers the request in flight, then lets its keep-alive connection go', async () => {
-    const app = createFastify({ logger: silentLogger(), bodyLimit: 1024 });
-    let release!: () => void;
-    const started = new Promise<void>((resolve) => {
-      app.get('/slow', async () => {
-        resolve();
-        await new Promise<void>((r) => (release = r));
-        return { ok: true };
-      });
-    });
-    app.get('/fast', async () => ({ ok: true }));
+    const { app, started, release } = withSlowRoute();
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     try {
       expect(await get(`${url}/fast`)).toBe(200);
@@ -43,23 +49,14 @@ describe('closing an HTTP listener', () => {
       await Promise.race([closed.then(() => (done = true)), new Promise((r) => setTimeout(r, 5000))]);
       expect(done).toBe(true);
     } finally {
-      release?.();
+      release();
     }
   });
 });
 
 describe('a request arriving while the listener closes', () => {
   it('gets 503 problem+json with Retry-After, and the connection is closed', async () => {
-    const app = createFastify({ logger: silentLogger(), bodyLimit: 1024 });
-    let release!: () => void;
-    const started = new Promise<void>((resolve) => {
-      app.get('/slow', async () => {
-        resolve();
-        await new Promise<void>((r) => (release = r));
-        return { ok: true };
-      });
-    });
-    app.get('/fast', async () => ({ ok: true }));
+    const { app, started, release } = withSlowRoute();
     await app.listen({ host: '127.0.0.1', port: 0 });
     const { port } = app.server.address() as { port: number };
     // One raw connection: the first request keeps it busy while close() begins, so the server
@@ -86,7 +83,7 @@ describe('a request arriving while the listener closes', () => {
       expect(second).toMatch(/^connection: close/im);
       expect(JSON.parse(second!.slice(second!.indexOf('\r\n\r\n') + 4))).toMatchObject({ status: 503, code: 'SHUTTING_DOWN' });
     } finally {
-      release?.();
+      release();
       socket.destroy();
     }
   });
