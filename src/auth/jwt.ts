@@ -8,6 +8,7 @@ import { importSPKI, jwtVerify, type JWTVerifyOptions } from 'jose';
 import type { TemConfig } from '../config/index.js';
 import type { Clock } from '../core/clock.js';
 import { createError } from '../core/errors.js';
+import { PRINCIPAL_ID_RE } from '../core/ids.js';
 import type { AuthContext } from './types.js';
 
 export interface VerifiedJwt {
@@ -100,8 +101,8 @@ export function createJwtVerifier(
       throw createError('UNAUTHORIZED', 'Invalid or expired token');
     }
     const { sub, exp } = payload;
-    if (typeof sub !== 'string' || sub.length === 0 || sub.length > 128 || typeof exp !== 'number') {
-      throw createError('UNAUTHORIZED', 'Token has no valid sub or exp claim');
+    if (typeof sub !== 'string' || !PRINCIPAL_ID_RE.test(sub) || typeof exp !== 'number') {
+      throw createError('UNAUTHORIZED', 'Token has no valid sub or exp claim (sub: 1–128 of A-Z, a-z, 0-9, "_", ".", "@", "=" and "-")');
     }
     const rawChannels = (payload as { channels?: unknown }).channels;
     let channels: string[] = [];

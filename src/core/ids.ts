@@ -1,5 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 
+/**
+ * What a principal id (and so a user id) may be: ids travel in channel names (`user:{id}`), so
+ * they use the channel alphabet without `:`. A JWT's `sub` is held to it too: `sub: "*"` would
+ * make the owner channel the pattern `user:*`, and `a|b` is no channel at all.
+ */
+export const PRINCIPAL_ID_RE = /^[A-Za-z0-9_.@=-]{1,128}$/;
+
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 /**

@@ -2,14 +2,14 @@
  * The shape of one event as a producer sends it (contract §2), shared by POST /api/events,
  * each item of /api/events/batch and the gateway's INGEST frame.
  */
+import { PRINCIPAL_ID_RE } from '../core/ids.js';
 import { createAjv, describedPattern } from './ajv.js';
 
 export const EVENT_TYPE_PATTERN = describedPattern(
   '^[a-z0-9][a-z0-9_.-]{0,127}$',
   'an event type: 1–128 of a-z, 0-9, "_", "." and "-", starting with a letter or digit (payment.success)',
 );
-/** Principal ids travel in channel names (`user:{id}`), so they use the channel alphabet minus `:`. */
-export const PRINCIPAL_ID_PATTERN = describedPattern('^[A-Za-z0-9_.@=-]{1,128}$', 'a principal id: 1–128 of A-Z, a-z, 0-9, "_", ".", "@", "=" and "-"');
+export const PRINCIPAL_ID_PATTERN = describedPattern(PRINCIPAL_ID_RE.source, 'a principal id: 1–128 of A-Z, a-z, 0-9, "_", ".", "@", "=" and "-"');
 export const IDEMPOTENCY_KEY_PATTERN = describedPattern('^[\\x21-\\x7e]{1,255}$', '1–255 printable ASCII characters without spaces');
 
 export interface EventInput {

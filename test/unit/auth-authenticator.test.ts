@@ -217,6 +217,12 @@ describe('Authenticator with JWTs', () => {
       await sign({ sub: 'u1' }, { ...good, aud: 'other' }),
       await sign({}, good),
       await sign({ sub: 'u1', channels: 'live:1:chat' }, good),
+      // A sub that is no user id: a pattern (its owner channel would be user:*), another
+      // user's sub-channel (user:u1:x belongs to u1), no channel at all, or too long.
+      await sign({ sub: '*' }, good),
+      await sign({ sub: 'u1:x' }, good),
+      await sign({ sub: 'auth0|12345' }, good),
+      await sign({ sub: 'x'.repeat(129) }, good),
       await sign({ sub: 'u1' }, { ...good, alg: 'HS512' }),
     ];
     for (const token of bad) expect((await rejection(auth.authenticate(token))).code).toBe('UNAUTHORIZED');
