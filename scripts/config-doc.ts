@@ -27,7 +27,8 @@ ${rows.join('\n')}
 \`namespaces\`: options per channel namespace (the part before the first \`:\`), \`*\` for the rest.
 Unless configured: history as \`TEM_HISTORY_SIZE\` / \`TEM_HISTORY_TTL_MS\`, \`presence\` on,
 \`joinLeave\` (presence.join/leave/update events) off, \`clientPublish\` (PUBLISH frames) off; the
-\`user\` namespace has neither presence nor client publishing.
+\`user\` namespace has neither presence nor client publishing. The file's \`*\` entry is what every
+other namespace, \`user\` included, takes its unset options from, wherever it stands in the file.
 
 \`\`\`json
 {

@@ -101,17 +101,20 @@ function checkObject(setting: string, value: unknown): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** `*`, or a namespace as channels name it (the part before the first `:`). */
+const NAMESPACE_KEY_RE = /^(?:\*|[A-Za-z0-9_.@=-]{1,255})$/;
+
+/**
+ * Namespace options. Keys are names clients choose (`constructor:1` is a valid channel), so the
+ * table has no prototype and is read with own-property checks only. The file's `*` is applied
+ * first wherever it stands, and the built-in `user` namespace takes what it does not set from it.
+ */
 function parseNamespaces(raw: unknown, defaults: NamespaceOptions): Record<string, NamespaceOptions> {
-  const out: Record<string, NamespaceOptions> = {
-    '*': defaults,
-    // A user's own channel keeps a longer history so a device that was away can catch up.
-    user: { ...defaults, presence: false, joinLeave: false, clientPublish: false },
-  };
-  if (raw === undefined) return out;
-  for (const [ns, optsRaw] of Object.entries(checkObject('namespaces', raw))) {
-    const opts = checkObject(`namespaces.${ns}`, optsRaw);
-    const merged: NamespaceOptions = { ...(out[ns] ?? out['*']!) };
-    for (const [k, v] of Object.entries(opts)) {
+  const given = raw === undefined ? {} : checkObject('namespaces', raw);
+  const parse = (ns: string, base: NamespaceOptions): NamespaceOptions => {
+    if (!NAMESPACE_KEY_RE.test(ns)) throw new ConfigError(`namespaces.${ns}`, 'expected * or a namespace name (1–255 of A-Z, a-z, 0-9, "_", ".", "@", "=" and "-")');
+    const merged: NamespaceOptions = { ...base };
+    for (const [k, v] of Object.entries(checkObject(`namespaces.${ns}`, given[ns]))) {
       if (!(NAMESPACE_KEYS as readonly string[]).includes(k)) throw new ConfigError(`namespaces.${ns}.${k}`, `unknown option (known: ${NAMESPACE_KEYS.join(', ')})`);
       if (k === 'historySize' || k === 'historyTtlMs') {
         if (!Number.isInteger(v) || (v as number) < 0) throw new ConfigError(`namespaces.${ns}.${k}`, 'expected an integer ≥ 0');
@@ -121,8 +124,13 @@ function parseNamespaces(raw: unknown, defaults: NamespaceOptions): Record<strin
         merged[k as 'presence' | 'joinLeave' | 'clientPublish'] = v;
       }
     }
-    out[ns] = merged;
-  }
+    return merged;
+  };
+  const out = Object.create(null) as Record<string, NamespaceOptions>;
+  out['*'] = Object.hasOwn(given, '*') ? parse('*', defaults) : defaults;
+  // A user's own channel: no presence or publishing by clients.
+  out.user = { ...out['*'], presence: false, joinLeave: false, clientPublish: false };
+  for (const ns of Object.keys(given)) if (ns !== '*') out[ns] = parse(ns, out[ns] ?? out['*']);
   return out;
 }
 
@@ -150,7 +158,8 @@ function parseRetry(raw: unknown, defaults: RetryPolicy, fromEnv: Partial<RetryP
   }
   const fileStar = entries.find(([type]) => type === '*')?.[1];
   const star: RetryPolicy = { ...defaults, ...fileStar, ...fromEnv };
-  const out: Record<string, RetryPolicy> = { '*': star };
+  const out = Object.create(null) as Record<string, RetryPolicy>;
+  out['*'] = star;
   for (const [type, given] of entries) if (type !== '*') out[type] = { ...star, ...given };
   return out;
 }
@@ -216,12 +225,13 @@ function deepFreeze<T>(obj: T): T {
 /** Options of the namespace a channel belongs to (`live:1:chat` → `live`). */
 export function namespaceOptions(config: TemConfig, channel: string): NamespaceOptions {
   const ns = channel.split(':', 1)[0] ?? '';
-  return config.namespaces[ns] ?? config.namespaces['*']!;
+  return (Object.hasOwn(config.namespaces, ns) ? config.namespaces[ns] : undefined) ?? config.namespaces['*']!;
 }
 
 /** Retry policy for an event type: exact type, then the longest matching `prefix.*`, then `*`. */
 export function retryPolicy(config: TemConfig, type: string): RetryPolicy {
-  const exact = config.retry[type];
+  // Own properties only: `constructor` is a valid event type.
+  const exact = Object.hasOwn(config.retry, type) ? config.retry[type] : undefined;
   if (exact) return exact;
   let best: RetryPolicy | undefined;
   let bestLen = -1;

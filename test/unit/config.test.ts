@@ -106,6 +106,30 @@ describe('config', () => {
     expect(namespaceOptions(c, 'server:1').clientPublish).toBe(false);
   });
 
+  it('reads namespaces and retry types named like Object members as any other name', () => {
+    const c = loadConfig({}, NO_FILE);
+    for (const ns of ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__']) {
+      expect(namespaceOptions(c, `${ns}:1`), ns).toEqual(namespaceOptions(c, 'other:1'));
+    }
+    expect(retryPolicy(c, 'constructor')).toEqual(retryPolicy(c, 'other'));
+    // A file may still configure such a namespace, even __proto__, without touching prototypes.
+    const dir = mkdtempSync(join(tmpdir(), 'tem-config-'));
+    const file = join(dir, 'tem.config.json');
+    writeFileSync(file, '{"namespaces": {"__proto__": {"historySize": 3}, "constructor": {"clientPublish": true}}}');
+    const named = loadConfig({}, { TEM_CONFIG: file });
+    expect(namespaceOptions(named, '__proto__:1').historySize).toBe(3);
+    expect(namespaceOptions(named, 'constructor:1').clientPublish).toBe(true);
+    expect(namespaceOptions(named, 'other:1')).toEqual(namespaceOptions(c, 'other:1'));
+    expect(() => loadConfig({ namespaces: { 'a:b': {} } }, NO_FILE)).toThrowError(/namespaces\.a:b.*namespace name/);
+  });
+
+  it("applies the file's * to every namespace wherever it stands, the built-in user namespace too", () => {
+    const c = loadConfig({ namespaces: { live: { clientPublish: true }, '*': { historySize: 500 } } }, NO_FILE);
+    expect(namespaceOptions(c, 'live:1')).toMatchObject({ clientPublish: true, historySize: 500 });
+    expect(namespaceOptions(c, 'user:u1')).toMatchObject({ historySize: 500, presence: false, clientPublish: false });
+    expect(namespaceOptions(c, 'other:1').historySize).toBe(500);
+  });
+
   it('gives the internal listener a free port too when the public one is 0 and it was not set', () => {
     expect(loadConfig({}, NO_FILE).internalPort).toBe(8081);
     expect(loadConfig({}, { ...NO_FILE, TEM_HTTP_PORT: '0' }).internalPort).toBe(0);
