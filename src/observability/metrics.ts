@@ -30,6 +30,7 @@ export function createMetrics() {
     wsPendingLimitCloses: new Counter({ name: 'tem_ws_pending_limit_closes_total', help: 'Connections closed 1013 for too many waiting for HELLO from one address', registers: [registry] }),
     relayLag: new Gauge({ name: 'tem_relay_lag_seconds', help: 'Age of the oldest outbox message at relay time', registers: [registry] }),
     relayPublished: new Counter({ name: 'tem_relay_published_total', help: 'Outbox messages published to the bus', registers: [registry] }),
+    relayDropped: new Counter({ name: 'tem_relay_dropped_total', help: 'Outbox messages naming no publishable channel, logged and dropped', registers: [registry] }),
     busPublishFailures: new Counter({ name: 'tem_bus_publish_failures_total', help: 'Bus publishes that failed', registers: [registry] }),
   };
   return m;

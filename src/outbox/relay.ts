@@ -17,6 +17,11 @@
  * (or the same one, restarted) takes over: every publish names its rows in the relays' receipt
  * slot on the Bus, and rows the last publish already sent are not appended again
  * (PublishOptions.receipt). Updates also carry the event's `version`, a second line of defence.
+ *
+ * A row that names no channel the Bus can publish to (written before ingest checked what it
+ * checks now: an owner channel built from a JWT `sub` such as `auth0|1`) would fail every batch
+ * it is in, for ever, and stop every notification behind it. Such a row is logged, counted
+ * (tem_relay_dropped_total) and deleted with its batch instead.
  */
 import type { Bus } from '../bus/types.js';
 import type { Clock } from '../core/clock.js';
@@ -24,9 +29,10 @@ import type { OutboxMessage } from '../core/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Store, Unlisten } from '../store/types.js';
+import { isPattern, isValidChannel } from '../protocol/frames.js';
 
 /** Bus failures are counted by the bus itself (tem_bus_publish_failures_total, runtime.startBus). */
-export type RelayMetrics = Pick<Metrics, 'relayLag' | 'relayPublished'>;
+export type RelayMetrics = Pick<Metrics, 'relayLag' | 'relayPublished' | 'relayDropped'>;
 
 export interface OutboxRelayOptions {
   store: Pick<Store, 'relayOutbox' | 'onOutbox'>;
@@ -130,7 +136,8 @@ export class OutboxRelay {
     }
   }
 
-  private async publish(messages: OutboxMessage[]): Promise<void> {
+  private async publish(batch: OutboxMessage[]): Promise<void> {
+    const messages = batch.filter((m) => this.publishable(m));
     if (messages.length === 0) return;
     const oldest = messages[0]!.createdAt.getTime();
     this.o.metrics.relayLag.set(Math.max(0, this.o.clock.nowMs() - oldest) / 1000);
@@ -151,6 +158,13 @@ export class OutboxRelay {
     );
     this.confirm(messages.map((m) => m.id));
     this.o.metrics.relayPublished.inc(pubs.length);
+  }
+
+  private publishable(m: OutboxMessage): boolean {
+    if (isValidChannel(m.channel) && !isPattern(m.channel)) return true;
+    this.o.logger.error({ outbox_id: m.id, event_id: m.eventId, channel: m.channel, event: m.event }, 'outbox message names no channel it can be published to; dropped');
+    this.o.metrics.relayDropped.inc();
+    return false;
   }
 
   /** These ids went out: skipped if their rows come round again before they are deleted. */

@@ -65,10 +65,10 @@ async function eventually(check: () => Promise<boolean> | boolean, what: string,
 }
 
 /** Ingests `n` events for `owner` and runs each through claim → complete. */
-async function produce(h: GatewayHarness, store: Store, owner: TestPrincipal, n: number): Promise<string[]> {
+async function produce(h: GatewayHarness, store: Store, owner: TestPrincipal, n: number, type = 'job.run'): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
-    const res = await h.api.request<{ event_id: string }>('POST', '/api/events', { key: owner.key, body: { type: 'job.run', payload: { i } } });
+    const res = await h.api.request<{ event_id: string }>('POST', '/api/events', { key: owner.key, body: { type, payload: { i } } });
     expect(res.status).toBe(202);
     ids.push(res.body.event_id);
   }
@@ -95,6 +95,45 @@ function checkDelivered(c: WsTestClient, owner: string, ids: string[]): void {
 }
 
 const updateCount = (c: WsTestClient, owner: string) => c.events(`user:${owner}`, 'event.update').length;
+
+describe('relay with a row that names no publishable channel (PGlite, memory bus)', () => {
+  let h: GatewayHarness;
+  let relay: OutboxRelay;
+  let owner: TestPrincipal;
+  /** Rows of events of this type reach the relay with an owner channel no bus accepts. */
+  const POISON = 'job.poison';
+
+  beforeAll(async () => {
+    h = await startGatewayHarness();
+    const real = h.api.store;
+    // The real store, with the rows of `poisoned` events rewritten as a row written by an older
+    // release would read (a JWT sub such as auth0|1 made its owner channel).
+    const store: Pick<Store, 'relayOutbox' | 'onOutbox'> = {
+      onOutbox: (handler) => real.onOutbox(handler),
+      relayOutbox: (limit, publish) => real.relayOutbox(limit, (ms) => publish(ms.map((m) => ((m.payload as { type?: string }).type === POISON ? { ...m, channel: 'user:auth0|1' } : m)))),
+    };
+    relay = new OutboxRelay({ store, bus: h.bus, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, pollIntervalMs: 100, minBackoffMs: 20, maxBackoffMs: 200 });
+    await relay.start();
+    owner = await h.api.createPrincipal({ id: 'owner' });
+  });
+
+  afterAll(async () => {
+    await relay?.stop();
+    await h?.close();
+  });
+
+  it('drops and counts that row; every other notification, in the same batches, still arrives', async () => {
+    const c = await WsTestClient.ready(h.wsUrl({ token: owner.key }));
+    const [bad] = await produce(h, h.api.store, owner, 1, POISON);
+    const good = await produce(h, h.api.store, owner, 5);
+    await eventually(() => updateCount(c, 'owner') >= 20, '20 updates');
+    checkDelivered(c, 'owner', good);
+    expect(c.events('user:owner', 'event.update').some((f) => (f.payload.payload as unknown as Update).event_id === bad)).toBe(false);
+    expect((await h.api.metrics.relayDropped.get()).values[0]?.value).toBe(4);
+    await eventually(async () => (await h.api.store.peekOutbox(10)).length === 0, 'an empty outbox');
+    await c.close();
+  });
+});
 
 describe('relay with a failing bus (PGlite, memory bus)', () => {
   let h: GatewayHarness;
