@@ -94,7 +94,9 @@ export class Subscriptions {
    * Already subscribed (`user:{self}` at the upgrade, then HELLO with `since`): the client may have
    * missed publications from before this subscription started. The subscription goes back to
    * pending, as a new one would be, for the history read; what the connection was already sent
-   * live is left out of the replay.
+   * live is left out of the replay. When something was already sent live and older ones were
+   * missed, they cannot come before it: recovered false (a client resuming should authenticate
+   * with the HELLO itself, as the SDK does, so nothing goes live before it).
    */
   private async prepareExisting(conn: Connection, channel: string, since: StreamPosition | undefined): Promise<PrepareResult> {
     const known = conn.positions.get(channel);
@@ -113,8 +115,11 @@ export class Subscriptions {
     const at = later(known, live.last)!;
     try {
       const history = await this.ctx.bus.history(channel, since);
-      if (history.recovered) {
-        const replay = history.publications.filter((p) => !wasSent(p, sentAfter, live.last));
+      const replay = history.recovered ? history.publications.filter((p) => !wasSent(p, sentAfter, live.last)) : [];
+      // Missed publications older than one the connection was already sent live could only
+      // arrive behind it (an event's status going backwards): not recovered, the client resyncs.
+      const sentLive = live.last !== null && live.last.epoch === sentAfter.epoch && live.last.offset > sentAfter.offset;
+      if (history.recovered && !(sentLive && replay.length > 0)) {
         const from = sentAfter.epoch === since.epoch && sentAfter.offset <= since.offset ? sentAfter : since;
         return { ok: true, prepared: { channel, position: history.position, recovered: true, replay, existing: true, suspended: true, sentAfter: from } };
       }
