@@ -306,7 +306,8 @@ export class Registry {
   }
 
   /**
-   * After the Bus connection came back: fill every channel that moved on meanwhile. The
+   * After the Bus connection came back: fill every channel that moved on meanwhile, and hand
+   * pattern subscribers to onUnrecoverableGap. The
    * subscriptions can be back before reads answer again (the reading connection reconnects on
    * its own): a channel whose position could not be read is checked again shortly, for about
    * ten seconds; after that a live publication's offset jump still triggers the fill.
@@ -315,6 +316,13 @@ export class Registry {
     if (this.gapRetry) clearTimeout(this.gapRetry);
     this.gapRetry = null;
     let unread = false;
+    // A pattern covers channels this node may never have seen, whose positions it cannot know:
+    // what it missed cannot be told, so its subscribers subscribe again and resync.
+    if (attempt === 0) {
+      for (const entry of [...this.patterns]) {
+        if (entry.live.size > 0 && this.channels.get(entry.name) === entry) this.hooks.onUnrecoverableGap?.(entry.name, [...entry.live]);
+      }
+    }
     for (const entry of [...this.channels.values()]) {
       if (entry.pattern || entry.filling || entry.live.size === 0) continue;
       const base = this.baseline(entry);

@@ -211,7 +211,14 @@ export class Subscriptions {
    */
   fellBehind(conn: Connection, channel: string): void {
     this.abandon(conn, channel);
-    conn.sendError('INTERNAL', `subscription to ${channel} fell behind; subscribe again with since`, undefined, channel);
+    conn.sendError(
+      'INTERNAL',
+      isPattern(channel)
+        ? `subscription to ${channel} may have missed publications while this node was cut off from the bus; subscribe again and resync`
+        : `subscription to ${channel} fell behind; subscribe again with since`,
+      undefined,
+      channel,
+    );
   }
 
   private abandon(conn: Connection, channel: string): void {

@@ -92,6 +92,26 @@ describe.skipIf(!services.redis)('gateway bus connection lost and back', () => {
     expect(again.payload).toMatchObject({ channel: 'tiny:gap:c', recovered: false, offset: 6 });
     await c.close();
   }, 30_000);
+
+  it('tells pattern subscribers to subscribe again: what their channels missed cannot be known', async () => {
+    const c = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    expect((await c.request('SUBSCRIBE', { channels: ['live:pat:*'] })).type).toBe('SUBSCRIBED');
+    await publisher.publish('live:pat:1', 'm', { i: 1 });
+    await until(() => offsets(c, 'live:pat:1').length === 1, 'the first');
+    proxy.cut();
+    // A channel the node has never seen under the pattern.
+    await publisher.publish('live:pat:2', 'm', { i: 2 });
+    await sleep(400);
+    proxy.restore();
+    const error = await c.waitFor((f) => f.type === 'ERROR' && f.payload.channel === 'live:pat:*', 10_000);
+    expect(error.payload.message).toMatch(/subscribe again and resync/);
+    // The subscription was ended: subscribing again works and goes on live.
+    expect((await c.request('SUBSCRIBE', { channels: ['live:pat:*'] })).payload).toMatchObject({ channel: 'live:pat:*', recovered: false });
+    await publisher.publish('live:pat:3', 'm', { i: 3 });
+    await until(() => offsets(c, 'live:pat:3').length === 1, 'the next one');
+    expect(c.ws.readyState).toBe(1);
+    await c.close();
+  }, 30_000);
 });
 
 function offsetsEpoch(c: WsTestClient, channel: string): string {
