@@ -23,7 +23,7 @@ import { ConnectLimiter } from './rate.js';
 import { Registry } from './registry.js';
 import { Revocation, type ConnectionFilter } from './revocation.js';
 import { Subscriptions } from './subscriptions.js';
-import { TypingTracker } from './typing.js';
+import { TypingTracker, TypingWatch } from './typing.js';
 import { isGatewayPath, readUpgrade, rejectUpgrade, type EarlyClose } from './upgrade.js';
 
 export type { ConnectionFilter } from './revocation.js';
@@ -63,6 +63,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
   const { config, logger, clock } = deps;
   const presence = new PresenceTracker(ctx);
   const typing = new TypingTracker(ctx);
+  const typingWatch = new TypingWatch((channel, payload) => ctx.registry.deliverNotice(channel, 'typing', payload), 2 * ctx.tuning.typingTimeoutMs);
   const subs = new Subscriptions(ctx, presence, typing);
   const sessions = new Sessions(ctx, subs);
   const connectLimiter = new ConnectLimiter(config.wsConnectLimit, config.wsConnectWindowMs, deps.bus);
@@ -189,7 +190,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
     connections,
     auth: deps.auth,
     logger,
-    deliverNotice: (c, e, p) => ctx.registry.deliverNotice(c, e, p),
+    deliverNotice: (c, e, p) => (e === 'typing' ? typingWatch.notice(c, p) : ctx.registry.deliverNotice(c, e, p)),
     membershipRemoved: (channel, userId) => accessRecheck.membershipRemoved(channel, userId),
     membershipAdded: (channel, userId) => ctx.access.forget?.(channel, userId),
   });
@@ -232,6 +233,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
       if (closing) return;
       closing = true;
       for (const t of timers) clearInterval(t);
+      typingWatch.close();
       stopInvalidations();
       await offResubscribed();
       const unsub = await controlUnsub;

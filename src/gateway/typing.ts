@@ -2,13 +2,24 @@
  * Typing notices: TYPING_START / TYPING_STOP become an ephemeral `typing {user_id, is_typing}`
  * event on the channel, which fan-out gives to everyone there except the typist's connections.
  * A start with no stop ends by itself after the timeout (contract: 10 s), and so does typing on a
- * channel the connection leaves. Repeated starts only extend the timer: the others hear once.
+ * channel the connection leaves.
+ *
+ * Two sides. The typist's node (TypingTracker) owns the timeout; repeated starts extend it and
+ * are passed on again at most every half timeout, as a keep-alive. Every node (TypingWatch) passes
+ * each typist's start on to its subscribers once, and ends it itself when neither a stop nor a
+ * keep-alive came for two timeouts: the typist's node may have died, and its stop with it.
  */
 import type { Connection } from './connection.js';
 import type { GatewayContext } from './context.js';
 
+interface Typing {
+  timer: NodeJS.Timeout;
+  /** When the start was last passed on (the keep-alive's clock). */
+  publishedAt: number;
+}
+
 export class TypingTracker {
-  private readonly timers = new Map<Connection, Map<string, NodeJS.Timeout>>();
+  private readonly timers = new Map<Connection, Map<string, Typing>>();
 
   constructor(private readonly ctx: GatewayContext) {}
 
@@ -16,18 +27,21 @@ export class TypingTracker {
     let mine = this.timers.get(conn);
     if (!mine) this.timers.set(conn, (mine = new Map()));
     const existing = mine.get(channel);
-    if (existing) clearTimeout(existing);
-    const timer = setTimeout(() => this.stop(conn, channel), this.ctx.tuning.typingTimeoutMs);
+    if (existing) clearTimeout(existing.timer);
+    const timeoutMs = this.ctx.tuning.typingTimeoutMs;
+    const timer = setTimeout(() => this.stop(conn, channel), timeoutMs);
     timer.unref?.();
-    mine.set(channel, timer);
-    if (!existing) this.publish(conn.userId, channel, true);
+    const now = this.ctx.clock.nowMs();
+    const due = !existing || now - existing.publishedAt >= timeoutMs / 2;
+    mine.set(channel, { timer, publishedAt: due ? now : existing.publishedAt });
+    if (due) this.publish(conn.userId, channel, true);
   }
 
   stop(conn: Connection, channel: string): void {
     const mine = this.timers.get(conn);
-    const timer = mine?.get(channel);
-    if (!mine || !timer) return;
-    clearTimeout(timer);
+    const typing = mine?.get(channel);
+    if (!mine || !typing) return;
+    clearTimeout(typing.timer);
     mine.delete(channel);
     if (mine.size === 0) this.timers.delete(conn);
     this.publish(conn.userId, channel, false);
@@ -56,5 +70,47 @@ export class TypingTracker {
     this.ctx.bus.publishControl({ kind: 'ephemeral', channel, event: 'typing', payload: { user_id: userId, is_typing: isTyping } }).catch((err: unknown) => {
       this.ctx.logger.warn({ err, channel }, 'typing notice failed');
     });
+  }
+}
+
+/**
+ * The receiving side, on every node: `typing` notices from the bus go to this node's subscribers
+ * through here. A start already passed on (a keep-alive) is not passed on again; a typist not
+ * heard from for `deadlineMs` gets a stop made here.
+ */
+export class TypingWatch {
+  /** `channel\nuser_id` → the deadline of that typist's start. */
+  private readonly typing = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    private readonly deliver: (channel: string, payload: { user_id: string; is_typing: boolean }) => void,
+    private readonly deadlineMs: number,
+  ) {}
+
+  notice(channel: string, payload: unknown): void {
+    const p = payload as { user_id?: unknown; is_typing?: unknown } | null;
+    if (!p || typeof p.user_id !== 'string' || typeof p.is_typing !== 'boolean') return;
+    const userId = p.user_id;
+    const key = `${channel}\n${userId}`;
+    const pending = this.typing.get(key);
+    if (pending) clearTimeout(pending);
+    if (!p.is_typing) {
+      this.typing.delete(key);
+      // A stop for a start this node never passed on (or already ended itself) is no news.
+      if (pending) this.deliver(channel, { user_id: userId, is_typing: false });
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.typing.delete(key);
+      this.deliver(channel, { user_id: userId, is_typing: false });
+    }, this.deadlineMs);
+    timer.unref?.();
+    this.typing.set(key, timer);
+    if (!pending) this.deliver(channel, { user_id: userId, is_typing: true });
+  }
+
+  close(): void {
+    for (const timer of this.typing.values()) clearTimeout(timer);
+    this.typing.clear();
   }
 }

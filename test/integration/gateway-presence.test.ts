@@ -95,6 +95,36 @@ describe('typing', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('keeps typing alive while starts keep coming, announced once, then stops once', async () => {
+    const a = await on(alice.key, 'live:4:chat');
+    const b = await on(bob.key, 'live:4:chat');
+    // Starts every 100 ms for three timeouts: the typist's node passes keep-alives on, every
+    // node passes the start on once.
+    for (let i = 0; i < 9; i++) {
+      a.send('TYPING_START', { channel: 'live:4:chat' });
+      await sleep(100);
+    }
+    const typingOf = () => b.notices('live:4:chat', 'typing').map((f) => (f.payload.payload as { is_typing: boolean }).is_typing);
+    expect(typingOf()).toEqual([true]);
+    await b.waitFor((f) => isNotice(f, 'live:4:chat') && f.payload.event === 'typing' && (f.payload.payload as { is_typing: boolean }).is_typing === false, 3000);
+    await sleep(700); // past the watch's own deadline: no second stop
+    expect(typingOf()).toEqual([true, false]);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it("ends a typist's start that no stop or keep-alive follows, as when the typist's node died", async () => {
+    const b = await on(bob.key, 'live:4:chat');
+    // The start a node sent just before it was killed: its stop never comes.
+    await h.bus.publishControl({ kind: 'ephemeral', channel: 'live:4:chat', event: 'typing', payload: { user_id: 'ghost', is_typing: true } });
+    const stopped = await b.waitFor((f) => isNotice(f, 'live:4:chat') && f.payload.event === 'typing' && (f.payload.payload as { is_typing: boolean }).is_typing === false, 3000);
+    expect(stopped.payload.payload).toEqual({ user_id: 'ghost', is_typing: false });
+    expect(b.notices('live:4:chat', 'typing').map((f) => f.payload.payload)).toEqual([
+      { user_id: 'ghost', is_typing: true },
+      { user_id: 'ghost', is_typing: false },
+    ]);
+    await b.close();
+  });
+
   it('typing on a channel one is not subscribed to is a BAD_REQUEST', async () => {
     const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
     expect(await a.request('TYPING_START', { channel: 'live:9:chat' })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
