@@ -39,6 +39,19 @@ export function positionTtl(ns: NamespaceOptions, positionTtlMs: number): number
   return Math.max(positionTtlMs, ns.historyTtlMs);
 }
 
+/**
+ * How long a position nothing was ever published at (created by a subscribe, to hand out the
+ * epoch the first publication will carry) outlives the last read of it. Short: subscribing to
+ * ever new channel names must not pile up state for a day. A subscriber whose epoch was
+ * forgotten meanwhile loses nothing: offset 0 has seen nothing, so history from offset 1 of
+ * whatever epoch came next is all it missed (recover).
+ */
+export const EMPTY_POSITION_TTL_MS = 10 * 60 * 1000;
+
+export function emptyPositionTtl(ns: NamespaceOptions, positionTtlMs: number): number {
+  return Math.min(EMPTY_POSITION_TTL_MS, positionTtl(ns, positionTtlMs));
+}
+
 /** The JSON body a transport stores and fans out, minus offset/epoch/ts (known only at append). */
 export function encodeBody(event: string, payload: unknown, eventId: string | undefined): string {
   return JSON.stringify(eventId === undefined ? { event, payload: payload ?? null } : { event, payload: payload ?? null, eventId });
@@ -68,20 +81,33 @@ function isPosition(since: StreamPosition): boolean {
   return typeof since.epoch === 'string' && Number.isSafeInteger(since.offset) && since.offset >= 0;
 }
 
+/**
+ * `since` as a position in the current epoch, or undefined when it is in no position to be
+ * recovered from. Offset 0 has seen nothing of any epoch: everything from offset 1 is missed.
+ */
+function inEpoch(position: StreamPosition, since: StreamPosition): StreamPosition | undefined {
+  if (!isPosition(since)) return undefined;
+  if (since.epoch === position.epoch) return since;
+  return since.offset === 0 ? { offset: 0, epoch: position.epoch } : undefined;
+}
+
 /** Whether a transport should bother reading history entries for `since`. */
 export function wantsEntries(position: StreamPosition, since: StreamPosition | undefined): boolean {
-  return since !== undefined && isPosition(since) && since.epoch === position.epoch && since.offset < position.offset;
+  if (since === undefined) return false;
+  const from = inEpoch(position, since);
+  return from !== undefined && from.offset < position.offset;
 }
 
 /**
  * Answers `history(channel, since)` from what the transport read: every publication after
  * `since` exactly once and in order, or recovered=false when any of them is gone.
  */
-export function recover(read: StreamRead, since: StreamPosition | undefined, ns: NamespaceOptions, nowMs: number): HistoryResult {
+export function recover(read: StreamRead, asked: StreamPosition | undefined, ns: NamespaceOptions, nowMs: number): HistoryResult {
   const { position } = read;
-  if (since === undefined) return { publications: [], position, recovered: true };
+  if (asked === undefined) return { publications: [], position, recovered: true };
   const lost: HistoryResult = { publications: [], position, recovered: false };
-  if (!isPosition(since) || since.epoch !== position.epoch || since.offset > position.offset) return lost;
+  const since = inEpoch(position, asked);
+  if (!since || since.offset > position.offset) return lost;
   if (since.offset === position.offset) return { publications: [], position, recovered: true };
   if (!keepsHistory(ns)) return lost;
   const oldestAlive = nowMs - ns.historyTtlMs;

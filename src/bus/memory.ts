@@ -10,7 +10,7 @@ import type { NamespaceOptions } from '../config/index.js';
 import type { StreamPosition } from '../protocol/frames.js';
 import { matchesPattern } from '../protocol/frames.js';
 import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
-import { decodeStored, keepsHistory, positionTtl, toPublication, wantsEntries, type StreamRead } from './history.js';
+import { decodeStored, emptyPositionTtl, keepsHistory, positionTtl, toPublication, wantsEntries, type StreamRead } from './history.js';
 import { LimiterCache, localLimiter } from './limits.js';
 import { defaultNamespaces } from './namespaces.js';
 import type { AppendGroup, AppendResult, ControlMessage, SharedLimiter, SharedLimiterOptions } from './types.js';
@@ -85,10 +85,16 @@ export class MemoryHub {
 
   /** @internal */
   read(channel: string, since: StreamPosition | undefined, ns: NamespaceOptions, nowMs: number, positionTtlMs: number): StreamRead {
+    // Subscribing alone creates positions (of channels nothing is published at): swept here too.
+    this.sweep(nowMs);
     const stream = this.stream(channel, nowMs, ns, positionTtlMs);
+    // As the Redis read script: a read keeps the position alive, briefly while nothing was published.
+    stream.expiresAt = nowMs + (stream.offset === 0 ? emptyPositionTtl(ns, positionTtlMs) : positionTtl(ns, positionTtlMs));
     const position = { offset: stream.offset, epoch: stream.epoch };
     if (!since || !wantsEntries(position, since)) return { position, entries: [] };
-    const entries = stream.entries.filter((e) => e.offset > since.offset).map((e) => decodeStored(channel, e.json));
+    // Offset 0 has seen nothing, of this epoch or another: every entry is wanted.
+    const after = since.epoch === stream.epoch ? since.offset : 0;
+    const entries = stream.entries.filter((e) => e.offset > after).map((e) => decodeStored(channel, e.json));
     return { position, entries };
   }
 

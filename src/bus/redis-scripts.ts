@@ -89,10 +89,12 @@ return out
 
 /**
  * Position + the history tail after `since`. Creates the position when missing, so a subscriber
- * of a quiet channel gets the epoch its first publication will carry.
+ * of a quiet channel gets the epoch its first publication will carry; a position nothing was
+ * published at yet lives only the short TTL (history.emptyPositionTtl).
  * KEYS: 1 position hash, 2 history list.
- * ARGV: 1 epoch to use when missing, 2 position TTL ms, 3 since epoch ('' = none), 4 since offset.
- * Returns {epoch, offset, entries}.
+ * ARGV: 1 epoch to use when missing, 2 position TTL ms, 3 since epoch ('' = none), 4 since offset,
+ * 5 TTL ms of a position at offset 0.
+ * Returns {epoch, offset, entries}. Since offset 0 (nothing seen) reads the tail of any epoch.
  */
 export const READ_LUA = `
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -104,10 +106,14 @@ if not epoch then
 else
   offset = tonumber(redis.call('HGET', KEYS[1], 'offset'))
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if offset == 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 local entries = {}
 local since = tonumber(ARGV[4])
-if ARGV[3] == epoch and since ~= nil and since >= 0 and since < offset then
+if (ARGV[3] == epoch or since == 0) and since ~= nil and since >= 0 and since < offset then
   -- History is contiguous and ends at the current offset: the tail holds what is missing.
   entries = redis.call('LRANGE', KEYS[2], -(offset - since), -1)
 end

@@ -14,7 +14,7 @@ import type { NamespaceOptions } from '../config/index.js';
 import type { StreamPosition } from '../protocol/frames.js';
 import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
 import { closeRedis, defineScript, escapeGlob, openRedis, withRedis, type RedisConnection } from './connection.js';
-import { decodeStored, positionTtl, toPublication, type StreamRead } from './history.js';
+import { decodeStored, emptyPositionTtl, positionTtl, toPublication, type StreamRead } from './history.js';
 import { LimiterCache, redisLimiter } from './limits.js';
 import { PUBLISH_LUA, READ_LUA } from './redis-scripts.js';
 import { RECEIPT_TTL_MS, type AppendGroup, type AppendResult, type ControlMessage, type SharedLimiter, type SharedLimiterOptions } from './types.js';
@@ -108,7 +108,13 @@ export class RedisBus extends BaseBus {
   protected async read(channel: string, since: StreamPosition | undefined, ns: NamespaceOptions): Promise<StreamRead> {
     const valid = since !== undefined && typeof since.epoch === 'string' && Number.isSafeInteger(since.offset);
     const [epoch, offset, entries] = await withRedis(this.cmd, () =>
-      this.readScript(this.keys(channel), [randomBase62(10), positionTtl(ns, this.positionTtlMs), valid ? since.epoch : '', valid ? since.offset : -1]),
+      this.readScript(this.keys(channel), [
+        randomBase62(10),
+        positionTtl(ns, this.positionTtlMs),
+        valid ? since.epoch : '',
+        valid ? since.offset : -1,
+        emptyPositionTtl(ns, this.positionTtlMs),
+      ]),
     );
     return { position: { epoch, offset: Number(offset) }, entries: entries.map((json) => decodeStored(channel, json)) };
   }

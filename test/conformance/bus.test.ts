@@ -8,6 +8,7 @@ import { ManualClock, type Clock } from '../../src/core/clock.js';
 import { randomBase62 } from '../../src/core/ids.js';
 import type { NamespaceOptions } from '../../src/config/index.js';
 import { MemoryHub, RedisBus, type Bus, type BusMessage, type ControlMessage, type NamespaceResolver, type Publication } from '../../src/bus/index.js';
+import { EMPTY_POSITION_TTL_MS } from '../../src/bus/history.js';
 import { services, REDIS_URL } from '../helpers/services.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -90,10 +91,24 @@ function conformance(name: string, makeHarness: () => Harness, extra?: (h: () =>
     it('refuses to recover from another epoch, a future offset or a malformed position', async () => {
       const bus = h().node();
       const pub = await bus.publish('chat:e', 'msg', {});
-      for (const since of [{ offset: 0, epoch: 'other' }, { offset: 5, epoch: pub.epoch }, { offset: -1, epoch: pub.epoch }, { offset: 0.5, epoch: pub.epoch }]) {
+      for (const since of [{ offset: 1, epoch: 'other' }, { offset: 5, epoch: pub.epoch }, { offset: -1, epoch: pub.epoch }, { offset: 0.5, epoch: pub.epoch }]) {
         const res = await bus.history('chat:e', since);
         expect(res, JSON.stringify(since)).toMatchObject({ publications: [], recovered: false, position: { offset: 1, epoch: pub.epoch } });
       }
+    });
+
+    it('recovers everything for offset 0 of any epoch: nothing was seen, history from offset 1 is what was missed', async () => {
+      const seen = await h().node().position('chat:z');
+      await h().loseData(); // the quiet channel's epoch is forgotten, as after its short TTL
+      const bus = h().node({ namespaces: ns({ historySize: 3 }) });
+      for (let i = 1; i <= 3; i++) await bus.publish('chat:z', 'msg', { i });
+      const res = await bus.history('chat:z', seen);
+      expect(res.position.epoch).not.toBe(seen.epoch);
+      expect(res.recovered).toBe(true);
+      expect(offsets(res.publications)).toEqual([1, 2, 3]);
+      // Unless history no longer starts at offset 1.
+      await bus.publish('chat:z', 'msg', { i: 4 });
+      expect(await bus.history('chat:z', seen)).toMatchObject({ recovered: false, publications: [] });
     });
 
     it('keeps only historySize publications: older positions no longer recover', async () => {
@@ -346,6 +361,20 @@ conformance('MemoryBus', () => {
     },
   };
 }, (h) => {
+  it('forgets a position nothing was published at soon after its last read, not after positionTtlMs', async () => {
+    const clock = new ManualClock();
+    const bus = h().node({ clock, positionTtlMs: 24 * 3600_000 });
+    const first = await bus.position('chat:quiet');
+    clock.advance(EMPTY_POSITION_TTL_MS - 1000);
+    expect(await bus.position('chat:quiet')).toEqual(first); // a read keeps it
+    clock.advance(EMPTY_POSITION_TTL_MS + 1);
+    expect((await bus.position('chat:quiet')).epoch).not.toBe(first.epoch);
+    // Published at, it lives the full TTL.
+    const pub = await bus.publish('chat:quiet', 'm', {});
+    clock.advance(2 * EMPTY_POSITION_TTL_MS);
+    expect(await bus.position('chat:quiet')).toEqual({ offset: 1, epoch: pub.epoch });
+  });
+
   it('drops a position after positionTtlMs of silence, then starts a new epoch', async () => {
     const clock = new ManualClock();
     const bus = h().node({ clock, positionTtlMs: 10_000, namespaces: ns({ historyTtlMs: 1000 }) });
@@ -420,6 +449,17 @@ describe.skipIf(!services.redis)('RedisBus', () => {
       await offP();
       await offC();
       expect(await subscriptions(bus)).toEqual({ sub: 0, psub: 0 });
+    });
+
+    it('gives a position nothing was published at the short TTL in Redis, a published one the full TTL', async () => {
+      const bus = h().node({ positionTtlMs: 24 * 3600_000 }) as RedisBus;
+      await bus.position('chat:quiet');
+      const ttl = await adminClient().pttl(`${bus.prefix}bus:{chat:quiet}:pos`);
+      expect(ttl).toBeGreaterThan(EMPTY_POSITION_TTL_MS - 60_000);
+      expect(ttl).toBeLessThanOrEqual(EMPTY_POSITION_TTL_MS);
+      await bus.publish('chat:quiet', 'm', {});
+      await bus.position('chat:quiet');
+      expect(await adminClient().pttl(`${bus.prefix}bus:{chat:quiet}:pos`)).toBeGreaterThan(23 * 3600_000);
     });
 
     it('expires the position in Redis after positionTtlMs, then starts a new epoch', async () => {
