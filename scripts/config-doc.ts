@@ -3,12 +3,12 @@
  * operator's documentation cannot drift from the code. `npx tsx scripts/config-doc.ts --write`.
  */
 import { writeFileSync } from 'node:fs';
-import { SETTINGS } from '../src/config/schema.js';
+import { SETTINGS, TIMER_MAX_MS } from '../src/config/schema.js';
 
 export function renderConfigDoc(): string {
   const rows = Object.entries(SETTINGS).map(([name, spec]) => {
     const def = spec.default === undefined ? '—' : `\`${String(spec.default)}\``;
-    const range = 'values' in spec ? ` (${spec.values.join(', ')})` : '';
+    const range = 'values' in spec ? ` (${spec.values.join(', ')})` : 'max' in spec && spec.max === TIMER_MAX_MS ? ' At most 2147483647 (about 24.8 days).' : '';
     return `| \`${spec.env}\` | \`${name}\` | ${def} | ${spec.doc}${range} |`;
   });
   return `# Configuration
@@ -16,7 +16,7 @@ export function renderConfigDoc(): string {
 Every setting has a default. Each value is taken from, in order: the environment, then the JSON
 file named by \`TEM_CONFIG\` (default \`./tem.config.json\`, optional), then the default. A bad value
 stops start-up with a message naming the setting, and so does a file named in \`TEM_CONFIG\` that
-does not exist (an empty \`TEM_CONFIG\` means no file).
+does not exist (an empty \`TEM_CONFIG\` means no file). An empty environment variable counts as unset.
 
 | environment | config file key | default | meaning |
 |---|---|---|---|

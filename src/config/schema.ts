@@ -15,6 +15,12 @@ export interface SettingSpec {
   doc: string;
 }
 
+/**
+ * Longest delay a Node.js timer takes (2^31 − 1 ms, about 24.8 days): a longer one fires after
+ * 1 ms, so every setting that ends up in a timer is capped here rather than silently inverted.
+ */
+export const TIMER_MAX_MS = 2_147_483_647;
+
 export const SETTINGS = {
   databaseUrl: { env: 'DATABASE_URL', type: 'url', default: undefined, doc: 'PostgreSQL URL. Unset: embedded PGlite in dataDir.' },
   redisUrl: { env: 'REDIS_URL', type: 'url', default: undefined, doc: 'Redis URL. Unset: in-memory bus (single process).' },
@@ -46,16 +52,16 @@ export const SETTINGS = {
   // worker
   workerConcurrency: { env: 'TEM_WORKER_CONCURRENCY', type: 'int', default: 32, min: 1, max: 1024, doc: 'Events processed at once per worker process.' },
   workerBatchSize: { env: 'TEM_WORKER_BATCH_SIZE', type: 'int', default: 64, min: 1, max: 1000, doc: 'Jobs claimed per claim query.' },
-  leaseMs: { env: 'TEM_LEASE_MS', type: 'int', default: 5000, min: 100, doc: 'Lease length; renewed while a job runs.' },
-  pollIntervalMs: { env: 'TEM_POLL_INTERVAL_MS', type: 'int', default: 2000, min: 10, doc: 'Backstop polling when no NOTIFY arrives.' },
-  sweepIntervalMs: { env: 'TEM_SWEEP_INTERVAL_MS', type: 'int', default: 1000, min: 10, doc: 'How often maintenance sweeps expired leases.' },
-  queueVacuumIntervalMs: { env: 'TEM_QUEUE_VACUUM_INTERVAL_MS', type: 'int', default: 10_000, min: 0, doc: 'How often maintenance vacuums and analyzes the queue tables (jobs, outbox): at most once per 1000 ms (smaller values are raised to 1000); 0 leaves them to autovacuum alone.' },
+  leaseMs: { env: 'TEM_LEASE_MS', type: 'int', default: 5000, min: 100, max: TIMER_MAX_MS, doc: 'Lease length; renewed while a job runs.' },
+  pollIntervalMs: { env: 'TEM_POLL_INTERVAL_MS', type: 'int', default: 2000, min: 10, max: TIMER_MAX_MS, doc: 'Backstop polling when no NOTIFY arrives.' },
+  sweepIntervalMs: { env: 'TEM_SWEEP_INTERVAL_MS', type: 'int', default: 1000, min: 10, max: TIMER_MAX_MS, doc: 'How often maintenance sweeps expired leases.' },
+  queueVacuumIntervalMs: { env: 'TEM_QUEUE_VACUUM_INTERVAL_MS', type: 'int', default: 10_000, min: 0, max: TIMER_MAX_MS, doc: 'How often maintenance vacuums and analyzes the queue tables (jobs, outbox): at most once per 1000 ms (smaller values are raised to 1000); 0 leaves them to autovacuum alone.' },
   retryMaxAttempts: { env: 'TEM_RETRY_MAX_ATTEMPTS', type: 'int', default: 5, min: 1, max: 1000, doc: 'Attempts before an event is failed (per type in the config file).' },
   retryBaseMs: { env: 'TEM_RETRY_BASE_MS', type: 'int', default: 1000, min: 0, doc: 'Backoff base: attempt n waits random(0, min(max, base·2^(n-1))).' },
   retryMaxMs: { env: 'TEM_RETRY_MAX_MS', type: 'int', default: 300_000, min: 0, doc: 'Backoff cap.' },
   processors: { env: 'TEM_PROCESSORS', type: 'string', default: undefined, doc: 'Comma-separated module paths exporting processors.' },
-  processorTimeoutMs: { env: 'TEM_PROCESSOR_TIMEOUT_MS', type: 'int', default: 300_000, min: 0, doc: 'Longest one processor run may take before it counts as a failed attempt (0: no limit).' },
-  shutdownTimeoutMs: { env: 'TEM_SHUTDOWN_TIMEOUT_MS', type: 'int', default: 10_000, min: 0, doc: 'How long in-flight work may finish on SIGTERM before it is released.' },
+  processorTimeoutMs: { env: 'TEM_PROCESSOR_TIMEOUT_MS', type: 'int', default: 300_000, min: 0, max: TIMER_MAX_MS, doc: 'Longest one processor run may take before it counts as a failed attempt (0: no limit).' },
+  shutdownTimeoutMs: { env: 'TEM_SHUTDOWN_TIMEOUT_MS', type: 'int', default: 10_000, min: 0, max: TIMER_MAX_MS, doc: 'How long in-flight work may finish on SIGTERM before it is released.' },
 
   // auth
   jwtSecret: { env: 'TEM_JWT_SECRET', type: 'string', default: undefined, doc: 'HS256 secret for end-user JWTs. Give gateways the same one: they then verify JWTs themselves instead of asking the API for each.' },
@@ -65,15 +71,15 @@ export const SETTINGS = {
   introspectCacheMs: { env: 'TEM_INTROSPECT_CACHE_MS', type: 'int', default: 30_000, min: 0, max: 60_000, doc: 'Gateway cache of introspection answers (revocations and role edits drop it at once).' },
 
   // realtime
-  heartbeatIntervalMs: { env: 'TEM_HEARTBEAT_INTERVAL_MS', type: 'int', default: 30_000, min: 100, doc: 'Client heartbeat interval; silence for twice this closes 4008.' },
-  presenceTtlMs: { env: 'TEM_PRESENCE_TTL_MS', type: 'int', default: 60_000, min: 100, doc: 'Presence lifetime after the last heartbeat.' },
-  sessionTtlMs: { env: 'TEM_SESSION_TTL_MS', type: 'int', default: 300_000, min: 1000, doc: 'How long a disconnected session can be resumed.' },
+  heartbeatIntervalMs: { env: 'TEM_HEARTBEAT_INTERVAL_MS', type: 'int', default: 30_000, min: 100, max: TIMER_MAX_MS, doc: 'Client heartbeat interval; silence for twice this closes 4008.' },
+  presenceTtlMs: { env: 'TEM_PRESENCE_TTL_MS', type: 'int', default: 60_000, min: 100, max: TIMER_MAX_MS, doc: 'Presence lifetime after the last heartbeat.' },
+  sessionTtlMs: { env: 'TEM_SESSION_TTL_MS', type: 'int', default: 300_000, min: 1000, max: TIMER_MAX_MS, doc: 'How long a disconnected session can be resumed.' },
   wsMaxFrameBytes: { env: 'TEM_WS_MAX_FRAME_BYTES', type: 'int', default: 65536, min: 256, doc: 'Largest client frame; larger closes 1009.' },
   wsSendBufferBytes: { env: 'TEM_WS_SEND_BUFFER_BYTES', type: 'int', default: 4_194_304, min: 1024, doc: 'Per-connection send buffer; past it the client is closed 1013.' },
   wsConnectLimit: { env: 'TEM_WS_CONNECT_LIMIT', type: 'int', default: 5, min: 0, doc: 'Connection attempts per key per window (0 disables).' },
-  wsConnectWindowMs: { env: 'TEM_WS_CONNECT_WINDOW_MS', type: 'int', default: 10_000, min: 1000, doc: 'Connection-attempt window, in whole seconds (rounded).' },
+  wsConnectWindowMs: { env: 'TEM_WS_CONNECT_WINDOW_MS', type: 'int', default: 10_000, min: 1000, max: TIMER_MAX_MS, doc: 'Connection-attempt window, in whole seconds (rounded).' },
   wsMessageRate: { env: 'TEM_WS_MESSAGE_RATE', type: 'int', default: 1000, min: 0, doc: 'Client frames per second per connection; past it ERROR RATE_LIMITED, past 10× it (or 5 s in a row over it) close 1008. 0 disables.' },
-  wsHelloTimeoutMs: { env: 'TEM_WS_HELLO_TIMEOUT_MS', type: 'int', default: 10_000, min: 100, doc: 'Time to send HELLO when not authenticated at upgrade.' },
+  wsHelloTimeoutMs: { env: 'TEM_WS_HELLO_TIMEOUT_MS', type: 'int', default: 10_000, min: 100, max: TIMER_MAX_MS, doc: 'Time to send HELLO when not authenticated at upgrade.' },
   wsPendingPerIp: { env: 'TEM_WS_PENDING_PER_IP', type: 'int', default: 256, min: 0, doc: 'Connections still waiting for HELLO per remote address (the TCP peer, not X-Forwarded-For); past it a new one is closed 1013 (0 disables).' },
   historySize: { env: 'TEM_HISTORY_SIZE', type: 'int', default: 100, min: 0, doc: 'Default per-channel history length.' },
   historyTtlMs: { env: 'TEM_HISTORY_TTL_MS', type: 'int', default: 300_000, min: 0, doc: 'Default per-channel history lifetime.' },

@@ -106,6 +106,13 @@ describe('config', () => {
     expect(namespaceOptions(c, 'server:1').clientPublish).toBe(false);
   });
 
+  it('refuses durations a timer cannot hold (over 2^31 − 1 ms would fire after 1 ms)', () => {
+    expect(loadConfig({}, { ...NO_FILE, TEM_PROCESSOR_TIMEOUT_MS: '2147483647' }).processorTimeoutMs).toBe(2147483647);
+    for (const env of ['TEM_PROCESSOR_TIMEOUT_MS', 'TEM_SHUTDOWN_TIMEOUT_MS', 'TEM_POLL_INTERVAL_MS', 'TEM_HEARTBEAT_INTERVAL_MS']) {
+      expect(() => loadConfig({}, { ...NO_FILE, [env]: '2147483648' }), env).toThrowError(new RegExp(`${env}.*≤ 2147483647`));
+    }
+  });
+
   it('reads namespaces and retry types named like Object members as any other name', () => {
     const c = loadConfig({}, NO_FILE);
     for (const ns of ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__']) {
