@@ -12,6 +12,23 @@ export interface ClientOptions {
   url?: string;
   key?: string;
   dataDir?: string;
+  /** Seconds to wait for an answer (default 60). */
+  timeout?: string;
+}
+
+export interface Target {
+  url: string;
+  key: string;
+  timeoutMs?: number;
+}
+
+const DEFAULT_TIMEOUT_S = 60;
+
+function timeoutMs(raw: string | undefined): number {
+  if (raw === undefined) return DEFAULT_TIMEOUT_S * 1000;
+  const s = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : NaN;
+  if (!(s > 0) || s > 86_400) throw new CliError(`--timeout must be a number of seconds from 0 to 86400, got ${JSON.stringify(raw)}`, 2);
+  return Math.round(s * 1000);
 }
 
 export class CliError extends Error {
@@ -53,11 +70,12 @@ function serverUrl(url: string, from: string): string {
   return url.replace(/\/$/, '');
 }
 
-export function resolveTarget(opts: ClientOptions, env: NodeJS.ProcessEnv = process.env): { url: string; key: string } {
+export function resolveTarget(opts: ClientOptions, env: NodeJS.ProcessEnv = process.env): Target {
+  const waitMs = timeoutMs(opts.timeout);
   const givenUrl = opts.url === undefined ? (env.TEM_URL ? serverUrl(env.TEM_URL, 'TEM_URL') : undefined) : serverUrl(opts.url, '--url');
   const givenKey = opts.key ?? env.TEM_API_KEY;
   // Both given: this machine's own settings do not matter (and a bad one must not get in the way).
-  if (givenUrl && givenKey) return { url: givenUrl, key: givenKey };
+  if (givenUrl && givenKey) return { url: givenUrl, key: givenKey, timeoutMs: waitMs };
   let config: TemConfig;
   try {
     config = loadConfig({}, env);
@@ -73,16 +91,17 @@ export function resolveTarget(opts: ClientOptions, env: NodeJS.ProcessEnv = proc
     if (existsSync(keyFile)) key = readFileSync(keyFile, 'utf8').trim();
   }
   if (!key) throw new CliError('no API key: pass --key, set TEM_API_KEY, or run next to an embedded server with its admin.key');
-  return { url, key };
+  return { url, key, timeoutMs: waitMs };
 }
 
-export async function request<T = unknown>(
-  target: { url: string; key: string },
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: T }> {
+export async function request<T = unknown>(target: Target, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const waitMs = target.timeoutMs ?? DEFAULT_TIMEOUT_S * 1000;
+  // One deadline for the answer and its body: a server that accepts the connection and then
+  // says nothing (stopped, overloaded) must not hold a script for undici's five minutes.
+  const signal = AbortSignal.timeout(waitMs);
+  const timedOut = () => new CliError(`${target.url} did not answer ${method} ${path} within ${waitMs / 1000} s (--timeout)`);
   let res: Response;
+  let text: string;
   try {
     res = await fetch(`${target.url}${path}`, {
       method,
@@ -91,12 +110,19 @@ export async function request<T = unknown>(
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
     });
   } catch (err) {
+    if (signal.aborted) throw timedOut();
     const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
     throw new CliError(`cannot reach ${target.url} (${cause}); is the server running? (tem start)`);
   }
-  const text = await res.text();
+  try {
+    text = await res.text();
+  } catch (err) {
+    if (signal.aborted) throw timedOut();
+    throw new CliError(`the answer from ${target.url} broke off (${(err as Error).message})`);
+  }
   let parsed: unknown = undefined;
   if (text) {
     try {

@@ -13,6 +13,15 @@ import { registerServers } from './commands/servers.js';
 import { withTarget } from './commands/common.js';
 import { version } from '../core/version.js';
 
+// A reader that stops early (`tem events list | head -1`) is no failure: stop quietly, as Unix
+// tools do, instead of an EPIPE stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
+
 // Scripts asking for --json get every failure as one JSON object on stderr, usage errors too.
 const jsonErrors = process.argv.slice(2).includes('--json');
 const jsonError = (message: string, extra: object = {}): string => `${JSON.stringify({ error: { message, ...extra } })}\n`;
@@ -27,9 +36,9 @@ const program = new Command('tem')
 // The admin commands' target and output options may also come before the command
 // (`tem --json principals list`); what the command itself was given wins.
 withTarget(program).hook('preAction', (root, action) => {
-  for (const name of ['url', 'key', 'json']) {
-    const value: unknown = root.getOptionValue(name);
-    if (value !== undefined && action.getOptionValue(name) === undefined) action.setOptionValue(name, value);
+  for (const name of ['url', 'key', 'json', 'timeout']) {
+    if (root.getOptionValueSource(name) !== 'cli' || action.getOptionValueSource(name) === 'cli') continue;
+    action.setOptionValue(name, root.getOptionValue(name));
   }
 });
 

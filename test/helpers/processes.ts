@@ -88,14 +88,23 @@ export function spawnTem(args: string[], env: Record<string, string | undefined>
   };
 }
 
-/** Runs a CLI command to completion. */
-export function runTem(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/**
+ * Runs a CLI command to completion. `closeStdout`: the reader goes away at once, as `| head -1`
+ * does once it has its line.
+ */
+export function runTem(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  timeoutMs = 60_000,
+  { closeStdout = false } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
       cwd: ROOT,
       env: { ...process.env, TEM_CONFIG: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    if (closeStdout) proc.stdout.destroy();
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

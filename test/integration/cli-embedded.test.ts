@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { killAll, runTem, spawnTem, type TemProcess } from '../helpers/processes.js';
@@ -103,6 +104,10 @@ describe('tem CLI against the running server', () => {
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^ID\s+KIND\s+ROLE/m);
     expect(table.stdout).toContain('svc_cli');
+    // Its reader gone (`| head -1`): a quiet exit 0, no EPIPE stack trace.
+    const headless = await runTem(['principals', 'list'], env, 60_000, { closeStdout: true });
+    expect(headless.stderr).toBe('');
+    expect(headless.code).toBe(0);
 
     // One page at a time, with the cursor of the next printed under the table.
     const paged = await runTem(['principals', 'list', '--kind', 'service', '--limit', '1'], env);
@@ -190,6 +195,21 @@ describe('tem CLI against the running server', () => {
     const unreachable = await runTem(['principals', 'list', '--url', 'http://127.0.0.1:1'], env);
     expect(unreachable.code).not.toBe(0);
     expect(unreachable.stderr).toMatch(/cannot reach/);
+    // A server that takes the connection and never answers: the deadline, not undici's 5 minutes.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+      const started = Date.now();
+      const hung = await runTem(['--timeout', '1', 'principals', 'list', '--url', silentUrl], env);
+      expect(hung.code).toBe(1);
+      expect(hung.stderr.trim()).toBe(`tem: ${silentUrl} did not answer GET /api/admin/principals?limit=100 within 1 s (--timeout)`);
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      silent.close();
+    }
+    expect((await runTem(['principals', 'list', '--timeout', 'soon'], env)).code).toBe(2);
+
     const notUrl = await runTem(['principals', 'list', '--url', 'not-a-url'], env);
     expect(notUrl.code).toBe(2);
     expect(notUrl.stderr.trim()).toBe('tem: --url is not a URL: "not-a-url" (e.g. http://127.0.0.1:8080)');
