@@ -37,16 +37,18 @@ describe('resolveTarget', () => {
 
   it('reads the port, host and data dir from the config file', () => {
     const { file } = setup({ httpPort: 18123 });
-    expect(resolveTarget({}, { TEM_CONFIG: file })).toEqual({ url: 'http://127.0.0.1:18123', key: 'tem_fromTheDataDir' });
+    expect(resolveTarget({}, { TEM_CONFIG: file })).toEqual({ url: 'http://127.0.0.1:18123', key: 'tem_fromTheDataDir', timeoutMs: 60_000 });
     const bound = setup({ httpPort: 18124, httpHost: '127.0.0.2' });
     expect(resolveTarget({}, { TEM_CONFIG: bound.file }).url).toBe('http://127.0.0.2:18124');
   });
 
   it('lets the environment win over the file, and options over both', () => {
     const { file } = setup({ httpPort: 18123 });
-    expect(resolveTarget({}, { TEM_CONFIG: file, TEM_HTTP_PORT: '18200', TEM_ADMIN_KEY: 'tem_fromEnv' })).toEqual({ url: 'http://127.0.0.1:18200', key: 'tem_fromEnv' });
-    expect(resolveTarget({ url: 'http://h:1/', key: 'tem_opt' }, { TEM_CONFIG: file, TEM_API_KEY: 'tem_api' })).toEqual({ url: 'http://h:1', key: 'tem_opt' });
-    expect(resolveTarget({}, { TEM_CONFIG: file, TEM_URL: 'http://u:2', TEM_API_KEY: 'tem_api' })).toEqual({ url: 'http://u:2', key: 'tem_api' });
+    expect(resolveTarget({}, { TEM_CONFIG: file, TEM_HTTP_PORT: '18200', TEM_ADMIN_KEY: 'tem_fromEnv' })).toEqual({ url: 'http://127.0.0.1:18200', key: 'tem_fromEnv', timeoutMs: 60_000 });
+    expect(resolveTarget({ url: 'http://h:1/', key: 'tem_opt' }, { TEM_CONFIG: file, TEM_API_KEY: 'tem_api' })).toEqual({ url: 'http://h:1', key: 'tem_opt', timeoutMs: 60_000 });
+    expect(resolveTarget({ url: 'http://h:1', key: 'k', timeout: '2.5' }, { TEM_CONFIG: file }).timeoutMs).toBe(2500);
+    for (const timeout of ['0', '-1', 'soon', '86401']) expect(() => resolveTarget({ url: 'http://h:1', key: 'k', timeout }, { TEM_CONFIG: file }), timeout).toThrowError(/--timeout/);
+    expect(resolveTarget({}, { TEM_CONFIG: file, TEM_URL: 'http://u:2', TEM_API_KEY: 'tem_api' })).toEqual({ url: 'http://u:2', key: 'tem_api', timeoutMs: 60_000 });
   });
 
   it('says what is wrong: a bad setting (exit code 2), or no key anywhere', () => {
@@ -59,6 +61,6 @@ describe('resolveTarget', () => {
     }
     expect(() => resolveTarget({}, { TEM_CONFIG: '', TEM_DATA_DIR: join(tmpdir(), 'tem-no-such-dir') })).toThrowError(/no API key/);
     // With both the URL and the key given, local settings are not read at all.
-    expect(resolveTarget({ url: 'http://h:1', key: 'tem_k' }, { TEM_CONFIG: file, TEM_HTTP_PORT: 'eighty' })).toEqual({ url: 'http://h:1', key: 'tem_k' });
+    expect(resolveTarget({ url: 'http://h:1', key: 'tem_k' }, { TEM_CONFIG: file, TEM_HTTP_PORT: 'eighty' })).toEqual({ url: 'http://h:1', key: 'tem_k', timeoutMs: 60_000 });
   });
 });
