@@ -5,6 +5,29 @@
  */
 import type { Logger } from '../observability/logger.js';
 
+/** A signal that arrived while a role was still starting (holdSignalsDuringStartup). */
+let startupSignal: NodeJS.Signals | null = null;
+let releaseStartupHold: (() => void) | null = null;
+
+/**
+ * Call first thing when a server role starts: until its Lifecycle handles signals, SIGTERM or
+ * SIGINT is held instead of killing the process mid-start (exit 143, a stale data-dir lock);
+ * the role then stops gracefully, exit 0, as soon as its start-up is done. A second one exits 1.
+ */
+export function holdSignalsDuringStartup(): void {
+  if (releaseStartupHold) return;
+  const hold = (signal: NodeJS.Signals) => {
+    if (startupSignal) process.exit(1);
+    startupSignal = signal;
+  };
+  process.on('SIGTERM', hold);
+  process.on('SIGINT', hold);
+  releaseStartupHold = () => {
+    process.off('SIGTERM', hold);
+    process.off('SIGINT', hold);
+  };
+}
+
 interface Closer {
   name: string;
   close: () => Promise<unknown> | unknown;
@@ -76,5 +99,11 @@ export class Lifecycle {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    releaseStartupHold?.();
+    releaseStartupHold = null;
+    if (startupSignal) {
+      this.logger.info({ signal: startupSignal }, 'signal received while starting');
+      onSignal(startupSignal);
+    }
   }
 }

@@ -295,6 +295,18 @@ describe('shutdown', () => {
     expect(await after.stop('SIGTERM')).toBe(0);
   }, 120_000);
 
+  it('exits 0 on SIGTERM while still starting, once started, and leaves no lock behind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tem-early-'));
+    // Its processors take 3 s to load: a signal after the database opened lands mid-start.
+    const early = spawnTem(['start'], { TEM_DATA_DIR: dir, TEM_HTTP_PORT: '0', TEM_INTERNAL_PORT: undefined, DATABASE_URL: undefined, REDIS_URL: undefined, TEM_ADMIN_KEY: undefined, TEM_PROCESSORS: 'test/fixtures/processors-slow-to-load.ts' });
+    await early.waitForLog('admin key file', 90_000);
+    const code = await early.stop('SIGTERM', 60_000);
+    expect(code).toBe(0);
+    expect(early.output()).toMatch(/"msg":"signal received while starting"/);
+    expect(early.output()).toMatch(/"msg":"stopped"/);
+    expect(existsSync(join(dir, 'tem.lock'))).toBe(false);
+  }, 120_000);
+
   it('exits 0 on SIGTERM', async () => {
     expect(existsSync(join(dataDir, 'server.json'))).toBe(true);
     const code = await server.stop('SIGTERM');

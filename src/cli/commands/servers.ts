@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CliError } from '../admin-client.js';
+import { holdSignalsDuringStartup } from '../../app/lifecycle.js';
 
 const QUEUES = ['processing', 'maintenance'] as const;
 
@@ -9,6 +10,7 @@ export function registerServers(program: Command): void {
     .command('start')
     .description('run API, worker, maintenance, gateway and console in one process (embedded PGlite + memory bus by default)')
     .action(async () => {
+      holdSignalsDuringStartup();
       const { runEmbedded } = await import('../../app/embedded.js');
       await runEmbedded();
     });
@@ -17,6 +19,7 @@ export function registerServers(program: Command): void {
     .command('api')
     .description('run the HTTP API (distributed: needs DATABASE_URL; REDIS_URL for publish and presence)')
     .action(async () => {
+      holdSignalsDuringStartup();
       const { runApi } = await import('../../app/api.js');
       await runApi();
     });
@@ -27,6 +30,7 @@ export function registerServers(program: Command): void {
     .option('--queue <queue>', 'processing or maintenance', 'processing')
     .action(async (opts: { queue: string }) => {
       if (!(QUEUES as readonly string[]).includes(opts.queue)) throw new CliError(`--queue must be one of ${QUEUES.join(', ')}, got ${opts.queue}`, 2);
+      holdSignalsDuringStartup();
       const { runWorker } = await import('../../app/worker.js');
       await runWorker(opts.queue as (typeof QUEUES)[number]);
     });
@@ -35,6 +39,7 @@ export function registerServers(program: Command): void {
     .command('gateway')
     .description('run a WebSocket gateway node (distributed: needs REDIS_URL and TEM_API_INTERNAL_URL)')
     .action(async () => {
+      holdSignalsDuringStartup();
       const { runGateway } = await import('../../app/gateway.js');
       await runGateway();
     });
