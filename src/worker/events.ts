@@ -20,6 +20,8 @@ export interface WorkerEventMap {
   'job:lease_lost': { job: ClaimedJob; processor: string; stage: 'renew' | 'complete' | 'fail' };
   /** Given back unfinished at shutdown, without counting the attempt. */
   'job:released': { job: ClaimedJob; processor: string };
+  /** Could not be given back at shutdown (the store failed): its lease runs out and the sweep requeues it. */
+  'job:unreleased': { job: ClaimedJob; processor: string };
   /** A store or internal error the worker survived; `context` says what it was doing. */
   error: { error: unknown; context: string; job?: ClaimedJob };
   /** Stopped claiming and every job is finished or released. */

@@ -176,14 +176,17 @@ function leaseLost(d: JobDeps, entry: RunningJob, stage: 'complete' | 'fail'): v
   d.events.emit('job:lease_lost', { job: entry.job, processor: entry.processor.name, stage });
 }
 
-/** Gives leases back without counting the attempt; a store error leaves them to the sweep. */
-export async function releaseQuietly(d: JobDeps, entries: RunningJob[]): Promise<number> {
-  if (entries.length === 0) return 0;
+/**
+ * Gives leases back without counting the attempt: whether the store took them (false: a store
+ * error left them to the sweep, which requeues them once the leases run out, counting it).
+ */
+export async function releaseQuietly(d: JobDeps, entries: RunningJob[]): Promise<boolean> {
+  if (entries.length === 0) return true;
   try {
-    return await d.store.releaseJobs(entries.map((e) => e.ref), d.clock.now());
+    await d.store.releaseJobs(entries.map((e) => e.ref), d.clock.now());
+    return true;
   } catch (error) {
-    // The leases run out and the sweep requeues the jobs (counting the attempt).
     d.events.emit('error', { error, context: 'releaseJobs' });
-    return 0;
+    return false;
   }
 }

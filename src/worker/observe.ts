@@ -38,6 +38,9 @@ export function logWorkerEvents(events: TypedEmitter<WorkerEventMap>, logger: Lo
       logger.warn({ ...jobFields(job, processor), stage }, 'lease lost, result not committed'),
     ),
     events.on('job:released', ({ job, processor }) => logger.info(jobFields(job, processor), 'job released')),
+    events.on('job:unreleased', ({ job, processor }) =>
+      logger.warn(jobFields(job, processor), 'job not released (the database did not answer); the lease sweep requeues it when its lease runs out'),
+    ),
     events.on('error', ({ error, context, job }) =>
       logger.error({ ...errorFields(error), context, ...(job ? { event_id: job.event.id, type: job.event.type, attempt: job.attempt } : {}) }, 'worker error'),
     ),

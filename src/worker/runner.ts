@@ -299,11 +299,11 @@ export class Worker {
       entry.abandoned = 'released';
       entry.abort.abort(new Error('worker shutting down'));
     }
-    await releaseQuietly(this.deps, rest);
-    for (const entry of rest) this.events.emit('job:released', { job: entry.job, processor: entry.processor.name });
+    const released = await releaseQuietly(this.deps, rest);
+    for (const entry of rest) this.events.emit(released ? 'job:released' : 'job:unreleased', { job: entry.job, processor: entry.processor.name });
     if (this.renewTimer) clearInterval(this.renewTimer);
     this.renewTimer = null;
     this.state = 'stopped';
-    this.events.emit('stopped', { released: rest.length });
+    this.events.emit('stopped', { released: released ? rest.length : 0 });
   }
 }

@@ -18,7 +18,7 @@ import { RecordingProcessor, gate, ingestEvents, sleep, statuses, waitFor, worke
  * The real store with some calls failing as they would while the database is down. A
  * `complete` fault also fails any completeMany (the worker's group commit) holding that job.
  */
-function withFaults(store: Store, faults: { claim?: () => boolean; complete?: (job: JobRef) => boolean }): Store {
+function withFaults(store: Store, faults: { claim?: () => boolean; complete?: (job: JobRef) => boolean; releaseJobs?: () => boolean }): Store {
   const completeFault = faults.complete;
   const all: Record<string, ((...a: never[]) => boolean) | undefined> = {
     ...faults,
@@ -125,6 +125,32 @@ describe.skipIf(!services.postgres)('worker lifecycle (postgres)', () => {
     await sleep(100);
     const rows = await sql<{ result: { from: string } }[]>`SELECT result FROM processed_effects WHERE event_id = ANY(${ids})`;
     expect(rows.map((r) => r.result.from)).toEqual(['next worker', 'next worker']);
+  });
+
+  it('says so when the jobs it gives back at shutdown could not be released: the sweep requeues them', async () => {
+    const stuck = new RecordingProcessor('stuck', ['unrel.*']);
+    const release = gate();
+    stuck.behaviour = async () => {
+      await release.promise;
+      return null;
+    };
+    const w = worker([stuck], { shutdownTimeoutMs: 100 }, withFaults(t.store, { releaseJobs: () => true }));
+    const released: string[] = [];
+    const unreleased: string[] = [];
+    w.events.on('job:released', ({ job }) => released.push(job.event.id));
+    w.events.on('job:unreleased', ({ job }) => unreleased.push(job.event.id));
+    let stoppedWith = -1;
+    w.events.on('stopped', ({ released: n }) => (stoppedWith = n));
+    const [id] = await ingestEvents(t.store, 1, clock.now(), { type: 'unrel.op' });
+    await w.start();
+    await waitFor('the job running', () => stuck.runs.length === 1);
+    await w.stop();
+    release.open();
+    expect(released).toEqual([]);
+    expect(unreleased).toEqual([id]);
+    expect(stoppedWith).toBe(0);
+    // Still leased: left to the sweep, not silently "released".
+    expect((await t.store.getEvent(id!))?.status).toBe('processing');
   });
 
   it('stop() before start, twice, or while starting leaves nothing running', async () => {
