@@ -3,7 +3,7 @@
  * embedded server's `$TEM_DATA_DIR/admin.key`, created with mode 0600 on first start. Only the
  * path is ever logged, never the key.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { generateApiKey, isWellFormedKey } from '../auth/keys.js';
 import { ensureAdminKey } from '../auth/bootstrap.js';
@@ -28,13 +28,17 @@ export async function setUpAdminKey(store: Store, config: TemConfig, options: { 
   const path = join(dir, 'admin.key');
   if (existsSync(path)) {
     const key = readFileSync(path, 'utf8').trim();
+    if (!isWellFormedKey(key)) throw new ConfigError(path, 'does not hold an admin key (tem_ followed by at least 32 base62 characters); delete it and a new key is made at the next start');
     await ensureAdminKey(store, key);
     return { path, created: false };
   }
   mkdirSync(dir, { recursive: true });
   const { key } = generateApiKey();
   await ensureAdminKey(store, key);
-  writeFileSync(path, `${key}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
+  // Written whole or not at all: a start killed mid-write must not leave a half key behind.
+  const partial = `${path}.${process.pid}.tmp`;
+  writeFileSync(partial, `${key}\n`, { mode: 0o600 });
+  chmodSync(partial, 0o600);
+  renameSync(partial, path);
   return { path, created: true };
 }

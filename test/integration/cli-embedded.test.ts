@@ -3,7 +3,7 @@
  * admin commands as further processes talking to it over HTTP with its admin.key.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -232,6 +232,15 @@ describe('tem CLI against the running server', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/TEM_HTTP_PORT/);
   });
+
+  it('names admin.key when the file does not hold a key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tem-badkey-'));
+    writeFileSync(join(dir, 'admin.key'), 'tem_cut');
+    const bad = await runTem(['start'], { TEM_DATA_DIR: dir, TEM_HTTP_PORT: '0', TEM_INTERNAL_PORT: undefined, DATABASE_URL: undefined, REDIS_URL: undefined, TEM_ADMIN_KEY: undefined }, 90_000);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toBe(`tem: invalid setting ${join(dir, 'admin.key')}: does not hold an admin key (tem_ followed by at least 32 base62 characters); delete it and a new key is made at the next start`);
+    expect(existsSync(join(dir, 'tem.lock'))).toBe(false);
+  }, 120_000);
 
   it('names the setting when the port is taken or the host is not this machine', async () => {
     const port = new URL(url).port;
