@@ -16,6 +16,7 @@ export function createMetrics() {
     queueDepth: new Gauge({ name: 'tem_queue_depth', help: 'Jobs ready to run', registers: [registry] }),
     oldestQueuedAge: new Gauge({ name: 'tem_queue_oldest_age_seconds', help: 'Age of the oldest ready job', registers: [registry] }),
     leasedJobs: new Gauge({ name: 'tem_jobs_leased', help: 'Jobs currently leased by workers', registers: [registry] }),
+    databaseUp: new Gauge({ name: 'tem_database_up', help: '1 when this scrape read the database figures (tem_events, tem_queue_*, tem_jobs_leased); 0 when the database did not answer, and those figures are then NaN or absent', registers: [registry] }),
     eventsIngested: new Counter({ name: 'tem_events_ingested_total', help: 'Events accepted', registers: [registry] }),
     jobsCompleted: new Counter({ name: 'tem_jobs_completed_total', help: 'Jobs finished by outcome', labelNames: ['outcome'] as const, registers: [registry] }),
     leaseExpiries: new Counter({ name: 'tem_worker_lease_expiries_total', help: 'Leases that ran out and were swept', registers: [registry] }),

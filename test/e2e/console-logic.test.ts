@@ -86,6 +86,10 @@ describe('parseProm', () => {
     expect(metric(s, 'tem_jobs_leased')).toBeNull();
     expect(s.find((x) => x.name === 'tem_http_requests_total')?.labels.route).toBe('/a "b"');
   });
+
+  it('reads an unknown figure (the database did not answer) as none', () => {
+    expect(metric(parseProm('tem_database_up 0\ntem_queue_depth Nan\n'), 'tem_queue_depth')).toBeNull();
+  });
 });
 
 describe('Feed polling', () => {

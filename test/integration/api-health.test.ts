@@ -68,6 +68,7 @@ describe(`health with the database up (${kind})`, () => {
     expect(text).toMatch(/tem_queue_depth 1/);
     expect(text).toMatch(/tem_events_ingested_total 1/);
     expect(text).toMatch(/^tem_jobs_leased 0$/m);
+    expect(text).toMatch(/^tem_database_up 1$/m);
     const age = Number(/^tem_queue_oldest_age_seconds (\S+)$/m.exec(text)?.[1]);
     expect(age).toBeGreaterThanOrEqual(0);
     expect(age).toBeLessThan(60);
@@ -144,6 +145,11 @@ describe('with the database unreachable', () => {
     const res = await app.inject({ method: 'GET', url: '/metrics' });
     expect(res.statusCode).toBe(200);
     expect(res.body).toContain('tem_http_requests_total');
+    // The database figures are unknown, not stale or zero.
+    expect(res.body).toMatch(/^tem_database_up 0$/m);
+    expect(res.body).toMatch(/^tem_queue_depth nan$/im);
+    expect(res.body).toMatch(/^tem_queue_oldest_age_seconds nan$/im);
+    expect(res.body).not.toMatch(/^tem_events\{/m);
   });
 
   it('answers authenticated requests 503 STORE_UNAVAILABLE with Retry-After, never 500', async () => {

@@ -1,7 +1,8 @@
 /**
  * GET /metrics: Prometheus text from this process's registry. Gauges that live in the database
  * (events by status, queue depth and age, leased jobs) are refreshed from store.stats() before
- * each scrape, with a short timeout so a scrape still answers when the database does not.
+ * each scrape, with a short timeout so a scrape still answers when the database does not
+ * (tem_database_up 0, those gauges NaN or absent).
  */
 import { EVENT_STATUSES } from '../../core/types.js';
 import type { ApiRoutePlugin } from '../types.js';
@@ -22,8 +23,13 @@ export const metricsRoutes: ApiRoutePlugin = async (app, { store, metrics, clock
       metrics.queueDepth.set(stats.queueDepth);
       metrics.oldestQueuedAge.set(stats.oldestQueuedAgeMs / 1000);
       metrics.leasedJobs.set(stats.leased);
+      metrics.databaseUp.set(1);
     } catch (err) {
       logger.debug({ err }, 'metrics: database stats unavailable');
+      // Unknown, not the last figures read: a backlog growing during an outage must not look flat.
+      metrics.databaseUp.set(0);
+      metrics.eventsByStatus.reset();
+      for (const gauge of [metrics.queueDepth, metrics.oldestQueuedAge, metrics.leasedJobs]) gauge.set(Number.NaN);
     } finally {
       clearTimeout(timer);
     }

@@ -29,12 +29,12 @@ export function parseProm(text: string): Sample[] {
   return out;
 }
 
-/** The value of a metric (summed over label sets), or null when absent. */
+/** The value of a metric (summed over label sets), or null when absent or unknown (NaN). */
 export function metric(samples: Sample[], name: string, where: Record<string, string> = {}): number | null {
   let found = false;
   let sum = 0;
   for (const s of samples) {
-    if (s.name !== name) continue;
+    if (s.name !== name || Number.isNaN(s.value)) continue;
     if (!Object.entries(where).every(([k, v]) => s.labels[k] === v)) continue;
     found = true;
     sum += s.value;
