@@ -184,6 +184,9 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   _onChannelError(err: TemClientError): void {
     this.emit('error', err);
     if (this._state === SubscriptionState.Subscribed && err.code === 'INTERNAL') {
+      // A pattern dropped by the server may have missed publications (on channels it never
+      // delivered before, too): the subscription that comes back says `resync`.
+      if (this.isPattern) this.patternDelivered = true;
       this._inflight = undefined;
       this.setState(SubscriptionState.Subscribing);
     } else if (this._state !== SubscriptionState.Unsubscribed && PERMANENT.has(err.code)) {

@@ -399,6 +399,23 @@ describe('Subscription', () => {
     client.disconnect();
   });
 
+  it('a pattern the server drops with an ERROR naming it comes back and says `resync`, even if it had delivered nothing', async () => {
+    const { client } = await connected();
+    const sub = client.subscribe('room:7:*');
+    const sock = FakeSocket.last();
+    sock.push('SUBSCRIBED', { channel: 'room:7:*', offset: 0, epoch: '', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    const resyncs: unknown[] = [];
+    sub.on('error', () => undefined);
+    sub.on('resync', (r) => resyncs.push(r));
+    sock.push('ERROR', { code: 'INTERNAL', message: 'subscription to room:7:* may have missed publications…; subscribe again and resync', channel: 'room:7:*' } as never);
+    expect(sock.frames('SUBSCRIBE')).toHaveLength(2);
+    expect(sock.lastOf('SUBSCRIBE').payload).toEqual({ channels: ['room:7:*'] });
+    sock.push('SUBSCRIBED', { channel: 'room:7:*', offset: 0, epoch: '', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    expect(resyncs).toEqual([{ channel: 'room:7:*', lost: undefined }]);
+    expect(sub.state).toBe('subscribed');
+    client.disconnect();
+  });
+
   it('leaves channels a resumed session brought back that it no longer wants', async () => {
     const { client, timers } = await connected();
     const sub = client.subscribe('live:1:chat');
