@@ -99,7 +99,8 @@ export class Registry {
     }
     // A resumed session may bring back channels unsubscribed while offline: leave them.
     const unwanted = Object.keys(restored).filter((ch) => ch !== own && !this.wants(ch));
-    if (unwanted.length) this.port.prepare('UNSUBSCRIBE', { channels: unwanted }, ignore).send();
+    // At most 100 channels per frame, as the server takes them.
+    for (let i = 0; i < unwanted.length; i += 100) this.port.prepare('UNSUBSCRIBE', { channels: unwanted.slice(i, i + 100) }, ignore).send();
     // Channels with no subscription object (the automatic user:{self}) can only be recovered by the resume.
     for (const [channel, lost] of Object.entries(sentSince ?? {})) {
       if (covered(this.subs.values(), channel)) continue;

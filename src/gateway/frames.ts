@@ -21,6 +21,12 @@ export type ParseResult =
 
 /** Most channels one SUBSCRIBE/UNSUBSCRIBE may name; more is almost surely abuse. */
 export const MAX_CHANNELS_PER_FRAME = 100;
+/**
+ * Most positions a HELLO may carry: a resuming client names every channel it holds (up to the
+ * per-connection subscription limit, 512, and its own), not one frame's worth. The frame size
+ * limit bounds it too; entries for channels the session does not hold are ignored.
+ */
+export const MAX_SINCE_PER_HELLO = 1024;
 /** Client-published event names: like event types, plus upper case and `:`. */
 const EVENT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const MAX_TOKEN = 8192;
@@ -57,11 +63,11 @@ function channelList(v: unknown): Check<string[]> {
   return { ok: true, value: out };
 }
 
-function sinceMap(v: unknown): Check<Record<string, StreamPosition> | undefined> {
+function sinceMap(v: unknown, max: number): Check<Record<string, StreamPosition> | undefined> {
   if (v === undefined || v === null) return { ok: true, value: undefined };
   if (!isObject(v)) return fail('payload.since must be an object of {channel: {offset, epoch}}');
   const entries = Object.entries(v);
-  if (entries.length > MAX_CHANNELS_PER_FRAME) return fail(`payload.since holds at most ${MAX_CHANNELS_PER_FRAME} channels`);
+  if (entries.length > max) return fail(`payload.since holds at most ${max} channels`);
   const out: Record<string, StreamPosition> = {};
   for (const [ch, pos] of entries) {
     if (!isValidChannel(ch)) return fail(`payload.since: ${JSON.stringify(ch.slice(0, 64))} is not a valid channel name`);
@@ -82,7 +88,7 @@ const validators: { [T in ClientFrameType]: Validator<T> } = {
     if (extra) return fail(`payload.${extra} is not allowed`);
     if (p.token !== undefined && (typeof p.token !== 'string' || p.token.length === 0 || p.token.length > MAX_TOKEN)) return fail('payload.token must be a non-empty string');
     if (p.session_id !== undefined && (typeof p.session_id !== 'string' || p.session_id.length === 0 || p.session_id.length > 128)) return fail('payload.session_id must be a string');
-    const since = sinceMap(p.since);
+    const since = sinceMap(p.since, MAX_SINCE_PER_HELLO);
     if (!since.ok) return since;
     return { ok: true, value: { token: p.token as string | undefined, session_id: p.session_id as string | undefined, since: since.value } };
   },
@@ -91,7 +97,7 @@ const validators: { [T in ClientFrameType]: Validator<T> } = {
     if (extra) return fail(`payload.${extra} is not allowed`);
     const channels = channelList(p.channels);
     if (!channels.ok) return channels;
-    const since = sinceMap(p.since);
+    const since = sinceMap(p.since, MAX_CHANNELS_PER_FRAME);
     if (!since.ok) return since;
     return { ok: true, value: { channels: channels.value, since: since.value } };
   },

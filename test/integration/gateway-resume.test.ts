@@ -159,6 +159,18 @@ describe('HELLO resume', () => {
     await b.close();
   });
 
+  it('takes a HELLO whose since names every channel a connection may hold, not only one frame of them', async () => {
+    // A client resuming with 512 subscriptions and its own channel names them all.
+    const since = Object.fromEntries(Array.from({ length: 513 }, (_, i) => [`live:many:c${i}`, { offset: 1, epoch: 'e' }]));
+    const c = await WsTestClient.connect(h.wsUrl());
+    expect((await c.request('HELLO', { token: alice.key, since })).type).toBe('HELLO_ACK');
+    await c.close();
+    const tooMany = Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [`l:${i}`, { offset: 1, epoch: 'e' }]));
+    const d = await WsTestClient.connect(h.wsUrl());
+    expect(await d.request('HELLO', { token: alice.key, since: tooMany })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST', message: 'payload.since holds at most 1024 channels' } });
+    await d.close();
+  });
+
   it('a session of another user, or an unknown one, is not resumed', async () => {
     const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
     const sessionId = a.frames[0]!.payload.session_id as string;
