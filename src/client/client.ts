@@ -107,7 +107,7 @@ export class TemClient extends Emitter<ClientEvents> {
       },
       request: (type, payload) => this.request(type, payload),
       notify: (type, payload) => {
-        if (this._state === ClientState.Connected) this.transport?.send({ type, payload });
+        if (this._state === ClientState.Connected) this.transport?.send({ type, id: this.requests.stamp(), payload });
       },
       retryDelay: (n) => backoffDelay(n, this.settings.backoff, this.settings.random),
       resync: (ctx) => this.emit('resync', ctx),
@@ -374,7 +374,10 @@ export class TemClient extends Emitter<ClientEvents> {
       case 'ERROR': {
         const { code, message, channel } = (frame as ServerFrame<'ERROR'>).payload as ServerFrameMap['ERROR'] & { channel?: unknown };
         const err = new TemClientError(code, message, { fromServer: true });
-        if (!this.registry.onChannelError(channel, err)) this.emit('error', err);
+        // With a ref it answers a frame of ours: a request that already timed out, or a typing
+        // notice. It says nothing about the subscription to its channel, which must not end.
+        if (frame.ref !== undefined) this.emit('error', err);
+        else if (!this.registry.onChannelError(channel, err)) this.emit('error', err);
         if (code === 'UNAUTHORIZED') void this.refreshExpired(t);
         break;
       }
@@ -446,6 +449,7 @@ export class TemClient extends Emitter<ClientEvents> {
     this.clearReconnect();
     this.teardown();
     this.requests.rejectAll(new TemClientError('CLOSED', 'client closed'));
+    this.registry.clientClosed();
     this.setState(ClientState.Closed);
     if (error) this.emit('error', error);
     this.emit('disconnected', { code, reason, reconnect: false });

@@ -203,6 +203,11 @@ export class Registry {
     for (const sub of this.subs.values()) sub._onTransportLost();
   }
 
+  /** The client closed: no subscription retries on, no ready() waits on. */
+  clientClosed(): void {
+    for (const sub of this.subs.values()) sub._onClientClosed();
+  }
+
   private wants(channel: string): boolean {
     const sub = this.subs.get(channel);
     return sub !== undefined && sub.state !== SubscriptionState.Unsubscribed;

@@ -59,6 +59,14 @@ export class RequestTracker {
     return frame;
   }
 
+  /**
+   * An id for a frame that expects no reply (typing): an ERROR the server answers it with then
+   * carries it as `ref`, so it is not taken for an unprompted error about the channel.
+   */
+  stamp(): number {
+    return this.nextId++;
+  }
+
   markSent(id: number): void {
     const p = this.pending.get(id);
     if (p) p.sent = true;

@@ -56,6 +56,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   /** @internal the `since` the last SUBSCRIBE carried, for a reply that comes after its timeout. */
   _sentSince: Record<string, StreamPosition> | undefined;
   private retryTimer: TimerHandle | undefined;
+  /** ready() calls waiting: the client closing ends their wait. */
+  private readonly closeWaiters = new Set<() => void>();
   private retryAttempt = 0;
   private readonly typing: TypingThrottle;
   private initialSince: StreamPosition | undefined;
@@ -111,9 +113,12 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     return waitFor(this.host.timers, timeoutMs, `not subscribed to ${this.channel}`, (done) => {
       const offSub = this.on('subscribed', () => done());
       const offUnsub = this.on('unsubscribed', (ctx) => done(new TemClientError('CLOSED', `${this.channel}: ${ctx.reason}`)));
+      const onClose = () => done(new TemClientError('CLOSED', `${this.channel}: client closed`));
+      this.closeWaiters.add(onClose);
       return () => {
         offSub();
         offUnsub();
+        this.closeWaiters.delete(onClose);
       };
     });
   }
@@ -152,6 +157,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   _onSubscribed(ctx: SubscribedContext, sentSince: Record<string, StreamPosition> | undefined): void {
     this._inflight = undefined;
     if (this._state !== SubscriptionState.Subscribing) return;
+    // A reply that came after its timeout: the retry it scheduled is not needed.
+    this.clearRetry();
     this.retryAttempt = 0;
     this.initialSince = undefined;
     const lost = sentSince?.[this.channel];
@@ -194,6 +201,20 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     }
   }
 
+  /**
+   * @internal the client closed (disconnect(), or for good): no retry runs on, and a ready()
+   * waiting gives up with CLOSED. The subscription itself stays, for a later connect().
+   */
+  _onClientClosed(): void {
+    this.clearRetry();
+    for (const onClose of [...this.closeWaiters]) onClose();
+  }
+
+  private clearRetry(): void {
+    if (this.retryTimer !== undefined) this.host.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
   /** @internal the connection is gone; come back on reconnect. */
   _onTransportLost(): void {
     this._inflight = undefined;
@@ -220,8 +241,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   /** @internal the server ended it (UNSUBSCRIBED without a request), or the client was removed. */
   _unsubscribe(reason: string, tellServer: boolean): void {
     if (this._state === SubscriptionState.Unsubscribed) return;
-    if (this.retryTimer !== undefined) this.host.timers.clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
+    this.clearRetry();
     if (tellServer) {
       this.typing.stop();
       this.host.unsubscribeNow(this);

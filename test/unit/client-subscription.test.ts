@@ -263,6 +263,55 @@ describe('Subscription', () => {
     client.disconnect();
   });
 
+  it('a late SUBSCRIBED cancels the retry its timeout scheduled', async () => {
+    const { client, timers } = await connected();
+    const sock = FakeSocket.last();
+    const sub = client.subscribe('live:9:chat');
+    const first = sock.lastOf('SUBSCRIBE');
+    timers.advance(1_000); // times out: a retry is scheduled after the backoff
+    sock.push('SUBSCRIBED', { channel: 'live:9:chat', offset: 1, epoch: 'e', recovered: false }, first.id as number);
+    expect(sub.state).toBe('subscribed');
+    timers.advance(60_000);
+    expect(sock.frames('SUBSCRIBE')).toHaveLength(1);
+    client.disconnect();
+  });
+
+  it('disconnect() ends a ready() waiting and any retry timer; the subscription comes back on connect()', async () => {
+    const { client, timers } = await connected();
+    const sock = FakeSocket.last();
+    const sub = client.subscribe('live:9:chat');
+    const waiting = sub.ready();
+    timers.advance(1_000); // times out: a retry timer is pending
+    client.disconnect();
+    await expect(waiting).rejects.toMatchObject({ code: 'CLOSED' });
+    // Nothing left running that would keep a process alive.
+    expect(timers.pending).toBe(0);
+    expect(sock.frames('SUBSCRIBE')).toHaveLength(1);
+    expect(sub.state).toBe('subscribing');
+    client.disconnect();
+  });
+
+  it('an ERROR answering a frame of ours (a timed-out PUBLISH, a typing notice) does not end the subscription to its channel', async () => {
+    const { client, timers } = await connected();
+    const sock = FakeSocket.last();
+    const sub = client.subscribe('chat:x');
+    sock.push('SUBSCRIBED', { channel: 'chat:x', offset: 1, epoch: 'e', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    const clientErrors: string[] = [];
+    client.on('error', (e) => clientErrors.push(e.code));
+    const published = sub.publish('m', {});
+    const publishId = sock.lastOf('PUBLISH').id as number;
+    timers.advance(1_000);
+    await expect(published).rejects.toMatchObject({ code: 'TIMEOUT' });
+    sock.push('ERROR', { code: 'FORBIDDEN', message: 'publishing is off in this namespace', channel: 'chat:x' } as never, publishId);
+    sub.startTyping();
+    const typing = sock.lastOf('TYPING_START');
+    expect(typing.id).toEqual(expect.any(Number));
+    sock.push('ERROR', { code: 'BAD_REQUEST', message: 'subscribe to chat:x before typing there', channel: 'chat:x' } as never, typing.id as number);
+    expect(sub.state).toBe('subscribed');
+    expect(clientErrors).toEqual(['FORBIDDEN', 'BAD_REQUEST']);
+    client.disconnect();
+  });
+
   it('a late UNSUBSCRIBED reply does not end a subscription made again since', async () => {
     const { client, timers } = await connected();
     const sock = FakeSocket.last();
