@@ -9,7 +9,7 @@ import { isValidChannel } from '../protocol/index.js';
 import { TemClientError } from './errors.js';
 import { Positions } from './positions.js';
 import type { ReplyHandlers, ReplyOf } from './requests.js';
-import { covered, pickSince, resumeSince, routeEvent } from './routing.js';
+import { covered, pickSince, resumeSince, routeEvent, subscribedByName } from './routing.js';
 import { Subscription, type SubscriptionHost } from './subscription.js';
 import type { Timers } from './timers.js';
 import { SubscriptionState, type Publication, type ResyncContext, type SubscriptionOptions } from './types.js';
@@ -215,8 +215,10 @@ export class Registry {
 
   private releasePositions(sub: Subscription): void {
     const own = this.port.userChannel();
+    // Only a subscription by name keeps a position moving (routeEvent): one a pattern still
+    // covers would go stale, and a later subscribe() would replay from it.
     for (const ch of Object.keys(this.positions.covered(sub.channel))) {
-      if (ch !== own && !covered(this.subs.values(), ch, sub)) this.positions.delete(ch);
+      if (ch !== own && !subscribedByName(this.subs.values(), ch, sub)) this.positions.delete(ch);
     }
   }
 }

@@ -72,8 +72,9 @@ export function pickSince(since: Record<string, StreamPosition> | undefined, cha
 }
 
 /** Whether an active subscription names this very channel (not a pattern covering it). */
-function subscribedByName(subs: Iterable<Subscription>, channel: string): boolean {
-  for (const sub of subs) if (active(sub) && sub.channel === channel) return true;
+/** Whether an active subscription other than `except` names this channel (not a pattern covering it). */
+export function subscribedByName(subs: Iterable<Subscription>, channel: string, except?: Subscription): boolean {
+  for (const sub of subs) if (sub !== except && active(sub) && sub.channel === channel) return true;
   return false;
 }
 

@@ -312,6 +312,24 @@ describe('Subscription', () => {
     client.disconnect();
   });
 
+  it('subscribing again to a channel a pattern still covers starts afresh, not from a stale position', async () => {
+    const { client } = await connected();
+    const sock = FakeSocket.last();
+    const pattern = client.subscribe('live:room:*');
+    sock.push('SUBSCRIBED', { channel: 'live:room:*', offset: 0, epoch: '', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    const exact = client.subscribe('live:room:chat');
+    sock.push('SUBSCRIBED', { channel: 'live:room:chat', offset: 0, epoch: 'e', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    ev(sock, 'live:room:chat', 1, 'e');
+    exact.unsubscribe();
+    // Only the pattern receives these: the exact position would not move with them.
+    ev(sock, 'live:room:chat', 2, 'e');
+    ev(sock, 'live:room:chat', 3, 'e');
+    expect(pattern.state).toBe('subscribed');
+    exact.subscribe();
+    expect(sock.lastOf('SUBSCRIBE').payload).toEqual({ channels: ['live:room:chat'] });
+    client.disconnect();
+  });
+
   it('a late UNSUBSCRIBED reply does not end a subscription made again since', async () => {
     const { client, timers } = await connected();
     const sock = FakeSocket.last();
