@@ -12,7 +12,7 @@ import { CLOSE_CODES, PRESENCE_STATUSES } from '../protocol/index.js';
 import { backoffDelay, normalizeBackoff, type BackoffOptions } from './backoff.js';
 import { Credentials, type TokenOutcome } from './credentials.js';
 import { Emitter } from './emitter.js';
-import { TemClientError } from './errors.js';
+import { serverError, TemClientError } from './errors.js';
 import { Heartbeat } from './heartbeat.js';
 import { REPLY_OF, RequestTracker, type ReplyOf, type RequestType } from './requests.js';
 import { Registry } from './registry.js';
@@ -204,6 +204,13 @@ export class TemClient extends Emitter<ClientEvents> {
 
   private request<T extends RequestType>(type: T, payload: ClientFrameMap[T]): Promise<ServerFrameMap[ReplyOf<T>]> {
     if (this._state === ClientState.Closed) return Promise.reject(new TemClientError('CLOSED', 'client is closed; call connect() first'));
+    // A payload JSON cannot carry (a BigInt, a cycle) fails now, not as a TIMEOUT of a frame
+    // that could never be written.
+    try {
+      JSON.stringify(payload);
+    } catch (err) {
+      return Promise.reject(new TemClientError('INVALID_ARGUMENT', `${type} payload cannot be sent as JSON: ${(err as Error).message}`, { cause: err }));
+    }
     return new Promise((resolve, reject) => {
       const frame = this.requests.create(type, payload, this.settings.timeout, {
         resolve: (f) => {
@@ -372,8 +379,9 @@ export class TemClient extends Emitter<ClientEvents> {
         break;
       }
       case 'ERROR': {
-        const { code, message, channel } = (frame as ServerFrame<'ERROR'>).payload as ServerFrameMap['ERROR'] & { channel?: unknown };
-        const err = new TemClientError(code, message, { fromServer: true });
+        const payload = (frame as ServerFrame<'ERROR'>).payload as ServerFrameMap['ERROR'] & { channel?: unknown };
+        const { code, channel } = payload;
+        const err = serverError(payload);
         // With a ref it answers a frame of ours: a request that already timed out, or a typing
         // notice. It says nothing about the subscription to its channel, which must not end.
         if (frame.ref !== undefined) this.emit('error', err);

@@ -22,13 +22,24 @@ export class TemClientError extends Error {
   readonly code: ClientErrorCode;
   /** True when the error came from the server in an ERROR frame. */
   readonly fromServer: boolean;
+  /**
+   * The server's finer cause, when its ERROR gave one (`IDEMPOTENCY_CONFLICT`,
+   * `VALIDATION_FAILED`, `STORE_UNAVAILABLE`: a passing outage worth retrying).
+   */
+  readonly reason?: string;
 
-  constructor(code: ClientErrorCode, message: string, options: { fromServer?: boolean; cause?: unknown } = {}) {
+  constructor(code: ClientErrorCode, message: string, options: { fromServer?: boolean; cause?: unknown; reason?: string } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'TemClientError';
     this.code = code;
     this.fromServer = options.fromServer ?? false;
+    if (options.reason !== undefined) this.reason = options.reason;
   }
+}
+
+/** The TemClientError for a server ERROR frame's payload. */
+export function serverError(payload: { code: WsErrorCode; message: string; reason?: unknown }): TemClientError {
+  return new TemClientError(payload.code, payload.message, { fromServer: true, reason: typeof payload.reason === 'string' ? payload.reason : undefined });
 }
 
 export function isTemClientError(err: unknown): err is TemClientError {

@@ -10,7 +10,7 @@
  * (INGEST with an idempotency_key is safe to retry).
  */
 import type { ClientFrame, ClientFrameType, ServerFrame, ServerFrameType } from '../protocol/index.js';
-import { TemClientError } from './errors.js';
+import { serverError, TemClientError } from './errors.js';
 import type { TimerHandle, Timers } from './timers.js';
 
 /** The reply each request type expects. */
@@ -85,8 +85,7 @@ export class RequestTracker {
     this.pending.delete(frame.ref);
     this.timers.clearTimeout(p.timer);
     if (frame.type === 'ERROR') {
-      const { code, message } = (frame as ServerFrame<'ERROR'>).payload;
-      p.reject(new TemClientError(code, message, { fromServer: true }));
+      p.reject(serverError((frame as ServerFrame<'ERROR'>).payload));
     } else {
       p.resolve(frame);
     }

@@ -80,6 +80,17 @@ describe('TemClient requests', () => {
     client.disconnect();
   });
 
+  it('keeps the server reason, and refuses at once a payload JSON cannot carry', async () => {
+    const { client, sock } = await connected();
+    const p = client.ingest({ type: 'ok.t', payload: { a: 2 }, idempotency_key: 'k' });
+    sock.push('ERROR', { code: 'BAD_REQUEST', message: 'key used with another body', reason: 'IDEMPOTENCY_CONFLICT' }, sock.lastOf('INGEST').id as number);
+    await expect(p).rejects.toMatchObject({ code: 'BAD_REQUEST', reason: 'IDEMPOTENCY_CONFLICT' });
+    const frames = sock.sent.length;
+    await expect(client.ingest({ type: 'ok.t', payload: { big: 1n } as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(sock.sent.length).toBe(frames);
+    client.disconnect();
+  });
+
   it('an unrelated reply or unprompted ERROR does not settle a request', async () => {
     const { client, sock, timers } = await connected();
     const errors: string[] = [];
