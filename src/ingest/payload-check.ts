@@ -64,8 +64,9 @@ export function checkPayload(payload: Record<string, unknown>, field: string): v
  */
 export function parseDateTime(value: string, field: string): Date {
   const date = new Date(value);
-  if (Number.isNaN(date.getTime()) || date.getUTCFullYear() < 1) {
-    throw createError('VALIDATION_FAILED', `${field} is not a date-time from year 1 to 9999`, { field });
+  // In UTC, as stored: 9999-12-31T23:59:59-12:00 is in year 10000, which PostgreSQL refuses.
+  if (Number.isNaN(date.getTime()) || date.getUTCFullYear() < 1 || date.getUTCFullYear() > 9999) {
+    throw createError('VALIDATION_FAILED', `${field} is not a valid date-time (RFC 3339) in years 1 to 9999 UTC`, { field });
   }
   return date;
 }

@@ -81,6 +81,9 @@ const cases: Case[] = [
   { name: 'unknown status', method: 'GET', path: '/api/events?status=done', status: 400, field: 'query.status' },
   { name: 'since not a date', method: 'GET', path: '/api/events?since=last-week', status: 400, field: 'query.since' },
   { name: 'since in year 0', method: 'GET', path: '/api/events?since=0000-01-01T00:00:00Z', status: 400, field: 'query.since' },
+  { name: 'since in year 10000 once in UTC', method: 'GET', path: '/api/events?since=9999-12-31T23:59:59-12:00', status: 400, field: 'query.since' },
+  { name: 'occurred_at in year 10000 once in UTC', body: { type: 'x', payload: {}, occurred_at: '9999-12-31T23:59:59-12:00' }, status: 400, field: 'body.occurred_at' },
+  { name: 'key expiry in year 10000 once in UTC', path: '/api/admin/principals/admin/keys', admin: true, body: { expires_at: '9999-12-31T23:59:59-12:00' }, status: 400, field: 'body.expires_at' },
   { name: 'ids not UUIDs', method: 'GET', path: '/api/events?ids=1,2', status: 400, field: 'query.ids' },
   { name: 'ids with an empty item', method: 'GET', path: `/api/events?ids=${'0'.repeat(8)}-0000-7000-8000-${'0'.repeat(12)},`, status: 400, field: 'query.ids' },
   { name: 'more than 100 ids', method: 'GET', path: `/api/events?ids=${Array.from({ length: 101 }, () => `${'0'.repeat(8)}-0000-7000-8000-${'0'.repeat(12)}`).join(',')}`, status: 400, field: 'query.ids' },
@@ -146,6 +149,19 @@ describe(`malformed input (${kind})`, () => {
     // Just under the limit is fine.
     const fits = await api.request('POST', '/api/events', { key: user.key, body: { type: 'big', payload: { s: 'x'.repeat(MAX_PAYLOAD - 20) } } });
     expect(fits.status).toBe(202);
+  });
+
+  it('measures the payload as stored: numbers that grow when written out count at their stored size', async () => {
+    // `1e20` is 4 bytes sent and 21 stored: a body under the limit with a payload far over it.
+    const numbers = Array.from({ length: 300 }, () => '1e20').join(',');
+    const event = `{"type":"big.num","payload":{"a":[${numbers}]}}`;
+    expect(event.length).toBeLessThan(MAX_PAYLOAD);
+    const json = { 'content-type': 'application/json' };
+    const one = await api.request('POST', '/api/events', { key: user.key, payload: event, headers: json });
+    expect(one.status).toBe(413);
+    expect(one.body).toMatchObject({ code: 'TOO_LARGE', field: 'body.payload' });
+    const batch = await api.request<{ results: { status: number; error: { detail: string } }[] }>('POST', '/api/events/batch', { key: user.key, payload: `[${event}]`, headers: json });
+    expect(batch.body.results[0]).toMatchObject({ status: 413, error: { detail: expect.stringMatching(/^body\.0\.payload is \d+ bytes/) } });
   });
 
   it('measures the payload in bytes, not characters', async () => {
