@@ -39,6 +39,11 @@ const MAX_CACHED_KEYS = 10_000;
  */
 export const KEY_USE_RESOLUTION_MS = 60_000;
 
+/** Longest changed() waits for its own notice to come back (the database may be slow). */
+const ECHO_TIMEOUT_MS = 1000;
+/** Margin after it, for API processes busier than this one to handle the same notice. */
+const ECHO_GRACE_MS = 50;
+
 export class Authenticator implements TokenAuthenticator {
   private readonly keys = new Map<string, CacheEntry<KeyLookup | null>>();
   private readonly inflight = new Map<string, Promise<KeyLookup | null>>();
@@ -52,6 +57,8 @@ export class Authenticator implements TokenAuthenticator {
   private recording: Promise<void> | null = null;
   private readonly jwt: JwtVerifier | null;
   private unlisten: Unlisten | null = null;
+  /** changed() calls waiting for their own notice to come back. */
+  private readonly echoes = new Set<(change: AuthChange) => void>();
 
   constructor(
     private readonly store: Store,
@@ -64,7 +71,10 @@ export class Authenticator implements TokenAuthenticator {
   /** Subscribes to auth changes made by other processes. */
   async start(): Promise<void> {
     if (this.unlisten) return;
-    this.unlisten = await this.store.onAuthChanged((change) => this.invalidate(change));
+    this.unlisten = await this.store.onAuthChanged((change) => {
+      this.invalidate(change);
+      for (const echo of [...this.echoes]) echo(change);
+    });
   }
 
   async close(): Promise<void> {
@@ -99,10 +109,33 @@ export class Authenticator implements TokenAuthenticator {
     }
   }
 
-  /** After this process changed keys, principals or roles: invalidate here and tell the others. */
+  /**
+   * After this process changed keys, principals or roles: invalidate here and tell the others.
+   * On PostgreSQL, resolves only once the notice came back to this process too, and a moment
+   * after: other API processes hear it at the same time, so a revocation answered here holds on
+   * the next request to any of them, not a few milliseconds later (contract §1).
+   */
   async changed(change: AuthChange = {}): Promise<void> {
     this.invalidate(change);
+    const echoed = this.unlisten && this.store.kind === 'postgres' ? this.echoOf(change) : null;
     await this.store.notifyAuthChanged(change);
+    await echoed;
+  }
+
+  /** Resolves when the notice for `change` comes back (or after ECHO_TIMEOUT_MS), plus ECHO_GRACE_MS. */
+  private echoOf(change: AuthChange): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.echoes.delete(echo);
+        setTimeout(resolve, ECHO_GRACE_MS);
+      };
+      const echo = (heard: AuthChange) => {
+        if (heard.principalId === change.principalId && heard.keyId === change.keyId && heard.roles === change.roles) done();
+      };
+      const timer = setTimeout(done, ECHO_TIMEOUT_MS);
+      this.echoes.add(echo);
+    });
   }
 
   /**
