@@ -29,8 +29,13 @@ const jsonError = (message: string, extra: object = {}): string => `${JSON.strin
 const program = new Command('tem')
   .description('TelemetryEventMesh: durable event ingest, reliable processing, real-time delivery')
   .version(version)
-  .showHelpAfterError(jsonErrors ? false : '(run with --help for usage)')
-  .configureOutput({ outputError: (text, write) => write(jsonErrors ? jsonError(text.trim().replace(/^error: /, '')) : text) })
+  // One line per failure, the hint on it too: scripts read the first line of stderr.
+  .configureOutput({
+    outputError: (text, write) => {
+      const message = text.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
+      write(jsonErrors ? jsonError(message) : `tem: ${message} (run with --help for usage)\n`);
+    },
+  })
   .exitOverride();
 
 // The admin commands' target and output options may also come before the command

@@ -47,9 +47,16 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
   // gets 503 with Retry-After and the connection is closed: the client retries elsewhere.
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    if (!closing) return;
-    reply.header('connection', 'close');
-    return sendProblem(reply, request, createError('SHUTTING_DOWN', 'The server is shutting down'));
+    if (closing) {
+      reply.header('connection', 'close');
+      return sendProblem(reply, request, createError('SHUTTING_DOWN', 'The server is shutting down'));
+    }
+    // Bodies are read as sent: a compressed one would be taken for bad JSON (gzip) or, worse,
+    // read as if it were not compressed at all.
+    const encoding = request.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      return sendProblem(reply, request, createError('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${encoding} is not supported; send the body uncompressed`, { field: 'headers.content-encoding' }));
+    }
   });
   // Closing: a request in flight on a keep-alive connection (a gateway's introspection call, say)
   // would otherwise leave its connection open, idle, for keepAliveTimeout (72 s) after its answer,

@@ -218,6 +218,10 @@ describe('tem CLI against the running server', () => {
     const usage = await runTem(['keys', 'revoke', '--json'], env);
     expect(usage.code).not.toBe(0);
     expect(JSON.parse(usage.stderr)).toEqual({ error: { message: "missing required argument 'key_id'" } });
+    // Without --json, one line too, the hint on it.
+    const plain = await runTem(['keys', 'revoke'], env);
+    expect(plain.code).not.toBe(0);
+    expect(plain.stderr).toBe("tem: missing required argument 'key_id' (run with --help for usage)\n");
 
     const badKey = await runTem(['principals', 'list', '--key', 'tem_nope'], env);
     expect(badKey.code).not.toBe(0);

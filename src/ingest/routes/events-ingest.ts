@@ -65,6 +65,9 @@ export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
       // A bare array of events is taken as {events: [...]}, the form most batch APIs also accept.
       preValidation: async (request) => {
         if (!Array.isArray(request.body)) return;
+        // Named as the caller wrote it: the array is `body`, not `body.events`.
+        const n = request.body.length;
+        if (n < 1 || n > MAX_BATCH_ITEMS) throw createError('VALIDATION_FAILED', `body must hold 1 to ${MAX_BATCH_ITEMS} events, got ${n}`, { field: 'body' });
         request.body = { events: request.body };
         bareArrays.add(request);
       },

@@ -37,7 +37,18 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock, conf
   const budget = (type: string): number => retryPolicy(config, type).maxAttempts;
   app.post(
     '/api/events/:id/retry',
-    { config: { permission: RETRY }, schema: { params: idParamsSchema } },
+    {
+      config: { permission: RETRY },
+      schema: { params: idParamsSchema },
+      // Takes no body (none, or {}): a field sent by mistake is refused, not silently ignored.
+      preValidation: async (request) => {
+        const body = request.body as unknown;
+        if (body === undefined || body === null) return;
+        if (typeof body !== 'object' || Array.isArray(body)) throw createError('VALIDATION_FAILED', 'body must be empty or {}', { field: 'body' });
+        const [field] = Object.keys(body);
+        if (field !== undefined) throw createError('VALIDATION_FAILED', `body.${field} is not allowed: a retry takes no fields`, { field: `body.${field}` });
+      },
+    },
     async (request: FastifyRequest<{ Params: { id: string } }>) => {
       const id = request.params.id.toLowerCase();
       const event = await store.getEvent(id);
