@@ -44,7 +44,14 @@ export class TypingTracker {
     clearTimeout(typing.timer);
     mine.delete(channel);
     if (mine.size === 0) this.timers.delete(conn);
+    // Another of the user's connections here still typing there: the user has not stopped.
+    if (this.userTyping(conn.userId, channel)) return;
     this.publish(conn.userId, channel, false);
+  }
+
+  private userTyping(userId: string, channel: string): boolean {
+    for (const [other, typing] of this.timers) if (other.userId === userId && typing.has(channel)) return true;
+    return false;
   }
 
   /** The connection closed: whatever it was typing stops. */

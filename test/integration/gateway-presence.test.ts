@@ -112,6 +112,23 @@ describe('typing', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('a user typing on two devices stops only when both have stopped', async () => {
+    const phone = await on(alice.key, 'live:5:chat');
+    const laptop = await on(alice.key, 'live:5:chat');
+    const b = await on(bob.key, 'live:5:chat');
+    phone.send('TYPING_START', { channel: 'live:5:chat' });
+    laptop.send('TYPING_START', { channel: 'live:5:chat' });
+    await b.waitFor((f) => isNotice(f, 'live:5:chat') && f.payload.event === 'typing');
+    phone.send('TYPING_STOP', { channel: 'live:5:chat' });
+    await sleep(100);
+    const typingOf = () => b.notices('live:5:chat', 'typing').map((f) => (f.payload.payload as { is_typing: boolean }).is_typing);
+    expect(typingOf()).toEqual([true]);
+    laptop.send('TYPING_STOP', { channel: 'live:5:chat' });
+    await b.waitFor((f) => isNotice(f, 'live:5:chat') && f.payload.event === 'typing' && (f.payload.payload as { is_typing: boolean }).is_typing === false);
+    expect(typingOf()).toEqual([true, false]);
+    await Promise.all([phone.close(), laptop.close(), b.close()]);
+  });
+
   it("ends a typist's start that no stop or keep-alive follows, as when the typist's node died", async () => {
     const b = await on(bob.key, 'live:4:chat');
     // The start a node sent just before it was killed: its stop never comes.
