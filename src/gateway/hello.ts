@@ -42,7 +42,7 @@ export class Sessions {
       });
       if (saved && saved.userId !== auth.userId) saved = null;
       if (saved) {
-        if (conn.sessionId) void this.ctx.sessions.delete(conn.sessionId).catch(() => undefined);
+        if (conn.sessionId) void this.ctx.sessions.delete(conn.sessionId, conn.id).catch(() => undefined);
         sessionId = saved.sessionId;
       }
     }
@@ -105,20 +105,25 @@ export class Sessions {
     for (const r of results) {
       if (!r.result.ok) conn.sendError(r.result.code, `could not restore ${r.channel}: ${r.result.message}`, undefined, r.channel);
     }
-    this.save(conn);
+    // A resume takes the session over: the connection that held it, if still open somewhere,
+    // no longer writes it.
+    this.save(conn, saved !== null);
   }
 
-  /** Saves the connection's session so it can be resumed here or on another node. */
-  save(conn: Connection): void {
+  /**
+   * Saves the connection's session so it can be resumed here or on another node; nothing is
+   * written once another connection has resumed it.
+   */
+  save(conn: Connection, takeOver = false): void {
     if (!conn.sessionId || !conn.auth) return;
-    const state: SessionState = { sessionId: conn.sessionId, userId: conn.auth.userId, channels: this.subs.positionsOf(conn) };
-    this.track(conn, 'session save failed', this.ctx.sessions.save(state, this.ctx.config.sessionTtlMs));
+    const state: SessionState = { sessionId: conn.sessionId, userId: conn.auth.userId, channels: this.subs.positionsOf(conn), owner: conn.id };
+    this.track(conn, 'session save failed', this.ctx.sessions.save(state, this.ctx.config.sessionTtlMs, { takeOver }));
   }
 
-  /** Forgets the connection's saved session: a resume of it answers `resumed: false`. */
+  /** Forgets the connection's saved session (while it holds it): a resume answers `resumed: false`. */
   discard(conn: Connection): void {
     if (!conn.sessionId) return;
-    this.track(conn, 'session delete failed', this.ctx.sessions.delete(conn.sessionId));
+    this.track(conn, 'session delete failed', this.ctx.sessions.delete(conn.sessionId, conn.id));
   }
 
   /** A session write in flight: logged if it fails, awaited by drain(). */

@@ -97,7 +97,7 @@ export class MemoryPresenceStore implements PresenceStore {
 const SESSION_SWEEP_EVERY = 256;
 
 export class MemorySessionStore implements SessionStore {
-  private readonly sessions = new Map<string, { json: string; expiresAt: number }>();
+  private readonly sessions = new Map<string, { json: string; expiresAt: number; owner?: string }>();
   private readonly clock: Clock;
   private saves = 0;
 
@@ -105,10 +105,11 @@ export class MemorySessionStore implements SessionStore {
     this.clock = options.clock ?? systemClock;
   }
 
-  async save(state: SessionState, ttlMs: number): Promise<void> {
+  async save(state: SessionState, ttlMs: number, options: { takeOver?: boolean } = {}): Promise<void> {
     const now = this.clock.nowMs();
+    if (!options.takeOver && !this.heldBy(state.sessionId, state.owner, now)) return;
     // Stored as JSON, as in Redis: a caller mutating its object later does not change the session.
-    this.sessions.set(state.sessionId, { json: JSON.stringify(state), expiresAt: now + ttlMs });
+    this.sessions.set(state.sessionId, { json: JSON.stringify(state), expiresAt: now + ttlMs, owner: state.owner });
     if (++this.saves % SESSION_SWEEP_EVERY === 0) {
       for (const [id, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(id);
     }
@@ -124,8 +125,14 @@ export class MemorySessionStore implements SessionStore {
     return JSON.parse(s.json) as SessionState;
   }
 
-  async delete(sessionId: string): Promise<void> {
-    this.sessions.delete(sessionId);
+  async delete(sessionId: string, owner?: string): Promise<void> {
+    if (owner === undefined || this.heldBy(sessionId, owner, this.clock.nowMs())) this.sessions.delete(sessionId);
+  }
+
+  /** No live session, one without an owner, or one `owner` holds. */
+  private heldBy(sessionId: string, owner: string | undefined, now: number): boolean {
+    const s = this.sessions.get(sessionId);
+    return !s || s.expiresAt <= now || s.owner === undefined || s.owner === owner;
   }
 
   async close(): Promise<void> {

@@ -153,3 +153,28 @@ end
 out[1] = more
 return out
 `;
+
+/**
+ * Session write, unless another connection took the session over. KEYS: 1 session key.
+ * ARGV: 1 JSON state, 2 TTL ms, 3 owner ('' = none), 4 '1' to take over regardless.
+ */
+export const SESSION_SAVE_LUA = `
+if ARGV[4] ~= '1' then
+  local cur = redis.call('GET', KEYS[1])
+  if cur then
+    local held = cjson.decode(cur).owner
+    if held and held ~= ARGV[3] then return 0 end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
+/** Session delete while `owner` holds it. KEYS: 1 session key. ARGV: 1 owner. */
+export const SESSION_DELETE_LUA = `
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+local held = cjson.decode(cur).owner
+if held and held ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+`;

@@ -7,7 +7,7 @@
 import { randomBase62 } from '../core/ids.js';
 import type { PresenceMember, PresenceStatus } from '../protocol/frames.js';
 import { closeRedis, defineScript, openRedis, withRedis, type RedisConnection, type RedisConnectionOptions } from '../bus/connection.js';
-import { EXPIRE_LUA, MEMBERS_LUA, REMOVE_LUA, TOUCH_LUA, UPSERT_LUA } from './redis-scripts.js';
+import { EXPIRE_LUA, MEMBERS_LUA, REMOVE_LUA, SESSION_DELETE_LUA, SESSION_SAVE_LUA, TOUCH_LUA, UPSERT_LUA } from './redis-scripts.js';
 import { assertStatus, assertTtl, bestStatus, changeOf, sortMembers } from './status.js';
 import type { PresenceChange, PresenceEntry, PresenceStore, SessionState, SessionStore } from './types.js';
 
@@ -129,17 +129,23 @@ export class RedisSessionStore implements SessionStore {
   private readonly conn: RedisConnection;
   private readonly prefix: string;
 
+  private readonly saveScript: (keys: string[], args: (string | number)[]) => Promise<number>;
+  private readonly deleteScript: (keys: string[], args: (string | number)[]) => Promise<number>;
+
   constructor(options: RedisStoreOptions) {
     this.prefix = options.prefix ?? 'tem:';
     this.conn = openRedis({ ...options, name: `${this.prefix}sessions:${options.name ?? randomBase62(8)}` });
+    this.saveScript = defineScript(this.conn.redis, 'temSessionSave', 1, SESSION_SAVE_LUA);
+    this.deleteScript = defineScript(this.conn.redis, 'temSessionDelete', 1, SESSION_DELETE_LUA);
   }
 
   private key(sessionId: string): string {
     return `${this.prefix}sess:${sessionId}`;
   }
 
-  async save(state: SessionState, ttlMs: number): Promise<void> {
-    await withRedis(this.conn, (redis) => redis.set(this.key(state.sessionId), JSON.stringify(state), 'PX', Math.max(1, Math.floor(ttlMs))));
+  async save(state: SessionState, ttlMs: number, options: { takeOver?: boolean } = {}): Promise<void> {
+    const args = [JSON.stringify(state), Math.max(1, Math.floor(ttlMs)), state.owner ?? '', options.takeOver ? '1' : '0'];
+    await withRedis(this.conn, () => this.saveScript([this.key(state.sessionId)], args));
   }
 
   async load(sessionId: string): Promise<SessionState | null> {
@@ -147,8 +153,9 @@ export class RedisSessionStore implements SessionStore {
     return json === null ? null : (JSON.parse(json) as SessionState);
   }
 
-  async delete(sessionId: string): Promise<void> {
-    await withRedis(this.conn, (redis) => redis.del(this.key(sessionId)));
+  async delete(sessionId: string, owner?: string): Promise<void> {
+    if (owner === undefined) await withRedis(this.conn, (redis) => redis.del(this.key(sessionId)));
+    else await withRedis(this.conn, () => this.deleteScript([this.key(sessionId)], [owner]));
   }
 
   async close(): Promise<void> {

@@ -43,11 +43,19 @@ export interface SessionState {
   userId: string;
   /** Subscribed channels with the last position the client was sent. */
   channels: Record<string, StreamPosition>;
+  /** The connection holding the session: the last one to resume it. */
+  owner?: string;
 }
 
 export interface SessionStore {
-  save(state: SessionState, ttlMs: number): Promise<void>;
+  /**
+   * Writes the session unless another connection has taken it over since (the stored owner is
+   * not `state.owner`): an old connection still open must not overwrite what its successor
+   * resumed. `takeOver` (a resume) writes regardless and makes `state.owner` the owner.
+   */
+  save(state: SessionState, ttlMs: number, options?: { takeOver?: boolean }): Promise<void>;
   load(sessionId: string): Promise<SessionState | null>;
-  delete(sessionId: string): Promise<void>;
+  /** Forgets the session; with `owner`, only while that connection holds it. */
+  delete(sessionId: string, owner?: string): Promise<void>;
   close(): Promise<void>;
 }

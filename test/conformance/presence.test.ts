@@ -196,6 +196,24 @@ function sessionConformance(name: string, make: () => { store: SessionStore; pas
       expect(await store.load('s1')).toBeNull();
     });
 
+    it('once another connection took a session over, the old one neither writes nor deletes it', async () => {
+      const { store } = make();
+      await store.save({ ...state('s4'), owner: 'conn-old' }, 60_000);
+      await store.save({ ...state('s4'), owner: 'conn-old', channels: { 'room:2': { offset: 1, epoch: 'e' } } }, 60_000);
+      expect((await store.load('s4'))?.channels).toEqual({ 'room:2': { offset: 1, epoch: 'e' } });
+      // A resume on another connection (maybe another node) takes it over.
+      await store.save({ ...state('s4'), owner: 'conn-new' }, 60_000, { takeOver: true });
+      // The old connection, still open, saves on its timer and on close: nothing changes.
+      await store.save({ ...state('s4'), owner: 'conn-old', channels: {} }, 60_000);
+      await store.delete('s4', 'conn-old');
+      expect(await store.load('s4')).toEqual({ ...state('s4'), owner: 'conn-new' });
+      // The new owner writes and deletes it.
+      await store.save({ ...state('s4'), owner: 'conn-new', channels: {} }, 60_000);
+      expect((await store.load('s4'))?.channels).toEqual({});
+      await store.delete('s4', 'conn-new');
+      expect(await store.load('s4')).toBeNull();
+    });
+
     it('forgets a session once its TTL has run out', async () => {
       const { store, pass } = make();
       await store.save(state('s2'), 150);

@@ -171,6 +171,27 @@ describe('HELLO resume', () => {
     await d.close();
   });
 
+  it('a connection still open after another resumed its session no longer writes it', async () => {
+    for (const ch of ['live:8:chat', 'live:9:chat']) await h.api.store.addChannelMember(ch, 'alice');
+    const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    const sessionId = a.frames[0]!.payload.session_id as string;
+    await a.request('SUBSCRIBE', { channels: ['live:8:chat'] });
+    // The client thinks `a` is gone and resumes on a new connection; `a` is in fact still open.
+    const b = await WsTestClient.connect(h.wsUrl());
+    expect((await b.request('HELLO', { token: alice.key, session_id: sessionId })).payload).toMatchObject({ resumed: true });
+    await b.request('SUBSCRIBE', { channels: ['live:9:chat'] });
+    await b.close();
+    await new Promise((r) => setTimeout(r, 100)); // the session write on close
+    // Later the old connection changes its subscriptions and closes: both would save the session.
+    await a.request('UNSUBSCRIBE', { channels: ['live:8:chat'] });
+    await a.close();
+    await new Promise((r) => setTimeout(r, 100));
+    const c = await WsTestClient.connect(h.wsUrl());
+    const resumed = await c.request('HELLO', { token: alice.key, session_id: sessionId });
+    expect(Object.keys(resumed.payload.channels as object).sort()).toEqual(['live:8:chat', 'live:9:chat', 'user:alice']);
+    await c.close();
+  });
+
   it('a session of another user, or an unknown one, is not resumed', async () => {
     const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
     const sessionId = a.frames[0]!.payload.session_id as string;
