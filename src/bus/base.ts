@@ -11,7 +11,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { createError, toTemError } from '../core/errors.js';
 import type { NamespaceOptions } from '../config/index.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
-import { isPattern, isValidChannel, type StreamPosition } from '../protocol/frames.js';
+import { isChannelName, isPattern, isValidChannel, type StreamPosition } from '../protocol/frames.js';
 import { DEFAULT_POSITION_TTL_MS, encodeBody, recover, type StreamRead } from './history.js';
 import type { AppendGroup, AppendResult, Bus, BusMessage, ControlMessage, HistoryResult, NamespaceResolver, Publication, PublishOptions, SharedLimiter, SharedLimiterOptions, Unsubscribe } from './types.js';
 
@@ -247,7 +247,7 @@ export abstract class BaseBus implements Bus {
   }
 
   private assertChannel(channel: string): void {
-    if (!isValidChannel(channel) || isPattern(channel)) {
+    if (!isChannelName(channel)) {
       throw createError('BAD_REQUEST', `Not a channel name: ${JSON.stringify(channel)}`, { field: 'channel' });
     }
   }

@@ -13,7 +13,7 @@ import { uuidv7 } from '../core/ids.js';
 import type { TemEvent } from '../core/types.js';
 import type { Metrics } from '../observability/metrics.js';
 import { storeChannelAccess, type ChannelAccess } from '../gateway/access.js';
-import { isPattern, isValidChannel, RESERVED_EVENT_NAMES } from '../protocol/frames.js';
+import { isChannelName, RESERVED_EVENT_NAMES } from '../protocol/frames.js';
 import type { IngestItem, IngestOutcome, Store } from '../store/types.js';
 import { check } from './ajv.js';
 import { GroupCommitter } from './batcher.js';
@@ -127,7 +127,7 @@ export class IngestService {
     check(validateEventInput, input, where);
     const { config } = this.deps;
 
-    if (input.channel !== undefined && (!isValidChannel(input.channel) || isPattern(input.channel))) {
+    if (input.channel !== undefined && !isChannelName(input.channel)) {
       throw createError('VALIDATION_FAILED', `${where}.channel must be a channel name (namespace:part, no pattern)`, { field: `${where}.channel` });
     }
     // Measured unless the body was so small its payload cannot be over the limit. Re-serialized,

@@ -29,7 +29,7 @@ import type { OutboxMessage } from '../core/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Store, Unlisten } from '../store/types.js';
-import { isPattern, isValidChannel } from '../protocol/frames.js';
+import { isChannelName } from '../protocol/frames.js';
 
 /** Bus failures are counted by the bus itself (tem_bus_publish_failures_total, runtime.startBus). */
 export type RelayMetrics = Pick<Metrics, 'relayLag' | 'relayPublished' | 'relayDropped'>;
@@ -161,7 +161,7 @@ export class OutboxRelay {
   }
 
   private publishable(m: OutboxMessage): boolean {
-    if (isValidChannel(m.channel) && !isPattern(m.channel)) return true;
+    if (isChannelName(m.channel)) return true;
     this.o.logger.error({ outbox_id: m.id, event_id: m.eventId, channel: m.channel, event: m.event }, 'outbox message names no channel it can be published to; dropped');
     this.o.metrics.relayDropped.inc();
     return false;

@@ -101,6 +101,11 @@ export function isPattern(name: string): boolean {
   return name.endsWith(':*');
 }
 
+/** Whether a string names one channel that can be published to: a valid name, not a pattern. */
+export function isChannelName(name: string): boolean {
+  return isValidChannel(name) && !isPattern(name);
+}
+
 /** Whether `channel` falls under `pattern` (`a:*` matches `a:b` and `a:b:c`). */
 export function matchesPattern(pattern: string, channel: string): boolean {
   if (!isPattern(pattern)) return pattern === channel;

@@ -22,7 +22,7 @@ import { createError } from '../../core/errors.js';
 import { storeChannelAccess } from '../../gateway/access.js';
 import type { PresenceStore } from '../../presence/types.js';
 import { withOfflineMembers } from '../../presence/status.js';
-import { isPattern, isValidChannel, RESERVED_EVENT_NAMES } from '../../protocol/frames.js';
+import { isChannelName, RESERVED_EVENT_NAMES } from '../../protocol/frames.js';
 import { PRINCIPAL_ID_PATTERN } from '../event-input.js';
 import { CHANNEL_PUBLISH_PERMISSION } from '../service.js';
 import type { ApiRoutePlugin, RouteDeps } from '../types.js';
@@ -68,7 +68,7 @@ export interface RealtimeRouteDeps {
 }
 
 function exactChannel(channel: string, field: string): string {
-  if (!isValidChannel(channel) || isPattern(channel)) {
+  if (!isChannelName(channel)) {
     throw createError('VALIDATION_FAILED', `${field} must be a channel name (namespace:part, no pattern)`, { field });
   }
   return channel;
