@@ -91,11 +91,13 @@ function inEpoch(position: StreamPosition, since: StreamPosition): StreamPositio
   return since.offset === 0 ? { offset: 0, epoch: position.epoch } : undefined;
 }
 
-/** Whether a transport should bother reading history entries for `since`. */
-export function wantsEntries(position: StreamPosition, since: StreamPosition | undefined): boolean {
-  if (since === undefined) return false;
-  const from = inEpoch(position, since);
-  return from !== undefined && from.offset < position.offset;
+/**
+ * The offset after which a transport should read history entries for `since` (in the current
+ * epoch; 0 for a `since` at offset 0 of another), or undefined when there is nothing to read.
+ */
+export function entriesAfter(position: StreamPosition, since: StreamPosition | undefined): number | undefined {
+  const from = since === undefined ? undefined : inEpoch(position, since);
+  return from !== undefined && from.offset < position.offset ? from.offset : undefined;
 }
 
 /**

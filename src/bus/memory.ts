@@ -10,7 +10,7 @@ import type { NamespaceOptions } from '../config/index.js';
 import type { StreamPosition } from '../protocol/frames.js';
 import { matchesPattern } from '../protocol/frames.js';
 import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
-import { decodeStored, emptyPositionTtl, keepsHistory, positionTtl, toPublication, wantsEntries, type StreamRead } from './history.js';
+import { decodeStored, emptyPositionTtl, entriesAfter, keepsHistory, positionTtl, toPublication, type StreamRead } from './history.js';
 import { LimiterCache, localLimiter } from './limits.js';
 import { defaultNamespaces } from './namespaces.js';
 import type { AppendGroup, AppendResult, ControlMessage, SharedLimiter, SharedLimiterOptions } from './types.js';
@@ -91,9 +91,8 @@ export class MemoryHub {
     // As the Redis read script: a read keeps the position alive, briefly while nothing was published.
     stream.expiresAt = nowMs + (stream.offset === 0 ? emptyPositionTtl(ns, positionTtlMs) : positionTtl(ns, positionTtlMs));
     const position = { offset: stream.offset, epoch: stream.epoch };
-    if (!since || !wantsEntries(position, since)) return { position, entries: [] };
-    // Offset 0 has seen nothing, of this epoch or another: every entry is wanted.
-    const after = since.epoch === stream.epoch ? since.offset : 0;
+    const after = entriesAfter(position, since);
+    if (after === undefined) return { position, entries: [] };
     const entries = stream.entries.filter((e) => e.offset > after).map((e) => decodeStored(channel, e.json));
     return { position, entries };
   }
