@@ -19,10 +19,12 @@ export interface ClientOptions {
 export interface Target {
   url: string;
   key: string;
-  timeoutMs?: number;
+  /** How long a request may wait for its answer. */
+  timeoutMs: number;
 }
 
-const DEFAULT_TIMEOUT_S = 60;
+/** `--timeout` when not given. */
+export const DEFAULT_TIMEOUT_S = 60;
 
 function timeoutMs(raw: string | undefined): number {
   if (raw === undefined) return DEFAULT_TIMEOUT_S * 1000;
@@ -95,7 +97,7 @@ export function resolveTarget(opts: ClientOptions, env: NodeJS.ProcessEnv = proc
 }
 
 export async function request<T = unknown>(target: Target, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const waitMs = target.timeoutMs ?? DEFAULT_TIMEOUT_S * 1000;
+  const waitMs = target.timeoutMs;
   // One deadline for the answer and its body: a server that accepts the connection and then
   // says nothing (stopped, overloaded) must not hold a script for undici's five minutes.
   const signal = AbortSignal.timeout(waitMs);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { resolveTarget } from '../admin-client.js';
+import { DEFAULT_TIMEOUT_S, resolveTarget } from '../admin-client.js';
 
 export interface CommonOpts {
   url?: string;
@@ -14,7 +14,7 @@ export function withTarget(cmd: Command): Command {
     .option('--url <url>', 'server URL (env TEM_URL; default the local embedded server)')
     .option('--key <key>', 'API key (env TEM_API_KEY; default $TEM_DATA_DIR/admin.key)')
     .option('--json', 'print JSON for scripts')
-    .option('--timeout <seconds>', 'give up on a server that does not answer within this many seconds', '60');
+    .option('--timeout <seconds>', 'give up on a server that does not answer within this many seconds', String(DEFAULT_TIMEOUT_S));
 }
 
 export function target(opts: CommonOpts) {
