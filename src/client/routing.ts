@@ -71,7 +71,6 @@ export function pickSince(since: Record<string, StreamPosition> | undefined, cha
   return Object.keys(out).length ? out : undefined;
 }
 
-/** Whether an active subscription names this very channel (not a pattern covering it). */
 /** Whether an active subscription other than `except` names this channel (not a pattern covering it). */
 export function subscribedByName(subs: Iterable<Subscription>, channel: string, except?: Subscription): boolean {
   for (const sub of subs) if (sub !== except && active(sub) && sub.channel === channel) return true;

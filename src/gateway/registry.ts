@@ -307,10 +307,10 @@ export class Registry {
 
   /**
    * After the Bus connection came back: fill every channel that moved on meanwhile, and hand
-   * pattern subscribers to onUnrecoverableGap. The
-   * subscriptions can be back before reads answer again (the reading connection reconnects on
-   * its own): a channel whose position could not be read is checked again shortly, for about
-   * ten seconds; after that a live publication's offset jump still triggers the fill.
+   * pattern subscribers to onUnrecoverableGap. The subscriptions can be back before reads answer
+   * again (the reading connection reconnects on its own): a channel whose position could not be
+   * read is checked again shortly, for about ten seconds; after that a live publication's offset
+   * jump still triggers the fill.
    */
   private async checkGaps(attempt: number): Promise<void> {
     if (this.gapRetry) clearTimeout(this.gapRetry);
