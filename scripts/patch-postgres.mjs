@@ -5,7 +5,8 @@
 // PostgreSQL drops connections (restart, failover, a proxy cut). The guard settles the pending
 // queries with CONNECTION_CLOSED instead, and teardown forgets the stale write timer and buffer
 // so a reconnected connection can flush again. Also: a connection ended while it reads the array
-// types no longer leaves an unhandled rejection. See docs/decisions/0006-postgres-driver-patch.md.
+// types no longer leaves an unhandled rejection, and a failed connection attempt fails every call
+// queued for a connection, not just one. See docs/decisions/0006-postgres-driver-patch.md.
 // Runs on `npm install`/`npm ci` (postinstall); idempotent; refuses to touch an unknown version.
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -46,17 +47,32 @@ const replacements = [
   ],
 ];
 
-for (const file of ['src/connection.js', 'cjs/src/connection.js']) {
+// A connection attempt that fails (the server is down or refuses) answered only the call it was
+// opened for; every other queued call waited for an attempt of its own, one per reconnect delay,
+// so a burst during an outage queued for seconds. When no connection is alive to serve them, a
+// failed attempt now fails them all at once: the server is unreachable for them too.
+const poolReplacements = [
+  [
+    '  function onclose(c, e) {\n    move(c, closed)',
+    '  function onclose(c, e) {\n    /* tem: a failed connect fails the queue */\n    const failedConnect = c.queue === connecting\n    move(c, closed)',
+  ],
+  [
+    '    options.onclose && options.onclose(c.id)\n    queries.length && connect(c, queries.shift())',
+    '    options.onclose && options.onclose(c.id)\n    if (failedConnect && e && open.length + busy.length + full.length + reserved.length === 0) {\n      while (queries.length)\n        queries.shift().reject(e)\n    }\n    queries.length && connect(c, queries.shift())',
+  ],
+];
+
+function patch(file, probe, list) {
   const path = join(root, file);
-  if (!existsSync(path)) continue;
+  if (!existsSync(path)) return;
   let text = readFileSync(path, 'utf8');
-  if (!text.includes('const x = socket.write(chunk, fn)')) continue; // upstream changed: fixed there
+  if (!text.includes(probe)) return; // upstream changed: fixed there
   if (version !== '3.4.9') {
     console.error(`patch-postgres: postgres ${version} is not the version this patch was written for (3.4.9); check the upstream fix and update scripts/patch-postgres.mjs`);
     process.exit(1);
   }
   let changed = false;
-  for (const [from, to] of replacements) {
+  for (const [from, to] of list) {
     if (text.includes(to)) continue; // applied before
     if (!text.includes(from)) {
       console.error(`patch-postgres: ${file} does not contain the expected code; not patched`);
@@ -66,4 +82,9 @@ for (const file of ['src/connection.js', 'cjs/src/connection.js']) {
     changed = true;
   }
   if (changed) writeFileSync(path, text);
+}
+
+for (const dir of ['src', 'cjs/src']) {
+  patch(`${dir}/connection.js`, 'const x = socket.write(chunk, fn)', replacements);
+  patch(`${dir}/index.js`, '  function onclose(c, e) {\n    move(c, closed)', poolReplacements);
 }
