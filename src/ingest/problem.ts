@@ -7,6 +7,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createError, ERROR_TABLE, isTemError, toProblem, type ErrorCode, type TemError } from '../core/errors.js';
 import { validationError } from './ajv.js';
+import { AllowedMethods } from './allowed-methods.js';
 
 const CONTEXT_NAMES: Record<string, string> = { querystring: 'query', body: 'body', params: 'params', headers: 'headers' };
 
@@ -71,8 +72,16 @@ export function installProblemHandlers(app: FastifyInstance): void {
     }
     return sendProblem(reply, request, error);
   });
+  // Routes are added after this runs: the tracker sees them all.
+  const allowed = new AllowedMethods();
+  allowed.track(app);
   app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?', 1)[0];
+    const path = request.url.split('?', 1)[0] ?? '/';
+    const methods = allowed.for(path);
+    if (methods.length > 0) {
+      reply.header('allow', methods.join(', '));
+      return sendProblem(reply, request, createError('METHOD_NOT_ALLOWED', `${path} does not take ${request.method}; it takes ${methods.join(', ')}`));
+    }
     return sendProblem(reply, request, createError('NOT_FOUND', `No route ${request.method} ${path}`));
   });
 }

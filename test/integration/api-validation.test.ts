@@ -154,6 +154,27 @@ describe(`malformed input (${kind})`, () => {
     expect(fits.status).toBe(202);
   });
 
+  it('answers 405 with Allow for a method a path does not take, and 404 for a path with no route', async () => {
+    const wrong = await api.request('DELETE', '/api/events', { key: user.key });
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(wrong.headers.allow).toBe('GET, HEAD, POST');
+    expect(wrong.body).toMatchObject({ code: 'METHOD_NOT_ALLOWED', status: 405 });
+    // A route with a parameter, and the trailing slash the router ignores.
+    const param = await api.request('PUT', '/api/events/0190f0e6-0000-7000-8000-000000000000/', { key: user.key });
+    expect(param.status).toBe(405);
+    expect(param.headers.allow).toBe('GET, HEAD');
+    const retry = await api.request('GET', '/api/events/0190f0e6-0000-7000-8000-000000000000/retry', { key: user.key });
+    expect(retry.headers.allow).toBe('POST');
+    for (const path of ['/nope', '/api/admin', '/api/nothing-here']) {
+      const none = await api.request('GET', path, { key: user.key });
+      expect(none.status).toBe(404);
+      expect(none.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(none.headers.allow).toBeUndefined();
+      expect(none.body).toMatchObject({ code: 'NOT_FOUND' });
+    }
+  });
+
   it('measures the payload as stored: numbers that grow when written out count at their stored size', async () => {
     // `1e20` is 4 bytes sent and 21 stored: a body under the limit with a payload far over it.
     const numbers = Array.from({ length: 300 }, () => '1e20').join(',');
@@ -249,15 +270,6 @@ describe(`malformed input (${kind})`, () => {
     }
     const charset = await api.request('POST', '/api/events', { key: user.key, payload: JSON.stringify(ev), headers: { 'content-type': 'application/json; charset=utf-8' } });
     expect(charset.status).toBe(202);
-  });
-
-  it('answers unknown routes and methods with a 404 problem', async () => {
-    for (const [method, path] of [['GET', '/nope'], ['DELETE', '/api/events'], ['GET', '/api/admin']] as const) {
-      const res = await api.request(method, path, { key: user.key });
-      expect(res.status).toBe(404);
-      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
-      expect(res.body.code).toBe('NOT_FOUND');
-    }
   });
 
   it('answers what the HTTP parser refuses (bad header, headers too large) as problem+json too', async () => {
