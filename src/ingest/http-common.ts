@@ -38,6 +38,9 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
       void sendProblem(reply, request, createError('BAD_REQUEST', 'The request URL is not valid', { field: 'url' }));
     },
     clientErrorHandler: answerClientError,
+    // Node answers an HTTP/1.1 request without Host with a bare 400 before any handler runs; the
+    // onRequest hook below answers it as problem+json naming the header instead.
+    http: { requireHostHeader: false },
   }) as unknown as FastifyInstance;
   const ajv = createAjv();
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
@@ -50,6 +53,11 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
     if (closing) {
       reply.header('connection', 'close');
       return sendProblem(reply, request, createError('SHUTTING_DOWN', 'The server is shutting down'));
+    }
+    // HTTP/1.1 requires Host (RFC 9112 §3.2); HTTP/1.0 clients may leave it out.
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      reply.header('connection', 'close');
+      return sendProblem(reply, request, createError('BAD_REQUEST', 'An HTTP/1.1 request must carry a Host header', { field: 'headers.host' }));
     }
     // Bodies are read as sent: a compressed one would be taken for bad JSON (gzip) or, worse,
     // read as if it were not compressed at all.
