@@ -2,7 +2,7 @@
  * Establishing a session: after authentication (at the upgrade or by HELLO), the connection gets
  * a session, its own `user:{id}` channel and — when HELLO names a saved session of the same user —
  * the session's channels back, each recovered from `since` (the client's positions, which win) or
- * from the positions saved with the session. HELLO_ACK goes out once every channel is ready, and
+ * replayed from the positions saved with the session (then not `recovered`: see below). HELLO_ACK goes out once every channel is ready, and
  * the replays follow it, so the client hears about its session before any EVENT.
  */
 import type { AuthContext } from '../auth/types.js';
@@ -57,7 +57,15 @@ export class Sessions {
     for (const [channel, pos] of Object.entries(saved?.channels ?? {})) wanted.set(channel, usable(since[channel] ?? pos));
 
     const results = await Promise.all(
-      [...wanted].map(async ([channel, pos]) => ({ channel, asked: pos !== undefined, result: await this.subs.prepare(conn, channel, pos, channel !== own) })),
+      [...wanted].map(async ([channel, pos]) => ({
+        channel,
+        // A position saved with the session is the last one the server wrote to the old
+        // connection, not the last one its client received: what was in flight when it dropped
+        // may be lost. Replaying from it is the best the server can do, but only the client's own
+        // `since` can make the replay gap-free, so only that counts as recovered.
+        fromClient: usable(since[channel]) !== undefined,
+        result: await this.subs.prepare(conn, channel, pos, channel !== own),
+      })),
     );
     // Without its own channel a connection would get none of its user's updates, and nothing
     // subscribes it later: it closes "try again later" instead, and the client's reconnect (once
@@ -83,10 +91,13 @@ export class Sessions {
       if (!r.result.ok) continue;
       const p = r.result.prepared;
       ready.push(p);
-      channels[p.channel] = { offset: p.position.offset, epoch: p.position.epoch, recovered: p.recovered };
-      if (r.asked) {
+      // `recovered` overall answers the client's `since`; a channel replayed from the session's
+      // saved position alone says in its own entry that it is not known to be gap-free.
+      const gapFree = p.recovered && r.fromClient;
+      channels[p.channel] = { offset: p.position.offset, epoch: p.position.epoch, recovered: gapFree };
+      if (r.fromClient) {
         asked++;
-        if (p.recovered) recovered++;
+        if (gapFree) recovered++;
       }
     }
     conn.send(
