@@ -56,6 +56,18 @@ interface ChannelEntry {
    * missed ones (fill()).
    */
   filling: Publication[] | null;
+  /**
+   * Live subscribers whose history read went further than this node has received live: the live
+   * copies of what they were replayed are still on their way (history is read on one Bus
+   * connection, publications arrive on another). Each is skipped for publications up to its
+   * position, and leaves the map at the first one after it.
+   */
+  skipping: Map<Subscriber, StreamPosition> | null;
+}
+
+/** Whether a node that last saw `last` has yet to receive the publication at `pos` live. */
+function notYetReceived(last: StreamPosition | null, pos: StreamPosition): boolean {
+  return !last || last.epoch !== pos.epoch || last.offset < pos.offset;
 }
 
 export interface RegistryHooks {
@@ -147,6 +159,7 @@ export class Registry {
     if (overflowed) return null;
     entry.live.add(sub);
     if (!after) return buffered;
+    if (!entry.pattern && notYetReceived(entry.last, after)) (entry.skipping ??= new Map()).set(sub, after);
     return buffered.filter((p) => p.ephemeral === true || p.epoch !== after.epoch || p.offset > after.offset);
   }
 
@@ -163,7 +176,9 @@ export class Registry {
     entry.live.delete(sub);
     state.buffer = [];
     state.overflowed = false;
-    return { last: entry.last };
+    // A subscriber still skipping was sent everything up to its replay's end.
+    const through = this.stopSkipping(entry, sub);
+    return { last: through && notYetReceived(entry.last, through) ? through : entry.last };
   }
 
   has(sub: Subscriber, channel: string): boolean {
@@ -175,6 +190,7 @@ export class Registry {
     const entry = this.channels.get(channel);
     if (!entry || !entry.subscribers.delete(sub)) return false;
     entry.live.delete(sub);
+    this.stopSkipping(entry, sub);
     this.hooks.onSubscriptionCount?.(-1);
     if (entry.subscribers.size === 0) {
       this.channels.delete(channel);
@@ -229,6 +245,7 @@ export class Registry {
       ready: Promise.resolve(async () => undefined),
       last: null,
       filling: null,
+      skipping: null,
     };
     entry.ready = this.bus.subscribe(channel, (pub) => this.onPublication(entry, pub));
     // A failed subscribe must not leave an entry that every later subscriber would await.
@@ -390,7 +407,30 @@ export class Registry {
       }
     }
     if (entry.live.size === 0) return;
-    const count = fanout(pub, entry.name, entry.live, entry.pattern);
+    const targets = entry.skipping && pub.ephemeral !== true ? this.notSkipping(entry, entry.skipping, pub) : entry.live;
+    const count = fanout(pub, entry.name, targets, entry.pattern);
     this.hooks.onDelivered?.(count);
+  }
+
+  /** The live subscribers that take `pub`: not those it reached already through their replay. */
+  private notSkipping(entry: ChannelEntry, skipping: Map<Subscriber, StreamPosition>, pub: Publication): Iterable<Subscriber> {
+    let skipped: Set<Subscriber> | null = null;
+    for (const [sub, through] of skipping) {
+      if (pub.epoch === through.epoch && pub.offset <= through.offset) (skipped ??= new Set()).add(sub);
+      else skipping.delete(sub);
+    }
+    if (skipping.size === 0) entry.skipping = null;
+    if (!skipped) return entry.live;
+    const seen = skipped;
+    return [...entry.live].filter((sub) => !seen.has(sub));
+  }
+
+  private stopSkipping(entry: ChannelEntry, sub: Subscriber): StreamPosition | undefined {
+    const through = entry.skipping?.get(sub);
+    if (through) {
+      entry.skipping!.delete(sub);
+      if (entry.skipping!.size === 0) entry.skipping = null;
+    }
+    return through;
   }
 }
