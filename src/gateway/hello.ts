@@ -88,7 +88,11 @@ export class Sessions {
     let asked = Object.keys(since).filter((channel) => !wanted.has(channel)).length;
     let recovered = 0;
     for (const r of results) {
-      if (!r.result.ok) continue;
+      if (!r.result.ok) {
+        // Asked for and not restored (access withdrawn meanwhile, a failed read): not recovered.
+        if (r.fromClient) asked++;
+        continue;
+      }
       const p = r.result.prepared;
       ready.push(p);
       // `recovered` overall answers the client's `since`; a channel replayed from the session's

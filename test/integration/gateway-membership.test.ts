@@ -133,6 +133,28 @@ describe('membership removal on live connections (memory bus)', () => {
     await h.bus.publish(kept, 'msg', {});
     await c.waitFor((f) => isPublication(f, kept));
     expect(c.events(lost)).toEqual([]);
+    await c.close();
+    await sleep(50);
+
+    // Lost while disconnected, and named in the resume's since: the resume is not recovered,
+    // though every other channel it names is.
+    await h.api.store.addChannelMember(lost, 'alice');
+    const d = await subscribed(h.wsUrl({ token: alice.key }), [kept, lost]);
+    const dSession = d.frames[0]!.payload.session_id as string;
+    await h.bus.publish(kept, 'msg', {});
+    await h.bus.publish(lost, 'msg', {});
+    const atKept = (await d.waitFor((f) => isPublication(f, kept))).payload as { offset: number; epoch: string };
+    const atLost = (await d.waitFor((f) => isPublication(f, lost))).payload as { offset: number; epoch: string };
+    await d.close();
+    await sleep(50);
+    await removeMember(lost, 'alice');
+    const e = await WsTestClient.connect(h.wsUrl());
+    const since = { [kept]: { offset: atKept.offset, epoch: atKept.epoch }, [lost]: { offset: atLost.offset, epoch: atLost.epoch } };
+    const third = await e.request('HELLO', { token: alice.key, session_id: dSession, since });
+    expect(third.payload).toMatchObject({ resumed: true, recovered: false });
+    expect(third.payload.channels).toMatchObject({ [kept]: { recovered: true } });
+    expect(Object.keys(third.payload.channels as object).sort()).toEqual([kept, 'user:alice']);
+    await e.close();
   });
 
   it('a DELETE with no such membership still answers 204', async () => {
