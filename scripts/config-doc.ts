@@ -50,7 +50,9 @@ Attempt *n* (1-based) that fails is retried after a random delay between 0 and
 min(maxMs, baseMs · 2^(n−1)) ("full jitter"); after \`maxAttempts\` the event is \`failed\`.
 The \`*\` policy is the file's \`*\` entry over the \`TEM_RETRY_*\` defaults, with \`TEM_RETRY_*\`
 variables set in the environment winning over both; every other entry takes what it leaves out
-from that \`*\` policy. A key that is not \`*\`, an event type or \`prefix.*\` stops start-up.
+from that \`*\` policy. A key that is not \`*\`, an event type or \`prefix.*\` stops start-up, and so
+does a value outside the bounds of its \`TEM_RETRY_*\` setting (\`maxAttempts\` 1–1000, delays up to
+30 days).
 
 Who reads what: an event's \`maxAttempts\` is fixed when it is accepted, by the API process that
 accepts it (shown as \`max_attempts\`), so a change applies to new events; retrying a failed

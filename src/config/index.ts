@@ -95,6 +95,7 @@ function readFile(path: string, required: boolean): Record<string, unknown> {
 
 const NAMESPACE_KEYS = ['historySize', 'historyTtlMs', 'presence', 'joinLeave', 'clientPublish'] as const;
 const RETRY_KEYS = ['maxAttempts', 'baseMs', 'maxMs'] as const;
+const RETRY_SETTING = { maxAttempts: 'retryMaxAttempts', baseMs: 'retryBaseMs', maxMs: 'retryMaxMs' } as const;
 
 function checkObject(setting: string, value: unknown): Record<string, unknown> {
   if (!value || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(setting, 'expected an object');
@@ -150,8 +151,10 @@ function parseRetry(raw: unknown, defaults: RetryPolicy, fromEnv: Partial<RetryP
     const given: Partial<RetryPolicy> = {};
     for (const [k, v] of Object.entries(pol)) {
       if (!(RETRY_KEYS as readonly string[]).includes(k)) throw new ConfigError(`retry.${type}.${k}`, `unknown option (known: ${RETRY_KEYS.join(', ')})`);
-      const min = k === 'maxAttempts' ? 1 : 0;
-      if (!Number.isInteger(v) || (v as number) < min) throw new ConfigError(`retry.${type}.${k}`, `expected an integer ≥ ${min}`);
+      // The same bounds as the environment's TEM_RETRY_* settings.
+      const spec = SETTINGS[RETRY_SETTING[k as (typeof RETRY_KEYS)[number]]];
+      const { min, max } = spec;
+      if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw new ConfigError(`retry.${type}.${k}`, `expected an integer from ${min} to ${max}`);
       given[k as keyof RetryPolicy] = v as number;
     }
     entries.push([type, given]);

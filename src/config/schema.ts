@@ -21,6 +21,12 @@ export interface SettingSpec {
  */
 export const TIMER_MAX_MS = 2_147_483_647;
 
+/** Longest retry backoff (30 days): beyond it an event is better failed and retried by hand. */
+export const RETRY_DELAY_MAX_MS = 30 * 86_400_000;
+
+/** Longest idempotency-key retention (10 years): larger values overflow the dates computed from them. */
+export const RETENTION_MAX_MS = 3650 * 86_400_000;
+
 export const SETTINGS = {
   databaseUrl: { env: 'DATABASE_URL', type: 'url', default: undefined, doc: 'PostgreSQL URL. Unset: embedded PGlite in dataDir.' },
   redisUrl: { env: 'REDIS_URL', type: 'url', default: undefined, doc: 'Redis URL. Unset: in-memory bus (single process).' },
@@ -47,7 +53,7 @@ export const SETTINGS = {
   rateLimitWindowS: { env: 'TEM_RATE_LIMIT_WINDOW_S', type: 'int', default: 1, min: 1, max: 3600, doc: 'Rate-limit window in seconds.' },
   ingestBatchMax: { env: 'TEM_INGEST_BATCH_MAX', type: 'int', default: 256, min: 1, max: 5000, doc: 'Most events combined into one ingest commit.' },
   ingestCommitsInFlight: { env: 'TEM_INGEST_COMMITS_IN_FLIGHT', type: 'int', default: 2, min: 1, max: 16, doc: 'Ingest commits running at once per API process; requests arriving meanwhile join the next one. Two overlap one batch\'s commit with the next; one makes the biggest batches (docs/decisions/0012).' },
-  idempotencyRetentionMs: { env: 'TEM_IDEMPOTENCY_RETENTION_MS', type: 'int', default: 86_400_000, min: 86_400_000, doc: 'How long idempotency keys are kept (at least 24 h).' },
+  idempotencyRetentionMs: { env: 'TEM_IDEMPOTENCY_RETENTION_MS', type: 'int', default: 86_400_000, min: 86_400_000, max: RETENTION_MAX_MS, doc: 'How long idempotency keys are kept (at least 24 h, at most 10 years).' },
   authCacheMs: { env: 'TEM_AUTH_CACHE_MS', type: 'int', default: 30_000, min: 0, max: 60_000, doc: 'API key lookup cache; dropped at once on revocation.' },
 
   // worker
@@ -58,8 +64,8 @@ export const SETTINGS = {
   sweepIntervalMs: { env: 'TEM_SWEEP_INTERVAL_MS', type: 'int', default: 1000, min: 10, max: TIMER_MAX_MS, doc: 'How often maintenance sweeps expired leases.' },
   queueVacuumIntervalMs: { env: 'TEM_QUEUE_VACUUM_INTERVAL_MS', type: 'int', default: 10_000, min: 0, max: TIMER_MAX_MS, doc: 'How often maintenance vacuums and analyzes the queue tables (jobs, outbox): at most once per 1000 ms (smaller values are raised to 1000); 0 leaves them to autovacuum alone.' },
   retryMaxAttempts: { env: 'TEM_RETRY_MAX_ATTEMPTS', type: 'int', default: 5, min: 1, max: 1000, doc: 'Attempts before an event is failed (per type in the config file).' },
-  retryBaseMs: { env: 'TEM_RETRY_BASE_MS', type: 'int', default: 1000, min: 0, doc: 'Backoff base: attempt n waits random(0, min(max, base·2^(n-1))).' },
-  retryMaxMs: { env: 'TEM_RETRY_MAX_MS', type: 'int', default: 300_000, min: 0, doc: 'Backoff cap.' },
+  retryBaseMs: { env: 'TEM_RETRY_BASE_MS', type: 'int', default: 1000, min: 0, max: RETRY_DELAY_MAX_MS, doc: 'Backoff base: attempt n waits random(0, min(max, base·2^(n-1))).' },
+  retryMaxMs: { env: 'TEM_RETRY_MAX_MS', type: 'int', default: 300_000, min: 0, max: RETRY_DELAY_MAX_MS, doc: 'Backoff cap (at most 30 days).' },
   processors: { env: 'TEM_PROCESSORS', type: 'string', default: undefined, doc: 'Comma-separated module paths exporting processors.' },
   processorTimeoutMs: { env: 'TEM_PROCESSOR_TIMEOUT_MS', type: 'int', default: 300_000, min: 0, max: TIMER_MAX_MS, doc: 'Longest one processor run may take before it counts as a failed attempt (0: no limit).' },
   shutdownTimeoutMs: { env: 'TEM_SHUTDOWN_TIMEOUT_MS', type: 'int', default: 10_000, min: 0, max: TIMER_MAX_MS, doc: 'How long in-flight work may finish on SIGTERM before it is released.' },

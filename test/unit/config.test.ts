@@ -97,7 +97,18 @@ describe('config', () => {
     for (const key of ['pay*', 'Bad Type!', 'payment.*.x', '']) {
       expect(() => loadConfig({ retry: { [key]: { maxAttempts: 2 } } }, NO_FILE)).toThrowError(/expected \*, an event type, or prefix\.\*/);
     }
-    expect(() => loadConfig({ retry: { x: { maxAttempts: 0 } } }, NO_FILE)).toThrowError(/retry\.x\.maxAttempts.*integer ≥ 1/);
+    expect(() => loadConfig({ retry: { x: { maxAttempts: 0 } } }, NO_FILE)).toThrowError(/retry\.x\.maxAttempts.*integer from 1 to 1000/);
+  });
+
+  it('bounds retry policies in the file as in the environment, and delays and retention at all', () => {
+    // Past these the event's stored attempt count or its next run time cannot be written.
+    expect(() => loadConfig({ retry: { 'nr.x': { maxAttempts: 3_000_000_000 } } }, NO_FILE)).toThrowError(/retry\.nr\.x\.maxAttempts.*from 1 to 1000/);
+    expect(() => loadConfig({ retry: { '*': { baseMs: 9e15 } } }, NO_FILE)).toThrowError(/retry\.\*\.baseMs.*from 0 to 2592000000/);
+    expect(() => loadConfig({ retry: { x: { maxMs: 2_592_000_001 } } }, NO_FILE)).toThrowError(/retry\.x\.maxMs/);
+    expect(loadConfig({ retry: { x: { maxAttempts: 1000, baseMs: 2_592_000_000 } } }, NO_FILE).retry.x).toMatchObject({ maxAttempts: 1000, baseMs: 2_592_000_000 });
+    expect(() => loadConfig({}, { ...NO_FILE, TEM_RETRY_BASE_MS: '9000000000000000' })).toThrowError(/TEM_RETRY_BASE_MS/);
+    expect(() => loadConfig({}, { ...NO_FILE, TEM_RETRY_MAX_MS: '9000000000000000' })).toThrowError(/TEM_RETRY_MAX_MS/);
+    expect(() => loadConfig({}, { ...NO_FILE, TEM_IDEMPOTENCY_RETENTION_MS: '9000000000000000' })).toThrowError(/TEM_IDEMPOTENCY_RETENTION_MS/);
   });
 
   it('resolves namespace options with a default', () => {
