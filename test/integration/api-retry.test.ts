@@ -64,6 +64,16 @@ describe(`event retry API (${kind})`, () => {
     expect(again.body).toMatchObject({ code: 'INVALID_STATE', status: 409, event_status: 'queued' });
   });
 
+  it('answers concurrent retries of one event with one 200 and 409s that all name its status', async () => {
+    const [id] = await failedEvents(svc.key, 'retry.race', 1);
+    const answers = await Promise.all(Array.from({ length: 10 }, () => api.request('POST', `/api/events/${id}/retry`, { key: svc.key })));
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(1);
+    for (const a of answers.filter((x) => x.status !== 200)) {
+      expect(a.status).toBe(409);
+      expect(a.body).toMatchObject({ code: 'INVALID_STATE', event_status: 'queued' });
+    }
+  });
+
   it('answers 404 for events the caller cannot see and 403 without the permission', async () => {
     const [id] = await failedEvents(svc.key, 'retry.hidden', 1);
     expect((await api.request('POST', `/api/events/${id}/retry`, { key: other.key })).status).toBe(404);

@@ -57,8 +57,11 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock, conf
         throw createError('INVALID_STATE', `Only failed events can be retried; this one is ${event.status}`, { extra: { event_status: event.status } });
       }
       const retried = await store.retryEvents({ ids: [id] }, clock.now(), budget);
-      // Another request retried it between our read and the update.
-      if (retried.length === 0) throw createError('INVALID_STATE', 'The event is no longer failed');
+      // Another request retried it between our read and the update: its status now.
+      if (retried.length === 0) {
+        const now = (await store.getEvent(id))?.status ?? event.status;
+        throw createError('INVALID_STATE', `Only failed events can be retried; this one is ${now}`, { extra: { event_status: now } });
+      }
       bindLog(request, { eventId: id });
       request.log.info({ status: 'queued' }, 'event retried');
       const after = await store.getEvent(id);
