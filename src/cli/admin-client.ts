@@ -29,7 +29,7 @@ export const DEFAULT_TIMEOUT_S = 60;
 function timeoutMs(raw: string | undefined): number {
   if (raw === undefined) return DEFAULT_TIMEOUT_S * 1000;
   const s = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : NaN;
-  if (!(s > 0) || s > 86_400) throw new CliError(`--timeout must be a number of seconds from 0 to 86400, got ${JSON.stringify(raw)}`, 2);
+  if (!(s > 0) || s > 86_400) throw new CliError(`--timeout must be a number of seconds greater than 0, at most 86400, got ${JSON.stringify(raw)}`, 2);
   return Math.round(s * 1000);
 }
 
@@ -126,12 +126,19 @@ export async function request<T = unknown>(target: Target, method: string, path:
     throw new CliError(`the answer from ${target.url} broke off (${(err as Error).message})`);
   }
   let parsed: unknown = undefined;
+  let isJson = false;
   if (text) {
     try {
       parsed = JSON.parse(text);
+      isJson = true;
     } catch {
       parsed = text;
     }
+  }
+  // Something else on that address (a proxy's page, another service) must not pass for success.
+  const type = res.headers.get('content-type') ?? '';
+  if (res.status < 400 && text && (!isJson || !/json/i.test(type) || parsed === null || typeof parsed !== 'object')) {
+    throw new CliError(`${target.url} answered ${method} ${path} with ${res.status} ${type || 'and no content type'}, not a JSON object: is --url a tem server?`);
   }
   if (res.status >= 400) {
     const p = parsed as { detail?: string; title?: string; code?: string } | undefined;

@@ -65,6 +65,11 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     process.stderr.write(`tem: ${err.message}\n`);
     process.exit(2);
   }
+  // A JSON answer of another shape than a tem server's (another service on that address).
+  if (err instanceof TypeError) {
+    process.stderr.write(`tem: the server's answer is not what a tem server sends (${err.message}): is --url a tem server?\n`);
+    process.exit(1);
+  }
   // Start-up failures wrap their cause (e.g. the database could not be opened): show it.
   const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : '';
   process.stderr.write(`tem: ${err instanceof Error ? err.message : String(err)}${cause}\n`);

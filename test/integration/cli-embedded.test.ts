@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { killAll, runTem, spawnTem, type TemProcess } from '../helpers/processes.js';
@@ -209,6 +210,25 @@ describe('tem CLI against the running server', () => {
       silent.close();
     }
     expect((await runTem(['principals', 'list', '--timeout', 'soon'], env)).code).toBe(2);
+    expect((await runTem(['principals', 'list', '--timeout', '0'], env)).stderr).toMatch(/greater than 0/);
+
+    // Another service on that address: a page or a JSON answer of another shape is a failure.
+    const other = createHttpServer((req, res) => {
+      const json = req.url?.startsWith('/api/events');
+      res.writeHead(200, { 'content-type': json ? 'application/json' : 'text/html' }).end(json ? '{"items":[]}' : '<html>hi</html>');
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    try {
+      const otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+      for (const args of [['principals', 'list'], ['principals', 'list', '--json'], ['events', 'list']]) {
+        const answer = await runTem([...args, '--url', otherUrl, '--key', 'x'], env);
+        expect(answer.code).toBe(1);
+        expect(answer.stderr).toMatch(/is --url a tem server\?/);
+        expect(answer.stdout).toBe('');
+      }
+    } finally {
+      other.close();
+    }
 
     const notUrl = await runTem(['principals', 'list', '--url', 'not-a-url'], env);
     expect(notUrl.code).toBe(2);

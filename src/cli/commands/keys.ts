@@ -10,7 +10,7 @@ export function registerKeys(program: Command): void {
     keys
       .command('create <principal>')
       .description('create an API key for a principal; the key is shown only once')
-      .option('--expires-at <iso>', 'expiry time (ISO 8601)'),
+      .option('--expires-at <date-time>', 'expiry time, an RFC 3339 date-time such as 2027-01-31T00:00:00Z'),
   ).action(async (principal: string, opts: CommonOpts & { expiresAt?: string }) => {
     const body = opts.expiresAt ? { expires_at: opts.expiresAt } : {};
     const res = await request<{ key_id: string; key: string; expires_at?: string | null }>(
