@@ -37,6 +37,35 @@ type Overrides = Partial<Record<SettingName, unknown>> & {
   retry?: Record<string, Partial<RetryPolicy>>;
 };
 
+/**
+ * Comma-separated web origins, or `*`. Each is written as browsers send it in `Origin` (scheme,
+ * host, port; lower case, no default port, no trailing slash) since matching is exact: a
+ * `https://App.example.com/` that would never match is read as `https://app.example.com`, and
+ * anything that is not an origin (a path, no scheme) stops start-up instead of turning CORS off.
+ */
+function parseOrigins(name: string, raw: string): string {
+  const out: string[] = [];
+  for (const item of raw.split(',').map((o) => o.trim())) {
+    if (item === '') continue;
+    if (item === '*') {
+      out.push(item);
+      continue;
+    }
+    let url: URL | null = null;
+    try {
+      url = new URL(item);
+    } catch {
+      url = null;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search || url.hash || url.username || url.password || !/^https?:\/\/[^/?#]+\/?$/i.test(item)) {
+      throw new ConfigError(name, `expected origins such as https://app.example.com (scheme, host and port only), or *; got ${JSON.stringify(item)}`);
+    }
+    out.push(url.origin);
+  }
+  if (out.length === 0) throw new ConfigError(name, `expected origins such as https://app.example.com, or *; got ${JSON.stringify(raw)}`);
+  return out.join(',');
+}
+
 function parseValue(name: string, spec: SettingSpec, raw: unknown): unknown {
   if (raw === undefined || raw === null || raw === '') return undefined;
   switch (spec.type) {
@@ -62,6 +91,8 @@ function parseValue(name: string, spec: SettingSpec, raw: unknown): unknown {
       if (!spec.values?.includes(s)) throw new ConfigError(name, `expected one of ${spec.values?.join(', ')}, got ${JSON.stringify(raw)}`);
       return s;
     }
+    case 'origins':
+      return parseOrigins(name, String(raw));
     case 'url': {
       const s = String(raw);
       try {

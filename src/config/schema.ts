@@ -3,7 +3,7 @@
  * Resolution order: explicit override → environment → tem.config.json → default.
  * docs/configuration.md is the operator's copy of this table.
  */
-export type SettingType = 'int' | 'string' | 'url' | 'enum' | 'bool';
+export type SettingType = 'int' | 'string' | 'url' | 'origins' | 'enum' | 'bool';
 
 export interface SettingSpec {
   env: string;
@@ -37,7 +37,7 @@ export const SETTINGS = {
   internalPort: { env: 'TEM_INTERNAL_PORT', type: 'int', default: 8081, min: 0, max: 65535, doc: 'Internal listener port (0 picks a free port; so does leaving it unset while TEM_HTTP_PORT is 0, so several servers can run side by side).' },
   metricsPort: { env: 'TEM_METRICS_PORT', type: 'int', default: undefined, min: 0, max: 65535, doc: '`tem worker` only: port of a listener serving /metrics and /healthz on TEM_HTTP_HOST (0 picks a free port), since a worker has no other listener. The API, gateways and the embedded server serve /metrics on their public port. Unset: none.' },
   apiInternalUrl: { env: 'TEM_API_INTERNAL_URL', type: 'url', default: 'http://127.0.0.1:8081', doc: "Where gateways reach the API's internal listener." },
-  corsOrigins: { env: 'TEM_CORS_ORIGINS', type: 'string', default: undefined, doc: 'Comma-separated origins (https://app.example.com) whose browser pages may call the HTTP API, e.g. with end-user JWTs; `*` for any. Unset: none, only same-origin pages such as the console. WebSocket connections need none of it.' },
+  corsOrigins: { env: 'TEM_CORS_ORIGINS', type: 'origins', default: undefined, doc: 'Comma-separated origins (https://app.example.com) whose browser pages may call the HTTP API, e.g. with end-user JWTs; `*` for any. Unset: none, only same-origin pages such as the console. WebSocket connections need none of it.' },
   publicWsUrl: { env: 'TEM_PUBLIC_WS_URL', type: 'url', default: undefined, doc: "WebSocket URL the console uses when gateways are not on the API's origin (distributed)." },
   dataDir: { env: 'TEM_DATA_DIR', type: 'string', default: './.tem', doc: 'Embedded database directory and admin.key location.' },
   logLevel: { env: 'TEM_LOG_LEVEL', type: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'Log level.' },

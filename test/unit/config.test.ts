@@ -100,6 +100,17 @@ describe('config', () => {
     expect(() => loadConfig({ retry: { x: { maxAttempts: 0 } } }, NO_FILE)).toThrowError(/retry\.x\.maxAttempts.*integer from 1 to 1000/);
   });
 
+  it('reads TEM_CORS_ORIGINS as browsers send Origin, and refuses what is not an origin', () => {
+    const read = (v: string) => loadConfig({}, { ...NO_FILE, TEM_CORS_ORIGINS: v }).corsOrigins;
+    expect(read('https://app.example.com')).toBe('https://app.example.com');
+    // A trailing slash, capitals or a default port would never equal a browser's Origin header.
+    expect(read(' https://App.Example.com/ , http://localhost:3000,https://x.io:443')).toBe('https://app.example.com,http://localhost:3000,https://x.io');
+    expect(read('*')).toBe('*');
+    for (const bad of ['notanorigin', 'app.example.com', 'https://app.example.com/path', 'ftp://x.io', 'https://x.io?a=1', 'https://u:p@x.io', ',']) {
+      expect(() => read(bad), bad).toThrowError(/TEM_CORS_ORIGINS.*origins such as https:\/\/app\.example\.com/);
+    }
+  });
+
   it('bounds retry policies in the file as in the environment, and delays and retention at all', () => {
     // Past these the event's stored attempt count or its next run time cannot be written.
     expect(() => loadConfig({ retry: { 'nr.x': { maxAttempts: 3_000_000_000 } } }, NO_FILE)).toThrowError(/retry\.nr\.x\.maxAttempts.*from 1 to 1000/);
