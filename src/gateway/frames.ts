@@ -14,6 +14,7 @@ import {
   type StreamPosition,
   type WsErrorCode,
 } from '../protocol/index.js';
+import { forbiddenKeyMessage, forbiddenKeyPath, mayHoldForbiddenKey } from '../core/forbidden-keys.js';
 
 export type ParseResult =
   | { ok: true; frame: ClientFrame }
@@ -170,6 +171,8 @@ export function parseClientFrame(data: Buffer | ArrayBuffer | Buffer[], isBinary
     return { ok: false, code: 'BAD_REQUEST', message: 'frame is not valid JSON' };
   }
   if (!isObject(raw)) return { ok: false, code: 'BAD_REQUEST', message: 'frame must be a JSON object {type, id?, payload?}' };
+  // The keys HTTP refuses too (the same INGEST must not pass here and fail there).
+  const poisoned = mayHoldForbiddenKey(text) ? forbiddenKeyPath(raw, 'frame') : null;
   const id = raw.id;
   let ref: string | number | undefined;
   if (id !== undefined && id !== null) {
@@ -177,6 +180,7 @@ export function parseClientFrame(data: Buffer | ArrayBuffer | Buffer[], isBinary
     else return { ok: false, code: 'BAD_REQUEST', message: `id must be a string (≤ ${MAX_ID} chars) or a number` };
   }
   const bad = (code: WsErrorCode, message: string): ParseResult => (ref === undefined ? { ok: false, code, message } : { ok: false, code, message, ref });
+  if (poisoned) return bad('BAD_REQUEST', forbiddenKeyMessage(poisoned.replace(/^frame\./, '')));
   const extra = unknownKeys(raw, ['type', 'id', 'payload']);
   if (extra) return bad('BAD_REQUEST', `${extra.slice(0, 64)} is not allowed in a frame`);
   if (typeof raw.type !== 'string') return bad('BAD_REQUEST', 'type must be a string');

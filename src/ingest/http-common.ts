@@ -11,6 +11,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { createAjv } from './ajv.js';
 import { createError } from '../core/errors.js';
 import { rawProblemResponse } from '../core/raw-problem.js';
+import { forbiddenKeyMessage, forbiddenKeyPath, mayHoldForbiddenKey } from '../core/forbidden-keys.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -93,11 +94,25 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body === '') done(null, undefined);
-    else parseJson(request, body as string, done);
+    if (body === '') return done(null, undefined);
+    parseJson(request, body as string, (err, value) => {
+      // Refused by the prototype-poisoning check (Fastify reports it as invalid JSON): valid
+      // JSON, so say which key instead.
+      const path = err && mayHoldForbiddenKey(body as string) ? poisonedPath(body as string) : null;
+      if (path) done(createError('VALIDATION_FAILED', forbiddenKeyMessage(path), { field: path }), undefined);
+      else done(err, value);
+    });
   });
   installProblemHandlers(app);
   return app;
+}
+
+function poisonedPath(text: string): string | null {
+  try {
+    return forbiddenKeyPath(JSON.parse(text) as unknown, 'body');
+  } catch {
+    return null;
+  }
 }
 
 /**

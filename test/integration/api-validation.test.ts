@@ -36,6 +36,8 @@ const ev = { type: 'valid.type', payload: { ok: true } };
 
 const cases: Case[] = [
   { name: 'malformed JSON', raw: '{"type": "x",', status: 400, field: 'body', code: 'BAD_REQUEST' },
+  { name: 'payload with a __proto__ key', raw: '{"type":"a.b","payload":{"x":{"__proto__":{"admin":true}}}}', status: 400, field: 'body.payload.x.__proto__', code: 'VALIDATION_FAILED' },
+  { name: 'payload with constructor.prototype', raw: '{"type":"a.b","payload":{"constructor":{"prototype":{}}}}', status: 400, field: 'body.payload.constructor.prototype', code: 'VALIDATION_FAILED' },
   { name: 'empty JSON body', raw: '', status: 400, field: 'body' },
   { name: 'empty JSON body for a batch', path: '/api/events/batch', raw: '', status: 400, field: 'body' },
   { name: 'body is an array', body: [ev], status: 400, field: 'body' },
@@ -70,7 +72,7 @@ const cases: Case[] = [
   { name: 'empty idempotency_key', body: { ...ev, idempotency_key: '' }, status: 400, field: 'body.idempotency_key' },
   { name: 'idempotency_key is a number', body: { ...ev, idempotency_key: 12 }, status: 400, field: 'body.idempotency_key' },
   { name: 'Idempotency-Key header too long', body: ev, headers: { 'idempotency-key': 'k'.repeat(256) }, status: 400, field: 'headers.idempotency-key' },
-  { name: 'prototype pollution', raw: '{"type":"x","payload":{},"__proto__":{"admin":true}}', status: 400, field: 'body' },
+  { name: 'prototype pollution', raw: '{"type":"x","payload":{},"__proto__":{"admin":true}}', status: 400, field: 'body.__proto__', code: 'VALIDATION_FAILED' },
   { name: 'event id not a UUID', method: 'GET', path: '/api/events/not-a-uuid', status: 400, field: 'params.id' },
   { name: 'bad percent-encoding in the URL', method: 'GET', path: '/api/events/%E0%A4%A', status: 400, field: 'url' },
   { name: 'retry id not a UUID', method: 'POST', path: '/api/events/123/retry', admin: true, status: 400, field: 'params.id' },

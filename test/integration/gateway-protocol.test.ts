@@ -226,6 +226,13 @@ describe('frames', () => {
     const invalid = await a.request('INGEST', { type: 'Bad Type', payload: {} });
     expect(invalid).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST', reason: 'VALIDATION_FAILED' } });
     expect(await a.request('INGEST', { type: 'x', payload: {}, user_id: 'bob' })).toMatchObject({ type: 'ERROR', payload: { code: 'FORBIDDEN' } });
+    // The keys HTTP refuses, refused here too, naming where they are.
+    const poisoned = await a.request('INGEST', JSON.parse('{"type":"x.y","payload":{"a":[{"__proto__":{"admin":true}}]}}'));
+    expect(poisoned).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST', message: expect.stringMatching(/^payload\.payload\.a\.0\.__proto__ is not accepted/) } });
+    const ctor = await a.request('INGEST', JSON.parse('{"type":"x.y","payload":{"constructor":{"prototype":{}}}}'));
+    expect(ctor).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST', message: expect.stringMatching(/^payload\.payload\.constructor\.prototype is not accepted/) } });
+    // A key that merely mentions them is data like any other.
+    expect(await a.request('INGEST', { type: 'x.y', payload: { proto: 1, constructor: 'a', note: '__proto__' } })).toMatchObject({ type: 'INGESTED' });
     const c = await ready(carol.key);
     expect(await c.request('INGEST', { type: 'x', payload: {} })).toMatchObject({ type: 'ERROR', payload: { code: 'FORBIDDEN' } });
     await a.close();
