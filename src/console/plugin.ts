@@ -109,6 +109,8 @@ export const consolePlugin: FastifyPluginAsync<ConsolePluginOptions> = async (ap
     reply.headers(SECURITY_HEADERS).header('cache-control', 'no-cache');
     return { ws_url: opts.wsUrl ?? null };
   });
+  // Someone who opens the server's address in a browser is looking for the console.
+  app.get('/', (_req, reply) => reply.redirect('/console', 302));
   app.get('/console', (req, reply) => serve(req, reply, ''));
   app.get<{ Params: { '*': string } }>('/console/*', (req, reply) => serve(req, reply, req.params['*'] ?? ''));
 };

@@ -50,6 +50,12 @@ describe('console plugin', () => {
     }
   });
 
+  it('sends a browser opening the server address to /console', async () => {
+    const res = await app.inject({ url: '/' });
+    expect(res.statusCode).toBe(302);
+    expect(res.headers.location).toBe('/console');
+  });
+
   it('points index.html at hashed assets that exist, with no CDN', async () => {
     const html = (await app.inject({ url: '/console' })).body;
     const refs = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
