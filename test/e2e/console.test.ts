@@ -200,6 +200,14 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in a browser', () => {
     // A processed event with a channel is delivered there (contract §2).
     await api('POST', '/api/events', { type: 'chat.message', payload: { text: 'hello from the test' }, channel });
     await page.locator('ol.messages li', { hasText: 'hello from the test' }).waitFor();
+
+    // A pattern spans channels: its messages, and no presence error.
+    await page.goto(`${server.url}/console#/channels/${encodeURIComponent('live:*')}`);
+    await page.getByText('Watching live:*').waitFor();
+    await page.getByText('Presence is kept per channel').waitFor();
+    await api('POST', '/api/events', { type: 'chat.message', payload: { text: 'hello to the pattern' }, channel });
+    await page.locator('ol.messages li', { hasText: 'hello to the pattern' }).waitFor();
+    expect(await page.getByText('Presence unavailable').count()).toBe(0);
   });
 
   it('creates a key shown once, and revokes it', async () => {

@@ -43,6 +43,8 @@ export const channelsView: View = (ctx, root, params) => {
   const membersBody = h('tbody');
   const log = h('ol', { class: 'messages', 'aria-label': `Messages on ${channel}`, 'aria-live': 'polite', 'aria-relevant': 'additions', tabindex: 0 });
   let count = 0;
+  // A `prefix:*` subscription spans channels: presence is kept per channel, so it has none.
+  const pattern = channel.endsWith(':*');
 
   const drawMembers = () => {
     const rows = [...members.entries()].sort(([a], [b]) => a.localeCompare(b));
@@ -50,7 +52,7 @@ export const channelsView: View = (ctx, root, params) => {
       membersBody,
       ...(rows.length
         ? rows.map(([u, s]) => h('tr', { 'data-user': u }, h('td', { class: 'mono' }, u), h('td', {}, h('span', { class: `badge pr-${s}`, 'data-presence': s }, s))))
-        : [h('tr', { class: 'empty' }, h('td', { colspan: 2 }, 'Nobody is present.'))]),
+        : [h('tr', { class: 'empty' }, h('td', { colspan: 2 }, pattern ? 'Presence is kept per channel: open one channel to see its members.' : 'Nobody is present.'))]),
     );
   };
   const setMembers = (list: PresenceMember[]) => {
@@ -71,7 +73,7 @@ export const channelsView: View = (ctx, root, params) => {
         { 'aria-label': 'Members' },
         h('h3', {}, 'Members'),
         h('table', { class: 'members' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'User'), h('th', { scope: 'col' }, 'Presence'))), membersBody),
-        button('Refresh presence', () => void refresh(), { class: 'secondary small' }),
+        ...(pattern ? [] : [button('Refresh presence', () => void refresh(), { class: 'secondary small' })]),
       ),
       h('section', { 'aria-label': 'Messages' }, h('h3', {}, 'Messages'), log),
     ),
@@ -79,6 +81,7 @@ export const channelsView: View = (ctx, root, params) => {
   drawMembers();
 
   async function refresh() {
+    if (pattern) return;
     try {
       const body = await ctx.api.get<{ members?: PresenceMember[]; data?: PresenceMember[] }>(`/api/presence/${enc(channel)}`);
       setMembers(body.members ?? body.data ?? []);
@@ -93,12 +96,13 @@ export const channelsView: View = (ctx, root, params) => {
   }
 
   const off = ctx.link.onEvent((ev) => {
-    if (ev.channel !== channel) return;
+    if (pattern ? !ev.channel.startsWith(channel.slice(0, -1)) : ev.channel !== channel) return;
     const p = (ev.payload ?? {}) as { user_id?: string; status?: string };
-    if (ev.event === 'presence.join' || ev.event === 'presence.update') {
+    // On a pattern, presence notices of its channels are listed, not tallied.
+    if (!pattern && (ev.event === 'presence.join' || ev.event === 'presence.update')) {
       if (p.user_id) members.set(p.user_id, p.status && p.status !== 'offline' ? p.status : 'online');
       drawMembers();
-    } else if (ev.event === 'presence.leave') {
+    } else if (!pattern && ev.event === 'presence.leave') {
       if (p.user_id) members.delete(p.user_id);
       drawMembers();
     }
@@ -108,7 +112,7 @@ export const channelsView: View = (ctx, root, params) => {
         'li',
         { class: ev.event.startsWith('presence.') || ev.event === 'typing' ? 'meta' : '' },
         h('span', { class: 'when' }, time(new Date().toISOString())),
-        h('span', { class: 'ev mono' }, ev.event),
+        h('span', { class: 'ev mono' }, pattern ? `${ev.channel} ${ev.event}` : ev.event),
         h('span', { class: 'off mono', title: 'offset' }, ev.offset === null ? '' : `#${ev.offset}`),
         h('code', { class: 'data' }, compactJson(ev.payload, 300)),
       ),
