@@ -65,7 +65,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
   const typing = new TypingTracker(ctx);
   const typingWatch = new TypingWatch((channel, payload) => ctx.registry.deliverNotice(channel, 'typing', payload), 2 * ctx.tuning.typingTimeoutMs);
   const subs = new Subscriptions(ctx, presence, typing);
-  const sessions = new Sessions(ctx, subs);
+  const sessions = new Sessions(ctx, subs, presence);
   const connectLimiter = new ConnectLimiter(config.wsConnectLimit, config.wsConnectWindowMs, deps.bus);
   const pending = new PendingPerAddress(config.wsPendingPerIp, (delta) => deps.metrics.wsPending.inc(delta));
   const dispatch = createDispatcher({ ctx, subs, sessions, presence, typing, connectLimiter });

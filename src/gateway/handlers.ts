@@ -181,6 +181,8 @@ export function createDispatcher(parts: HandlerParts): (conn: Connection, frame:
       case 'SET_PRESENCE':
         conn.status = (frame.payload as ClientFrameMap['SET_PRESENCE']).status;
         presence.setStatus(conn);
+        // Kept with the session, so a resume (on any node) comes back with it.
+        sessions.save(conn);
         return;
       case 'PRESENCE':
         return presenceState(conn, frame.payload as ClientFrameMap['PRESENCE'], ref);

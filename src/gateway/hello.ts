@@ -8,10 +8,11 @@
 import type { AuthContext } from '../auth/types.js';
 import { newId } from '../core/ids.js';
 import { CLOSE_CODES } from '../protocol/codes.js';
-import type { ServerFrameMap, StreamPosition } from '../protocol/frames.js';
+import { PRESENCE_STATUSES, type ServerFrameMap, type StreamPosition } from '../protocol/frames.js';
 import type { SessionState } from '../presence/types.js';
 import type { Connection } from './connection.js';
 import type { GatewayContext } from './context.js';
+import type { PresenceTracker } from './presence-tracker.js';
 import type { Prepared, Subscriptions } from './subscriptions.js';
 
 export interface HelloRequest {
@@ -29,6 +30,7 @@ export class Sessions {
   constructor(
     private readonly ctx: GatewayContext,
     private readonly subs: Subscriptions,
+    private readonly presence: PresenceTracker,
   ) {}
 
   /** Authenticates `conn` as `auth` and sends HELLO_ACK (with `ref` when answering a HELLO). */
@@ -49,6 +51,12 @@ export class Sessions {
     const firstTime = conn.state === 'connecting';
     conn.authenticated(auth, token, sessionId);
     if (firstTime) this.ctx.registry.addUser(conn);
+    // The status the client set stays with its session: channels restored below join with it,
+    // and entries this connection already has (a ?token= connect) are updated.
+    if (saved && PRESENCE_STATUSES.includes(saved.status ?? 'online') && (saved.status ?? 'online') !== conn.status) {
+      conn.status = saved.status ?? 'online';
+      this.presence.setStatus(conn);
+    }
 
     const since = req.since ?? {};
     const wanted = new Map<string, StreamPosition | undefined>();
@@ -132,6 +140,7 @@ export class Sessions {
   save(conn: Connection, takeOver = false): void {
     if (!conn.sessionId || !conn.auth) return;
     const state: SessionState = { sessionId: conn.sessionId, userId: conn.auth.userId, channels: this.subs.positionsOf(conn), owner: conn.id };
+    if (conn.status !== 'online') state.status = conn.status;
     this.track(conn, 'session save failed', this.ctx.sessions.save(state, this.ctx.config.sessionTtlMs, { takeOver }));
   }
 

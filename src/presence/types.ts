@@ -45,6 +45,8 @@ export interface SessionState {
   channels: Record<string, StreamPosition>;
   /** The connection holding the session: the last one to resume it. */
   owner?: string;
+  /** The status the client set with SET_PRESENCE, when not `online`: a resume keeps it. */
+  status?: PresenceStatus;
 }
 
 export interface SessionStore {

@@ -215,6 +215,28 @@ describe('presence', () => {
     await b.close();
   });
 
+  it('a status set with SET_PRESENCE comes back with a resume of the session, on another node too', async () => {
+    const other = await h.addNode();
+    for (const u of ['alice', 'bob']) await h.api.store.addChannelMember('live:status:1', u);
+    const b = await on(bob.key, 'live:status:1');
+    const a = await on(alice.key, 'live:status:1');
+    const sessionId = a.frames[0]!.payload.session_id as string;
+    const updated = b.next((f) => isNotice(f, 'live:status:1') && f.payload.event === 'presence.update');
+    a.send('SET_PRESENCE', { status: 'dnd' });
+    await updated;
+    await a.close();
+    await sleep(50); // the session write on close
+    const resumed = await WsTestClient.connect(other.wsUrl());
+    expect((await resumed.request('HELLO', { token: alice.key, session_id: sessionId })).payload).toMatchObject({ resumed: true });
+    expect((await members(b, 'live:status:1')).find((m) => m.user_id === 'alice')).toEqual({ user_id: 'alice', status: 'dnd' });
+    // The resumed connection is dnd on channels it joins later too.
+    await h.api.store.addChannelMember('live:status:2', 'alice');
+    expect((await resumed.request('SUBSCRIBE', { channels: ['live:status:2'] })).type).toBe('SUBSCRIBED');
+    expect(await members(resumed, 'live:status:2')).toEqual([{ user_id: 'alice', status: 'dnd' }]);
+    await Promise.all([resumed.close(), b.close()]);
+    await other.close();
+  });
+
   it('namespaces without joinLeave keep presence but announce nothing; without presence keep none', async () => {
     const b = await on(bob.key, 'quiet:1');
     const a = await on(alice.key, 'quiet:1');
