@@ -55,7 +55,8 @@ registerEvents(program);
 registerChannels(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof CommanderError) process.exit(err.exitCode);
+  // Usage errors exit 2, as the checks of our own options do; help and --version exit 0.
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
   if (err instanceof CliError) {
     if (jsonErrors) process.stderr.write(jsonError(err.message, err.problem));
     else process.stderr.write(`tem: ${err.message}\n`);

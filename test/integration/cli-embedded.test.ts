@@ -240,7 +240,7 @@ describe('tem CLI against the running server', () => {
     expect(JSON.parse(usage.stderr)).toEqual({ error: { message: "missing required argument 'key_id'" } });
     // Without --json, one line too, the hint on it.
     const plain = await runTem(['keys', 'revoke'], env);
-    expect(plain.code).not.toBe(0);
+    expect(plain.code).toBe(2);
     expect(plain.stderr).toBe("tem: missing required argument 'key_id' (run with --help for usage)\n");
 
     const badKey = await runTem(['principals', 'list', '--key', 'tem_nope'], env);
@@ -248,7 +248,12 @@ describe('tem CLI against the running server', () => {
     expect(badKey.stderr).toMatch(/401/);
 
     const unknown = await runTem(['frobnicate'], env);
-    expect(unknown.code).not.toBe(0);
+    expect(unknown.code).toBe(2);
+    const enableAndDisable = await runTem(['principals', 'update', 'u_x', '--disable', '--enable'], env);
+    expect(enableAndDisable.code).toBe(2);
+    expect(enableAndDisable.stderr).toMatch(/--disable.*cannot be used with.*--enable/);
+    expect((await runTem(['--version'], env)).code).toBe(0);
+    expect((await runTem(['principals', '--help'], env)).code).toBe(0);
   });
 
   it('stops start-up with a message naming a bad setting', async () => {

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { request } from '../admin-client.js';
 import { output, printTable } from '../output.js';
 import { enc, list, target, withTarget, type CommonOpts } from './common.js';
@@ -60,7 +60,7 @@ export function registerPrincipals(program: Command): void {
       .option('--role <role>', 'role name')
       .option('--extra <perms>', 'extra permissions, comma-separated (replaces)', list)
       .option('--revoked <perms>', 'revoked permissions, comma-separated (replaces)', list)
-      .option('--disable', 'disable the principal (its keys stop working)')
+      .addOption(new Option('--disable', 'disable the principal (its keys stop working)').conflicts('enable'))
       .option('--enable', 'enable the principal'),
   ).action(async (id: string, opts: CommonOpts & { role?: string; extra?: string[]; revoked?: string[]; disable?: boolean; enable?: boolean }) => {
     const body: Record<string, unknown> = {};
