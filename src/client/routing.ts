@@ -36,8 +36,12 @@ export function routeEvent(subs: Subscription[], positions: Positions, p: EventP
   const eventId = (p as { event_id?: unknown }).event_id;
   if (typeof eventId === 'string') pub.event_id = eventId;
   const body = (p.payload ?? {}) as Record<string, unknown>;
+  // A channel nothing here wants any more (left while offline and brought back by the resumed
+  // session, or an UNSUBSCRIBE still on its way) is not the user's: no event, client-wide either.
+  let wanted = p.channel === userChannel;
   for (const sub of subs) {
     if (!active(sub) || !matchesPattern(sub.channel, p.channel)) continue;
+    wanted = true;
     if (p.event === 'typing') {
       sub._typing({ channel: p.channel, user_id: String(body.user_id ?? ''), is_typing: body.is_typing === true });
     } else if (ephemeral) {
@@ -49,7 +53,7 @@ export function routeEvent(subs: Subscription[], positions: Positions, p: EventP
       sub._deliver(pub);
     }
   }
-  return ephemeral ? undefined : pub;
+  return ephemeral || !wanted ? undefined : pub;
 }
 
 /** The positions to send in HELLO: everything the active subscriptions and the user channel cover. */

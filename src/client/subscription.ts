@@ -165,7 +165,10 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     if (!this.isPattern) this.host.positions.onSubscribed(this.channel, { offset: ctx.offset, epoch: ctx.epoch }, ctx.recovered);
     this.setState(SubscriptionState.Subscribed);
     this.emit('subscribed', ctx);
-    const askedToRecover = this.isPattern ? this.patternDelivered : lost !== undefined;
+    // A channel the resumed session brought back was live on the old connection: without a
+    // position of the client's own (the SUBSCRIBED reply was lost in the drop) what it missed
+    // cannot be told, and the server says so with recovered false.
+    const askedToRecover = this.isPattern ? this.patternDelivered : lost !== undefined || ctx.resumed;
     if (askedToRecover && !ctx.recovered) this.emit('resync', { channel: this.channel, lost });
   }
 

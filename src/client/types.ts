@@ -127,7 +127,7 @@ export interface ClientEvents {
   connected: ConnectedContext;
   disconnected: DisconnectedContext;
   error: TemClientError;
-  /** Every publication on every channel of this connection (including the automatic `user:{self}`). */
+  /** Every publication on a channel this client subscribes to, by name or by pattern, and on the automatic `user:{self}`. */
   publication: Publication;
   /**
    * Messages were lost (outside the server's history) on a channel that has no Subscription

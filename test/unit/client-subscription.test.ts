@@ -45,9 +45,10 @@ describe('Subscription', () => {
     sub.on('publication', (p) => pubs.push(p));
     client.on('publication', (p) => all.push(p));
     ev(sock, 'live:1:chat', 5);
-    ev(sock, 'live:2:chat', 1); // another channel: only the client-wide event
+    ev(sock, 'live:2:chat', 1); // a channel nothing here subscribes to (one left while offline): no event
+    ev(sock, 'user:u_1', 1, 'epU', 'event.update'); // the user's own channel, subscribed by the server
     expect(pubs.map((p) => p.offset)).toEqual([5]);
-    expect(all.map((p) => p.channel)).toEqual(['live:1:chat', 'live:2:chat']);
+    expect(all.map((p) => p.channel)).toEqual(['live:1:chat', 'user:u_1']);
     expect(states).toEqual(['subscribed']);
     await expect(sub.ready()).resolves.toBeUndefined();
     client.disconnect();
@@ -149,6 +150,40 @@ describe('Subscription', () => {
     expect(sock.frames('SUBSCRIBE')).toHaveLength(0);
     expect(bResync).toEqual([{ channel: 'live:2:chat', lost: { offset: 1, epoch: 'ep1' } }]);
     expect(clientResync).toEqual([]);
+    client.disconnect();
+  });
+
+  it('resyncs a channel the resumed session restored when its SUBSCRIBED reply was lost in the drop', async () => {
+    const { client, timers } = await connected();
+    const sub = client.subscribe('live:1:chat'); // the server subscribes it; the reply never arrives
+    const resyncs: unknown[] = [];
+    sub.on('resync', (r) => resyncs.push(r));
+    const sock = await reconnect(timers);
+    // No position to send for it: only the server's saved one, which it cannot vouch for.
+    expect((sock.lastOf('HELLO').payload as { since?: object }).since).toBeUndefined();
+    sock.handshake({ session_id: 'sess-1', resumed: true, recovered: false, channels: { 'live:1:chat': { offset: 24, epoch: 'ep1', recovered: false } } });
+    expect(sub.state).toBe('subscribed');
+    expect(resyncs).toEqual([{ channel: 'live:1:chat', lost: undefined }]);
+    client.disconnect();
+  });
+
+  it('emits nothing for a channel left while offline that the resumed session brought back', async () => {
+    const { client, timers } = await connected();
+    const sub = client.subscribe('live:9:x');
+    let sock = FakeSocket.last();
+    sock.push('SUBSCRIBED', { channel: 'live:9:x', offset: 1, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    sock.serverClose(1012, 'restart');
+    client.removeSubscription(sub);
+    timers.advance(60_000);
+    await flush();
+    sock = FakeSocket.last();
+    sock.open();
+    const all: Publication[] = [];
+    client.on('publication', (p) => all.push(p));
+    sock.handshake({ session_id: 'sess-1', resumed: true, recovered: true, channels: { 'live:9:x': { offset: 2, epoch: 'ep1', recovered: true } } });
+    expect(sock.lastOf('UNSUBSCRIBE').payload).toEqual({ channels: ['live:9:x'] });
+    ev(sock, 'live:9:x', 2); // replayed before the UNSUBSCRIBE took effect
+    expect(all).toEqual([]);
     client.disconnect();
   });
 
