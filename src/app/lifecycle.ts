@@ -22,6 +22,9 @@ export function holdSignalsDuringStartup(): void {
   };
   process.on('SIGTERM', hold);
   process.on('SIGINT', hold);
+  // What bin/tem.js held while the code was still loading.
+  const early = (globalThis as Record<symbol, (() => NodeJS.Signals[]) | undefined>)[Symbol.for('tem.startupSignals')];
+  for (const signal of early?.() ?? []) hold(signal);
   releaseStartupHold = () => {
     process.off('SIGTERM', hold);
     process.off('SIGINT', hold);

@@ -8,6 +8,8 @@ import { createServer, type AddressInfo } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { killAll, runTem, spawnTem, type TemProcess } from '../helpers/processes.js';
 
 let dataDir: string;
@@ -342,6 +344,35 @@ describe('shutdown', () => {
     expect(code).toBe(0);
     expect(early.output()).toMatch(/"msg":"signal received while starting"/);
     expect(early.output()).toMatch(/"msg":"stopped"/);
+    expect(existsSync(join(dir, 'tem.lock'))).toBe(false);
+  }, 120_000);
+
+  it('holds a SIGTERM that arrives while bin/tem.js is still loading the code, and exits 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tem-load-'));
+    const env: NodeJS.ProcessEnv = { ...process.env, TEM_DATA_DIR: dir, TEM_HTTP_PORT: '0', TEM_INTERNAL_PORT: '0', TEM_LOG_LEVEL: 'info', TEM_CONFIG: '' };
+    for (const name of ['DATABASE_URL', 'REDIS_URL', 'TEM_ADMIN_KEY']) delete env[name];
+    const bin = fileURLToPath(new URL('../../bin/tem.js', import.meta.url));
+    // Says on stderr when the first SIGTERM listener is added (bin/tem.js's hold, before a line
+    // of the server's code has loaded), so the signal lands in that window and no other.
+    const announce = join(dir, 'announce.cjs');
+    writeFileSync(announce, `const on = process.on; let told = false;
+process.on = function (name, ...rest) { const r = on.call(this, name, ...rest); if (name === 'SIGTERM' && !told) { told = true; process.stderr.write('SIGTERM-LISTENER ' + (new Error().stack.includes('bin/tem.js') ? 'bin' : 'later') + '\\n'); } return r; };`);
+    const proc = spawn(process.execPath, ['--require', announce, bin, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const told = new Promise<void>((resolve) => {
+      proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      proc.stderr.on('data', (c: Buffer) => {
+        out += c.toString();
+        if (out.includes('SIGTERM-LISTENER')) resolve();
+      });
+    });
+    const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+    await told;
+    expect(out).toMatch(/SIGTERM-LISTENER bin/);
+    expect(out).not.toMatch(/listening/);
+    proc.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(out).toMatch(/"msg":"signal received while starting"/);
     expect(existsSync(join(dir, 'tem.lock'))).toBe(false);
   }, 120_000);
 
