@@ -32,7 +32,7 @@ export function createRuntime(role: string, overrides: ConfigOverrides = {}, env
   const logger = createLogger({ level: config.logLevel, role, nodeId: config.nodeId });
   // A closer may use the whole drain time (workers finishing jobs), plus a margin.
   const lifecycle = new Lifecycle(logger, config.shutdownTimeoutMs + 5000);
-  return { role, config, logger, metrics: createMetrics(), clock: systemClock, lifecycle };
+  return { role, config, logger, metrics: createMetrics({ node: config.nodeId, role }), clock: systemClock, lifecycle };
 }
 
 /** Opens (and migrates) the store: PostgreSQL when DATABASE_URL is set, else PGlite in dataDir. */

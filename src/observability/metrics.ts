@@ -3,11 +3,22 @@
  * gauges read from the database are collected at scrape time by the API (src/ingest).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { version } from '../core/version.js';
 
-export function createMetrics() {
+/** Which process this is: `tem_info{node, role, version} 1`, to join its other series on. */
+export interface MetricsIdentity {
+  node: string;
+  role: string;
+}
+
+export function createMetrics(identity?: MetricsIdentity) {
   const registry = new Registry();
   // The standard process_* and nodejs_* names, as dashboards for Node services expect them.
   collectDefaultMetrics({ register: registry });
+  if (identity) {
+    const info = new Gauge({ name: 'tem_info', help: 'This process: its TEM_NODE_ID, role and version (always 1)', labelNames: ['node', 'role', 'version'] as const, registers: [registry] });
+    info.set({ node: identity.node, role: identity.role, version }, 1);
+  }
   const m = {
     registry,
     httpRequests: new Counter({ name: 'tem_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'] as const, registers: [registry] }),
@@ -16,7 +27,9 @@ export function createMetrics() {
     queueDepth: new Gauge({ name: 'tem_queue_depth', help: 'Jobs ready to run', registers: [registry] }),
     oldestQueuedAge: new Gauge({ name: 'tem_queue_oldest_age_seconds', help: 'Age of the oldest ready job', registers: [registry] }),
     leasedJobs: new Gauge({ name: 'tem_jobs_leased', help: 'Jobs currently leased by workers', registers: [registry] }),
-    databaseUp: new Gauge({ name: 'tem_database_up', help: '1 when this scrape read the database figures (tem_events, tem_queue_*, tem_jobs_leased); 0 when the database did not answer, and those figures are then NaN or absent', registers: [registry] }),
+    // Registered only by the processes that read those figures (the API's /metrics route): a
+    // worker or gateway showing 0 here would look like an outage.
+    databaseUp: new Gauge({ name: 'tem_database_up', help: '1 when this scrape read the database figures (tem_events, tem_queue_*, tem_jobs_leased); 0 when the database did not answer, and those figures are then NaN or absent', registers: [] }),
     eventsIngested: new Counter({ name: 'tem_events_ingested_total', help: 'Events accepted', registers: [registry] }),
     jobsCompleted: new Counter({ name: 'tem_jobs_completed_total', help: 'Jobs finished by outcome', labelNames: ['outcome'] as const, registers: [registry] }),
     leaseExpiries: new Counter({ name: 'tem_worker_lease_expiries_total', help: 'Leases that ran out and were swept', registers: [registry] }),

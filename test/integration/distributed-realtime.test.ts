@@ -107,7 +107,12 @@ describe.skipIf(!services.postgres || !services.redis)('distributed: api, worker
     };
     const counter = (text: string, name: string) =>
       text.split('\n').filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-    expect(counter(await scrape(cluster.maintenance), 'tem_relay_published_total')).toBeGreaterThanOrEqual(5);
+    const maintenanceText = await scrape(cluster.maintenance);
+    expect(counter(maintenanceText, 'tem_relay_published_total')).toBeGreaterThanOrEqual(5);
+    // Which process it is, to join on; and no database gauge it does not read (a 0 there would
+    // look like an outage to an alert on tem_database_up).
+    expect(maintenanceText).toMatch(/^tem_info\{node="[^"]+",role="maintenance",version="[^"]+"\} 1$/m);
+    expect(maintenanceText).not.toMatch(/^tem_database_up/m);
     const completed = await Promise.all(cluster.workers.map(async (w) => counter(await scrape(w), 'tem_jobs_completed_total{outcome="processed"}')));
     expect(completed.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(1);
   }, 60_000);

@@ -10,6 +10,7 @@ import type { ApiRoutePlugin } from '../types.js';
 const STATS_TIMEOUT_MS = 1000;
 
 export const metricsRoutes: ApiRoutePlugin = async (app, { store, metrics, clock, logger }) => {
+  if (!metrics.registry.getSingleMetric('tem_database_up')) metrics.registry.registerMetric(metrics.databaseUp);
   const refresh = async (): Promise<void> => {
     let timer: NodeJS.Timeout | undefined;
     try {
