@@ -21,7 +21,7 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimit,
     // One access line per request from the onResponse hook instead of two from Fastify.
-    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     // A caller's X-Request-Id is kept when it is a sane token, so logs can be joined across
     // services; anything else gets a fresh id rather than reaching the logs verbatim.
     requestIdHeader: false,

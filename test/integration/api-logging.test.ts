@@ -1,4 +1,4 @@
-/** Request logs: one line per request with reqId, principal and event id bound; no key, ever. */
+/** Request logs: one line per request with request_id, principal and event id bound; no key, ever. */
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +24,7 @@ describe(`request logging (${kind})`, () => {
     await api?.close();
   });
 
-  it('binds reqId, principal and event id, and never writes a key', async () => {
+  it('binds request_id, principal and event id, and never writes a key', async () => {
     const u = await api.createPrincipal({ id: 'logged', kind: 'user' });
     lines.length = 0;
     const posted = await api.request<{ event_id: string }>('POST', '/api/events', { key: u.key, body: { type: 'log.test', payload: {} }, headers: { 'x-request-id': 'req-abc' } });
@@ -38,15 +38,15 @@ describe(`request logging (${kind})`, () => {
 
     const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     const ingest = entries.find((e) => e.route === '/api/events' && e.status === 202);
-    expect(ingest).toMatchObject({ reqId: 'req-abc', principal: 'logged', eventId: posted.body.event_id, method: 'POST', msg: 'request completed' });
+    expect(ingest).toMatchObject({ request_id: 'req-abc', principal: 'logged', event_id: posted.body.event_id, method: 'POST', msg: 'request completed' });
     // The transition itself is logged at info, the default level, with the same bindings.
     const accepted = entries.filter((e) => e.msg === 'event accepted');
     expect(accepted).toHaveLength(1);
-    expect(accepted[0]).toMatchObject({ level: 30, reqId: 'req-abc', principal: 'logged', eventId: posted.body.event_id, type: 'log.test', user_id: 'logged', status: 'queued' });
+    expect(accepted[0]).toMatchObject({ level: 30, request_id: 'req-abc', principal: 'logged', event_id: posted.body.event_id, type: 'log.test', user_id: 'logged', status: 'queued' });
     const unauthorized = entries.filter((e) => e.status === 401);
     expect(unauthorized).toHaveLength(2);
     // Bindings belong to their own request only.
-    expect(unauthorized.every((e) => e.principal === undefined && e.eventId === undefined)).toBe(true);
+    expect(unauthorized.every((e) => e.principal === undefined && e.event_id === undefined)).toBe(true);
     const all = lines.join('\n');
     for (const secret of [u.key, api.adminKey, created.body.key, 'tem_not_a_real_key']) expect(all).not.toContain(secret);
   });
@@ -62,7 +62,7 @@ describe(`request logging (${kind})`, () => {
     const ids = batch.body.results.map((r) => r.event_id).filter(Boolean);
     expect(ids).toHaveLength(2);
     const entries = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(entries().filter((e) => e.msg === 'event accepted').map((e) => [e.level, e.eventId, e.principal])).toEqual(ids.map((id) => [30, id, 'batcher']));
+    expect(entries().filter((e) => e.msg === 'event accepted').map((e) => [e.level, e.event_id, e.principal])).toEqual(ids.map((id) => [30, id, 'batcher']));
 
     // Both fail, as a worker giving up would; one is retried alone, the other in bulk.
     const now = new Date();
@@ -73,7 +73,7 @@ describe(`request logging (${kind})`, () => {
     expect((await api.request('POST', `/api/events/${ids[0]}/retry`, { key: u.key })).status).toBe(200);
     expect((await api.request('POST', '/api/events/retry', { key: u.key, body: { type: 'log.batch' } })).status).toBe(200);
     const retried = entries().filter((e) => e.msg === 'event retried');
-    expect(retried.map((e) => [e.level, e.eventId, e.status, e.principal])).toEqual([
+    expect(retried.map((e) => [e.level, e.event_id, e.status, e.principal])).toEqual([
       [30, ids[0], 'queued', 'batcher'],
       [30, ids[1], 'queued', 'batcher'],
     ]);

@@ -45,7 +45,7 @@ export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
     const result = await ingest.ingest(request.auth!, request.body, headerValue(request, 'idempotency-key'), {
       sizeHint: contentLength(request),
     });
-    bindLog(request, { eventId: result.event.id });
+    bindLog(request, { event_id: result.event.id });
     // Accepted and queued are one commit: one line (the worker logs the transitions after it).
     if (result.outcome === 'created') request.log.info({ type: result.event.type, user_id: result.event.userId, status: result.event.status }, 'event accepted');
     reply.header('location', `/api/events/${result.event.id}`);
@@ -100,7 +100,7 @@ export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
         const index = indexes[i]!;
         if (s.status === 'fulfilled') {
           const { event, outcome } = s.value;
-          if (outcome === 'created') request.log.info({ eventId: event.id, type: event.type, user_id: event.userId, status: event.status }, 'event accepted');
+          if (outcome === 'created') request.log.info({ event_id: event.id, type: event.type, user_id: event.userId, status: event.status }, 'event accepted');
           results[index] = { index, status: outcome === 'created' ? 202 : 200, event_id: event.id, created_at: event.createdAt.toISOString() };
           return;
         }

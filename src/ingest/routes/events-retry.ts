@@ -62,7 +62,7 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock, conf
         const now = (await store.getEvent(id))?.status ?? event.status;
         throw createError('INVALID_STATE', `Only failed events can be retried; this one is ${now}`, { extra: { event_status: now } });
       }
-      bindLog(request, { eventId: id });
+      bindLog(request, { event_id: id });
       request.log.info({ status: 'queued' }, 'event retried');
       const after = await store.getEvent(id);
       return eventDetailJson(after ?? event);
@@ -94,7 +94,7 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock, conf
         budget,
       );
       // One line per event, as every other status change is logged.
-      for (const eventId of retried) request.log.info({ eventId, status: 'queued' }, 'event retried');
+      for (const eventId of retried) request.log.info({ event_id: eventId, status: 'queued' }, 'event retried');
       return { retried, count: retried.length };
     },
   );
