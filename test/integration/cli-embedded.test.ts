@@ -367,11 +367,15 @@ process.on = function (name, ...rest) { const r = on.call(this, name, ...rest); 
       });
     });
     const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
-    await told;
-    expect(out).toMatch(/SIGTERM-LISTENER bin/);
-    expect(out).not.toMatch(/listening/);
-    proc.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    try {
+      await told;
+      expect(out).toMatch(/SIGTERM-LISTENER bin/);
+      expect(out).not.toMatch(/listening/);
+      proc.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    }
     expect(out).toMatch(/"msg":"signal received while starting"/);
     expect(existsSync(join(dir, 'tem.lock'))).toBe(false);
   }, 120_000);
