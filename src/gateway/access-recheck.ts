@@ -13,6 +13,7 @@ import type { Connection } from './connection.js';
 import type { GatewayContext } from './context.js';
 import type { Sessions } from './hello.js';
 import type { Subscriptions } from './subscriptions.js';
+import { matches, type ConnectionFilter } from './revocation.js';
 
 const ACCESS_REVOKED = 'access revoked';
 
@@ -37,13 +38,14 @@ export class AccessRecheck {
   }
 
   /**
-   * Every subscription of every connection, apart from the user's own channels: the backstop.
+   * Every subscription of every connection (or those matching `filter`: after a role edit or a
+   * principal change, once their permissions are refreshed), apart from the user's own channels.
    * Connections one after another, so the membership lookups come as a trickle, not a burst;
    * only channels that look lost take a turn in the connection's queue.
    */
-  async sweep(): Promise<void> {
+  async sweep(filter?: ConnectionFilter): Promise<void> {
     for (const conn of [...this.connections]) {
-      if (!conn.auth) continue;
+      if (!conn.auth || !matches(conn, filter)) continue;
       const own = `user:${conn.userId}`;
       const channels = [...conn.channels].filter((ch) => ch !== own && !ch.startsWith(`${own}:`));
       const lost = await Promise.all(channels.map((ch) => this.lost(conn, ch)));

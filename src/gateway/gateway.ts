@@ -193,6 +193,8 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
     deliverNotice: (c, e, p) => (e === 'typing' ? typingWatch.notice(c, p) : ctx.registry.deliverNotice(c, e, p)),
     membershipRemoved: (channel, userId) => accessRecheck.membershipRemoved(channel, userId),
     membershipAdded: (channel, userId) => ctx.access.forget?.(channel, userId),
+    // A withdrawn permission ends the subscriptions it allowed now, not at the periodic sweep.
+    permissionsChanged: (filter) => void accessRecheck.sweep(filter).catch((err: unknown) => logger.warn({ err }, 'access re-check after a permission change failed')),
   });
   const revalidate = (filter?: ConnectionFilter) => revocation.revalidate(filter);
   every(ctx.tuning.revalidateMs, async () => {

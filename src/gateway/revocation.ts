@@ -53,6 +53,11 @@ export interface RevocationDeps {
   deliverNotice: (channel: string, event: string, payload: unknown) => void;
   /** Where `membership_removed` control messages go (AccessRecheck). */
   membershipRemoved: (channel: string, userId: string) => void;
+  /**
+   * Called once the connections matching `filter` hold their refreshed permissions after a role
+   * edit or a principal change: their subscriptions are checked against them (AccessRecheck).
+   */
+  permissionsChanged?: (filter: ConnectionFilter) => void;
   /** Where `membership_added` control messages go (the membership cache forgets its answer). */
   membershipAdded: (channel: string, userId: string) => void;
 }
@@ -102,7 +107,11 @@ export class Revocation {
 
   /** Checks now, and once more a little later for an API process whose cache had not yet heard. */
   recheck(filter: ConnectionFilter): void {
-    const run = () => void this.revalidate(filter).catch((err: unknown) => this.deps.logger.warn({ err }, 'revalidation failed'));
+    const run = () =>
+      void this.revalidate(filter).then(
+        () => this.deps.permissionsChanged?.(filter),
+        (err: unknown) => this.deps.logger.warn({ err }, 'revalidation failed'),
+      );
     run();
     const t = setTimeout(run, RECHECK_DELAY_MS);
     t.unref?.();
@@ -132,7 +141,10 @@ export class Revocation {
       return;
     }
     this.rolesRun = this.revalidate({})
-      .then(() => undefined, (err: unknown) => this.deps.logger.warn({ err }, 'revalidation failed'))
+      .then(
+        () => this.deps.permissionsChanged?.({}),
+        (err: unknown) => this.deps.logger.warn({ err }, 'revalidation failed'),
+      )
       .finally(() => {
         this.rolesRun = null;
         if (!this.rolesAgain) return;

@@ -308,6 +308,29 @@ describe('a role edit on a node without a store', () => {
     }
   });
 
+  it('a role edit that withdraws a permission ends the subscriptions it allowed at once', async () => {
+    const node = await longCacheNode();
+    const role = (await call('GET', '/api/admin/roles/user', h.api.adminKey)).body as { permissions: string[] };
+    try {
+      expect((await call('PUT', '/api/admin/roles/user', h.api.adminKey, { permissions: [...role.permissions, 'channels.subscribe.bulletin'] })).status).toBe(200);
+      const byKey = await WsTestClient.ready(node.wsUrl({ token: bob.key }));
+      const byJwt = await WsTestClient.ready(node.wsUrl({ token: await jwt('jwt_user_withdrawn') }));
+      for (const c of [byKey, byJwt]) expect(await c.subscribesWithin('bulletin:9', 5000)).toBe(true);
+      expect((await call('PUT', '/api/admin/roles/user', h.api.adminKey, { permissions: role.permissions })).status).toBe(200);
+      // Not at the periodic sweep (a minute here): within the revocation bound of 5 s.
+      for (const c of [byKey, byJwt]) {
+        const ended = await c.waitFor((f) => f.type === 'UNSUBSCRIBED' && f.ref === undefined, 5000);
+        expect(ended.payload).toMatchObject({ channels: ['bulletin:9'], reason: 'access revoked' });
+      }
+      await h.bus.publish('bulletin:9', 'm', {});
+      await sleep(100);
+      for (const c of [byKey, byJwt]) expect(c.events('bulletin:9')).toEqual([]);
+    } finally {
+      await call('PUT', '/api/admin/roles/user', h.api.adminKey, { permissions: role.permissions });
+      await node.close();
+    }
+  });
+
   it('a second role edit soon after the first reaches open sockets at once too', async () => {
     const node = await longCacheNode();
     const role = (await call('GET', '/api/admin/roles/user', h.api.adminKey)).body as { permissions: string[] };

@@ -144,6 +144,11 @@ describe('authentication', () => {
     await new Promise((r) => setTimeout(r, 300));
     const sub = await c.request('SUBSCRIBE', { channels: ['live:99:chat'] });
     expect(sub.type).toBe('SUBSCRIBED');
+    // Withdrawn again: the subscription it allowed ends now, not at the periodic sweep.
+    const withdrawn = await h.api.request('PATCH', '/api/admin/principals/dave', { key: h.api.adminKey, body: { revoked_permissions: ['channels.subscribe.live'] } });
+    expect(withdrawn.status).toBe(200);
+    const ended = await c.waitFor((f) => f.type === 'UNSUBSCRIBED' && f.ref === undefined, 5000);
+    expect(ended.payload).toMatchObject({ channels: ['live:99:chat'], reason: 'access revoked' });
     const disabled = await h.api.request('PATCH', '/api/admin/principals/dave', { key: h.api.adminKey, body: { disabled: true } });
     expect(disabled.status).toBe(200);
     expect((await c.closed).code).toBe(4001);
