@@ -152,13 +152,13 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in a browser', () => {
     const rows = page.locator('table.events tbody tr[data-id]');
     const more = page.getByRole('button', { name: 'Load older' });
     const count = () => rows.count();
-    await page.waitForFunction(() => document.querySelectorAll('table.events tbody tr[data-id]').length >= 100, undefined, { timeout: 10_000 });
+    await page.waitForFunction(() => document.querySelectorAll('table.events tbody tr[data-id]').length >= 100, undefined, { timeout: 15_000 });
     // The table shows 200 rows at first (some may have arrived by polling); each click adds 100.
     for (let i = 0; i < 6 && (await count()) < 301; i++) {
-      await more.waitFor({ state: 'visible', timeout: 5000 });
+      await more.waitFor({ state: 'visible', timeout: 15_000 });
       const before = await count();
       await more.click();
-      await page.waitForFunction((b) => document.querySelectorAll('table.events tbody tr[data-id]').length > b, before, { timeout: 10_000 });
+      await page.waitForFunction((b) => document.querySelectorAll('table.events tbody tr[data-id]').length > b, before, { timeout: 15_000 });
     }
     expect(await rows.count()).toBe(301);
   });
