@@ -126,18 +126,17 @@ export async function request<T = unknown>(target: Target, method: string, path:
     throw new CliError(`the answer from ${target.url} broke off (${(err as Error).message})`);
   }
   let parsed: unknown = undefined;
-  let isJson = false;
   if (text) {
     try {
       parsed = JSON.parse(text);
-      isJson = true;
     } catch {
       parsed = text;
     }
   }
   // Something else on that address (a proxy's page, another service) must not pass for success.
+  // Text that is not JSON stays a string here, so it fails the object test too.
   const type = res.headers.get('content-type') ?? '';
-  if (res.status < 400 && text && (!isJson || !/json/i.test(type) || parsed === null || typeof parsed !== 'object')) {
+  if (res.status < 400 && text && (!/json/i.test(type) || parsed === null || typeof parsed !== 'object')) {
     throw new CliError(`${target.url} answered ${method} ${path} with ${res.status} ${type || 'and no content type'}, not a JSON object: is --url a tem server?`);
   }
   if (res.status >= 400) {

@@ -45,7 +45,8 @@ export class AccessRecheck {
    */
   async sweep(filter?: ConnectionFilter): Promise<void> {
     for (const conn of [...this.connections]) {
-      if (!conn.auth || !matches(conn, filter)) continue;
+      // `matches` leaves out connections not yet authenticated.
+      if (!matches(conn, filter)) continue;
       const own = `user:${conn.userId}`;
       const channels = [...conn.channels].filter((ch) => ch !== own && !ch.startsWith(`${own}:`));
       const lost = await Promise.all(channels.map((ch) => this.lost(conn, ch)));

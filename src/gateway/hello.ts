@@ -2,8 +2,9 @@
  * Establishing a session: after authentication (at the upgrade or by HELLO), the connection gets
  * a session, its own `user:{id}` channel and — when HELLO names a saved session of the same user —
  * the session's channels back, each recovered from `since` (the client's positions, which win) or
- * replayed from the positions saved with the session (then not `recovered`: see below). HELLO_ACK goes out once every channel is ready, and
- * the replays follow it, so the client hears about its session before any EVENT.
+ * replayed from the positions saved with the session (then not `recovered`: see below). HELLO_ACK
+ * goes out once every channel is ready, and the replays follow it, so the client hears about its
+ * session before any EVENT.
  */
 import type { AuthContext } from '../auth/types.js';
 import { newId } from '../core/ids.js';
@@ -53,8 +54,9 @@ export class Sessions {
     if (firstTime) this.ctx.registry.addUser(conn);
     // The status the client set stays with its session: channels restored below join with it,
     // and entries this connection already has (a ?token= connect) are updated.
-    if (saved && PRESENCE_STATUSES.includes(saved.status ?? 'online') && (saved.status ?? 'online') !== conn.status) {
-      conn.status = saved.status ?? 'online';
+    const savedStatus = saved?.status ?? 'online';
+    if (saved && PRESENCE_STATUSES.includes(savedStatus) && savedStatus !== conn.status) {
+      conn.status = savedStatus;
       this.presence.setStatus(conn);
     }
 

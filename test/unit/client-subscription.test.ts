@@ -18,8 +18,9 @@ function ev(sock: FakeSocket, channel: string, offset: number, epoch = 'ep1', ev
   sock.push('EVENT', { channel, offset, epoch, event, payload });
 }
 
-async function reconnect(timers: ManualTimers): Promise<FakeSocket> {
+async function reconnect(timers: ManualTimers, whileOffline?: () => void): Promise<FakeSocket> {
   FakeSocket.last().serverClose(1012, 'restart');
+  whileOffline?.();
   timers.advance(60_000);
   await flush();
   const sock = FakeSocket.last();
@@ -172,12 +173,7 @@ describe('Subscription', () => {
     const sub = client.subscribe('live:9:x');
     let sock = FakeSocket.last();
     sock.push('SUBSCRIBED', { channel: 'live:9:x', offset: 1, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
-    sock.serverClose(1012, 'restart');
-    client.removeSubscription(sub);
-    timers.advance(60_000);
-    await flush();
-    sock = FakeSocket.last();
-    sock.open();
+    sock = await reconnect(timers, () => client.removeSubscription(sub));
     const all: Publication[] = [];
     client.on('publication', (p) => all.push(p));
     sock.handshake({ session_id: 'sess-1', resumed: true, recovered: true, channels: { 'live:9:x': { offset: 2, epoch: 'ep1', recovered: true } } });

@@ -1,7 +1,7 @@
 /** POST /api/events/{id}/retry and POST /api/events/retry (bulk): failed → queued. */
 import type { FastifyRequest } from 'fastify';
 import { retryPolicy } from '../../config/index.js';
-import { createError } from '../../core/errors.js';
+import { createError, type TemError } from '../../core/errors.js';
 import { EVENT_TYPE_PATTERN, PRINCIPAL_ID_PATTERN } from '../event-input.js';
 import { parseDateTime } from '../payload-check.js';
 import { eventDetailJson } from '../serialize.js';
@@ -32,6 +32,11 @@ interface BulkRetry {
   ids?: string[];
 }
 
+/** The 409 for a retry of an event that is not failed, naming its status. */
+function notFailed(status: string): TemError {
+  return createError('INVALID_STATE', `Only failed events can be retried; this one is ${status}`, { extra: { event_status: status } });
+}
+
 export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock, config }) => {
   // A retried event gets the attempt budget its type has now, as a new event would.
   const budget = (type: string): number => retryPolicy(config, type).maxAttempts;
@@ -53,15 +58,10 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock, conf
       const id = request.params.id.toLowerCase();
       const event = await store.getEvent(id);
       if (!event || !canSeeEvent(request.auth!, event)) throw createError('NOT_FOUND', `No event ${id}`);
-      if (event.status !== 'failed') {
-        throw createError('INVALID_STATE', `Only failed events can be retried; this one is ${event.status}`, { extra: { event_status: event.status } });
-      }
+      if (event.status !== 'failed') throw notFailed(event.status);
       const retried = await store.retryEvents({ ids: [id] }, clock.now(), budget);
       // Another request retried it between our read and the update: its status now.
-      if (retried.length === 0) {
-        const now = (await store.getEvent(id))?.status ?? event.status;
-        throw createError('INVALID_STATE', `Only failed events can be retried; this one is ${now}`, { extra: { event_status: now } });
-      }
+      if (retried.length === 0) throw notFailed((await store.getEvent(id))?.status ?? event.status);
       bindLog(request, { event_id: id });
       request.log.info({ status: 'queued' }, 'event retried');
       const after = await store.getEvent(id);
