@@ -11,6 +11,7 @@ import { createRuntime, runForever, startBus, startPresence, startSessions, star
 import { buildApiCore } from './api-core.js';
 import { INTERNAL_LISTENER, PUBLIC_LISTENER, listen } from './listen.js';
 import { writeServerFile } from './server-file.js';
+import { serveWebSocketEndpoint } from './ws-endpoint.js';
 import type { Store } from '../store/types.js';
 
 export interface EmbeddedServer {
@@ -49,7 +50,7 @@ export async function startEmbedded(overrides: ConfigOverrides = {}, env: NodeJS
       ingest: serviceIngestPort(ingest),
       nodeId: config.nodeId,
     });
-    gateway.attach(api.server);
+    serveWebSocketEndpoint(api, gateway);
 
     // Closers run in reverse: the listeners stop taking events (and readiness turns 503) first,
     // then the worker finishes or releases what it holds, then maintenance and the relay.

@@ -11,6 +11,7 @@ import { createGateway, httpChannelAccess, httpIngestPort, IntrospectionAuthenti
 import { createFastify } from '../ingest/http-common.js';
 import { PUBLIC_LISTENER, listen } from './listen.js';
 import { serveMetrics } from './metrics-listener.js';
+import { serveWebSocketEndpoint } from './ws-endpoint.js';
 import { createRuntime, runForever, startBus, startPresence, startSessions } from './runtime.js';
 
 export async function runGateway(): Promise<void> {
@@ -54,7 +55,7 @@ export async function runGateway(): Promise<void> {
       return reply.code(redis === 'ok' ? 200 : 503).send({ status: redis === 'ok' ? 'ok' : 'unavailable', redis });
     });
     serveMetrics(app, metrics);
-    gateway.attach(app.server);
+    serveWebSocketEndpoint(app, gateway);
     const url = await listen(app, config.httpHost, config.httpPort, PUBLIC_LISTENER);
     lifecycle.add('http', () => app.close());
     lifecycle.add('gateway', () => gateway.close(1012));

@@ -75,6 +75,11 @@ describe.skipIf(!services.postgres || !services.redis)('distributed: api, worker
     expect(unknown.status).toBe(404);
     expect(unknown.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(((await unknown.json()) as { code: string }).code).toBe('NOT_FOUND');
+    // The WebSocket path without an upgrade: 426 saying how to connect.
+    const plain = await fetch(`${urlA}/ws`);
+    expect(plain.status).toBe(426);
+    expect(plain.headers.get('upgrade')).toBe('websocket');
+    expect(((await plain.json()) as { code: string }).code).toBe('UPGRADE_REQUIRED');
     const onA = await WsTestClient.ready(wsUrlFor(urlA, { token: aliceKey }));
     const onB = await WsTestClient.ready(wsUrlFor(urlB, { token: aliceKey }));
     const bobOnB = await WsTestClient.ready(wsUrlFor(urlB, { token: bobKey }));
