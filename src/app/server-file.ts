@@ -3,17 +3,21 @@
  * written once it listens and removed when it stops. Admin commands run without `--url` read it,
  * so they find the server wherever it was told to listen — on a port of its own
  * (`TEM_HTTP_PORT` set for the server only) or on one picked at start (`0`) — next to its
- * `admin.key`. A file left by a process that is gone (SIGKILL) is ignored.
+ * `admin.key`. A file left by a process that is gone (SIGKILL) is ignored, also when another process now
+ * has its pid.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive } from './data-dir-lock.js';
+import { currentOwner, ownerRunning } from './data-dir-lock.js';
 
 export interface ServerFile {
   url: string;
   internal: string;
   ws: string;
   pid: number;
+  /** The process's start time and boot (src/app/data-dir-lock.ts): a reused pid is not it. */
+  start?: string | null;
+  boot?: string | null;
 }
 
 const NAME = 'server.json';
@@ -26,7 +30,7 @@ export function writeServerFile(dataDir: string, where: Omit<ServerFile, 'pid'>)
   const path = join(dataDir, NAME);
   // With DATABASE_URL and TEM_ADMIN_KEY nothing else may have created the directory.
   mkdirSync(dataDir, { recursive: true });
-  writeFileSync(path, `${JSON.stringify({ ...where, pid: process.pid })}\n`, { mode: 0o600 });
+  writeFileSync(path, `${JSON.stringify({ ...where, ...currentOwner() })}\n`, { mode: 0o600 });
   return () => {
     // Only this process's own file: a later server on the same directory may have replaced it.
     if (readServerFile(dataDir)?.pid === process.pid) rmSync(path, { force: true });
@@ -42,6 +46,7 @@ export function readServerFile(dataDir: string): ServerFile | null {
     return null;
   }
   if (typeof parsed.url !== 'string' || !Number.isInteger(parsed.pid) || parsed.pid! <= 0) return null;
-  if (parsed.pid !== process.pid && !alive(parsed.pid!)) return null;
+  const owner = { pid: parsed.pid!, start: typeof parsed.start === 'string' ? parsed.start : null, boot: typeof parsed.boot === 'string' ? parsed.boot : null };
+  if (parsed.pid !== process.pid && !ownerRunning(owner)) return null;
   return parsed as ServerFile;
 }
