@@ -72,7 +72,7 @@ program.parseAsync(process.argv).catch((err: unknown) => {
     process.exit(1);
   }
   // Start-up failures wrap their cause (e.g. the database could not be opened): show it.
-  const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : '';
+  const cause = err instanceof Error && err.cause instanceof Error && err.cause.message ? ` (${err.cause.message})` : '';
   process.stderr.write(`tem: ${err instanceof Error ? err.message : String(err)}${cause}\n`);
   process.exit(1);
 });

@@ -5,7 +5,10 @@
 import type { Store } from './types.js';
 import { SqlStore } from './sql-store.js';
 import { PostgresDb } from './postgres-db.js';
+import { isTemError } from '../core/errors.js';
 import { mapped } from './errors.js';
+import { describeFsError } from './fs-errors.js';
+import { join } from 'node:path';
 
 export interface OpenStoreOptions {
   /** postgres://… — selects PostgreSQL. */
@@ -23,8 +26,19 @@ export interface OpenStoreOptions {
 export async function createPgliteStore(dataDir?: string): Promise<SqlStore> {
   // Loaded on demand: PGlite's WebAssembly costs every PostgreSQL-only process start-up time.
   const { PgliteDb } = await import('./pglite-db.js');
-  const db = await mapped(() => PgliteDb.open(dataDir));
+  const db = await mapped(() => PgliteDb.open(dataDir)).catch((err: unknown) => {
+    throw fsFailure(err, dataDir) ?? err;
+  });
   return new SqlStore(db);
+}
+
+/** A start-up failure of the embedded database's files, saying what and where. */
+function fsFailure(err: unknown, dataDir: string | undefined): Error | null {
+  const what = describeFsError(err);
+  if (what === null) return null;
+  // The cause is the file system's own error, not the "internal error" mapDbError made of it.
+  const cause = isTemError(err) ? err.cause : err;
+  return new Error(`cannot open the embedded database in ${dataDir === undefined ? 'memory' : join(dataDir, 'pgdata')}: ${what}`, { cause });
 }
 
 export function createPostgresStore(url: string, options: { poolMax?: number; connectTimeout?: number } = {}): SqlStore {
@@ -40,7 +54,7 @@ export async function openStore(opts: OpenStoreOptions = {}): Promise<Store> {
       await store.migrate();
     } catch (err) {
       await store.close().catch(() => undefined);
-      throw err;
+      throw (opts.databaseUrl ? null : fsFailure(err, opts.dataDir)) ?? err;
     }
   }
   return store;
