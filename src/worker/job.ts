@@ -4,6 +4,7 @@
  * abandoned meanwhile (lease lost, released at shutdown) commits nothing.
  */
 import type { Clock } from '../core/clock.js';
+import { isTemError } from '../core/errors.js';
 import type { TemConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { ClaimedJob, JobRef, Store } from '../store/types.js';
@@ -25,6 +26,8 @@ export interface RunningJob {
   abandoned: 'lost' | 'released' | null;
   /** Writing the outcome: a lease that vanishes now may be our own completion. */
   committing: boolean;
+  /** When the lease runs out, as of the claim or the last renewal that kept it (clock ms). */
+  leaseExpiresAtMs: number;
   /**
    * Called once when the processor is done with the job (it is being committed, was skipped or
    * abandoned): the worker then counts its slot as free, while the commit is still in flight.
@@ -46,8 +49,13 @@ export interface JobDeps {
 
 type Outcome = { ok: true; result: unknown; json: string | undefined } | { ok: false; error: unknown };
 
-/** Commit attempts while the database blips, before leaving the job to the sweep. */
+/**
+ * Delays between commit attempts: growing, then every 2 s. While the database is unavailable
+ * the outcome is retried for as long as the lease may still hold (renewals keep extending it);
+ * any other error gives up after the short sequence, leaving the job to the sweep.
+ */
 const COMMIT_RETRY_DELAYS_MS = [100, 300, 900];
+const COMMIT_RETRY_MAX_DELAY_MS = 2000;
 
 export function runningJob(job: ClaimedJob, processor: Processor, onProcessed: () => void = () => undefined): RunningJob {
   let called = false;
@@ -58,6 +66,7 @@ export function runningJob(job: ClaimedJob, processor: Processor, onProcessed: (
     abort: new LazyAbort(),
     abandoned: null,
     committing: false,
+    leaseExpiresAtMs: job.leaseExpiresAt.getTime(),
     onProcessed: () => {
       if (called) return;
       called = true;
@@ -151,18 +160,27 @@ function processorContext(d: JobDeps, entry: RunningJob): ProcessorContext {
 }
 
 /**
- * Writes the outcome, retrying briefly while the store is unavailable (the lease is still being
- * renewed meanwhile). Returns the store's answer, or undefined when it could not be written:
- * the job then stays leased until the sweep requeues it.
+ * Writes the outcome. While the store is unavailable it keeps trying until the lease, as last
+ * renewed, runs out: giving up earlier would leave a finished run to the sweep, which counts the
+ * attempt (failing the event on its last one) and runs the processor again, although a
+ * database back within the lease could have taken the result. Other errors are retried
+ * briefly. Returns the store's answer, or undefined when it could not be written: the job then
+ * stays leased until the sweep requeues it.
  */
 async function commit(d: JobDeps, entry: RunningJob, context: string, write: () => Promise<boolean>): Promise<boolean | undefined> {
+  // Renewals may go on extending the lease while the writes keep failing: one lease length of
+  // trying is the bound either way.
+  const giveUpAtMs = d.clock.nowMs() + d.config.leaseMs;
   for (let i = 0; ; i++) {
     try {
       return await write();
     } catch (error) {
       d.events.emit('error', { error, context, job: entry.job });
-      const delay = COMMIT_RETRY_DELAYS_MS[i];
+      const unavailable = isTemError(error) && error.code === 'STORE_UNAVAILABLE';
+      const delay = COMMIT_RETRY_DELAYS_MS[i] ?? (unavailable ? COMMIT_RETRY_MAX_DELAY_MS : undefined);
       if (delay === undefined || entry.abandoned) return undefined;
+      // Past the lease the write can only be refused (fenced): the sweep has the job.
+      if (i >= COMMIT_RETRY_DELAYS_MS.length && d.clock.nowMs() + delay >= Math.min(entry.leaseExpiresAtMs, giveUpAtMs)) return undefined;
       await new Promise((r) => setTimeout(r, delay));
       if (entry.abandoned) return undefined;
     }

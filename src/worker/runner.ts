@@ -160,11 +160,16 @@ export class Worker {
     if (live.length === 0) return;
     this.renewing = true;
     try {
-      const held = await this.store.extendLeases(live.map((e) => e.ref), this.config.leaseMs, this.clock.now());
+      const now = this.clock.now();
+      const held = await this.store.extendLeases(live.map((e) => e.ref), this.config.leaseMs, now);
       const kept = new Set(held.map((r) => r.leaseToken));
       for (const entry of live) {
+        if (kept.has(entry.ref.leaseToken)) {
+          entry.leaseExpiresAtMs = now.getTime() + this.config.leaseMs;
+          continue;
+        }
         // A job that finished meanwhile was not ours to lose.
-        if (kept.has(entry.ref.leaseToken) || entry.abandoned || entry.committing || !this.inFlight.has(entry.ref.leaseToken)) continue;
+        if (entry.abandoned || entry.committing || !this.inFlight.has(entry.ref.leaseToken)) continue;
         entry.abandoned = 'lost';
         entry.abort.abort(new Error('lease lost'));
         this.events.emit('job:lease_lost', { job: entry.job, processor: entry.processor.name, stage: 'renew' });
