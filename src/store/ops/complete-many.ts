@@ -23,10 +23,20 @@ WITH input AS (
   SELECT i.ord, i.event_id, i.lease_token, i.processor, i.result::jsonb AS result
   FROM jsonb_to_recordset($1::jsonb) AS i(ord int, event_id uuid, lease_token bigint, processor text, result text)
 ),
+-- Rows locked in event_id order, as every statement that locks several leased jobs does
+-- (leases.ts): in input order, a lease renewal and a completion holding the same jobs in other
+-- orders deadlocked once the table was large enough for nested-loop plans.
+held AS (
+  SELECT jobs.event_id, input.ord, input.processor, input.result
+  FROM jobs JOIN input ON jobs.event_id = input.event_id AND jobs.lease_token = input.lease_token
+  WHERE jobs.lease_expires_at > $2
+  ORDER BY jobs.event_id
+  FOR UPDATE OF jobs
+),
 done AS (
-  DELETE FROM jobs USING input
-  WHERE jobs.event_id = input.event_id AND jobs.lease_token = input.lease_token AND jobs.lease_expires_at > $2
-  RETURNING jobs.event_id, input.ord, input.processor, input.result
+  DELETE FROM jobs USING held
+  WHERE jobs.event_id = held.event_id
+  RETURNING jobs.event_id, held.ord, held.processor, held.result
 ),
 effect AS (
   INSERT INTO processed_effects (event_id, processor, result, created_at)

@@ -15,12 +15,26 @@ function refsParam(jobs: JobRef[]): string {
   return JSON.stringify(valid.map((j) => ({ event_id: j.eventId, lease_token: j.leaseToken })));
 }
 
+/**
+ * The held leases among `refs`, locked in event_id order. Every statement that locks several
+ * leased jobs (renewal, release, completeMany) locks them in this one order, so two of them
+ * sharing jobs wait for each other instead of deadlocking; in the order of their input they
+ * deadlocked (a renewal lists jobs in claim order, a completion in finishing order) once the
+ * jobs table was large enough for nested-loop plans.
+ */
+const HELD = `held AS (
+  SELECT jobs.event_id FROM jobs JOIN ${REFS} ON jobs.event_id = r.event_id AND jobs.lease_token = r.lease_token
+  WHERE jobs.lease_expires_at > $2
+  ORDER BY jobs.event_id
+  FOR UPDATE OF jobs
+)`;
+
 export async function extendLeases(db: Db, jobs: JobRef[], leaseMs: number, now: Date): Promise<JobRef[]> {
   if (jobs.length === 0) return [];
   const rows = await db.query<{ event_id: string; lease_token: string }>(
-    `UPDATE jobs SET lease_expires_at = $3
-     FROM ${REFS}
-     WHERE jobs.event_id = r.event_id AND jobs.lease_token = r.lease_token AND jobs.lease_expires_at > $2
+    `WITH ${HELD}
+     UPDATE jobs SET lease_expires_at = $3
+     FROM held WHERE jobs.event_id = held.event_id
      RETURNING jobs.event_id::text AS event_id, jobs.lease_token::text AS lease_token`,
     [refsParam(jobs), now, new Date(now.getTime() + leaseMs)],
   );
@@ -28,11 +42,11 @@ export async function extendLeases(db: Db, jobs: JobRef[], leaseMs: number, now:
 }
 
 const RELEASE_SQL = `
-WITH job AS (
+WITH ${HELD},
+job AS (
   UPDATE jobs SET locked_by = NULL, lease_token = NULL, lease_expires_at = NULL, run_at = $2,
     attempts = GREATEST(jobs.attempts - 1, 0)
-  FROM ${REFS}
-  WHERE jobs.event_id = r.event_id AND jobs.lease_token = r.lease_token AND jobs.lease_expires_at > $2
+  FROM held WHERE jobs.event_id = held.event_id
   RETURNING jobs.*
 ),
 changed AS (
