@@ -24,10 +24,12 @@ const NETWORK_CODES = new Set([
  * SQLSTATEs that mean "the server is not (or no longer) usable", besides class 08 (connection),
  * class 53 (insufficient resources: too many connections, disk full, out of memory) and class
  * 28 (the login was refused: a role or password changed under a running deployment). 3D000 and
- * 57P04: the database does not exist, or was dropped. All are the database's state, not the
- * request's, and pass once an operator acts: 503, retried, never 500.
+ * 57P04: the database does not exist, or was dropped. 57014: a statement cancelled, by its
+ * statement_timeout (the database too slow to answer in time) or by an operator. All are the
+ * database's state, not the request's, and pass with time or once an operator acts: 503,
+ * retried, never 500.
  */
-const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '57P04', '3D000']);
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '57P04', '3D000', '57014']);
 const UNAVAILABLE_CLASSES = /^(08|53|28)[0-9A-Z]{3}$/;
 /** 55000 is also raised by statements (e.g. currval before nextval): only this message counts. */
 const NOT_ACCEPTING = /not currently accepting connections/;

@@ -34,7 +34,13 @@ const TRACKING_SQL = `CREATE TABLE IF NOT EXISTS tem_migrations (
   applied_at timestamptz NOT NULL DEFAULT now()
 )`;
 
+/**
+ * Waits for any other process migrating. Statements here are not bound by the pool's
+ * statement_timeout (a wait for another start, or an index built over a large table, may take
+ * longer): only by the transaction's own deadline.
+ */
 async function lock(db: Db): Promise<void> {
+  await db.exec('SET LOCAL statement_timeout = 0');
   await db.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK.toString()})`);
 }
 

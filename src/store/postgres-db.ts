@@ -17,10 +17,20 @@ export interface PostgresDbOptions {
   /** Seconds to wait for a connection before failing (default 5). */
   connectTimeout?: number;
   /**
-   * Longest a statement (or, ×3, a transaction) may take before the call fails with
-   * STORE_UNAVAILABLE and the pool is replaced (default 10 000 ms). See `deadline()`.
+   * Longest a statement may run (default 10 000 ms): the server cancels it (`statement_timeout`)
+   * and the call fails with STORE_UNAVAILABLE, the connection kept. A call with no answer at all
+   * a grace period later (or a transaction after three times as long) is taken for a stuck
+   * connection: it fails the same way and the pool is replaced. See `deadline()`.
    */
   queryTimeoutMs?: number;
+}
+
+/**
+ * How much longer than the server's statement_timeout the client waits before it takes a call
+ * for stuck: long enough for the server's cancellation to arrive first.
+ */
+function stallGraceMs(queryTimeoutMs: number): number {
+  return Math.max(2000, Math.floor(queryTimeoutMs / 2));
 }
 
 /** Rejection of a call that outlived its deadline; mapped to STORE_UNAVAILABLE like a lost connection. */
@@ -130,7 +140,10 @@ export class PostgresDb implements Db {
   }
 
   private pool(): Sql {
-    return postgres(this.url, { ...this.connectionOptions(), max: this.options.max ?? 10, idle_timeout: 30, backoff: reconnectDelayS, types: TYPES }) as unknown as Sql;
+    // A slow statement is the server's to cancel (57014, one call failing): were it left to the
+    // client deadline, the pool would be replaced and every call in flight on it would fail.
+    const settings = { statement_timeout: this.queryTimeoutMs };
+    return postgres(this.url, { ...this.connectionOptions(settings), max: this.options.max ?? 10, idle_timeout: 30, backoff: reconnectDelayS, types: TYPES }) as unknown as Sql;
   }
 
   /**
@@ -138,7 +151,8 @@ export class PostgresDb implements Db {
    * driver can leave a connection whose queued queries never settle (seen in the outage test:
    * every later request waited forever). A call past its deadline fails like a lost connection
    * (→ 503), and the whole pool is swapped for a fresh one so later calls cannot queue behind
-   * the stuck connection; the old pool is ended in the background.
+   * the stuck connection; the old pool is ended in the background. A statement that is merely
+   * slow never gets here: the server cancels it first (statement_timeout, set in `pool()`).
    */
   private async deadline<T>(ms: number, run: (sql: Sql) => Promise<T>): Promise<T> {
     const sql = this.sql;
@@ -160,7 +174,7 @@ export class PostgresDb implements Db {
   }
 
   async query<T>(text: string, params: readonly unknown[] = []): Promise<T[]> {
-    const run = () => this.deadline(this.queryTimeoutMs, (sql) => sql.unsafe(text, toParams(params), PREPARED));
+    const run = () => this.deadline(this.queryTimeoutMs + stallGraceMs(this.queryTimeoutMs), (sql) => sql.unsafe(text, toParams(params), PREPARED));
     try {
       return (await run()) as unknown as T[];
     } catch (err) {
@@ -192,7 +206,7 @@ export class PostgresDb implements Db {
 
   async tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
     let txDb: PostgresTxDb | undefined;
-    const result = await this.deadline(this.queryTimeoutMs * 3, (sql) => sql.begin((tx) => fn((txDb = new PostgresTxDb(tx, this)))));
+    const result = await this.deadline(this.queryTimeoutMs * 3 + stallGraceMs(this.queryTimeoutMs), (sql) => sql.begin((tx) => fn((txDb = new PostgresTxDb(tx, this)))));
     if (txDb && txDb.toNotify.size > 0) this.notifier.notify(txDb.toNotify);
     return result as T;
   }

@@ -10,6 +10,7 @@ import postgres from 'postgres';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPostgresStore, createPgliteStore, mapDbError } from '../../src/store/index.js';
 import { loadMigrations } from '../../src/store/migrate.js';
+import { PostgresDb } from '../../src/store/postgres-db.js';
 import { PG_ADMIN_URL, databaseUrl, services } from '../helpers/services.js';
 import { createTestDatabase } from '../helpers/db.js';
 import { ManualClock, itemFactory } from './store-fixtures.js';
@@ -33,6 +34,7 @@ describe('driver error mapping', () => {
     [{ code: 'CONNECTION_CLOSED' }, 'STORE_UNAVAILABLE'],
     [{ code: '08006' }, 'STORE_UNAVAILABLE'],
     [{ code: '57P01' }, 'STORE_UNAVAILABLE'],
+    [{ code: '57014' }, 'STORE_UNAVAILABLE'],
     [{ code: '53300' }, 'STORE_UNAVAILABLE'],
     [{ code: '53100' }, 'STORE_UNAVAILABLE'],
     [{ code: '3D000' }, 'STORE_UNAVAILABLE'],
@@ -211,6 +213,30 @@ describe.skipIf(!services.postgres)('PostgreSQL availability', () => {
     // The database dropped under the store (3D000 on connect).
     await db.drop();
     await expect(store.getPrincipal('x')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+  });
+
+  it('cancels a statement slower than the query timeout on the server, failing that call alone', async () => {
+    const db = await createTestDatabase();
+    const pg = new PostgresDb({ url: db.url, max: 2, queryTimeoutMs: 1000 });
+    cleanups.push(async () => {
+      await pg.close();
+      await db.drop();
+    });
+    await pg.query('SELECT 1');
+    // A transaction in flight on the pool while another statement runs past the timeout: it
+    // used to fail too (CONNECTION_DESTROYED), the whole pool replaced under it.
+    const slow = pg.query('SELECT pg_sleep(1.5)').then(
+      () => null,
+      (e: unknown) => e as { code?: string },
+    );
+    const alongside = pg.tx(async (tx) => {
+      for (let i = 0; i < 4; i++) await tx.query('SELECT pg_sleep(0.3)');
+      return 'committed';
+    });
+    expect((await slow)?.code).toBe('57014');
+    expect(mapDbError(await slow)).toMatchObject({ code: 'STORE_UNAVAILABLE', status: 503 });
+    await expect(alongside).resolves.toBe('committed');
+    await expect(pg.query<{ ok: number }>('SELECT 1 AS ok')).resolves.toEqual([{ ok: 1 }]);
   });
 
   it('applies each migration once when five processes migrate a fresh database at once', async () => {
