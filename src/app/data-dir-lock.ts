@@ -89,10 +89,9 @@ function youngerThan(path: string, ms: number): boolean {
   }
 }
 
+/** Not a usage error or a bad setting (those exit 2): another process holds the directory. */
 function inUse(dataDir: string, owner: LockOwner): Error {
-  return Object.assign(new Error(`the embedded database in ${dataDir} is in use by process ${owner.pid}; stop it first (admin commands work against the running server)`), {
-    name: 'ConfigError',
-  });
+  return new Error(`the embedded database in ${dataDir} is in use by process ${owner.pid}; stop it first (admin commands work against the running server)`);
 }
 
 /**
@@ -148,7 +147,7 @@ export function lockDataDir(dataDir: string): () => void {
       const owner = parseOwner(held);
       if (owner === null && youngerThan(path, FRESH_EMPTY_MS)) {
         // Its writer is between creating the file and writing its pid.
-        throw Object.assign(new Error(`another process is opening the embedded database in ${dataDir}; stop it first`), { name: 'ConfigError' });
+        throw new Error(`another process is opening the embedded database in ${dataDir}; stop it first`);
       }
       // An older lock naming no process is one whose writer died before writing it: stale.
       if (owner && owner.pid !== process.pid && ownerRunning(owner)) throw inUse(dataDir, owner);

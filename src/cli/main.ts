@@ -35,6 +35,13 @@ const program = new Command('tem')
       const message = text.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
       write(jsonErrors ? jsonError(message) : `tem: ${message} (run with --help for usage)\n`);
     },
+    // A command group given without its command shows its help on stderr and exits 2; under
+    // --json that too is one JSON object, naming the usage line.
+    writeErr: (text) => {
+      if (!jsonErrors || text.startsWith('{')) return void process.stderr.write(text);
+      const usage = /^Usage: (.*)$/m.exec(text)?.[1]?.trim();
+      process.stderr.write(jsonError(usage ? `a command is needed: ${usage}` : text.trim()));
+    },
   })
   .exitOverride();
 

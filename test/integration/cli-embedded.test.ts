@@ -256,6 +256,20 @@ describe('tem CLI against the running server', () => {
     expect(enableAndDisable.stderr).toMatch(/--disable.*cannot be used with.*--enable/);
     expect((await runTem(['--version'], env)).code).toBe(0);
     expect((await runTem(['principals', '--help'], env)).code).toBe(0);
+
+    // A command group without its command: help on stderr, exit 2; under --json one JSON object.
+    const group = await runTem(['principals'], env);
+    expect(group.code).toBe(2);
+    expect(group.stderr).toMatch(/^Usage: tem principals/);
+    const groupJson = await runTem(['principals', '--json'], env);
+    expect(groupJson.code).toBe(2);
+    expect(JSON.parse(groupJson.stderr)).toEqual({ error: { message: 'a command is needed: tem principals [options] [command]' } });
+    // The retry command's own usage checks are usage errors too, sending nothing.
+    for (const args of [['events', 'retry'], ['events', 'retry', 'evt', '--type', 'x'], ['events', 'retry', '--all', '--status', 'processed']]) {
+      const r = await runTem(args, env);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(/^tem: (give an event id|only failed events)/);
+    }
   });
 
   it('stops start-up with a message naming a bad setting', async () => {
@@ -292,8 +306,9 @@ describe('tem CLI against the running server', () => {
 
   it('refuses to open the embedded database a running server holds', async () => {
     const second = await runTem(['migrate'], { TEM_DATA_DIR: dataDir, DATABASE_URL: undefined as unknown as string });
-    expect(second.code).not.toBe(0);
-    expect(second.stderr).toMatch(/in use by process/);
+    // Not a usage error or a bad setting (2): the directory is busy.
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/^tem: the embedded database in .* is in use by process \d+; stop it first/);
   });
 
   it('refuses distributed roles without DATABASE_URL', async () => {

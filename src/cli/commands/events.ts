@@ -63,14 +63,14 @@ export function registerEvents(program: Command): void {
     .action(async (id: string | undefined, opts: CommonOpts & FilterOpts & { all?: boolean }) => {
       if (id) {
         // One event, or a bulk retry by filter: both at once would silently drop the filters.
-        if (opts.all || opts.type || opts.user || opts.since || opts.status) throw new CliError('give an event id or --all with filters, not both');
+        if (opts.all || opts.type || opts.user || opts.since || opts.status) throw new CliError('give an event id or --all with filters, not both', 2);
         const res = await request(target(opts), 'POST', `/api/events/${enc(id)}/retry`);
         output(opts.json, res.body, () => process.stdout.write(`requeued ${id}\n`));
         return;
       }
-      if (!opts.all) throw new CliError('give an event id, or --all (with optional --type/--user/--since) to retry failed events in bulk');
+      if (!opts.all) throw new CliError('give an event id, or --all (with optional --type/--user/--since) to retry failed events in bulk', 2);
       // Only failed events can be retried: another --status would silently mean "failed".
-      if (opts.status !== undefined && opts.status !== 'failed') throw new CliError(`only failed events can be retried (got --status ${opts.status})`);
+      if (opts.status !== undefined && opts.status !== 'failed') throw new CliError(`only failed events can be retried (got --status ${opts.status})`, 2);
       const body: Record<string, unknown> = { status: 'failed' };
       if (opts.type) body.type = opts.type;
       if (opts.user) body.user_id = opts.user;
