@@ -66,6 +66,8 @@ export class OutboxRelay {
   private wakeUp: (() => void) | null = null;
   private woken = false;
   private failingSince: number | null = null;
+  /** Not subscribed to notifications (listen failed): retried every round. */
+  private deaf = false;
   private failures = 0;
   /** Published in a batch whose rows were not deleted (the transaction failed after). */
   private readonly unconfirmed = new Set<number>();
@@ -80,13 +82,24 @@ export class OutboxRelay {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    await this.listen();
+    this.loop = this.run();
+  }
+
+  /**
+   * Subscribes to outbox notifications. When that fails (the database blipped), polling still
+   * delivers, only later; each relay round tries again, so notifications wake it once the
+   * database answers, and the warning is logged once per failure streak.
+   */
+  private async listen(): Promise<void> {
     try {
       this.unlisten = await this.o.store.onOutbox(() => this.wake());
+      if (this.deaf) this.o.logger.info('outbox relay listening for notifications again');
+      this.deaf = false;
     } catch (err) {
-      // Polling still delivers, only later.
-      this.o.logger.warn({ err }, 'outbox relay cannot listen for notifications; polling');
+      if (!this.deaf) this.o.logger.warn({ err }, 'outbox relay cannot listen for notifications; polling until it can');
+      this.deaf = true;
     }
-    this.loop = this.run();
   }
 
   async stop(): Promise<void> {
@@ -122,6 +135,7 @@ export class OutboxRelay {
     while (this.running) {
       let delay = this.pollMs;
       try {
+        if (!this.unlisten) await this.listen();
         this.woken = false;
         const n = await this.o.store.relayOutbox(this.batchSize, (m) => this.publish(m));
         // The transaction committed: what it published is deleted.

@@ -23,9 +23,14 @@ export class PgListener {
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(url: string, connectTimeout: number) {
+  /** LISTENs sent and not yet answered: a second listener of the channel waits for it too. */
+  private readonly pending = new Map<string, Promise<unknown>>();
+
+  /** `backoff`: seconds before the n-th reconnect attempt (the pool's curve: postgres-db.ts). */
+  constructor(url: string, connectTimeout: number, backoff?: (attempt: number) => number) {
     // onnotify/onclose are postgres.js options its typings do not list.
     const options = {
+      ...(backoff ? { backoff } : {}),
       max: 1,
       idle_timeout: 0,
       max_lifetime: null,
@@ -44,12 +49,20 @@ export class PgListener {
     if (!set) {
       set = new Set();
       this.channels.set(channel, set);
+      const listening = this.sql.unsafe(`LISTEN ${quote(channel)}`);
+      this.pending.set(channel, listening);
       try {
-        await this.sql.unsafe(`LISTEN ${quote(channel)}`);
+        await listening;
       } catch (err) {
         this.channels.delete(channel);
         throw err;
+      } finally {
+        this.pending.delete(channel);
       }
+    } else {
+      // Resolving before the first caller's LISTEN is answered would report a listener that,
+      // should that LISTEN fail, never hears anything.
+      await this.pending.get(channel);
     }
     set.add(cb);
     return () => this.unlisten(channel, cb);

@@ -216,7 +216,7 @@ export class PostgresDb implements Db {
   }
 
   listen(channel: string, cb: Notify): Promise<() => Promise<void>> {
-    this.listener ??= new PgListener(this.url, this.connectTimeout);
+    this.listener ??= new PgListener(this.url, this.connectTimeout, reconnectDelayS);
     return this.listener.listen(channel, cb);
   }
 
