@@ -187,6 +187,7 @@ export class IngestService {
   }
 
   private settle(item: IngestItem, result: IngestOutcome): IngestResult {
+    if (result.outcome === 'failed') throw result.error;
     if (result.outcome === 'conflict') {
       throw createError('IDEMPOTENCY_CONFLICT', `Idempotency key ${JSON.stringify(item.idempotencyKey)} was already used with a different request`, {
         extra: { event_id: result.event.id },

@@ -20,6 +20,7 @@ import type {
   TemEvent,
   TemEventWithHistory,
 } from '../core/types.js';
+import type { TemError } from '../core/errors.js';
 
 export interface NewPrincipal {
   id: string;
@@ -78,7 +79,13 @@ export type IngestOutcome =
   /** Same producer + idempotency key + same request: the original event. */
   | { outcome: 'replayed'; event: TemEvent }
   /** Same producer + idempotency key, different request. */
-  | { outcome: 'conflict'; event: TemEvent };
+  | { outcome: 'conflict'; event: TemEvent }
+  /**
+   * This item's key was taken by another event that could not be read back (the database failed
+   * after the batch committed, or the key was pruned in between): this item alone fails, the
+   * batch's created events stand. Nothing of this item was written: a retry is safe.
+   */
+  | { outcome: 'failed'; error: TemError };
 
 export interface EventFilter {
   status?: EventStatus;

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/types.js';
 import type { OutboxMessage } from '../../src/core/types.js';
 import { KINDS, ManualClock, itemFactory, useSuiteStore } from './store-fixtures.js';
+import { eventOf } from '../fixtures/worker-helpers.js';
 import { sleep } from '../fixtures/worker-helpers.js';
 
 function waitFor(check: () => boolean, ms = 5000): Promise<void> {
@@ -50,11 +51,11 @@ describe.each(KINDS)('Store outbox ($kind)', ({ kind, skip }) => {
       const seen: OutboxMessage[] = [];
       await store.relayOutbox(10, async (m) => void seen.push(...m));
       expect(seen.map((m) => [m.channel, m.event, m.payload.status, m.payload.version])).toEqual([
-        [`user:${out!.event.userId}`, 'event.update', 'accepted', 1],
-        [`user:${out!.event.userId}`, 'event.update', 'queued', 2],
+        [`user:${eventOf(out!).userId}`, 'event.update', 'accepted', 1],
+        [`user:${eventOf(out!).userId}`, 'event.update', 'queued', 2],
       ]);
       expect(seen[0]!.payload).toEqual({ ...seen[1]!.payload, status: 'accepted', version: 1 });
-      expect(seen[0]!.eventId).toBe(out!.event.id);
+      expect(seen[0]!.eventId).toBe(eventOf(out!).id);
     });
 
     it('keeps the rows when publish throws, and rethrows the publish error', async () => {

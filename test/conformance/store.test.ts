@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/types.js';
 import type { EventStatus } from '../../src/core/types.js';
 import { KINDS, ManualClock, itemFactory, ref, useSuiteStore } from './store-fixtures.js';
+import { eventOf } from '../fixtures/worker-helpers.js';
 
 const START = Date.UTC(2030, 0, 1);
 const Q = 'processing';
@@ -24,13 +25,13 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       const b = item({ userId: 'u_2' });
       const out = await store.ingest([a, b], clock.now());
       expect(out.map((o) => o.outcome)).toEqual(['created', 'created']);
-      expect(out[0]!.event).toMatchObject({ id: a.id, status: 'queued', version: 2, attempts: 0, channel: 'live:1:chat' });
-      expect(out[0]!.event.runAt).toEqual(clock.now());
+      expect(eventOf(out[0]!)).toMatchObject({ id: a.id, status: 'queued', version: 2, attempts: 0, channel: 'live:1:chat' });
+      expect(eventOf(out[0]!).runAt).toEqual(clock.now());
       const ev = await store.getEvent(a.id);
       expect(ev?.payload).toEqual(a.payload);
       // The outcome is built from the input, not read back: it must be what was stored.
       const { history: _history, ...stored } = ev!;
-      expect(out[0]!.event).toEqual(stored);
+      expect(eventOf(out[0]!)).toEqual(stored);
       expect(ev?.history.map((h) => [h.status, h.version])).toEqual([
         ['accepted', 1],
         ['queued', 2],
@@ -73,9 +74,9 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
         clock.now(),
       );
       expect(out.map((o) => o.outcome)).toEqual(['replayed', 'conflict', 'created', 'replayed', 'conflict', 'created']);
-      expect(out[0]!.event.id).toBe(first.id);
-      expect(out[1]!.event.id).toBe(first.id);
-      expect(out[3]!.event.id).toBe(out[2]!.event.id);
+      expect(eventOf(out[0]!).id).toBe(first.id);
+      expect(eventOf(out[1]!).id).toBe(first.id);
+      expect(eventOf(out[3]!).id).toBe(eventOf(out[2]!).id);
       const page = await store.listEvents({ limit: 100 });
       expect(page.events).toHaveLength(3);
     });
@@ -85,7 +86,7 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       const results = await Promise.all(attempts.map((a) => store.ingest([a], clock.now())));
       const outcomes = results.map((r) => r[0]!.outcome).sort();
       expect(outcomes).toEqual(['created', 'replayed', 'replayed', 'replayed', 'replayed', 'replayed']);
-      expect(new Set(results.map((r) => r[0]!.event.id)).size).toBe(1);
+      expect(new Set(results.map((r) => eventOf(r[0]!).id)).size).toBe(1);
       expect((await store.stats(clock.now())).byStatus.queued).toBe(1);
     });
 

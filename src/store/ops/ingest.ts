@@ -14,7 +14,8 @@ import type { IngestItem, IngestOutcome } from '../types.js';
 import type { TemEvent } from '../../core/types.js';
 import { toEvent, type EventRow } from '../rows.js';
 import { OUTBOX_CHANNEL, OUTBOX_INSERT_COLUMNS, PROCESSING_QUEUE, jobsChannel, updateRowSql } from './changes.js';
-import { createError } from '../../core/errors.js';
+import { createError, type TemError } from '../../core/errors.js';
+import { mapDbError } from '../errors.js';
 
 const INSERT_SQL = `
 WITH input AS (
@@ -113,16 +114,25 @@ export async function ingest(db: Db, items: IngestItem[], now: Date): Promise<In
   const byId = new Set(created.map((r) => r.id));
   const missing = items.filter((it) => !byId.has(it.id));
   const byKey = new Map<string, EventRow>();
+  // The insert has committed: from here on a failure is the missing items' alone. Thrown, it
+  // would fail the whole batch — created events answered 503 (and retried as duplicates by
+  // clients without a key), or the batch retried item by item, inserting its events again.
+  let lookupFailed: TemError | null = null;
   if (missing.length > 0) {
     const keys = missing.map((it) => ({ producer_id: it.producerId, idempotency_key: it.idempotencyKey }));
-    const rows = await db.query<EventRow>(EXISTING_SQL, [JSON.stringify(keys)]);
-    for (const r of rows) byKey.set(keyOf(r.producer_id, r.idempotency_key ?? ''), r);
+    try {
+      const rows = await db.query<EventRow>(EXISTING_SQL, [JSON.stringify(keys)]);
+      for (const r of rows) byKey.set(keyOf(r.producer_id, r.idempotency_key ?? ''), r);
+    } catch (err) {
+      lookupFailed = mapDbError(err);
+    }
   }
   return items.map((it): IngestOutcome => {
     if (byId.has(it.id)) return { outcome: 'created', event: createdEvent(it, now) };
+    if (lookupFailed) return { outcome: 'failed', error: lookupFailed };
     const existing = it.idempotencyKey === null ? undefined : byKey.get(keyOf(it.producerId, it.idempotencyKey));
     // Only if the winner's key was pruned in between: rare enough to ask the caller to retry.
-    if (!existing) throw createError('CONFLICT', 'The idempotency key changed hands; retry the request');
+    if (!existing) return { outcome: 'failed', error: createError('CONFLICT', 'The idempotency key changed hands; retry the request') };
     const same = existing.request_hash === it.requestHash;
     return { outcome: same ? 'replayed' : 'conflict', event: toEvent(existing) };
   });
