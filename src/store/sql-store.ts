@@ -40,7 +40,7 @@ import { ingest } from './ops/ingest.js';
 import { getEvent } from './ops/get-event.js';
 import { listEvents } from './ops/list-events.js';
 import { retryEvents } from './ops/retry-events.js';
-import { stats } from './ops/stats.js';
+import { EventTotals, stats } from './ops/stats.js';
 import { claim } from './ops/claim.js';
 import { complete } from './ops/complete.js';
 import { completeMany } from './ops/complete-many.js';
@@ -60,6 +60,8 @@ type AuthDetail = { principalId?: string; keyId?: string; roles?: boolean };
 export class SqlStore implements Store {
   readonly kind: 'pglite' | 'postgres';
   private closed = false;
+  /** The events counted so far, so stats() need not count them all again (ops/stats.ts). */
+  private readonly totals = new EventTotals();
 
   constructor(private readonly db: Db) {
     this.kind = db.kind;
@@ -159,7 +161,7 @@ export class SqlStore implements Store {
     return this.run(() => retryEvents(this.db, filter, now, maxAttemptsFor));
   }
   stats(now: Date): Promise<EventStats> {
-    return this.run(() => stats(this.db, now));
+    return this.run(() => stats(this.db, now, this.totals));
   }
 
   // ── processing queue ────────────────────────────────────────────────────

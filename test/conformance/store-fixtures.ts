@@ -43,12 +43,12 @@ export function ref(job: ClaimedJob): JobRef {
  * emptied back to the migrated state before each test (then `onReset`), dropped at the end.
  */
 /** onReady also gets the database URL on PostgreSQL (for a second connection, as another process would open). */
-export function useSuiteStore(kind: StoreKind, skip: boolean, onReady: (store: Store, url?: string) => void, onReset?: () => void): void {
+export function useSuiteStore(kind: StoreKind, skip: boolean, onReady: (store: Store, url?: string, suite?: TestStore) => void, onReset?: () => void): void {
   let t: TestStore | undefined;
   beforeAll(async () => {
     if (skip) return;
     t = await createTestStore(kind);
-    onReady(t.store, t.url);
+    onReady(t.store, t.url, t);
   });
   afterAll(async () => {
     await t?.cleanup();

@@ -6,6 +6,7 @@ import type { Store } from '../../src/store/types.js';
 import type { EventStatus } from '../../src/core/types.js';
 import { KINDS, ManualClock, itemFactory, ref, useSuiteStore } from './store-fixtures.js';
 import { eventOf } from '../fixtures/worker-helpers.js';
+import type { TestStore } from '../helpers/db.js';
 
 const START = Date.UTC(2030, 0, 1);
 const Q = 'processing';
@@ -17,7 +18,19 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
   const claim = (limit = 10, leaseMs = 5000) =>
     store.claim({ queue: Q, workerId: 'w1', limit, leaseMs, now: clock.now() });
 
-  useSuiteStore(kind, skip, (s) => (store = s), () => clock.set(START));
+  let suite: TestStore | undefined;
+  // Empties every table, as an operator's TRUNCATE would.
+  const truncateEvents = () => suite!.reset();
+
+  useSuiteStore(
+    kind,
+    skip,
+    (s, _url, t) => {
+      store = s;
+      suite = t;
+    },
+    () => clock.set(START),
+  );
 
   describe.skipIf(skip)('ingest', () => {
     it('creates queued events with history, a job and two outbox notifications each, in one batch', async () => {
@@ -351,6 +364,38 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       expect(s.queueDepth).toBe(2);
       expect(s.oldestQueuedAgeMs).toBe(1500);
       expect(s.byStatus).toEqual({ accepted: 0, queued: 2, processing: 0, processed: 0, failed: 0 });
+    });
+
+    it('keeps counting events right as they age past the counted range, after a truncate, and at the periodic recount', async () => {
+      const byStatus = async () => (await store.stats(clock.now())).byStatus;
+      const processOne = async () => {
+        const [job] = await store.claim({ queue: 'processing', workerId: 'w', limit: 1, leaseMs: 60_000, now: clock.now() });
+        expect(await store.complete(ref(job!), { processor: 'p', result: null }, clock.now())).toBe(true);
+      };
+      await store.ingest([item(), item(), item()], clock.now());
+      await processOne();
+      expect(await byStatus()).toMatchObject({ queued: 2, processed: 1 });
+      // Six minutes on, those events lie below the range counted each time: counted once, kept.
+      clock.advance(6 * 60_000);
+      expect(await byStatus()).toMatchObject({ queued: 2, processed: 1 });
+      expect(await byStatus()).toMatchObject({ queued: 2, processed: 1 });
+      await store.ingest([item()], clock.now());
+      await processOne();
+      expect(await byStatus()).toMatchObject({ queued: 2, processed: 2 });
+      clock.advance(6 * 60_000);
+      await processOne();
+      expect(await byStatus()).toEqual({ accepted: 0, queued: 1, processing: 0, processed: 3, failed: 0 });
+      // Past the recount interval everything is counted afresh: the same answer.
+      clock.advance(11 * 60_000);
+      expect(await byStatus()).toEqual({ accepted: 0, queued: 1, processing: 0, processed: 3, failed: 0 });
+    });
+
+    it('notices a truncated events table at once', async () => {
+      await store.ingest([item(), item()], clock.now());
+      clock.advance(6 * 60_000);
+      expect((await store.stats(clock.now())).byStatus.queued).toBe(2);
+      await truncateEvents();
+      expect((await store.stats(clock.now())).byStatus).toEqual({ accepted: 0, queued: 0, processing: 0, processed: 0, failed: 0 });
     });
 
     it('claims a due task once until it is finished, then at its next run', async () => {
