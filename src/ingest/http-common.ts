@@ -94,6 +94,12 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    // JSON is UTF-8 (RFC 8259 §8.1) and is read as such: a body declared in another charset
+    // would be read as something else than was sent.
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)"?/i.exec(request.headers['content-type'] ?? '')?.[1]?.toLowerCase();
+    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+      return done(createError('UNSUPPORTED_MEDIA_TYPE', `charset ${charset} is not supported; send JSON as UTF-8`, { field: 'headers.content-type' }), undefined);
+    }
     if (body === '') return done(null, undefined);
     parseJson(request, body as string, (err, value) => {
       // Refused by the prototype-poisoning check (Fastify reports it as invalid JSON): valid

@@ -270,8 +270,16 @@ describe(`malformed input (${kind})`, () => {
       expect(res.status).toBe(415);
       expect(res.body).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', field: 'headers.content-type' });
     }
-    const charset = await api.request('POST', '/api/events', { key: user.key, payload: JSON.stringify(ev), headers: { 'content-type': 'application/json; charset=utf-8' } });
-    expect(charset.status).toBe(202);
+    for (const type of ['application/json; charset=utf-8', 'application/json;charset="UTF-8"', 'application/json; charset=utf8']) {
+      const utf8 = await api.request('POST', '/api/events', { key: user.key, payload: JSON.stringify(ev), headers: { 'content-type': type } });
+      expect(utf8.status, type).toBe(202);
+    }
+    // JSON is UTF-8: a body declared in another charset would be read as something else.
+    for (const type of ['application/json; charset=utf-16', 'application/json; charset=latin1']) {
+      const other = await api.request('POST', '/api/events', { key: user.key, payload: JSON.stringify(ev), headers: { 'content-type': type } });
+      expect(other.status, type).toBe(415);
+      expect(other.body).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', field: 'headers.content-type' });
+    }
   });
 
   it('answers what the HTTP parser refuses (bad header, headers too large) as problem+json too', async () => {
