@@ -10,6 +10,8 @@ import type { FastifyInstance } from 'fastify';
 interface RoutePattern {
   re: RegExp;
   methods: Set<string>;
+  /** No parameters: `/api/events/batch`, which shadows `/api/events/:id` for that path. */
+  fixed: boolean;
 }
 
 function escapeRe(text: string): string {
@@ -38,17 +40,31 @@ export class AllowedMethods {
       if (url === '*' || url === '/*') return;
       let entry = this.byUrl.get(url);
       if (!entry) {
-        entry = { re: compile(url), methods: new Set() };
+        entry = { re: compile(url), methods: new Set(), fixed: !url.includes(':') && !url.includes('*') };
         this.byUrl.set(url, entry);
       }
       for (const method of [route.method].flat()) entry.methods.add(method.toUpperCase());
     });
   }
 
-  /** The methods with a route for `path`, sorted; empty when no route matches it at all. */
+  /**
+   * The methods with a route for `path`, sorted; empty when no route matches it at all. A path
+   * that names a route without parameters is that route's alone: `/api/events/batch` takes
+   * POST, although `GET /api/events/:id` would match it too (and refuse `batch` as an id).
+   */
   for(path: string): string[] {
+    const fixed = this.matching(path, true);
+    return fixed.length > 0 ? fixed : this.matching(path, false);
+  }
+
+  /** The methods of the parameterless routes for `path` (see for()). */
+  fixedFor(path: string): string[] {
+    return this.matching(path, true);
+  }
+
+  private matching(path: string, fixedOnly: boolean): string[] {
     const methods = new Set<string>();
-    for (const { re, methods: m } of this.byUrl.values()) if (re.test(path)) m.forEach((x) => methods.add(x));
+    for (const { re, methods: m, fixed } of this.byUrl.values()) if ((fixed || !fixedOnly) && re.test(path)) m.forEach((x) => methods.add(x));
     return [...methods].sort();
   }
 }

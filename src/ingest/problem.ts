@@ -75,6 +75,16 @@ export function installProblemHandlers(app: FastifyInstance): void {
   // Routes are added after this runs: the tracker sees them all.
   const allowed = new AllowedMethods();
   allowed.track(app);
+  // A parameter route reached with a path that names a parameterless route for other methods
+  // (`GET /api/events/batch` → `/api/events/:id`, refusing `batch` as an id): the method is wrong.
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.routeOptions.url?.includes(':')) return;
+    const path = request.url.split('?', 1)[0] ?? '/';
+    const methods = allowed.fixedFor(path);
+    if (methods.length === 0 || methods.includes(request.method)) return;
+    reply.header('allow', methods.join(', '));
+    return sendProblem(reply, request, createError('METHOD_NOT_ALLOWED', `${path} does not take ${request.method}; it takes ${methods.join(', ')}`));
+  });
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?', 1)[0] ?? '/';
     const methods = allowed.for(path);

@@ -168,6 +168,16 @@ describe(`malformed input (${kind})`, () => {
     expect(param.headers.allow).toBe('GET, HEAD');
     const retry = await api.request('GET', '/api/events/0190f0e6-0000-7000-8000-000000000000/retry', { key: user.key });
     expect(retry.headers.allow).toBe('POST');
+    // A parameterless path is its own route, though `/api/events/:id` matches it too: `batch`
+    // and `retry` take POST only, and GET is a wrong method, not a bad event id.
+    for (const path of ['/api/events/batch', '/api/events/retry']) {
+      for (const method of ['GET', 'PUT', 'DELETE']) {
+        const shadowed = await api.request(method, path, { key: user.key });
+        expect(shadowed.status, `${method} ${path}`).toBe(405);
+        expect(shadowed.headers.allow, `${method} ${path}`).toBe('POST');
+        expect(shadowed.body).toMatchObject({ code: 'METHOD_NOT_ALLOWED' });
+      }
+    }
     for (const path of ['/nope', '/api/admin', '/api/nothing-here']) {
       const none = await api.request('GET', path, { key: user.key });
       expect(none.status).toBe(404);
