@@ -7,6 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { join, resolve } from 'node:path';
 import { generateApiKey, isWellFormedKey } from '../auth/keys.js';
 import { ensureAdminKey } from '../auth/bootstrap.js';
+import type { Logger } from '../observability/logger.js';
 import type { Store } from '../store/types.js';
 import type { TemConfig } from '../config/index.js';
 import { ConfigError } from '../config/index.js';
@@ -15,30 +16,41 @@ export interface AdminKeyInfo {
   /** Where the key file is, when the key lives in a file. */
   path: string | null;
   created: boolean;
+  /** Why the admin key authenticates nothing (revoked, principal disabled), or null. */
+  unusable: string | null;
 }
 
-export async function setUpAdminKey(store: Store, config: TemConfig, options: { writeFile: boolean }): Promise<AdminKeyInfo> {
+export async function setUpAdminKey(store: Store, config: TemConfig, options: { writeFile: boolean; logger: Logger }): Promise<AdminKeyInfo> {
+  const info = await setUp(store, config, options.writeFile);
+  if (info.unusable) {
+    const where = config.adminKey ? 'TEM_ADMIN_KEY' : info.path;
+    options.logger.error({ admin_key: where }, `the admin key (${where}) authenticates nothing: ${info.unusable}; set a new TEM_ADMIN_KEY, or re-enable the principal`);
+  }
+  return info;
+}
+
+async function setUp(store: Store, config: TemConfig, writeFile: boolean): Promise<AdminKeyInfo> {
   if (config.adminKey) {
     if (!isWellFormedKey(config.adminKey)) throw new ConfigError('TEM_ADMIN_KEY', 'must be tem_ followed by at least 32 base62 characters');
-    await ensureAdminKey(store, config.adminKey);
-    return { path: null, created: false };
+    const { unusable } = await ensureAdminKey(store, config.adminKey);
+    return { path: null, created: false, unusable };
   }
-  if (!options.writeFile) return { path: null, created: false };
+  if (!writeFile) return { path: null, created: false, unusable: null };
   const dir = resolve(config.dataDir);
   const path = join(dir, 'admin.key');
   if (existsSync(path)) {
     const key = readFileSync(path, 'utf8').trim();
     if (!isWellFormedKey(key)) throw new ConfigError(path, 'does not hold an admin key (tem_ followed by at least 32 base62 characters); delete it and a new key is made at the next start');
-    await ensureAdminKey(store, key);
-    return { path, created: false };
+    const { unusable } = await ensureAdminKey(store, key);
+    return { path, created: false, unusable };
   }
   mkdirSync(dir, { recursive: true });
   const { key } = generateApiKey();
-  await ensureAdminKey(store, key);
+  const { unusable } = await ensureAdminKey(store, key);
   // Written whole or not at all: a start killed mid-write must not leave a half key behind.
   const partial = `${path}.${process.pid}.tmp`;
   writeFileSync(partial, `${key}\n`, { mode: 0o600 });
   chmodSync(partial, 0o600);
   renameSync(partial, path);
-  return { path, created: true };
+  return { path, created: true, unusable };
 }

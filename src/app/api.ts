@@ -12,7 +12,7 @@ export async function runApi(): Promise<void> {
   const { config, logger, lifecycle } = rt;
   try {
     const store = await startStore(rt, { requireDatabaseUrl: true });
-    await setUpAdminKey(store, config, { writeFile: false });
+    await setUpAdminKey(store, config, { writeFile: false, logger });
     const bus = startBus(rt);
     const presence = startPresence(rt);
     if (bus.kind === 'memory') {

@@ -30,7 +30,7 @@ export async function startEmbedded(overrides: ConfigOverrides = {}, env: NodeJS
   const { config, logger, metrics, clock, lifecycle } = rt;
   try {
     const store = await startStore(rt);
-    const adminKey = await setUpAdminKey(store, config, { writeFile: true });
+    const adminKey = await setUpAdminKey(store, config, { writeFile: true, logger });
     if (adminKey.path) logger.info({ path: adminKey.path, created: adminKey.created }, 'admin key file');
 
     const bus = startBus(rt);

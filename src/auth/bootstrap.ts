@@ -10,11 +10,22 @@ import { hashApiKey, isWellFormedKey, keyPrefix } from './keys.js';
 
 export const ADMIN_PRINCIPAL_ID = 'admin';
 
-export async function ensureAdminKey(store: Store, key: string): Promise<{ principalId: string; keyId: string }> {
+export interface AdminKeySetUp {
+  principalId: string;
+  keyId: string;
+  /**
+   * Why the key authenticates nothing, when it does not: revoked, or its principal disabled. A
+   * start does not undo what an operator did (a revocation must stick); it says so instead.
+   */
+  unusable: string | null;
+}
+
+export async function ensureAdminKey(store: Store, key: string): Promise<AdminKeySetUp> {
   if (!isWellFormedKey(key)) {
     throw createError('BAD_REQUEST', 'The admin key must be tem_ followed by at least 32 base62 characters', { field: 'TEM_ADMIN_KEY' });
   }
   const principal = await store.getPrincipal(ADMIN_PRINCIPAL_ID);
+  const disabled = principal?.disabled ? `its principal ${ADMIN_PRINCIPAL_ID} is disabled` : null;
   if (!principal) {
     await ignoreConflict(store.createPrincipal({ id: ADMIN_PRINCIPAL_ID, kind: 'service', role: 'admin' }));
   }
@@ -24,7 +35,8 @@ export async function ensureAdminKey(store: Store, key: string): Promise<{ princ
     if (existing.principal.id !== ADMIN_PRINCIPAL_ID) {
       throw createError('CONFLICT', 'The admin key is already registered to another principal');
     }
-    return { principalId: ADMIN_PRINCIPAL_ID, keyId: existing.key.id };
+    const unusable = existing.key.revokedAt ? `it was revoked at ${existing.key.revokedAt.toISOString()}` : disabled;
+    return { principalId: ADMIN_PRINCIPAL_ID, keyId: existing.key.id, unusable };
   }
   const id = newId('key');
   try {
@@ -33,9 +45,9 @@ export async function ensureAdminKey(store: Store, key: string): Promise<{ princ
     // Another process bootstrapping at the same moment stored it first.
     const again = isTemError(err) && err.code === 'CONFLICT' ? await store.findApiKeyByHash(hash) : null;
     if (!again) throw err;
-    return { principalId: ADMIN_PRINCIPAL_ID, keyId: again.key.id };
+    return { principalId: ADMIN_PRINCIPAL_ID, keyId: again.key.id, unusable: disabled };
   }
-  return { principalId: ADMIN_PRINCIPAL_ID, keyId: id };
+  return { principalId: ADMIN_PRINCIPAL_ID, keyId: id, unusable: disabled };
 }
 
 async function ignoreConflict(p: Promise<unknown>): Promise<void> {

@@ -105,6 +105,16 @@ describe(`admin API (${kind})`, () => {
     expect((await admin('PUT', '/api/admin/roles/support', { permissions: ['events.get.*', 'admin.get.principal_list'] })).status).toBe(200);
     const withRole = await admin('POST', '/api/admin/principals', { id: 'helpdesk', kind: 'user', role: 'support' });
     expect(withRole.status).toBe(201);
+
+    // The admin role keeps `*`: without it every admin key would lose the API that could give it back.
+    const lockout = await admin('PUT', '/api/admin/roles/admin', { permissions: ['events.*'] });
+    expect(lockout.status).toBe(409);
+    expect(lockout.body).toMatchObject({ code: 'INVALID_STATE', field: 'body.permissions' });
+    expect((await admin('GET', '/api/admin/roles/admin')).body).toMatchObject({ permissions: ['*'] });
+    expect((await admin('GET', '/api/admin/principals')).status).toBe(200);
+    // Adding to it is allowed (`*` already covers everything, but the list is the operator's).
+    expect((await admin('PUT', '/api/admin/roles/admin', { permissions: ['*', 'events.*'] })).status).toBe(200);
+    expect((await admin('PUT', '/api/admin/roles/admin', { permissions: ['*'] })).status).toBe(200);
   });
 
   it('requires admin permissions on every admin route', async () => {

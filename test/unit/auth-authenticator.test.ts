@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { Authenticator, type AuthChange } from '../../src/auth/authenticator.js';
 import { ensureAdminKey } from '../../src/auth/bootstrap.js';
+import { setUpAdminKey } from '../../src/app/admin-key.js';
+import type { Logger } from '../../src/observability/logger.js';
 import { generateApiKey, hashApiKey } from '../../src/auth/keys.js';
 import { loadConfig } from '../../src/config/index.js';
 import { ManualClock } from '../../src/core/clock.js';
@@ -269,6 +271,28 @@ describe('ensureAdminKey', () => {
 
   it('refuses a malformed key', async () => {
     await expect(ensureAdminKey(store, 'tem_short')).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+  });
+
+  it('leaves a revoked admin key revoked, or its principal disabled, and says so at start', async () => {
+    const { key } = generateApiKey();
+    const { keyId, unusable } = await ensureAdminKey(store, key);
+    expect(unusable).toBeNull();
+    const errors: string[] = [];
+    const logger = { error: (_fields: unknown, msg: string) => errors.push(msg) } as unknown as Logger;
+    const cfg = config({ adminKey: key });
+
+    await store.revokeApiKey(keyId, new Date('2026-02-01T00:00:00Z'));
+    expect((await ensureAdminKey(store, key)).unusable).toBe('it was revoked at 2026-02-01T00:00:00.000Z');
+    expect((await setUpAdminKey(store, cfg, { writeFile: false, logger })).unusable).toMatch(/revoked/);
+    expect(errors).toEqual([expect.stringMatching(/^the admin key \(TEM_ADMIN_KEY\) authenticates nothing: it was revoked at/)]);
+    // Still revoked: a start does not undo an operator's revocation.
+    expect((await store.listApiKeys('admin')).find((k) => k.id === keyId)?.revokedAt).not.toBeNull();
+
+    const { key: other } = generateApiKey();
+    await store.updatePrincipal('admin', { disabled: true });
+    expect((await ensureAdminKey(store, other)).unusable).toBe('its principal admin is disabled');
+    expect((await ensureAdminKey(store, other)).unusable).toBe('its principal admin is disabled');
+    await store.updatePrincipal('admin', { disabled: false });
   });
 });
 

@@ -21,6 +21,8 @@ const putSchema = {
 
 type NameParams = { Params: { name: string } };
 
+const ADMIN_ROLE = 'admin';
+
 export const adminRoleRoutes: ApiRoutePlugin = async (app, { store, authenticator }) => {
   app.get('/api/admin/roles', { config: { permission: 'admin.get.role_list' } }, async () => {
     const roles = await store.listRoles();
@@ -41,6 +43,12 @@ export const adminRoleRoutes: ApiRoutePlugin = async (app, { store, authenticato
     '/api/admin/roles/:name',
     { config: { permission: 'admin.put.role_update' }, schema: { params: nameParams, body: putSchema } },
     async (request: FastifyRequest<NameParams & { Body: { permissions: string[] } }>, reply) => {
+      // The admin role is how a deployment is administered at all (TEM_ADMIN_KEY, admin.key):
+      // without `*` every admin key, this caller's included, would be locked out of the API
+      // that could give it back.
+      if (request.params.name === ADMIN_ROLE && !request.body.permissions.includes('*')) {
+        throw createError('INVALID_STATE', `The built-in ${ADMIN_ROLE} role always holds "*"; give narrower permissions through another role`, { field: 'body.permissions' });
+      }
       const { role, created } = await store.putRole(request.params.name, [...new Set(request.body.permissions)]);
       // Every principal of this role may have gained or lost permissions.
       await authenticator.changed({ roles: true });
