@@ -299,6 +299,10 @@ export class Registry {
         entry.filling.push(pub);
         return;
       }
+      // Sent already: a fill from history got ahead of this live copy (history is read on one
+      // Bus connection, publications arrive on another).
+      const last = entry.last;
+      if (last && pub.epoch === last.epoch && pub.offset <= last.offset) return;
       // Offsets within an epoch go up by one: a jump means publications never reached this node
       // (its Bus connection dropped meanwhile). They are in history: fetch them first.
       const base = this.baseline(entry);
@@ -368,13 +372,21 @@ export class Registry {
    * meanwhile, each publication once and in order. When history no longer has it all, the
    * subscribers are handed to onUnrecoverableGap (they resubscribe and resync).
    */
-  private async fill(entry: ChannelEntry, base: StreamPosition): Promise<void> {
+  private async fill(entry: ChannelEntry, base: StreamPosition, attempt = 0): Promise<void> {
     let missed: Publication[] | null = null;
     try {
       const history = await this.bus.history(entry.name, base);
       if (history.recovered) missed = history.publications;
     } catch (err) {
       this.hooks.onBusError?.(entry.name, err);
+      // A read that failed (the reading connection not back yet) is no proof the publications
+      // are gone: read again shortly, live ones queueing meanwhile, before every subscriber of
+      // the channel is told to resync.
+      if (attempt < GAP_CHECK_RETRIES && this.channels.get(entry.name) === entry && (entry.filling?.length ?? 0) < MAX_PENDING_BUFFER) {
+        const retry = setTimeout(() => void this.fill(entry, base, attempt + 1), GAP_CHECK_RETRY_MS);
+        retry.unref?.();
+        return;
+      }
     }
     const queued = entry.filling ?? [];
     entry.filling = null;

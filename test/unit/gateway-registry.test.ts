@@ -43,20 +43,26 @@ function subscriber(id: string): Subscriber & { offsets: number[]; positions: Ma
   };
 }
 
-describe('registry: a subscriber recovering from history', () => {
-  const CH = 'live:1:chat';
-  let inner: MemoryBus;
-  afterEach(async () => {
-    await inner?.close();
-  });
+const CH = 'live:1:chat';
+let inner: MemoryBus;
 
+/** A subscriber of CH receiving live publications from now on. */
+async function liveSubscriber(registry: Registry, id: string): Promise<ReturnType<typeof subscriber>> {
+  const sub = subscriber(id);
+  await registry.addPending(sub, CH);
+  registry.activate(sub, CH, null);
+  return sub;
+}
+afterEach(async () => {
+  await inner?.close();
+});
+
+describe('registry: a subscriber recovering from history', () => {
   it('is not sent again, live, what its replay already held when the live copies arrive later', async () => {
     inner = new MemoryBus();
     const { bus, hold, release } = laggingBus(inner);
     const registry = new Registry(bus);
-    const a = subscriber('a');
-    await registry.addPending(a, CH);
-    registry.activate(a, CH, null);
+    const a = await liveSubscriber(registry, 'a');
     for (let i = 0; i < 3; i++) await bus.publish(CH, 'm', { i });
     expect(a.offsets).toEqual([1, 2, 3]);
 
@@ -93,5 +99,63 @@ describe('registry: a subscriber recovering from history', () => {
     const at = await bus.position(CH);
     registry.activate(b, CH, at);
     expect(registry.suspend(b, CH)).toEqual({ last: at });
+  });
+});
+
+/** A bus whose live deliveries can be lost (a dropped connection) or held back one by one. */
+function lossyBus(inner: MemoryBus): { bus: Bus; mode(m: 'pass' | 'drop' | 'hold'): void; releaseOne(): void } {
+  let mode: 'pass' | 'drop' | 'hold' = 'pass';
+  const held: (() => void)[] = [];
+  const bus = Object.create(inner) as Bus;
+  bus.subscribe = (channel, handler) =>
+    inner.subscribe(channel, (pub: Publication) => {
+      if (mode === 'drop') return;
+      if (mode === 'hold') held.push(() => handler(pub));
+      else handler(pub);
+    });
+  return { bus, mode: (m) => void (mode = m), releaseOne: () => held.shift()?.() };
+}
+
+describe('registry: a node filling a gap from history', () => {
+  it('does not send again a publication whose live copy arrives after the fill already sent it', async () => {
+    inner = new MemoryBus();
+    const { bus, mode, releaseOne } = lossyBus(inner);
+    const registry = new Registry(bus);
+    const a = await liveSubscriber(registry, 'a');
+    await bus.publish(CH, 'm', {});
+    // 2 and 3 never reach this node; 4 and 5 arrive late, 5 after the fill has read it.
+    mode('drop');
+    await bus.publish(CH, 'm', {});
+    await bus.publish(CH, 'm', {});
+    mode('hold');
+    await bus.publish(CH, 'm', {});
+    await bus.publish(CH, 'm', {});
+    mode('pass');
+    releaseOne(); // 4: an offset jump, the fill reads 2..5 from history
+    await new Promise((r) => setTimeout(r, 20));
+    expect(a.offsets).toEqual([1, 2, 3, 4, 5]);
+    releaseOne(); // 5, live, late
+    await bus.publish(CH, 'm', {});
+    expect(a.offsets).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('reads history again when the read fails, instead of sending every subscriber to resync', async () => {
+    inner = new MemoryBus();
+    const { bus, mode } = lossyBus(inner);
+    let failures = 2;
+    const history = bus.history.bind(bus);
+    bus.history = (channel, since) => (failures-- > 0 ? Promise.reject(new Error('reading connection down')) : history(channel, since));
+    const gaps: string[] = [];
+    const registry = new Registry(bus, { onUnrecoverableGap: (channel) => gaps.push(channel) });
+    const a = await liveSubscriber(registry, 'a');
+    await bus.publish(CH, 'm', {});
+    mode('drop');
+    await bus.publish(CH, 'm', {});
+    mode('pass');
+    await bus.publish(CH, 'm', {}); // 3: a jump; the first two reads fail
+    await bus.publish(CH, 'm', {}); // 4 queues behind the fill
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(gaps).toEqual([]);
+    expect(a.offsets).toEqual([1, 2, 3, 4]);
   });
 });
