@@ -52,7 +52,10 @@ export async function runGateway(): Promise<void> {
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => {
       const redis = await bus.health();
-      return reply.code(redis === 'ok' ? 200 : 503).send({ status: redis === 'ok' ? 'ok' : 'unavailable', redis });
+      // Not ready until it hears revocations and notices too (it keeps trying to subscribe).
+      const control = gateway.listeningForControl();
+      const ok = redis === 'ok' && control;
+      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', redis, control: control ? 'listening' : 'not listening' });
     });
     serveMetrics(app, metrics);
     serveWebSocketEndpoint(app, gateway);

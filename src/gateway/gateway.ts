@@ -39,6 +39,8 @@ export interface Gateway {
   close(code?: number): Promise<void>;
   /** Open connections on this node. */
   connectionCount(): number;
+  /** Whether it receives control messages (revocations, notices): not while it cannot subscribe. */
+  listeningForControl(): boolean;
   /** Runs presence refresh and expiry now (tests, and a clean shutdown path). */
   presenceTick(): Promise<void>;
 }
@@ -202,10 +204,38 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
     // Permissions just refreshed; a lost membership_removed message is caught here too.
     await accessRecheck.sweep();
   });
-  let controlUnsub: Promise<Unsubscribe | null> = deps.bus.onControl((m) => revocation.onControl(m)).catch((err: unknown) => {
-    logger.error({ err }, 'gateway could not listen for control messages');
-    return null;
-  });
+  // Revocations, role edits, membership changes, typing and presence notices all arrive as
+  // control messages: a node that could not subscribe (Redis unreachable at its start) tries
+  // again until it can, and is not ready meanwhile. Once it listens, what it may have missed is
+  // checked as after a reconnect.
+  let listeningForControl = false;
+  let wakeControlRetry: (() => void) | null = null;
+  const listenForControl = (attempt: number): Promise<Unsubscribe | null> =>
+    deps.bus.onControl((m) => revocation.onControl(m)).then(
+      (unsub) => {
+        listeningForControl = true;
+        if (attempt > 0) {
+          logger.info({ attempts: attempt + 1 }, 'gateway listening for control messages');
+          revocation.onControl({ kind: 'roles_changed' });
+          accessRecheck.sweep().catch((err: unknown) => logger.warn({ err }, 'membership sweep after listening again failed'));
+        }
+        return unsub;
+      },
+      async (err: unknown) => {
+        if (attempt === 0) logger.error({ err }, 'gateway could not listen for control messages; trying again until it can');
+        if (closing) return null;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(5000, 250 * 2 ** Math.min(attempt, 5)));
+          wakeControlRetry = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wakeControlRetry = null;
+        return closing ? null : listenForControl(attempt + 1);
+      },
+    );
+  let controlUnsub: Promise<Unsubscribe | null> = listenForControl(0);
   const stopInvalidations = revocation.listenToAuthenticator();
   // Control messages published while this node's bus connection was down never reach it (a
   // revoked key, an edited role, a removed membership). Once it is back: as after a role edit,
@@ -229,6 +259,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(req, socket, head));
     },
     revalidate,
+    listeningForControl: () => listeningForControl,
     connectionCount: () => connections.size,
     presenceTick,
     async close(code = CLOSE_CODES.SERVER_RESTART) {
@@ -238,6 +269,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
       typingWatch.close();
       stopInvalidations();
       await offResubscribed();
+      wakeControlRetry?.();
       const unsub = await controlUnsub;
       controlUnsub = Promise.resolve(null);
       await unsub?.().catch(() => undefined);

@@ -17,7 +17,8 @@ import { REDIS_URL } from './services.js';
 export interface RedisRealtime {
   prefix: string;
   /** A new bus node (each its own connections), closed by close(). */
-  bus(): RedisBus;
+  /** A bus under the test's prefix; `url` to reach Redis another way (a TcpProxy). */
+  bus(url?: string): RedisBus;
   presence: RedisPresenceStore;
   sessions: RedisSessionStore;
   close(): Promise<void>;
@@ -31,8 +32,8 @@ export function redisRealtime(label: string): RedisRealtime {
   const sessions = new RedisSessionStore({ url: REDIS_URL, prefix });
   return {
     prefix,
-    bus() {
-      const b = new RedisBus({ url: REDIS_URL, prefix, namespaces });
+    bus(url = REDIS_URL) {
+      const b = new RedisBus({ url, prefix, namespaces });
       buses.push(b);
       return b;
     },

@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestPrincipal } from '../helpers/api.js';
 import { redisRealtime, type RedisRealtime } from '../helpers/redis-realtime.js';
-import { services } from '../helpers/services.js';
+import { REDIS_URL, services } from '../helpers/services.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { isNotice, isPublication, startGatewayHarness, WsTestClient, type GatewayHarness, type GatewayNode } from '../helpers/ws.js';
 
 describe.skipIf(!services.redis)('gateways on Redis', () => {
@@ -16,7 +17,7 @@ describe.skipIf(!services.redis)('gateways on Redis', () => {
   let alice: TestPrincipal;
   let bob: TestPrincipal;
 
-  const bus = () => redis.bus();
+  const bus = (url?: string) => redis.bus(url);
 
   beforeAll(async () => {
     redis = redisRealtime('gw-redis');
@@ -61,6 +62,33 @@ describe.skipIf(!services.redis)('gateways on Redis', () => {
     await a.close();
     await b.close();
   });
+
+  it('a node started while Redis is unreachable listens for control messages once it is back', async () => {
+    const proxy = TcpProxy.forUrl(REDIS_URL, 6379);
+    await proxy.start();
+    proxy.cut();
+    try {
+      const late = await h.addNode({ bus: bus(proxy.url(REDIS_URL)) });
+      await new Promise((r) => setTimeout(r, 500));
+      expect(late.gateway.listeningForControl()).toBe(false);
+      proxy.restore();
+      const until = Date.now() + 15_000;
+      while (!late.gateway.listeningForControl() && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      expect(late.gateway.listeningForControl()).toBe(true);
+      // Typing notices travel as control messages: one from node A reaches a client on it.
+      const b = await WsTestClient.ready(late.wsUrl({ token: bob.key }));
+      await b.request('SUBSCRIBE', { channels: ['live:1:chat'] });
+      const a = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+      await a.request('SUBSCRIBE', { channels: ['live:1:chat'] });
+      const typing = b.next((f) => isNotice(f, 'live:1:chat') && f.payload.event === 'typing');
+      a.send('TYPING_START', { channel: 'live:1:chat' });
+      expect((await typing).payload.payload).toEqual({ user_id: 'alice', is_typing: true });
+      await a.close();
+      await b.close();
+    } finally {
+      await proxy.stop();
+    }
+  }, 30_000);
 
   it('counts connection attempts per key across nodes: the limit is not one per node', async () => {
     const config = { wsConnectLimit: 3, wsConnectWindowMs: 60_000 };
