@@ -66,6 +66,20 @@ export class PresenceTracker {
     }
   }
 
+  /**
+   * The connection no longer receives `channel` but did not leave it (its subscription fell
+   * behind): the entry is stamped once more and no longer refreshed, so it expires by TTL unless
+   * the client subscribes again (the SDK does at once), which refreshes it — no leave and join
+   * flicker for others, and no user shown online for as long as the connection lives.
+   */
+  detach(conn: Connection, channel: string): void {
+    if (!this.entries.get(conn)?.delete(channel)) return;
+    const { userId, id: connectionId } = conn;
+    this.enqueue(conn, async () => {
+      await this.ctx.presence.touch({ channel, userId, connectionId }, this.ttlMs, this.ctx.clock.nowMs());
+    });
+  }
+
   /** Refreshes every live entry of this node (run well within the TTL). */
   async refreshAll(): Promise<void> {
     const work: Promise<void>[] = [];

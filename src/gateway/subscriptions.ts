@@ -177,9 +177,13 @@ export class Subscriptions {
       this.abandon(conn, channel);
       left.push(channel);
     }
-    // Typing stops where the connection no longer is (a pattern may have covered several).
-    for (const channel of this.typing.channelsOf(conn)) if (!this.receives(conn, channel)) this.typing.stop(conn, channel);
+    this.stopTypingWhereGone(conn);
     return left;
+  }
+
+  /** Typing stops where the connection no longer is (a pattern may have covered several). */
+  private stopTypingWhereGone(conn: Connection): void {
+    for (const channel of this.typing.channelsOf(conn)) if (!this.receives(conn, channel)) this.typing.stop(conn, channel);
   }
 
   /** The connection is gone: leave every channel; presence entries expire by TTL. */
@@ -211,6 +215,8 @@ export class Subscriptions {
    */
   fellBehind(conn: Connection, channel: string): void {
     this.abandon(conn, channel);
+    if (!isPattern(channel)) this.presence.detach(conn, channel);
+    this.stopTypingWhereGone(conn);
     conn.sendError(
       'INTERNAL',
       isPattern(channel)

@@ -32,7 +32,8 @@ describe.skipIf(!services.redis)('gateway bus connection lost and back', () => {
     await proxy.start();
     gatewayBus = new RedisBus({ url: proxy.url(REDIS_URL), prefix, namespaces, commandTimeoutMs: 300, connectTimeoutMs: 500, heartbeatMs: 200 });
     publisher = new RedisBus({ url: REDIS_URL, prefix, namespaces });
-    h = await startGatewayHarness({ bus: gatewayBus });
+    // `tiny` has presence on the gateway's side; a short TTL lets an abandoned entry run out.
+    h = await startGatewayHarness({ bus: gatewayBus, config: { presenceTtlMs: 1500, namespaces: { tiny: { presence: true } } } });
     alice = await h.api.createPrincipal({ id: 'alice', kind: 'service' });
   });
 
@@ -90,6 +91,26 @@ describe.skipIf(!services.redis)('gateway bus connection lost and back', () => {
     // Subscribing again from its position, the client learns the gap cannot be recovered.
     const again = await c.request('SUBSCRIBE', { channels: ['tiny:gap:c'], since: { 'tiny:gap:c': { offset: 1, epoch: String(offsetsEpoch(c, 'tiny:gap:c')) } } });
     expect(again.payload).toMatchObject({ channel: 'tiny:gap:c', recovered: false, offset: 6 });
+    await c.close();
+  }, 30_000);
+
+  it('a subscription that fell behind stops keeping its user present: not refreshed, it runs out', async () => {
+    const c = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
+    expect((await c.request('SUBSCRIBE', { channels: ['tiny:gap:p'] })).type).toBe('SUBSCRIBED');
+    await publisher.publish('tiny:gap:p', 'm', { i: 1 });
+    await until(() => offsets(c, 'tiny:gap:p').length === 1, 'the first');
+    const members = async () => ((await c.request('PRESENCE', { channel: 'tiny:gap:p' })).payload.members as { user_id: string }[]).map((m) => m.user_id);
+    expect(await members()).toEqual(['alice']);
+    proxy.cut();
+    for (let i = 2; i <= 6; i++) await publisher.publish('tiny:gap:p', 'm', { i });
+    await sleep(400);
+    proxy.restore();
+    await c.waitFor((f) => f.type === 'ERROR' && f.payload.channel === 'tiny:gap:p', 10_000);
+    // The client does not subscribe again: past the TTL its user is no longer shown, although
+    // the connection is still open (it was refreshed for as long as the connection lived).
+    await sleep(2500);
+    expect(await members()).toEqual([]);
+    expect(c.ws.readyState).toBe(1);
     await c.close();
   }, 30_000);
 
