@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { Authenticator } from '../auth/authenticator.js';
 import type { Bus } from '../bus/types.js';
 import { consolePlugin } from '../console/plugin.js';
-import { buildApiServer, buildInternalServer, IngestService } from '../ingest/index.js';
+import { buildApiServer, buildInternalServer, IngestService, RequestLimiter } from '../ingest/index.js';
 import type { PresenceStore } from '../presence/types.js';
 import type { Store } from '../store/types.js';
 import type { Runtime } from './runtime.js';
@@ -16,6 +16,8 @@ import { forwardAuthChanges } from './wiring.js';
 export interface ApiCore {
   authenticator: Authenticator;
   ingest: IngestService;
+  /** Per-key request budget: HTTP requests and INGEST frames alike. */
+  limiter: RequestLimiter;
   api: FastifyInstance;
   internal: FastifyInstance;
 }
@@ -31,8 +33,9 @@ export async function buildApiCore(rt: Runtime, deps: { store: Store; bus: Bus; 
   const ingest = new IngestService({ store, config, clock, metrics });
   lifecycle.add('ingest', () => ingest.close());
 
-  const api = await buildApiServer({ store, config, logger, clock, metrics, authenticator, bus, presence, ingest, isShuttingDown: () => lifecycle.isClosing });
+  const limiter = new RequestLimiter(config, bus);
+  const api = await buildApiServer({ store, config, logger, clock, metrics, authenticator, bus, presence, ingest, limiter, isShuttingDown: () => lifecycle.isClosing });
   await api.register(consolePlugin, config.publicWsUrl ? { wsUrl: config.publicWsUrl } : {});
-  const internal = await buildInternalServer({ config, logger, authenticator, store, metrics, ingest });
-  return { authenticator, ingest, api, internal };
+  const internal = await buildInternalServer({ config, logger, authenticator, store, metrics, ingest, limiter });
+  return { authenticator, ingest, limiter, api, internal };
 }

@@ -36,7 +36,7 @@ export async function startEmbedded(overrides: ConfigOverrides = {}, env: NodeJS
     const bus = startBus(rt);
     const presence = startPresence(rt);
     const sessions = startSessions(rt);
-    const { authenticator, ingest, api, internal } = await buildApiCore(rt, { store, bus, presence });
+    const { authenticator, ingest, limiter, api, internal } = await buildApiCore(rt, { store, bus, presence });
     const gateway = createGateway({
       config,
       logger,
@@ -47,7 +47,7 @@ export async function startEmbedded(overrides: ConfigOverrides = {}, env: NodeJS
       sessions,
       auth: authenticator,
       access: storeChannelAccess(store),
-      ingest: serviceIngestPort(ingest),
+      ingest: serviceIngestPort(ingest, (auth) => limiter.count(auth)),
       nodeId: config.nodeId,
     });
     serveWebSocketEndpoint(api, gateway);

@@ -72,10 +72,14 @@ export interface IngestServiceLike {
   ): Promise<{ outcome: 'created' | 'replayed'; event: { id: string; status: string } }>;
 }
 
-/** Embedded mode: INGEST frames go straight to the process's IngestService. */
-export function serviceIngestPort(service: IngestServiceLike): IngestPort {
+/**
+ * Embedded mode: INGEST frames go straight to the process's IngestService, counted against the
+ * caller's request budget as POST /api/events is (`limit`: RequestLimiter.count).
+ */
+export function serviceIngestPort(service: IngestServiceLike, limit?: (auth: AuthContext) => Promise<void>): IngestPort {
   return {
     async ingest(auth, _token, input) {
+      await limit?.(auth);
       const result = await service.ingest(auth, input, undefined, { field: 'payload' });
       // As POST /api/events answers: `accepted`, and a replay gets that original answer again.
       return { event_id: result.event.id, status: 'accepted', replayed: result.outcome === 'replayed' };

@@ -5,6 +5,7 @@ import type { TemConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Store } from '../store/types.js';
+import type { RequestLimiter } from './rate-limit.js';
 import type { IngestService } from './service.js';
 
 export interface InternalDeps {
@@ -15,6 +16,8 @@ export interface InternalDeps {
   metrics?: Metrics;
   /** For internal routes that ingest on behalf of a gateway connection. */
   ingest?: IngestService;
+  /** The public API's per-key request budget, which INGEST frames count against too. */
+  limiter?: RequestLimiter;
   /** More internal route plugins, registered like those of internal/index.ts. */
   extraRoutes?: InternalRoutePlugin[];
 }

@@ -22,12 +22,29 @@ export class RequestLimiter {
   /** Counts one request for the caller; sets the RateLimit headers; throws RATE_LIMITED. */
   async consume(ctx: AuthContext, reply: FastifyReply): Promise<void> {
     if (!this.limiter) return;
-    // Keys are limited per key; JWT users (no key) per user.
-    const verdict = await this.limiter.consume(ctx.keyId ?? `jwt:${ctx.principalId}`);
+    const verdict = await this.verdict(this.limiter, ctx);
     this.headers(reply, this.limiter.points, verdict);
+    this.refuse(this.limiter, verdict);
+  }
+
+  /**
+   * Counts one request that has no HTTP answer of its own (an INGEST frame: the same rules as
+   * POST /api/events, the same budget); throws RATE_LIMITED.
+   */
+  async count(ctx: AuthContext): Promise<void> {
+    if (!this.limiter) return;
+    this.refuse(this.limiter, await this.verdict(this.limiter, ctx));
+  }
+
+  private verdict(limiter: SharedLimiter, ctx: AuthContext): Promise<LimitVerdict> {
+    // Keys are limited per key; JWT users (no key) per user.
+    return limiter.consume(ctx.keyId ?? `jwt:${ctx.principalId}`);
+  }
+
+  private refuse(limiter: SharedLimiter, verdict: LimitVerdict): void {
     if (verdict.allowed) return;
     const retryAfter = Math.max(1, Math.ceil(verdict.msBeforeNext / 1000));
-    throw createError('RATE_LIMITED', `Rate limit of ${this.limiter.points} requests exceeded; retry in ${retryAfter} s`, { retryAfter });
+    throw createError('RATE_LIMITED', `Rate limit of ${limiter.points} requests exceeded; retry in ${retryAfter} s`, { retryAfter });
   }
 
   private headers(reply: FastifyReply, points: number, verdict: LimitVerdict): void {

@@ -20,7 +20,7 @@ export async function buildApiServer(deps: ApiDeps): Promise<FastifyInstance> {
   const routeDeps: RouteDeps = { ...rest, ingest };
 
   if (deps.config.corsOrigins) await app.register(cors, corsOptions(deps.config.corsOrigins));
-  installAuthHook(app, deps.authenticator, new RequestLimiter(deps.config, deps.bus));
+  installAuthHook(app, deps.authenticator, deps.limiter ?? new RequestLimiter(deps.config, deps.bus));
   installRequestMetrics(app, deps.metrics);
   for (const plugin of [...apiRoutes, ...extraRoutes]) await app.register(plugin, routeDeps);
   // In-flight ingests commit before the store is closed by whoever owns it.

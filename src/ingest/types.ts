@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PresenceStore } from '../presence/types.js';
 import type { Store } from '../store/types.js';
+import type { RequestLimiter } from './rate-limit.js';
 import type { IngestService } from './service.js';
 
 export interface ApiDeps {
@@ -27,6 +28,8 @@ export interface ApiDeps {
   presence?: PresenceStore;
   /** Shared with the gateway's INGEST frame; built here when not given (and then closed with the server). */
   ingest?: IngestService;
+  /** Per-key request budget, shared with INGEST frames; built here when not given. */
+  limiter?: RequestLimiter;
   /** More route plugins (e.g. real-time routes), registered like those of routes/index.ts. */
   extraRoutes?: ApiRoutePlugin[];
   /** When it returns true, /readyz answers 503 (draining before shutdown). */

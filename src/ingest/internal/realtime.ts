@@ -48,7 +48,7 @@ const ingestSchema = {
   },
 } as const;
 
-export const realtimeInternalRoutes: InternalRoutePlugin = async (app, { store, ingest, authenticator }) => {
+export const realtimeInternalRoutes: InternalRoutePlugin = async (app, { store, ingest, authenticator, limiter }) => {
   app.post(
     '/internal/channels/membership',
     { schema: { body: membershipSchema } },
@@ -71,6 +71,7 @@ export const realtimeInternalRoutes: InternalRoutePlugin = async (app, { store, 
     if (!ingest) throw createError('STORE_UNAVAILABLE', 'Ingest is not available in this process');
     const auth = await authenticator.authenticate(request.body.token);
     if (!can(auth, INGEST)) throw createError('FORBIDDEN', `This key lacks the permission ${INGEST}`);
+    await limiter?.count(auth);
     const result = await ingest.ingest(auth, request.body.event, undefined, { field: 'payload' });
     reply.code(result.outcome === 'created' ? 202 : 200);
     return {
