@@ -135,11 +135,17 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
 
   // ── periodic work ─────────────────────────────────────────────────────────
   const timers: NodeJS.Timeout[] = [];
+  // A run still going when the next is due is not doubled: with many connections and a slow API
+  // the access sweeps would otherwise pile up, each holding a snapshot of every connection.
   const every = (ms: number, fn: () => void | Promise<void>) => {
+    let running = false;
     const t = setInterval(() => {
+      if (running) return;
+      running = true;
       Promise.resolve()
         .then(fn)
-        .catch((err: unknown) => logger.warn({ err }, 'gateway periodic task failed'));
+        .catch((err: unknown) => logger.warn({ err }, 'gateway periodic task failed'))
+        .finally(() => (running = false));
     }, ms);
     t.unref?.();
     timers.push(t);

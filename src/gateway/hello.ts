@@ -140,7 +140,9 @@ export class Sessions {
    * written once another connection has resumed it.
    */
   save(conn: Connection, takeOver = false): void {
-    if (!conn.sessionId || !conn.auth) return;
+    // An overflowed connection's session is discarded at its close (its positions claim what
+    // never reached the client): a write still to come, after a replay say, must not bring it back.
+    if (!conn.sessionId || !conn.auth || conn.overflowed) return;
     const state: SessionState = { sessionId: conn.sessionId, userId: conn.auth.userId, channels: this.subs.positionsOf(conn), owner: conn.id };
     if (conn.status !== 'online') state.status = conn.status;
     this.track(conn, 'session save failed', this.ctx.sessions.save(state, this.ctx.config.sessionTtlMs, { takeOver }));
