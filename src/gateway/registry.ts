@@ -139,7 +139,9 @@ export class Registry {
     try {
       await entry.ready;
     } catch (err) {
-      this.remove(sub, channel);
+      // The failed entry may be gone from the map already (createEntry drops it): count the
+      // subscriber out here either way.
+      if (!this.remove(sub, channel) && entry.subscribers.delete(sub)) this.hooks.onSubscriptionCount?.(-1);
       throw err;
     }
   }

@@ -159,3 +159,16 @@ describe('registry: a node filling a gap from history', () => {
     expect(a.offsets).toEqual([1, 2, 3, 4]);
   });
 });
+
+describe('registry: a failed bus subscription', () => {
+  it('counts its subscriber out again', async () => {
+    inner = new MemoryBus();
+    const bus = Object.create(inner) as Bus;
+    bus.subscribe = () => Promise.reject(new Error('bus down'));
+    let count = 0;
+    const registry = new Registry(bus, { onSubscriptionCount: (delta) => (count += delta), onBusError: () => undefined });
+    await expect(registry.addPending(subscriber('a'), CH)).rejects.toThrow('bus down');
+    await expect(registry.addPending(subscriber('b'), CH)).rejects.toThrow('bus down');
+    expect(count).toBe(0);
+  });
+});
