@@ -130,7 +130,14 @@ export class RedisBus extends BaseBus {
     const topic = this.topicName(kind, name);
     if (kind === 'pattern') {
       this.patternNames.set(topic, name);
-      return withRedis(this.sub, (redis) => redis.psubscribe(topic)).then(() => undefined);
+      return withRedis(this.sub, (redis) => redis.psubscribe(topic)).then(
+        () => undefined,
+        (err: unknown) => {
+          // The base forgets a topic whose listen failed without unlistening it.
+          this.patternNames.delete(topic);
+          throw err;
+        },
+      );
     }
     return withRedis(this.sub, (redis) => redis.subscribe(topic)).then(() => undefined);
   }
