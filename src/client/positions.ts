@@ -37,15 +37,21 @@ export class Positions {
   /**
    * Takes the position a SUBSCRIBED or resume reported. When the server recovered the stream,
    * the missed publications are (or were just) replayed and advance the position themselves;
-   * otherwise the reported position is the new starting point.
+   * otherwise the reported position is the new starting point. `from` is the `since` that was
+   * sent: recovered from it with no position of the client's own (a subscribe with an initial
+   * `since`), the stream stands there — at the head the replays would all count as duplicates.
    */
-  onSubscribed(channel: string, position: StreamPosition, recovered: boolean): void {
+  onSubscribed(channel: string, position: StreamPosition, recovered: boolean, from?: StreamPosition): void {
     const cur = this.map.get(channel);
     if (cur && cur.epoch === position.epoch) {
       if (!recovered && position.offset > cur.offset) this.map.set(channel, { ...position });
       return;
     }
     if (cur && recovered) return;
+    if (recovered && from && from.epoch === position.epoch && from.offset <= position.offset) {
+      this.map.set(channel, { offset: from.offset, epoch: from.epoch });
+      return;
+    }
     this.map.set(channel, { offset: position.offset, epoch: position.epoch });
   }
 

@@ -106,7 +106,7 @@ export class Registry {
       if (covered(this.subs.values(), channel)) continue;
       const r = channel === own ? ownAck : restored[channel];
       const ok = r ? r.recovered : ack.resumed && ack.recovered;
-      if (r) this.positions.onSubscribed(channel, r, r.recovered);
+      if (r) this.positions.onSubscribed(channel, r, r.recovered, lost);
       if (!ok) {
         this.positions.delete(channel);
         this.port.resync({ channel, lost });
@@ -187,7 +187,7 @@ export class Registry {
         resolve: (f) => {
           if (f.type !== 'SUBSCRIBED') return;
           const p = (f as ServerFrame<'SUBSCRIBED'>).payload;
-          this.positions.onSubscribed(channel, p, p.recovered);
+          this.positions.onSubscribed(channel, p, p.recovered, lost);
           if (lost && !p.recovered) {
             this.positions.delete(channel);
             this.port.resync({ channel, lost });

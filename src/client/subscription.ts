@@ -162,7 +162,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     this.retryAttempt = 0;
     this.initialSince = undefined;
     const lost = sentSince?.[this.channel];
-    if (!this.isPattern) this.host.positions.onSubscribed(this.channel, { offset: ctx.offset, epoch: ctx.epoch }, ctx.recovered);
+    if (!this.isPattern) this.host.positions.onSubscribed(this.channel, { offset: ctx.offset, epoch: ctx.epoch }, ctx.recovered, lost);
     this.setState(SubscriptionState.Subscribed);
     this.emit('subscribed', ctx);
     // A channel the resumed session brought back was live on the old connection: without a

@@ -430,6 +430,18 @@ describe('Subscription', () => {
     client.disconnect();
   });
 
+  it('delivers what the server replays after options.since: the reply names the head, the replays follow', async () => {
+    const { client } = await connected();
+    const sub = client.subscribe('live:1:chat', { since: { offset: 5, epoch: 'ep1' } });
+    const sock = FakeSocket.last();
+    const got: number[] = [];
+    sub.on('publication', (p) => got.push(p.offset));
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 10, epoch: 'ep1', recovered: true }, sock.lastOf('SUBSCRIBE').id as number);
+    for (let o = 6; o <= 11; o++) ev(sock, 'live:1:chat', o);
+    expect(got).toEqual([6, 7, 8, 9, 10, 11]);
+    client.disconnect();
+  });
+
   it('presence and typing notices go to the subscription, not to `publication`', async () => {
     const { client } = await connected();
     const sub = client.subscribe('live:1:chat');
