@@ -11,7 +11,7 @@ import { Positions } from './positions.js';
 import type { ReplyHandlers, ReplyOf } from './requests.js';
 import { covered, pickSince, resumeSince, routeEvent, subscribedByName } from './routing.js';
 import { Subscription, type SubscriptionHost } from './subscription.js';
-import type { Timers } from './timers.js';
+import type { TimerHandle, Timers } from './timers.js';
 import { SubscriptionState, type Publication, type ResyncContext, type SubscriptionOptions } from './types.js';
 
 /** What the registry needs from the connection. */
@@ -40,6 +40,8 @@ export class Registry {
   readonly positions = new Positions();
   private readonly subs = new Map<string, Subscription>();
   private readonly host: SubscriptionHost;
+  /** The next attempt at the user's own channel after the server refused it (resubscribeOwn). */
+  private ownRetry: TimerHandle | undefined;
 
   constructor(private readonly port: ConnectionPort) {
     this.host = {
@@ -179,7 +181,8 @@ export class Registry {
    * has no Subscription to retry it, so subscribe again here, from the position held. Not
    * recovered → `resync`, as for any channel.
    */
-  private resubscribeOwn(channel: string): void {
+  private resubscribeOwn(channel: string, attempt = 0): void {
+    this.clearOwnRetry();
     const lost = this.positions.get(channel);
     const payload = lost ? { channels: [channel], since: { [channel]: lost } } : { channels: [channel] };
     this.port
@@ -193,18 +196,34 @@ export class Registry {
             this.port.resync({ channel, lost });
           }
         },
-        reject: ignore.reject,
+        // Refused or timed out (the bus down, a rate limit): try again with backoff, or this
+        // connection would never again hear the user's own updates. A dropped connection gets
+        // it back with the next HELLO instead.
+        reject: (err) => {
+          if (err.code === 'DISCONNECTED' || !this.port.isConnected()) return;
+          this.ownRetry = this.port.timers.setTimeout(() => {
+            this.ownRetry = undefined;
+            if (this.port.isConnected() && this.port.userChannel() === channel) this.resubscribeOwn(channel, attempt + 1);
+          }, this.port.retryDelay(attempt));
+        },
       })
       .send();
   }
 
+  private clearOwnRetry(): void {
+    if (this.ownRetry !== undefined) this.port.timers.clearTimeout(this.ownRetry);
+    this.ownRetry = undefined;
+  }
+
   /** The connection is gone: everything waits for the next one. */
   transportLost(): void {
+    this.clearOwnRetry();
     for (const sub of this.subs.values()) sub._onTransportLost();
   }
 
   /** The client closed: no subscription retries on, no ready() waits on. */
   clientClosed(): void {
+    this.clearOwnRetry();
     for (const sub of this.subs.values()) sub._onClientClosed();
   }
 

@@ -229,6 +229,35 @@ describe('Subscription', () => {
     client.disconnect();
   });
 
+  it('tries its own channel again, with backoff, when the server refuses the subscribe that follows a drop', async () => {
+    const { client, timers } = await connected();
+    const sock = FakeSocket.last();
+    ev(sock, 'user:u_1', 3, 'epU', 'event.update', {});
+    client.on('error', () => undefined);
+    sock.push('ERROR', { code: 'INTERNAL', message: 'fell behind', channel: 'user:u_1' });
+    const first = sock.lastOf('SUBSCRIBE');
+    sock.push('ERROR', { code: 'INTERNAL', message: 'could not subscribe' }, first.id as number);
+    // A healthy connection meanwhile (its heartbeats answered).
+    const healthy = (ms: number, until: () => boolean = () => false) => {
+      for (let t = 0; t < ms && !until(); t += 100) {
+        timers.advance(100);
+        if (t % 2_000 === 0) sock.push('PONG', { timestamp: 0 });
+      }
+    };
+    healthy(30_000, () => sock.frames('SUBSCRIBE').length > 1);
+    const second = sock.lastOf('SUBSCRIBE');
+    expect(second.id).not.toBe(first.id);
+    expect(second.payload).toEqual({ channels: ['user:u_1'], since: { 'user:u_1': { offset: 3, epoch: 'epU' } } });
+    sock.push('SUBSCRIBED', { channel: 'user:u_1', offset: 5, epoch: 'epU', recovered: true }, second.id as number);
+    const got: number[] = [];
+    client.on('publication', (p) => got.push(p.offset));
+    for (const o of [4, 5, 6]) ev(sock, 'user:u_1', o, 'epU', 'event.update', {});
+    expect(got).toEqual([4, 5, 6]);
+    healthy(120_000);
+    expect(sock.frames('SUBSCRIBE')).toHaveLength(2);
+    client.disconnect();
+  });
+
   it('`prefix:*` receives every channel under the prefix; after a reconnect it says what it may have missed', async () => {
     const { client, timers } = await connected();
     const sub = client.subscribe('server:1:*');
