@@ -2,7 +2,7 @@
  * Reconnect delays: exponential growth with full jitter (AWS Architecture Blog, "Exponential
  * Backoff and Jitter"), so that thousands of clients dropped by one server restart do not come
  * back in lock-step. The delay for attempt n (0-based) is uniform in
- * [minDelay, min(maxDelay, minDelay · factor^(n+1))]: never below minDelay (no tight loop), never
+ * [minDelay, min(maxDelay, max(minDelay, 100 ms) · factor^(n+1))]: never below minDelay, never
  * above maxDelay, and spread out from the very first attempt, which is the one a server restart
  * sends every client into at once.
  */
@@ -17,12 +17,18 @@ export interface BackoffOptions {
 
 export const DEFAULT_BACKOFF: BackoffOptions = { minDelay: 500, maxDelay: 20_000, factor: 2 };
 
+/**
+ * What the ceiling grows from when minDelay is below it: with `minDelay: 0` it would stay 0 for
+ * ever, a reconnect loop with no delay at all.
+ */
+const GROWTH_BASE_MS = 100;
+
 export function backoffDelay(attempt: number, options: BackoffOptions, random: () => number = Math.random): number {
   const { minDelay, maxDelay } = options;
   const factor = Math.max(1, options.factor);
   const n = Math.max(0, Math.floor(attempt));
   // factor^n overflows to Infinity for large n; min() below keeps it bounded.
-  const ceiling = Math.min(maxDelay, minDelay * Math.pow(factor, n + 1));
+  const ceiling = Math.min(maxDelay, Math.max(minDelay, GROWTH_BASE_MS) * Math.pow(factor, n + 1));
   const floor = Math.min(minDelay, maxDelay);
   const delay = floor + random() * Math.max(0, ceiling - floor);
   return Math.round(Math.min(maxDelay, Math.max(floor, delay)));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { backoffDelay, DEFAULT_BACKOFF } from '../../src/client/index.js';
+import { normalizeBackoff } from '../../src/client/backoff.js';
 
 const opts = { minDelay: 100, maxDelay: 5_000, factor: 2 };
 
@@ -42,6 +43,9 @@ describe('client backoff (full jitter)', () => {
     expect(backoffDelay(0, DEFAULT_BACKOFF, () => 0)).toBe(DEFAULT_BACKOFF.minDelay);
     expect(backoffDelay(-3, opts, () => 0.5)).toBe(150);
     expect(backoffDelay(4, { minDelay: 100, maxDelay: 100, factor: 2 }, () => 0.7)).toBe(100);
+    // minDelay 0 still grows (from 100 ms): no reconnect loop without a pause.
+    const fromZero = normalizeBackoff({ minDelay: 0 });
+    expect([0, 1, 5, 10].map((n) => backoffDelay(n, fromZero, () => 0.99))).toEqual([198, 396, 6336, 19_800]);
     expect(backoffDelay(4, { minDelay: 100, maxDelay: 5_000, factor: 0.5 }, () => 0.999999)).toBe(100);
   });
 });
