@@ -242,7 +242,7 @@ export class TemClient extends Emitter<ClientEvents> {
     this.setState(ClientState.Connecting);
     let outcome: TokenOutcome;
     try {
-      outcome = await this.credentials.forAttempt(reason);
+      outcome = await this.withinConnectTimeout(this.credentials.forAttempt(reason));
     } catch (err) {
       if (gen !== this.generation) return;
       this.emit('error', new TemClientError('TRANSPORT', 'getToken failed', { cause: err }));
@@ -425,7 +425,7 @@ export class TemClient extends Emitter<ClientEvents> {
     this.setState(ClientState.Disconnected);
     let fresh: boolean;
     try {
-      fresh = await this.credentials.replaceRefused();
+      fresh = await this.withinConnectTimeout(this.credentials.replaceRefused());
     } catch (err) {
       if (gen !== this.generation) return;
       // The next attempt asks again (and stops if it gets the refused token back).
@@ -436,6 +436,29 @@ export class TemClient extends Emitter<ClientEvents> {
     if (gen !== this.generation) return;
     if (fresh) this.scheduleReconnect(code, why);
     else refused();
+  }
+
+  /**
+   * A getToken that never settles would leave the client connecting (or disconnected) for good,
+   * with nothing scheduled: it gets the connect timeout, and then counts as a failed attempt.
+   */
+  private withinConnectTimeout<T>(pending: Promise<T>): Promise<T> {
+    // A static token is at hand: nothing to wait for.
+    if (!this.credentials.refreshable) return pending;
+    const ms = this.settings.connectTimeout;
+    return new Promise<T>((resolve, reject) => {
+      const timer = this.timers.setTimeout(() => reject(new Error(`getToken did not answer within ${ms} ms`)), ms);
+      pending.then(
+        (value) => {
+          this.timers.clearTimeout(timer);
+          resolve(value);
+        },
+        (err: unknown) => {
+          this.timers.clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
   }
 
   private scheduleReconnect(code: number, reason: string): void {

@@ -46,14 +46,33 @@ export class ManualTimers implements Timers {
   /** Moves time forward, running each due timer at its own time, in order. */
   advance(ms: number): void {
     const end = this.t + ms;
+    for (let due = this.takeDue(end); due; due = this.takeDue(end)) due.fn();
+    this.t = end;
+  }
+
+  /** The next timer due by `end`, taken off the queue, the clock moved to its time. */
+  private takeDue(end: number): Scheduled | undefined {
+    const due = this.queue.filter((s) => s.at <= end).sort((a, b) => a.at - b.at || a.id - b.id)[0];
+    if (!due) return undefined;
+    this.queue = this.queue.filter((s) => s !== due);
+    this.t = Math.max(this.t, due.at);
+    return due;
+  }
+
+  /**
+   * As advance(), letting promise callbacks run before each timer and at the end, as an event
+   * loop does: a getToken that has answered is seen before the timer that bounds it fires.
+   */
+  async run(ms: number): Promise<void> {
+    const end = this.t + ms;
     for (;;) {
-      const due = this.queue.filter((s) => s.at <= end).sort((a, b) => a.at - b.at || a.id - b.id)[0];
+      await flush();
+      const due = this.takeDue(end);
       if (!due) break;
-      this.queue = this.queue.filter((s) => s !== due);
-      this.t = Math.max(this.t, due.at);
       due.fn();
     }
     this.t = end;
+    await flush();
   }
 
   /**

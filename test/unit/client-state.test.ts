@@ -211,16 +211,14 @@ describe('TemClient auth', () => {
     await flush();
     expect(FakeSocket.last().handshake().payload).toEqual({ token: 'jwt-1' });
     FakeSocket.last().serverClose(1006);
-    timers.advance(20_000);
-    await flush();
+    await timers.run(5_000);
     expect(FakeSocket.last().handshake().payload).toMatchObject({ token: 'jwt-1', session_id: 'sess-1' });
 
     next = 2; // the app's backend hands out a fresh token
     FakeSocket.last().serverClose(4001, 'token expired');
     await flush();
     expect(client.state).toBe(ClientState.Disconnected);
-    timers.advance(20_000);
-    await flush();
+    await timers.run(5_000);
     expect(FakeSocket.instances).toHaveLength(3);
     expect(FakeSocket.last().handshake().payload).toMatchObject({ token: 'jwt-2' });
     expect(reasons).toEqual(['connect', 'reconnect', 'unauthorized']);
@@ -254,8 +252,23 @@ describe('TemClient auth', () => {
     expect(errors).toEqual(['TRANSPORT']);
     expect(client.state).toBe(ClientState.Disconnected);
     fail = false;
-    timers.advance(20_000);
+    await timers.run(5_000);
+    FakeSocket.last().handshake();
+    expect(client.state).toBe(ClientState.Connected);
+    client.disconnect();
+  });
+
+  it('gives a getToken that never answers the connect timeout, then tries again', async () => {
+    let hang = true;
+    const { client, timers, errors } = make({ token: undefined, connectTimeout: 5_000, getToken: () => (hang ? new Promise<string>(() => undefined) : 'jwt') });
+    client.connect();
     await flush();
+    expect(client.state).toBe(ClientState.Connecting);
+    hang = false;
+    await timers.run(5_000);
+    expect(errors).toEqual(['TRANSPORT']);
+    expect(client.state).toBe(ClientState.Disconnected);
+    await timers.run(3_000);
     FakeSocket.last().handshake();
     expect(client.state).toBe(ClientState.Connected);
     client.disconnect();
