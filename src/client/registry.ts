@@ -103,9 +103,11 @@ export class Registry {
     const unwanted = Object.keys(restored).filter((ch) => ch !== own && !this.wants(ch));
     // At most 100 channels per frame, as the server takes them.
     for (let i = 0; i < unwanted.length; i += 100) this.port.prepare('UNSUBSCRIBE', { channels: unwanted.slice(i, i + 100) }, ignore).send();
-    // Channels with no subscription object (the automatic user:{self}) can only be recovered by the resume.
+    // The channel with no subscription object (the automatic user:{self}) can only be recovered
+    // by the resume. Any other uncovered channel was left between HELLO and its reply: it is
+    // the application's no more (no position brought back, no resync), and UNSUBSCRIBE ends it.
     for (const [channel, lost] of Object.entries(sentSince ?? {})) {
-      if (covered(this.subs.values(), channel)) continue;
+      if (channel !== own || covered(this.subs.values(), channel)) continue;
       const r = channel === own ? ownAck : restored[channel];
       const ok = r ? r.recovered : ack.resumed && ack.recovered;
       if (r) this.positions.onSubscribed(channel, r, r.recovered, lost);

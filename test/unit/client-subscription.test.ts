@@ -183,6 +183,28 @@ describe('Subscription', () => {
     client.disconnect();
   });
 
+  it('a channel left between HELLO and its reply gets no position back and no resync', async () => {
+    const { client, timers } = await connected();
+    const sub = client.subscribe('live:1:chat');
+    let sock = FakeSocket.last();
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 10, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    for (const [resumed, recovered] of [[true, true], [false, false]] as const) {
+      sock = await reconnect(timers);
+      expect((sock.lastOf('HELLO').payload as { since: Record<string, unknown> }).since['live:1:chat']).toEqual({ offset: 10, epoch: 'ep1' });
+      sub.unsubscribe();
+      const resyncs: unknown[] = [];
+      client.on('resync', (r) => resyncs.push(r));
+      const channels = resumed ? { 'live:1:chat': { offset: 50, epoch: 'ep1', recovered: true } } : {};
+      sock.handshake({ session_id: 'sess-1', resumed, recovered, channels });
+      expect(resyncs).toEqual([]);
+      // Subscribed again later, it starts afresh: not from the head it never received.
+      sub.subscribe();
+      expect(sock.lastOf('SUBSCRIBE').payload).toEqual({ channels: ['live:1:chat'] });
+      sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 10, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    }
+    client.disconnect();
+  });
+
   it('tells the app to resync its own user channel when a fresh session could not recover it', async () => {
     const { client, timers } = await connected();
     ev(FakeSocket.last(), 'user:u_1', 7, 'epU', 'event.update', {});
