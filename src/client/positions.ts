@@ -44,7 +44,7 @@ export class Positions {
   onSubscribed(channel: string, position: StreamPosition, recovered: boolean, from?: StreamPosition): void {
     const cur = this.map.get(channel);
     if (cur && cur.epoch === position.epoch) {
-      if (!recovered && position.offset > cur.offset) this.map.set(channel, { ...position });
+      if (!recovered && position.offset > cur.offset) this.map.set(channel, { offset: position.offset, epoch: position.epoch });
       return;
     }
     if (cur && recovered) return;

@@ -192,11 +192,12 @@ export class Registry {
         resolve: (f) => {
           if (f.type !== 'SUBSCRIBED') return;
           const p = (f as ServerFrame<'SUBSCRIBED'>).payload;
+          // Not recovered: the position is now the reply's head, where the resync leaves the
+          // application, and the next resume asks for what comes after it. (Deleted, the next
+          // HELLO carried no `since` for it and the replays of that resume were taken for
+          // duplicates.)
           this.positions.onSubscribed(channel, p, p.recovered, lost);
-          if (lost && !p.recovered) {
-            this.positions.delete(channel);
-            this.port.resync({ channel, lost });
-          }
+          if (lost && !p.recovered) this.port.resync({ channel, lost });
         },
         // Refused or timed out (the bus down, a rate limit): try again with backoff, or this
         // connection would never again hear the user's own updates. A dropped connection gets

@@ -194,7 +194,7 @@ describe('Subscription', () => {
       sub.unsubscribe();
       const resyncs: unknown[] = [];
       client.on('resync', (r) => resyncs.push(r));
-      const channels = resumed ? { 'live:1:chat': { offset: 50, epoch: 'ep1', recovered: true } } : {};
+      const channels: ServerFrameMap['HELLO_ACK']['channels'] = resumed ? { 'live:1:chat': { offset: 50, epoch: 'ep1', recovered: true } } : {};
       sock.handshake({ session_id: 'sess-1', resumed, recovered, channels });
       expect(resyncs).toEqual([]);
       // Subscribed again later, it starts afresh: not from the head it never received.
@@ -235,7 +235,7 @@ describe('Subscription', () => {
   });
 
   it('subscribes its own channel again, from its position, when the server drops it', async () => {
-    const { client } = await connected();
+    const { client, timers } = await connected();
     const sock = FakeSocket.last();
     ev(sock, 'user:u_1', 7, 'epU', 'event.update', {});
     const errors: string[] = [];
@@ -248,6 +248,9 @@ describe('Subscription', () => {
     client.on('resync', (r) => resyncs.push(r));
     sock.push('SUBSCRIBED', { channel: 'user:u_1', offset: 9, epoch: 'epU', recovered: false }, again.id as number);
     expect(resyncs).toEqual([{ channel: 'user:u_1', lost: { offset: 7, epoch: 'epU' } }]);
+    // Resynced at the head: the next resume asks for what comes after it.
+    const next = await reconnect(timers);
+    expect((next.lastOf('HELLO').payload as { since?: Record<string, unknown> }).since?.['user:u_1']).toEqual({ offset: 9, epoch: 'epU' });
     client.disconnect();
   });
 
