@@ -93,7 +93,10 @@ export class Registry {
     // The user's own channel is subscribed on every connection, resumed or not, and recovered
     // from its `since` either way: its entry counts even when the session was not resumed.
     const ownAck = own ? ack.channels?.[own] : undefined;
-    for (const sub of this.list()) {
+    // Exact channels before patterns: a pattern live first would deliver a channel's new
+    // publications, moving its position, before that channel's SUBSCRIBE with `since` is sent.
+    const inOrder = this.list().sort((a, b) => Number(a.isPattern) - Number(b.isPattern));
+    for (const sub of inOrder) {
       if (sub.state !== SubscriptionState.Subscribing) continue;
       const r = restored[sub.channel];
       if (r) sub._onSubscribed({ channel: sub.channel, offset: r.offset, epoch: r.epoch, recovered: r.recovered, resumed: true }, pickSince(sentSince, sub.channel));

@@ -205,6 +205,20 @@ describe('Subscription', () => {
     client.disconnect();
   });
 
+  it('after a reconnect that did not resume, subscribes exact channels before patterns', async () => {
+    const { client, timers } = await connected();
+    client.subscribe('live:*');
+    client.subscribe('live:1:chat');
+    let sock = FakeSocket.last();
+    const [first, second] = sock.frames('SUBSCRIBE');
+    sock.push('SUBSCRIBED', { channel: 'live:*', offset: 0, epoch: '', recovered: false }, first!.id as number);
+    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 10, epoch: 'ep1', recovered: false }, second!.id as number);
+    sock = await reconnect(timers);
+    sock.handshake({ session_id: 'sess-2', resumed: false, recovered: false });
+    expect(sock.frames('SUBSCRIBE').map((f) => (f.payload as { channels: string[] }).channels[0])).toEqual(['live:1:chat', 'live:*']);
+    client.disconnect();
+  });
+
   it('tells the app to resync its own user channel when a fresh session could not recover it', async () => {
     const { client, timers } = await connected();
     ev(FakeSocket.last(), 'user:u_1', 7, 'epU', 'event.update', {});
