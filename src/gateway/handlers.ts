@@ -5,6 +5,7 @@
 import { can } from '../auth/policy.js';
 import { namespaceOptions } from '../config/index.js';
 import { isTemError } from '../core/errors.js';
+import { checkPayload } from '../core/payload-check.js';
 import { CLOSE_CODES, isPattern, type ClientFrame, type ClientFrameMap } from '../protocol/index.js';
 import type { Connection } from './connection.js';
 import type { GatewayContext } from './context.js';
@@ -92,6 +93,7 @@ export function createDispatcher(parts: HandlerParts): (conn: Connection, frame:
       conn.sendError('FORBIDDEN', `not allowed to publish to ${p.channel}`, ref, p.channel);
       return;
     }
+    checkPayload(p.payload, 'payload.payload');
     const pub = await ctx.bus.publish(p.channel, p.event, p.payload);
     conn.send('PUBLISHED', { offset: pub.offset, epoch: pub.epoch }, ref);
   }
@@ -105,6 +107,9 @@ export function createDispatcher(parts: HandlerParts): (conn: Connection, frame:
       conn.sendError('INTERNAL', 'ingest is not available on this gateway', ref);
       return;
     }
+    // Checked here too: sent on to the API (distributed), a payload too deep to serialize would
+    // fail as if the API were unreachable.
+    checkPayload(p.payload, 'payload.payload');
     const reply = await ctx.ingest.ingest(conn.auth!, conn.token!, p as unknown as Record<string, unknown>);
     // Logged as POST /api/events logs it (the gateway is where the request came in).
     if (!reply.replayed) conn.logEvent('info', { event_id: reply.event_id, type: p.type, principal: conn.auth!.principalId, status: 'queued' }, 'event accepted');

@@ -130,6 +130,8 @@ export class IngestService {
     if (input.channel !== undefined && !isChannelName(input.channel)) {
       throw createError('VALIDATION_FAILED', `${where}.channel must be a channel name (namespace:part, no pattern)`, { field: `${where}.channel` });
     }
+    // Before anything serializes it: a payload thousands of levels deep would throw (a 500).
+    checkPayload(input.payload, `${where}.payload`);
     // Measured unless the body was so small its payload cannot be over the limit. Re-serialized,
     // only numbers grow (`1e20` is 21 digits: 5.25×); strings and whitespace never do.
     if (options.sizeHint === undefined || options.sizeHint * MAX_JSON_GROWTH > config.maxPayloadBytes) {
@@ -144,7 +146,6 @@ export class IngestService {
     }
     if (input.channel !== undefined) checkDeliveryChannel(input.channel, input.type, userId, where);
     const idempotencyKey = resolveIdempotencyKey(idempotencyKeyHeader, input.idempotency_key, where);
-    checkPayload(input.payload, `${where}.payload`);
     const occurredAt = input.occurred_at === undefined ? this.deps.clock.now() : parseDateTime(input.occurred_at, `${where}.occurred_at`);
     const channel = input.channel ?? null;
     return {

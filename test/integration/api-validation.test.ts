@@ -116,6 +116,44 @@ const cases: Case[] = [
   { name: 'key expiry not a date', path: '/api/admin/principals/admin/keys', admin: true, body: { expires_at: 'soon' }, status: 400, field: 'body.expires_at' },
 ];
 
+describe(`payloads too deep to serialize (${kind}, default limits)`, () => {
+  // 30,000 levels in about 60 KB: a body big enough for its payload to be measured, and too deep
+  // for JSON.stringify (a RangeError, answered 500 before the depth was checked first).
+  const deep = `{"a":${'['.repeat(30_000)}${']'.repeat(30_000)}}`;
+  let api: TestApi;
+  let svc: TestPrincipal;
+
+  beforeAll(async () => {
+    api = await createTestApi({ kind, listen: true });
+    svc = await api.createPrincipal({ kind: 'service' });
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  const post = (path: string, raw: string) => api.request<Record<string, unknown>>('POST', path, { key: svc.key, payload: raw, headers: { 'content-type': 'application/json' } });
+
+  it('POST /api/events answers 400 naming where the payload is too deep', async () => {
+    const res = await post('/api/events', `{"type":"x","payload":${deep}}`);
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: 'VALIDATION_FAILED', field: expect.stringMatching(/^body\.payload\.a(\.0)+$/) });
+  });
+
+  it('a batch item too deep is that item’s 400, not a 500', async () => {
+    const res = await post('/api/events/batch', `{"events":[{"type":"x","payload":${deep}},{"type":"x","payload":{}}]}`);
+    expect(res.status).toBeLessThan(500);
+    const results = res.body.results as { status: number; error?: { field?: string } }[];
+    expect(results.map((r) => r.status)).toEqual([400, 202]);
+    expect(results[0]!.error?.field).toMatch(/^body\.events\.0\.payload\.a/);
+  });
+
+  it('POST /api/publish answers 400 too', async () => {
+    const res = await post('/api/publish', `{"channel":"live:1:chat","event":"m","payload":${deep}}`);
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ code: 'VALIDATION_FAILED' });
+  });
+});
+
 describe(`malformed input (${kind})`, () => {
   let api: TestApi;
   let user: TestPrincipal;

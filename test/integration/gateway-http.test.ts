@@ -165,6 +165,11 @@ describe('a gateway without a store (introspection, internal routes)', () => {
     expect(ingested).toMatchObject({ type: 'INGESTED', payload: { status: 'accepted', replayed: false } });
     expect(await h.api.store.getEvent(ingested.payload.event_id as string)).toMatchObject({ producerId: 'alice', type: 'note.created' });
     expect(await c.request('INGEST', { type: 'Bad', payload: {} })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
+    // A payload too deep to serialize (30,000 levels in a 60 KB frame) is bad input, refused on
+    // the node: sent on to the API it failed as if the API were unreachable.
+    const deep = `{"a":${'['.repeat(30_000)}${']'.repeat(30_000)}}`;
+    c.sendRaw(`{"type":"INGEST","id":"deep","payload":{"type":"note.created","payload":${deep}}}`);
+    expect((await c.waitFor((f) => f.ref === 'deep')).payload).toMatchObject({ code: 'BAD_REQUEST' });
     // Publications made on the other node arrive here through the bus.
     await h.bus.publish('live:5:chat', 'm', { from: 'elsewhere' });
     expect((await c.waitFor((f) => isPublication(f, 'live:5:chat'))).payload.payload).toEqual({ from: 'elsewhere' });

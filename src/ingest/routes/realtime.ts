@@ -19,6 +19,7 @@ import type { Bus } from '../../bus/types.js';
 import { can } from '../../auth/policy.js';
 import { namespaceOptions } from '../../config/index.js';
 import { createError } from '../../core/errors.js';
+import { checkPayload } from '../../core/payload-check.js';
 import { storeChannelAccess } from '../../gateway/access.js';
 import type { PresenceStore } from '../../presence/types.js';
 import { withOfflineMembers } from '../../presence/status.js';
@@ -101,6 +102,7 @@ export const realtimeRoutes: ApiRoutePlugin = async (app, opts) => {
       if (RESERVED_EVENT_NAMES.test(event)) {
         throw createError('VALIDATION_FAILED', `body.event ${event} is reserved for the server's own notices`, { field: 'body.event' });
       }
+      checkPayload(payload, 'body.payload');
       const size = Buffer.byteLength(JSON.stringify(payload) ?? '', 'utf8');
       if (size > config.maxPayloadBytes) {
         throw createError('TOO_LARGE', `body.payload is ${size} bytes; the limit is ${config.maxPayloadBytes}`, { field: 'body.payload' });
