@@ -104,6 +104,11 @@ export function createJwtVerifier(
     if (typeof sub !== 'string' || !PRINCIPAL_ID_RE.test(sub) || typeof exp !== 'number') {
       throw createError('UNAUTHORIZED', 'Token has no valid sub or exp claim (sub: 1–128 of A-Z, a-z, 0-9, "_", ".", "@", "=" and "-")');
     }
+    // An exp past the dates a Date can hold (about 275,000 years out) would make an invalid
+    // expiry that fails later, where it is written out (introspection answered 500).
+    if (!Number.isFinite(new Date(exp * 1000).getTime())) {
+      throw createError('UNAUTHORIZED', 'Token exp claim is beyond any representable date');
+    }
     const rawChannels = (payload as { channels?: unknown }).channels;
     let channels: string[] = [];
     if (rawChannels !== undefined) {

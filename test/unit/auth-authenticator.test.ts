@@ -226,6 +226,8 @@ describe('Authenticator with JWTs', () => {
       await sign({ sub: 'auth0|12345' }, good),
       await sign({ sub: 'x'.repeat(129) }, good),
       await sign({ sub: 'u1' }, { ...good, alg: 'HS512' }),
+      // An expiry no Date can hold (it failed later, where it was written out).
+      await sign({ sub: 'u1' }, { ...good, exp: 9e15 }),
     ];
     for (const token of bad) expect((await rejection(auth.authenticate(token))).code).toBe('UNAUTHORIZED');
     clock.advance(61_000);
