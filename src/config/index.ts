@@ -25,6 +25,9 @@ export type TemConfig = Settings & {
   readonly retry: Readonly<Record<string, RetryPolicy>>;
 };
 
+/** The shortest TEM_JWT_SECRET accepted: 256 bits, the size of HS256's hash. */
+const JWT_SECRET_MIN_BYTES = 32;
+
 export class ConfigError extends Error {
   constructor(readonly setting: string, message: string) {
     super(`invalid setting ${setting}: ${message}`);
@@ -228,6 +231,12 @@ export function loadConfig(overrides: Overrides = {}, env: NodeJS.ProcessEnv = p
   // collide on the fixed internal one; it gets a free one too unless it was given one.
   if (out.httpPort === 0 && defaulted.has('internalPort')) out.internalPort = 0;
   if (out.jwtSecret && out.jwtPublicKey) throw new ConfigError('TEM_JWT_SECRET', 'set TEM_JWT_SECRET or TEM_JWT_PUBLIC_KEY, not both');
+  // HS256 wants a key of at least its hash's size (RFC 7518 §3.2): a short secret can be found
+  // offline from one token, and every user's token forged with it.
+  const secretBytes = typeof out.jwtSecret === 'string' ? Buffer.byteLength(out.jwtSecret, 'utf8') : null;
+  if (secretBytes !== null && secretBytes < JWT_SECRET_MIN_BYTES) {
+    throw new ConfigError('TEM_JWT_SECRET', `must be at least ${JWT_SECRET_MIN_BYTES} bytes (HS256 needs a 256-bit key; e.g. openssl rand -base64 48), got ${secretBytes}`);
+  }
   out.nodeId ??= `${hostname()}-${process.pid}`;
   const nsDefaults: NamespaceOptions = {
     historySize: out.historySize as number,

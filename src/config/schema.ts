@@ -71,7 +71,7 @@ export const SETTINGS = {
   shutdownTimeoutMs: { env: 'TEM_SHUTDOWN_TIMEOUT_MS', type: 'int', default: 10_000, min: 0, max: TIMER_MAX_MS, doc: 'How long in-flight work may finish on SIGTERM before it is released.' },
 
   // auth
-  jwtSecret: { env: 'TEM_JWT_SECRET', type: 'string', default: undefined, doc: 'HS256 secret for end-user JWTs. Give gateways the same one: they then verify JWTs themselves instead of asking the API for each.' },
+  jwtSecret: { env: 'TEM_JWT_SECRET', type: 'string', default: undefined, doc: 'HS256 secret for end-user JWTs, at least 32 bytes. Give gateways the same one: they then verify JWTs themselves instead of asking the API for each.' },
   jwtPublicKey: { env: 'TEM_JWT_PUBLIC_KEY', type: 'string', default: undefined, doc: 'RS256 public key (PEM) for end-user JWTs. Give gateways the same one: they then verify JWTs themselves instead of asking the API for each.' },
   jwtIssuer: { env: 'TEM_JWT_ISSUER', type: 'string', default: undefined, doc: 'Required `iss` of end-user JWTs, if set.' },
   jwtAudience: { env: 'TEM_JWT_AUDIENCE', type: 'string', default: undefined, doc: 'Required `aud` of end-user JWTs, if set.' },

@@ -45,6 +45,11 @@ describe('config', () => {
     expect(() => loadConfig({}, { ...NO_FILE, [name]: value })).toThrowError(ConfigError);
   });
 
+  it('refuses a TEM_JWT_SECRET shorter than HS256\'s 256 bits', () => {
+    expect(() => loadConfig({}, { ...NO_FILE, TEM_JWT_SECRET: 'secret' })).toThrowError(/TEM_JWT_SECRET: must be at least 32 bytes.*got 6/);
+    expect(loadConfig({}, { ...NO_FILE, TEM_JWT_SECRET: 'x'.repeat(32) }).jwtSecret).toBe('x'.repeat(32));
+  });
+
   it('rejects unknown keys and bad namespace options in the file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tem-config-'));
     const file = join(dir, 'tem.config.json');
