@@ -43,6 +43,8 @@ export const KEY_USE_RESOLUTION_MS = 60_000;
 const ECHO_TIMEOUT_MS = 1000;
 /** Margin after it, for API processes busier than this one to handle the same notice. */
 const ECHO_GRACE_MS = 50;
+/** Pauses before the notice of a committed auth change is sent again (changed()). */
+const NOTIFY_RETRY_DELAYS_MS = [100, 300, 900];
 
 export class Authenticator implements TokenAuthenticator {
   private readonly keys = new Map<string, CacheEntry<KeyLookup | null>>();
@@ -118,8 +120,26 @@ export class Authenticator implements TokenAuthenticator {
   async changed(change: AuthChange = {}): Promise<void> {
     this.invalidate(change);
     const echoed = this.unlisten && this.store.kind === 'postgres' ? this.echoOf(change) : null;
-    await this.store.notifyAuthChanged(change);
+    await this.notifyWithRetries(change);
     await echoed;
+  }
+
+  /**
+   * The change itself has committed; only the notice to the other processes is left. A blip
+   * here would answer the caller 503 for a change that holds, and leave the other processes on
+   * their cached answers for up to the cache period: the notice is tried again a few times first.
+   */
+  private async notifyWithRetries(change: AuthChange): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.store.notifyAuthChanged(change);
+        return;
+      } catch (err) {
+        const delay = NOTIFY_RETRY_DELAYS_MS[attempt];
+        if (delay === undefined) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   /** Resolves when the notice for `change` comes back (or after ECHO_TIMEOUT_MS), plus ECHO_GRACE_MS. */

@@ -11,7 +11,7 @@ import type { Logger } from '../../src/observability/logger.js';
 import { generateApiKey, hashApiKey } from '../../src/auth/keys.js';
 import { loadConfig } from '../../src/config/index.js';
 import { ManualClock } from '../../src/core/clock.js';
-import { isTemError, type TemError } from '../../src/core/errors.js';
+import { createError, isTemError, type TemError } from '../../src/core/errors.js';
 import { newId } from '../../src/core/ids.js';
 import type { Store } from '../../src/store/types.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
@@ -255,6 +255,24 @@ describe('Authenticator with JWTs', () => {
     const auth = new Authenticator(store, config(), clock);
     const token = await sign({ sub: 'u1' }, { exp: Math.floor(clock.nowMs() / 1000) + 60 });
     expect((await rejection(auth.authenticate(token))).code).toBe('UNAUTHORIZED');
+  });
+});
+
+describe('auth changes', () => {
+  it('sends the notice of a committed change again when the first attempt fails', async () => {
+    let refusals = 2;
+    const flaky = new Proxy(store, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (prop === 'notifyAuthChanged') {
+          return (change: AuthChange) => (refusals-- > 0 ? Promise.reject(createError('STORE_UNAVAILABLE', 'blip')) : target.notifyAuthChanged(change));
+        }
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const auth = new Authenticator(flaky, config(), new ManualClock());
+    await expect(auth.changed({ roles: true })).resolves.toBeUndefined();
+    expect(refusals).toBe(-1);
   });
 });
 
