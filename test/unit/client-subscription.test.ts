@@ -18,6 +18,11 @@ function ev(sock: FakeSocket, channel: string, offset: number, epoch = 'ep1', ev
   sock.push('EVENT', { channel, offset, epoch, event, payload });
 }
 
+/** The server's SUBSCRIBED for the last SUBSCRIBE sent: at `offset` in epoch ep1, not recovered. */
+function ackSubscribe(sock: FakeSocket, channel: string, offset: number): void {
+  sock.push('SUBSCRIBED', { channel, offset, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+}
+
 async function reconnect(timers: ManualTimers, whileOffline?: () => void): Promise<FakeSocket> {
   FakeSocket.last().serverClose(1012, 'restart');
   whileOffline?.();
@@ -59,7 +64,7 @@ describe('Subscription', () => {
     const { client } = await connected();
     const sub = client.subscribe('live:1:chat');
     const sock = FakeSocket.last();
-    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 0, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    ackSubscribe(sock, 'live:1:chat', 0);
     const got: number[] = [];
     sub.on('publication', (p) => got.push(p.offset));
     for (const o of [1, 2, 2, 1, 3, 3, 4]) ev(sock, 'live:1:chat', o);
@@ -73,7 +78,7 @@ describe('Subscription', () => {
     const { client, timers } = await connected();
     const sub = client.subscribe('live:1:chat');
     let sock = FakeSocket.last();
-    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 10, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    ackSubscribe(sock, 'live:1:chat', 10);
     const got: number[] = [];
     sub.on('publication', (p) => got.push(p.offset));
     ev(sock, 'live:1:chat', 11);
@@ -99,14 +104,14 @@ describe('Subscription', () => {
     const { client, timers } = await connected();
     const sub = client.subscribe('live:1:chat');
     let sock = FakeSocket.last();
-    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 3, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    ackSubscribe(sock, 'live:1:chat', 3);
     const resyncs: unknown[] = [];
     sub.on('resync', (r) => resyncs.push(r));
     expect(resyncs).toEqual([]); // a first subscribe without `since` is not a gap
 
     sock = await reconnect(timers);
     sock.handshake({ resumed: false });
-    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 500, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    ackSubscribe(sock, 'live:1:chat', 500);
     expect(resyncs).toEqual([{ channel: 'live:1:chat', lost: { offset: 3, epoch: 'ep1' } }]);
     expect(sub.position).toEqual({ offset: 500, epoch: 'ep1' });
     const got: number[] = [];
@@ -172,7 +177,7 @@ describe('Subscription', () => {
     const { client, timers } = await connected();
     const sub = client.subscribe('live:9:x');
     let sock = FakeSocket.last();
-    sock.push('SUBSCRIBED', { channel: 'live:9:x', offset: 1, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    ackSubscribe(sock, 'live:9:x', 1);
     sock = await reconnect(timers, () => client.removeSubscription(sub));
     const all: Publication[] = [];
     client.on('publication', (p) => all.push(p));
@@ -187,7 +192,7 @@ describe('Subscription', () => {
     const { client, timers } = await connected();
     const sub = client.subscribe('live:1:chat');
     let sock = FakeSocket.last();
-    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 10, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    ackSubscribe(sock, 'live:1:chat', 10);
     for (const [resumed, recovered] of [[true, true], [false, false]] as const) {
       sock = await reconnect(timers);
       expect((sock.lastOf('HELLO').payload as { since: Record<string, unknown> }).since['live:1:chat']).toEqual({ offset: 10, epoch: 'ep1' });
@@ -200,7 +205,7 @@ describe('Subscription', () => {
       // Subscribed again later, it starts afresh: not from the head it never received.
       sub.subscribe();
       expect(sock.lastOf('SUBSCRIBE').payload).toEqual({ channels: ['live:1:chat'] });
-      sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 10, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+      ackSubscribe(sock, 'live:1:chat', 10);
     }
     client.disconnect();
   });
@@ -567,7 +572,7 @@ describe('Subscription', () => {
     const { client } = await connected();
     const sub = client.subscribe('live:1:chat');
     const sock = FakeSocket.last();
-    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 5, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    ackSubscribe(sock, 'live:1:chat', 5);
     const errors: string[] = [];
     sub.on('error', (e) => errors.push(e.code));
     sock.push('ERROR', { code: 'INTERNAL', message: 'fell behind; subscribe again with since', channel: 'live:1:chat' } as never);
@@ -598,7 +603,7 @@ describe('Subscription', () => {
     const { client, timers } = await connected();
     const sub = client.subscribe('live:1:chat');
     let sock = FakeSocket.last();
-    sock.push('SUBSCRIBED', { channel: 'live:1:chat', offset: 1, epoch: 'ep1', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+    ackSubscribe(sock, 'live:1:chat', 1);
     sock = await reconnect(timers);
     sub.unsubscribe(); // while offline
     sock.handshake({
