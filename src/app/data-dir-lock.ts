@@ -23,7 +23,7 @@ export interface LockOwner {
 }
 
 /** Whether process `pid` is running (on this machine). */
-export function alive(pid: number): boolean {
+function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -3,8 +3,8 @@
  * written once it listens and removed when it stops. Admin commands run without `--url` read it,
  * so they find the server wherever it was told to listen — on a port of its own
  * (`TEM_HTTP_PORT` set for the server only) or on one picked at start (`0`) — next to its
- * `admin.key`. A file left by a process that is gone (SIGKILL) is ignored, also when another process now
- * has its pid.
+ * `admin.key`. A file left by a process that is gone (SIGKILL) is ignored, also when another
+ * process now has its pid.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

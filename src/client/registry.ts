@@ -107,16 +107,16 @@ export class Registry {
     // At most 100 channels per frame, as the server takes them.
     for (let i = 0; i < unwanted.length; i += 100) this.port.prepare('UNSUBSCRIBE', { channels: unwanted.slice(i, i + 100) }, ignore).send();
     // The channel with no subscription object (the automatic user:{self}) can only be recovered
-    // by the resume. Any other uncovered channel was left between HELLO and its reply: it is
-    // the application's no more (no position brought back, no resync), and UNSUBSCRIBE ends it.
-    for (const [channel, lost] of Object.entries(sentSince ?? {})) {
-      if (channel !== own || covered(this.subs.values(), channel)) continue;
-      const r = channel === own ? ownAck : restored[channel];
-      const ok = r ? r.recovered : ack.resumed && ack.recovered;
-      if (r) this.positions.onSubscribed(channel, r, r.recovered, lost);
+    // by the resume. Any other channel in `since` that no subscription covers was left between
+    // HELLO and its reply: it is the application's no more (no position brought back, no
+    // resync), and UNSUBSCRIBE ends it.
+    const lost = own ? sentSince?.[own] : undefined;
+    if (own && lost && !covered(this.subs.values(), own)) {
+      const ok = ownAck ? ownAck.recovered : ack.resumed && ack.recovered;
+      if (ownAck) this.positions.onSubscribed(own, ownAck, ownAck.recovered, lost);
       if (!ok) {
-        this.positions.delete(channel);
-        this.port.resync({ channel, lost });
+        this.positions.delete(own);
+        this.port.resync({ channel: own, lost });
       }
     }
     // No position yet on the user's own channel (nothing has arrived there): start from where the

@@ -214,6 +214,15 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
   // control messages: a node that could not subscribe (Redis unreachable at its start) tries
   // again until it can, and is not ready meanwhile. Once it listens, what it may have missed is
   // checked as after a reconnect.
+  // Control messages published while this node could not hear them (its bus connection down, or
+  // not yet subscribed) never reach it: a revoked key, an edited role, a removed membership. As
+  // after a role edit, every cached answer is dropped and every connection checked again now and
+  // once more shortly after; and memberships are swept. A revoked key then closes within
+  // seconds, not at the periodic re-check.
+  const recheckMissedControl = () => {
+    revocation.onControl({ kind: 'roles_changed' });
+    accessRecheck.sweep().catch((err: unknown) => logger.warn({ err }, 'membership sweep after missed control messages failed'));
+  };
   let listeningForControl = false;
   let wakeControlRetry: (() => void) | null = null;
   const listenForControl = (attempt: number): Promise<Unsubscribe | null> =>
@@ -222,8 +231,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
         listeningForControl = true;
         if (attempt > 0) {
           logger.info({ attempts: attempt + 1 }, 'gateway listening for control messages');
-          revocation.onControl({ kind: 'roles_changed' });
-          accessRecheck.sweep().catch((err: unknown) => logger.warn({ err }, 'membership sweep after listening again failed'));
+          recheckMissedControl();
         }
         return unsub;
       },
@@ -243,15 +251,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
     );
   let controlUnsub: Promise<Unsubscribe | null> = listenForControl(0);
   const stopInvalidations = revocation.listenToAuthenticator();
-  // Control messages published while this node's bus connection was down never reach it (a
-  // revoked key, an edited role, a removed membership). Once it is back: as after a role edit,
-  // every cached answer is dropped and every connection checked again now and once more shortly
-  // after; and memberships are swept. A revoked key then closes within seconds, not at the
-  // periodic re-check.
-  const offResubscribed = deps.bus.onResubscribed(() => {
-    revocation.onControl({ kind: 'roles_changed' });
-    accessRecheck.sweep().catch((err: unknown) => logger.warn({ err }, 'membership sweep after reconnect failed'));
-  });
+  const offResubscribed = deps.bus.onResubscribed(recheckMissedControl);
 
   // ── the handle ────────────────────────────────────────────────────────────
   return {

@@ -58,12 +58,7 @@ export class PresenceTracker {
     const channels = this.entries.get(conn);
     if (!channels) return;
     this.entries.delete(conn);
-    const { userId, id: connectionId } = conn;
-    for (const channel of channels) {
-      this.enqueue(conn, async () => {
-        await this.ctx.presence.touch({ channel, userId, connectionId }, this.ttlMs, this.ctx.clock.nowMs());
-      });
-    }
+    for (const channel of channels) this.stamp(conn, channel);
   }
 
   /**
@@ -73,7 +68,11 @@ export class PresenceTracker {
    * flicker for others, and no user shown online for as long as the connection lives.
    */
   detach(conn: Connection, channel: string): void {
-    if (!this.entries.get(conn)?.delete(channel)) return;
+    if (this.entries.get(conn)?.delete(channel)) this.stamp(conn, channel);
+  }
+
+  /** Stamps the entry once more, without joining: its TTL counts from now, and it is left to expire. */
+  private stamp(conn: Connection, channel: string): void {
     const { userId, id: connectionId } = conn;
     this.enqueue(conn, async () => {
       await this.ctx.presence.touch({ channel, userId, connectionId }, this.ttlMs, this.ctx.clock.nowMs());

@@ -1,8 +1,6 @@
 /** HTTP-side checks of values the database must be able to hold. */
 import { createError } from '../core/errors.js';
 
-export { checkPayload } from '../core/payload-check.js';
-
 /**
  * A date-time the database can hold: ISO years 0000 and earlier (after the offset is applied)
  * are out of PostgreSQL's range.

@@ -59,7 +59,7 @@ export function sendProblem(reply: FastifyReply, request: FastifyRequest, error:
   return reply
     .code(error.status)
     .type('application/problem+json; charset=utf-8')
-    .send(toProblem(error, request.url.split('?', 1)[0]));
+    .send(toProblem(error, pathOf(request)));
 }
 
 export function installProblemHandlers(app: FastifyInstance): void {
@@ -79,19 +79,25 @@ export function installProblemHandlers(app: FastifyInstance): void {
   // (`GET /api/events/batch` → `/api/events/:id`, refusing `batch` as an id): the method is wrong.
   app.addHook('onRequest', async (request, reply) => {
     if (!request.routeOptions.url?.includes(':')) return;
-    const path = request.url.split('?', 1)[0] ?? '/';
+    const path = pathOf(request);
     const methods = allowed.fixedFor(path);
     if (methods.length === 0 || methods.includes(request.method)) return;
-    reply.header('allow', methods.join(', '));
-    return sendProblem(reply, request, createError('METHOD_NOT_ALLOWED', `${path} does not take ${request.method}; it takes ${methods.join(', ')}`));
+    return methodNotAllowed(reply, request, path, methods);
   });
   app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?', 1)[0] ?? '/';
+    const path = pathOf(request);
     const methods = allowed.for(path);
-    if (methods.length > 0) {
-      reply.header('allow', methods.join(', '));
-      return sendProblem(reply, request, createError('METHOD_NOT_ALLOWED', `${path} does not take ${request.method}; it takes ${methods.join(', ')}`));
-    }
+    if (methods.length > 0) return methodNotAllowed(reply, request, path, methods);
     return sendProblem(reply, request, createError('NOT_FOUND', `No route ${request.method} ${path}`));
   });
+}
+
+function pathOf(request: FastifyRequest): string {
+  return request.url.split('?', 1)[0] ?? '/';
+}
+
+/** 405 with the `Allow` header listing what the path takes (RFC 9110 §15.5.6). */
+function methodNotAllowed(reply: FastifyReply, request: FastifyRequest, path: string, methods: string[]): FastifyReply {
+  reply.header('allow', methods.join(', '));
+  return sendProblem(reply, request, createError('METHOD_NOT_ALLOWED', `${path} does not take ${request.method}; it takes ${methods.join(', ')}`));
 }

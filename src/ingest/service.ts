@@ -19,7 +19,8 @@ import { check } from './ajv.js';
 import { GroupCommitter } from './batcher.js';
 import { requestHash } from './canonical.js';
 import { IDEMPOTENCY_KEY_PATTERN, validateEventInput } from './event-input.js';
-import { checkPayload, parseDateTime } from './payload-check.js';
+import { checkPayload } from '../core/payload-check.js';
+import { parseDateTime } from './payload-check.js';
 
 /** Most a JSON text grows when parsed and serialized again (see prepare). */
 const MAX_JSON_GROWTH = 6;
