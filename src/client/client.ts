@@ -111,6 +111,7 @@ export class TemClient extends Emitter<ClientEvents> {
       },
       retryDelay: (n) => backoffDelay(n, this.settings.backoff, this.settings.random),
       resync: (ctx) => this.emit('resync', ctx),
+      publication: (pub) => this.emit('publication', pub),
     });
   }
 
@@ -357,11 +358,9 @@ export class TemClient extends Emitter<ClientEvents> {
     this.heartbeat?.received();
     if (frame.ref !== undefined && this.requests.settle(frame)) return;
     switch (frame.type) {
-      case 'EVENT': {
-        const pub = this.registry.onEvent((frame as ServerFrame<'EVENT'>).payload);
-        if (pub) this.emit('publication', pub);
+      case 'EVENT':
+        this.registry.onEvent((frame as ServerFrame<'EVENT'>).payload);
         break;
-      }
       case 'HELLO_ACK':
         // The greeting after an upgrade that carried the token. With a session to resume, the
         // reply to our HELLO (with `ref`) is the one that counts.

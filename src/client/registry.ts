@@ -7,12 +7,13 @@
 import type { ClientFrameMap, ServerFrame, ServerFrameMap, StreamPosition } from '../protocol/index.js';
 import { isValidChannel } from '../protocol/index.js';
 import { TemClientError } from './errors.js';
+import { insertByOffset, MAX_HELD, nextInLine, replayOver, type EventPayload, type Held } from './held.js';
 import { Positions } from './positions.js';
 import type { ReplyHandlers, ReplyOf } from './requests.js';
-import { covered, pickSince, resumeSince, routeEvent, subscribedByName } from './routing.js';
+import { covered, isEphemeral, pickSince, resumeSince, routeEvent, subscribedByName } from './routing.js';
 import { Subscription, type SubscriptionHost } from './subscription.js';
 import type { TimerHandle, Timers } from './timers.js';
-import { SubscriptionState, type Publication, type ResyncContext, type SubscriptionOptions } from './types.js';
+import { SubscriptionState, type Publication, type ResyncContext, type SubscribedContext, type SubscriptionOptions } from './types.js';
 
 /** What the registry needs from the connection. */
 export interface ConnectionPort {
@@ -32,6 +33,8 @@ export interface ConnectionPort {
   retryDelay(attempt: number): number;
   /** A channel with no subscription object (the automatic `user:{self}`) lost messages. */
   resync(ctx: ResyncContext): void;
+  /** A publication for the client-wide `publication` event. */
+  publication(pub: Publication): void;
 }
 
 const ignore: ReplyHandlers = { resolve: () => undefined, reject: () => undefined };
@@ -42,6 +45,8 @@ export class Registry {
   private readonly host: SubscriptionHost;
   /** The next attempt at the user's own channel after the server refused it (resubscribeOwn). */
   private ownRetry: TimerHandle | undefined;
+  /** Publications on channels whose SUBSCRIBE is not answered, or its replay not over, yet (held.ts). */
+  private readonly held = new Map<string, Held>();
 
   constructor(private readonly port: ConnectionPort) {
     this.host = {
@@ -56,7 +61,7 @@ export class Registry {
       request: (type, payload) => port.request(type, payload),
       notify: (type, payload) => port.notify(type, payload),
       retryDelay: (n) => port.retryDelay(n),
-      releasePositions: (sub) => this.releasePositions(sub),
+      ended: (sub) => this.ended(sub),
     };
   }
 
@@ -99,7 +104,7 @@ export class Registry {
     for (const sub of inOrder) {
       if (sub.state !== SubscriptionState.Subscribing) continue;
       const r = restored[sub.channel];
-      if (r) sub._onSubscribed({ channel: sub.channel, offset: r.offset, epoch: r.epoch, recovered: r.recovered, resumed: true }, pickSince(sentSince, sub.channel));
+      if (r) this.settle(sub, { channel: sub.channel, offset: r.offset, epoch: r.epoch, recovered: r.recovered, resumed: true }, pickSince(sentSince, sub.channel));
       else this.sendSubscribe(sub);
     }
     // A resumed session may bring back channels unsubscribed while offline: leave them.
@@ -131,7 +136,7 @@ export class Registry {
     const req = this.port.prepare('SUBSCRIBE', payload, {
       resolve: (f) => {
         if (sub._inflight !== req.id) return;
-        if (f.type === 'SUBSCRIBED') sub._onSubscribed({ ...(f as ServerFrame<'SUBSCRIBED'>).payload, resumed: false }, since);
+        if (f.type === 'SUBSCRIBED') this.settle(sub, { ...(f as ServerFrame<'SUBSCRIBED'>).payload, resumed: false }, since);
         else sub._onSubscribeError(new TemClientError('INTERNAL', `unexpected ${f.type} in reply to SUBSCRIBE`));
       },
       reject: (err) => {
@@ -144,16 +149,84 @@ export class Registry {
     req.send();
   }
 
-  /** An EVENT: the publication for the client-wide event, or undefined (duplicate, ephemeral). */
-  onEvent(payload: ServerFrameMap['EVENT']): Publication | undefined {
-    return routeEvent(this.list(), this.positions, payload, this.port.userChannel());
+  /** An EVENT: delivered (or dropped as a duplicate), or held until its channel's SUBSCRIBED. */
+  onEvent(payload: EventPayload): void {
+    const sub = this.holding(payload);
+    if (!sub) {
+      this.route(payload);
+      return;
+    }
+    const held = this.held.get(sub.channel) ?? { events: [] };
+    this.held.set(sub.channel, held);
+    insertByOffset(held.events, payload);
+    if (held.events.length > MAX_HELD) this.release(sub.channel);
+    else this.drain(sub);
+  }
+
+  private route(payload: EventPayload): void {
+    const pub = routeEvent(this.list(), this.positions, payload, this.port.userChannel());
+    if (pub) this.port.publication(pub);
+  }
+
+  /**
+   * The subscription by name that must see `payload` in order, if it is still waiting for its
+   * SUBSCRIBED or for the replay after it. Not the user's own channel: the server has it live
+   * on every connection, so its publications are never older than a replay.
+   */
+  private holding(p: EventPayload): Subscription | undefined {
+    if (typeof p.channel !== 'string' || typeof p.offset !== 'number' || typeof p.epoch !== 'string' || p.epoch === '') return undefined;
+    if (typeof p.event !== 'string' || isEphemeral(p.event) || p.channel === this.port.userChannel()) return undefined;
+    const sub = this.subs.get(p.channel);
+    if (!sub || sub.isPattern) return undefined;
+    return sub.state === SubscriptionState.Subscribing || this.held.has(p.channel) ? sub : undefined;
+  }
+
+  /** Sends out the held publications that are next in line, or all once no replay can come. */
+  private drain(sub: Subscription): void {
+    const held = this.held.get(sub.channel);
+    if (!held) return;
+    if (sub.state === SubscriptionState.Subscribed && replayOver(held, this.positions.get(sub.channel))) {
+      this.release(sub.channel);
+      return;
+    }
+    while (held.events.length > 0 && nextInLine(held.events[0]!, this.positions.get(sub.channel))) this.route(held.events.shift()!);
+    if (held.events.length === 0) this.dropHeld(sub.channel);
+  }
+
+  /** Sends out everything held on `channel`, in order: nothing more will fill its gaps. */
+  private release(channel: string): void {
+    const held = this.held.get(channel);
+    if (!held) return;
+    this.dropHeld(channel);
+    for (const p of held.events) this.route(p);
+  }
+
+  private dropHeld(channel: string): void {
+    const held = this.held.get(channel);
+    if (held?.timer !== undefined) this.port.timers.clearTimeout(held.timer);
+    this.held.delete(channel);
+  }
+
+  /**
+   * A SUBSCRIBED (or a channel a resumed session restored). Not recovered: no replay follows,
+   * so what was held goes out first, as it came. Recovered: the replay follows up to the head
+   * the reply names, and the held publications go out as it reaches them.
+   */
+  private settle(sub: Subscription, ctx: SubscribedContext, since: Record<string, StreamPosition> | undefined): void {
+    if (!ctx.recovered) this.release(sub.channel);
+    sub._onSubscribed(ctx, since);
+    const held = this.held.get(sub.channel);
+    if (!held) return;
+    held.until = { offset: ctx.offset, epoch: ctx.epoch };
+    if (held.timer === undefined) held.timer = this.port.timers.setTimeout(() => this.release(sub.channel), this.port.timeout);
+    this.drain(sub);
   }
 
   /** A SUBSCRIBED nobody waits for: a late reply to a SUBSCRIBE that timed out, still good news. */
   onLateSubscribed(p: ServerFrameMap['SUBSCRIBED']): void {
     const sub = this.subs.get(p.channel);
     // With the `since` that SUBSCRIBE carried: a late `recovered: false` is still a gap to report.
-    if (sub && sub._inflight === undefined) sub._onSubscribed({ ...p, resumed: false }, sub._sentSince);
+    if (sub && sub._inflight === undefined) this.settle(sub, { ...p, resumed: false }, sub._sentSince);
   }
 
   /** An unprompted UNSUBSCRIBED: the server ended these subscriptions (e.g. `access revoked`). */
@@ -224,6 +297,8 @@ export class Registry {
   /** The connection is gone: everything waits for the next one. */
   transportLost(): void {
     this.clearOwnRetry();
+    // What was held comes back with the resume's replay: the positions never moved past it.
+    for (const channel of [...this.held.keys()]) this.dropHeld(channel);
     for (const sub of this.subs.values()) sub._onTransportLost();
   }
 
@@ -238,7 +313,9 @@ export class Registry {
     return sub !== undefined && sub.state !== SubscriptionState.Unsubscribed;
   }
 
-  private releasePositions(sub: Subscription): void {
+  /** The subscription ended: what it held goes to whatever else covers the channel. */
+  private ended(sub: Subscription): void {
+    this.release(sub.channel);
     const own = this.port.userChannel();
     // Only a subscription by name keeps a position moving (routeEvent): one a pattern still
     // covers would go stale, and a later subscribe() would replay from it.

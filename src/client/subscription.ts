@@ -38,10 +38,10 @@ export interface SubscriptionHost {
   notify(type: 'TYPING_START' | 'TYPING_STOP', payload: { channel: string }): void;
   retryDelay(attempt: number): number;
   /**
-   * Forgets the positions only this subscription needed, so a later subscribe() starts afresh
-   * rather than replaying from an old position.
+   * The subscription ended: forgets the positions only it needed, so a later subscribe() starts
+   * afresh rather than replaying from an old position, and hands on what was held for it.
    */
-  releasePositions(sub: Subscription): void;
+  ended(sub: Subscription): void;
 }
 
 /** Server errors after which retrying the same SUBSCRIBE cannot help. */
@@ -252,8 +252,8 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       this.typing.reset();
     }
     this._inflight = undefined;
-    this.host.releasePositions(this);
     this.setState(SubscriptionState.Unsubscribed);
+    this.host.ended(this);
     this.emit('unsubscribed', { channel: this.channel, reason });
   }
 

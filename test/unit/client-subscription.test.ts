@@ -613,4 +613,121 @@ describe('Subscription', () => {
     expect(sock.lastOf('UNSUBSCRIBE').payload).toEqual({ channels: ['live:1:chat'] });
     client.disconnect();
   });
+
+  describe('a channel a pattern also covers, while its SUBSCRIBE with `since` is answered', () => {
+    /** `live:room:*` live, `live:room:chat` subscribed at offset 5; each records what it gets. */
+    async function patternAndExact() {
+      const { client, timers } = await connected();
+      const sock = FakeSocket.last();
+      const pattern = client.subscribe('live:room:*');
+      sock.push('SUBSCRIBED', { channel: 'live:room:*', offset: 0, epoch: '', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+      const exact = client.subscribe('live:room:chat');
+      ackSubscribe(sock, 'live:room:chat', 5);
+      const got = { exact: [] as number[], pattern: [] as number[], all: [] as number[] };
+      exact.on('publication', (p) => got.exact.push(p.offset));
+      pattern.on('publication', (p) => got.pattern.push(p.offset));
+      client.on('publication', (p) => got.all.push(p.offset));
+      exact.on('error', () => undefined);
+      return { client, timers, sock, pattern, exact, got };
+    }
+
+    function subscribed(sock: FakeSocket, offset: number, recovered: boolean): void {
+      sock.push('SUBSCRIBED', { channel: 'live:room:chat', offset, epoch: 'ep1', recovered }, sock.lastOf('SUBSCRIBE').id as number);
+    }
+
+    it('holds what the pattern delivers until the replay reaches it: everything once, in order, for everyone', async () => {
+      const { client, sock, exact, got } = await patternAndExact();
+      // The server dropped the channel (it fell behind); the pattern goes on delivering it until
+      // the server takes the new SUBSCRIBE, which asks for everything after 5.
+      sock.push('ERROR', { code: 'INTERNAL', message: 'fell behind; subscribe again with since', channel: 'live:room:chat' } as never);
+      expect(sock.lastOf('SUBSCRIBE').payload).toEqual({ channels: ['live:room:chat'], since: { 'live:room:chat': { offset: 5, epoch: 'ep1' } } });
+      ev(sock, 'live:room:chat', 8);
+      ev(sock, 'live:room:chat', 9);
+      expect(got.all).toEqual([]);
+      expect(exact.position).toEqual({ offset: 5, epoch: 'ep1' });
+      subscribed(sock, 9, true);
+      for (const o of [6, 7, 8, 9, 10]) ev(sock, 'live:room:chat', o); // the replay, then live
+      expect(got).toEqual({ exact: [6, 7, 8, 9, 10], pattern: [6, 7, 8, 9, 10], all: [6, 7, 8, 9, 10] });
+      client.disconnect();
+    });
+
+    it('a first subscribe with options.since while the pattern is live replays from there', async () => {
+      const { client } = await connected();
+      const sock = FakeSocket.last();
+      client.subscribe('live:room:*');
+      sock.push('SUBSCRIBED', { channel: 'live:room:*', offset: 0, epoch: '', recovered: false }, sock.lastOf('SUBSCRIBE').id as number);
+      const exact = client.subscribe('live:room:chat', { since: { offset: 2, epoch: 'ep1' } });
+      const got: number[] = [];
+      exact.on('publication', (p) => got.push(p.offset));
+      ev(sock, 'live:room:chat', 4);
+      subscribed(sock, 4, true);
+      for (const o of [3, 4, 5]) ev(sock, 'live:room:chat', o);
+      expect(got).toEqual([3, 4, 5]);
+      client.disconnect();
+    });
+
+    it('publications already sent live and left out of the replay go out with the reply', async () => {
+      const { client, sock, got } = await patternAndExact();
+      sock.push('ERROR', { code: 'INTERNAL', message: 'fell behind', channel: 'live:room:chat' } as never);
+      ev(sock, 'live:room:chat', 6);
+      ev(sock, 'live:room:chat', 7);
+      subscribed(sock, 7, true); // nothing to replay: the server had sent both
+      expect(got.exact).toEqual([6, 7]);
+      client.disconnect();
+    });
+
+    it('not recovered: what was held goes out first, then `resync`', async () => {
+      const { client, sock, exact, got } = await patternAndExact();
+      const order: string[] = [];
+      exact.on('publication', (p) => order.push(`pub ${p.offset}`));
+      exact.on('resync', () => order.push('resync'));
+      sock.push('ERROR', { code: 'INTERNAL', message: 'fell behind', channel: 'live:room:chat' } as never);
+      ev(sock, 'live:room:chat', 30);
+      ev(sock, 'live:room:chat', 31);
+      subscribed(sock, 31, false);
+      ev(sock, 'live:room:chat', 32);
+      expect(order).toEqual(['pub 30', 'pub 31', 'resync', 'pub 32']);
+      expect(got.pattern).toEqual([30, 31, 32]);
+      client.disconnect();
+    });
+
+    it('a refused SUBSCRIBE hands what was held to the pattern', async () => {
+      const { client, sock, exact, got } = await patternAndExact();
+      sock.push('ERROR', { code: 'INTERNAL', message: 'fell behind', channel: 'live:room:chat' } as never);
+      ev(sock, 'live:room:chat', 7);
+      sock.push('ERROR', { code: 'FORBIDDEN', message: 'no longer a member' }, sock.lastOf('SUBSCRIBE').id as number);
+      expect(exact.state).toBe('unsubscribed');
+      expect(got).toEqual({ exact: [], pattern: [7], all: [7] });
+      client.disconnect();
+    });
+
+    it('a gap the replay never fills is given up once live publications come, or after the timeout', async () => {
+      const { client, timers, sock, got } = await patternAndExact();
+      sock.push('ERROR', { code: 'INTERNAL', message: 'fell behind', channel: 'live:room:chat' } as never);
+      ev(sock, 'live:room:chat', 8);
+      subscribed(sock, 8, true);
+      ev(sock, 'live:room:chat', 6);
+      expect(got.exact).toEqual([6]);
+      ev(sock, 'live:room:chat', 9); // live: past the head the reply named, so 7 is not coming
+      expect(got.exact).toEqual([6, 8, 9]);
+      sock.push('ERROR', { code: 'INTERNAL', message: 'fell behind', channel: 'live:room:chat' } as never);
+      ev(sock, 'live:room:chat', 12);
+      subscribed(sock, 12, true);
+      expect(got.exact).toEqual([6, 8, 9]);
+      timers.advance(1_000);
+      expect(got.exact).toEqual([6, 8, 9, 12]);
+      client.disconnect();
+    });
+
+    it('a drop forgets what was held: the resume asks for it again', async () => {
+      const { client, timers, sock, got } = await patternAndExact();
+      sock.push('ERROR', { code: 'INTERNAL', message: 'fell behind', channel: 'live:room:chat' } as never);
+      ev(sock, 'live:room:chat', 8);
+      const next = await reconnect(timers);
+      next.handshake({ resumed: false });
+      expect(next.lastOf('HELLO').payload).toMatchObject({ since: { 'live:room:chat': { offset: 5, epoch: 'ep1' } } });
+      expect(got.all).toEqual([]);
+      client.disconnect();
+    });
+  });
 });
