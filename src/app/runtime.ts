@@ -51,6 +51,12 @@ export async function startStore(rt: Runtime, options: { requireDatabaseUrl?: bo
     databaseUrl: config.databaseUrl,
     dataDir: config.databaseUrl ? undefined : config.dataDir,
     poolMax: options.poolMax,
+    minFreeDiskBytes: config.minFreeDiskMb * 1024 * 1024,
+    onDiskSpace: (low, freeBytes) => {
+      const fields = { dataDir: config.dataDir, freeMiB: Math.floor(freeBytes / 1048576), minFreeMiB: config.minFreeDiskMb };
+      if (low) rt.logger.error(fields, 'disk almost full: the embedded database takes no statements until space is freed');
+      else rt.logger.info(fields, 'disk space freed: the embedded database takes statements again');
+    },
   });
   rt.lifecycle.add('store', () => store.close());
   return store;

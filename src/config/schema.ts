@@ -40,6 +40,7 @@ export const SETTINGS = {
   corsOrigins: { env: 'TEM_CORS_ORIGINS', type: 'origins', default: undefined, doc: 'Comma-separated origins (https://app.example.com) whose browser pages may call the HTTP API, e.g. with end-user JWTs; `*` for any. Unset: none, only same-origin pages such as the console. WebSocket connections need none of it.' },
   publicWsUrl: { env: 'TEM_PUBLIC_WS_URL', type: 'url', default: undefined, doc: "WebSocket URL the console uses when gateways are not on the API's origin (distributed)." },
   dataDir: { env: 'TEM_DATA_DIR', type: 'string', default: './.tem', doc: 'Embedded database directory and admin.key location.' },
+  minFreeDiskMb: { env: 'TEM_MIN_FREE_DISK_MB', type: 'int', default: 128, min: 0, max: 1_048_576, doc: 'Embedded only: while less than this many MiB are free under TEM_DATA_DIR, the embedded database takes no statements (requests get 503, /readyz says why) until space is freed, instead of hanging on a full disk. 0: no check.' },
   logLevel: { env: 'TEM_LOG_LEVEL', type: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'Log level.' },
   adminKey: { env: 'TEM_ADMIN_KEY', type: 'string', default: undefined, doc: 'When set, this key is the admin key (bootstraps distributed deployments).' },
   nodeId: { env: 'TEM_NODE_ID', type: 'string', default: undefined, doc: 'Name of this process in logs, metrics and leases (default host-pid).' },

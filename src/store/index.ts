@@ -8,6 +8,7 @@ import { PostgresDb } from './postgres-db.js';
 import { isTemError } from '../core/errors.js';
 import { mapped } from './errors.js';
 import { describeFsError } from './fs-errors.js';
+import { DiskGuard } from './disk-guard.js';
 import { join } from 'node:path';
 
 export interface OpenStoreOptions {
@@ -21,12 +22,20 @@ export interface OpenStoreOptions {
   connectTimeout?: number;
   /** Apply pending migrations before returning (default true). */
   migrate?: boolean;
+  /** Embedded only: refuse statements while less than this is free under dataDir (0: no check). */
+  minFreeDiskBytes?: number;
+  /** Told when the embedded store starts or stops refusing for lack of disk space. */
+  onDiskSpace?: (low: boolean, freeBytes: number) => void;
 }
 
-export async function createPgliteStore(dataDir?: string): Promise<SqlStore> {
+export async function createPgliteStore(dataDir?: string, disk: Pick<OpenStoreOptions, 'minFreeDiskBytes' | 'onDiskSpace'> = {}): Promise<SqlStore> {
   // Loaded on demand: PGlite's WebAssembly costs every PostgreSQL-only process start-up time.
   const { PgliteDb } = await import('./pglite-db.js');
-  const db = await mapped(() => PgliteDb.open(dataDir)).catch((err: unknown) => {
+  const guard =
+    dataDir !== undefined && (disk.minFreeDiskBytes ?? 0) > 0
+      ? new DiskGuard({ dir: dataDir, minFreeBytes: disk.minFreeDiskBytes!, onChange: disk.onDiskSpace })
+      : undefined;
+  const db = await mapped(() => PgliteDb.open(dataDir, guard)).catch((err: unknown) => {
     throw fsFailure(err, dataDir) ?? err;
   });
   return new SqlStore(db);
@@ -48,7 +57,7 @@ export function createPostgresStore(url: string, options: { poolMax?: number; co
 export async function openStore(opts: OpenStoreOptions = {}): Promise<Store> {
   const store = opts.databaseUrl
     ? createPostgresStore(opts.databaseUrl, { poolMax: opts.poolMax, connectTimeout: opts.connectTimeout })
-    : await createPgliteStore(opts.dataDir);
+    : await createPgliteStore(opts.dataDir, opts);
   if (opts.migrate ?? true) {
     try {
       await store.migrate();

@@ -5,6 +5,7 @@
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { join } from 'node:path';
 import type { Db, Notify } from './db.js';
+import type { DiskGuard } from './disk-guard.js';
 import { CoalescingNotifier, NOTIFY_CHANNELS_SQL } from './notifier.js';
 
 type Runner = Pick<Transaction, 'query' | 'exec'>;
@@ -51,25 +52,39 @@ export class PgliteDb implements Db {
   private readonly direct: PgliteTxDb;
   private readonly notifier = new CoalescingNotifier((channels) => this.query(NOTIFY_CHANNELS_SQL, [JSON.stringify(channels)]));
 
-  constructor(readonly pg: PGlite) {
+  /** `guard`: statements are refused while the data directory's disk is almost full (disk-guard.ts). */
+  constructor(
+    readonly pg: PGlite,
+    private readonly guard?: DiskGuard,
+  ) {
     this.direct = new PgliteTxDb(pg, this);
   }
 
   /** `dataDir` undefined → in memory (tests); otherwise the cluster lives in `${dataDir}/pgdata`. */
-  static async open(dataDir?: string): Promise<PgliteDb> {
-    const pg = dataDir === undefined ? await PGlite.create() : await PGlite.create(join(dataDir, 'pgdata'));
-    return new PgliteDb(pg);
+  static async open(dataDir?: string, guard?: DiskGuard): Promise<PgliteDb> {
+    await guard?.start();
+    try {
+      guard?.check();
+      const pg = dataDir === undefined ? await PGlite.create() : await PGlite.create(join(dataDir, 'pgdata'));
+      return new PgliteDb(pg, guard);
+    } catch (err) {
+      guard?.stop();
+      throw err;
+    }
   }
 
-  query<T>(text: string, params?: readonly unknown[]): Promise<T[]> {
+  async query<T>(text: string, params?: readonly unknown[]): Promise<T[]> {
+    this.guard?.check();
     return this.direct.query<T>(text, params);
   }
 
-  exec(script: string): Promise<void> {
+  async exec(script: string): Promise<void> {
+    this.guard?.check();
     return this.direct.exec(script);
   }
 
   async tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+    this.guard?.check();
     let txDb: PgliteTxDb | undefined;
     const result = await this.pg.transaction((t) => fn((txDb = new PgliteTxDb(t, this))));
     if (txDb && txDb.toNotify.size > 0) this.notifier.notify(txDb.toNotify);
@@ -88,6 +103,7 @@ export class PgliteDb implements Db {
   }
 
   async close(): Promise<void> {
+    this.guard?.stop();
     if (!this.pg.closed) await this.pg.close();
   }
 }

@@ -137,7 +137,7 @@ describe('with the database unreachable', () => {
     expect(health.json()).toMatchObject({ status: 'down', database: 'down', redis: 'disabled' });
     const ready = await app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(503);
-    expect(ready.json()).toEqual({ status: 'not_ready', reason: 'database unavailable' });
+    expect(ready.json()).toEqual({ status: 'not_ready', reason: 'database unavailable', detail: expect.any(String) });
     expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
   });
 

@@ -4,6 +4,7 @@
  * server is not draining). No credentials needed.
  */
 import { createRequire } from 'node:module';
+import { isTemError } from '../../core/errors.js';
 import type { Store } from '../../store/types.js';
 import type { ApiRoutePlugin } from '../types.js';
 
@@ -25,6 +26,14 @@ const PING_TIMEOUT_MS = 2000;
 
 /** Whether the database answers within a short time. */
 export async function databaseUp(store: Store, timeoutMs = PING_TIMEOUT_MS): Promise<boolean> {
+  return (await databaseDown(store, timeoutMs)) === null;
+}
+
+/**
+ * Null when the database answers within a short time; else why not, as the store said it
+ * (the embedded disk almost full, the server unreachable) or 'no answer'.
+ */
+async function databaseDown(store: Store, timeoutMs = PING_TIMEOUT_MS): Promise<string | null> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
@@ -33,9 +42,9 @@ export async function databaseUp(store: Store, timeoutMs = PING_TIMEOUT_MS): Pro
         timer = setTimeout(() => reject(new Error('ping timed out')), timeoutMs);
       }),
     ]);
-    return true;
-  } catch {
-    return false;
+    return null;
+  } catch (err) {
+    return isTemError(err) && err.code === 'STORE_UNAVAILABLE' ? err.message : 'no answer';
   } finally {
     clearTimeout(timer);
   }
@@ -61,9 +70,10 @@ export const healthRoutes: ApiRoutePlugin = async (app, { store, bus, isShutting
       reply.code(503);
       return { status: 'not_ready', reason: 'shutting down' };
     }
-    if (!(await databaseUp(store))) {
+    const down = await databaseDown(store);
+    if (down !== null) {
       reply.code(503);
-      return { status: 'not_ready', reason: 'database unavailable' };
+      return { status: 'not_ready', reason: 'database unavailable', detail: down };
     }
     return { status: 'ready' };
   });
