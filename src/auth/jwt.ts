@@ -3,9 +3,9 @@
  * TEM_JWT_SECRET or RS256 with TEM_JWT_PUBLIC_KEY. Verification is jose's; `exp` and `sub` are
  * required, `iss`/`aud` are checked when configured.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { importSPKI, jwtVerify, type JWTVerifyOptions } from 'jose';
-import type { TemConfig } from '../config/index.js';
+import { publicKeyPem, type TemConfig } from '../config/index.js';
 import type { Clock } from '../core/clock.js';
 import { createError } from '../core/errors.js';
 import { PRINCIPAL_ID_RE } from '../core/ids.js';
@@ -47,11 +47,6 @@ export function jwtContext(claims: VerifiedJwt, userRolePermissions: string[]): 
 
 type JwtSettings = Pick<TemConfig, 'jwtSecret' | 'jwtPublicKey' | 'jwtIssuer' | 'jwtAudience'>;
 
-/** The configured public key as a PEM: environments often carry PEMs with literal "\n" sequences. */
-function publicKeyPem(configured: string): string {
-  return configured.replace(/\\n/g, '\n');
-}
-
 /**
  * A digest of everything that decides whether a JWT is accepted (algorithm, key, issuer,
  * audience), or null without JWT settings. The API sends it with a JWT's introspection answer so
@@ -79,7 +74,10 @@ export function createJwtVerifier(
     keyPromise = crypto.subtle.importKey('raw', new TextEncoder().encode(config.jwtSecret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
   } else if (config.jwtPublicKey) {
     algorithm = 'RS256';
-    keyPromise = importSPKI(publicKeyPem(config.jwtPublicKey), 'RS256');
+    // As SPKI whatever PEM it came in: jose imports only that form, and PKCS#1
+    // ("BEGIN RSA PUBLIC KEY", what `openssl rsa -RSAPublicKey_out` writes) is common too.
+    const spki = createPublicKey(publicKeyPem(config.jwtPublicKey)).export({ type: 'spki', format: 'pem' }) as string;
+    keyPromise = importSPKI(spki, 'RS256');
   } else {
     return null;
   }

@@ -29,7 +29,8 @@ export const DEFAULT_TIMEOUT_S = 60;
 function timeoutMs(raw: string | undefined): number {
   if (raw === undefined) return DEFAULT_TIMEOUT_S * 1000;
   const s = /^\d+(\.\d+)?$/.test(raw.trim()) ? Number(raw) : NaN;
-  if (!(s > 0) || s > 86_400) throw new CliError(`--timeout must be a number of seconds greater than 0, at most 86400, got ${JSON.stringify(raw)}`, 2);
+  // At least a millisecond: 0.0001 passed "> 0" and then gave up at once, within "0 s".
+  if (!(s >= 0.001) || s > 86_400) throw new CliError(`--timeout must be a number of seconds from 0.001 to 86400, got ${JSON.stringify(raw)}`, 2);
   return Math.round(s * 1000);
 }
 
@@ -72,10 +73,40 @@ function serverUrl(url: string, from: string): string {
   return url.replace(/\/$/, '');
 }
 
+/** Whether an admin command has chosen its server: a failure from then on is about that server. */
+let targetResolved = false;
+export function talkingToServer(): boolean {
+  return targetResolved;
+}
+
+/**
+ * An API key as it can go in a header. A newline or a non-ASCII character made fetch fail
+ * before sending anything, reported as "cannot reach" with the key in the message.
+ */
+function checkedKey(key: string, from: string): string {
+  if (!/^[\x21-\x7e]+$/.test(key)) throw new CliError(`the API key from ${from} is not a valid key (printable ASCII, no spaces)`, 2);
+  return key;
+}
+
+function readKeyFile(path: string): string | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw new CliError(`cannot read the admin key ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
 export function resolveTarget(opts: ClientOptions, env: NodeJS.ProcessEnv = process.env): Target {
+  const target = resolve(opts, env);
+  targetResolved = true;
+  return target;
+}
+
+function resolve(opts: ClientOptions, env: NodeJS.ProcessEnv): Target {
   const waitMs = timeoutMs(opts.timeout);
   const givenUrl = opts.url === undefined ? (env.TEM_URL ? serverUrl(env.TEM_URL, 'TEM_URL') : undefined) : serverUrl(opts.url, '--url');
-  const givenKey = opts.key ?? env.TEM_API_KEY;
+  const givenKey = opts.key !== undefined ? checkedKey(opts.key, '--key') : env.TEM_API_KEY ? checkedKey(env.TEM_API_KEY, 'TEM_API_KEY') : undefined;
   // Both given: this machine's own settings do not matter (and a bad one must not get in the way).
   if (givenUrl && givenKey) return { url: givenUrl, key: givenKey, timeoutMs: waitMs };
   let config: TemConfig;
@@ -90,7 +121,8 @@ export function resolveTarget(opts: ClientOptions, env: NodeJS.ProcessEnv = proc
   let key = givenKey ?? config.adminKey;
   if (!key) {
     const keyFile = join(dataDir, 'admin.key');
-    if (existsSync(keyFile)) key = readFileSync(keyFile, 'utf8').trim();
+    const read = readKeyFile(keyFile);
+    if (read) key = checkedKey(read, keyFile);
   }
   if (!key) throw new CliError('no API key: pass --key, set TEM_API_KEY, or run next to an embedded server with its admin.key');
   return { url, key, timeoutMs: waitMs };

@@ -3,7 +3,7 @@
  * to a running server over HTTP (src/cli/admin-client.ts).
  */
 import { Command, CommanderError } from 'commander';
-import { CliError } from './admin-client.js';
+import { CliError, talkingToServer } from './admin-client.js';
 import { registerPrincipals } from './commands/principals.js';
 import { registerKeys } from './commands/keys.js';
 import { registerRoles } from './commands/roles.js';
@@ -62,24 +62,18 @@ registerEvents(program);
 registerChannels(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
+  const fail = (message: string, exitCode: number, problem?: Record<string, unknown>): never => {
+    process.stderr.write(jsonErrors ? jsonError(message, problem) : `tem: ${message}\n`);
+    process.exit(exitCode);
+  };
   // Usage errors exit 2, as the checks of our own options do; help and --version exit 0.
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
-  if (err instanceof CliError) {
-    if (jsonErrors) process.stderr.write(jsonError(err.message, err.problem));
-    else process.stderr.write(`tem: ${err.message}\n`);
-    process.exit(err.exitCode);
-  }
-  if (err instanceof Error && err.name === 'ConfigError') {
-    process.stderr.write(`tem: ${err.message}\n`);
-    process.exit(2);
-  }
-  // A JSON answer of another shape than a tem server's (another service on that address).
-  if (err instanceof TypeError) {
-    process.stderr.write(`tem: the server's answer is not what a tem server sends (${err.message}): is --url a tem server?\n`);
-    process.exit(1);
-  }
+  if (err instanceof CliError) fail(err.message, err.exitCode, err.problem);
+  if (err instanceof Error && err.name === 'ConfigError') fail(err.message, 2);
+  // An admin command given a JSON answer of another shape than a tem server's (another service
+  // on that address). Not a server role's failure: that is ours, shown as it is below.
+  if (err instanceof TypeError && talkingToServer()) fail(`the server's answer is not what a tem server sends (${err.message}): is --url a tem server?`, 1);
   // Start-up failures wrap their cause (e.g. the database could not be opened): show it.
   const cause = err instanceof Error && err.cause instanceof Error && err.cause.message ? ` (${err.cause.message})` : '';
-  process.stderr.write(`tem: ${err instanceof Error ? err.message : String(err)}${cause}\n`);
-  process.exit(1);
+  fail(`${err instanceof Error ? err.message : String(err)}${cause}`, 1);
 });

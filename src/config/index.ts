@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { SETTINGS, type SettingName, type SettingSpec, type NamespaceOptions, type RetryPolicy } from './schema.js';
@@ -24,6 +25,20 @@ export type TemConfig = Settings & {
   /** Retry policy by event type or `prefix.*`; `*` holds the defaults. */
   readonly retry: Readonly<Record<string, RetryPolicy>>;
 };
+
+/**
+ * TEM_JWT_PUBLIC_KEY must be an RSA public key in PEM (SPKI or PKCS#1): a bad one used to start
+ * quietly and then refuse every RS256 token with 401.
+ */
+function checkPublicKey(configured: string): void {
+  let type: string | undefined;
+  try {
+    type = createPublicKey(publicKeyPem(configured)).asymmetricKeyType;
+  } catch {
+    throw new ConfigError('TEM_JWT_PUBLIC_KEY', 'expected an RSA public key in PEM ("-----BEGIN PUBLIC KEY-----" or "-----BEGIN RSA PUBLIC KEY-----")');
+  }
+  if (type !== 'rsa') throw new ConfigError('TEM_JWT_PUBLIC_KEY', `expected an RSA public key for RS256, got a${type === 'ec' || type === 'ed25519' ? 'n' : ''} ${type} key`);
+}
 
 /** The shortest TEM_JWT_SECRET accepted: 256 bits, the size of HS256's hash. */
 const JWT_SECRET_MIN_BYTES = 32;
@@ -98,10 +113,14 @@ function parseValue(name: string, spec: SettingSpec, raw: unknown): unknown {
       return parseOrigins(name, String(raw));
     case 'url': {
       const s = String(raw);
+      let url: URL;
       try {
-        new URL(s);
+        url = new URL(s);
       } catch {
-        throw new ConfigError(name, `expected a URL, got ${JSON.stringify(raw)}`);
+        throw new ConfigError(name, `expected a URL, got ${JSON.stringify(withoutPassword(s))}`);
+      }
+      if (spec.schemes && !spec.schemes.includes(url.protocol)) {
+        throw new ConfigError(name, `expected a ${spec.schemes.map((x) => `${x}//`).join(' or ')} URL, got ${JSON.stringify(withoutPassword(s))}`);
       }
       return s;
     }
@@ -111,15 +130,31 @@ function parseValue(name: string, spec: SettingSpec, raw: unknown): unknown {
   }
 }
 
+/** A URL as it may be shown in a message: a password in it (`//user:secret@`) becomes `***`. */
+function withoutPassword(url: string): string {
+  return url.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@');
+}
+
+/** The configured public key as a PEM: environments often carry PEMs with literal "\n" sequences. */
+export function publicKeyPem(configured: string): string {
+  return configured.replace(/\\n/g, '\n');
+}
+
 function readFile(path: string, required: boolean): Record<string, unknown> {
   if (path === '') return {};
   if (!existsSync(path)) {
     if (required) throw new ConfigError('TEM_CONFIG', `${path} does not exist (unset TEM_CONFIG, or set it empty, to run without a config file)`);
     return {};
   }
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError('TEM_CONFIG', `cannot read ${path}: ${(err as Error).message}`);
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new ConfigError('TEM_CONFIG', `${path} is not valid JSON: ${(err as Error).message}`);
   }
@@ -237,6 +272,7 @@ export function loadConfig(overrides: Overrides = {}, env: NodeJS.ProcessEnv = p
   if (secretBytes !== null && secretBytes < JWT_SECRET_MIN_BYTES) {
     throw new ConfigError('TEM_JWT_SECRET', `must be at least ${JWT_SECRET_MIN_BYTES} bytes (HS256 needs a 256-bit key; e.g. openssl rand -base64 48), got ${secretBytes}`);
   }
+  if (typeof out.jwtPublicKey === 'string') checkPublicKey(out.jwtPublicKey);
   out.nodeId ??= `${hostname()}-${process.pid}`;
   const nsDefaults: NamespaceOptions = {
     historySize: out.historySize as number,

@@ -12,6 +12,8 @@ export interface SettingSpec {
   min?: number;
   max?: number;
   values?: readonly string[];
+  /** A URL's allowed schemes (`postgres:`): another one fails start-up naming the setting. */
+  schemes?: readonly string[];
   doc: string;
 }
 
@@ -28,17 +30,17 @@ export const RETRY_DELAY_MAX_MS = 30 * 86_400_000;
 export const RETENTION_MAX_MS = 3650 * 86_400_000;
 
 export const SETTINGS = {
-  databaseUrl: { env: 'DATABASE_URL', type: 'url', default: undefined, doc: 'PostgreSQL URL. Unset: embedded PGlite in dataDir.' },
-  redisUrl: { env: 'REDIS_URL', type: 'url', default: undefined, doc: 'Redis URL. Unset: in-memory bus (single process).' },
+  databaseUrl: { env: 'DATABASE_URL', type: 'url', schemes: ['postgres:', 'postgresql:'], default: undefined, doc: 'PostgreSQL URL. Unset: embedded PGlite in dataDir.' },
+  redisUrl: { env: 'REDIS_URL', type: 'url', schemes: ['redis:', 'rediss:'], default: undefined, doc: 'Redis URL. Unset: in-memory bus (single process).' },
   redisPrefix: { env: 'TEM_REDIS_PREFIX', type: 'string', default: 'tem:', doc: 'Prefix of every Redis key and pub/sub channel (several deployments on one Redis).' },
   httpHost: { env: 'TEM_HTTP_HOST', type: 'string', default: '0.0.0.0', doc: 'Public listener host.' },
   httpPort: { env: 'TEM_HTTP_PORT', type: 'int', default: 8080, min: 0, max: 65535, doc: 'Public listener port (0 picks a free port).' },
   internalHost: { env: 'TEM_INTERNAL_HOST', type: 'string', default: '127.0.0.1', doc: 'Internal listener host (introspection).' },
   internalPort: { env: 'TEM_INTERNAL_PORT', type: 'int', default: 8081, min: 0, max: 65535, doc: 'Internal listener port (0 picks a free port; so does leaving it unset while TEM_HTTP_PORT is 0, so several servers can run side by side).' },
   metricsPort: { env: 'TEM_METRICS_PORT', type: 'int', default: undefined, min: 0, max: 65535, doc: '`tem worker` only: port of a listener serving /metrics and /healthz on TEM_HTTP_HOST (0 picks a free port), since a worker has no other listener. The API, gateways and the embedded server serve /metrics on their public port. Unset: none.' },
-  apiInternalUrl: { env: 'TEM_API_INTERNAL_URL', type: 'url', default: 'http://127.0.0.1:8081', doc: "Where gateways reach the API's internal listener." },
+  apiInternalUrl: { env: 'TEM_API_INTERNAL_URL', type: 'url', schemes: ['http:', 'https:'], default: 'http://127.0.0.1:8081', doc: "Where gateways reach the API's internal listener." },
   corsOrigins: { env: 'TEM_CORS_ORIGINS', type: 'origins', default: undefined, doc: 'Comma-separated origins (https://app.example.com) whose browser pages may call the HTTP API, e.g. with end-user JWTs; `*` for any. Unset: none, only same-origin pages such as the console. WebSocket connections need none of it.' },
-  publicWsUrl: { env: 'TEM_PUBLIC_WS_URL', type: 'url', default: undefined, doc: "WebSocket URL the console uses when gateways are not on the API's origin (distributed)." },
+  publicWsUrl: { env: 'TEM_PUBLIC_WS_URL', type: 'url', schemes: ['ws:', 'wss:', 'http:', 'https:'], default: undefined, doc: "WebSocket URL the console uses when gateways are not on the API's origin (distributed)." },
   dataDir: { env: 'TEM_DATA_DIR', type: 'string', default: './.tem', doc: 'Embedded database directory and admin.key location.' },
   minFreeDiskMb: { env: 'TEM_MIN_FREE_DISK_MB', type: 'int', default: 128, min: 0, max: 1_048_576, doc: 'Embedded only: while less than this many MiB are free under TEM_DATA_DIR, the embedded database takes no statements (requests get 503, /readyz says why) until space is freed, instead of hanging on a full disk. 0: no check.' },
   logLevel: { env: 'TEM_LOG_LEVEL', type: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'Log level.' },

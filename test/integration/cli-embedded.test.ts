@@ -212,7 +212,7 @@ describe('tem CLI against the running server', () => {
       silent.close();
     }
     expect((await runTem(['principals', 'list', '--timeout', 'soon'], env)).code).toBe(2);
-    expect((await runTem(['principals', 'list', '--timeout', '0'], env)).stderr).toMatch(/greater than 0/);
+    expect((await runTem(['principals', 'list', '--timeout', '0'], env)).stderr).toMatch(/from 0.001 to 86400/);
 
     // Another service on that address: a page or a JSON answer of another shape is a failure.
     const other = createHttpServer((req, res) => {
@@ -244,6 +244,15 @@ describe('tem CLI against the running server', () => {
     const plain = await runTem(['keys', 'revoke'], env);
     expect(plain.code).toBe(2);
     expect(plain.stderr).toBe("tem: missing required argument 'key_id' (run with --help for usage)\n");
+
+    // A key no header can carry: a usage error naming where it came from, never the key itself.
+    const unsendable = await runTem(['principals', 'list', '--key', 'tem_secretSECRET\nsecret'], env);
+    expect(unsendable.code).toBe(2);
+    expect(unsendable.stderr).toBe('tem: the API key from --key is not a valid key (printable ASCII, no spaces)\n');
+    // Under --json, a bad setting is one JSON object too.
+    const badSetting = await runTem(['principals', 'list', '--json'], { ...env, TEM_URL: undefined, TEM_HTTP_PORT: 'eighty' });
+    expect(badSetting.code).toBe(2);
+    expect(JSON.parse(badSetting.stderr)).toEqual({ error: { message: expect.stringMatching(/^invalid setting TEM_HTTP_PORT/) } });
 
     const badKey = await runTem(['principals', 'list', '--key', 'tem_nope'], env);
     expect(badKey.code).not.toBe(0);

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose';
+import { generateKeyPairSync } from 'node:crypto';
 import { Authenticator, type AuthChange } from '../../src/auth/authenticator.js';
 import { ensureAdminKey } from '../../src/auth/bootstrap.js';
 import { setUpAdminKey } from '../../src/app/admin-key.js';
@@ -248,6 +249,17 @@ describe('Authenticator with JWTs', () => {
     // An HS256 token "signed" with the public key text must not pass (algorithm confusion).
     const confused = await new SignJWT({ sub: 'u_rs' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).sign(new TextEncoder().encode(pem));
     expect((await rejection(auth.authenticate(confused))).code).toBe('UNAUTHORIZED');
+  });
+
+  it('takes the public key in PKCS#1 form ("BEGIN RSA PUBLIC KEY") as well', async () => {
+    const clock = new ManualClock();
+    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pem = publicKey.export({ type: 'pkcs1', format: 'pem' }) as string;
+    expect(pem).toMatch(/BEGIN RSA PUBLIC KEY/);
+    const auth = new Authenticator(store, config({ jwtPublicKey: pem }), clock);
+    const exp = Math.floor(clock.nowMs() / 1000) + 60;
+    const token = await new SignJWT({ sub: 'u_pkcs1' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime(exp).sign(privateKey);
+    expect((await auth.authenticate(token)).userId).toBe('u_pkcs1');
   });
 
   it('rejects JWTs when none is configured', async () => {

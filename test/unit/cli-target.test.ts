@@ -4,7 +4,7 @@
  * tem.config.json, as the server reads them), with its admin key.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -62,5 +62,37 @@ describe('resolveTarget', () => {
     expect(() => resolveTarget({}, { TEM_CONFIG: '', TEM_DATA_DIR: join(tmpdir(), 'tem-no-such-dir') })).toThrowError(/no API key/);
     // With both the URL and the key given, local settings are not read at all.
     expect(resolveTarget({ url: 'http://h:1', key: 'tem_k' }, { TEM_CONFIG: file, TEM_HTTP_PORT: 'eighty' })).toEqual({ url: 'http://h:1', key: 'tem_k', timeoutMs: 60_000 });
+  });
+
+  it('refuses a key no header can carry, naming where it came from but not the key', () => {
+    const refused = (fn: () => unknown): CliError => {
+      try {
+        fn();
+      } catch (err) {
+        return err as CliError;
+      }
+      throw new Error('not refused');
+    };
+    const given = refused(() => resolveTarget({ url: 'http://h:1', key: 'tem_secret\nSECRET' }, {}));
+    expect(given.exitCode).toBe(2);
+    expect(given.message).toBe('the API key from --key is not a valid key (printable ASCII, no spaces)');
+    const { file, dataDir } = setup({ httpPort: 18123 });
+    writeFileSync(join(dataDir, 'admin.key'), 'tem_fileSECRETfile€\n');
+    const fromFile = refused(() => resolveTarget({}, { TEM_CONFIG: file }));
+    expect(fromFile.message).toBe(`the API key from ${join(dataDir, 'admin.key')} is not a valid key (printable ASCII, no spaces)`);
+    expect(fromFile.message).not.toContain('SECRET');
+  });
+
+  it('says it cannot read admin.key, and why', () => {
+    const { file, dataDir } = setup({ httpPort: 18123 });
+    const keyFile = join(dataDir, 'admin.key');
+    rmSync(keyFile);
+    mkdirSync(keyFile);
+    expect(() => resolveTarget({}, { TEM_CONFIG: file })).toThrowError(`cannot read the admin key ${keyFile}: EISDIR`);
+  });
+
+  it('refuses a --timeout that rounds to no time at all', () => {
+    expect(() => resolveTarget({ url: 'http://h:1', key: 'tem_k', timeout: '0.0001' }, {})).toThrowError(/--timeout must be a number of seconds from 0.001 to 86400/);
+    expect(resolveTarget({ url: 'http://h:1', key: 'tem_k', timeout: '0.001' }, {}).timeoutMs).toBe(1);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { generateKeyPairSync } from 'node:crypto';
 import { loadConfig, ConfigError, retryPolicy, namespaceOptions } from '../../src/config/index.js';
 import { renderConfigDoc } from '../../scripts/config-doc.js';
 
@@ -43,6 +44,42 @@ describe('config', () => {
   ])('rejects a bad %s naming it', (name, value) => {
     expect(() => loadConfig({}, { ...NO_FILE, [name]: value })).toThrowError(new RegExp(name));
     expect(() => loadConfig({}, { ...NO_FILE, [name]: value })).toThrowError(ConfigError);
+  });
+
+  it('names a URL setting with the wrong scheme, and never shows a password in the message', () => {
+    expect(() => loadConfig({}, { ...NO_FILE, DATABASE_URL: 'localhost:5432' })).toThrowError(/DATABASE_URL: expected a postgres:\/\/ or postgresql:\/\/ URL/);
+    expect(() => loadConfig({}, { ...NO_FILE, REDIS_URL: 'http://127.0.0.1:6379' })).toThrowError(/REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL/);
+    expect(() => loadConfig({}, { ...NO_FILE, TEM_API_INTERNAL_URL: 'ftp://127.0.0.1:8081' })).toThrowError(/TEM_API_INTERNAL_URL/);
+    expect(() => loadConfig({}, { ...NO_FILE, TEM_PUBLIC_WS_URL: 'localhost:8080' })).toThrowError(/TEM_PUBLIC_WS_URL/);
+    for (const bad of ['postgres://u:s3cretpw@[::1/db', 'mysql://u:s3cretpw@h/db']) {
+      let message = '';
+      try {
+        loadConfig({}, { ...NO_FILE, DATABASE_URL: bad });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toMatch(/^invalid setting DATABASE_URL/);
+      expect(message).toContain('u:***@');
+      expect(message).not.toContain('s3cretpw');
+    }
+    const ok = loadConfig({}, { ...NO_FILE, DATABASE_URL: 'postgresql://u:p@h/db', REDIS_URL: 'rediss://h:6380', TEM_PUBLIC_WS_URL: 'wss://rt.example.com/ws' });
+    expect([ok.databaseUrl, ok.redisUrl, ok.publicWsUrl]).toEqual(['postgresql://u:p@h/db', 'rediss://h:6380', 'wss://rt.example.com/ws']);
+  });
+
+  it('refuses a TEM_JWT_PUBLIC_KEY that is not an RSA public key in PEM; takes SPKI and PKCS#1', () => {
+    expect(() => loadConfig({}, { ...NO_FILE, TEM_JWT_PUBLIC_KEY: 'not a pem' })).toThrowError(/TEM_JWT_PUBLIC_KEY: expected an RSA public key in PEM/);
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    expect(() => loadConfig({}, { ...NO_FILE, TEM_JWT_PUBLIC_KEY: ec })).toThrowError(/TEM_JWT_PUBLIC_KEY: expected an RSA public key for RS256, got an ec key/);
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+    for (const type of ['spki', 'pkcs1'] as const) {
+      const pem = rsa.export({ type, format: 'pem' }) as string;
+      expect(loadConfig({}, { ...NO_FILE, TEM_JWT_PUBLIC_KEY: pem.replace(/\n/g, '\\n') }).jwtPublicKey).toBeDefined();
+    }
+  });
+
+  it('says it cannot read a TEM_CONFIG that is not a file, rather than calling it bad JSON', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tem-config-'));
+    expect(() => loadConfig({}, { TEM_CONFIG: dir })).toThrowError(/TEM_CONFIG: cannot read .*EISDIR/);
   });
 
   it('refuses a TEM_JWT_SECRET shorter than HS256\'s 256 bits', () => {
