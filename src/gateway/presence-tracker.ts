@@ -71,11 +71,16 @@ export class PresenceTracker {
     if (this.entries.get(conn)?.delete(channel)) this.stamp(conn, channel);
   }
 
-  /** Stamps the entry once more, without joining: its TTL counts from now, and it is left to expire. */
+  /**
+   * Stamps the entry once more, without joining: its TTL counts from now, and it is left to
+   * expire. It no longer hides the status of the user's open connections (a `dnd` tab left
+   * open shows once the `online` one closes): that change is told.
+   */
   private stamp(conn: Connection, channel: string): void {
     const { userId, id: connectionId } = conn;
     this.enqueue(conn, async () => {
-      await this.ctx.presence.touch({ channel, userId, connectionId }, this.ttlMs, this.ctx.clock.nowMs());
+      const change = await this.ctx.presence.linger({ channel, userId, connectionId }, this.ttlMs, this.ctx.clock.nowMs());
+      if (change) await this.broadcast(change);
     });
   }
 

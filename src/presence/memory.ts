@@ -4,18 +4,21 @@
  */
 import { systemClock, type Clock } from '../core/clock.js';
 import type { PresenceMember, PresenceStatus } from '../protocol/frames.js';
-import { assertStatus, assertTtl, bestStatus, changeOf, sortMembers } from './status.js';
+import { assertStatus, assertTtl, bestStatus, changeOf, LINGERING, sortMembers } from './status.js';
 import type { PresenceChange, PresenceEntry, PresenceStore, SessionState, SessionStore } from './types.js';
 
 interface Conn {
   status: PresenceStatus;
   expiresAt: number;
+  /** A closed connection's entry, left to expire (status.ts). */
+  lingering?: boolean;
 }
 
 /** channel → user → connection → entry */
 type Channels = Map<string, Map<string, Map<string, Conn>>>;
 
-const best = (conns: Map<string, Conn>): PresenceStatus | null => bestStatus([...conns.values()].map((c) => c.status));
+const stored = (c: Conn): string => (c.lingering ? LINGERING + c.status : c.status);
+const best = (conns: Map<string, Conn>): PresenceStatus | null => bestStatus([...conns.values()].map(stored));
 
 function purgeExpired(conns: Map<string, Conn>, nowMs: number): void {
   for (const [id, conn] of conns) if (conn.expiresAt <= nowMs) conns.delete(id);
@@ -42,12 +45,15 @@ export class MemoryPresenceStore implements PresenceStore {
     return changeOf(entry.channel, entry.userId, before, best(conns));
   }
 
-  async touch(entry: Omit<PresenceEntry, 'status'>, ttlMs: number, nowMs: number): Promise<boolean> {
+  async linger(entry: Omit<PresenceEntry, 'status'>, ttlMs: number, nowMs: number): Promise<PresenceChange | null> {
     assertTtl(ttlMs);
-    const conn = this.channels.get(entry.channel)?.get(entry.userId)?.get(entry.connectionId);
-    if (!conn || conn.expiresAt <= nowMs) return false;
+    const conns = this.channels.get(entry.channel)?.get(entry.userId);
+    const conn = conns?.get(entry.connectionId);
+    if (!conns || !conn || conn.expiresAt <= nowMs) return null;
+    const before = best(conns);
     conn.expiresAt = nowMs + ttlMs;
-    return true;
+    conn.lingering = true;
+    return changeOf(entry.channel, entry.userId, before, best(conns));
   }
 
   async remove(channel: string, userId: string, connectionId: string, nowMs: number): Promise<PresenceChange | null> {
@@ -66,7 +72,7 @@ export class MemoryPresenceStore implements PresenceStore {
   async members(channel: string, nowMs: number): Promise<PresenceMember[]> {
     const out: PresenceMember[] = [];
     for (const [userId, conns] of this.channels.get(channel) ?? []) {
-      const status = bestStatus([...conns.values()].filter((c) => c.expiresAt > nowMs).map((c) => c.status));
+      const status = bestStatus([...conns.values()].filter((c) => c.expiresAt > nowMs).map(stored));
       if (status) out.push({ user_id: userId, status });
     }
     return sortMembers(out);

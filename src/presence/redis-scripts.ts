@@ -1,7 +1,8 @@
 /**
  * Presence Lua scripts. Per channel c (prefix P):
  * - `P pr:{c}:exp`   ZSET  member → expiry (ms, from the caller's clock)
- * - `P pr:{c}:u:<user>` HASH member → status (one hash per user, so a user's connections are at hand)
+ * - `P pr:{c}:u:<user>` HASH member → status, `~status` for a closed connection's (status.ts) —
+ *   one hash per user, so a user's connections are at hand
  * - `P pr:idx`       ZSET  channel → earliest expiry in that channel (what expire() walks)
  * A member is the JSON text `[userId, connectionId]`, always built by the caller, so scripts
  * only decode it (cjson) and never have to reproduce it byte for byte.
@@ -10,8 +11,9 @@
  */
 
 const HELPERS = `
-local RANK = {online = 3, dnd = 2, idle = 1}
--- Best status over every stored entry of a user (false when none).
+-- Open connections' entries outrank closed ones' ('~status'), whatever their status.
+local RANK = {online = 6, dnd = 5, idle = 4, ['~online'] = 3, ['~dnd'] = 2, ['~idle'] = 1}
+-- Best status over every stored entry of a user, without the '~' (false when none).
 local function best(ukey)
   local flat = redis.call('HGETALL', ukey)
   local top, topRank = false, 0
@@ -19,6 +21,7 @@ local function best(ukey)
     local r = RANK[flat[i + 1]] or 0
     if r > topRank then top, topRank = flat[i + 1], r end
   end
+  if top and string.sub(top, 1, 1) == '~' then top = string.sub(top, 2) end
   return top
 end
 -- Drops a user's entries whose expiry has passed (or that lost their expiry).
@@ -64,17 +67,21 @@ return {before or '', after or ''}
 `;
 
 /**
- * Re-stamps a live entry; an expired or missing one stays gone. KEYS: as UPSERT. ARGV: 1 member,
- * 2 now ms, 3 expiry ms, 4 channel, 5 key TTL ms. Returns 1 when re-stamped, else 0.
+ * Re-stamps a live entry and marks it a closed connection's ('~status'); an expired or missing
+ * one stays gone. KEYS: as UPSERT. ARGV: 1 member, 2 now ms, 3 expiry ms, 4 channel, 5 key TTL
+ * ms. Returns {before, after} ('' = not present; both '' when nothing was stamped).
  */
-export const TOUCH_LUA = `${HELPERS}
+export const LINGER_LUA = `${HELPERS}
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if (not score) or tonumber(score) <= tonumber(ARGV[2]) or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+local status = redis.call('HGET', KEYS[2], ARGV[1])
+if (not score) or tonumber(score) <= tonumber(ARGV[2]) or not status then return {'', ''} end
+local before = best(KEYS[2])
+if string.sub(status, 1, 1) ~= '~' then redis.call('HSET', KEYS[2], ARGV[1], '~' .. status) end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 reindex(KEYS[3], KEYS[1], ARGV[4])
 keepFor(KEYS[1], tonumber(ARGV[5]))
 keepFor(KEYS[2], tonumber(ARGV[5]))
-return 1
+return {before or '', best(KEYS[2]) or ''}
 `;
 
 /** KEYS: 1 channel expiry zset, 2 user hash, 3 index. ARGV: 1 member, 2 now ms, 3 channel. */
@@ -109,21 +116,27 @@ return out
 `;
 
 /**
- * Removes expired entries, a bounded batch per call. KEYS: 1 index. ARGV: 1 now ms,
- * 2 key prefix (`P pr:`), 3 most channels, 4 most entries per channel.
+ * Removes expired entries, a bounded batch per call: at most ARGV[4] entries in all, so one call
+ * holds Redis for milliseconds even when a dead node's entries all expire at once. KEYS: 1
+ * index. ARGV: 1 now ms, 2 key prefix (`P pr:`), 3 most channels, 4 most entries.
  * Returns {more (0/1), channel, user, before, after, …} for users whose visible state changed.
  */
 export const EXPIRE_LUA = `${HELPERS}
 local now = tonumber(ARGV[1])
-local maxEntries = tonumber(ARGV[4])
+local budget = tonumber(ARGV[4])
 local more = 0
 local out = {0}
 local channels = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 if #channels == tonumber(ARGV[3]) then more = 1 end
 for _, c in ipairs(channels) do
+  if budget <= 0 then
+    more = 1
+    break
+  end
   local zkey = ARGV[2] .. '{' .. c .. '}:exp'
-  local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', ARGV[1], 'LIMIT', 0, maxEntries)
-  if #expired == maxEntries then more = 1 end
+  local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', ARGV[1], 'LIMIT', 0, budget)
+  if #expired == budget then more = 1 end
+  budget = budget - #expired
   local byUser, users = {}, {}
   for _, m in ipairs(expired) do
     local user = cjson.decode(m)[1]

@@ -7,7 +7,7 @@
 import { randomBase62 } from '../core/ids.js';
 import type { PresenceMember, PresenceStatus } from '../protocol/frames.js';
 import { closeRedis, defineScript, openRedis, withRedis, type RedisConnection, type RedisConnectionOptions } from '../bus/connection.js';
-import { EXPIRE_LUA, MEMBERS_LUA, REMOVE_LUA, SESSION_DELETE_LUA, SESSION_SAVE_LUA, TOUCH_LUA, UPSERT_LUA } from './redis-scripts.js';
+import { EXPIRE_LUA, MEMBERS_LUA, REMOVE_LUA, SESSION_DELETE_LUA, SESSION_SAVE_LUA, LINGER_LUA, UPSERT_LUA } from './redis-scripts.js';
 import { assertStatus, assertTtl, bestStatus, changeOf, sortMembers } from './status.js';
 import type { PresenceChange, PresenceEntry, PresenceStore, SessionState, SessionStore } from './types.js';
 
@@ -24,7 +24,10 @@ export interface RedisStoreOptions {
 
 type Script<T> = (keys: string[], args: (string | number)[]) => Promise<T>;
 
-/** Expired entries handled per script call: bounds how long one call holds Redis. */
+/**
+ * Expired entries handled per script call, over all its channels: bounds how long one call
+ * holds Redis (100 channels of 1,000 entries each took 1–2.5 s, past the command timeout).
+ */
 const EXPIRE_BATCH_CHANNELS = 100;
 const EXPIRE_BATCH_ENTRIES = 1000;
 const EXPIRE_MAX_ROUNDS = 100;
@@ -38,7 +41,7 @@ export class RedisPresenceStore implements PresenceStore {
   private readonly prefix: string;
   private readonly upsertScript: Script<[string, string]>;
   private readonly removeScript: Script<[string, string]>;
-  private readonly touchScript: Script<number>;
+  private readonly lingerScript: Script<[string, string]>;
   private readonly membersScript: Script<string[]>;
   private readonly expireScript: Script<(string | number)[]>;
 
@@ -48,7 +51,7 @@ export class RedisPresenceStore implements PresenceStore {
     const redis = this.conn.redis;
     this.upsertScript = defineScript(redis, 'temPresenceUpsert', 3, UPSERT_LUA);
     this.removeScript = defineScript(redis, 'temPresenceRemove', 3, REMOVE_LUA);
-    this.touchScript = defineScript(redis, 'temPresenceTouch', 3, TOUCH_LUA);
+    this.lingerScript = defineScript(redis, 'temPresenceLinger', 3, LINGER_LUA);
     this.membersScript = defineScript(redis, 'temPresenceMembers', 1, MEMBERS_LUA);
     this.expireScript = defineScript(redis, 'temPresenceExpire', 1, EXPIRE_LUA);
   }
@@ -75,13 +78,13 @@ export class RedisPresenceStore implements PresenceStore {
     return changeOf(channel, userId, orNull(before), orNull(after));
   }
 
-  async touch(entry: Omit<PresenceEntry, 'status'>, ttlMs: number, nowMs: number): Promise<boolean> {
+  async linger(entry: Omit<PresenceEntry, 'status'>, ttlMs: number, nowMs: number): Promise<PresenceChange | null> {
     assertTtl(ttlMs);
     const { channel, userId, connectionId } = entry;
-    const done = await withRedis(this.conn, () =>
-      this.touchScript(this.entryKeys(channel, userId), [JSON.stringify([userId, connectionId]), nowMs, nowMs + ttlMs, channel, keyTtl(ttlMs)]),
+    const [before, after] = await withRedis(this.conn, () =>
+      this.lingerScript(this.entryKeys(channel, userId), [JSON.stringify([userId, connectionId]), nowMs, nowMs + ttlMs, channel, keyTtl(ttlMs)]),
     );
-    return Number(done) === 1;
+    return changeOf(channel, userId, orNull(before), orNull(after));
   }
 
   /** The keys every script on one user's entries in a channel takes (see redis-scripts.ts). */
@@ -96,10 +99,10 @@ export class RedisPresenceStore implements PresenceStore {
 
   async members(channel: string, nowMs: number): Promise<PresenceMember[]> {
     const flat = await withRedis(this.conn, () => this.membersScript([this.channelKey(channel)], [nowMs, this.userKeyPrefix(channel)]));
-    const byUser = new Map<string, PresenceStatus[]>();
+    const byUser = new Map<string, string[]>();
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const user = flat[i]!;
-      byUser.set(user, [...(byUser.get(user) ?? []), flat[i + 1] as PresenceStatus]);
+      byUser.set(user, [...(byUser.get(user) ?? []), flat[i + 1]!]);
     }
     return sortMembers([...byUser].map(([user_id, statuses]) => ({ user_id, status: bestStatus(statuses)! })));
   }
@@ -108,9 +111,15 @@ export class RedisPresenceStore implements PresenceStore {
     const changes: PresenceChange[] = [];
     // Bounded: whatever is left (a huge backlog) is picked up by the next call.
     for (let more = true, round = 0; more && round < EXPIRE_MAX_ROUNDS; round++) {
-      const out = await withRedis(this.conn, () =>
-        this.expireScript([this.indexKey], [nowMs, `${this.prefix}pr:`, EXPIRE_BATCH_CHANNELS, EXPIRE_BATCH_ENTRIES]),
-      );
+      let out: (string | number)[];
+      try {
+        out = await withRedis(this.conn, () => this.expireScript([this.indexKey], [nowMs, `${this.prefix}pr:`, EXPIRE_BATCH_CHANNELS, EXPIRE_BATCH_ENTRIES]));
+      } catch (err) {
+        // The earlier rounds' entries are gone from Redis: their leaves must still be told.
+        // The rest waits for the next sweep.
+        if (changes.length > 0) return changes;
+        throw err;
+      }
       more = Number(out[0]) === 1;
       for (let i = 1; i + 3 < out.length; i += 4) {
         const change = changeOf(String(out[i]), String(out[i + 1]), orNull(String(out[i + 2])), orNull(String(out[i + 3])));

@@ -3,7 +3,10 @@
  *
  * A user's visible status on a channel is the best over its stored connections: `online` wins,
  * then `dnd`, then `idle` (someone active on one device is reachable; do-not-disturb is a choice
- * the user made, so it outranks merely idle). Every mutation compares the visible status before
+ * the user made, so it outranks merely idle). A closed connection's entry lingers until its TTL
+ * runs out (a reload does not flicker offline); stored as `~status`, it counts only while the
+ * user has no open connection there: a tab closed as `online` must not hide the `dnd` of the
+ * one still open. Every mutation compares the visible status before
  * (over the entries stored, expired or not: that is what was last reported) with the status
  * after (expired entries of that user purged), so each join/leave/update is reported once, by
  * whoever made the change.
@@ -14,9 +17,24 @@ import type { PresenceChange } from './types.js';
 
 const RANK: Record<PresenceStatus, number> = { online: 3, dnd: 2, idle: 1 };
 
-export function bestStatus(statuses: Iterable<PresenceStatus>): PresenceStatus | null {
+/** Marks a stored status as a closed connection's (see above; the Redis scripts use the same). */
+export const LINGERING = '~';
+
+/** A stored status (`online`, or `~online` for a closed connection's) and its rank. */
+function ranked(stored: string): [PresenceStatus, number] {
+  const lingering = stored.startsWith(LINGERING);
+  const status = (lingering ? stored.slice(1) : stored) as PresenceStatus;
+  return [status, (RANK[status] ?? 0) + (lingering ? 0 : 3)];
+}
+
+/** The visible status over a user's stored statuses; null when there are none. */
+export function bestStatus(stored: Iterable<string>): PresenceStatus | null {
   let best: PresenceStatus | null = null;
-  for (const s of statuses) if (best === null || RANK[s] > RANK[best]) best = s;
+  let bestRank = 0;
+  for (const s of stored) {
+    const [status, rank] = ranked(s);
+    if (rank > bestRank) [best, bestRank] = [status, rank];
+  }
   return best;
 }
 

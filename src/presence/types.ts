@@ -24,11 +24,14 @@ export interface PresenceStore {
   /** Adds or refreshes a connection's entry; returns a change when the user's visible state changed. */
   upsert(entry: PresenceEntry, ttlMs: number, nowMs: number): Promise<PresenceChange | null>;
   /**
-   * Re-stamps a connection's entry to expire `ttlMs` from now, only while it is live. An entry
-   * that expired (and whose leave may have been announced already, e.g. while this node could
-   * not reach Redis) is not brought back. True when it was re-stamped.
+   * The connection closed (or stopped receiving the channel): its entry is re-stamped to expire
+   * `ttlMs` from now and lingers until then, counting only while the user has no open
+   * connection there (status.ts). Only while it is live: an entry that expired (and whose leave
+   * may have been announced already, e.g. while this node could not reach Redis) is not brought
+   * back. Returns a change when the user's visible status changed (another open connection's
+   * status now shows).
    */
-  touch(entry: Omit<PresenceEntry, 'status'>, ttlMs: number, nowMs: number): Promise<boolean>;
+  linger(entry: Omit<PresenceEntry, 'status'>, ttlMs: number, nowMs: number): Promise<PresenceChange | null>;
   /** Removes a connection's entry; returns `leave` when it was the user's last connection there. */
   remove(channel: string, userId: string, connectionId: string, nowMs: number): Promise<PresenceChange | null>;
   /** Members with live entries, a user's best status over its connections. */

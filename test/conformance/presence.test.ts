@@ -131,24 +131,55 @@ function presenceConformance(name: string, make: () => PresenceHarness): void {
       expect(await nodeB.members('room:1', T0 + TTL)).toEqual([{ user_id: 'onB', status: 'online' }]);
     });
 
-    it('touch re-stamps a live entry, but never brings back one that expired or left', async () => {
+    it('linger re-stamps a live entry, but never brings back one that expired or left', async () => {
       const s = h().store();
       const { status: _status, ...ref } = entry('u1', 'c1');
       await s.upsert(entry('u1', 'c1'), 1000, T0);
-      expect(await s.touch(ref, 1000, T0 + 900)).toBe(true);
+      expect(await s.linger(ref, 1000, T0 + 900)).toBeNull();
       // Live past its first expiry (T0 + 1000), gone after the new one (T0 + 1900).
       expect(await s.members('room:1', T0 + 1500)).toEqual([{ user_id: 'u1', status: 'online' }]);
       expect(await s.expire(T0 + 1500)).toEqual([]);
       expect(await s.members('room:1', T0 + 1900)).toEqual([]);
       // Expired, not swept yet: stays expired.
-      expect(await s.touch(ref, 1000, T0 + 1950)).toBe(false);
+      expect(await s.linger(ref, 1000, T0 + 1950)).toBeNull();
       expect(await s.members('room:1', T0 + 1950)).toEqual([]);
       expect(await s.expire(T0 + 2000)).toEqual([{ channel: 'room:1', userId: 'u1', kind: 'leave', status: 'offline' }]);
-      // Swept, or never there: nothing to touch, nothing comes back.
-      expect(await s.touch(ref, 1000, T0 + 2100)).toBe(false);
-      expect(await s.touch({ ...ref, connectionId: 'c9' }, 1000, T0 + 2100)).toBe(false);
+      // Swept, or never there: nothing to stamp, nothing comes back.
+      expect(await s.linger(ref, 1000, T0 + 2100)).toBeNull();
+      expect(await s.linger({ ...ref, connectionId: 'c9' }, 1000, T0 + 2100)).toBeNull();
       expect(await s.members('room:1', T0 + 2100)).toEqual([]);
       expect(await s.expire(T0 + 10_000)).toEqual([]);
+    });
+
+    it("a closed connection's lingering entry keeps the user present but never hides an open one's status", async () => {
+      const s = h().store();
+      const ref = (conn: string) => ({ channel: 'room:1', userId: 'u1', connectionId: conn });
+      // Two tabs: one online, one dnd. Closing the online one shows the dnd one at once.
+      await s.upsert(entry('u1', 'tabA', 'online'), 1000, T0);
+      await s.upsert(entry('u1', 'tabB', 'dnd'), 1000, T0);
+      expect(await s.linger(ref('tabA'), 1000, T0 + 100)).toEqual({ channel: 'room:1', userId: 'u1', kind: 'update', status: 'dnd' });
+      expect(await s.members('room:1', T0 + 200)).toEqual([{ user_id: 'u1', status: 'dnd' }]);
+      // A reload: the only tab closes as online, the new one opens as dnd — dnd shows, no leave.
+      await s.upsert(entry('u2', 'old', 'online'), 1000, T0);
+      expect(await s.linger({ channel: 'room:1', userId: 'u2', connectionId: 'old' }, 1000, T0 + 100)).toBeNull();
+      expect(await s.members('room:1', T0 + 150)).toEqual([
+        { user_id: 'u1', status: 'dnd' },
+        { user_id: 'u2', status: 'online' },
+      ]);
+      expect(await s.upsert(entry('u2', 'new', 'dnd'), 1000, T0 + 200)).toEqual({ channel: 'room:1', userId: 'u2', kind: 'update', status: 'dnd' });
+      // The lingering entries expire without news while an open one remains.
+      await s.upsert(entry('u1', 'tabB', 'dnd'), 1000, T0 + 900);
+      await s.upsert(entry('u2', 'new', 'dnd'), 1000, T0 + 900);
+      expect(await s.expire(T0 + 1500)).toEqual([]);
+      expect(await s.members('room:1', T0 + 1500)).toEqual([
+        { user_id: 'u1', status: 'dnd' },
+        { user_id: 'u2', status: 'dnd' },
+      ]);
+      // Alone, a lingering entry still counts, with the status it had.
+      await s.upsert(entry('u3', 'only', 'idle'), 1000, T0 + 1500);
+      await s.linger({ channel: 'room:1', userId: 'u3', connectionId: 'only' }, 1000, T0 + 1600);
+      expect(await s.members('room:1', T0 + 2000)).toContainEqual({ user_id: 'u3', status: 'idle' });
+      expect(await s.expire(T0 + 2600)).toContainEqual({ channel: 'room:1', userId: 'u3', kind: 'leave', status: 'offline' });
     });
 
     it('rejects an unknown status or a TTL that is not positive', async () => {
