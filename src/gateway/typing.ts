@@ -8,6 +8,8 @@
  * are passed on again at most every half timeout, as a keep-alive. Every node (TypingWatch) passes
  * each typist's start on to its subscribers once, and ends it itself when neither a stop nor a
  * keep-alive came for two timeouts: the typist's node may have died, and its stop with it.
+ * Notices name the node they come from: a user typing on a phone on one node and a desktop on
+ * another has stopped only when both nodes say so.
  */
 import type { Connection } from './connection.js';
 import type { GatewayContext } from './context.js';
@@ -74,7 +76,8 @@ export class TypingTracker {
   }
 
   private publish(userId: string, channel: string, isTyping: boolean): void {
-    this.ctx.bus.publishControl({ kind: 'ephemeral', channel, event: 'typing', payload: { user_id: userId, is_typing: isTyping } }).catch((err: unknown) => {
+    const payload = { user_id: userId, is_typing: isTyping, node: this.ctx.nodeId };
+    this.ctx.bus.publishControl({ kind: 'ephemeral', channel, event: 'typing', payload }).catch((err: unknown) => {
       this.ctx.logger.warn({ err, channel }, 'typing notice failed');
     });
   }
@@ -86,8 +89,8 @@ export class TypingTracker {
  * heard from for `deadlineMs` gets a stop made here.
  */
 export class TypingWatch {
-  /** `channel\nuser_id` → the deadline of that typist's start. */
-  private readonly typing = new Map<string, NodeJS.Timeout>();
+  /** `channel\nuser_id` → the deadline of that typist's start, per node it is typing through. */
+  private readonly typing = new Map<string, Map<string, NodeJS.Timeout>>();
 
   constructor(
     private readonly deliver: (channel: string, payload: { user_id: string; is_typing: boolean }) => void,
@@ -95,29 +98,37 @@ export class TypingWatch {
   ) {}
 
   notice(channel: string, payload: unknown): void {
-    const p = payload as { user_id?: unknown; is_typing?: unknown } | null;
+    const p = payload as { user_id?: unknown; is_typing?: unknown; node?: unknown } | null;
     if (!p || typeof p.user_id !== 'string' || typeof p.is_typing !== 'boolean') return;
     const userId = p.user_id;
+    const node = typeof p.node === 'string' ? p.node : '';
     const key = `${channel}\n${userId}`;
-    const pending = this.typing.get(key);
+    const nodes = this.typing.get(key) ?? new Map<string, NodeJS.Timeout>();
+    const wasTyping = nodes.size > 0;
+    const pending = nodes.get(node);
     if (pending) clearTimeout(pending);
     if (!p.is_typing) {
-      this.typing.delete(key);
       // A stop for a start this node never passed on (or already ended itself) is no news.
-      if (pending) this.deliver(channel, { user_id: userId, is_typing: false });
+      if (pending) this.end(key, nodes, node, channel, userId);
       return;
     }
-    const timer = setTimeout(() => {
-      this.typing.delete(key);
-      this.deliver(channel, { user_id: userId, is_typing: false });
-    }, this.deadlineMs);
+    const timer = setTimeout(() => this.end(key, nodes, node, channel, userId), this.deadlineMs);
     timer.unref?.();
-    this.typing.set(key, timer);
-    if (!pending) this.deliver(channel, { user_id: userId, is_typing: true });
+    nodes.set(node, timer);
+    this.typing.set(key, nodes);
+    if (!wasTyping) this.deliver(channel, { user_id: userId, is_typing: true });
+  }
+
+  /** That node's typing ended; the user has stopped once no node is left typing. */
+  private end(key: string, nodes: Map<string, NodeJS.Timeout>, node: string, channel: string, userId: string): void {
+    nodes.delete(node);
+    if (nodes.size > 0) return;
+    this.typing.delete(key);
+    this.deliver(channel, { user_id: userId, is_typing: false });
   }
 
   close(): void {
-    for (const timer of this.typing.values()) clearTimeout(timer);
+    for (const nodes of this.typing.values()) for (const timer of nodes.values()) clearTimeout(timer);
     this.typing.clear();
   }
 }
