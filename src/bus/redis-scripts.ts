@@ -7,6 +7,26 @@
  */
 
 /**
+ * The position hash also records the replication id of the primary that wrote it. A replica
+ * promoted after a failover has a new one, and may not have had the last writes replicated to
+ * it: the same epoch would then hand out offsets already sent, which clients drop as
+ * duplicates. A position from another primary therefore starts a new epoch (clients are told to
+ * resync rather than miss messages). A position that records none (written before this check)
+ * takes the current primary's.
+ */
+const SAME_PRIMARY = `
+local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
+local function samePrimary(pos)
+  local was = redis.call('HGET', pos, 'replid')
+  if not was then
+    redis.call('HSET', pos, 'replid', replid)
+    return true
+  end
+  return was == replid
+end
+`;
+
+/**
  * Append + fan-out of publications on one or more channels, atomically: the order subscribers
  * see on every node is offset order, and nothing lands between the messages of one call.
  * KEYS: per channel, its position hash and its history list; then, optionally, a receipt slot
@@ -22,7 +42,7 @@
  * Returns per channel {epoch, offset of its first appended message, skip mask ('' without a
  * slot, else one '1' per left-out message and '0' per appended one)}, flattened.
  */
-export const PUBLISH_LUA = `
+export const PUBLISH_LUA = `${SAME_PRIMARY}
 local out = {}
 local head = '","ts":' .. ARGV[1] .. ','
 local a = 2
@@ -51,12 +71,12 @@ for k = 1, #KEYS - (receipt and 1 or 0), 2 do
   end
   local count = #bodies
   local epoch = redis.call('HGET', pos, 'epoch')
-  if not epoch then
-    -- The position is gone (first publication, expired, or Redis lost its data): a new epoch,
-    -- and whatever history is left belongs to the old one.
+  if not epoch or not samePrimary(pos) then
+    -- The position is gone (first publication, expired, or Redis lost its data) or was written
+    -- by another primary: a new epoch, and whatever history is left belongs to the old one.
     epoch = ARGV[a + 1]
     redis.call('DEL', hist)
-    redis.call('HSET', pos, 'epoch', epoch, 'offset', 0)
+    redis.call('HSET', pos, 'epoch', epoch, 'offset', 0, 'replid', replid)
   end
   local first = redis.call('HINCRBY', pos, 'offset', count) - count + 1
   local keep = size > 0 and ttl > 0
@@ -96,13 +116,13 @@ return out
  * 5 TTL ms of a position at offset 0.
  * Returns {epoch, offset, entries}. Since offset 0 (nothing seen) reads the tail of any epoch.
  */
-export const READ_LUA = `
+export const READ_LUA = `${SAME_PRIMARY}
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local offset = 0
-if not epoch then
+if not epoch or not samePrimary(KEYS[1]) then
   epoch = ARGV[1]
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0, 'replid', replid)
 else
   offset = tonumber(redis.call('HGET', KEYS[1], 'offset'))
 end

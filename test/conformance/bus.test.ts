@@ -462,6 +462,24 @@ describe.skipIf(!services.redis)('RedisBus', () => {
       expect(await adminClient().pttl(`${bus.prefix}bus:{chat:quiet}:pos`)).toBeGreaterThan(23 * 3600_000);
     });
 
+    it('starts a new epoch when the position was written by another primary (a replica promoted after a failover)', async () => {
+      const bus = h().node() as RedisBus;
+      const old = await bus.publish('chat:fo', 'm', {});
+      await bus.publish('chat:fo', 'm', {});
+      const pos = `${bus.prefix}bus:{chat:fo}:pos`;
+      expect(await adminClient().hget(pos, 'replid')).toMatch(/^[0-9a-f]{40}$/);
+      // As a promoted replica sees it: the old primary's id, and the last write never replicated.
+      await adminClient().hset(pos, 'replid', 'f'.repeat(40), 'offset', 1);
+      expect(await bus.history('chat:fo', { offset: 2, epoch: old.epoch })).toMatchObject({ recovered: false, publications: [] });
+      const next = await bus.publish('chat:fo', 'm', {});
+      expect(next.epoch).not.toBe(old.epoch);
+      expect(next.offset).toBe(1);
+      // Positions written before the id was recorded take the current primary's, same epoch.
+      await adminClient().hdel(pos, 'replid');
+      expect((await bus.publish('chat:fo', 'm', {})).epoch).toBe(next.epoch);
+      expect(await adminClient().hget(pos, 'replid')).not.toBe('f'.repeat(40));
+    });
+
     it('expires the position in Redis after positionTtlMs, then starts a new epoch', async () => {
       const bus = h().node({ positionTtlMs: 200, namespaces: ns({ historyTtlMs: 100 }) });
       const old = await bus.publish('chat:x', 'm', {});
