@@ -13,6 +13,9 @@ import type { PresenceMember } from '../protocol/frames.js';
 import type { Connection } from './connection.js';
 import type { GatewayContext } from './context.js';
 
+/** Presence refreshes in flight at once per node. */
+const REFRESH_LANES = 64;
+
 export class PresenceTracker {
   private readonly entries = new Map<Connection, Set<string>>();
   /** Per-connection order of presence writes (a leave never overtakes its join). */
@@ -84,13 +87,29 @@ export class PresenceTracker {
     });
   }
 
-  /** Refreshes every live entry of this node (run well within the TTL). */
+  /**
+   * Refreshes every live entry of this node (run well within the TTL), a bounded number at a
+   * time: tens of thousands of script calls sent at once ran past the command timeout while
+   * queued, and each timeout reset the connection under the joins and leaves in flight.
+   */
   async refreshAll(): Promise<void> {
-    const work: Promise<void>[] = [];
-    for (const [conn, channels] of this.entries) {
-      for (const channel of channels) work.push(this.upsert(conn, channel));
-    }
-    await Promise.all(work);
+    const all: [Connection, string][] = [];
+    for (const [conn, channels] of this.entries) for (const channel of channels) all.push([conn, channel]);
+    let next = 0;
+    let failed = 0;
+    let firstError: unknown;
+    const lane = async (): Promise<void> => {
+      while (next < all.length) {
+        const [conn, channel] = all[next++]!;
+        await this.upsert(conn, channel).catch((err: unknown) => {
+          firstError ??= err;
+          failed++;
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(REFRESH_LANES, all.length) }, lane));
+    // One line for the round, not one per entry (all of them fail while Redis is away).
+    if (failed > 0) this.ctx.logger.warn({ err: firstError, failed, entries: all.length }, 'presence refresh failed');
   }
 
   /** Sweeps expired entries (any node's) and announces who left. */
