@@ -29,6 +29,8 @@ Unless configured: history as \`TEM_HISTORY_SIZE\` / \`TEM_HISTORY_TTL_MS\`, \`p
 \`joinLeave\` (presence.join/leave/update events) off, \`clientPublish\` (PUBLISH frames) off; the
 \`user\` namespace has neither presence nor client publishing. The file's \`*\` entry is what every
 other namespace, \`user\` included, takes its unset options from, wherever it stands in the file.
+As everywhere, the environment wins over the file: \`TEM_HISTORY_SIZE\` / \`TEM_HISTORY_TTL_MS\`,
+when set, replace the \`*\` entry's history options; a named namespace's own values still apply.
 
 \`\`\`json
 {

@@ -179,7 +179,8 @@ const NAMESPACE_KEY_RE = /^(?:\*|[A-Za-z0-9_.@=-]{1,255})$/;
  * table has no prototype and is read with own-property checks only. The file's `*` is applied
  * first wherever it stands, and the built-in `user` namespace takes what it does not set from it.
  */
-function parseNamespaces(raw: unknown, defaults: NamespaceOptions): Record<string, NamespaceOptions> {
+/** `fromEnv`: what TEM_HISTORY_* gave; as for retry, the environment wins over the file's `*`. */
+function parseNamespaces(raw: unknown, defaults: NamespaceOptions, fromEnv: Partial<NamespaceOptions>): Record<string, NamespaceOptions> {
   const given = raw === undefined ? {} : checkObject('namespaces', raw);
   const parse = (ns: string, base: NamespaceOptions): NamespaceOptions => {
     if (!NAMESPACE_KEY_RE.test(ns)) throw new ConfigError(`namespaces.${ns}`, 'expected * or a namespace name (1–255 of A-Z, a-z, 0-9, "_", ".", "@", "=" and "-")');
@@ -197,7 +198,7 @@ function parseNamespaces(raw: unknown, defaults: NamespaceOptions): Record<strin
     return merged;
   };
   const out = Object.create(null) as Record<string, NamespaceOptions>;
-  out['*'] = Object.hasOwn(given, '*') ? parse('*', defaults) : defaults;
+  out['*'] = { ...(Object.hasOwn(given, '*') ? parse('*', defaults) : defaults), ...fromEnv };
   // A user's own channel: no presence or publishing by clients.
   out.user = { ...out['*'], presence: false, joinLeave: false, clientPublish: false };
   for (const ns of Object.keys(given)) if (ns !== '*') out[ns] = parse(ns, out[ns] ?? out['*']);
@@ -283,7 +284,10 @@ export function loadConfig(overrides: Overrides = {}, env: NodeJS.ProcessEnv = p
     joinLeave: false,
     clientPublish: false,
   };
-  out.namespaces = parseNamespaces(overrides.namespaces ?? file.namespaces, nsDefaults);
+  const nsFromEnv: Partial<NamespaceOptions> = {};
+  if (envGiven.has('historySize')) nsFromEnv.historySize = nsDefaults.historySize;
+  if (envGiven.has('historyTtlMs')) nsFromEnv.historyTtlMs = nsDefaults.historyTtlMs;
+  out.namespaces = parseNamespaces(overrides.namespaces ?? file.namespaces, nsDefaults, nsFromEnv);
   const retryDefaults: RetryPolicy = { maxAttempts: out.retryMaxAttempts as number, baseMs: out.retryBaseMs as number, maxMs: out.retryMaxMs as number };
   const retryFromEnv: Partial<RetryPolicy> = {};
   if (envGiven.has('retryMaxAttempts')) retryFromEnv.maxAttempts = retryDefaults.maxAttempts;

@@ -164,6 +164,16 @@ describe('config', () => {
     expect(() => loadConfig({}, { ...NO_FILE, TEM_IDEMPOTENCY_RETENTION_MS: '9000000000000000' })).toThrowError(/TEM_IDEMPOTENCY_RETENTION_MS/);
   });
 
+  it("namespaces: TEM_HISTORY_* in the environment win over the file's *, a named namespace's own values over both", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tem-config-'));
+    const file = join(dir, 'tem.config.json');
+    writeFileSync(file, JSON.stringify({ namespaces: { '*': { historySize: 50, historyTtlMs: 1000 }, live: { historySize: 500 } } }));
+    const c = loadConfig({}, { TEM_CONFIG: file, TEM_HISTORY_SIZE: '200' });
+    expect(c.namespaces['*']).toMatchObject({ historySize: 200, historyTtlMs: 1000 });
+    expect(c.namespaces.live).toMatchObject({ historySize: 500, historyTtlMs: 1000 });
+    expect(loadConfig({}, { TEM_CONFIG: file }).namespaces['*']!.historySize).toBe(50);
+  });
+
   it('resolves namespace options with a default', () => {
     const c = loadConfig({ namespaces: { live: { clientPublish: true, historySize: 7 } } }, NO_FILE);
     expect(namespaceOptions(c, 'live:1:chat')).toMatchObject({ clientPublish: true, historySize: 7, presence: true });
