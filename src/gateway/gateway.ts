@@ -23,6 +23,7 @@ import { ConnectLimiter } from './rate.js';
 import { Registry } from './registry.js';
 import { Revocation, type ConnectionFilter } from './revocation.js';
 import { Subscriptions } from './subscriptions.js';
+import { PresenceOrder } from './presence-order.js';
 import { TypingTracker, TypingWatch } from './typing.js';
 import { isGatewayPath, readUpgrade, rejectUpgrade, type EarlyClose } from './upgrade.js';
 
@@ -65,6 +66,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
   const { config, logger, clock } = deps;
   const presence = new PresenceTracker(ctx);
   const typing = new TypingTracker(ctx);
+  const presenceOrder = new PresenceOrder();
   const typingWatch = new TypingWatch((channel, payload) => ctx.registry.deliverNotice(channel, 'typing', payload), 2 * ctx.tuning.typingTimeoutMs);
   const subs = new Subscriptions(ctx, presence, typing);
   const sessions = new Sessions(ctx, subs, presence);
@@ -198,7 +200,12 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
     connections,
     auth: deps.auth,
     logger,
-    deliverNotice: (c, e, p) => (e === 'typing' ? typingWatch.notice(c, p) : ctx.registry.deliverNotice(c, e, p)),
+    deliverNotice: (c, e, p) => {
+      if (e === 'typing') return typingWatch.notice(c, p);
+      if (!e.startsWith('presence.')) return ctx.registry.deliverNotice(c, e, p);
+      const admitted = presenceOrder.admit(c, p);
+      if (admitted.pass) ctx.registry.deliverNotice(c, e, admitted.payload);
+    },
     membershipRemoved: (channel, userId) => accessRecheck.membershipRemoved(channel, userId),
     membershipAdded: (channel, userId) => ctx.access.forget?.(channel, userId),
     // A withdrawn permission ends the subscriptions it allowed now, not at the periodic sweep.

@@ -154,7 +154,7 @@ export class PresenceTracker {
         kind: 'ephemeral',
         channel: change.channel,
         event: `presence.${change.kind}`,
-        payload: { user_id: change.userId, status: change.status },
+        payload: { user_id: change.userId, status: change.status, version: change.version },
       });
     } catch (err) {
       this.ctx.logger.warn({ err, channel: change.channel }, 'presence broadcast failed');

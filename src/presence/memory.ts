@@ -31,6 +31,8 @@ function hasExpired(conns: Map<string, Conn>, nowMs: number): boolean {
 
 export class MemoryPresenceStore implements PresenceStore {
   private readonly channels: Channels = new Map();
+  /** PresenceChange.version: one process, so one counter orders every change. */
+  private version = 0;
 
   async upsert(entry: PresenceEntry, ttlMs: number, nowMs: number): Promise<PresenceChange | null> {
     assertStatus(entry.status);
@@ -42,7 +44,7 @@ export class MemoryPresenceStore implements PresenceStore {
     const before = best(conns);
     purgeExpired(conns, nowMs);
     conns.set(entry.connectionId, { status: entry.status, expiresAt: nowMs + ttlMs });
-    return changeOf(entry.channel, entry.userId, before, best(conns));
+    return changeOf(entry.channel, entry.userId, before, best(conns), ++this.version);
   }
 
   async linger(entry: Omit<PresenceEntry, 'status'>, ttlMs: number, nowMs: number): Promise<PresenceChange | null> {
@@ -53,7 +55,7 @@ export class MemoryPresenceStore implements PresenceStore {
     const before = best(conns);
     conn.expiresAt = nowMs + ttlMs;
     conn.lingering = true;
-    return changeOf(entry.channel, entry.userId, before, best(conns));
+    return changeOf(entry.channel, entry.userId, before, best(conns), ++this.version);
   }
 
   async remove(channel: string, userId: string, connectionId: string, nowMs: number): Promise<PresenceChange | null> {
@@ -66,7 +68,7 @@ export class MemoryPresenceStore implements PresenceStore {
     const after = best(conns);
     if (conns.size === 0) users.delete(userId);
     if (users.size === 0) this.channels.delete(channel);
-    return changeOf(channel, userId, before, after);
+    return changeOf(channel, userId, before, after, ++this.version);
   }
 
   async members(channel: string, nowMs: number): Promise<PresenceMember[]> {
@@ -86,7 +88,7 @@ export class MemoryPresenceStore implements PresenceStore {
         if (!hasExpired(conns, nowMs)) continue;
         const before = best(conns);
         purgeExpired(conns, nowMs);
-        const change = changeOf(channel, userId, before, best(conns));
+        const change = changeOf(channel, userId, before, best(conns), ++this.version);
         if (change) changes.push(change);
         if (conns.size === 0) users.delete(userId);
       }

@@ -43,6 +43,11 @@ local function reindex(idx, zkey, channel)
     redis.call('ZREM', idx, channel)
   end
 end
+-- PresenceChange.version: Redis's clock in µs, one clock for every node's changes.
+local function stamp()
+  local t = redis.call('TIME')
+  return t[1] .. string.format('%06d', tonumber(t[2]))
+end
 -- Safety net only (every live node runs expire()): keys outlive their entries, never less.
 local function keepFor(key, ms)
   if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
@@ -51,7 +56,7 @@ end
 
 /**
  * KEYS: 1 channel expiry zset, 2 user hash, 3 index. ARGV: 1 member, 2 status, 3 expiry ms,
- * 4 now ms, 5 channel, 6 key TTL ms. Returns {before, after} ('' = not present).
+ * 4 now ms, 5 channel, 6 key TTL ms. Returns {before, after, version} ('' = not present).
  */
 export const UPSERT_LUA = `${HELPERS}
 local now = tonumber(ARGV[4])
@@ -63,38 +68,41 @@ local after = best(KEYS[2])
 reindex(KEYS[3], KEYS[1], ARGV[5])
 keepFor(KEYS[1], tonumber(ARGV[6]))
 keepFor(KEYS[2], tonumber(ARGV[6]))
-return {before or '', after or ''}
+return {before or '', after or '', stamp()}
 `;
 
 /**
  * Re-stamps a live entry and marks it a closed connection's ('~status'); an expired or missing
  * one stays gone. KEYS: as UPSERT. ARGV: 1 member, 2 now ms, 3 expiry ms, 4 channel, 5 key TTL
- * ms. Returns {before, after} ('' = not present; both '' when nothing was stamped).
+ * ms. Returns {before, after, version} ('' = not present; both '' when nothing was stamped).
  */
 export const LINGER_LUA = `${HELPERS}
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 local status = redis.call('HGET', KEYS[2], ARGV[1])
-if (not score) or tonumber(score) <= tonumber(ARGV[2]) or not status then return {'', ''} end
+if (not score) or tonumber(score) <= tonumber(ARGV[2]) or not status then return {'', '', '0'} end
 local before = best(KEYS[2])
 if string.sub(status, 1, 1) ~= '~' then redis.call('HSET', KEYS[2], ARGV[1], '~' .. status) end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 reindex(KEYS[3], KEYS[1], ARGV[4])
 keepFor(KEYS[1], tonumber(ARGV[5]))
 keepFor(KEYS[2], tonumber(ARGV[5]))
-return {before or '', best(KEYS[2]) or ''}
+return {before or '', best(KEYS[2]) or '', stamp()}
 `;
 
-/** KEYS: 1 channel expiry zset, 2 user hash, 3 index. ARGV: 1 member, 2 now ms, 3 channel. */
+/**
+ * KEYS: 1 channel expiry zset, 2 user hash, 3 index. ARGV: 1 member, 2 now ms, 3 channel.
+ * Returns {before, after, version}.
+ */
 export const REMOVE_LUA = `${HELPERS}
 local now = tonumber(ARGV[2])
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return {'', ''} end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return {'', '', '0'} end
 local before = best(KEYS[2])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
 purge(KEYS[2], KEYS[1], now)
 local after = best(KEYS[2])
 reindex(KEYS[3], KEYS[1], ARGV[3])
-return {before or '', after or ''}
+return {before or '', after or '', stamp()}
 `;
 
 /**
@@ -119,13 +127,14 @@ return out
  * Removes expired entries, a bounded batch per call: at most ARGV[4] entries in all, so one call
  * holds Redis for milliseconds even when a dead node's entries all expire at once. KEYS: 1
  * index. ARGV: 1 now ms, 2 key prefix (`P pr:`), 3 most channels, 4 most entries.
- * Returns {more (0/1), channel, user, before, after, …} for users whose visible state changed.
+ * Returns {more (0/1), version, channel, user, before, after, …} for users whose visible state
+ * changed.
  */
 export const EXPIRE_LUA = `${HELPERS}
 local now = tonumber(ARGV[1])
 local budget = tonumber(ARGV[4])
 local more = 0
-local out = {0}
+local out = {0, stamp()}
 local channels = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 if #channels == tonumber(ARGV[3]) then more = 1 end
 for _, c in ipairs(channels) do

@@ -39,9 +39,9 @@ const keyTtl = (ttlMs: number): number => ttlMs * 2 + 60_000;
 export class RedisPresenceStore implements PresenceStore {
   private readonly conn: RedisConnection;
   private readonly prefix: string;
-  private readonly upsertScript: Script<[string, string]>;
-  private readonly removeScript: Script<[string, string]>;
-  private readonly lingerScript: Script<[string, string]>;
+  private readonly upsertScript: Script<[string, string, string]>;
+  private readonly removeScript: Script<[string, string, string]>;
+  private readonly lingerScript: Script<[string, string, string]>;
   private readonly membersScript: Script<string[]>;
   private readonly expireScript: Script<(string | number)[]>;
 
@@ -72,19 +72,19 @@ export class RedisPresenceStore implements PresenceStore {
     assertStatus(entry.status);
     assertTtl(ttlMs);
     const { channel, userId, connectionId, status } = entry;
-    const [before, after] = await withRedis(this.conn, () =>
+    const [before, after, version] = await withRedis(this.conn, () =>
       this.upsertScript(this.entryKeys(channel, userId), [JSON.stringify([userId, connectionId]), status, nowMs + ttlMs, nowMs, channel, keyTtl(ttlMs)]),
     );
-    return changeOf(channel, userId, orNull(before), orNull(after));
+    return changeOf(channel, userId, orNull(before), orNull(after), Number(version));
   }
 
   async linger(entry: Omit<PresenceEntry, 'status'>, ttlMs: number, nowMs: number): Promise<PresenceChange | null> {
     assertTtl(ttlMs);
     const { channel, userId, connectionId } = entry;
-    const [before, after] = await withRedis(this.conn, () =>
+    const [before, after, version] = await withRedis(this.conn, () =>
       this.lingerScript(this.entryKeys(channel, userId), [JSON.stringify([userId, connectionId]), nowMs, nowMs + ttlMs, channel, keyTtl(ttlMs)]),
     );
-    return changeOf(channel, userId, orNull(before), orNull(after));
+    return changeOf(channel, userId, orNull(before), orNull(after), Number(version));
   }
 
   /** The keys every script on one user's entries in a channel takes (see redis-scripts.ts). */
@@ -93,8 +93,8 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async remove(channel: string, userId: string, connectionId: string, nowMs: number): Promise<PresenceChange | null> {
-    const [before, after] = await withRedis(this.conn, () => this.removeScript(this.entryKeys(channel, userId), [JSON.stringify([userId, connectionId]), nowMs, channel]));
-    return changeOf(channel, userId, orNull(before), orNull(after));
+    const [before, after, version] = await withRedis(this.conn, () => this.removeScript(this.entryKeys(channel, userId), [JSON.stringify([userId, connectionId]), nowMs, channel]));
+    return changeOf(channel, userId, orNull(before), orNull(after), Number(version));
   }
 
   async members(channel: string, nowMs: number): Promise<PresenceMember[]> {
@@ -121,8 +121,9 @@ export class RedisPresenceStore implements PresenceStore {
         throw err;
       }
       more = Number(out[0]) === 1;
-      for (let i = 1; i + 3 < out.length; i += 4) {
-        const change = changeOf(String(out[i]), String(out[i + 1]), orNull(String(out[i + 2])), orNull(String(out[i + 3])));
+      const version = Number(out[1]);
+      for (let i = 2; i + 3 < out.length; i += 4) {
+        const change = changeOf(String(out[i]), String(out[i + 1]), orNull(String(out[i + 2])), orNull(String(out[i + 3])), version);
         if (change) changes.push(change);
       }
     }

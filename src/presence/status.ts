@@ -39,11 +39,11 @@ export function bestStatus(stored: Iterable<string>): PresenceStatus | null {
 }
 
 /** The change between two visible states (null = not present), or null when nothing changed. */
-export function changeOf(channel: string, userId: string, before: PresenceStatus | null, after: PresenceStatus | null): PresenceChange | null {
+export function changeOf(channel: string, userId: string, before: PresenceStatus | null, after: PresenceStatus | null, version: number): PresenceChange | null {
   if (before === after) return null;
-  if (before === null) return { channel, userId, kind: 'join', status: after! };
-  if (after === null) return { channel, userId, kind: 'leave', status: 'offline' };
-  return { channel, userId, kind: 'update', status: after };
+  if (before === null) return { channel, userId, kind: 'join', status: after!, version };
+  if (after === null) return { channel, userId, kind: 'leave', status: 'offline', version };
+  return { channel, userId, kind: 'update', status: after, version };
 }
 
 export function assertStatus(status: string): asserts status is PresenceStatus {

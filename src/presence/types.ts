@@ -18,6 +18,13 @@ export interface PresenceChange {
   userId: string;
   kind: 'join' | 'leave' | 'update';
   status: PresenceStatus | 'offline';
+  /**
+   * Orders the changes of one user on one channel, whichever node made them: nodes announce
+   * their changes after the store answers, so two nodes' notices can cross on the way, and a
+   * receiver drops one older than the last it passed on. Redis's clock (µs) in Redis; a counter
+   * in memory.
+   */
+  version: number;
 }
 
 export interface PresenceStore {

@@ -113,7 +113,7 @@ describe.skipIf(!services.redis)('Redis bus across processes', () => {
     alice.proc.kill('SIGKILL');
     bob.send(`refresh ${T0 + TTL / 2}`);
     await bob.waitFor('refreshed');
-    expect(await presence.expire(T0 + TTL)).toEqual([{ channel: 'room:mp', userId: 'alice', kind: 'leave', status: 'offline' }]);
+    expect(await presence.expire(T0 + TTL)).toEqual([{ channel: 'room:mp', userId: 'alice', kind: 'leave', status: 'offline', version: expect.any(Number) }]);
     expect(await presence.members('room:mp', T0 + TTL)).toEqual([{ user_id: 'bob', status: 'online' }]);
   });
 });

@@ -34,7 +34,7 @@ describe.skipIf(!services.redis)('Redis presence sweep', () => {
     (store as unknown as { expireScript: unknown }).expireScript = async (...args: unknown[]) => {
       if (++calls === 2) throw new Error('Redis is unreachable');
       const out = await script(...args);
-      removedPerCall.push((out.length - 1) / 4);
+      removedPerCall.push((out.length - 2) / 4);
       return out;
     };
     const first = await store.expire(T0 + 1000);
