@@ -96,11 +96,12 @@ export const consolePlugin: FastifyPluginAsync<ConsolePluginOptions> = async (ap
       return reply.send('The web console has not been built. Run `npm run build` (or `node scripts/build-console.mjs`).\n');
     }
     const name = path.replace(/^\/+/, '');
-    const file = name ? c.manifest.files[name] : undefined;
+    // Own properties only: `constructor` or `__proto__` must not find Object.prototype's.
+    const file = name && Object.hasOwn(c.manifest.files, name) ? c.manifest.files[name] : undefined;
     if (file && name !== 'manifest.json') return send(req, reply, c, name, file);
     // A path that names a file we do not have is a real 404; anything else is an app route.
     if (/\.[A-Za-z0-9]+$/.test(name)) throw createError('NOT_FOUND', `no console asset ${name}`);
-    const index = c.manifest.files['index.html'];
+    const index = Object.hasOwn(c.manifest.files, 'index.html') ? c.manifest.files['index.html'] : undefined;
     if (!index) throw createError('NOT_FOUND', 'the console build has no index.html');
     return send(req, reply, c, 'index.html', index);
   }

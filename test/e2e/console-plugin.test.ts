@@ -106,6 +106,15 @@ describe('console plugin', () => {
     expect((await app.inject({ url: '/console/../package.json' })).statusCode).not.toBe(200);
   });
 
+  it('serves no inherited property of the manifest as a file', async () => {
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf.js']) {
+      const res = await app.inject({ url: `/console/${name}` });
+      // An app route (no extension) gets index.html; a file name gets 404; never a 500.
+      expect(res.statusCode, name).toBe(name.includes('.') ? 404 : 200);
+      if (res.statusCode === 200) expect(res.headers['content-type'], name).toBe('text/html; charset=utf-8');
+    }
+  });
+
   it('tells the console where the gateway is', async () => {
     const res = await app.inject({ url: '/console/config.json' });
     expect(res.json()).toEqual({ ws_url: 'ws://gateway.example:8090/ws' });
