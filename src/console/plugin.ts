@@ -73,7 +73,6 @@ export const consolePlugin: FastifyPluginAsync<ConsolePluginOptions> = async (ap
   }
 
   async function send(req: FastifyRequest, reply: FastifyReply, c: Cached, name: string, file: ManifestFile) {
-    reply.headers(SECURITY_HEADERS);
     reply.header('content-type', file.type);
     reply.header('cache-control', file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
     reply.header('etag', `"${file.hash}"`);
@@ -106,8 +105,12 @@ export const consolePlugin: FastifyPluginAsync<ConsolePluginOptions> = async (ap
     return send(req, reply, c, 'index.html', index);
   }
 
+  // On every answer of these routes, errors included: a 404 or 500 page is a document too.
+  app.addHook('onRequest', async (_req, reply) => {
+    reply.headers(SECURITY_HEADERS);
+  });
   app.get('/console/config.json', async (_req, reply) => {
-    reply.headers(SECURITY_HEADERS).header('cache-control', 'no-cache');
+    reply.header('cache-control', 'no-cache');
     return { ws_url: opts.wsUrl ?? null };
   });
   // Someone who opens the server's address in a browser is looking for the console.

@@ -115,6 +115,15 @@ describe('console plugin', () => {
     }
   });
 
+  it('sends its security headers with errors too', async () => {
+    for (const url of ['/console/nope.js', '/console/manifest.json']) {
+      const res = await app.inject({ url });
+      expect(res.statusCode, url).toBe(404);
+      expect(res.headers['content-security-policy'], url).toContain("default-src 'self'");
+      expect(res.headers['x-content-type-options'], url).toBe('nosniff');
+    }
+  });
+
   it('tells the console where the gateway is', async () => {
     const res = await app.inject({ url: '/console/config.json' });
     expect(res.json()).toEqual({ ws_url: 'ws://gateway.example:8090/ws' });
@@ -127,6 +136,7 @@ describe('console plugin', () => {
     const res = await empty.inject({ url: '/console' });
     expect(res.statusCode).toBe(503);
     expect(res.body).toContain('npm run build');
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
     await empty.close();
     rmSync(emptyDir, { recursive: true, force: true });
   });
