@@ -75,17 +75,16 @@ export const consolePlugin: FastifyPluginAsync<ConsolePluginOptions> = async (ap
   async function send(req: FastifyRequest, reply: FastifyReply, c: Cached, name: string, file: ManifestFile) {
     reply.header('content-type', file.type);
     reply.header('cache-control', file.immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
-    reply.header('etag', `"${file.hash}"`);
     reply.header('vary', 'accept-encoding');
-    if (req.headers['if-none-match'] === `"${file.hash}"`) return reply.code(304).send();
     const accepted = String(req.headers['accept-encoding'] ?? '');
-    for (const enc of file.encodings) {
-      if (acceptsEncoding(accepted, enc)) {
-        reply.header('content-encoding', enc);
-        return reply.send(await body(c, `${name}.${enc === 'gzip' ? 'gz' : 'br'}`));
-      }
-    }
-    return reply.send(await body(c, name));
+    const enc = file.encodings.find((e) => acceptsEncoding(accepted, e));
+    // Each encoding is its own representation, so each has its own strong validator.
+    const etag = enc ? `"${file.hash}-${enc}"` : `"${file.hash}"`;
+    reply.header('etag', etag);
+    if (matchesEtag(req.headers['if-none-match'], etag)) return reply.code(304).send();
+    if (!enc) return reply.send(await body(c, name));
+    reply.header('content-encoding', enc);
+    return reply.send(await body(c, `${name}.${enc === 'gzip' ? 'gz' : 'br'}`));
   }
 
   async function serve(req: FastifyRequest, reply: FastifyReply, path: string) {
@@ -118,6 +117,10 @@ export const consolePlugin: FastifyPluginAsync<ConsolePluginOptions> = async (ap
   app.get('/console', (req, reply) => serve(req, reply, ''));
   app.get<{ Params: { '*': string } }>('/console/*', (req, reply) => serve(req, reply, req.params['*'] ?? ''));
 };
+
+function matchesEtag(header: string | undefined, etag: string): boolean {
+  return !!header && header.split(',').some((t) => t.trim() === etag || t.trim() === '*');
+}
 
 function acceptsEncoding(header: string, enc: string): boolean {
   for (const part of header.split(',')) {
