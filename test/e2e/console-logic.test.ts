@@ -1,13 +1,16 @@
 /**
  * The console's DOM-free logic: merging list rows with live updates (never backwards), the
- * throughput counter behind the chart, the Prometheus text parser behind the health view, and
- * the feed's polling.
+ * throughput counter behind the chart, the Prometheus text parser behind the health view, the
+ * feed's polling, and the live link over the client SDK (an in-memory WebSocket).
  */
 import { describe, expect, it, vi } from 'vitest';
 import { EventStore } from '../../src/console/web/live/events.js';
 import { Feed } from '../../src/console/web/live/feed.js';
+import type { LinkState } from '../../src/console/web/live/link.js';
+import { createSdkLink } from '../../src/console/web/live/sdk-link.js';
 import { Throughput } from '../../src/console/web/live/throughput.js';
 import { metric, parseProm } from '../../src/console/web/lib/prom.js';
+import { FakeSocket, flush } from '../unit/client-fakes.js';
 
 const ID = '0b7c8a0e-1d2f-4a5b-9c6d-7e8f9a0b1c2d';
 
@@ -166,6 +169,44 @@ describe('Feed polling', () => {
       feed.stop();
     } finally {
       vi.useRealTimers();
+    }
+  });
+});
+
+describe('SDK link', () => {
+  const connected = async () => {
+    FakeSocket.reset();
+    vi.stubGlobal('WebSocket', FakeSocket);
+    const link = createSdkLink('ws://gateway.test/ws', 'tem_key');
+    const states: LinkState[] = [];
+    link.onState((s) => states.push(s));
+    await flush();
+    FakeSocket.last().handshake();
+    await flush();
+    return { link, states };
+  };
+
+  it('says unauthorized when the gateway closes with 4001 (a revoked key), so the console signs out', async () => {
+    try {
+      const { link, states } = await connected();
+      expect(link.state).toBe('connected');
+      FakeSocket.last().serverClose(4001, 'key revoked');
+      await flush();
+      expect(link.state).toBe('unauthorized');
+      expect(states).not.toContain('closed');
+      link.close();
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
+  it('says closed, not unauthorized, when the console closes it', async () => {
+    try {
+      const { link } = await connected();
+      link.close();
+      expect(link.state).toBe('closed');
+    } finally {
+      vi.unstubAllGlobals();
     }
   });
 });

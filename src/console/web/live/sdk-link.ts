@@ -29,14 +29,16 @@ export function createSdkLink(url: string, token: string): LiveLink {
   client.on('error', (err: TemClientError) => {
     if (err.code === 'UNAUTHORIZED') refused = true;
   });
+  // Closed is decided here, not on the state change: the SDK reports the state first and the
+  // error and close code (4001: the key was refused) after it.
   client.on('disconnected', (d) => {
     if (d.code === 4001) refused = true;
+    if (!d.reconnect) setState(refused ? 'unauthorized' : 'closed');
   });
   client.on('state', ({ newState }) => {
     if (newState === ClientState.Connected) setState('connected');
     else if (newState === ClientState.Connecting) setState(state === 'connected' ? 'disconnected' : 'connecting');
     else if (newState === ClientState.Disconnected) setState('disconnected');
-    else setState(refused ? 'unauthorized' : 'closed');
   });
   client.on('publication', (p) => emit({ channel: p.channel, event: p.event, payload: p.payload, offset: p.offset ?? null, epoch: p.epoch ?? null }));
   client.connect();
