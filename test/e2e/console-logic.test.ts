@@ -95,22 +95,26 @@ describe('parseProm', () => {
   });
 });
 
+/** GET /api/events over a list (newest first), 100 a page with a cursor, as the server does. */
+function listApi(rows: () => Record<string, unknown>[]) {
+  return vi.fn(async (_path: string, opts: { query: { limit: number; cursor?: string } }) => {
+    const all = rows();
+    const from = Number(opts.query.cursor ?? 0);
+    const data = all.slice(from, from + opts.query.limit);
+    return { data, next_cursor: from + opts.query.limit < all.length ? String(from + opts.query.limit) : null };
+  });
+}
+const idleLink = { onEvent: () => () => undefined, onState: () => () => undefined } as never;
+
 describe('Feed polling', () => {
   it('pages on after a burst until it reaches rows it knows, so no event is left out', async () => {
     vi.useFakeTimers();
     try {
       // 250 events, newest first, served 100 per page with a cursor, as GET /api/events does.
       let all = Array.from({ length: 9 }, (_, i) => ({ id: `00000000-0000-7000-8000-${String(i).padStart(12, '0')}`, status: 'processed', version: 4 }));
-      const api = {
-        get: async (_path: string, opts: { query: { limit: number; cursor?: string } }) => {
-          const from = Number(opts.query.cursor ?? 0);
-          const data = all.slice(from, from + opts.query.limit);
-          return { data, next_cursor: from + opts.query.limit < all.length ? String(from + opts.query.limit) : null };
-        },
-      };
-      const link = { onEvent: () => () => undefined, onState: () => () => undefined };
+      const api = { get: listApi(() => all) };
       const store = new EventStore();
-      const feed = new Feed(api as never, link as never, store, new Throughput());
+      const feed = new Feed(api as never, idleLink, store, new Throughput());
       await feed.start();
       expect(store.list()).toHaveLength(9);
       // A burst of 300 between two polls.
@@ -118,6 +122,65 @@ describe('Feed polling', () => {
       all = [...burst.reverse(), ...all];
       await vi.advanceTimersByTimeAsync(2000);
       expect(store.list()).toHaveLength(309);
+      feed.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('goes on after a burst longer than one poll may page through, from where it stopped', async () => {
+    vi.useFakeTimers();
+    try {
+      const id = (n: number) => `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`;
+      const at = (n: number) => new Date(Date.UTC(2024, 0, 1) + n * 1000).toISOString();
+      const row = (n: number) => ({ id: id(n), status: 'processed', version: 4, created_at: at(n) });
+      let all = Array.from({ length: 5 }, (_, n) => row(n)).reverse();
+      const api = { get: listApi(() => all) };
+      const store = new EventStore(5000);
+      const feed = new Feed(api as never, idleLink, store, new Throughput());
+      await feed.start();
+      // 2,500 events between two polls: more than the 1,000 one poll reads.
+      all = [...Array.from({ length: 2500 }, (_, n) => row(n + 5)).reverse(), ...all];
+      await vi.advanceTimersByTimeAsync(2000);
+      expect(store.list().length).toBeLessThan(2505);
+      await vi.advanceTimersByTimeAsync(6000);
+      expect(store.list()).toHaveLength(2505);
+      // Caught up: later polls read the newest page only.
+      const reads = api.get.mock.calls.length;
+      await vi.advanceTimersByTimeAsync(4000);
+      expect(api.get.mock.calls.length - reads).toBe(2);
+      feed.stop();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('keeps refreshing unfinished rows while a filtered poll is refused', async () => {
+    vi.useFakeTimers();
+    try {
+      const id = (n: number) => `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`;
+      const events = new Map([[id(0), { id: id(0), status: 'processing', version: 3 }]]);
+      const byIds: string[] = [];
+      const api = {
+        get: async (_path: string, opts: { query: { limit: number; cursor?: string; ids?: string; type?: string } }) => {
+          if (opts.query.type) throw new Error('400 bad type');
+          if (opts.query.ids) {
+            byIds.push(opts.query.ids);
+            return { data: [...events.values()], next_cursor: null };
+          }
+          // The newest page no longer holds event 0.
+          return { data: [], next_cursor: null };
+        },
+      };
+      const store = new EventStore();
+      const feed = new Feed(api as never, idleLink, store, new Throughput());
+      store.upsert({ id: id(0), status: 'processing', version: 3 });
+      await feed.start();
+      feed.pollQuery = { type: 'not valid' };
+      events.set(id(0), { id: id(0), status: 'processed', version: 4 });
+      await vi.advanceTimersByTimeAsync(2000);
+      expect(byIds).toEqual([id(0)]);
+      expect(store.get(id(0))?.status).toBe('processed');
       feed.stop();
     } finally {
       vi.useRealTimers();

@@ -64,9 +64,16 @@ export class EventStore {
     return this.rows.get(id);
   }
 
+  /** The newest row (by creation, then id), if any. */
+  newest(): EventRow | undefined {
+    let best: EventRow | undefined;
+    for (const r of this.rows.values()) if (!best || compareNewest(r, best) < 0) best = r;
+    return best;
+  }
+
   /** Newest first (by creation, then by id for a stable order). */
   list(filter: (r: EventRow) => boolean = () => true): EventRow[] {
-    return [...this.rows.values()].filter(filter).sort(byNewest);
+    return [...this.rows.values()].filter(filter).sort(compareNewest);
   }
 
   on(fn: Listener): () => void {
@@ -117,12 +124,16 @@ export class EventStore {
 
   private trim(): void {
     if (this.rows.size <= this.cap) return;
-    const oldest = [...this.rows.values()].sort(byNewest).slice(this.cap);
+    const oldest = [...this.rows.values()].sort(compareNewest).slice(this.cap);
     for (const r of oldest) this.rows.delete(r.id);
   }
 }
 
-function byNewest(a: EventRow, b: EventRow): number {
+/** What orders rows: creation time, then id (UUIDv7, so also by time). */
+export type SortKey = Pick<EventRow, 'id' | 'created_at'>;
+
+/** Negative when `a` comes before `b` newest first, positive after, 0 for the same row. */
+export function compareNewest(a: SortKey, b: SortKey): number {
   const ta = a.created_at ? Date.parse(a.created_at) : 0;
   const tb = b.created_at ? Date.parse(b.created_at) : 0;
   return tb - ta || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);

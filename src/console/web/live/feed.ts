@@ -3,12 +3,13 @@
  * `event.update` frames arrive live on its `user:{id}` channel, and everyone else's events by
  * polling GET /api/events every 2 s: no key may subscribe to other users' channels (`user:*` is
  * refused to all, decision 0007), an admin's included. A poll that finds only new rows pages on
- * until it reaches rows it knows, so a burst between two polls leaves no gap. Rows it shows that
+ * until it reaches rows it knows, so a burst between two polls leaves no gap; past its page budget
+ * it notes where it stopped and later polls go on from there. Rows it shows that
  * are still unfinished but have dropped off the newest pages are read again by id, so an older
  * event that finishes does not stay `processing` on screen until a reload.
  */
 import { listOf, type Api } from '../lib/api.js';
-import type { EventStore } from './events.js';
+import { compareNewest, type EventStore, type SortKey } from './events.js';
 import type { LiveLink } from './link.js';
 import type { Throughput } from './throughput.js';
 
@@ -16,11 +17,20 @@ export type FeedMode = 'starting' | 'polling';
 
 const POLL_MS = 2000;
 const PAGE = 100;
-/** Most pages one poll follows to catch up after a burst (then the next poll goes on). */
+/** Most pages one poll follows from the newest, and from where a catch-up stopped. */
 const CATCH_UP_PAGES = 10;
+/** Most catch-ups left to finish per poll query. */
+const MAX_GAPS = 5;
 /** Most unfinished rows one poll reads again (one request: GET /api/events?ids=…). */
 const REFRESH_IDS = 100;
 const UNFINISHED = new Set(['accepted', 'queued', 'processing']);
+
+interface Gap {
+  /** The next page to read. */
+  cursor: string;
+  /** The newest row known when the gap opened (none: the store was empty). */
+  until: SortKey | undefined;
+}
 
 /** An event's id, from a list row (`id`) or an update (`event_id`). */
 const idOf = (raw: Record<string, unknown>): string => String(raw.event_id ?? raw.id ?? '');
@@ -36,6 +46,8 @@ export class Feed {
   /** When each unfinished row was last read again by id: the least recently read go first. */
   private readonly refreshedAt = new Map<string, number>();
   private ticks = 0;
+  /** Per poll query: where catch-ups ran out of pages, oldest first, with the row they must reach. */
+  private readonly gaps = new Map<string, Gap[]>();
 
   constructor(
     private readonly api: Api,
@@ -75,11 +87,12 @@ export class Feed {
   }
 
   /** Merges one event; a status change seen live (or by polling) counts toward throughput. */
-  private apply(raw: Record<string, unknown>, count = true): void {
+  private apply(raw: Record<string, unknown>, count = true): SortKey | null {
     const id = idOf(raw);
     const before = this.store.get(id)?.status ?? null;
     const row = this.store.upsert(raw);
     if (count && row && row.status !== before) this.throughput.record(row.status);
+    return row ?? this.store.get(id) ?? null;
   }
 
   private startPolling(): void {
@@ -90,8 +103,11 @@ export class Feed {
       if (busy || this.stopped || (typeof document !== 'undefined' && document.hidden)) return;
       busy = true;
       const filtered = Object.values(this.pollQuery).some(Boolean);
+      const queries = [{}, ...(filtered ? [this.pollQuery] : [])];
+      for (const key of this.gaps.keys()) if (!queries.some((q) => JSON.stringify(q) === key)) this.gaps.delete(key);
       const seen = new Set<string>();
-      Promise.all([{}, ...(filtered ? [this.pollQuery] : [])].map((q) => this.poll(q, seen)))
+      // One query failing (a filter the server refuses) must not hold back the others' work.
+      Promise.allSettled(queries.map((q) => this.poll(q, seen)))
         .then(() => this.refreshUnfinished(seen))
         .catch(() => undefined)
         .finally(() => {
@@ -100,23 +116,52 @@ export class Feed {
     }, POLL_MS);
   }
 
-  /** The newest page, and older ones while every row on a page is new (a burst since the last poll). */
+  /**
+   * The newest page, and older ones while every row on a page is new (a burst since the last
+   * poll); then on from where an earlier poll's catch-up ran out of pages.
+   */
   private async poll(query: Record<string, string | undefined>, seen: Set<string>): Promise<void> {
-    let cursor: string | undefined;
+    const key = JSON.stringify(query);
+    const gaps = this.gaps.get(key) ?? [];
+    // Known before this poll: a catch-up that runs out of pages is done once it gets down to
+    // here, even if the store's cap has dropped those rows by then.
+    const until = this.store.newest();
+    const stopped = await this.catchUp(query, undefined, seen);
+    const open = gaps[0];
+    if (stopped) {
+      gaps.push({ cursor: stopped, until });
+      // Under a flood no poll keeps up; the oldest rows would fall to the store's cap anyway.
+      if (gaps.length > MAX_GAPS) gaps.shift();
+      this.gaps.set(key, gaps);
+    }
+    if (!open) return;
+    const rest = await this.catchUp(query, open.cursor, seen, open.until);
+    if (rest) open.cursor = rest;
+    else if (gaps.includes(open)) gaps.splice(gaps.indexOf(open), 1);
+    if (gaps.length === 0) this.gaps.delete(key);
+  }
+
+  /**
+   * Pages from `cursor` until a page holds a row already known, or one no newer than `until`,
+   * or the list ends: then null. The cursor of the next page if the page budget ran out first.
+   */
+  private async catchUp(query: Record<string, string | undefined>, cursor: string | undefined, seen: Set<string>, until?: SortKey): Promise<string | null> {
     for (let page = 0; page < CATCH_UP_PAGES; page++) {
       const body = await this.api.get<{ next_cursor?: string | null }>('/api/events', { query: { limit: PAGE, ...query, cursor } });
       const rows = listOf<Record<string, unknown>>(body);
-      let known = false;
+      let reached = false;
       for (const e of rows) {
         const id = idOf(e);
         seen.add(id);
-        if (this.store.get(id)) known = true;
-        this.apply(e);
+        if (this.store.get(id)) reached = true;
+        const row = this.apply(e);
+        if (until && row && compareNewest(row, until) >= 0) reached = true;
       }
       const next = body && typeof body === 'object' ? body.next_cursor : null;
-      if (known || rows.length < PAGE || !next) return;
+      if (reached || rows.length < PAGE || !next) return null;
       cursor = next;
     }
+    return cursor ?? null;
   }
 
   /** Reads again the unfinished rows this poll did not see, the least recently read first. */

@@ -49,11 +49,12 @@ export const eventsView: View = (ctx, root) => {
     err.show(null);
     try {
       const q = { status: f.status || undefined, type: f.type || undefined, user_id: f.user || undefined };
-      // Not by status: a row leaving the filtered status must still be seen to leave it.
-      ctx.feed.pollQuery = { type: q.type, user_id: q.user_id };
       const next = await ctx.feed.load(q, older ? (cursor ?? undefined) : undefined);
       if (mine !== seq) return;
       cursor = next;
+      // Only filters the server took: a refused one would fail every poll from then on. Not by
+      // status: a row leaving the filtered status must still be seen to leave it.
+      ctx.feed.pollQuery = { type: q.type, user_id: q.user_id };
     } catch (e) {
       err.show(`Could not load events: ${describeError(e)}`);
     }
