@@ -6,6 +6,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { EventStore } from '../../src/console/web/live/events.js';
 import { Feed } from '../../src/console/web/live/feed.js';
+import { HeldRows } from '../../src/console/web/live/held-rows.js';
 import type { LinkState } from '../../src/console/web/live/link.js';
 import { createSdkLink } from '../../src/console/web/live/sdk-link.js';
 import { Throughput } from '../../src/console/web/live/throughput.js';
@@ -50,6 +51,44 @@ describe('EventStore', () => {
     const store = new EventStore(2);
     for (let i = 0; i < 3; i++) store.upsert({ id: `id-${i}`, status: 'accepted', created_at: `2024-01-01T00:00:0${i}Z` });
     expect(store.list().map((r) => r.id)).toEqual(['id-2', 'id-1']);
+  });
+});
+
+describe('HeldRows', () => {
+  const at = (n: number) => new Date(Date.UTC(2024, 0, 1) + n * 1000).toISOString();
+  const ev = (n: number) => ({ id: `id-${String(n).padStart(4, '0')}`, status: 'failed', created_at: at(n) });
+
+  it("keeps a view's older rows in the store however many newer events arrive, until released", () => {
+    const store = new EventStore(3);
+    const failed = new HeldRows(store);
+    for (const n of [0, 1]) {
+      failed.add(ev(n));
+      store.upsert(ev(n));
+    }
+    for (let n = 10; n < 20; n++) store.upsert({ ...ev(n), status: 'processed' });
+    expect(store.get('id-0000')?.status).toBe('failed');
+    expect(store.get('id-0001')?.status).toBe('failed');
+    expect(store.list().filter((r) => r.status === 'processed')).toHaveLength(3);
+    failed.close();
+    store.upsert({ ...ev(20), status: 'processed' });
+    expect(store.list().map((r) => r.id)).toEqual(['id-0020', 'id-0019', 'id-0018']);
+  });
+
+  it('holds at most its bound, the newest', () => {
+    const held = new HeldRows(new EventStore(), 3);
+    for (const n of [5, 1, 9, 7, 3]) held.add(ev(n));
+    expect(held.size).toBe(3);
+    expect(['id-0009', 'id-0007', 'id-0005'].every((id) => held.has(id))).toBe(true);
+  });
+
+  it('is what a page loaded with Load older is held in', async () => {
+    const store = new EventStore(2);
+    for (let n = 10; n < 12; n++) store.upsert(ev(n));
+    const older = new HeldRows(store);
+    const api = { get: listApi(() => [ev(2), ev(1)]) };
+    const feed = new Feed(api as never, idleLink, store, new Throughput());
+    await feed.load({}, '0', older);
+    expect(store.list().map((r) => r.id)).toEqual(['id-0011', 'id-0010', 'id-0002', 'id-0001']);
   });
 });
 

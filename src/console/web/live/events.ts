@@ -54,9 +54,15 @@ function isNewer(cur: EventRow, next: Partial<EventRow>): boolean {
   return true;
 }
 
+/** Ids whose rows the store must not evict, whatever its cap (see EventStore.keep). */
+export interface Kept {
+  has(id: string): boolean;
+}
+
 export class EventStore {
   private readonly rows = new Map<string, EventRow>();
   private readonly listeners = new Set<Listener>();
+  private readonly kept = new Set<Kept>();
 
   constructor(private readonly cap = 2000) {}
 
@@ -74,6 +80,15 @@ export class EventStore {
   /** Newest first (by creation, then by id for a stable order). */
   list(filter: (r: EventRow) => boolean = () => true): EventRow[] {
     return [...this.rows.values()].filter(filter).sort(compareNewest);
+  }
+
+  /**
+   * Rows in `ids` stay past the cap while it is kept, so a view showing older rows (the failed
+   * set, pages the user asked for) does not lose them to newer events; returns the release.
+   */
+  keep(ids: Kept): () => void {
+    this.kept.add(ids);
+    return () => this.kept.delete(ids);
   }
 
   on(fn: Listener): () => void {
@@ -124,8 +139,10 @@ export class EventStore {
 
   private trim(): void {
     if (this.rows.size <= this.cap) return;
-    const oldest = [...this.rows.values()].sort(compareNewest).slice(this.cap);
-    for (const r of oldest) this.rows.delete(r.id);
+    const kept = [...this.kept];
+    const free = [...this.rows.values()].filter((r) => !kept.some((k) => k.has(r.id)));
+    if (free.length <= this.cap) return;
+    for (const r of free.sort(compareNewest).slice(this.cap)) this.rows.delete(r.id);
   }
 }
 

@@ -10,6 +10,7 @@
  */
 import { listOf, type Api } from '../lib/api.js';
 import { compareNewest, type EventStore, type SortKey } from './events.js';
+import type { HeldRows } from './held-rows.js';
 import type { LiveLink } from './link.js';
 import type { Throughput } from './throughput.js';
 
@@ -72,10 +73,16 @@ export class Feed {
     return () => this.modeListeners.delete(fn);
   }
 
-  /** Loads one page of events matching the filters into the store; returns the next cursor. */
-  async load(query: Record<string, string | undefined> = {}, cursor?: string): Promise<string | null> {
+  /**
+   * Loads one page of events matching the filters into the store, held in `hold` if given (an
+   * older page would otherwise fall straight to the store's cap); returns the next cursor.
+   */
+  async load(query: Record<string, string | undefined> = {}, cursor?: string, hold?: HeldRows): Promise<string | null> {
     const body = await this.api.get<{ next_cursor?: string | null }>('/api/events', { query: { limit: PAGE, ...query, cursor } });
-    for (const e of listOf<Record<string, unknown>>(body)) this.apply(e, false);
+    for (const e of listOf<Record<string, unknown>>(body)) {
+      hold?.add(e);
+      this.apply(e, false);
+    }
     return body && typeof body === 'object' ? (body.next_cursor ?? null) : null;
   }
 

@@ -6,6 +6,7 @@
 import { describeError } from '../lib/api.js';
 import { button, errorBox, field, h } from '../lib/dom.js';
 import { STATUSES } from '../live/events.js';
+import { HeldRows } from '../live/held-rows.js';
 import { throughputChart } from './chart.js';
 import { matches, type View } from './context.js';
 import { EventTable } from './event-table.js';
@@ -42,14 +43,18 @@ export const eventsView: View = (ctx, root) => {
   const showCount = () => (count.textContent = `${table.size} shown`);
 
   let cursor: string | null = null;
+  /** Rows the user paged in: newer events must not push them out of the store again. */
+  const older = new HeldRows(ctx.store);
   const more = button('Load older', () => void load(true), { class: 'secondary', hidden: true });
   let seq = 0;
-  async function load(older = false) {
+  async function load(paging = false) {
     const mine = ++seq;
     err.show(null);
+    // New filters start over: what was paged in for the old ones may go.
+    if (!paging) older.clear();
     try {
       const q = { status: f.status || undefined, type: f.type || undefined, user_id: f.user || undefined };
-      const next = await ctx.feed.load(q, older ? (cursor ?? undefined) : undefined);
+      const next = paging ? await ctx.feed.load(q, cursor ?? undefined, older) : await ctx.feed.load(q);
       if (mine !== seq) return;
       cursor = next;
       // Only filters the server took: a refused one would fail every poll from then on. Not by
@@ -58,7 +63,7 @@ export const eventsView: View = (ctx, root) => {
     } catch (e) {
       err.show(`Could not load events: ${describeError(e)}`);
     }
-    if (older) table.showMore(OLDER_PAGE);
+    if (paging) table.showMore(OLDER_PAGE);
     table.setRows(ctx.store.list());
     // More on the server, or more already here than the table shows (a burst came in by polling).
     more.hidden = !cursor && !table.truncated;
@@ -124,6 +129,7 @@ export const eventsView: View = (ctx, root) => {
 
   return () => {
     off();
+    older.close();
     ctx.feed.pollQuery = {};
     strip.stop();
     chart.stop();

@@ -6,6 +6,7 @@
 import { describeError, enc, listOf } from '../lib/api.js';
 import { button, errorBox, field, h } from '../lib/dom.js';
 import type { EventRow } from '../live/events.js';
+import { HeldRows } from '../live/held-rows.js';
 import type { View } from './context.js';
 import { EventTable } from './event-table.js';
 
@@ -17,8 +18,11 @@ export const failedView: View = (ctx, root) => {
   const typeIn = h('input', { type: 'text', name: 'type', placeholder: 'any', autocomplete: 'off', spellcheck: 'false' });
   const userIn = h('input', { type: 'text', name: 'user', placeholder: 'any', autocomplete: 'off', spellcheck: 'false' });
   const crit = () => ({ type: typeIn.value.trim(), user: userIn.value.trim() });
-  /** Ids listed by the last load, plus events that failed since: the table's membership. */
-  const members = new Set<string>();
+  /**
+   * Ids listed by the last load, plus events that failed since: the table's membership, kept in
+   * the store however many newer events it sees, and no more than the table lists.
+   */
+  const members = new HeldRows(ctx.store, MAX_LISTED);
   const inSet = (r: EventRow) => {
     const c = crit();
     return members.has(r.id) && (!c.type || r.type === c.type) && (!c.user || r.user_id === c.user);
@@ -53,8 +57,9 @@ export const failedView: View = (ctx, root) => {
       do {
         const body = await ctx.api.get<{ next_cursor?: string | null }>('/api/events', { query: { status: 'failed', type: c.type || undefined, user_id: c.user || undefined, limit: 1000, cursor } });
         for (const e of listOf<Record<string, unknown>>(body)) {
-          const row = ctx.store.upsert(e) ?? ctx.store.get(String(e.id ?? e.event_id));
-          if (row) members.add(row.id);
+          // Held first: merged into a full store, an older row would be evicted at once.
+          members.add(e);
+          ctx.store.upsert(e);
         }
         cursor = (body && typeof body === 'object' ? body.next_cursor : null) ?? undefined;
       } while (cursor && members.size < MAX_LISTED);
@@ -125,12 +130,13 @@ export const failedView: View = (ctx, root) => {
 
   // Newly failed events join the set live; retried ones stay, showing their new status.
   const off = ctx.store.on((row) => {
-    if (row.status === 'failed') members.add(row.id);
+    if (row.status === 'failed') members.add(row);
     table.update(row, false);
   });
   void load();
   return () => {
     off();
+    members.close();
     clearTimeout(debounce);
   };
 };
