@@ -4,7 +4,7 @@
  * feed's polling, and the live link over the client SDK (an in-memory WebSocket).
  */
 import { describe, expect, it, vi } from 'vitest';
-import { EventStore } from '../../src/console/web/live/events.js';
+import { EventStore, newestFirstIndex, type SortKey } from '../../src/console/web/live/events.js';
 import { Feed } from '../../src/console/web/live/feed.js';
 import { HeldRows } from '../../src/console/web/live/held-rows.js';
 import type { LinkState } from '../../src/console/web/live/link.js';
@@ -51,6 +51,21 @@ describe('EventStore', () => {
     const store = new EventStore(2);
     for (let i = 0; i < 3; i++) store.upsert({ id: `id-${i}`, status: 'accepted', created_at: `2024-01-01T00:00:0${i}Z` });
     expect(store.list().map((r) => r.id)).toEqual(['id-2', 'id-1']);
+  });
+});
+
+describe('newestFirstIndex', () => {
+  it('places each row of a page applied newest first below the one before it', () => {
+    const table: SortKey[] = [{ id: 'b', created_at: '2024-01-01T00:00:05Z' }];
+    // A polled page, newest first, with two rows created in the same millisecond (id decides).
+    const page: SortKey[] = [
+      { id: 'z', created_at: '2024-01-01T00:00:09Z' },
+      { id: 'y', created_at: '2024-01-01T00:00:08Z' },
+      { id: 'x', created_at: '2024-01-01T00:00:08Z' },
+      { id: 'a', created_at: '2024-01-01T00:00:01Z' },
+    ];
+    for (const row of page) table.splice(newestFirstIndex(table.length, (i) => table[i]!, row), 0, row);
+    expect(table.map((r) => r.id)).toEqual(['z', 'y', 'x', 'b', 'a']);
   });
 });
 

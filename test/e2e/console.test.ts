@@ -92,9 +92,10 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in a browser', () => {
     });
 
     // Ingested by the admin key, the event is the admin's own: its updates come on user:{admin}.
-    const id = await ingest('test.ok', { n: 1 });
+    // Slow enough to be seen unfinished first: the table shows what one frame's updates leave.
+    const id = await ingest('test.slow', { n: 1, delay_ms: 500 });
     await row(id).locator('[data-status="processed"]').waitFor();
-    await expect(row(id).locator('td').nth(1).textContent()).resolves.toBe('test.ok');
+    await expect(row(id).locator('td').nth(1).textContent()).resolves.toBe('test.slow');
     expect(frames.some((f) => f.includes(id) && f.includes('event.update') && f.includes('"processed"'))).toBe(true);
     const log = (await page.evaluate(() => (window as unknown as { statusLog: string[] }).statusLog)).filter((l) => l.startsWith(id));
     expect(log[0]).toMatch(/:\+(accepted|queued|processing)$/);
@@ -117,6 +118,45 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in a browser', () => {
     const id = (await api<{ event_id: string }>('POST', '/api/events', { type: 'test.other', payload: {} }, key)).event_id;
     await row(id).locator('[data-status="processed"]').waitFor();
     await expect(row(id).locator('td').nth(2).textContent()).resolves.toBe('svc_other');
+  });
+
+  it('inserts polled rows in order, newest first, without a forced layout per row', async () => {
+    await api('POST', '/api/admin/principals', { id: 'svc_order', kind: 'service', role: 'service' });
+    const { key } = await api<{ key: string }>('POST', '/api/admin/principals/svc_order/keys', {});
+    await page.goto(`${server.url}/console#/events`);
+    await page.locator('.conn[data-state="connected"]').waitFor();
+    // Count layout reads and flashes from here on.
+    await page.evaluate(() => {
+      const w = window as unknown as { layoutReads: number; flashes: number };
+      w.layoutReads = 0;
+      w.flashes = 0;
+      const width = Object.getOwnPropertyDescriptor(HTMLElement.prototype, 'offsetWidth')!;
+      Object.defineProperty(HTMLElement.prototype, 'offsetWidth', {
+        configurable: true,
+        get(this: HTMLElement) {
+          w.layoutReads++;
+          return width.get!.call(this);
+        },
+      });
+      const animate = Element.prototype.animate;
+      Element.prototype.animate = function (this: Element, ...args: Parameters<Element['animate']>) {
+        w.flashes++;
+        return animate.apply(this, args);
+      };
+    });
+    const events = Array.from({ length: 20 }, (_, i) => ({ type: 'test.order', payload: { i } }));
+    await api('POST', '/api/events/batch', { events }, key);
+    const rows = page.locator('table.events tbody tr[data-id]');
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('table.events tbody tr[data-id]')).filter((tr) => tr.children[1]?.textContent === 'test.order').length === 20);
+    const shown = await rows.evaluateAll((trs) => trs.filter((tr) => tr.children[1]?.textContent === 'test.order').map((tr) => (tr as HTMLElement).dataset.id));
+    const listed = (await api<{ data: { id: string }[] }>('GET', '/api/events?type=test.order&limit=100')).data.map((e) => e.id);
+    expect(shown).toEqual(listed);
+    const counts = await page.evaluate(() => {
+      const w = window as unknown as { layoutReads: number; flashes: number };
+      return { layoutReads: w.layoutReads, flashes: w.flashes };
+    });
+    expect(counts.layoutReads).toBe(0);
+    expect(counts.flashes).toBeGreaterThan(0);
   });
 
   it('filters the stream by status without losing live updates', async () => {

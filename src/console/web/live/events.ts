@@ -155,3 +155,15 @@ export function compareNewest(a: SortKey, b: SortKey): number {
   const tb = b.created_at ? Date.parse(b.created_at) : 0;
   return tb - ta || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 }
+
+/** Where `row` goes among `n` rows kept newest first, `keyAt(i)` being the i-th (binary search). */
+export function newestFirstIndex(n: number, keyAt: (i: number) => SortKey, row: SortKey): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (compareNewest(keyAt(mid), row) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -2,11 +2,13 @@
  * A table of events whose rows change in place as updates arrive. Each row keeps its element;
  * an update rewrites cell text and flashes the row's background (no size change), and the table
  * uses a fixed layout with fixed row heights, so rows updating never move anything on screen.
+ * Updates are applied once per animation frame, all that came since together, so a burst costs
+ * one style and layout pass rather than one per row.
  */
 import { button, h, render, statusBadge } from '../lib/dom.js';
 import { time } from '../lib/format.js';
 import { href } from '../lib/router.js';
-import type { EventRow } from '../live/events.js';
+import { newestFirstIndex, type EventRow, type SortKey } from '../live/events.js';
 
 export interface EventTableOptions {
   caption: string;
@@ -16,12 +18,18 @@ export interface EventTableOptions {
   keepOnMismatch?: boolean;
   limit?: number;
   emptyText?: string;
+  /** Called after each batch of updates is applied (size and truncated may have changed). */
+  onChange?: () => void;
 }
 
 export class EventTable {
   readonly el: HTMLTableElement;
   private readonly body: HTMLTableSectionElement;
   private readonly trs = new Map<string, HTMLTableRowElement>();
+  /** Each row's place in the newest-first order. */
+  private readonly keys = new WeakMap<HTMLTableRowElement, SortKey>();
+  private readonly queued = new Map<string, { row: EventRow; isNew: boolean }>();
+  private frame: number | null = null;
   private readonly empty: HTMLTableRowElement;
   private limit: number;
   private cut = false;
@@ -87,6 +95,8 @@ export class EventTable {
   }
 
   setRows(rows: EventRow[]): void {
+    // The rows given are current: what was queued is in them already.
+    this.queued.clear();
     this.trs.clear();
     const matching = rows.filter(this.filter);
     this.cut = matching.length > this.limit;
@@ -95,8 +105,20 @@ export class EventTable {
     if (shown.length === 0) this.body.append(this.empty);
   }
 
-  /** Applies one change: rewrites an existing row, or inserts a new matching one at the top. */
-  update(row: EventRow, isNew: boolean, insert = true): void {
+  /** Queues one change for the next animation frame. */
+  update(row: EventRow, isNew: boolean): void {
+    this.queued.set(row.id, { row, isNew: isNew || !!this.queued.get(row.id)?.isNew });
+    this.frame ??= requestAnimationFrame(() => {
+      this.frame = null;
+      const batch = [...this.queued.values()];
+      this.queued.clear();
+      for (const u of batch) this.apply(u.row, u.isNew);
+      this.opts.onChange?.();
+    });
+  }
+
+  /** Rewrites an existing row, or inserts a new matching one where it belongs, newest first. */
+  private apply(row: EventRow, isNew: boolean): void {
     const tr = this.trs.get(row.id);
     const ok = this.filter(row);
     if (tr) {
@@ -111,10 +133,13 @@ export class EventTable {
       flash(tr);
       return;
     }
-    if (!ok || !insert) return;
+    if (!ok) return;
     this.empty.remove();
     const fresh = this.rowFor(row);
-    this.body.insertBefore(fresh, this.body.firstChild);
+    // A polled page comes newest first: each row goes below the one before it, not on top.
+    const rows = this.body.children;
+    const at = newestFirstIndex(rows.length, (i) => this.keys.get(rows[i] as HTMLTableRowElement) ?? row, row);
+    this.body.insertBefore(fresh, rows[at] ?? null);
     if (isNew) flash(fresh);
     while (this.trs.size > this.limit) {
       const last = this.body.lastElementChild as HTMLTableRowElement | null;
@@ -134,6 +159,7 @@ export class EventTable {
     // the random tail is what tells rows apart.
     cells[5]!.append(h('a', { href: href('events', r.id), class: 'mono', title: r.id, 'aria-label': `Event ${r.id}` }, `…${r.id.slice(-8)}`));
     this.trs.set(r.id, tr);
+    this.keys.set(tr, { id: r.id, created_at: r.created_at });
     this.fill(tr, r);
     return tr;
   }
@@ -169,9 +195,14 @@ function setText(td: HTMLElement, text: string, title: string): void {
   if (title && td.title !== title) td.title = title;
 }
 
+const flashes = new WeakMap<HTMLElement, Animation>();
+let reducedMotion: MediaQueryList | undefined;
+
+/** Fades the row's background from the flash colour; a running flash starts over. */
 function flash(tr: HTMLElement): void {
-  tr.classList.remove('flash');
-  // Restart the animation: reading offsetWidth forces a style flush between remove and add.
-  void tr.offsetWidth;
-  tr.classList.add('flash');
+  reducedMotion ??= matchMedia('(prefers-reduced-motion: reduce)');
+  if (reducedMotion.matches) return;
+  flashes.get(tr)?.cancel();
+  // The Web Animations API restarts it without the forced layout a CSS class toggle needs.
+  flashes.set(tr, tr.animate([{ backgroundColor: 'var(--flash)' }, { backgroundColor: 'transparent' }], { duration: 1200, easing: 'ease-out' }));
 }

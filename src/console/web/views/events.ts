@@ -24,7 +24,12 @@ export const eventsView: View = (ctx, root) => {
   statusIn.value = f.status;
   const types = h('datalist', { id: 'seen-types' });
 
-  const table = new EventTable({ caption: 'Events, newest first', emptyText: 'No events match these filters yet.' }, (r) => matches(ctx.filters, r));
+  const onChange = () => {
+    // A row pushed out at the bottom can be brought back with Load older.
+    if (table.truncated) more.hidden = false;
+    showCount();
+  };
+  const table = new EventTable({ caption: 'Events, newest first', emptyText: 'No events match these filters yet.', onChange }, (r) => matches(ctx.filters, r));
   let paused = false;
   let pending = 0;
   const pauseBtn = button('Pause', () => {
@@ -122,9 +127,6 @@ export const eventsView: View = (ctx, root) => {
       return;
     }
     table.update(row, kind === 'new');
-    // A row pushed out at the bottom can be brought back with Load older.
-    if (table.truncated) more.hidden = false;
-    showCount();
   });
 
   return () => {
