@@ -265,6 +265,26 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in a browser', () => {
     expect(res.status).toBe(401);
   });
 
+  it('does not offer to save a role it could not read', async () => {
+    const route = '**/api/admin/roles/service';
+    const problem = { type: 'about:blank', title: 'Service Unavailable', status: 503, code: 'UNAVAILABLE', detail: 'the database is not answering' };
+    await page.route(route, (r) => r.fulfill({ status: 503, contentType: 'application/problem+json', body: JSON.stringify(problem) }));
+    const save = page.getByRole('button', { name: 'Save' });
+    const text = page.getByLabel('Permissions (JSON array)');
+    try {
+      await page.goto(`${server.url}/console#/admin/roles/service`);
+      await page.getByRole('alert').filter({ hasText: 'Could not read role service' }).waitFor();
+      expect(await save.isDisabled()).toBe(true);
+      expect(await text.inputValue()).toBe('');
+    } finally {
+      await page.unroute(route);
+    }
+    await page.getByRole('button', { name: 'Reload' }).click();
+    await expect.poll(() => save.isEnabled()).toBe(true);
+    const role = await api<{ permissions: string[] }>('GET', '/api/admin/roles/service');
+    expect(JSON.parse(await text.inputValue())).toEqual(role.permissions);
+  });
+
   it('lists principals a page at a time with Load more', async () => {
     for (let i = 0; i < 100; i++) await api('POST', '/api/admin/principals', { id: `u_page_${String(i).padStart(3, '0')}`, kind: 'user' });
     const total = (await api<{ data: unknown[] }>('GET', '/api/admin/principals?limit=1000')).data.length;

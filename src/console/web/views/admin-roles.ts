@@ -4,7 +4,7 @@
  * offers it, else from the built-in roles plus those the principals use.
  */
 import { describeError, enc, listOf } from '../lib/api.js';
-import { errorBox, field, h, render } from '../lib/dom.js';
+import { button, errorBox, field, h, render } from '../lib/dom.js';
 import { json } from '../lib/format.js';
 import { href, navigate } from '../lib/router.js';
 import type { Ctx, View } from './context.js';
@@ -70,6 +70,9 @@ export const rolesView: View = (ctx, root, params) => {
 
   const text = h('textarea', { rows: 14, spellcheck: 'false', class: 'mono' });
   const status = h('p', { class: 'muted', 'aria-live': 'polite' });
+  // Disabled until the role is read: saving what did not load would replace its permissions.
+  const save = h('button', { type: 'submit', disabled: true }, 'Save');
+  const reload = button('Reload', () => void read(), { class: 'secondary', hidden: true });
   render(
     editorEl,
     h('h2', {}, 'Role ', h('span', { class: 'mono' }, current)),
@@ -101,19 +104,32 @@ export const rolesView: View = (ctx, root, params) => {
         }) as EventListener,
       },
       field('Permissions (JSON array)', text, 'Strings <app>.<method>.<view>; * matches one segment, or the rest at the end.'),
-      h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save')),
+      h('div', { class: 'actions' }, save, reload),
       status,
     ),
   );
 
-  ctx.api
-    .get<{ permissions?: string[]; builtin?: boolean }>(`/api/admin/roles/${enc(current)}`)
-    .then((r) => {
+  async function read() {
+    save.disabled = true;
+    reload.hidden = true;
+    err.show(null);
+    status.textContent = 'Loading…';
+    try {
+      const r = await ctx.api.get<{ permissions?: string[]; builtin?: boolean }>(`/api/admin/roles/${enc(current)}`);
       text.value = json(r.permissions ?? []);
-      if (r.builtin) status.textContent = 'A built-in role: it may be edited.';
-    })
-    .catch((e) => {
+      status.textContent = r.builtin ? 'A built-in role: it may be edited.' : '';
+    } catch (e) {
+      if ((e as { status?: number }).status !== 404) {
+        // Not known to be empty: only a role that does not exist starts from [].
+        status.textContent = '';
+        err.show(`Could not read role ${current}: ${describeError(e)}. Saving is off until it is read.`);
+        reload.hidden = false;
+        return;
+      }
       text.value = '[]';
-      status.textContent = (e as { status?: number }).status === 404 ? 'A new role: save to create it.' : describeError(e);
-    });
+      status.textContent = 'A new role: save to create it.';
+    }
+    save.disabled = false;
+  }
+  void read();
 };
