@@ -6,6 +6,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { EventStore, newestFirstIndex, type SortKey } from '../../src/console/web/live/events.js';
 import { Feed } from '../../src/console/web/live/feed.js';
+import { HealthPoller } from '../../src/console/web/live/health.js';
 import { HeldRows } from '../../src/console/web/live/held-rows.js';
 import type { LinkState } from '../../src/console/web/live/link.js';
 import { createSdkLink } from '../../src/console/web/live/sdk-link.js';
@@ -120,6 +121,14 @@ describe('Throughput', () => {
     expect(tp.recent('failed', 10)).toBeCloseTo(0.1);
     now += 120_000;
     expect(tp.series(5).series.every((s) => s.points.every((p) => p === 0))).toBe(true);
+  });
+});
+
+describe('HealthPoller', () => {
+  it('reports a server that does not answer as unreachable, its database and Redis too', async () => {
+    const api = { request: () => Promise.reject(new Error('cannot reach the server')), metricsText: async () => null };
+    const snap = await new HealthPoller(api as never).refresh();
+    expect(snap).toMatchObject({ status: 'unreachable', database: 'unreachable', redis: 'unreachable', metricsAvailable: false });
   });
 });
 

@@ -60,11 +60,12 @@ export class HealthPoller {
     const samples = metricsText ? parseProm(metricsText) : [];
     const eventsByStatus: Record<string, number> = {};
     for (const s of samples) if (s.name === 'tem_events' && s.labels.status) eventsByStatus[s.labels.status] = s.value;
+    // A server that did not answer cannot vouch for its database or Redis either.
     const snap: HealthSnapshot = {
       at: Date.now(),
       status: health ? String(health.status ?? 'unknown') : 'unreachable',
-      database: health ? String(health.database ?? 'unknown') : 'unknown',
-      redis: health ? String(health.redis ?? 'unknown') : 'unknown',
+      database: health ? String(health.database ?? 'unknown') : 'unreachable',
+      redis: health ? String(health.redis ?? 'unknown') : 'unreachable',
       version: health && health.version !== undefined ? String(health.version) : null,
       queueDepth: metric(samples, 'tem_queue_depth'),
       oldestAgeSec: metric(samples, 'tem_queue_oldest_age_seconds'),

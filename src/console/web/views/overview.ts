@@ -25,7 +25,7 @@ export const overviewView: View = (ctx, root) => {
         'section',
         { class: 'card' },
         h('h2', {}, 'Events by status'),
-        s.metricsAvailable ? h('table', { class: 'kv' }, h('tbody', {}, ...counts)) : h('p', { class: 'muted' }, '/metrics is not served on this listener.'),
+        s.metricsAvailable ? h('table', { class: 'kv' }, h('tbody', {}, ...counts)) : h('p', { class: 'muted' }, metricsMissing(s)),
       ),
       h(
         'section',
@@ -70,6 +70,11 @@ export const overviewView: View = (ctx, root) => {
     chart.stop();
   };
 };
+
+/** Why there are no counts: the server is down, or it answers but serves no /metrics here. */
+function metricsMissing(s: HealthSnapshot): string {
+  return s.status === 'unreachable' ? 'The server is unreachable: no figures until it answers again.' : '/metrics is not served on this listener.';
+}
 
 function kv(k: string, v: string): HTMLElement {
   return h('tr', {}, h('th', { scope: 'row' }, k), h('td', {}, v));
