@@ -52,6 +52,13 @@ describe('EventStore', () => {
     const store = new EventStore(2);
     for (let i = 0; i < 3; i++) store.upsert({ id: `id-${i}`, status: 'accepted', created_at: `2024-01-01T00:00:0${i}Z` });
     expect(store.list().map((r) => r.id)).toEqual(['id-2', 'id-1']);
+    // A larger cap is trimmed back once passed by a twentieth, not on every insert.
+    const big = new EventStore(100);
+    for (let i = 0; i < 105; i++) big.upsert({ id: `id-${String(i).padStart(3, '0')}`, status: 'accepted', created_at: new Date(Date.UTC(2024, 0, 1) + i * 1000).toISOString() });
+    expect(big.list()).toHaveLength(105);
+    big.upsert({ id: 'id-105', status: 'accepted', created_at: new Date(Date.UTC(2024, 0, 1) + 105 * 1000).toISOString() });
+    expect(big.list().map((r) => r.id).slice(0, 2)).toEqual(['id-105', 'id-104']);
+    expect(big.list()).toHaveLength(100);
   });
 });
 
