@@ -14,6 +14,8 @@ import { cpuMs, rssBytes, spawnNode, type Child } from './lib/proc.js';
 import { printTable, writeResult } from './lib/report.js';
 import { ratio, round } from './lib/stats.js';
 import { deployTem } from './lib/tem.js';
+import { REDIS_URL } from './lib/env.js';
+import { Redis } from 'ioredis';
 
 const N = envInt('BENCH_CONNECTIONS', 20_000);
 const SERVERS = envInt('BENCH_SERVERS', 2);
@@ -69,7 +71,22 @@ async function snapshot(servers: Server[]): Promise<{ rss: number; heap: number 
   return { rss, heap };
 }
 
-async function measure(label: string, servers: Server[], connect: (server: Server, index: number, n: number) => Promise<Fleet>): Promise<MemFigures> {
+/** Redis's own memory in use (its sessions and presence entries are per-connection state too). */
+async function redisUsedBytes(): Promise<number> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    return Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function measure(
+  label: string,
+  servers: Server[],
+  connect: (server: Server, index: number, n: number) => Promise<Fleet>,
+  redisBytes?: () => Promise<number>,
+): Promise<MemFigures & { redis_bytes_per_connection?: number }> {
   // Warm-up: code paths and caches set up by the first connections are not per-connection cost.
   for (let k = 0; k < servers.length; k++) {
     const warm = await connect(servers[k]!, k + 100, WARMUP_CONNECTIONS);
@@ -77,6 +94,7 @@ async function measure(label: string, servers: Server[], connect: (server: Serve
   }
   await sleep(1000);
   const before = await snapshot(servers);
+  const redisBefore = await redisBytes?.();
   const fleets: Fleet[] = [];
   const per = Math.ceil(N / servers.length);
   for (let k = 0; k < servers.length; k++) {
@@ -90,6 +108,7 @@ async function measure(label: string, servers: Server[], connect: (server: Serve
   const quietAfterMs = await untilQuiet(servers);
   console.log(`${label}: servers idle ${(quietAfterMs / 1000).toFixed(1)} s after the settle time`);
   const after = await snapshot(servers);
+  const redisAfter = await redisBytes?.();
   const { closed } = (await Promise.all(fleets.map((f) => f.count()))).reduce((a, c) => ({ closed: a.closed + c.closed }), { closed: 0 });
   for (const f of fleets) await f.close();
   const perConn = (after.rss - before.rss) / connected;
@@ -101,6 +120,7 @@ async function measure(label: string, servers: Server[], connect: (server: Serve
     kib_per_connection: round(perConn / 1024, 2),
     heap_bytes_per_connection: Math.round((after.heap - before.heap) / connected),
     failed: fleets.reduce((a, f) => a + f.failed, 0) + closed,
+    ...(redisBefore !== undefined && redisAfter !== undefined ? { redis_bytes_per_connection: Math.round((redisAfter - redisBefore) / connected) } : {}),
   };
 }
 
@@ -143,12 +163,13 @@ runBench(async () => {
       },
       n,
     ),
+    redisUsedBytes,
   );
   for (const g of gateways) g.inspector.close();
 
-  printTable(`bench:connections — ${N.toLocaleString('en-US')} idle connections (2 channels each for tem)`, ['', 'connections', 'RSS before MiB', 'RSS after MiB', 'KiB/conn', 'heap B/conn', 'failed'], [
-    ['tem gateway', temFigures.connections, temFigures.rss_before_mib, temFigures.rss_after_mib, temFigures.kib_per_connection, temFigures.heap_bytes_per_connection, temFigures.failed],
-    ['plain ws server', baseline.connections, baseline.rss_before_mib, baseline.rss_after_mib, baseline.kib_per_connection, baseline.heap_bytes_per_connection, baseline.failed],
+  printTable(`bench:connections — ${N.toLocaleString('en-US')} idle connections (2 channels each for tem)`, ['', 'connections', 'RSS before MiB', 'RSS after MiB', 'KiB/conn', 'heap B/conn', 'Redis B/conn', 'failed'], [
+    ['tem gateway', temFigures.connections, temFigures.rss_before_mib, temFigures.rss_after_mib, temFigures.kib_per_connection, temFigures.heap_bytes_per_connection, temFigures.redis_bytes_per_connection ?? '-', temFigures.failed],
+    ['plain ws server', baseline.connections, baseline.rss_before_mib, baseline.rss_after_mib, baseline.kib_per_connection, baseline.heap_bytes_per_connection, '-', baseline.failed],
   ]);
   writeResult({
     name: 'connections',
@@ -159,7 +180,7 @@ runBench(async () => {
     ratio_of: 'RSS bytes per connection tem / plain ws',
     target: { description: 'tem ≤ 16 KiB RSS per connection', met: temFigures.kib_per_connection <= 16 && temFigures.failed === 0 },
     notes: [
-      'RSS summed over the server processes, read from /proc after two full GCs through the V8 inspector; heap figures from process.memoryUsage().heapUsed.',
+      'RSS summed over the server processes, read from /proc after two full GCs through the V8 inspector; heap figures from process.memoryUsage().heapUsed. The target is on the gateways\' RSS; what each connection also holds in Redis (its session, its presence entries) is shown apart as redis_bytes_per_connection (used_memory after − before, the shared Redis of the machine).',
       'tem clients authenticate with HS256 JWTs (TEM_JWT_SECRET) whose channels claim allows their two room channels, and are also subscribed to user:{id} automatically.',
       'Heartbeat interval raised to 10 minutes so idle clients need not PING during the run.',
     ],

@@ -21,7 +21,8 @@ import { deployTem } from './lib/tem.js';
 
 const JOBS = envInt('BENCH_JOBS', 50_000);
 const CONCURRENCY = envInt('BENCH_CONCURRENCY', 32);
-const POOL_MAX = envInt('BENCH_POOL_MAX', 10);
+// graphile-worker's own advice: a pool at least as large as the concurrency (it warns otherwise).
+const POOL_MAX = envInt('BENCH_POOL_MAX', envInt('BENCH_CONCURRENCY', 32) + 1);
 const RATE = envInt('BENCH_RATE', 500);
 const LAT_DURATION_S = benchDuration(10);
 const PROCESSOR = 'bench/fixtures/noop-processor.ts';
@@ -93,11 +94,12 @@ interface LatencyFigures {
 async function temLatency(store: Store, sql: postgres.Sql, rate: number, seconds: number): Promise<LatencyFigures> {
   const sentAt = new Map<string, number>();
   const enqueueMs: number[] = [];
-  const load = await paced(rate, seconds, async (i) => {
+  const load = await paced(rate, seconds, async (i, due) => {
     const now = new Date();
     const it = item(i, now);
     const t = nowMs();
-    sentAt.set(it.id, t);
+    // Latency from when the enqueue was due (lib/pace.ts); the call's own time from its start.
+    sentAt.set(it.id, due);
     await store.ingest([it], now);
     enqueueMs.push(nowMs() - t);
   });
@@ -120,11 +122,11 @@ async function graphileLatency(
 ): Promise<LatencyFigures> {
   const sentAt = new Map<string, number>();
   const enqueueMs: number[] = [];
-  const load = await paced(rate, seconds, async () => {
+  const load = await paced(rate, seconds, async (_i, due) => {
     const t = nowMs();
     const job = await utils.addJob('noop', { lat: true });
     enqueueMs.push(nowMs() - t);
-    sentAt.set(job.id, t);
+    sentAt.set(job.id, due);
   });
   const starts: [string, number][] = [];
   await waitFor(async () => {
@@ -167,15 +169,18 @@ runBench(async () => {
   console.log(`tem: latency phase, ${RATE}/s for ${LAT_DURATION_S} s`);
   const temLat = await temLatency(store, sql, RATE, LAT_DURATION_S);
   await tem.stop(worker.child.name);
-  let t0 = performance.now();
+  const t0 = performance.now();
   await enqueueTem(store, JOBS);
   const temEnqueueS = (performance.now() - t0) / 1000;
   console.log(`tem: enqueued ${JOBS} events in ${temEnqueueS.toFixed(1)} s; starting tem worker`);
+  // Each drain starts from a clean checkpoint, so one side's writes are not flushed in the other's window.
+  await sql`CHECKPOINT`;
   const drainPromise = timeDrain(sql, 'SELECT count(*)::text AS left, count(*) FILTER (WHERE lease_token IS NOT NULL)::text AS taken FROM jobs', JOBS);
   worker = await tem.start('worker', { env: workerEnv });
-  const temCpu0 = await cpuMs(worker.child.pid);
+  // The whole process's CPU, start-up included, on both sides: the worker drains while it is
+  // still being waited for, so a reading taken after the wait missed most of the drain.
   const temDrain = await drainPromise;
-  temDrain.worker_cpu_ms_per_job = round(((await cpuMs(worker.child.pid)) - temCpu0) / JOBS, 3);
+  temDrain.worker_cpu_ms_per_job = round((await cpuMs(worker.child.pid)) / JOBS, 3);
   console.log(`tem: drained in ${temDrain.seconds} s (${temDrain.jobs_per_s} jobs/s)`);
   await tem.stop(worker.child.name);
 
@@ -183,36 +188,48 @@ runBench(async () => {
   await runMigrations({ connectionString: tem.db.url, maxPoolSize: 1, logger: quietLogger() });
   const utils = await makeWorkerUtils({ connectionString: tem.db.url, maxPoolSize: ENQUEUE_POOL, logger: quietLogger() });
   onCleanup('release graphile utils', () => utils.release());
-  const startRunner = async (name: string): Promise<Child> => {
+  const startRunner = async (name: string, batched = false): Promise<Child> => {
     const runner = spawnNode(name, 'bench/fixtures/graphile-runner.ts', [], {
       ipc: true,
-      env: { DATABASE_URL: tem.db.url, CONCURRENCY: String(CONCURRENCY), POOL_MAX: String(POOL_MAX) },
+      env: { DATABASE_URL: tem.db.url, CONCURRENCY: String(CONCURRENCY), POOL_MAX: String(POOL_MAX), BATCHED: batched ? '1' : '0' },
     });
     await runner.waitForLog((l) => l.msg === 'listening');
     return runner;
   };
-  let runner = await startRunner('graphile-worker');
+  const runner = await startRunner('graphile-worker');
   await graphileLatency(utils, runner, 100, 1); // warm-up
   console.log(`graphile-worker: latency phase, ${RATE}/s for ${LAT_DURATION_S} s`);
   const gwLat = await graphileLatency(utils, runner, RATE, LAT_DURATION_S);
   await runner.stop();
-  t0 = performance.now();
-  for (let i = 0; i < JOBS; i += 1000) {
-    await utils.addJobs(Array.from({ length: Math.min(1000, JOBS - i) }, (_, k) => ({ identifier: 'noop', payload: { i: i + k } })));
-  }
-  const gwEnqueueS = (performance.now() - t0) / 1000;
-  console.log(`graphile-worker: enqueued ${JOBS} jobs in ${gwEnqueueS.toFixed(1)} s; starting runner`);
-  const gwDrainPromise = timeDrain(sql, 'SELECT count(*)::text AS left, count(*) FILTER (WHERE locked_at IS NOT NULL)::text AS taken FROM graphile_worker._private_jobs', JOBS);
-  runner = await startRunner('graphile-worker-2');
-  const gwCpu0 = await cpuMs(runner.pid);
-  const gwDrain = await gwDrainPromise;
-  gwDrain.worker_cpu_ms_per_job = round(((await cpuMs(runner.pid)) - gwCpu0) / JOBS, 3);
-  console.log(`graphile-worker: drained in ${gwDrain.seconds} s (${gwDrain.jobs_per_s} jobs/s)`);
-  await runner.stop();
+  // Two configurations: as the tem worker is run (defaults), and with graphile-worker's batching
+  // on; the target is checked against whichever drains faster.
+  const gwDrainOf = async (name: string, batched: boolean): Promise<{ drain: Awaited<ReturnType<typeof timeDrain>>; enqueueS: number }> => {
+    const t = performance.now();
+    for (let i = 0; i < JOBS; i += 1000) {
+      await utils.addJobs(Array.from({ length: Math.min(1000, JOBS - i) }, (_, k) => ({ identifier: 'noop', payload: { i: i + k } })));
+    }
+    const enqueueS = (performance.now() - t) / 1000;
+    console.log(`${name}: enqueued ${JOBS} jobs in ${enqueueS.toFixed(1)} s; starting runner`);
+    await sql`VACUUM ANALYZE graphile_worker._private_jobs`;
+    await sql`CHECKPOINT`;
+    const drainPromise = timeDrain(sql, 'SELECT count(*)::text AS left, count(*) FILTER (WHERE locked_at IS NOT NULL)::text AS taken FROM graphile_worker._private_jobs', JOBS);
+    const r = await startRunner(`${name}-drain`, batched);
+    const drain = await drainPromise;
+    drain.worker_cpu_ms_per_job = round((await cpuMs(r.pid)) / JOBS, 3);
+    console.log(`${name}: drained in ${drain.seconds} s (${drain.jobs_per_s} jobs/s)`);
+    await r.stop();
+    return { drain, enqueueS };
+  };
+  const plain = await gwDrainOf('graphile-worker', false);
+  const batchedGw = await gwDrainOf('graphile-worker (batched)', true);
+  const best = batchedGw.drain.jobs_per_s > plain.drain.jobs_per_s ? batchedGw : plain;
+  const gwDrain = best.drain;
+  const gwEnqueueS = best.enqueueS;
 
   printTable(`bench:drain — ${JOBS.toLocaleString('en-US')} queued jobs, no-op processing, concurrency ${CONCURRENCY}`, ['', 'enqueue s', 'drain s', 'jobs/s', 'worker cpu ms/job'], [
     ['tem worker', round(temEnqueueS), temDrain.seconds, temDrain.jobs_per_s, temDrain.worker_cpu_ms_per_job],
-    ['graphile-worker 0.17', round(gwEnqueueS), gwDrain.seconds, gwDrain.jobs_per_s, gwDrain.worker_cpu_ms_per_job],
+    ['graphile-worker 0.17', round(plain.enqueueS), plain.drain.seconds, plain.drain.jobs_per_s, plain.drain.worker_cpu_ms_per_job],
+    ['graphile-worker 0.17, batched', round(batchedGw.enqueueS), batchedGw.drain.seconds, batchedGw.drain.jobs_per_s, batchedGw.drain.worker_cpu_ms_per_job],
   ]);
   printTable(`enqueue → processing start at ${RATE}/s for ${LAT_DURATION_S} s (ms)`, ['', 'n', 'p50', 'p90', 'p99', 'max', 'mean', 'failed', 'enqueue p50', 'enqueue p99'], [
     ['tem worker', temLat.summary.count, temLat.summary.p50, temLat.summary.p90, temLat.summary.p99, temLat.summary.max, temLat.summary.mean, temLat.failed, temLat.enqueue.p50, temLat.enqueue.p99],
@@ -223,16 +240,17 @@ runBench(async () => {
     name: 'drain',
     params: { jobs: JOBS, concurrency: CONCURRENCY, enqueue_pool: ENQUEUE_POOL, pool_max_graphile: POOL_MAX, latency_rate_per_s: RATE, latency_duration_s: LAT_DURATION_S },
     tem: { ...temDrain, enqueue_s: round(temEnqueueS), latency_ms: temLat.summary, enqueue_call_ms: temLat.enqueue, latency_failed: temLat.failed },
-    baseline: { ...gwDrain, enqueue_s: round(gwEnqueueS), latency_ms: gwLat.summary, enqueue_call_ms: gwLat.enqueue, latency_failed: gwLat.failed },
+    baseline: { ...gwDrain, enqueue_s: round(gwEnqueueS), configuration: best === batchedGw ? 'batched' : 'defaults', latency_ms: gwLat.summary, enqueue_call_ms: gwLat.enqueue, latency_failed: gwLat.failed },
     ratio: r,
-    ratio_of: 'drain jobs/s tem / graphile-worker',
+    ratio_of: 'drain jobs/s tem / graphile-worker (the faster of its two configurations)',
     target: { description: 'tem ≥ 1.2× graphile-worker jobs/s', met: r >= 1.2 },
-    extra: { latency_p50_ratio: ratio(temLat.summary.p50, gwLat.summary.p50), graphile_published_avg_latency_ms: 4 },
+    extra: { baseline_configurations: { defaults: plain.drain, batched: batchedGw.drain }, latency_p50_ratio: ratio(temLat.summary.p50, gwLat.summary.p50), graphile_published_avg_latency_ms: 4 },
     notes: [
-      'Drain time runs from the first poll (50 ms) that sees a job taken to the poll that sees none left, so process start-up is excluded on both sides.',
+      'Drain time runs from the first poll (50 ms) that sees a job taken to the poll that sees none left, so process start-up is excluded on both sides; worker CPU per job is the whole process, start-up included, on both sides. Each drain starts after a CHECKPOINT.',
+      'graphile-worker runs twice: with its defaults, and with its batching on (localQueue one deeper than the concurrency, completeJobBatchDelay 0); the ratio is against the faster.',
       'tem events were enqueued with Store.ingest in batches of 1,000 (event + history + job + outbox, as POST /api/events writes); graphile jobs with addJobs in batches of 1,000.',
       'Latency: from just before the enqueue call (Store.ingest of one event / addJob, each its own transaction, from a pool of ENQUEUE_POOL connections) to the processor or task start, both timestamped with performance.timeOrigin + now(). enqueue_call_ms shows whether the enqueue side kept up with the rate.',
-      'Both workers log warnings only; tem worker pool size is its default, graphile maxPoolSize as in params.',
+      'Both workers log warnings only; tem worker pool size is its default (10), graphile maxPoolSize as in params (concurrency + 1, as graphile-worker advises).',
     ],
   });
 });

@@ -87,20 +87,23 @@ runBench(async () => {
   ]);
   const r = ratio(temFigures.req_per_s, baseline.req_per_s);
   const failures = sum(temRounds, 'non2xx') + sum(temRounds, 'errors') + sum(temRounds, 'timeouts');
+  // A baseline that failed requests ran fewer real inserts: its req/s would flatter the ratio.
+  const baselineFailures = sum(baselineRounds, 'non2xx') + sum(baselineRounds, 'errors') + sum(baselineRounds, 'timeouts');
+  if (baselineFailures > 0) console.log(`the baseline failed ${baselineFailures} requests: the ratio is not a fair one, and the target is not counted as met`);
   writeResult({
     name: 'ingest',
     params: { connections: CONNECTIONS, rounds: ROUNDS, duration_s: DURATION_S, warmup_s: WARMUP_S, payload_bytes: 1024, body_bytes: Buffer.byteLength(payload), pool_max: POOL_MAX },
-    tem: { ...temFigures, rows_in_db: temRows, rounds_req_per_s: temRounds.map((x) => x.req_per_s) },
-    baseline: { ...baseline, rows_in_db: baselineRows, rounds_req_per_s: baselineRounds.map((x) => x.req_per_s) },
+    tem: { ...temFigures, rows_in_db: temRows, rounds_req_per_s: temRounds.map((x) => x.req_per_s), rounds_p99_ms: temRounds.map((x) => x.p99_ms) },
+    baseline: { ...baseline, rows_in_db: baselineRows, rounds_req_per_s: baselineRounds.map((x) => x.req_per_s), rounds_p99_ms: baselineRounds.map((x) => x.p99_ms) },
     ratio: r,
     ratio_of: 'req/s tem / baseline (median rounds)',
     target: {
       description: 'tem ≥ 1.5× baseline req/s with p99 ≤ 25 ms',
-      met: r >= 1.5 && temFigures.p99_ms <= 25 && failures === 0,
+      met: r >= 1.5 && temFigures.p99_ms <= 25 && failures === 0 && baselineFailures === 0,
     },
     extra: { round_ratios: temRounds.map((t, i) => ratio(t.req_per_s, baselineRounds[i]!.req_per_s)) },
     notes: [
-      'Each side is the round with the median req/s; rows_in_db counts warm-up requests too; every 2xx must have its row.',
+      'Each side is the round with the median req/s (its p99 too; every round\'s are in rounds_*); rows_in_db counts warm-up requests too.',
       'tem writes per event: the event, one history entry and one outbox row standing for accepted and queued, and the job (decisions 0001, 0019); the baseline writes one row.',
     ],
   });
