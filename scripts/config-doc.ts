@@ -8,7 +8,14 @@ import { SETTINGS, TIMER_MAX_MS } from '../src/config/schema.js';
 export function renderConfigDoc(): string {
   const rows = Object.entries(SETTINGS).map(([name, spec]) => {
     const def = spec.default === undefined ? '—' : `\`${String(spec.default)}\``;
-    const range = 'values' in spec ? ` (${spec.values.join(', ')})` : 'max' in spec && spec.max === TIMER_MAX_MS ? ' At most 2147483647 (about 24.8 days).' : '';
+    const range =
+      'values' in spec
+        ? ` (${spec.values.join(', ')})`
+        : 'max' in spec && spec.max === TIMER_MAX_MS
+          ? ' At most 2147483647 (about 24.8 days).'
+          : 'max' in spec && 'min' in spec
+            ? ` From ${spec.min} to ${spec.max}.`
+            : '';
     return `| \`${spec.env}\` | \`${name}\` | ${def} | ${spec.doc}${range} |`;
   });
   return `# Configuration
@@ -60,6 +67,16 @@ Who reads what: an event's \`maxAttempts\` is fixed when it is accepted, by the 
 accepts it (shown as \`max_attempts\`), so a change applies to new events; retrying a failed
 event gives it the budget its type has then. \`baseMs\` and \`maxMs\` are read by the worker
 when an attempt fails. Give every process the same file.
+
+## The CLI's admin commands
+
+They read the settings above (\`TEM_DATA_DIR\`, \`TEM_HTTP_HOST\`, \`TEM_HTTP_PORT\`,
+\`TEM_ADMIN_KEY\`) to find a local server and its key, and two of their own:
+
+| environment | option | meaning |
+|---|---|---|
+| \`TEM_URL\` | \`--url\` | the server to talk to (default: the embedded server on \`TEM_DATA_DIR\`, from its \`server.json\`, else the host and port these settings describe) |
+| \`TEM_API_KEY\` | \`--key\` | the API key to use (default: \`TEM_ADMIN_KEY\`, else \`$TEM_DATA_DIR/admin.key\`) |
 `;
 }
 

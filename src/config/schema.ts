@@ -52,6 +52,7 @@ export const SETTINGS = {
   maxPayloadBytes: { env: 'TEM_MAX_PAYLOAD_BYTES', type: 'int', default: 262144, min: 1024, max: 16777216, doc: 'Largest event payload (serialized JSON).' },
   maxBodyBytes: { env: 'TEM_MAX_BODY_BYTES', type: 'int', default: 1048576, min: 1024, max: 67108864, doc: 'Largest HTTP request body, except /api/events/batch.' },
   maxBatchBodyBytes: { env: 'TEM_MAX_BATCH_BODY_BYTES', type: 'int', default: 16777216, min: 1024, max: 268435456, doc: 'Largest /api/events/batch body.' },
+  requestTimeoutMs: { env: 'TEM_REQUEST_TIMEOUT_MS', type: 'int', default: 60_000, min: 1000, max: TIMER_MAX_MS, doc: 'Longest time a client may take to send a whole HTTP request (headers and body); past it the answer is 408 and the connection is closed, so a client trickling a body cannot hold a connection open for good.' },
   rateLimitPoints: { env: 'TEM_RATE_LIMIT_POINTS', type: 'int', default: 2000, min: 0, doc: 'Requests per key per window (0 disables).' },
   rateLimitWindowS: { env: 'TEM_RATE_LIMIT_WINDOW_S', type: 'int', default: 1, min: 1, max: 3600, doc: 'Rate-limit window in seconds.' },
   ingestBatchMax: { env: 'TEM_INGEST_BATCH_MAX', type: 'int', default: 256, min: 1, max: 5000, doc: 'Most events combined into one ingest commit.' },

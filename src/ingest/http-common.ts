@@ -16,10 +16,17 @@ import { installProblemHandlers, sendProblem } from './problem.js';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function createFastify(options: { logger: Logger; bodyLimit: number }): FastifyInstance {
+/** How often Node checks open connections against the request timeout (its own default is 30 s). */
+const TIMEOUT_CHECK_MS = 1000;
+
+export function createFastify(options: { logger: Logger; bodyLimit: number; requestTimeoutMs?: number }): FastifyInstance {
+  const requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
   const app = Fastify({
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimit,
+    // Fastify sets no limit by default: a client sending a body a byte at a time held its
+    // connection (and a slot of the server's) for as long as it liked.
+    requestTimeout: requestTimeoutMs,
     // One access line per request from the onResponse hook instead of two from Fastify.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
     // A caller's X-Request-Id is kept when it is a sane token, so logs can be joined across
@@ -41,7 +48,8 @@ export function createFastify(options: { logger: Logger; bodyLimit: number }): F
     clientErrorHandler: answerClientError,
     // Node answers an HTTP/1.1 request without Host with a bare 400 before any handler runs; the
     // onRequest hook below answers it as problem+json naming the header instead.
-    http: { requireHostHeader: false },
+    // Node enforces the request timeout only while the headers timeout is no longer than it.
+    http: { requireHostHeader: false, connectionsCheckingInterval: TIMEOUT_CHECK_MS, headersTimeout: Math.min(60_000, requestTimeoutMs) },
   }) as unknown as FastifyInstance;
   const ajv = createAjv();
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));

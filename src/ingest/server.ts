@@ -13,7 +13,7 @@ import { IngestService } from './service.js';
 import type { ApiDeps, RouteDeps } from './types.js';
 
 export async function buildApiServer(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = createFastify({ logger: deps.logger, bodyLimit: deps.config.maxBodyBytes });
+  const app = createFastify({ logger: deps.logger, bodyLimit: deps.config.maxBodyBytes, requestTimeoutMs: deps.config.requestTimeoutMs });
   const ownsIngest = !deps.ingest;
   const ingest = deps.ingest ?? new IngestService({ store: deps.store, config: deps.config, clock: deps.clock, metrics: deps.metrics });
   const { extraRoutes = [], ingest: _ingest, ...rest } = deps;
