@@ -51,12 +51,13 @@ export class DiskGuard {
   }
 
   /** Throws STORE_UNAVAILABLE while free space is below the minimum. */
-  check(): void {
+  check(atStart = false): void {
     if (this.lowAt === null) return;
     throw createError(
       'STORE_UNAVAILABLE',
       `the embedded database's disk is almost full: ${formatMiB(this.lowAt)} free under ${this.opts.dir}, ` +
-        `at least ${formatMiB(this.opts.minFreeBytes)} needed (TEM_MIN_FREE_DISK_MB); free some space and it resumes by itself`,
+        `at least ${formatMiB(this.opts.minFreeBytes)} needed (TEM_MIN_FREE_DISK_MB); ` +
+        (atStart ? 'free some space and start again' : 'free some space and it resumes by itself'),
       { retryAfter: 5 },
     );
   }

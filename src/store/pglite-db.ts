@@ -64,7 +64,7 @@ export class PgliteDb implements Db {
   static async open(dataDir?: string, guard?: DiskGuard): Promise<PgliteDb> {
     await guard?.start();
     try {
-      guard?.check();
+      guard?.check(true);
       const pg = dataDir === undefined ? await PGlite.create() : await PGlite.create(join(dataDir, 'pgdata'));
       return new PgliteDb(pg, guard);
     } catch (err) {
