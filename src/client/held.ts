@@ -37,9 +37,10 @@ export function nextInLine(p: EventPayload, position: StreamPosition | undefined
 }
 
 /**
- * Once subscribed, whether a replay can still fill the gaps before the held publications. Not
- * once one of them is of another epoch than the position, or past the head the reply named:
- * only live publications, which the server sends after the whole replay, can be.
+ * Once subscribed, whether the replay is over, so nothing more will fill the gaps before the
+ * held publications: the newest held is of another epoch than the position, or past the head
+ * the reply named (only a live publication can be, and the server sends those after the whole
+ * replay).
  */
 export function replayOver(held: Held, position: StreamPosition | undefined): boolean {
   const last = held.events.at(-1);
