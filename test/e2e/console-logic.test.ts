@@ -3,7 +3,7 @@
  * throughput counter behind the chart, the Prometheus text parser behind the health view, the
  * feed's polling, and the live link over the client SDK (an in-memory WebSocket).
  */
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EventStore, newestFirstIndex, type SortKey } from '../../src/console/web/live/events.js';
 import { Feed } from '../../src/console/web/live/feed.js';
 import { HealthPoller } from '../../src/console/web/live/health.js';
@@ -177,132 +177,118 @@ function listApi(rows: () => Record<string, unknown>[]) {
 const idleLink = { onEvent: () => () => undefined, onState: () => () => undefined } as never;
 
 describe('Feed polling', () => {
-  it('pages on after a burst until it reaches rows it knows, so no event is left out', async () => {
+  // Event ids numbered in creation order.
+  const id = (n: number) => `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`;
+  beforeEach(() => {
     vi.useFakeTimers();
-    try {
-      // 250 events, newest first, served 100 per page with a cursor, as GET /api/events does.
-      let all = Array.from({ length: 9 }, (_, i) => ({ id: `00000000-0000-7000-8000-${String(i).padStart(12, '0')}`, status: 'processed', version: 4 }));
-      const api = { get: listApi(() => all) };
-      const store = new EventStore();
-      const feed = new Feed(api as never, idleLink, store, new Throughput());
-      await feed.start();
-      expect(store.list()).toHaveLength(9);
-      // A burst of 300 between two polls.
-      const burst = Array.from({ length: 300 }, (_, i) => ({ id: `00000000-0000-7000-9000-${String(i).padStart(12, '0')}`, status: 'queued', version: 2 }));
-      all = [...burst.reverse(), ...all];
-      await vi.advanceTimersByTimeAsync(2000);
-      expect(store.list()).toHaveLength(309);
-      feed.stop();
-    } finally {
-      vi.useRealTimers();
-    }
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('pages on after a burst until it reaches rows it knows, so no event is left out', async () => {
+    // 250 events, newest first, served 100 per page with a cursor, as GET /api/events does.
+    let all = Array.from({ length: 9 }, (_, i) => ({ id: id(i), status: 'processed', version: 4 }));
+    const api = { get: listApi(() => all) };
+    const store = new EventStore();
+    const feed = new Feed(api as never, idleLink, store, new Throughput());
+    await feed.start();
+    expect(store.list()).toHaveLength(9);
+    // A burst of 300 between two polls.
+    const burst = Array.from({ length: 300 }, (_, i) => ({ id: `00000000-0000-7000-9000-${String(i).padStart(12, '0')}`, status: 'queued', version: 2 }));
+    all = [...burst.reverse(), ...all];
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(store.list()).toHaveLength(309);
+    feed.stop();
   });
 
   it('goes on after a burst longer than one poll may page through, from where it stopped', async () => {
-    vi.useFakeTimers();
-    try {
-      const id = (n: number) => `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`;
-      const at = (n: number) => new Date(Date.UTC(2024, 0, 1) + n * 1000).toISOString();
-      const row = (n: number) => ({ id: id(n), status: 'processed', version: 4, created_at: at(n) });
-      let all = Array.from({ length: 5 }, (_, n) => row(n)).reverse();
-      const api = { get: listApi(() => all) };
-      const store = new EventStore(5000);
-      const feed = new Feed(api as never, idleLink, store, new Throughput());
-      await feed.start();
-      // 2,500 events between two polls: more than the 1,000 one poll reads.
-      all = [...Array.from({ length: 2500 }, (_, n) => row(n + 5)).reverse(), ...all];
-      await vi.advanceTimersByTimeAsync(2000);
-      expect(store.list().length).toBeLessThan(2505);
-      await vi.advanceTimersByTimeAsync(6000);
-      expect(store.list()).toHaveLength(2505);
-      // Caught up: later polls read the newest page only.
-      const reads = api.get.mock.calls.length;
-      await vi.advanceTimersByTimeAsync(4000);
-      expect(api.get.mock.calls.length - reads).toBe(2);
-      feed.stop();
-    } finally {
-      vi.useRealTimers();
-    }
+    const at = (n: number) => new Date(Date.UTC(2024, 0, 1) + n * 1000).toISOString();
+    const row = (n: number) => ({ id: id(n), status: 'processed', version: 4, created_at: at(n) });
+    let all = Array.from({ length: 5 }, (_, n) => row(n)).reverse();
+    const api = { get: listApi(() => all) };
+    const store = new EventStore(5000);
+    const feed = new Feed(api as never, idleLink, store, new Throughput());
+    await feed.start();
+    // 2,500 events between two polls: more than the 1,000 one poll reads.
+    all = [...Array.from({ length: 2500 }, (_, n) => row(n + 5)).reverse(), ...all];
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(store.list().length).toBeLessThan(2505);
+    await vi.advanceTimersByTimeAsync(6000);
+    expect(store.list()).toHaveLength(2505);
+    // Caught up: later polls read the newest page only.
+    const reads = api.get.mock.calls.length;
+    await vi.advanceTimersByTimeAsync(4000);
+    expect(api.get.mock.calls.length - reads).toBe(2);
+    feed.stop();
   });
 
   it('keeps refreshing unfinished rows while a filtered poll is refused', async () => {
-    vi.useFakeTimers();
-    try {
-      const id = (n: number) => `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`;
-      const events = new Map([[id(0), { id: id(0), status: 'processing', version: 3 }]]);
-      const byIds: string[] = [];
-      const api = {
-        get: async (_path: string, opts: { query: { limit: number; cursor?: string; ids?: string; type?: string } }) => {
-          if (opts.query.type) throw new Error('400 bad type');
-          if (opts.query.ids) {
-            byIds.push(opts.query.ids);
-            return { data: [...events.values()], next_cursor: null };
-          }
-          // The newest page no longer holds event 0.
-          return { data: [], next_cursor: null };
-        },
-      };
-      const store = new EventStore();
-      const feed = new Feed(api as never, idleLink, store, new Throughput());
-      store.upsert({ id: id(0), status: 'processing', version: 3 });
-      await feed.start();
-      feed.pollQuery = { type: 'not valid' };
-      events.set(id(0), { id: id(0), status: 'processed', version: 4 });
-      await vi.advanceTimersByTimeAsync(2000);
-      expect(byIds).toEqual([id(0)]);
-      expect(store.get(id(0))?.status).toBe('processed');
-      feed.stop();
-    } finally {
-      vi.useRealTimers();
-    }
+    const events = new Map([[id(0), { id: id(0), status: 'processing', version: 3 }]]);
+    const byIds: string[] = [];
+    const api = {
+      get: async (_path: string, opts: { query: { limit: number; cursor?: string; ids?: string; type?: string } }) => {
+        if (opts.query.type) throw new Error('400 bad type');
+        if (opts.query.ids) {
+          byIds.push(opts.query.ids);
+          return { data: [...events.values()], next_cursor: null };
+        }
+        // The newest page no longer holds event 0.
+        return { data: [], next_cursor: null };
+      },
+    };
+    const store = new EventStore();
+    const feed = new Feed(api as never, idleLink, store, new Throughput());
+    store.upsert({ id: id(0), status: 'processing', version: 3 });
+    await feed.start();
+    feed.pollQuery = { type: 'not valid' };
+    events.set(id(0), { id: id(0), status: 'processed', version: 4 });
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(byIds).toEqual([id(0)]);
+    expect(store.get(id(0))?.status).toBe('processed');
+    feed.stop();
   });
 
   it('reads again by id the unfinished rows that dropped off the newest page, until they finish', async () => {
-    vi.useFakeTimers();
-    try {
-      const id = (n: number) => `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`;
-      // Event 0 is processing; then 150 newer events push it off the newest page of 100.
-      const events = new Map<string, { id: string; status: string; version: number }>();
-      events.set(id(0), { id: id(0), status: 'processing', version: 3 });
-      const newestFirst = () => [...events.values()].reverse();
-      const byIds: string[][] = [];
-      const api = {
-        get: async (_path: string, opts: { query: { limit: number; cursor?: string; ids?: string } }) => {
-          if (opts.query.ids) {
-            const wanted = opts.query.ids.split(',');
-            byIds.push(wanted);
-            return { data: wanted.flatMap((w) => (events.has(w) ? [events.get(w)!] : [])), next_cursor: null };
-          }
-          const from = Number(opts.query.cursor ?? 0);
-          const all = newestFirst();
-          return { data: all.slice(from, from + opts.query.limit), next_cursor: from + opts.query.limit < all.length ? String(from + opts.query.limit) : null };
-        },
-      };
-      const link = { onEvent: () => () => undefined, onState: () => () => undefined };
-      const store = new EventStore();
-      const feed = new Feed(api as never, link as never, store, new Throughput());
-      await feed.start();
-      for (let i = 1; i <= 150; i++) events.set(id(i), { id: id(i), status: 'processed', version: 4 });
-      await vi.advanceTimersByTimeAsync(2000);
-      expect(store.list()).toHaveLength(151);
-      // This poll paged back to event 0 (the first row it knew): nothing to read again yet.
-      expect(byIds).toHaveLength(0);
-      await vi.advanceTimersByTimeAsync(2000);
-      // The next one read the newest page only: event 0, still processing, is read again by id.
-      expect(byIds.at(-1)).toEqual([id(0)]);
-      expect(store.get(id(0))?.status).toBe('processing');
+    // Event 0 is processing; then 150 newer events push it off the newest page of 100.
+    const events = new Map<string, { id: string; status: string; version: number }>();
+    events.set(id(0), { id: id(0), status: 'processing', version: 3 });
+    const newestFirst = () => [...events.values()].reverse();
+    const byIds: string[][] = [];
+    const api = {
+      get: async (_path: string, opts: { query: { limit: number; cursor?: string; ids?: string } }) => {
+        if (opts.query.ids) {
+          const wanted = opts.query.ids.split(',');
+          byIds.push(wanted);
+          return { data: wanted.flatMap((w) => (events.has(w) ? [events.get(w)!] : [])), next_cursor: null };
+        }
+        const from = Number(opts.query.cursor ?? 0);
+        const all = newestFirst();
+        return { data: all.slice(from, from + opts.query.limit), next_cursor: from + opts.query.limit < all.length ? String(from + opts.query.limit) : null };
+      },
+    };
+    const link = { onEvent: () => () => undefined, onState: () => () => undefined };
+    const store = new EventStore();
+    const feed = new Feed(api as never, link as never, store, new Throughput());
+    await feed.start();
+    for (let i = 1; i <= 150; i++) events.set(id(i), { id: id(i), status: 'processed', version: 4 });
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(store.list()).toHaveLength(151);
+    // This poll paged back to event 0 (the first row it knew): nothing to read again yet.
+    expect(byIds).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(2000);
+    // The next one read the newest page only: event 0, still processing, is read again by id.
+    expect(byIds.at(-1)).toEqual([id(0)]);
+    expect(store.get(id(0))?.status).toBe('processing');
 
-      events.set(id(0), { id: id(0), status: 'processed', version: 4 });
-      await vi.advanceTimersByTimeAsync(2000);
-      expect(store.get(id(0))?.status).toBe('processed');
-      // Finished: no longer read again.
-      const requests = byIds.length;
-      await vi.advanceTimersByTimeAsync(4000);
-      expect(byIds).toHaveLength(requests);
-      feed.stop();
-    } finally {
-      vi.useRealTimers();
-    }
+    events.set(id(0), { id: id(0), status: 'processed', version: 4 });
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(store.get(id(0))?.status).toBe('processed');
+    // Finished: no longer read again.
+    const requests = byIds.length;
+    await vi.advanceTimersByTimeAsync(4000);
+    expect(byIds).toHaveLength(requests);
+    feed.stop();
   });
 });
 
