@@ -48,7 +48,7 @@ export async function runGateway(): Promise<void> {
 
     // A small HTTP server for upgrades, liveness and this node's metrics.
     // The API's HTTP setup (problem+json errors, request ids) with no body worth taking.
-    const app = createFastify({ logger, bodyLimit: 1024 });
+    const app = createFastify({ logger, bodyLimit: 1024, requestTimeoutMs: config.requestTimeoutMs });
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => {
       const redis = await bus.health();

@@ -20,7 +20,7 @@ export function serveMetrics(app: FastifyInstance, metrics: Metrics): void {
 export async function startMetricsListener(rt: Runtime): Promise<string | null> {
   const { config, logger, metrics, lifecycle } = rt;
   if (config.metricsPort === undefined) return null;
-  const app = createFastify({ logger, bodyLimit: 1024 });
+  const app = createFastify({ logger, bodyLimit: 1024, requestTimeoutMs: config.requestTimeoutMs });
   app.get('/healthz', async () => ({ status: 'ok' }));
   serveMetrics(app, metrics);
   const url = await listen(app, config.httpHost, config.metricsPort, METRICS_LISTENER);

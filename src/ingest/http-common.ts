@@ -19,8 +19,12 @@ const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 /** How often Node checks open connections against the request timeout (its own default is 30 s). */
 const TIMEOUT_CHECK_MS = 1000;
 
-export function createFastify(options: { logger: Logger; bodyLimit: number; requestTimeoutMs?: number }): FastifyInstance {
-  const requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
+/** Node's own headers timeout, kept unless the request timeout is shorter. */
+const HEADERS_TIMEOUT_MS = 60_000;
+
+/** `requestTimeoutMs`: TEM_REQUEST_TIMEOUT_MS, on every listener alike. */
+export function createFastify(options: { logger: Logger; bodyLimit: number; requestTimeoutMs: number }): FastifyInstance {
+  const { requestTimeoutMs } = options;
   const app = Fastify({
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimit,
@@ -49,7 +53,7 @@ export function createFastify(options: { logger: Logger; bodyLimit: number; requ
     // Node answers an HTTP/1.1 request without Host with a bare 400 before any handler runs; the
     // onRequest hook below answers it as problem+json naming the header instead.
     // Node enforces the request timeout only while the headers timeout is no longer than it.
-    http: { requireHostHeader: false, connectionsCheckingInterval: TIMEOUT_CHECK_MS, headersTimeout: Math.min(60_000, requestTimeoutMs) },
+    http: { requireHostHeader: false, connectionsCheckingInterval: TIMEOUT_CHECK_MS, headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeoutMs) },
   }) as unknown as FastifyInstance;
   const ajv = createAjv();
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));

@@ -10,7 +10,7 @@ import type { InternalDeps } from './internal-types.js';
 const INTERNAL_BODY_LIMIT = 64 * 1024;
 
 export async function buildInternalServer(deps: InternalDeps): Promise<FastifyInstance> {
-  const app = createFastify({ logger: deps.logger, bodyLimit: INTERNAL_BODY_LIMIT });
+  const app = createFastify({ logger: deps.logger, bodyLimit: INTERNAL_BODY_LIMIT, requestTimeoutMs: deps.config.requestTimeoutMs });
   installRequestMetrics(app, undefined);
   const { extraRoutes = [], ...routeDeps } = deps;
   for (const plugin of [...internalRoutes, ...extraRoutes]) await app.register(plugin, routeDeps);

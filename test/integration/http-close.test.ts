@@ -5,6 +5,7 @@
  */
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { SETTINGS } from '../../src/config/index.js';
 import { createFastify } from '../../src/ingest/http-common.js';
 import { silentLogger } from '../../src/observability/logger.js';
 
@@ -17,7 +18,7 @@ async function get(url: string): Promise<number> {
 
 /** A listener with /fast and /slow; /slow answers once release() is called. */
 function withSlowRoute() {
-  const app = createFastify({ logger: silentLogger(), bodyLimit: 1024 });
+  const app = createFastify({ logger: silentLogger(), bodyLimit: 1024, requestTimeoutMs: SETTINGS.requestTimeoutMs.default });
   let releaseSlow: (() => void) | undefined;
   const started = new Promise<void>((resolve) => {
     app.get('/slow', async () => {
