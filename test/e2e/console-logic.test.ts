@@ -202,6 +202,23 @@ describe('Feed polling', () => {
     feed.stop();
   });
 
+  it("pages on past the key's own events, known from their live updates, to the others' below them", async () => {
+    const at = (n: number) => new Date(Date.UTC(2024, 0, 1) + n * 1000).toISOString();
+    const row = (n: number) => ({ id: id(n), status: 'processed', version: 4, created_at: at(n) });
+    let all = Array.from({ length: 5 }, (_, n) => row(n)).reverse();
+    let live: (ev: { event: string; payload: unknown }) => void = () => undefined;
+    const link = { onEvent: (fn: typeof live) => ((live = fn), () => undefined), onState: () => () => undefined };
+    const store = new EventStore();
+    const feed = new Feed({ get: listApi(() => all) } as never, link as never, store, new Throughput());
+    await feed.start();
+    // 150 events of other users, then one of the key's own, whose update arrives live first.
+    all = [row(200), ...Array.from({ length: 150 }, (_, n) => row(n + 5)).reverse(), ...all];
+    live({ event: 'event.update', payload: { event_id: id(200), status: 'processed', version: 4, created_at: at(200) } });
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(store.list()).toHaveLength(156);
+    feed.stop();
+  });
+
   it('goes on after a burst longer than one poll may page through, from where it stopped', async () => {
     const at = (n: number) => new Date(Date.UTC(2024, 0, 1) + n * 1000).toISOString();
     const row = (n: number) => ({ id: id(n), status: 'processed', version: 4, created_at: at(n) });

@@ -3,13 +3,15 @@
  * `event.update` frames arrive live on its `user:{id}` channel, and everyone else's events by
  * polling GET /api/events every 2 s: no key may subscribe to other users' channels (`user:*` is
  * refused to all, decision 0007), an admin's included. A poll that finds only new rows pages on
- * until it reaches rows it knows, so a burst between two polls leaves no gap; past its page budget
- * it notes where it stopped and later polls go on from there. Rows it shows that
+ * until it reaches the newest row an earlier read of the list returned, so a burst between two
+ * polls leaves no gap (the key's own events, already known from their live updates, do not count:
+ * other users' events may lie below them); past its page budget it notes where it stopped and
+ * later polls go on from there. Rows it shows that
  * are still unfinished but have dropped off the newest pages are read again by id, so an older
  * event that finishes does not stay `processing` on screen until a reload.
  */
 import { listOf, type Api } from '../lib/api.js';
-import { compareNewest, type EventStore, type SortKey } from './events.js';
+import { compareNewest, normalizeEvent, type EventStore, type SortKey } from './events.js';
 import type { HeldRows } from './held-rows.js';
 import type { LiveLink } from './link.js';
 import type { Throughput } from './throughput.js';
@@ -49,6 +51,8 @@ export class Feed {
   private ticks = 0;
   /** Per poll query: where catch-ups ran out of pages, oldest first, with the row they must reach. */
   private readonly gaps = new Map<string, Gap[]>();
+  /** Per query: the newest row a read of the list has returned (live updates are not reads). */
+  private readonly listed = new Map<string, SortKey>();
 
   constructor(
     private readonly api: Api,
@@ -79,10 +83,12 @@ export class Feed {
    */
   async load(query: Record<string, string | undefined> = {}, cursor?: string, hold?: HeldRows): Promise<string | null> {
     const body = await this.api.get<{ next_cursor?: string | null }>('/api/events', { query: { limit: PAGE, ...query, cursor } });
-    for (const e of listOf<Record<string, unknown>>(body)) {
+    const rows = listOf<Record<string, unknown>>(body);
+    for (const e of rows) {
       hold?.add(e);
       this.apply(e, false);
     }
+    if (cursor === undefined) this.noteListed(query, rows[0]);
     return body && typeof body === 'object' ? (body.next_cursor ?? null) : null;
   }
 
@@ -111,7 +117,9 @@ export class Feed {
       busy = true;
       const filtered = Object.values(this.pollQuery).some(Boolean);
       const queries = [{}, ...(filtered ? [this.pollQuery] : [])];
-      for (const key of this.gaps.keys()) if (!queries.some((q) => JSON.stringify(q) === key)) this.gaps.delete(key);
+      const polled = new Set(queries.map((q) => JSON.stringify(q)));
+      for (const key of this.gaps.keys()) if (!polled.has(key)) this.gaps.delete(key);
+      for (const key of this.listed.keys()) if (!polled.has(key)) this.listed.delete(key);
       const seen = new Set<string>();
       // One query failing (a filter the server refuses) must not hold back the others' work.
       Promise.allSettled(queries.map((q) => this.poll(q, seen)))
@@ -130,10 +138,10 @@ export class Feed {
   private async poll(query: Record<string, string | undefined>, seen: Set<string>): Promise<void> {
     const key = JSON.stringify(query);
     const gaps = this.gaps.get(key) ?? [];
-    // Known before this poll: a catch-up that runs out of pages is done once it gets down to
+    // Listed before this poll: a catch-up that runs out of pages is done once it gets down to
     // here, even if the store's cap has dropped those rows by then.
-    const until = this.store.newest();
-    const stopped = await this.catchUp(query, undefined, seen);
+    const until = this.listed.get(key);
+    const stopped = await this.catchUp(query, undefined, seen, until);
     const open = gaps[0];
     if (stopped) {
       gaps.push({ cursor: stopped, until });
@@ -149,8 +157,9 @@ export class Feed {
   }
 
   /**
-   * Pages from `cursor` until a page holds a row already known, or one no newer than `until`,
-   * or the list ends: then null. The cursor of the next page if the page budget ran out first.
+   * Pages from `cursor` until a page holds a row no newer than `until` (without one: a row already
+   * known), or the list ends: then null. The cursor of the next page if the page budget ran out
+   * first.
    */
   private async catchUp(query: Record<string, string | undefined>, cursor: string | undefined, seen: Set<string>, until?: SortKey): Promise<string | null> {
     for (let page = 0; page < CATCH_UP_PAGES; page++) {
@@ -160,15 +169,28 @@ export class Feed {
       for (const e of rows) {
         const id = idOf(e);
         seen.add(id);
-        if (this.store.get(id)) reached = true;
+        if (!until && this.store.get(id)) reached = true;
         const row = this.apply(e);
         if (until && row && compareNewest(row, until) >= 0) reached = true;
       }
+      if (cursor === undefined) this.noteListed(query, rows[0]);
       const next = body && typeof body === 'object' ? body.next_cursor : null;
       if (reached || rows.length < PAGE || !next) return null;
       cursor = next;
     }
     return cursor ?? null;
+  }
+
+  /** Moves the query's listed mark up to `top`, the first (newest) row of a list read from the top. */
+  private noteListed(query: Record<string, string | undefined>, top: Record<string, unknown> | undefined): void {
+    if (!top) return;
+    // The store's copy when it has one: it dates a row without created_at as the store does.
+    const row = this.store.get(idOf(top)) ?? normalizeEvent(top);
+    if (!row.id) return;
+    const key = JSON.stringify(query);
+    const mark = this.listed.get(key);
+    const at: SortKey = { id: row.id, created_at: row.created_at ?? null };
+    if (!mark || compareNewest(at, mark) < 0) this.listed.set(key, at);
   }
 
   /** Reads again the unfinished rows this poll did not see, the least recently read first. */
