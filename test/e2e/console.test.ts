@@ -159,6 +159,41 @@ describe.skipIf(!existsSync(CHROMIUM))('web console in a browser', () => {
     expect(counts.flashes).toBeGreaterThan(0);
   });
 
+  it('drops a table update still waiting for its frame when the view is left', async () => {
+    await page.goto(`${server.url}/console#/events`);
+    await page.locator('.conn[data-state="connected"]').waitFor();
+    // Frames are held (not run) from here on, and cancellations noted.
+    await page.evaluate(() => {
+      const w = window as unknown as { held: Map<number, FrameRequestCallback>; cancelled: number[]; realRaf: typeof requestAnimationFrame; realCaf: typeof cancelAnimationFrame };
+      w.held = new Map();
+      w.cancelled = [];
+      w.realRaf = window.requestAnimationFrame;
+      w.realCaf = window.cancelAnimationFrame;
+      let next = 1e6;
+      window.requestAnimationFrame = (cb) => {
+        w.held.set(++next, cb);
+        return next;
+      };
+      window.cancelAnimationFrame = (h) => {
+        w.cancelled.push(h);
+        w.held.delete(h);
+      };
+    });
+    await ingest('test.ok', { n: 'frame' });
+    await page.waitForFunction(() => (window as unknown as { held: Map<number, unknown> }).held.size > 0);
+    await page.evaluate(() => (location.hash = '#/failed'));
+    await page.getByRole('heading', { name: 'Failed' }).waitFor();
+    const left = await page.evaluate(() => {
+      const w = window as unknown as { held: Map<number, FrameRequestCallback>; cancelled: number[]; realRaf: typeof requestAnimationFrame; realCaf: typeof cancelAnimationFrame };
+      window.requestAnimationFrame = w.realRaf;
+      window.cancelAnimationFrame = w.realCaf;
+      const cancelled = w.cancelled.length;
+      for (const cb of w.held.values()) requestAnimationFrame(cb);
+      return cancelled;
+    });
+    expect(left).toBeGreaterThan(0);
+  });
+
   it('polls only with filters the server accepts', async () => {
     await page.goto(`${server.url}/console#/events`);
     await page.getByRole('heading', { name: 'Events' }).waitFor();

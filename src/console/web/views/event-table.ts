@@ -30,6 +30,7 @@ export class EventTable {
   private readonly keys = new WeakMap<HTMLTableRowElement, SortKey>();
   private readonly queued = new Map<string, { row: EventRow; isNew: boolean }>();
   private frame: number | null = null;
+  private closed = false;
   private readonly empty: HTMLTableRowElement;
   private limit: number;
   private cut = false;
@@ -107,6 +108,7 @@ export class EventTable {
 
   /** Queues one change for the next animation frame. */
   update(row: EventRow, isNew: boolean): void {
+    if (this.closed) return;
     this.queued.set(row.id, { row, isNew: isNew || !!this.queued.get(row.id)?.isNew });
     this.frame ??= requestAnimationFrame(() => {
       this.frame = null;
@@ -148,6 +150,14 @@ export class EventTable {
       this.trs.delete(last.dataset.id);
       last.remove();
     }
+  }
+
+  /** The view is gone: a change still queued for the next frame is dropped, not applied to a detached table. */
+  close(): void {
+    this.closed = true;
+    if (this.frame !== null) cancelAnimationFrame(this.frame);
+    this.frame = null;
+    this.queued.clear();
   }
 
   private rowFor(r: EventRow): HTMLTableRowElement {

@@ -131,6 +131,7 @@ export const eventsView: View = (ctx, root) => {
 
   return () => {
     off();
+    table.close();
     older.close();
     ctx.feed.pollQuery = {};
     strip.stop();

@@ -136,6 +136,7 @@ export const failedView: View = (ctx, root) => {
   void load();
   return () => {
     off();
+    table.close();
     members.close();
     clearTimeout(debounce);
   };
