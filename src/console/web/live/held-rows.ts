@@ -29,9 +29,11 @@ export class HeldRows {
     const { id, created_at = null } = normalizeEvent(event as Record<string, unknown>);
     if (!id) return id;
     this.rows.set(id, { id, created_at: this.rows.get(id)?.created_at ?? created_at });
-    if (this.rows.size > this.max) {
-      const oldest = [...this.rows.values()].sort(compareNewest).slice(this.max);
-      for (const r of oldest) this.rows.delete(r.id);
+    // One row in, at most one out: a scan for the oldest, not a sort of them all per row added.
+    while (this.rows.size > this.max) {
+      let oldest: SortKey | undefined;
+      for (const r of this.rows.values()) if (!oldest || compareNewest(r, oldest) > 0) oldest = r;
+      this.rows.delete(oldest!.id);
     }
     return id;
   }
