@@ -88,13 +88,22 @@ export function createFastify(options: { logger: Logger; bodyLimit: number; requ
     done();
   });
   // An empty query parameter (`?status=&cursor=`, as forms and URL templates send them) is no
-  // parameter: no filter, the first page. Only on routes that take a query (not the ingest path).
+  // parameter: no filter, the first page. An API route that takes no query (the ingest path, an
+  // event's detail, key creation) refuses a parameter that has a value, as its schema would an
+  // unknown field: `POST /api/events?idempotency_key=k` or `…/keys?expires_at=…` must not be
+  // answered as if the value had been taken. Public routes (health, metrics, the console) are
+  // left as they are: probes and scrapers add parameters of their own.
   app.addHook('onRoute', (route) => {
-    if (!route.schema?.querystring) return;
+    const takesQuery = route.schema?.querystring !== undefined;
+    if (!takesQuery && !route.config?.permission) return;
     const own = route.preValidation;
     const dropEmpty = async (request: FastifyRequest): Promise<void> => {
       const query = request.query as Record<string, unknown> | undefined;
-      if (query && typeof query === 'object') for (const k of Object.keys(query)) if (query[k] === '') delete query[k];
+      if (!query || typeof query !== 'object') return;
+      for (const k of Object.keys(query)) {
+        if (query[k] === '') delete query[k];
+        else if (!takesQuery) throw createError('VALIDATION_FAILED', `query.${k} is not a known field: this route takes no query parameters`, { field: `query.${k}` });
+      }
     };
     route.preValidation = (own ? [dropEmpty, ...(Array.isArray(own) ? own : [own])] : dropEmpty) as typeof route.preValidation;
   });

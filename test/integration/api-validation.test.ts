@@ -91,6 +91,11 @@ const cases: Case[] = [
   { name: 'more than 100 ids', method: 'GET', path: `/api/events?ids=${Array.from({ length: 101 }, () => `${'0'.repeat(8)}-0000-7000-8000-${'0'.repeat(12)}`).join(',')}`, status: 400, field: 'query.ids' },
   { name: 'cursor not a UUID', method: 'GET', path: '/api/events?cursor=zzz', status: 400, field: 'query.cursor' },
   { name: 'unknown query parameter', method: 'GET', path: '/api/events?sort=asc', status: 400, field: 'query.sort' },
+  { name: 'query parameter on the ingest path', path: '/api/events?idempotency_key=k1', body: ev, status: 400, field: 'query.idempotency_key' },
+  { name: 'query parameter on a batch', path: '/api/events/batch?atomic=true', body: { events: [ev] }, status: 400, field: 'query.atomic' },
+  { name: 'query parameter on an event detail', method: 'GET', path: '/api/events/0190a000-0000-7000-8000-000000000000?expand=history', status: 400, field: 'query.expand' },
+  { name: 'query parameter on key creation', path: '/api/admin/principals/admin/keys?expires_at=2020-01-01T00:00:00Z', admin: true, body: {}, status: 400, field: 'query.expires_at' },
+  { name: 'query parameter on a publish', path: '/api/publish?persist=true', admin: true, body: { channel: 'live:1', event: 'm', payload: {} }, status: 400, field: 'query.persist' },
   { name: 'batch events not an array', path: '/api/events/batch', body: { events: 'x' }, status: 400, field: 'body.events' },
   { name: 'batch without events', path: '/api/events/batch', body: {}, status: 400, field: 'body.events' },
   { name: 'batch with no events', path: '/api/events/batch', body: { events: [] }, status: 400, field: 'body.events' },
@@ -284,6 +289,12 @@ describe(`malformed input (${kind})`, () => {
     const all = await api.request<{ data: unknown[] }>('GET', '/api/events?status=&type=&user_id=&since=&limit=&cursor=', { key: user.key });
     expect(all.status).toBe(200);
     expect(Array.isArray(all.body.data)).toBe(true);
+    // Also on a route that takes no query at all; a parameter with a value there is refused (the table above).
+    expect((await api.request('POST', '/api/events?idempotency_key=', { key: user.key, body: ev })).status).toBe(202);
+    // Public routes take whatever probes and scrapers add.
+    expect((await api.request('GET', '/healthz?probe=1')).status).toBe(200);
+    expect((await api.request('GET', '/api/v1/health?probe=1')).status).toBe(200);
+    expect((await api.request('GET', '/metrics?name[]=tem_info')).status).toBe(200);
     const res = await api.request('POST', '/api/events', {
       key: user.key,
       body: { type: 'nulls.ok', payload: {}, channel: null, user_id: null, occurred_at: null, idempotency_key: null },
