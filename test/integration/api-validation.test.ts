@@ -102,6 +102,10 @@ const cases: Case[] = [
   { name: 'batch as an empty bare array', path: '/api/events/batch', raw: '[]', status: 400, field: 'body' },
   { name: 'compressed body', body: ev, headers: { 'content-encoding': 'gzip' }, status: 415, field: 'headers.content-encoding' },
   { name: 'retry with a body field', path: '/api/events/0190a000-0000-7000-8000-000000000000/retry', admin: true, body: { force: true }, status: 400, field: 'body.force' },
+  { name: 'membership with a body field', method: 'PUT', path: '/api/channels/room:1/members/u_body', admin: true, body: { role: 'owner' }, status: 400, field: 'body.role' },
+  { name: 'membership removal with a body field', method: 'DELETE', path: '/api/channels/room:1/members/u_body', admin: true, body: { notify: false }, status: 400, field: 'body.notify' },
+  { name: 'membership with an array body', method: 'PUT', path: '/api/channels/room:1/members/u_body', admin: true, body: ['u_body'], status: 400, field: 'body' },
+  { name: 'key revocation with a body field', method: 'DELETE', path: '/api/admin/keys/key_none', admin: true, body: { reason: 'leaked' }, status: 400, field: 'body.reason' },
   { name: 'batch with an Idempotency-Key header', path: '/api/events/batch', body: { events: [ev] }, headers: { 'idempotency-key': 'k' }, status: 400, field: 'headers.idempotency-key' },
   { name: 'bulk retry with an unknown status', path: '/api/events/retry', admin: true, body: { status: 'queued' }, status: 400, field: 'body.status' },
   { name: 'bulk retry ids not UUIDs', path: '/api/events/retry', admin: true, body: { ids: ['x'] }, status: 400, field: 'body.ids.0' },
@@ -278,6 +282,9 @@ describe(`malformed input (${kind})`, () => {
     expect(revoked.status).toBeLessThan(300);
     const member = await api.request('PUT', `/api/channels/room:1/members/${principal.id}`, { key: api.adminKey, payload: '', headers: json });
     expect(member.status).toBe(204);
+    // `{}`, as some clients send on every request, is no body either.
+    expect((await api.request('PUT', `/api/channels/room:1/members/${principal.id}`, { key: api.adminKey, body: {} })).status).toBe(204);
+    expect((await api.request('DELETE', `/api/channels/room:1/members/${principal.id}`, { key: api.adminKey, body: {} })).status).toBe(204);
     const event = await api.request('POST', '/api/events', { key: user.key, body: ev });
     const retry = await api.request('POST', `/api/events/${event.body.event_id as string}/retry`, { key: api.adminKey, payload: '', headers: json });
     // Not failed: the state is what is wrong, not the (absent) body.

@@ -12,6 +12,7 @@ import type { PrincipalKind } from '../../core/types.js';
 import { PRINCIPAL_ID_PATTERN } from '../event-input.js';
 import { describedPattern } from '../ajv.js';
 import { parseDateTime } from '../payload-check.js';
+import { refuseBody } from '../no-body.js';
 import { parseLimit } from './events-read.js';
 import { keyJson, principalJson } from '../serialize.js';
 import type { ApiRoutePlugin } from '../types.js';
@@ -208,6 +209,7 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
     '/api/admin/keys/:key_id',
     {
       config: { permission: 'admin.delete.key_revoke' },
+      preValidation: refuseBody('a revocation'),
       schema: {
         params: {
           type: 'object',

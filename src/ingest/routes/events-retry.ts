@@ -6,6 +6,7 @@ import { EVENT_TYPE_PATTERN, PRINCIPAL_ID_PATTERN } from '../event-input.js';
 import { parseDateTime } from '../payload-check.js';
 import { eventDetailJson } from '../serialize.js';
 import { bindLog } from '../log-bindings.js';
+import { refuseBody } from '../no-body.js';
 import type { ApiRoutePlugin } from '../types.js';
 import { canSeeEvent, visibilityFilter } from '../visibility.js';
 import { idParamsSchema, MAX_LIMIT, UUID_PATTERN } from './events-read.js';
@@ -46,13 +47,7 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock, conf
       config: { permission: RETRY },
       schema: { params: idParamsSchema },
       // Takes no body (none, or {}): a field sent by mistake is refused, not silently ignored.
-      preValidation: async (request) => {
-        const body = request.body as unknown;
-        if (body === undefined || body === null) return;
-        if (typeof body !== 'object' || Array.isArray(body)) throw createError('VALIDATION_FAILED', 'body must be empty or {}', { field: 'body' });
-        const [field] = Object.keys(body);
-        if (field !== undefined) throw createError('VALIDATION_FAILED', `body.${field} is not allowed: a retry takes no fields`, { field: `body.${field}` });
-      },
+      preValidation: refuseBody('a retry'),
     },
     async (request: FastifyRequest<{ Params: { id: string } }>) => {
       const id = request.params.id.toLowerCase();

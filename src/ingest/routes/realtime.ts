@@ -25,6 +25,7 @@ import type { PresenceStore } from '../../presence/types.js';
 import { withOfflineMembers } from '../../presence/status.js';
 import { isChannelName, RESERVED_EVENT_NAMES } from '../../protocol/frames.js';
 import { PRINCIPAL_ID_PATTERN } from '../event-input.js';
+import { refuseBody } from '../no-body.js';
 import { CHANNEL_PUBLISH_PERMISSION } from '../service.js';
 import type { ApiRoutePlugin, RouteDeps } from '../types.js';
 
@@ -113,9 +114,10 @@ export const realtimeRoutes: ApiRoutePlugin = async (app, opts) => {
     },
   );
 
+  // Membership routes take no body: a field (a role, an expiry) is refused rather than ignored.
   app.put(
     '/api/channels/:channel/members/:user_id',
-    { config: { permission: MEMBERS_WRITE }, schema: { params: memberParams } },
+    { config: { permission: MEMBERS_WRITE }, schema: { params: memberParams }, preValidation: refuseBody('a membership') },
     async (request: FastifyRequest<{ Params: { channel: string; user_id: string } }>, reply) => {
       const channel = memberChannel(request.params.channel);
       const userId = request.params.user_id;
@@ -130,7 +132,7 @@ export const realtimeRoutes: ApiRoutePlugin = async (app, opts) => {
 
   app.delete(
     '/api/channels/:channel/members/:user_id',
-    { config: { permission: MEMBERS_WRITE }, schema: { params: memberParams } },
+    { config: { permission: MEMBERS_WRITE }, schema: { params: memberParams }, preValidation: refuseBody('a membership removal') },
     async (request: FastifyRequest<{ Params: { channel: string; user_id: string } }>, reply) => {
       const channel = exactChannel(request.params.channel, 'params.channel');
       const userId = request.params.user_id;
