@@ -33,6 +33,49 @@ export function effectivePermissions(ctx: Pick<AuthContext, 'permissions' | 'rev
   return ctx.permissions.filter((p) => !ctx.revoked.some((r) => matchPermission(r, p)));
 }
 
+/**
+ * A permission pattern as what it matches among `<app>.<method>.<view>` permissions: per segment
+ * a literal or null (any). `events.*` → [events, any, any]; `*` → [any, any, any].
+ */
+function segments(pattern: string): (string | null)[] {
+  const parts = pattern.split('.');
+  const out: (string | null)[] = [];
+  for (let i = 0; i < 3; i++) {
+    const seg = parts[i];
+    // A trailing `*` stands for every remaining segment.
+    if (seg === undefined || (seg === '*' && i === parts.length - 1)) {
+      while (out.length < 3) out.push(null);
+      break;
+    }
+    out.push(seg === '*' ? null : seg);
+  }
+  return out;
+}
+
+/** Whether `outer` matches every permission `inner` matches. */
+function contains(outer: (string | null)[], inner: (string | null)[]): boolean {
+  return outer.every((seg, i) => seg === null || seg === inner[i]);
+}
+
+/** Whether some permission matches both. */
+function overlaps(a: (string | null)[], b: (string | null)[]): boolean {
+  return a.every((seg, i) => seg === null || b[i] === null || seg === b[i]);
+}
+
+/**
+ * Whether `ctx` holds every permission `pattern` matches: one of its grants covers the whole
+ * pattern and none of its revocations touches it. Only then may it hand the pattern on (in a
+ * role, as an extra permission, by un-revoking it, or with a key of someone who has it): a
+ * principal allowed to edit roles or mint keys cannot thereby give itself, or anyone, more than
+ * it has. Each segment ranges over unbounded names, so a grant set covers a pattern only when a
+ * single grant does.
+ */
+export function holdsAll(ctx: Pick<AuthContext, 'permissions' | 'revoked'>, pattern: string): boolean {
+  const wanted = segments(pattern);
+  if (!ctx.permissions.some((p) => contains(segments(p), wanted))) return false;
+  return !ctx.revoked.some((r) => overlaps(segments(r), wanted));
+}
+
 /** A principal's grants: its role's policy plus its extra permissions, without duplicates. */
 export function resolveGrants(rolePermissions: readonly string[], extra: readonly string[]): string[] {
   return [...new Set([...rolePermissions, ...extra])];

@@ -117,6 +117,49 @@ describe(`admin API (${kind})`, () => {
     expect((await admin('PUT', '/api/admin/roles/admin', { permissions: ['*'] })).status).toBe(200);
   });
 
+  it('lets a key hand on only permissions it holds itself: in roles, principals, lifted revocations and keys', async () => {
+    // An operator who may run the admin routes, but is not an admin (no `*`).
+    const ops = await api.createPrincipal({
+      kind: 'service',
+      role: 'service',
+      extra_permissions: ['admin.post.*', 'admin.put.role_update', 'admin.patch.principal_update', 'admin.get.*'],
+    });
+    const as = (method: string, path: string, body?: unknown) => api.request<Record<string, unknown>>(method, path, { key: ops.key, body });
+    const refused = async (method: string, path: string, body: unknown, field: string) => {
+      const res = await as(method, path, body);
+      expect(res.status, `${method} ${path} ${JSON.stringify(body)}`).toBe(403);
+      expect(res.body, `${method} ${path}`).toMatchObject({ code: 'FORBIDDEN', field });
+    };
+
+    // Keys: not the admin's, but one of a user, whose every permission it holds.
+    await refused('POST', '/api/admin/principals/admin/keys', {}, 'params.id');
+    await admin('POST', '/api/admin/principals', { id: 'esc_user', kind: 'user' });
+    expect((await as('POST', '/api/admin/principals/esc_user/keys', {})).status).toBe(201);
+
+    // Roles: nothing beyond its own grants, in a new role or its own.
+    await refused('PUT', '/api/admin/roles/esc_all', { permissions: ['*'] }, 'body.permissions');
+    await refused('PUT', '/api/admin/roles/service', { permissions: ['events.*', 'admin.*'] }, 'body.permissions');
+    await refused('PUT', '/api/admin/roles/esc_partial', { permissions: ['admin.delete.*'] }, 'body.permissions');
+    expect((await as('PUT', '/api/admin/roles/esc_reader', { permissions: ['events.get.*', 'admin.get.role_list'] })).status).toBe(201);
+    // A role already holding more may still be edited within the caller's own grants.
+    await admin('PUT', '/api/admin/roles/esc_wide', { permissions: ['*'] });
+    expect((await as('PUT', '/api/admin/roles/esc_wide', { permissions: ['*', 'events.get.*'] })).status).toBe(200);
+
+    // Principals: no role or extra permission beyond its own, no lifting a revocation it does not hold.
+    await refused('POST', '/api/admin/principals', { kind: 'service', role: 'admin' }, 'body.role');
+    await refused('POST', '/api/admin/principals', { kind: 'service', extra_permissions: ['admin.delete.key_revoke'] }, 'body.extra_permissions');
+    await refused('PATCH', `/api/admin/principals/${ops.id}`, { extra_permissions: ['admin.*'] }, 'body.extra_permissions');
+    await refused('PATCH', `/api/admin/principals/${ops.id}`, { role: 'esc_wide' }, 'body.role');
+    await admin('POST', '/api/admin/principals', { id: 'esc_svc', kind: 'service', revoked_permissions: ['events.post.*', 'admin.delete.key_revoke'] });
+    await refused('PATCH', '/api/admin/principals/esc_svc', { revoked_permissions: [] }, 'body.revoked_permissions');
+    expect((await as('PATCH', '/api/admin/principals/esc_svc', { revoked_permissions: ['admin.delete.key_revoke'] })).status).toBe(200);
+    expect((await as('POST', '/api/admin/principals', { kind: 'user', role: 'esc_reader' })).status).toBe(201);
+
+    // The admin (`*`) may grant anything; holding `*` too, the operator may then mint the admin's key.
+    expect((await admin('PATCH', `/api/admin/principals/${ops.id}`, { extra_permissions: ['*'] })).status).toBe(200);
+    expect((await as('POST', '/api/admin/principals/admin/keys', {})).status).toBe(201);
+  });
+
   it('requires admin permissions on every admin route', async () => {
     const svc = await api.createPrincipal({ kind: 'service' });
     const routes: [string, string, unknown?][] = [

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { can, matchPermission, resolveGrants, seesAllEvents, PERMISSION_RE } from '../../src/auth/policy.js';
+import { can, holdsAll, matchPermission, resolveGrants, seesAllEvents, PERMISSION_RE } from '../../src/auth/policy.js';
 
 describe('matchPermission', () => {
   const cases: [string, string, boolean][] = [
@@ -67,5 +67,37 @@ describe('resolveGrants / seesAllEvents / PERMISSION_RE', () => {
     for (const bad of ['', '.', 'events.', '.events', 'events..x', 'events.p*', 'a b', 'événements']) expect(PERMISSION_RE.test(bad)).toBe(false);
     // Patterns that could never match a three-segment permission.
     for (const never of ['events', 'events.get', 'a-b.c_d', 'a.b.c.d', 'a.*.b.*']) expect(PERMISSION_RE.test(never)).toBe(false);
+  });
+});
+
+describe('holdsAll', () => {
+  const ctx = (permissions: string[], revoked: string[] = []) => ({ permissions, revoked });
+
+  it('holds a pattern one grant covers whole', () => {
+    expect(holdsAll(ctx(['*']), '*')).toBe(true);
+    expect(holdsAll(ctx(['*']), 'admin.put.role_update')).toBe(true);
+    expect(holdsAll(ctx(['events.*']), 'events.get.*')).toBe(true);
+    expect(holdsAll(ctx(['events.*']), 'events.*')).toBe(true);
+    expect(holdsAll(ctx(['events.*.event_detail']), 'events.get.event_detail')).toBe(true);
+    expect(holdsAll(ctx(['events.get.*']), 'events.get.event_list')).toBe(true);
+  });
+
+  it('does not hold a pattern wider than every grant', () => {
+    expect(holdsAll(ctx(['events.*']), '*')).toBe(false);
+    expect(holdsAll(ctx(['events.get.*']), 'events.*')).toBe(false);
+    expect(holdsAll(ctx(['events.*.event_detail']), 'events.get.*')).toBe(false);
+    expect(holdsAll(ctx(['*.get.*']), 'events.*')).toBe(false);
+    // Two grants that together name every method known today still leave the others out.
+    expect(holdsAll(ctx(['events.get.*', 'events.post.*']), 'events.*')).toBe(false);
+    expect(holdsAll(ctx([]), 'common.get.healthz')).toBe(false);
+  });
+
+  it('does not hold a pattern any revocation touches', () => {
+    expect(holdsAll(ctx(['*'], ['admin.*']), '*')).toBe(false);
+    expect(holdsAll(ctx(['*'], ['admin.*']), 'admin.get.role_list')).toBe(false);
+    expect(holdsAll(ctx(['*'], ['admin.delete.key_revoke']), 'admin.*')).toBe(false);
+    expect(holdsAll(ctx(['*'], ['*.delete.*']), 'admin.*')).toBe(false);
+    expect(holdsAll(ctx(['*'], ['admin.*']), 'events.*')).toBe(true);
+    expect(holdsAll(ctx(['*'], ['events.post.*']), 'events.get.*')).toBe(true);
   });
 });

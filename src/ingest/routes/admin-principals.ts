@@ -5,7 +5,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { generateApiKey } from '../../auth/keys.js';
-import { PERMISSION_RE } from '../../auth/policy.js';
+import { effectivePermissions, PERMISSION_RE, resolveGrants } from '../../auth/policy.js';
 import { createError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { PrincipalKind } from '../../core/types.js';
@@ -13,6 +13,7 @@ import { PRINCIPAL_ID_PATTERN } from '../event-input.js';
 import { describedPattern } from '../ajv.js';
 import { parseDateTime } from '../payload-check.js';
 import { refuseBody } from '../no-body.js';
+import { requireHeld } from '../grants.js';
 import { parseLimit } from './events-read.js';
 import { keyJson, principalJson } from '../serialize.js';
 import type { ApiRoutePlugin } from '../types.js';
@@ -100,8 +101,11 @@ interface PatchBody {
 type IdParams = { Params: { id: string } };
 
 export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authenticator, clock }) => {
-  const requireRole = async (name: string, field: string): Promise<void> => {
-    if (!(await store.getRole(name))) throw createError('VALIDATION_FAILED', `No role named ${name}`, { field });
+  /** The role's policy; a role that does not exist is a bad field. */
+  const requireRole = async (name: string, field: string): Promise<string[]> => {
+    const role = await store.getRole(name);
+    if (!role) throw createError('VALIDATION_FAILED', `No role named ${name}`, { field });
+    return role.permissions;
   };
 
   app.post(
@@ -112,7 +116,8 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
       // The built-in role named like the kind unless another is given; the id is generated
       // unless chosen (contract §1).
       const role = b.role ?? b.kind;
-      await requireRole(role, 'body.role');
+      requireHeld(request, await requireRole(role, 'body.role'), 'body.role', `The role ${role}`);
+      requireHeld(request, b.extra_permissions ?? [], 'body.extra_permissions', 'Granting these');
       const id = b.id ?? newId(b.kind === 'user' ? 'u' : 'svc');
       if (await store.getPrincipal(id)) throw createError('CONFLICT', `Principal ${id} already exists`, { field: 'body.id' });
       const principal = await store.createPrincipal({
@@ -152,7 +157,18 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
     { config: { permission: 'admin.patch.principal_update' }, schema: { params: principalIdParams, body: patchSchema } },
     async (request: FastifyRequest<IdParams & { Body: PatchBody }>) => {
       const b = request.body;
-      if (b.role !== undefined) await requireRole(b.role, 'body.role');
+      const current = await store.getPrincipal(request.params.id);
+      if (!current) throw createError('NOT_FOUND', `No principal ${request.params.id}`);
+      // Only what the change adds: a new role, new extra permissions, lifted revocations.
+      if (b.role !== undefined) {
+        const policy = await requireRole(b.role, 'body.role');
+        if (b.role !== current.role) requireHeld(request, policy, 'body.role', `The role ${b.role}`);
+      }
+      if (b.extra_permissions) requireHeld(request, b.extra_permissions.filter((p) => !current.extraPermissions.includes(p)), 'body.extra_permissions', 'Granting these');
+      if (b.revoked_permissions) {
+        const lifted = current.revokedPermissions.filter((p) => !b.revoked_permissions!.includes(p));
+        requireHeld(request, lifted, 'body.revoked_permissions', 'Lifting these revocations');
+      }
       const principal = await store.updatePrincipal(request.params.id, {
         role: b.role,
         extraPermissions: b.extra_permissions,
@@ -178,6 +194,10 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
     async (request, reply) => {
       const principal = await store.getPrincipal(request.params.id);
       if (!principal) throw createError('NOT_FOUND', `No principal ${request.params.id}`);
+      // A key acts as its principal: minting one hands on everything the principal may do.
+      const role = await store.getRole(principal.role);
+      const grants = effectivePermissions({ permissions: resolveGrants(role?.permissions ?? [], principal.extraPermissions), revoked: principal.revokedPermissions });
+      requireHeld(request, grants, 'params.id', `A key for ${principal.id}`);
       const raw = request.body.expires_at ?? null;
       // A time already past makes a key that is expired from the start (refused with 401), as
       // an operator scripting expiry or a test of expired keys would want.

@@ -1,6 +1,7 @@
 /** Roles and their JSON policies: GET /api/admin/roles, GET/PUT /api/admin/roles/{name}. */
 import type { FastifyRequest } from 'fastify';
 import { createError } from '../../core/errors.js';
+import { requireHeld } from '../grants.js';
 import { roleJson } from '../serialize.js';
 import type { ApiRoutePlugin } from '../types.js';
 import { permissionListSchema, ROLE_NAME_PATTERN } from './admin-principals.js';
@@ -49,6 +50,9 @@ export const adminRoleRoutes: ApiRoutePlugin = async (app, { store, authenticato
       if (request.params.name === ADMIN_ROLE && !request.body.permissions.includes('*')) {
         throw createError('INVALID_STATE', `The built-in ${ADMIN_ROLE} role always holds "*"; give narrower permissions through another role`, { field: 'body.permissions' });
       }
+      // Only what the change adds to the role: its other permissions are the role's already.
+      const before = (await store.getRole(request.params.name))?.permissions ?? [];
+      requireHeld(request, request.body.permissions.filter((p) => !before.includes(p)), 'body.permissions', `Adding these to ${request.params.name}`);
       const { role, created } = await store.putRole(request.params.name, [...new Set(request.body.permissions)]);
       // Every principal of this role may have gained or lost permissions.
       await authenticator.changed({ roles: true });
