@@ -47,6 +47,8 @@ export class Connection implements Subscriber {
   status: PresenceStatus = 'online';
   /** Subscribed channels and patterns (including ones still being set up). */
   readonly channels = new Set<string>();
+  /** Those of `channels` in place (committed): the ones fan-out counts as delivering. */
+  readonly active = new Set<string>();
   /** Position the client was last told per channel (SUBSCRIBED or the last replayed). */
   readonly positions = new Map<string, StreamPosition>();
   /** Per channel: every publication after this position was sent to the client (replayed or live). */

@@ -14,6 +14,11 @@ export interface Subscriber {
   readonly channels: ReadonlySet<string>;
   /** Where each exact channel stood when this connection subscribed to it. */
   readonly positions?: ReadonlyMap<string, StreamPosition>;
+  /**
+   * The subscriptions in place (committed: delivering live, or holding publications for a replay
+   * that follows); `channels` also holds those still being set up. Without it, `channels`.
+   */
+  readonly active?: ReadonlySet<string>;
   /** Queues a pre-framed message. */
   deliver(frame: Buffer): void;
 }
@@ -43,13 +48,16 @@ export function excludedUser(pub: Publication): string | null {
 
 /**
  * A connection subscribed to `a:b` and to `a:*` (or to `a:*` and `a:b:*`) receives one
- * publication on `a:b` from several bus subscriptions. Only the most specific one delivers it:
- * the exact channel, else the longest matching pattern.
+ * publication on `a:b` from several bus subscriptions. Only the most specific one in place
+ * delivers it: the exact channel, else the longest matching pattern. One still being set up
+ * (waiting for the bus, reading history) does not count yet: until it is committed, what it
+ * would deliver comes through the others (and its commit leaves out what they sent).
  */
 export function deliversVia(sub: Subscriber, subscription: string, channel: string): boolean {
   if (subscription === channel) return true;
-  if (sub.channels.has(channel)) return false;
-  for (const other of sub.channels) {
+  const inPlace = sub.active ?? sub.channels;
+  if (inPlace.has(channel)) return false;
+  for (const other of inPlace) {
     if (other !== subscription && other.length > subscription.length && other.endsWith(':*') && matchesPattern(other, channel)) return false;
   }
   return true;

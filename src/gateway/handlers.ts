@@ -14,7 +14,7 @@ import type { Sessions } from './hello.js';
 import { withOfflineMembers } from '../presence/status.js';
 import type { PresenceTracker } from './presence-tracker.js';
 import type { ConnectLimiter } from './rate.js';
-import type { Subscriptions } from './subscriptions.js';
+import type { Prepared, Subscriptions } from './subscriptions.js';
 import type { TypingTracker } from './typing.js';
 
 export interface HandlerParts {
@@ -71,6 +71,7 @@ export function createDispatcher(parts: HandlerParts): (conn: Connection, frame:
   async function subscribe(conn: Connection, p: ClientFrameMap['SUBSCRIBE'], ref: Ref): Promise<void> {
     const since = p.since ?? {};
     const results = await Promise.all(p.channels.map((channel) => subs.prepare(conn, channel, since[channel])));
+    const ready: Prepared[] = [];
     results.forEach((r, i) => {
       const channel = p.channels[i]!;
       if (!r.ok) {
@@ -79,8 +80,9 @@ export function createDispatcher(parts: HandlerParts): (conn: Connection, frame:
       }
       const { position, recovered } = r.prepared;
       conn.send('SUBSCRIBED', { channel, offset: position.offset, epoch: position.epoch, recovered }, ref);
-      subs.commit(conn, r.prepared);
+      ready.push(r.prepared);
     });
+    subs.commitAll(conn, ready);
     sessions.save(conn);
   }
 

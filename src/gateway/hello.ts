@@ -126,7 +126,7 @@ export class Sessions {
       },
       ref,
     );
-    for (const p of ready) this.subs.commit(conn, p);
+    this.subs.commitAll(conn, ready);
     for (const r of results) {
       if (!r.result.ok) conn.sendError(r.result.code, `could not restore ${r.channel}: ${r.result.message}`, undefined, r.channel);
     }

@@ -205,6 +205,39 @@ export class Registry {
     return true;
   }
 
+  /**
+   * Whether `sub` was already sent `pub` through another of its live subscriptions covering the
+   * channel (the exact one, or a pattern): one that fanned out this publication, or a later one,
+   * while `sub` was live on it. A subscription being committed leaves those out of what it
+   * replays, so a connection on `a:*` subscribing to `a:b` (or the reverse) gets each once.
+   */
+  sentThroughOthers(sub: Subscriber, subscription: string, pub: Publication): boolean {
+    const reached = (pos: StreamPosition | null | undefined) => pos !== null && pos !== undefined && pos.epoch === pub.epoch && pos.offset >= pub.offset;
+    if (pub.channel !== subscription) {
+      const exact = this.channels.get(pub.channel);
+      if (exact && exact.live.has(sub) && reached(exact.last)) return true;
+    }
+    for (const entry of this.patterns) {
+      if (entry.name === subscription || !entry.live.has(sub) || !matchesPattern(entry.name, pub.channel)) continue;
+      if (reached(entry.lastOf?.get(pub.channel))) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Where `sub` stands on `channel` through its live patterns covering it: the last publication
+   * on the channel they fanned out (null: none yet); undefined when no live pattern of `sub`
+   * covers the channel.
+   */
+  throughPatterns(sub: Subscriber, channel: string): StreamPosition | null | undefined {
+    let through: StreamPosition | null | undefined;
+    for (const entry of this.patterns) {
+      if (!entry.live.has(sub) || !matchesPattern(entry.name, channel)) continue;
+      through = later(through ?? undefined, entry.lastOf?.get(channel) ?? null) ?? null;
+    }
+    return through;
+  }
+
   /** Position of the last publication this node fanned out on `channel`, if any. */
   lastPosition(channel: string): StreamPosition | null {
     return this.channels.get(channel)?.last ?? null;

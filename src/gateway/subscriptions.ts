@@ -67,6 +67,9 @@ export class Subscriptions {
     }
     if (!conn.isOpen) return { ok: false, code: 'BAD_REQUEST', message: 'connection closed' };
     conn.channels.add(channel);
+    // A replay from `since` covers what the connection's patterns over this channel would send
+    // while it is set up: they leave the channel to it at once.
+    if (since && !isPattern(channel)) conn.active.add(channel);
     try {
       await this.ctx.registry.addPending(conn, channel);
       if (isPattern(channel)) {
@@ -130,6 +133,15 @@ export class Subscriptions {
     return { ok: true, prepared: { channel, position: at, recovered: false, replay: [], existing: true, suspended: true } };
   }
 
+  /**
+   * Commits several, channels before patterns: a pattern committed first would send what it
+   * received for a channel of the batch ahead of that channel's replay.
+   */
+  commitAll(conn: Connection, prepared: Prepared[]): void {
+    for (const p of prepared) if (!isPattern(p.channel)) this.commit(conn, p);
+    for (const p of prepared) if (isPattern(p.channel)) this.commit(conn, p);
+  }
+
   /** Replays, then goes live. Call synchronously after sending SUBSCRIBED / HELLO_ACK. */
   commit(conn: Connection, prepared: Prepared): void {
     if (prepared.existing && !prepared.suspended) return;
@@ -139,19 +151,34 @@ export class Subscriptions {
       return;
     }
     let last: StreamPosition | null = isPattern(channel) ? null : prepared.position;
+    // Until now the connection's other subscriptions covering these channels (a pattern over
+    // this channel, or channels and patterns under this pattern) went on delivering them: what
+    // they sent is not sent again.
+    // (Not for a channel already in place, being replayed from `since`: its patterns stopped.)
+    const handover = !conn.active.has(channel);
+    const unsent = (pub: Publication) => !handover || pub.ephemeral === true || !this.ctx.registry.sentThroughOthers(conn, channel, pub);
+    let replayed: StreamPosition | undefined;
     for (const pub of prepared.replay) {
+      if (!unsent(pub)) continue;
       conn.deliver(eventFrame(pub));
+      replayed = { offset: pub.offset, epoch: pub.epoch };
     }
     const tail = prepared.replay.at(-1);
     if (tail && last && (tail.epoch !== last.epoch || tail.offset > last.offset)) last = { offset: tail.offset, epoch: tail.epoch };
-    const buffered = this.ctx.registry.activate(conn, channel, last);
+    // A pattern of the connection covering this channel sent it everything up to where it
+    // stands: live publications after that are this subscription's to deliver, also those at or
+    // before the position read for it, which the pattern did not get to yet.
+    const viaPattern = isPattern(channel) || !handover ? undefined : this.ctx.registry.throughPatterns(conn, channel);
+    const from = viaPattern === undefined ? last : (later(viaPattern ?? undefined, replayed ?? null) ?? null);
+    const buffered = this.ctx.registry.activate(conn, channel, from);
     if (buffered === null) {
       // Too much arrived while history was read: the client must resubscribe and recover.
       this.fellBehind(conn, channel);
       return;
     }
+    conn.active.add(channel);
     for (const pub of buffered) {
-      conn.deliver(eventFrame(pub));
+      if (unsent(pub)) conn.deliver(eventFrame(pub));
       if (!pub.ephemeral && !isPattern(channel)) last = { offset: pub.offset, epoch: pub.epoch };
     }
     if (last) conn.positions.set(channel, last);
@@ -229,6 +256,7 @@ export class Subscriptions {
 
   private abandon(conn: Connection, channel: string): void {
     conn.channels.delete(channel);
+    conn.active.delete(channel);
     conn.positions.delete(channel);
     conn.sentAfter.delete(channel);
     this.ctx.registry.remove(conn, channel);

@@ -162,6 +162,67 @@ describe.skipIf(!services.redis)('gateways on Redis', () => {
     }
   });
 
+  it('a connection on a pattern that subscribes to a channel under it, and leaves it, misses nothing and gets nothing twice', async () => {
+    // The pattern delivers the channel until the exact subscription is in place on the bus and
+    // live; it used to stop at once, losing what was published during the Redis round trips.
+    const watcher = await h.api.createPrincipal({ id: 'watcher', extra_permissions: ['channels.subscribe.live'] });
+    const channel = 'live:pat:1';
+    const c = await WsTestClient.ready(h.wsUrl({ token: watcher.key }));
+    await c.request('SUBSCRIBE', { channels: ['live:pat:*'] });
+    const publisher = bus();
+    let stop = false;
+    let published = 0;
+    const loop = (async () => {
+      while (!stop) {
+        await publisher.publish(channel, 'm', {});
+        published++;
+      }
+    })();
+    try {
+      for (let round = 0; round < 15; round++) {
+        await c.request('SUBSCRIBE', { channels: [channel] });
+        await new Promise((r) => setTimeout(r, 10));
+        await c.request('UNSUBSCRIBE', { channels: [channel] });
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      stop = true;
+      await loop;
+      await publisher.close();
+    }
+    await c.waitCount((f) => isPublication(f, channel), published);
+    await new Promise((r) => setTimeout(r, 100));
+    const offsets = c.events(channel).map((f) => f.payload.offset as number);
+    expect(offsets).toEqual(Array.from({ length: published }, (_, i) => offsets[0]! + i));
+    await c.close();
+  });
+
+  it('a pattern and a channel under it with since, subscribed together while busy: the replay is whole and in order', async () => {
+    const watcher = await h.api.createPrincipal({ id: 'watcher2', extra_permissions: ['channels.subscribe.live'] });
+    const channel = 'live:pat2:1';
+    const publisher = bus();
+    let last = await publisher.publish(channel, 'm', {});
+    let stop = false;
+    const loop = (async () => {
+      while (!stop) last = await publisher.publish(channel, 'm', {});
+    })();
+    try {
+      for (let round = 0; round < 5; round++) {
+        const since = { offset: Math.max(0, last.offset - 10), epoch: last.epoch };
+        const c = await WsTestClient.ready(h.wsUrl({ token: watcher.key }));
+        await c.requestMany('SUBSCRIBE', { channels: ['live:pat2:*', channel], since: { [channel]: since } }, 2);
+        await new Promise((r) => setTimeout(r, 50));
+        await c.close();
+        const offsets = c.events(channel).map((f) => f.payload.offset as number);
+        expect(offsets).toEqual(Array.from({ length: offsets.length }, (_, i) => since.offset + 1 + i));
+      }
+    } finally {
+      stop = true;
+      await loop;
+      await publisher.close();
+    }
+  });
+
   it('a disconnect_user control message closes that user on every node', async () => {
     const a = await WsTestClient.ready(h.wsUrl({ token: bob.key }));
     const b = await WsTestClient.ready(nodeB.wsUrl({ token: bob.key }));
