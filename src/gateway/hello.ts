@@ -65,6 +65,9 @@ export class Sessions {
     const own = `user:${auth.userId}`;
     wanted.set(own, usable(since[own] ?? saved?.channels[own]));
     for (const [channel, pos] of Object.entries(saved?.channels ?? {})) wanted.set(channel, usable(since[channel] ?? pos));
+    // A connection already authenticated (at the upgrade) may be on channels already: HELLO_ACK
+    // lists them too, and a `since` naming one replays what it missed, as for a restored one.
+    for (const channel of conn.channels) if (!wanted.has(channel)) wanted.set(channel, usable(since[channel]));
 
     const results = await Promise.all(
       [...wanted].map(async ([channel, pos]) => ({
