@@ -159,6 +159,10 @@ export class MemoryBus extends BaseBus {
       const result = this.hub.append(g.channel, g.bodies.filter((_, i) => !skipped[i]), g.ns, nowMs, this.positionTtlMs);
       return { ...result, skipped };
     });
+    // Ids of the last call above this call's highest may still come (PublishOptions.receipt).
+    let top: string | undefined;
+    for (const id of ids) if (top === undefined || idAbove(id, top)) top = id;
+    for (const id of seen) if (top === undefined || idAbove(id, top)) ids.add(id);
     this.hub.receipts.set(receipt, ids);
     return results;
   }
@@ -204,4 +208,9 @@ export class MemoryBus extends BaseBus {
       if (!this.closed) this.dispatch('control', 'control', JSON.parse(json) as ControlMessage);
     });
   }
+}
+
+/** Whether decimal receipt id `a` is the greater number (any length, no float rounding). */
+function idAbove(a: string, b: string): boolean {
+  return a.length > b.length || (a.length === b.length && a > b);
 }

@@ -38,7 +38,9 @@ end
  * then, with a receipt slot, the slot's TTL in ms.
  * Each publication fanned out and stored is `{"offset":n,"epoch":e,"ts":t,"event":…,"payload":…}`.
  * A message whose receipt id the slot holds is left out (it went out in the last call, whose
- * reply was lost); the slot then holds this call's ids.
+ * reply was lost); the slot then holds this call's ids, and those of the ids it held that are
+ * above this call's highest (decimal integers, compared as numbers): a retried batch whose tail
+ * was pushed out by a row with a lower id sends that tail in the next call, still left out.
  * Returns per channel {epoch, offset of its first appended message, skip mask ('' without a
  * slot, else one '1' per left-out message and '0' per appended one)}, flattened.
  */
@@ -98,6 +100,17 @@ for k = 1, #KEYS - (receipt and 1 or 0), 2 do
   a = a + 6 + total + (receipt and total or 0)
 end
 if receipt then
+  -- Decimal ids of any length, compared as numbers without going through floats.
+  local function above(x, y) return #x > #y or (#x == #y and x > y) end
+  local top = nil
+  for _, id in ipairs(ids) do
+    if top == nil or above(id, top) then top = id end
+  end
+  local carried = {}
+  for id in pairs(seen) do
+    if top == nil or above(id, top) then carried[#carried + 1] = id end
+  end
+  for _, id in ipairs(carried) do ids[#ids + 1] = id end
   redis.call('DEL', KEYS[#KEYS])
   for i = 1, #ids, 1000 do
     redis.call('SADD', KEYS[#KEYS], unpack(ids, i, math.min(i + 999, #ids)))

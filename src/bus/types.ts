@@ -57,7 +57,10 @@ export interface BusMessage {
   payload: unknown;
   /** The TEM event it delivers, when it comes from the outbox. */
   eventId?: string;
-  /** Names the message for a receipt slot (PublishOptions.receipt): the outbox row's id. */
+  /**
+   * Names the message for a receipt slot (PublishOptions.receipt): the outbox row's id, a
+   * decimal integer (ids are compared as numbers: see PublishOptions.receipt).
+   */
   receiptId?: string;
   /** The caller knows it went out already: recorded in the receipt slot, never appended again. */
   alreadySent?: boolean;
@@ -70,6 +73,9 @@ export interface PublishOptions {
    * whose id that last call recorded is not appended again. A caller that retries a publish
    * whose reply it never got (or a publisher that takes over from one that died after publishing)
    * thereby sends each message once. One publisher at a time per slot.
+   * Ids the last call recorded above this call's highest one stay recorded: a message with a
+   * lower id that turned up since (an outbox row committed after the rows above it were read)
+   * can push the tail of a retried batch into the next call, which must still leave it out.
    */
   receipt?: string;
 }

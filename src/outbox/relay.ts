@@ -16,7 +16,8 @@
  * append and its reply, and when a relay died between its publish and its commit and another
  * (or the same one, restarted) takes over: every publish names its rows in the relays' receipt
  * slot on the Bus, and rows the last publish already sent are not appended again
- * (PublishOptions.receipt). Updates also carry the event's `version`, a second line of defence.
+ * (PublishOptions.receipt), also when a row with a lower id committed since and pushed the last
+ * of them into the round after the retry. Updates also carry the event's `version`, a second line of defence.
  *
  * A row that names no channel the Bus can publish to (written before ingest checked what it
  * checks now: an owner channel built from a JWT `sub` such as `auth0|1`) would fail every batch

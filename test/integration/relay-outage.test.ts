@@ -5,7 +5,7 @@
  * few publishes (a batch failing part-way), two relays on one PostgreSQL database, and a Redis
  * bus whose connection is cut.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RedisBus } from '../../src/bus/index.js';
 import { namespaceResolver } from '../../src/bus/namespaces.js';
 import type { Bus, BusMessage, Publication, PublishOptions } from '../../src/bus/types.js';
@@ -313,5 +313,71 @@ describe.skipIf(!services.redis || !services.postgres)('relay on Redis while its
     checkDelivered(c, 'owner', [...before, ...during]);
     expect(c.frames.filter((f) => isPublication(f)).length).toBe(32);
     await c.close();
+  });
+});
+
+describe('relay retrying a batch that another row has since joined (PGlite, memory bus)', () => {
+  let store: TestStore;
+  let h: GatewayHarness;
+
+  // Each case on a database and bus of its own: the relays' receipt slot starts empty.
+  beforeEach(async () => {
+    store = await createTestStore('pglite');
+    h = await startGatewayHarness({ store: store.store });
+  });
+
+  afterEach(async () => {
+    await h?.close();
+    await store?.cleanup();
+  });
+
+  /**
+   * Outbox ids are taken when a row is written, not when it commits: a transaction that took a
+   * lower id can commit after a relay read the rows above it. The batch that relay published
+   * (reply lost, or its commit failed) then comes back with that row in front and its own last
+   * rows pushed past the batch size: they are still to be skipped when their turn comes.
+   */
+  async function lateRowScenario(name: string, retry: (first: OutboxRelay) => Promise<void>): Promise<void> {
+    const owner = await h.api.createPrincipal({ id: name });
+    const c = await WsTestClient.ready(h.wsUrl({ token: owner.key }));
+    const ids = await produce(h, h.api.store, owner, 3);
+    const res = await h.api.request<{ event_id: string }>('POST', '/api/events', { key: owner.key, body: { type: 'job.late', payload: {} } });
+    expect(res.status).toBe(202);
+    // That event's row took an id below every other row but has not committed yet, as far as
+    // the first relay can tell.
+    const [late] = await store.db.query<Record<string, unknown>>('DELETE FROM outbox WHERE id = (SELECT max(id) FROM outbox) RETURNING *');
+    const dying = new FlakyBus(h.bus);
+    dying.loseReplyEvery = 1;
+    const first = new OutboxRelay({ store: h.api.store, bus: dying, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, batchSize: 4 });
+    await expect(first.drain()).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE' });
+    // Its four rows went out; now the row with the lower id commits.
+    const columns = Object.keys(late!);
+    await store.db.query(
+      `INSERT INTO outbox (${columns.join(', ')}) SELECT ${columns.map((k) => (k === 'id' ? '0' : `r.${k}`)).join(', ')} FROM jsonb_populate_record(NULL::outbox, $1::jsonb) r`,
+      [JSON.stringify(late)],
+    );
+    await retry(first);
+    await eventually(async () => (await h.api.store.peekOutbox(10)).length === 0, 'the outbox drained');
+    await sleep(150);
+    checkDelivered(c, name, ids);
+    const lateUpdates = c.events(`user:${name}`, 'event.update').filter((f) => (f.payload.payload as unknown as Update).event_id === res.body.event_id);
+    expect(lateUpdates.map((f) => (f.payload.payload as unknown as Update).status)).toEqual(['accepted', 'queued']);
+    expect(updateCount(c, name)).toBe(14);
+    await c.close();
+  }
+
+  it('another relay taking the rows over sends none of the first batch twice', async () => {
+    await lateRowScenario('taken-over', async () => {
+      const next = new OutboxRelay({ store: h.api.store, bus: h.bus, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, batchSize: 4 });
+      await next.drain();
+    });
+  });
+
+  it('the same relay retrying sends none of its first batch twice', async () => {
+    await lateRowScenario('retried', async (first) => {
+      // Its bus answers again.
+      (first as unknown as { o: { bus: Bus } }).o.bus = h.bus;
+      await first.drain();
+    });
   });
 });
