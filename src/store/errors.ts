@@ -51,6 +51,19 @@ export function isUnavailable(err: unknown): boolean {
   return NETWORK_CODES.has(code) || UNAVAILABLE_STATES.has(code) || UNAVAILABLE_CLASSES.test(code);
 }
 
+/**
+ * The server ended a session it had accepted: the connection closed or was reset under a
+ * statement, or an operator terminated the backend (57P01). The database itself may well be
+ * up (a new connection is the next thing to try), unlike a refused or timed-out connect.
+ */
+const LOST_SESSION = new Set(['CONNECTION_CLOSED', 'ECONNRESET', 'EPIPE', '57P01']);
+
+/** Whether `err` (or the driver error a TemError wraps) is a session the server ended. */
+export function isLostSession(err: unknown): boolean {
+  const inner = isTemError(err) ? err.cause : err;
+  return LOST_SESSION.has(codeOf(inner) ?? '');
+}
+
 export interface MapHints {
   /** What a foreign-key violation means for this operation (default BAD_REQUEST). */
   foreignKey?: { code: 'NOT_FOUND' | 'BAD_REQUEST'; detail: string; field?: string };

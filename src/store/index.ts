@@ -6,7 +6,7 @@ import type { Store } from './types.js';
 import { SqlStore } from './sql-store.js';
 import { PostgresDb } from './postgres-db.js';
 import { isTemError } from '../core/errors.js';
-import { mapped } from './errors.js';
+import { isLostSession, mapped } from './errors.js';
 import { describeFsError } from './fs-errors.js';
 import { DiskGuard } from './disk-guard.js';
 import { join } from 'node:path';
@@ -54,16 +54,29 @@ export function createPostgresStore(url: string, options: { poolMax?: number; co
   return new SqlStore(new PostgresDb({ url, max: options.poolMax, connectTimeout: options.connectTimeout }));
 }
 
+/** Tries at the start-up migration when the server ends the session under it. */
+const MIGRATE_ATTEMPTS = 5;
+
 export async function openStore(opts: OpenStoreOptions = {}): Promise<Store> {
   const store = opts.databaseUrl
     ? createPostgresStore(opts.databaseUrl, { poolMax: opts.poolMax, connectTimeout: opts.connectTimeout })
     : await createPgliteStore(opts.dataDir, opts);
   if (opts.migrate ?? true) {
-    try {
-      await store.migrate();
-    } catch (err) {
-      await store.close().catch(() => undefined);
-      throw (opts.databaseUrl ? null : fsFailure(err, opts.dataDir)) ?? err;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await store.migrate();
+        break;
+      } catch (err) {
+        // A session the server ended (terminated, reset) while migrating is not a database
+        // that is down: go on with a new connection, a few times. A refused connect still fails
+        // the start at once.
+        if (opts.databaseUrl && attempt < MIGRATE_ATTEMPTS && isLostSession(err)) {
+          await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+          continue;
+        }
+        await store.close().catch(() => undefined);
+        throw (opts.databaseUrl ? null : fsFailure(err, opts.dataDir)) ?? err;
+      }
     }
   }
   return store;

@@ -1,0 +1,73 @@
+/**
+ * Opening the PostgreSQL store migrates (every role does at start-up). A session the database
+ * ends while that runs (pg_terminate_backend, a pooler recycling it) is not the database being
+ * down: the start-up goes on, on a new connection, instead of exiting non-zero. A database that
+ * refuses connections still fails the start at once.
+ */
+import postgres from 'postgres';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openStore } from '../../src/store/index.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { services } from '../helpers/services.js';
+
+/** The migrations' advisory lock ("tem-migr" as hex, src/store/migrate.ts). */
+const MIGRATION_LOCK = '8387229922923997042';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(!services.postgres)('opening the store while its session is terminated', () => {
+  let db: TestDatabase | undefined;
+  let admin: postgres.Sql | undefined;
+
+  afterEach(async () => {
+    await admin?.end({ timeout: 5 });
+    admin = undefined;
+    await db?.drop();
+    db = undefined;
+  });
+
+  it('migrates on a new connection and opens', async () => {
+    db = await createTestDatabase();
+    admin = postgres(db.url, { max: 2, onnotice: () => {} });
+    const name = new URL(db.url).pathname.slice(1);
+    // Another process is migrating: the start-up waits for the lock, in a session of its own.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const holder = admin.begin(async (tx) => {
+      await tx.unsafe(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
+      locked();
+      await released;
+    });
+    holder.catch(() => undefined);
+    await isLocked;
+    const opening = openStore({ databaseUrl: db.url });
+    opening.catch(() => undefined);
+    // Its session, waiting on the lock, is ended by the server.
+    let terminated = 0;
+    for (let i = 0; i < 200 && terminated === 0; i++) {
+      const rows = await admin.unsafe<{ n: number }[]>(
+        `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+         WHERE datname = $1 AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`,
+        [name],
+      );
+      terminated = rows[0]!.n;
+      if (terminated === 0) await sleep(25);
+    }
+    expect(terminated).toBe(1);
+    release();
+    await holder;
+    const store = await opening;
+    try {
+      await store.ping();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('still fails at once when the database refuses connections', async () => {
+    const start = Date.now();
+    await expect(openStore({ databaseUrl: 'postgres://postgres@127.0.0.1:1/nothing', connectTimeout: 2 })).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
+    expect(Date.now() - start).toBeLessThan(5_000);
+  });
+});
