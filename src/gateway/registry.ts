@@ -208,14 +208,18 @@ export class Registry {
   /**
    * Whether `sub` was already sent `pub` through another of its live subscriptions covering the
    * channel (the exact one, or a pattern): one that fanned out this publication, or a later one,
-   * while `sub` was live on it. A subscription being committed leaves those out of what it
+   * while `sub` was live on it (for the exact one, also what its replay or position read
+   * covered). A subscription being committed leaves those out of what it
    * replays, so a connection on `a:*` subscribing to `a:b` (or the reverse) gets each once.
    */
   sentThroughOthers(sub: Subscriber, subscription: string, pub: Publication): boolean {
     const reached = (pos: StreamPosition | null | undefined) => pos !== null && pos !== undefined && pos.epoch === pub.epoch && pos.offset >= pub.offset;
     if (pub.channel !== subscription) {
+      // The exact subscription covers up to where its replay or position read took the
+      // connection, which can be ahead of what this node received live on the channel: what was
+      // published before the node's subscription took effect on the bus comes in the replay only.
       const exact = this.channels.get(pub.channel);
-      if (exact && exact.live.has(sub) && reached(exact.last)) return true;
+      if (exact && exact.live.has(sub) && reached(later(sub.positions?.get(pub.channel), exact.last))) return true;
     }
     for (const entry of this.patterns) {
       if (entry.name === subscription || !entry.live.has(sub) || !matchesPattern(entry.name, pub.channel)) continue;

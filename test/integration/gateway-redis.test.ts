@@ -223,6 +223,38 @@ describe.skipIf(!services.redis)('gateways on Redis', () => {
     }
   });
 
+  it('a pattern the node already listens to and a new channel under it with since, subscribed together: nothing replayed comes twice', async () => {
+    // The pattern (held by another connection) receives what is published before the node's
+    // subscription to the channel takes effect on Redis; the channel's replay has it too, and the
+    // channel never receives it live.
+    const watcher = await h.api.createPrincipal({ id: 'watcher3', extra_permissions: ['channels.subscribe.live'] });
+    const channel = 'live:pat3:1';
+    const holder = await WsTestClient.ready(h.wsUrl({ token: watcher.key }));
+    await holder.request('SUBSCRIBE', { channels: ['live:pat3:*'] });
+    const publisher = bus();
+    let last = await publisher.publish(channel, 'm', {});
+    let stop = false;
+    const loop = (async () => {
+      while (!stop) last = await publisher.publish(channel, 'm', {});
+    })();
+    try {
+      for (let round = 0; round < 8; round++) {
+        const since = { offset: Math.max(0, last.offset - 5), epoch: last.epoch };
+        const c = await WsTestClient.ready(h.wsUrl({ token: watcher.key }));
+        await c.requestMany('SUBSCRIBE', { channels: ['live:pat3:*', channel], since: { [channel]: since } }, 2);
+        await new Promise((r) => setTimeout(r, 30));
+        await c.close();
+        const offsets = c.events(channel).map((f) => f.payload.offset as number);
+        expect(offsets).toEqual(Array.from({ length: offsets.length }, (_, i) => since.offset + 1 + i));
+      }
+    } finally {
+      stop = true;
+      await loop;
+      await publisher.close();
+      await holder.close();
+    }
+  });
+
   it('a disconnect_user control message closes that user on every node', async () => {
     const a = await WsTestClient.ready(h.wsUrl({ token: bob.key }));
     const b = await WsTestClient.ready(nodeB.wsUrl({ token: bob.key }));
