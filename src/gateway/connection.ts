@@ -17,6 +17,10 @@ import { parseClientFrame } from './frames.js';
 import { encodeFrame, OutboundQueue } from './outbound.js';
 import type { ReleaseSlot } from './pending.js';
 import { MessageRate } from './rate.js';
+import type { Publication } from '../bus/types.js';
+
+/** Channels per connection whose first publication through a pattern is kept (patternFrom). */
+const MAX_PATTERN_FROM = 1000;
 
 export type ConnectionState = 'connecting' | 'authenticated' | 'closed';
 
@@ -53,6 +57,13 @@ export class Connection implements Subscriber {
   readonly positions = new Map<string, StreamPosition>();
   /** Per channel: every publication after this position was sent to the client (replayed or live). */
   readonly sentAfter = new Map<string, StreamPosition>();
+  /**
+   * Per channel the connection receives through a pattern and not by name: the first publication
+   * a pattern sent it (in the current epoch). From there on it was sent every one, through the
+   * pattern or another of its subscriptions, so a SUBSCRIBE with `since` to the channel need not
+   * replay them again (Subscriptions.prepare). Bounded; a channel past the bound is not tracked.
+   */
+  readonly patternFrom = new Map<string, StreamPosition>();
   /** Last time anything (a frame or a pong) came from the client. */
   lastSeen: number;
   closeCode: number | null = null;
@@ -149,6 +160,13 @@ export class Connection implements Subscriber {
   }
 
   // ── sending ───────────────────────────────────────────────────────────────
+  deliveredViaPattern(pub: Publication): void {
+    const from = this.patternFrom.get(pub.channel);
+    if (from && from.epoch === pub.epoch) return;
+    if (!from && this.patternFrom.size >= MAX_PATTERN_FROM) return;
+    this.patternFrom.set(pub.channel, { offset: pub.offset, epoch: pub.epoch });
+  }
+
   deliver(frame: Buffer): void {
     this.out.push(frame);
   }

@@ -21,6 +21,8 @@ export interface Subscriber {
   readonly active?: ReadonlySet<string>;
   /** Queues a pre-framed message. */
   deliver(frame: Buffer): void;
+  /** Told of each stream publication a pattern delivered to it (see Connection.patternFrom). */
+  deliveredViaPattern?(pub: Publication): void;
 }
 
 /** The EVENT frame for a publication (contract §4). */
@@ -73,6 +75,7 @@ export function fanout(pub: Publication, subscription: string, subscribers: Iter
     if (pattern && !deliversVia(sub, subscription, pub.channel)) continue;
     frame ??= eventFrame(pub);
     sub.deliver(frame);
+    if (pattern && pub.ephemeral !== true) sub.deliveredViaPattern?.(pub);
     count++;
   }
   return count;

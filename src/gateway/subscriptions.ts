@@ -33,6 +33,8 @@ export interface Prepared {
   suspended?: boolean;
   /** Once committed, every publication after this was sent to the client (none for patterns). */
   sentAfter?: StreamPosition;
+  /** Publications of `replay` the connection's patterns already sent it (from, through): left out. */
+  viaPatterns?: { from: StreamPosition; through: StreamPosition };
 }
 
 export type PrepareResult = { ok: true; prepared: Prepared } | { ok: false; code: 'FORBIDDEN' | 'BAD_REQUEST' | 'INTERNAL' | 'NOT_FOUND'; message: string };
@@ -68,8 +70,13 @@ export class Subscriptions {
     if (!conn.isOpen) return { ok: false, code: 'BAD_REQUEST', message: 'connection closed' };
     conn.channels.add(channel);
     // A replay from `since` covers what the connection's patterns over this channel would send
-    // while it is set up: they leave the channel to it at once.
-    if (since && !isPattern(channel)) conn.active.add(channel);
+    // while it is set up: they leave the channel to it at once. What they sent it until now is
+    // not replayed again (a client's `since` may predate frames still on their way to it).
+    let viaPatterns: Prepared['viaPatterns'];
+    if (since && !isPattern(channel)) {
+      viaPatterns = this.sentViaPatterns(conn, channel);
+      conn.active.add(channel);
+    }
     try {
       await this.ctx.registry.addPending(conn, channel);
       if (isPattern(channel)) {
@@ -80,7 +87,7 @@ export class Subscriptions {
         const { position, recovered } = history;
         return {
           ok: true,
-          prepared: { channel, position, recovered, replay: recovered ? history.publications : [], existing: false, sentAfter: recovered ? since : position },
+          prepared: { channel, position, recovered, replay: recovered ? history.publications : [], existing: false, sentAfter: recovered ? since : position, viaPatterns },
         };
       }
       const position = await this.ctx.bus.position(channel);
@@ -158,8 +165,13 @@ export class Subscriptions {
     const handover = !conn.active.has(channel);
     const unsent = (pub: Publication) => !handover || pub.ephemeral === true || !this.ctx.registry.sentThroughOthers(conn, channel, pub);
     let replayed: StreamPosition | undefined;
+    const { viaPatterns } = prepared;
+    const sentViaPatterns = (pub: Publication) =>
+      viaPatterns !== undefined && pub.epoch === viaPatterns.from.epoch && pub.offset >= viaPatterns.from.offset && pub.offset <= viaPatterns.through.offset;
+    // Delivered by name from now on: what patterns send later no longer counts.
+    if (!isPattern(channel)) conn.patternFrom.delete(channel);
     for (const pub of prepared.replay) {
-      if (!unsent(pub)) continue;
+      if (!unsent(pub) || sentViaPatterns(pub)) continue;
       conn.deliver(eventFrame(pub));
       replayed = { offset: pub.offset, epoch: pub.epoch };
     }
@@ -254,7 +266,23 @@ export class Subscriptions {
     );
   }
 
+  /**
+   * The publications on `channel` the connection's patterns sent it, from the first (patternFrom)
+   * through the last one they fanned out on this node: every one in between reached it, through a
+   * pattern or another of its subscriptions (a subscription that could not keep up ends and takes
+   * its record with it).
+   */
+  private sentViaPatterns(conn: Connection, channel: string): Prepared['viaPatterns'] {
+    const from = conn.patternFrom.get(channel);
+    const through = from && this.ctx.registry.throughPatterns(conn, channel);
+    if (!from || !through || through.epoch !== from.epoch || through.offset < from.offset) return undefined;
+    return { from, through };
+  }
+
   private abandon(conn: Connection, channel: string): void {
+    // What the connection was sent through it may have a gap from here on.
+    if (isPattern(channel)) conn.patternFrom.clear();
+    else conn.patternFrom.delete(channel);
     conn.channels.delete(channel);
     conn.active.delete(channel);
     conn.positions.delete(channel);

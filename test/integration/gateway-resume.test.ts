@@ -54,6 +54,39 @@ describe('SUBSCRIBE with since', () => {
     await c.close();
   });
 
+  it('to a channel a pattern already sent the connection: what the pattern sent is not replayed again', async () => {
+    const svc = await h.api.createPrincipal({ kind: 'service' });
+    const c = await WsTestClient.ready(h.wsUrl({ token: svc.key }));
+    await c.request('SUBSCRIBE', { channels: ['live:9:*'] });
+    const pubs = await publishN('live:9:chat', 6);
+    await c.waitCount((f) => isPublication(f, 'live:9:chat'), 6);
+    // A since older than what the pattern sent: those frames were on their way when it was sent.
+    const at = pubs[2]!;
+    const sub = await c.request('SUBSCRIBE', { channels: ['live:9:chat'], since: { 'live:9:chat': { offset: at.offset, epoch: at.epoch } } });
+    expect(sub.payload).toMatchObject({ channel: 'live:9:chat', recovered: true, offset: pubs[5]!.offset });
+    await h.bus.publish('live:9:chat', 'm', { live: true });
+    await c.waitCount((f) => isPublication(f, 'live:9:chat'), 7);
+    await c.request('PING', {});
+    expect(offsets(c.events('live:9:chat'))).toEqual([...pubs.map((p) => p.offset), pubs[5]!.offset + 1]);
+    await c.close();
+  });
+
+  it('to a channel a pattern sent only part of what was missed: the rest is replayed, nothing twice', async () => {
+    const svc = await h.api.createPrincipal({ kind: 'service' });
+    const before = await publishN('live:8:chat', 3);
+    const c = await WsTestClient.ready(h.wsUrl({ token: svc.key }));
+    await c.request('SUBSCRIBE', { channels: ['live:8:*'] });
+    const via = await publishN('live:8:chat', 3);
+    await c.waitCount((f) => isPublication(f, 'live:8:chat'), 3);
+    const at = before[0]!;
+    await c.request('SUBSCRIBE', { channels: ['live:8:chat'], since: { 'live:8:chat': { offset: at.offset, epoch: at.epoch } } });
+    await c.waitCount((f) => isPublication(f, 'live:8:chat'), 5);
+    await c.request('PING', {});
+    // The pattern's three first, then the two from before the pattern, from history.
+    expect(offsets(c.events('live:8:chat'))).toEqual([...via.map((p) => p.offset), before[1]!.offset, before[2]!.offset]);
+    await c.close();
+  });
+
   it('without since nothing is recovered, also on a channel the connection is already on', async () => {
     await publishN('live:3:chat', 2);
     const c = await WsTestClient.ready(h.wsUrl({ token: alice.key }));
