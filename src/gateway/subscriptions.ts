@@ -74,7 +74,7 @@ export class Subscriptions {
     // not replayed again (a client's `since` may predate frames still on their way to it).
     let viaPatterns: Prepared['viaPatterns'];
     if (since && !isPattern(channel)) {
-      viaPatterns = this.sentViaPatterns(conn, channel);
+      viaPatterns = this.patternRange(conn, channel);
       conn.active.add(channel);
     }
     try {
@@ -272,7 +272,7 @@ export class Subscriptions {
    * pattern or another of its subscriptions (a subscription that could not keep up ends and takes
    * its record with it).
    */
-  private sentViaPatterns(conn: Connection, channel: string): Prepared['viaPatterns'] {
+  private patternRange(conn: Connection, channel: string): Prepared['viaPatterns'] {
     const from = conn.patternFrom.get(channel);
     const through = from && this.ctx.registry.throughPatterns(conn, channel);
     if (!from || !through || through.epoch !== from.epoch || through.offset < from.offset) return undefined;
