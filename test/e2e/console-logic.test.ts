@@ -15,6 +15,8 @@ import { metric, parseProm } from '../../src/console/web/lib/prom.js';
 import { FakeSocket, flush } from '../unit/client-fakes.js';
 
 const ID = '0b7c8a0e-1d2f-4a5b-9c6d-7e8f9a0b1c2d';
+/** A creation time n seconds after a fixed start. */
+const at = (n: number) => new Date(Date.UTC(2024, 0, 1) + n * 1000).toISOString();
 
 describe('EventStore', () => {
   it('creates a row from an event.update and moves it forward in place', () => {
@@ -78,7 +80,6 @@ describe('newestFirstIndex', () => {
 });
 
 describe('HeldRows', () => {
-  const at = (n: number) => new Date(Date.UTC(2024, 0, 1) + n * 1000).toISOString();
   const ev = (n: number) => ({ id: `id-${String(n).padStart(4, '0')}`, status: 'failed', created_at: at(n) });
 
   it("keeps a view's older rows in the store however many newer events arrive, until released", () => {
@@ -179,6 +180,8 @@ const idleLink = { onEvent: () => () => undefined, onState: () => () => undefine
 describe('Feed polling', () => {
   // Event ids numbered in creation order.
   const id = (n: number) => `00000000-0000-7000-8000-${String(n).padStart(12, '0')}`;
+  // A processed event, created n seconds after the start.
+  const row = (n: number) => ({ id: id(n), status: 'processed', version: 4, created_at: at(n) });
   beforeEach(() => {
     vi.useFakeTimers();
   });
@@ -203,8 +206,6 @@ describe('Feed polling', () => {
   });
 
   it("pages on past the key's own events, known from their live updates, to the others' below them", async () => {
-    const at = (n: number) => new Date(Date.UTC(2024, 0, 1) + n * 1000).toISOString();
-    const row = (n: number) => ({ id: id(n), status: 'processed', version: 4, created_at: at(n) });
     let all = Array.from({ length: 5 }, (_, n) => row(n)).reverse();
     let live: (ev: { event: string; payload: unknown }) => void = () => undefined;
     const link = { onEvent: (fn: typeof live) => ((live = fn), () => undefined), onState: () => () => undefined };
@@ -220,8 +221,6 @@ describe('Feed polling', () => {
   });
 
   it('goes on after a burst longer than one poll may page through, from where it stopped', async () => {
-    const at = (n: number) => new Date(Date.UTC(2024, 0, 1) + n * 1000).toISOString();
-    const row = (n: number) => ({ id: id(n), status: 'processed', version: 4, created_at: at(n) });
     let all = Array.from({ length: 5 }, (_, n) => row(n)).reverse();
     const api = { get: listApi(() => all) };
     const store = new EventStore(5000);

@@ -197,9 +197,12 @@ describe.skipIf(!services.redis)('gateways on Redis', () => {
     await c.close();
   });
 
-  it('a pattern and a channel under it with since, subscribed together while busy: the replay is whole and in order', async () => {
-    const watcher = await h.api.createPrincipal({ id: 'watcher2', extra_permissions: ['channels.subscribe.live'] });
-    const channel = 'live:pat2:1';
+  /**
+   * Rounds of a new connection subscribing to `pattern` and `channel` (with a since `back`
+   * publications behind) in one frame while `channel` is published to without pause: each gets
+   * the channel from its since on, whole, in order and once.
+   */
+  async function subscribeTogetherWhileBusy(key: string, pattern: string, channel: string, o: { rounds: number; back: number; settleMs: number }): Promise<void> {
     const publisher = bus();
     let last = await publisher.publish(channel, 'm', {});
     let stop = false;
@@ -207,11 +210,11 @@ describe.skipIf(!services.redis)('gateways on Redis', () => {
       while (!stop) last = await publisher.publish(channel, 'm', {});
     })();
     try {
-      for (let round = 0; round < 5; round++) {
-        const since = { offset: Math.max(0, last.offset - 10), epoch: last.epoch };
-        const c = await WsTestClient.ready(h.wsUrl({ token: watcher.key }));
-        await c.requestMany('SUBSCRIBE', { channels: ['live:pat2:*', channel], since: { [channel]: since } }, 2);
-        await new Promise((r) => setTimeout(r, 50));
+      for (let round = 0; round < o.rounds; round++) {
+        const since = { offset: Math.max(0, last.offset - o.back), epoch: last.epoch };
+        const c = await WsTestClient.ready(h.wsUrl({ token: key }));
+        await c.requestMany('SUBSCRIBE', { channels: [pattern, channel], since: { [channel]: since } }, 2);
+        await new Promise((r) => setTimeout(r, o.settleMs));
         await c.close();
         const offsets = c.events(channel).map((f) => f.payload.offset as number);
         expect(offsets).toEqual(Array.from({ length: offsets.length }, (_, i) => since.offset + 1 + i));
@@ -221,6 +224,11 @@ describe.skipIf(!services.redis)('gateways on Redis', () => {
       await loop;
       await publisher.close();
     }
+  }
+
+  it('a pattern and a channel under it with since, subscribed together while busy: the replay is whole and in order', async () => {
+    const watcher = await h.api.createPrincipal({ id: 'watcher2', extra_permissions: ['channels.subscribe.live'] });
+    await subscribeTogetherWhileBusy(watcher.key, 'live:pat2:*', 'live:pat2:1', { rounds: 5, back: 10, settleMs: 50 });
   });
 
   it('a pattern the node already listens to and a new channel under it with since, subscribed together: nothing replayed comes twice', async () => {
@@ -228,29 +236,11 @@ describe.skipIf(!services.redis)('gateways on Redis', () => {
     // subscription to the channel takes effect on Redis; the channel's replay has it too, and the
     // channel never receives it live.
     const watcher = await h.api.createPrincipal({ id: 'watcher3', extra_permissions: ['channels.subscribe.live'] });
-    const channel = 'live:pat3:1';
     const holder = await WsTestClient.ready(h.wsUrl({ token: watcher.key }));
     await holder.request('SUBSCRIBE', { channels: ['live:pat3:*'] });
-    const publisher = bus();
-    let last = await publisher.publish(channel, 'm', {});
-    let stop = false;
-    const loop = (async () => {
-      while (!stop) last = await publisher.publish(channel, 'm', {});
-    })();
     try {
-      for (let round = 0; round < 8; round++) {
-        const since = { offset: Math.max(0, last.offset - 5), epoch: last.epoch };
-        const c = await WsTestClient.ready(h.wsUrl({ token: watcher.key }));
-        await c.requestMany('SUBSCRIBE', { channels: ['live:pat3:*', channel], since: { [channel]: since } }, 2);
-        await new Promise((r) => setTimeout(r, 30));
-        await c.close();
-        const offsets = c.events(channel).map((f) => f.payload.offset as number);
-        expect(offsets).toEqual(Array.from({ length: offsets.length }, (_, i) => since.offset + 1 + i));
-      }
+      await subscribeTogetherWhileBusy(watcher.key, 'live:pat3:*', 'live:pat3:1', { rounds: 8, back: 5, settleMs: 30 });
     } finally {
-      stop = true;
-      await loop;
-      await publisher.close();
       await holder.close();
     }
   });
