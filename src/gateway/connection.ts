@@ -21,6 +21,8 @@ import type { Publication } from '../bus/types.js';
 
 /** Channels per connection whose first publication through a pattern is kept (patternFrom). */
 const MAX_PATTERN_FROM = 1000;
+/** Channels per connection whose hand-back from a left subscription is kept (handedBack). */
+export const MAX_HANDED_BACK = 1000;
 
 export type ConnectionState = 'connecting' | 'authenticated' | 'closed';
 
@@ -64,6 +66,8 @@ export class Connection implements Subscriber {
    * replay them again (Subscriptions.prepare). Bounded; a channel past the bound is not tracked.
    */
   readonly patternFrom = new Map<string, StreamPosition>();
+  /** What subscriptions left a moment ago sent it, for its patterns to skip (Subscriber.handedBack). */
+  readonly handedBack = new Map<string, StreamPosition>();
   /** Last time anything (a frame or a pong) came from the client. */
   lastSeen: number;
   closeCode: number | null = null;

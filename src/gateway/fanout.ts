@@ -23,6 +23,14 @@ export interface Subscriber {
   deliver(frame: Buffer): void;
   /** Told of each stream publication a pattern delivered to it (see Connection.patternFrom). */
   deliveredViaPattern?(pub: Publication): void;
+  /**
+   * Per channel: the last publication a subscription the connection has just left sent it, where
+   * a pattern of its covering the channel had not fanned out that far yet. The node receives one
+   * copy of a publication per bus subscription matching it, one after the other, and the leave
+   * can be handled between two copies: the pattern skips what the left one already sent
+   * (Registry.handedBack).
+   */
+  readonly handedBack?: Map<string, StreamPosition>;
 }
 
 /** The EVENT frame for a publication (contract §4). */
@@ -65,6 +73,19 @@ export function deliversVia(sub: Subscriber, subscription: string, channel: stri
   return true;
 }
 
+/**
+ * Whether `pub` reached the connection through a subscription it has left since (see
+ * Subscriber.handedBack). The record goes once a later publication on the channel comes by.
+ */
+export function sentBeforeLeaving(handedBack: Map<string, StreamPosition>, pub: Publication): boolean {
+  if (pub.ephemeral === true) return false;
+  const through = handedBack.get(pub.channel);
+  if (!through) return false;
+  if (pub.epoch === through.epoch && pub.offset <= through.offset) return true;
+  handedBack.delete(pub.channel);
+  return false;
+}
+
 /** Delivers `pub` (received on `subscription`) to `subscribers`; returns how many got it. */
 export function fanout(pub: Publication, subscription: string, subscribers: Iterable<Subscriber>, pattern: boolean): number {
   const skipUser = excludedUser(pub);
@@ -73,6 +94,7 @@ export function fanout(pub: Publication, subscription: string, subscribers: Iter
   for (const sub of subscribers) {
     if (skipUser !== null && sub.userId === skipUser) continue;
     if (pattern && !deliversVia(sub, subscription, pub.channel)) continue;
+    if (pattern && sub.handedBack !== undefined && sub.handedBack.size > 0 && sentBeforeLeaving(sub.handedBack, pub)) continue;
     frame ??= eventFrame(pub);
     sub.deliver(frame);
     if (pattern && pub.ephemeral !== true) sub.deliveredViaPattern?.(pub);

@@ -10,7 +10,7 @@
 import type { Bus, Publication, Unsubscribe } from '../bus/types.js';
 import { isPattern, matchesPattern } from '../protocol/frames.js';
 import type { StreamPosition } from '../protocol/frames.js';
-import { fanout, type Subscriber } from './fanout.js';
+import { deliversVia, fanout, type Subscriber } from './fanout.js';
 
 /** The position of a channel nothing is known about yet. */
 const NO_POSITION: StreamPosition = { offset: 0, epoch: '' };
@@ -240,6 +240,35 @@ export class Registry {
       through = later(through ?? undefined, entry.lastOf?.get(channel) ?? null) ?? null;
     }
     return through;
+  }
+
+  /**
+   * Called before `sub` leaves `subscription` (a channel, or a pattern under a wider one) while
+   * other patterns of its cover what it delivered. The node receives one copy of a publication
+   * per bus subscription matching it, one after the other, and the leave can be handled between
+   * two copies: a copy still on its way to a remaining pattern would reach the connection a
+   * second time. Returns, per channel, the last publication sent through `subscription` where a
+   * remaining pattern covering the channel has not fanned out that far (Subscriber.handedBack).
+   * At most `max` channels.
+   */
+  handedBack(sub: Subscriber, subscription: string, max: number): Map<string, StreamPosition> {
+    const out = new Map<string, StreamPosition>();
+    const entry = this.channels.get(subscription);
+    if (!entry || !entry.live.has(sub)) return out;
+    const others = [...this.patterns].filter((p) => p !== entry && p.live.has(sub));
+    if (others.length === 0) return out;
+    const keep = (channel: string, sent: StreamPosition | undefined): void => {
+      if (!sent || out.size >= max) return;
+      const behind = others.some((p) => {
+        if (!matchesPattern(p.name, channel)) return false;
+        const through = p.lastOf?.get(channel);
+        return !through || (through.epoch === sent.epoch && through.offset < sent.offset);
+      });
+      if (behind) out.set(channel, sent);
+    };
+    if (!entry.pattern) keep(subscription, later(sub.positions?.get(subscription), entry.last));
+    else for (const [channel, pos] of entry.lastOf ?? []) if (deliversVia(sub, subscription, channel)) keep(channel, pos);
+    return out;
   }
 
   /** Position of the last publication this node fanned out on `channel`, if any. */

@@ -14,7 +14,7 @@
 import type { Publication } from '../bus/types.js';
 import { namespaceOptions } from '../config/index.js';
 import { isPattern, matchesPattern, type StreamPosition } from '../protocol/frames.js';
-import type { Connection } from './connection.js';
+import { MAX_HANDED_BACK, type Connection } from './connection.js';
 import type { GatewayContext } from './context.js';
 import { wsErrorOf } from './errors.js';
 import { eventFrame } from './fanout.js';
@@ -169,7 +169,10 @@ export class Subscriptions {
     const sentViaPatterns = (pub: Publication) =>
       viaPatterns !== undefined && pub.epoch === viaPatterns.from.epoch && pub.offset >= viaPatterns.from.offset && pub.offset <= viaPatterns.through.offset;
     // Delivered by name from now on: what patterns send later no longer counts.
-    if (!isPattern(channel)) conn.patternFrom.delete(channel);
+    if (!isPattern(channel)) {
+      conn.patternFrom.delete(channel);
+      conn.handedBack.delete(channel);
+    }
     for (const pub of prepared.replay) {
       if (!unsent(pub) || sentViaPatterns(pub)) continue;
       conn.deliver(eventFrame(pub));
@@ -213,9 +216,13 @@ export class Subscriptions {
       if (!conn.channels.has(channel)) continue;
       if (channel === `user:${conn.userId}`) continue; // the user's own channel stays
       this.presence.leave(conn, channel);
+      // The connection's patterns over what this delivered take it over: not from again.
+      const back = this.ctx.registry.handedBack(conn, channel, MAX_HANDED_BACK - conn.handedBack.size);
       this.abandon(conn, channel);
+      for (const [ch, pos] of back) conn.handedBack.set(ch, pos);
       left.push(channel);
     }
+    if (conn.handedBack.size > 0 && ![...conn.channels].some(isPattern)) conn.handedBack.clear();
     this.stopTypingWhereGone(conn);
     return left;
   }

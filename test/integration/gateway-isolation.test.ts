@@ -5,6 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPublication, startGatewayHarness, WsTestClient, type GatewayHarness, type GatewayNode } from '../helpers/ws.js';
+import { namespaceResolver } from '../../src/bus/namespaces.js';
+import type { Bus, Publication } from '../../src/bus/types.js';
 
 const USERS = 50;
 const DEVICES = 3;
@@ -26,9 +28,45 @@ beforeAll(async () => {
   }
 }, 120_000);
 
+const ownBuses: Bus[] = [];
+
 afterAll(async () => {
   await h?.close();
+  for (const b of ownBuses) await b.close();
 });
+
+/**
+ * A node's bus whose deliveries to one subscription (a channel or a pattern) can be held back:
+ * the node gets one copy of a publication per matching bus subscription, one after the other, and
+ * over Redis a client frame can be handled between two of them.
+ */
+function busHolding(): { bus: Bus; hold(topic: string): void; release(): void } {
+  const inner = h.hub.node({ namespaces: namespaceResolver(h.api.config), clock: h.api.clock });
+  ownBuses.push(inner);
+  let held: { topic: string; queue: (() => void)[] } | null = null;
+  const bus = new Proxy(inner, {
+    get(target, key) {
+      if (key === 'subscribe') {
+        return (topic: string, handler: (pub: Publication) => void) =>
+          target.subscribe(topic, (pub: Publication) => {
+            if (held?.topic === topic) held.queue.push(() => handler(pub));
+            else handler(pub);
+          });
+      }
+      const value: unknown = Reflect.get(target, key);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return {
+    bus,
+    hold: (topic) => void (held = { topic, queue: [] }),
+    release: () => {
+      const queue = held?.queue ?? [];
+      held = null;
+      for (const deliver of queue) deliver();
+    },
+  };
+}
 
 describe('isolation', () => {
   it("each user's events reach all of its devices, on both nodes, and no one else's", async () => {
@@ -93,5 +131,38 @@ describe('isolation', () => {
     await h.bus.publish('live:77:chat', 'm', {});
     await new Promise((r) => setTimeout(r, 100));
     expect(a!.events('live:77:chat')).toEqual([]);
+  });
+});
+
+describe('leaving one of two subscriptions that deliver the same channel', () => {
+  const offsets = (c: WsTestClient, channel: string) => c.events(channel).map((f) => f.payload.offset as number);
+
+  /** Subscribes `keep` and `leave`, publishes 3 on `channel` while `keep`'s copies are held, leaves `leave`, then lets them through. */
+  async function leaveWhileCopiesAreOnTheirWay(keep: string, leave: string, channel: string): Promise<void> {
+    const { bus, hold, release } = busHolding();
+    const node = await h.addNode({ bus });
+    const svc = await h.api.createPrincipal({ kind: 'service' });
+    const c = await WsTestClient.ready(node.wsUrl({ token: svc.key }));
+    await c.requestMany('SUBSCRIBE', { channels: [keep, leave] }, 2);
+    hold(keep);
+    const sent = [];
+    for (let i = 0; i < 3; i++) sent.push(await h.bus.publish(channel, 'msg', { i }));
+    await c.waitCount((f) => isPublication(f, channel), 3);
+    await c.request('UNSUBSCRIBE', { channels: [leave] });
+    release();
+    sent.push(await h.bus.publish(channel, 'msg', { i: 3 }));
+    await c.waitCount((f) => isPublication(f, channel), 4);
+    await new Promise((r) => setTimeout(r, 100)); // room for a duplicate to show up
+    expect(offsets(c, channel)).toEqual(sent.map((p) => p.offset));
+    await c.close();
+    await node.close();
+  }
+
+  it('a channel left under a pattern: the pattern does not send again what the channel sent', async () => {
+    await leaveWhileCopiesAreOnTheirWay('server:5:*', 'server:5:a', 'server:5:a');
+  });
+
+  it('a pattern left under a wider one: the wider one does not send again what the left one sent', async () => {
+    await leaveWhileCopiesAreOnTheirWay('server:6:*', 'server:6:x:*', 'server:6:x:1');
   });
 });
