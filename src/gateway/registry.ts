@@ -379,6 +379,17 @@ export class Registry {
         void this.fill(entry, base);
         return;
       }
+      // Another epoch past its first publication: the channel's position was lost and started
+      // over (Redis restarted empty, or failed over) while this node could not receive it, so the
+      // new epoch's first publications never came here, and the old one may have had more after
+      // `base`. Passing it on would be a silent gap; the fill finds `base` gone from history and
+      // sends the subscribers to resync, as the gap check after a reconnect does when it reads
+      // the new position first.
+      if (base && pub.epoch !== base.epoch && pub.offset > 1) {
+        entry.filling = [pub];
+        void this.fill(entry, base);
+        return;
+      }
     }
     this.dispatch(entry, pub);
   }
@@ -425,9 +436,12 @@ export class Registry {
         continue;
       }
       if (this.channels.get(entry.name) !== entry || entry.filling) continue;
-      if (now.epoch === base.epoch && now.offset <= base.offset) continue;
+      // Where the node stands now: live publications may have been fanned out while the
+      // position was read, and filling from the older baseline would send them again.
+      const since = this.baseline(entry) ?? base;
+      if (now.epoch === since.epoch && now.offset <= since.offset) continue;
       entry.filling = [];
-      void this.fill(entry, base);
+      void this.fill(entry, since);
     }
     if (unread && attempt < GAP_CHECK_RETRIES) {
       this.gapRetry = setTimeout(() => void this.checkGaps(attempt + 1), GAP_CHECK_RETRY_MS);

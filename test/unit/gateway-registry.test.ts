@@ -172,3 +172,118 @@ describe('registry: a failed bus subscription', () => {
     expect(count).toBe(0);
   });
 });
+
+/**
+ * A bus standing for one Redis that can restart empty (every channel then starts a new epoch),
+ * whose live deliveries to the node can be cut (its subscriber connection not back yet), and
+ * whose reconnect the test announces (the bus's `resubscribed`), as RedisBus does.
+ */
+function restartingBus(): {
+  bus: Bus;
+  restart(): void;
+  receiving(on: boolean): void;
+  reconnected(): void;
+  overrides: Partial<Record<keyof Bus, unknown>>;
+  close(): Promise<void>;
+} {
+  let current = new MemoryBus();
+  const retired: MemoryBus[] = [];
+  let receiving = true;
+  const subscriptions: { channel: string; handler: (pub: Publication) => void }[] = [];
+  const onReconnect: (() => void)[] = [];
+  const deliver = (handler: (pub: Publication) => void) => (pub: Publication) => {
+    if (receiving) handler(pub);
+  };
+  const overrides: Partial<Record<keyof Bus, unknown>> = {
+    subscribe: async (channel: string, handler: (pub: Publication) => void) => {
+      subscriptions.push({ channel, handler });
+      await current.subscribe(channel, deliver(handler));
+      return async () => undefined;
+    },
+    onResubscribed: (handler: () => void) => {
+      onReconnect.push(handler);
+      return async () => undefined;
+    },
+  };
+  const bus = new Proxy({} as Bus, {
+    get: (_target, prop: string) => {
+      if (prop in overrides) return overrides[prop as keyof Bus];
+      const value = (current as unknown as Record<string, unknown>)[prop];
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(current) : value;
+    },
+  });
+  return {
+    bus,
+    overrides,
+    restart: () => {
+      retired.push(current);
+      current = new MemoryBus();
+      for (const { channel, handler } of subscriptions) void current.subscribe(channel, deliver(handler));
+    },
+    receiving: (on) => void (receiving = on),
+    reconnected: () => onReconnect.forEach((handler) => handler()),
+    close: async () => {
+      await Promise.all([current, ...retired].map((b) => b.close()));
+    },
+  };
+}
+
+describe('registry: the bus restarted empty (a new epoch on every channel)', () => {
+  it('does not pass a new epoch on to live subscribers as if nothing was missed: they are sent to resync', async () => {
+    const r = restartingBus();
+    try {
+      const gaps: string[] = [];
+      const registry: Registry = new Registry(r.bus, {
+        // As the gateway does (fellBehind): the subscription ends, the client subscribes again.
+        onUnrecoverableGap: (channel, subs) => {
+          gaps.push(channel);
+          for (const sub of subs) registry.remove(sub, channel);
+        },
+      });
+      const a = await liveSubscriber(registry, 'a');
+      await r.bus.publish(CH, 'm', {});
+      await r.bus.publish(CH, 'm', {});
+      expect(a.offsets).toEqual([1, 2]);
+      const oldEpoch = (await r.bus.position(CH)).epoch;
+
+      // Redis is back empty; the node's subscriber connection is not yet.
+      r.restart();
+      r.receiving(false);
+      await r.bus.publish(CH, 'm', {}); // offset 1 of the new epoch: never reaches the node
+      expect((await r.bus.position(CH)).epoch).not.toBe(oldEpoch);
+      r.receiving(true);
+      // Offset 2 reaches the node live before its gap check after the reconnect has read the
+      // channel's new position.
+      await r.bus.publish(CH, 'm', {});
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(gaps).toEqual([CH]);
+      expect(a.offsets).toEqual([1, 2]);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('the gap check after a reconnect does not send again what arrived live while it read the position', async () => {
+    const r = restartingBus();
+    try {
+      const registry = new Registry(r.bus);
+      const a = await liveSubscriber(registry, 'a');
+      await r.bus.publish(CH, 'm', {});
+      await r.bus.publish(CH, 'm', {});
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const position = r.bus.position.bind(r.bus);
+      r.overrides.position = async (channel: string) => {
+        await gate;
+        return position(channel);
+      };
+      r.reconnected(); // the gap check starts reading positions
+      await r.bus.publish(CH, 'm', {}); // 3, live, meanwhile
+      release();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(a.offsets).toEqual([1, 2, 3]);
+    } finally {
+      await r.close();
+    }
+  });
+});
