@@ -187,6 +187,13 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
     await presence.expire();
   }
   every(ctx.tuning.presenceRefreshMs || Math.max(50, Math.floor(config.presenceTtlMs / 3)), () => presence.refreshAll());
+  // Redis restarted empty (or a replica promoted without the last writes) holds none of this
+  // node's entries: its connected users would show offline, to `GET /api/presence` and
+  // `PRESENCE`, until the next refresh, up to a third of the TTL later. Written again as soon as
+  // the presence connection is back.
+  const offPresenceReconnect = ctx.presence.onReconnect?.(() => {
+    presence.refreshAll().catch((err: unknown) => logger.warn({ err }, 'presence refresh after a reconnect failed'));
+  });
   // Swept far more often than refreshed: a user turns offline (and `presence.leave` goes out)
   // within a few seconds of the TTL running out, not up to a refresh interval later.
   const sweepMs = ctx.tuning.presenceSweepMs || Math.min(5000, Math.max(100, Math.floor(config.presenceTtlMs / 20)));
@@ -279,6 +286,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
       if (closing) return;
       closing = true;
       for (const t of timers) clearInterval(t);
+      offPresenceReconnect?.();
       typingWatch.close();
       stopInvalidations();
       await offResubscribed();

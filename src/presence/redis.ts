@@ -44,6 +44,7 @@ export class RedisPresenceStore implements PresenceStore {
   private readonly lingerScript: Script<[string, string, string]>;
   private readonly membersScript: Script<string[]>;
   private readonly expireScript: Script<(string | number)[]>;
+  private readonly reconnectHandlers = new Set<() => void>();
 
   constructor(options: RedisStoreOptions) {
     this.prefix = options.prefix ?? 'tem:';
@@ -54,6 +55,16 @@ export class RedisPresenceStore implements PresenceStore {
     this.lingerScript = defineScript(redis, 'temPresenceLinger', 3, LINGER_LUA);
     this.membersScript = defineScript(redis, 'temPresenceMembers', 1, MEMBERS_LUA);
     this.expireScript = defineScript(redis, 'temPresenceExpire', 1, EXPIRE_LUA);
+    let readyBefore = false;
+    redis.on('ready', () => {
+      if (readyBefore) for (const handler of [...this.reconnectHandlers]) handler();
+      readyBefore = true;
+    });
+  }
+
+  onReconnect(handler: () => void): () => void {
+    this.reconnectHandlers.add(handler);
+    return () => void this.reconnectHandlers.delete(handler);
   }
 
   private channelKey(channel: string): string {

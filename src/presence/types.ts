@@ -45,6 +45,12 @@ export interface PresenceStore {
   members(channel: string, nowMs: number): Promise<PresenceMember[]>;
   /** Drops expired entries and reports the users who thereby left. */
   expire(nowMs: number): Promise<PresenceChange[]>;
+  /**
+   * Calls `handler` each time the store can be written again after losing its connection (Redis
+   * restarted, failed over or was cut off), when entries may be gone. Returns the unsubscribe.
+   * Stores that cannot lose entries this way (memory) need not implement it.
+   */
+  onReconnect?(handler: () => void): () => void;
   close(): Promise<void>;
 }
 
