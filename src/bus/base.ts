@@ -53,6 +53,7 @@ export abstract class BaseBus implements Bus {
   private readonly onPublishFailure: () => void;
   private readonly topics = new Map<string, Topic>();
   private readonly resubscribedHandlers = new Set<() => void>();
+  private readonly availableHandlers = new Set<() => void>();
   protected closed = false;
 
   constructor(options: BaseBusOptions) {
@@ -165,16 +166,33 @@ export abstract class BaseBus implements Bus {
     };
   }
 
+  onAvailable(handler: () => void): Unsubscribe {
+    this.availableHandlers.add(handler);
+    return async () => {
+      this.availableHandlers.delete(handler);
+    };
+  }
+
   /** For the transport: the subscriptions are back after a lost connection. */
   protected resubscribed(): void {
-    for (const handler of this.resubscribedHandlers) {
+    this.callEach(this.resubscribedHandlers, 'resubscribed');
+  }
+
+  /** For the transport: publishing works again after a lost connection. */
+  protected available(): void {
+    this.callEach(this.availableHandlers, 'available');
+  }
+
+  private callEach(handlers: Set<() => void>, what: string): void {
+    for (const handler of handlers) {
       try {
         handler();
       } catch (err) {
-        this.logger.warn({ err }, 'resubscribed handler failed');
+        this.logger.warn({ err }, `${what} handler failed`);
       }
     }
   }
+
 
   async close(): Promise<void> {
     if (this.closed) return;

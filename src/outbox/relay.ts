@@ -37,7 +37,7 @@ export type RelayMetrics = Pick<Metrics, 'relayLag' | 'relayPublished' | 'relayD
 
 export interface OutboxRelayOptions {
   store: Pick<Store, 'relayOutbox' | 'onOutbox'>;
-  bus: Pick<Bus, 'publishMany'>;
+  bus: Pick<Bus, 'publishMany'> & Partial<Pick<Bus, 'onAvailable'>>;
   logger: Logger;
   metrics: RelayMetrics;
   clock: Clock;
@@ -64,6 +64,7 @@ export class OutboxRelay {
   private running = false;
   private loop: Promise<void> | null = null;
   private unlisten: Unlisten | null = null;
+  private offAvailable: (() => Promise<void>) | null = null;
   private wakeUp: (() => void) | null = null;
   private woken = false;
   private failingSince: number | null = null;
@@ -83,6 +84,8 @@ export class OutboxRelay {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    // Redis back: the rows waiting out the backoff go at once, not up to maxBackoffMs later.
+    this.offAvailable = this.o.bus.onAvailable?.(() => this.busBack()) ?? null;
     await this.listen();
     this.loop = this.run();
   }
@@ -106,6 +109,8 @@ export class OutboxRelay {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    await this.offAvailable?.();
+    this.offAvailable = null;
     this.wakeUp?.();
     await this.loop;
     this.loop = null;
@@ -130,6 +135,12 @@ export class OutboxRelay {
     this.woken = true;
     // During an outage new rows wait for the backoff: they would only fail the same way.
     if (this.failingSince === null) this.wakeUp?.();
+  }
+
+  private busBack(): void {
+    if (this.failingSince === null) return;
+    this.failures = 0;
+    this.wakeUp?.();
   }
 
   private async run(): Promise<void> {
