@@ -193,7 +193,6 @@ export abstract class BaseBus implements Bus {
     }
   }
 
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
