@@ -172,7 +172,9 @@ export function installRequestMetrics(app: FastifyInstance, metrics: Metrics | u
       metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
     }
     const line = { method: request.method, route, status, ms: Math.round(reply.elapsedTime * 10) / 10 };
-    if (status >= 500) request.log.error(line, 'request completed');
+    // 503: a dependency is away (logged once per request at warn, see installProblemHandlers).
+    if (status === 503) request.log.warn(line, 'request completed');
+    else if (status >= 500) request.log.error(line, 'request completed');
     else if (status >= 400) request.log.info(line, 'request completed');
     else request.log.debug(line, 'request completed');
   });

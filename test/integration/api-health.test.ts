@@ -3,6 +3,8 @@
  * a closed port), and with the Redis bus up or down.
  */
 import { createServer } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { Authenticator } from '../../src/auth/authenticator.js';
@@ -14,7 +16,6 @@ import { loadConfig } from '../../src/config/index.js';
 import { systemClock } from '../../src/core/clock.js';
 import { buildApiServer } from '../../src/ingest/server.js';
 import { IngestService } from '../../src/ingest/service.js';
-import { silentLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { createPostgresStore } from '../../src/store/index.js';
 import type { Store } from '../../src/store/types.js';
@@ -116,6 +117,7 @@ describe('with the database unreachable', () => {
   let app: FastifyInstance;
   let ingest: IngestService;
   let authenticator: Authenticator;
+  const logs: Record<string, unknown>[] = [];
 
   beforeAll(async () => {
     store = createPostgresStore(`postgres://postgres@127.0.0.1:${await closedPort()}/none`, { poolMax: 1, connectTimeout: 1 });
@@ -123,7 +125,13 @@ describe('with the database unreachable', () => {
     const metrics = createMetrics();
     authenticator = new Authenticator(store, config, systemClock);
     ingest = new IngestService({ store, config, clock: systemClock, metrics });
-    app = await buildApiServer({ store, config, logger: silentLogger(), clock: systemClock, metrics, authenticator, ingest });
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    app = await buildApiServer({ store, config, logger: pino({ level: 'info' }, sink), clock: systemClock, metrics, authenticator, ingest });
   });
   afterAll(async () => {
     await app?.close();
@@ -157,6 +165,15 @@ describe('with the database unreachable', () => {
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBeDefined();
     expect(res.json()).toMatchObject({ code: 'STORE_UNAVAILABLE', status: 503 });
+    // Not a fault of the request: warn lines naming the code, no error and no stack per request
+    // for the length of an outage.
+    const lines = logs.filter((l) => l.request_id === res.headers['x-request-id']);
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      [40, 'request failed: a dependency is unavailable'],
+      [40, 'request completed'],
+    ]);
+    expect(lines[0]).toMatchObject({ code: 'STORE_UNAVAILABLE', reason: expect.any(String) });
+    expect(JSON.stringify(lines)).not.toContain('"stack"');
   });
 
   it('rejects every request waiting in a failed group commit with the store error', async () => {
