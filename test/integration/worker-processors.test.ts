@@ -40,6 +40,19 @@ describe('processor registry', () => {
     await expect(p.process({} as TemEvent, ctx)).resolves.toEqual({ ok: true });
   });
 
+  it('keeps a bounded number of resolved types, however many distinct types a worker sees', () => {
+    // Types are the producers' to choose (one per customer, per order): a long-running worker
+    // must not keep every type it ever resolved.
+    const r = new ProcessorRegistry([exact, payment]);
+    for (let i = 0; i < 50_000; i++) r.resolve(`tenant${i}.created`);
+    const cached = (r as unknown as { cache: Map<string, Processor> }).cache;
+    expect(cached.size).toBeLessThanOrEqual(10_000);
+    // Forgotten types resolve as before.
+    expect(r.resolve('tenant0.created')).toBe(defaultProcessor);
+    expect(r.resolve('payment.success').name).toBe('exact');
+    expect(r.resolve('payment.x').name).toBe('payment');
+  });
+
   it('resolution does not depend on registration order', () => {
     const a = new ProcessorRegistry([paymentCard, payment, any, exact]);
     const b = new ProcessorRegistry([exact, any, payment, paymentCard]);

@@ -1,12 +1,17 @@
 /**
  * Which processor handles an event type: an exact match wins over the longest `prefix.*`, which
  * wins over `*`; with no match the built-in default processor runs. Resolution is computed once
- * per type and cached, since a worker asks for the same few types again and again.
+ * per type and cached, since a worker asks for the same few types again and again. The cache is
+ * bounded: event types are the producers' to choose (a type per customer or per order is valid),
+ * and a worker runs for months, so an unbounded map would keep every type it ever saw.
  */
 import { defaultProcessor } from './default.js';
 import type { Processor } from './types.js';
 
 const TYPE_PATTERN = /^(\*|[a-z0-9][a-z0-9_.-]*\.\*|[a-z0-9][a-z0-9_.-]{0,127})$/;
+
+/** Resolved types kept; past it the oldest is forgotten (resolving again is a lookup or two). */
+export const MAX_CACHED_TYPES = 4096;
 
 export class ProcessorRegistry {
   private readonly exact = new Map<string, Processor>();
@@ -46,6 +51,7 @@ export class ProcessorRegistry {
       this.prefixes.find((p) => type.startsWith(p.prefix))?.processor ??
       this.wildcard ??
       this.fallback;
+    if (this.cache.size >= MAX_CACHED_TYPES) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(type, found);
     return found;
   }
