@@ -66,7 +66,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
   const { config, logger, clock } = deps;
   const presence = new PresenceTracker(ctx);
   const typing = new TypingTracker(ctx);
-  const presenceOrder = new PresenceOrder();
+  const presenceOrder = new PresenceOrder(() => clock.nowMs());
   const typingWatch = new TypingWatch((channel, payload) => ctx.registry.deliverNotice(channel, 'typing', payload), 2 * ctx.tuning.typingTimeoutMs);
   const subs = new Subscriptions(ctx, presence, typing);
   const sessions = new Sessions(ctx, subs, presence);
@@ -197,7 +197,11 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
   // Swept far more often than refreshed: a user turns offline (and `presence.leave` goes out)
   // within a few seconds of the TTL running out, not up to a refresh interval later.
   const sweepMs = ctx.tuning.presenceSweepMs || Math.min(5000, Math.max(100, Math.floor(config.presenceTtlMs / 20)));
-  every(sweepMs, () => presence.expire());
+  every(sweepMs, () => {
+    // Versions of presence notices are needed only while notices may still cross.
+    presenceOrder.prune();
+    return presence.expire();
+  });
   every(Math.max(1000, Math.floor(config.sessionTtlMs / 3)), () => {
     for (const conn of connections) if (conn.auth) sessions.save(conn);
   });

@@ -23,4 +23,23 @@ describe('PresenceOrder (presence notices from several nodes, in the order of th
     expect(order.admit('room:1', { user_id: 'first', status: 'offline', version: 1 }).pass).toBe(true);
     expect(order.admit('room:1', { user_id: 'u99999', status: 'offline', version: 0 }).pass).toBe(false);
   });
+
+  it('forgets a user once no notice came for them for a while, so users who left do not stay in memory', () => {
+    let now = 1_000_000;
+    const order = new PresenceOrder(() => now, 60_000);
+    for (let i = 0; i < 1000; i++) order.admit(`room:${i}`, { user_id: `u${i}`, status: 'online', version: 10 });
+    expect(order.size).toBe(1000);
+    now += 30_000;
+    order.admit('room:kept', { user_id: 'u', status: 'online', version: 20 });
+    // Within the window the order still holds: an older notice crossing the newer one is dropped.
+    expect(order.admit('room:0', { user_id: 'u0', status: 'offline', version: 5 }).pass).toBe(false);
+    now += 31_000;
+    order.prune();
+    // Only the one updated within the last minute is left (a dropped notice updates nothing).
+    expect(order.size).toBe(1);
+    expect(order.admit('room:kept', { user_id: 'u', status: 'offline', version: 19 }).pass).toBe(false);
+    now += 61_000;
+    order.prune();
+    expect(order.size).toBe(0);
+  });
 });
