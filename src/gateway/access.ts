@@ -101,8 +101,13 @@ const MAX_CACHE = 50_000;
  * Distributed gateways: asks `POST {baseUrl}/internal/channels/membership {channel, user_id}` →
  * `{member}`. Answers are cached briefly; an unreachable API denies (fails closed). Member
  * lists for presence come from `POST {baseUrl}/internal/channels/members {channel}`.
+ *
+ * The cache holds answers in the order they were given: those older than `cacheMs`, which no
+ * check uses again, are dropped as new ones come in. Kept until the size bound instead, the
+ * answers for every (channel, user) checked stayed in memory (some 20 MB per node at the bound),
+ * also once every client was gone.
  */
-export function httpChannelAccess(options: HttpAccessOptions): ChannelAccess {
+export function httpChannelAccess(options: HttpAccessOptions): ChannelAccess & { cachedAnswers(): number } {
   const cacheMs = options.cacheMs ?? 2000;
   const timeoutMs = options.timeoutMs ?? 5000;
   const doFetch = options.fetch ?? fetch;
@@ -131,6 +136,14 @@ export function httpChannelAccess(options: HttpAccessOptions): ChannelAccess {
 
   const keyOf = (channel: string, userId: string) => `${channel}\u0000${userId}`;
 
+  /** Drops the answers no check will use again (the oldest come first). */
+  const dropStale = (now: number) => {
+    for (const [key, entry] of cache) {
+      if (now - entry.at < cacheMs) return;
+      cache.delete(key);
+    }
+  };
+
   const isMember = async (channel: string, userId: string): Promise<boolean> => {
     const key = keyOf(channel, userId);
     const now = options.clock.nowMs();
@@ -142,8 +155,12 @@ export function httpChannelAccess(options: HttpAccessOptions): ChannelAccess {
       .then((member) => {
         // Forgotten while in flight: the answer may predate the change, so it is not kept.
         if (inflight.get(key) !== p) return member;
+        const at = options.clock.nowMs();
+        dropStale(at);
         if (cache.size >= MAX_CACHE) cache.clear();
-        cache.set(key, { member, at: options.clock.nowMs() });
+        // Appended at the end, so the map stays in the order the answers were given.
+        cache.delete(key);
+        cache.set(key, { member, at });
         return member;
       })
       .finally(() => {
@@ -164,5 +181,5 @@ export function httpChannelAccess(options: HttpAccessOptions): ChannelAccess {
     return Array.isArray(body.members) ? body.members.filter((m): m is string => typeof m === 'string') : [];
   };
 
-  return new MembershipAccess(isMember, forget, listMembers);
+  return Object.assign(new MembershipAccess(isMember, forget, listMembers), { cachedAnswers: () => cache.size });
 }
