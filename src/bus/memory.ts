@@ -25,6 +25,11 @@ interface Stream {
   expiresAt: number;
 }
 
+/**
+ * How often expired positions and history are forgotten: at the first publish or read this long
+ * after the last sweep, and on a timer while nodes are attached, so an embedded server that went
+ * quiet gives back what expired instead of holding it until the next publication.
+ */
 const SWEEP_EVERY_MS = 60_000;
 
 export interface MemoryBusOptions extends Partial<BaseBusOptions> {
@@ -37,6 +42,8 @@ export class MemoryHub {
   private readonly streams = new Map<string, Stream>();
   private readonly nodes = new Set<MemoryBus>();
   private lastSweep = -Infinity;
+  /** Sweeps while nodes are attached (on the first node's clock); unref'd. */
+  private sweeper: NodeJS.Timeout | null = null;
   /** @internal */
   readonly limiters = new LimiterCache(localLimiter);
   /** @internal Receipt slot → the ids its last call appended (one slot per relay role: no expiry needed). */
@@ -53,11 +60,25 @@ export class MemoryHub {
   /** @internal */
   attach(node: MemoryBus): void {
     this.nodes.add(node);
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => {
+      const clock = this.nodes.values().next().value;
+      if (clock) this.sweep(clock.nowMs());
+    }, SWEEP_EVERY_MS);
+    this.sweeper.unref();
   }
 
   /** @internal */
   detach(node: MemoryBus): void {
     this.nodes.delete(node);
+    if (this.nodes.size > 0 || !this.sweeper) return;
+    clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+
+  /** @internal How many channel positions the hub holds (tests, diagnostics). */
+  get streamCount(): number {
+    return this.streams.size;
   }
 
   /** @internal Appends and fans out in one synchronous step, so fan-out order is offset order. */
@@ -181,6 +202,11 @@ export class MemoryBus extends BaseBus {
 
   limiter(options: SharedLimiterOptions): SharedLimiter {
     return this.hub.limiters.get(options);
+  }
+
+  /** @internal The node's clock, which the hub's periodic sweep goes by. */
+  nowMs(): number {
+    return this.clock.nowMs();
   }
 
   async health(): Promise<'ok' | 'down'> {

@@ -103,14 +103,29 @@ export class MemoryPresenceStore implements PresenceStore {
 }
 
 const SESSION_SWEEP_EVERY = 256;
+/** Expired sessions are also forgotten on this timer, so a server that went quiet gives them back. */
+const SESSION_SWEEP_MS = 60_000;
 
 export class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, { json: string; expiresAt: number; owner?: string }>();
   private readonly clock: Clock;
   private saves = 0;
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(options: { clock?: Clock } = {}) {
     this.clock = options.clock ?? systemClock;
+    this.sweeper = setInterval(() => this.sweep(), SESSION_SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  /** Forgets expired sessions. */
+  sweep(now = this.clock.nowMs()): void {
+    for (const [id, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(id);
+  }
+
+  /** How many sessions are held, expired ones not yet swept included (tests, diagnostics). */
+  get size(): number {
+    return this.sessions.size;
   }
 
   async save(state: SessionState, ttlMs: number, options: { takeOver?: boolean } = {}): Promise<void> {
@@ -118,9 +133,7 @@ export class MemorySessionStore implements SessionStore {
     if (!options.takeOver && !this.heldBy(state.sessionId, state.owner, now)) return;
     // Stored as JSON, as in Redis: a caller mutating its object later does not change the session.
     this.sessions.set(state.sessionId, { json: JSON.stringify(state), expiresAt: now + ttlMs, owner: state.owner });
-    if (++this.saves % SESSION_SWEEP_EVERY === 0) {
-      for (const [id, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(id);
-    }
+    if (++this.saves % SESSION_SWEEP_EVERY === 0) this.sweep(now);
   }
 
   async load(sessionId: string): Promise<SessionState | null> {
@@ -144,6 +157,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     this.sessions.clear();
   }
 }

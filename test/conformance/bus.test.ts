@@ -2,7 +2,7 @@
  * One suite, every Bus: memory (nodes on one MemoryHub) and Redis (nodes on one Redis, isolated
  * by a key prefix per test). A "node" is what one gateway process holds.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
 import { ManualClock, type Clock } from '../../src/core/clock.js';
 import { randomBase62 } from '../../src/core/ids.js';
@@ -390,6 +390,24 @@ conformance('MemoryBus', () => {
     const pub = await bus.publish('chat:quiet', 'm', {});
     clock.advance(2 * EMPTY_POSITION_TTL_MS);
     expect(await bus.position('chat:quiet')).toEqual({ offset: 1, epoch: pub.epoch });
+  });
+
+  it('forgets expired positions and history on its own while quiet, not only at the next publish or read', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const clock = new ManualClock();
+      const hub = new MemoryHub();
+      const bus = hub.node({ clock, positionTtlMs: 10_000, namespaces: ns({ historyTtlMs: 1000 }) });
+      memoryNodes.push(bus);
+      for (let i = 0; i < 50; i++) await bus.publish(`chat:quiet${i}`, 'm', { n: i });
+      expect(hub.streamCount).toBe(50);
+      // Nothing is published or read any more: the hub's own sweep forgets them.
+      clock.advance(60_000);
+      vi.advanceTimersByTime(60_000);
+      expect(hub.streamCount).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('drops a position after positionTtlMs of silence, then starts a new epoch', async () => {

@@ -2,7 +2,7 @@
  * One suite, every PresenceStore and SessionStore: memory and Redis. Time is the `nowMs`
  * argument (presence) or an injected clock (memory sessions); Redis session TTLs are real.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
 import { ManualClock } from '../../src/core/clock.js';
 import { randomBase62 } from '../../src/core/ids.js';
@@ -312,6 +312,24 @@ presenceConformance('MemoryPresenceStore', () => {
 sessionConformance('MemorySessionStore', () => {
   const clock = new ManualClock();
   return { store: new MemorySessionStore({ clock }), pass: async (ms) => clock.advance(ms) };
+});
+
+describe('MemorySessionStore in a quiet server', () => {
+  it('forgets expired sessions on its own timer, not only after more sessions are saved', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const clock = new ManualClock();
+    const store = new MemorySessionStore({ clock });
+    try {
+      for (let i = 0; i < 100; i++) await store.save({ sessionId: `s${i}`, userId: 'u', channels: { 'room:1': { offset: 1, epoch: 'e' } } }, 1000);
+      expect(store.size).toBe(100);
+      clock.advance(1000);
+      vi.advanceTimersByTime(60_000);
+      expect(store.size).toBe(0);
+    } finally {
+      await store.close();
+      vi.useRealTimers();
+    }
+  });
 });
 
 // ---- redis --------------------------------------------------------------------------------
