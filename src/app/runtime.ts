@@ -70,6 +70,7 @@ export function startBus(rt: Runtime): Bus {
     name: rt.config.nodeId,
     logger: rt.logger,
     onPublishFailure: () => rt.metrics.busPublishFailures.inc(),
+    positionTtlMs: rt.config.positionTtlMs,
   });
   rt.lifecycle.add('bus', () => bus.close());
   return bus;

@@ -26,10 +26,12 @@ export interface CreateBusOptions {
   logger?: Logger;
   /** Counts each publish the transport failed (BaseBusOptions.onPublishFailure). */
   onPublishFailure?: () => void;
+  /** How long a channel's position outlives its last publication (BaseBusOptions.positionTtlMs). */
+  positionTtlMs?: number;
 }
 
 export function createBus(opts: CreateBusOptions): Bus {
-  const { redisUrl, namespaces, prefix, clock, hub, name, logger, onPublishFailure } = opts;
-  if (redisUrl) return new RedisBus({ url: redisUrl, namespaces, prefix, clock, name, logger, onPublishFailure });
-  return new MemoryBus({ namespaces, clock, hub, logger, onPublishFailure });
+  const { redisUrl, namespaces, prefix, clock, hub, name, logger, onPublishFailure, positionTtlMs } = opts;
+  if (redisUrl) return new RedisBus({ url: redisUrl, namespaces, prefix, clock, name, logger, onPublishFailure, positionTtlMs });
+  return new MemoryBus({ namespaces, clock, hub, logger, onPublishFailure, positionTtlMs });
 }

@@ -94,6 +94,7 @@ export const SETTINGS = {
   wsPendingPerIp: { env: 'TEM_WS_PENDING_PER_IP', type: 'int', default: 256, min: 0, doc: 'Connections still waiting for HELLO per remote address (the TCP peer, not X-Forwarded-For); past it a new one is closed 1013 (0 disables).' },
   historySize: { env: 'TEM_HISTORY_SIZE', type: 'int', default: 100, min: 0, doc: 'Default per-channel history length.' },
   historyTtlMs: { env: 'TEM_HISTORY_TTL_MS', type: 'int', default: 300_000, min: 0, doc: 'Default per-channel history lifetime.' },
+  positionTtlMs: { env: 'TEM_POSITION_TTL_MS', type: 'int', default: 86_400_000, min: 60_000, doc: "How long a channel's position (epoch and offset, about 250 bytes in Redis) outlives its last publication, never less than its history lifetime; after it the next publication starts a new epoch, and a client resuming from the old one resyncs once." },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { generateKeyPairSync } from 'node:crypto';
 import { loadConfig, ConfigError, retryPolicy, namespaceOptions } from '../../src/config/index.js';
 import { renderConfigDoc } from '../../scripts/config-doc.js';
+import { createBus } from '../../src/bus/index.js';
+import { ManualClock } from '../../src/core/clock.js';
 
 const NO_FILE = { TEM_CONFIG: '' };
 
@@ -184,6 +186,25 @@ describe('config', () => {
     expect(loadConfig({}, { ...NO_FILE, TEM_PROCESSOR_TIMEOUT_MS: '2147483647' }).processorTimeoutMs).toBe(2147483647);
     for (const env of ['TEM_PROCESSOR_TIMEOUT_MS', 'TEM_SHUTDOWN_TIMEOUT_MS', 'TEM_POLL_INTERVAL_MS', 'TEM_HEARTBEAT_INTERVAL_MS']) {
       expect(() => loadConfig({}, { ...NO_FILE, [env]: '2147483648' }), env).toThrowError(new RegExp(`${env}.*≤ 2147483647`));
+    }
+  });
+
+  it('TEM_POSITION_TTL_MS: a day by default, at least a minute, and the bus forgets positions after it', async () => {
+    expect(loadConfig({}, NO_FILE).positionTtlMs).toBe(86_400_000);
+    expect(() => loadConfig({}, { ...NO_FILE, TEM_POSITION_TTL_MS: '1000' })).toThrowError(/TEM_POSITION_TTL_MS/);
+    const config = loadConfig({}, { ...NO_FILE, TEM_POSITION_TTL_MS: '120000', TEM_HISTORY_TTL_MS: '60000' });
+    const clock = new ManualClock();
+    const bus = createBus({ namespaces: (channel) => namespaceOptions(config, channel), clock, positionTtlMs: config.positionTtlMs });
+    try {
+      const first = await bus.publish('chat:quiet', 'm', {});
+      clock.advance(119_000);
+      expect(await bus.publish('chat:quiet', 'm', {})).toMatchObject({ offset: 2, epoch: first.epoch });
+      clock.advance(120_000);
+      const later = await bus.publish('chat:quiet', 'm', {});
+      expect(later.offset).toBe(1);
+      expect(later.epoch).not.toBe(first.epoch);
+    } finally {
+      await bus.close();
     }
   });
 
