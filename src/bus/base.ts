@@ -53,7 +53,6 @@ export abstract class BaseBus implements Bus {
   private readonly onPublishFailure: () => void;
   private readonly topics = new Map<string, Topic>();
   private readonly resubscribedHandlers = new Set<() => void>();
-  private readonly availableHandlers = new Set<() => void>();
   protected closed = false;
 
   constructor(options: BaseBusOptions) {
@@ -166,29 +165,13 @@ export abstract class BaseBus implements Bus {
     };
   }
 
-  onAvailable(handler: () => void): Unsubscribe {
-    this.availableHandlers.add(handler);
-    return async () => {
-      this.availableHandlers.delete(handler);
-    };
-  }
-
   /** For the transport: the subscriptions are back after a lost connection. */
   protected resubscribed(): void {
-    this.callEach(this.resubscribedHandlers, 'resubscribed');
-  }
-
-  /** For the transport: publishing works again after a lost connection. */
-  protected available(): void {
-    this.callEach(this.availableHandlers, 'available');
-  }
-
-  private callEach(handlers: Set<() => void>, what: string): void {
-    for (const handler of handlers) {
+    for (const handler of this.resubscribedHandlers) {
       try {
         handler();
       } catch (err) {
-        this.logger.warn({ err }, `${what} handler failed`);
+        this.logger.warn({ err }, 'resubscribed handler failed');
       }
     }
   }

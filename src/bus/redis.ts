@@ -67,11 +67,6 @@ export class RedisBus extends BaseBus {
       if (connectedBefore) this.resubscribe(this.sub.redis);
       connectedBefore = true;
     });
-    let publishedBefore = false;
-    this.cmd.redis.on('ready', () => {
-      if (publishedBefore) this.available();
-      publishedBefore = true;
-    });
     // A subscriber only reads, so nothing else would notice a black-holed socket; a ping that
     // times out makes withRedis() reconnect it.
     this.heartbeat = setInterval(() => {

@@ -152,12 +152,6 @@ export interface Bus {
    */
   onResubscribed(handler: () => void): Unsubscribe;
   /**
-   * Called each time the node can publish again after its connection to the transport was lost
-   * (Redis back), so a publisher waiting out a failure retries at once. Never called by the
-   * memory bus.
-   */
-  onAvailable(handler: () => void): Unsubscribe;
-  /**
    * A per-key counter shared by every node of this bus (every node of a memory hub, every process
    * on the same Redis and prefix): per-key limits hold cluster-wide. The same options give the
    * same counter.

@@ -37,7 +37,7 @@ export type RelayMetrics = Pick<Metrics, 'relayLag' | 'relayPublished' | 'relayD
 
 export interface OutboxRelayOptions {
   store: Pick<Store, 'relayOutbox' | 'onOutbox'>;
-  bus: Pick<Bus, 'publishMany'> & Partial<Pick<Bus, 'onAvailable'>>;
+  bus: Pick<Bus, 'publishMany'>;
   logger: Logger;
   metrics: RelayMetrics;
   clock: Clock;
@@ -64,7 +64,6 @@ export class OutboxRelay {
   private running = false;
   private loop: Promise<void> | null = null;
   private unlisten: Unlisten | null = null;
-  private offAvailable: (() => Promise<void>) | null = null;
   private wakeUp: (() => void) | null = null;
   private woken = false;
   private failingSince: number | null = null;
@@ -84,8 +83,6 @@ export class OutboxRelay {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    // Redis back: the rows waiting out the backoff go at once, not up to maxBackoffMs later.
-    this.offAvailable = this.o.bus.onAvailable?.(() => this.busBack()) ?? null;
     await this.listen();
     this.loop = this.run();
   }
@@ -109,8 +106,6 @@ export class OutboxRelay {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    await this.offAvailable?.();
-    this.offAvailable = null;
     this.wakeUp?.();
     await this.loop;
     this.loop = null;
@@ -134,13 +129,10 @@ export class OutboxRelay {
   private wake(): void {
     this.woken = true;
     // During an outage new rows wait for the backoff: they would only fail the same way.
+    // Nor is the relay woken the moment Redis answers again: the gateways re-subscribe on their
+    // own schedule, and a backlog published before they are back reaches them only through
+    // history, which for a busy channel may no longer hold it all (its clients would resync).
     if (this.failingSince === null) this.wakeUp?.();
-  }
-
-  private busBack(): void {
-    if (this.failingSince === null) return;
-    this.failures = 0;
-    this.wakeUp?.();
   }
 
   private async run(): Promise<void> {
