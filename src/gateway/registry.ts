@@ -65,6 +65,20 @@ interface ChannelEntry {
   skipping: Map<Subscriber, StreamPosition> | null;
 }
 
+/**
+ * Whether publications between `base` (where this node's subscribers stand) and `pub` never
+ * reached the node (its Bus connection dropped meanwhile):
+ * - within an epoch offsets go up by one, so a jump is a gap, and history has what was missed;
+ * - another epoch past its first publication means the channel's position was lost and started
+ *   over (Redis restarted empty, or failed over): the new epoch's first publications never came
+ *   here, and the old one may have had more after `base`. The fill then finds `base` gone from
+ *   history and sends the subscribers to resync, as the gap check after a reconnect does when it
+ *   reads the new position first.
+ */
+function missedBefore(base: StreamPosition, pub: Publication): boolean {
+  return pub.epoch === base.epoch ? pub.offset > base.offset + 1 : pub.offset > 1;
+}
+
 /** Whether a node that last saw `last` has yet to receive the publication at `pos` live. */
 function notYetReceived(last: StreamPosition | null, pos: StreamPosition): boolean {
   return !last || last.epoch !== pos.epoch || last.offset < pos.offset;
@@ -371,21 +385,8 @@ export class Registry {
       // Bus connection, publications arrive on another).
       const last = entry.last;
       if (last && pub.epoch === last.epoch && pub.offset <= last.offset) return;
-      // Offsets within an epoch go up by one: a jump means publications never reached this node
-      // (its Bus connection dropped meanwhile). They are in history: fetch them first.
       const base = this.baseline(entry);
-      if (base && pub.epoch === base.epoch && pub.offset > base.offset + 1) {
-        entry.filling = [pub];
-        void this.fill(entry, base);
-        return;
-      }
-      // Another epoch past its first publication: the channel's position was lost and started
-      // over (Redis restarted empty, or failed over) while this node could not receive it, so the
-      // new epoch's first publications never came here, and the old one may have had more after
-      // `base`. Passing it on would be a silent gap; the fill finds `base` gone from history and
-      // sends the subscribers to resync, as the gap check after a reconnect does when it reads
-      // the new position first.
-      if (base && pub.epoch !== base.epoch && pub.offset > 1) {
+      if (base && missedBefore(base, pub)) {
         entry.filling = [pub];
         void this.fill(entry, base);
         return;

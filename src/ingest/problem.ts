@@ -65,13 +65,13 @@ export function sendProblem(reply: FastifyReply, request: FastifyRequest, error:
 export function installProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err, request, reply) => {
     const error = toClientError(err);
+    const cause = isTemError(err) && err.cause ? err.cause : err;
     if (error.status === 503) {
       // The database or Redis is away: not a fault of this request, and an outage would log one
       // stack per request. Health, readiness and tem_database_up say what is down.
-      const cause = isTemError(err) && err.cause ? err.cause : err;
       request.log.warn({ code: error.code, reason: cause instanceof Error ? cause.message : String(cause) }, 'request failed: a dependency is unavailable');
     } else if (error.status >= 500) {
-      request.log.error({ err: isTemError(err) && err.cause ? err.cause : err, code: error.code }, 'request failed');
+      request.log.error({ err: cause, code: error.code }, 'request failed');
     } else {
       request.log.debug({ code: error.code, field: error.field }, error.message);
     }
