@@ -57,6 +57,15 @@ export function openRedis(options: RedisConnectionOptions): RedisConnection {
   return conn;
 }
 
+/** Calls `handler` each time the connection is ready again after it was lost (not at the first connect). */
+export function onReconnected(conn: RedisConnection, handler: () => void): void {
+  let readyBefore = false;
+  conn.redis.on('ready', () => {
+    if (readyBefore) handler();
+    readyBefore = true;
+  });
+}
+
 const unreachable = (): TemError => createError('BUS_UNAVAILABLE', 'Redis is unreachable', { retryAfter: 1 });
 
 /**

@@ -13,7 +13,7 @@ import { randomBase62 } from '../core/ids.js';
 import type { NamespaceOptions } from '../config/index.js';
 import type { StreamPosition } from '../protocol/frames.js';
 import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
-import { closeRedis, defineScript, escapeGlob, openRedis, withRedis, type RedisConnection } from './connection.js';
+import { closeRedis, defineScript, escapeGlob, onReconnected, openRedis, withRedis, type RedisConnection } from './connection.js';
 import { decodeStored, emptyPositionTtl, positionTtl, toPublication, type StreamRead } from './history.js';
 import { LimiterCache, redisLimiter } from './limits.js';
 import { PUBLISH_LUA, READ_LUA } from './redis-scripts.js';
@@ -62,11 +62,7 @@ export class RedisBus extends BaseBus {
     this.readScript = defineScript(this.cmd.redis, 'temBusRead', 2, READ_LUA);
     this.sub.redis.on('message', (raw: string, json: string) => this.onMessage(raw, json));
     this.sub.redis.on('pmessage', (rawPattern: string, raw: string, json: string) => this.onPatternMessage(rawPattern, raw, json));
-    let connectedBefore = false;
-    this.sub.redis.on('ready', () => {
-      if (connectedBefore) this.resubscribe(this.sub.redis);
-      connectedBefore = true;
-    });
+    onReconnected(this.sub, () => this.resubscribe(this.sub.redis));
     // A subscriber only reads, so nothing else would notice a black-holed socket; a ping that
     // times out makes withRedis() reconnect it.
     this.heartbeat = setInterval(() => {

@@ -6,7 +6,7 @@
  */
 import { randomBase62 } from '../core/ids.js';
 import type { PresenceMember, PresenceStatus } from '../protocol/frames.js';
-import { closeRedis, defineScript, openRedis, withRedis, type RedisConnection, type RedisConnectionOptions } from '../bus/connection.js';
+import { closeRedis, defineScript, onReconnected, openRedis, withRedis, type RedisConnection, type RedisConnectionOptions } from '../bus/connection.js';
 import { EXPIRE_LUA, MEMBERS_LUA, REMOVE_LUA, SESSION_DELETE_LUA, SESSION_SAVE_LUA, LINGER_LUA, UPSERT_LUA } from './redis-scripts.js';
 import { assertStatus, assertTtl, bestStatus, changeOf, sortMembers } from './status.js';
 import type { PresenceChange, PresenceEntry, PresenceStore, SessionState, SessionStore } from './types.js';
@@ -55,10 +55,8 @@ export class RedisPresenceStore implements PresenceStore {
     this.lingerScript = defineScript(redis, 'temPresenceLinger', 3, LINGER_LUA);
     this.membersScript = defineScript(redis, 'temPresenceMembers', 1, MEMBERS_LUA);
     this.expireScript = defineScript(redis, 'temPresenceExpire', 1, EXPIRE_LUA);
-    let readyBefore = false;
-    redis.on('ready', () => {
-      if (readyBefore) for (const handler of [...this.reconnectHandlers]) handler();
-      readyBefore = true;
+    onReconnected(this.conn, () => {
+      for (const handler of [...this.reconnectHandlers]) handler();
     });
   }
 
