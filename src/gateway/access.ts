@@ -19,6 +19,7 @@
 import { can } from '../auth/policy.js';
 import type { AuthContext } from '../auth/types.js';
 import type { Clock } from '../core/clock.js';
+import { dropAged } from '../core/aged-entries.js';
 import { isPattern, isValidChannel, matchesPattern } from '../protocol/frames.js';
 import type { Store } from '../store/types.js';
 
@@ -136,14 +137,6 @@ export function httpChannelAccess(options: HttpAccessOptions): ChannelAccess & {
 
   const keyOf = (channel: string, userId: string) => `${channel}\u0000${userId}`;
 
-  /** Drops the answers no check will use again (the oldest come first). */
-  const dropStale = (now: number) => {
-    for (const [key, entry] of cache) {
-      if (now - entry.at < cacheMs) return;
-      cache.delete(key);
-    }
-  };
-
   const isMember = async (channel: string, userId: string): Promise<boolean> => {
     const key = keyOf(channel, userId);
     const now = options.clock.nowMs();
@@ -156,7 +149,8 @@ export function httpChannelAccess(options: HttpAccessOptions): ChannelAccess & {
         // Forgotten while in flight: the answer may predate the change, so it is not kept.
         if (inflight.get(key) !== p) return member;
         const at = options.clock.nowMs();
-        dropStale(at);
+        // The answers no check will use again.
+        dropAged(cache, at, cacheMs);
         if (cache.size >= MAX_CACHE) cache.clear();
         // Appended at the end, so the map stays in the order the answers were given.
         cache.delete(key);

@@ -11,6 +11,7 @@
  * that every (channel, user) ever announced stayed in memory until the bound below, some 20 MB
  * per node, also long after everyone had left.
  */
+import { dropAged } from '../core/aged-entries.js';
 
 /** Users (per channel) whose last version is remembered; the oldest are forgotten first. */
 const MAX_TRACKED = 100_000;
@@ -48,10 +49,7 @@ export class PresenceOrder {
 
   /** Forgets the versions not updated for `rememberMs` (the oldest come first). */
   prune(now = this.nowMs()): void {
-    for (const [key, entry] of this.last) {
-      if (now - entry.at < this.rememberMs) return;
-      this.last.delete(key);
-    }
+    dropAged(this.last, now, this.rememberMs);
   }
 
   /** How many (channel, user) versions are remembered. */
