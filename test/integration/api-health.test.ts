@@ -8,7 +8,6 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { Authenticator } from '../../src/auth/authenticator.js';
-import type { AuthContext } from '../../src/auth/types.js';
 import { RedisBus } from '../../src/bus/redis.js';
 import { defaultNamespaces } from '../../src/bus/namespaces.js';
 import { generateApiKey } from '../../src/auth/keys.js';
@@ -20,6 +19,7 @@ import { createMetrics } from '../../src/observability/metrics.js';
 import { createPostgresStore } from '../../src/store/index.js';
 import type { Store } from '../../src/store/types.js';
 import { createTestApi, type TestApi } from '../helpers/api.js';
+import { authContext } from '../helpers/auth-context.js';
 import { REDIS_URL, services } from '../helpers/services.js';
 
 const kind = services.postgres ? 'postgres' : 'pglite';
@@ -177,7 +177,7 @@ describe('with the database unreachable', () => {
   });
 
   it('rejects every request waiting in a failed group commit with the store error', async () => {
-    const ctx: AuthContext = { principalId: 'svc', kind: 'service', userId: 'svc', role: 'service', permissions: ['*'], revoked: [], channels: [], keyId: 'k', expiresAt: null, via: 'key' };
+    const ctx = authContext({ principalId: 'svc', kind: 'service', userId: 'svc', role: 'service', permissions: ['*'], keyId: 'k', via: 'key' });
     const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => ingest.ingest(ctx, { type: 'x', payload: { i } })));
     expect(results.every((r) => r.status === 'rejected' && (r.reason as { code: string }).code === 'STORE_UNAVAILABLE')).toBe(true);
   });

@@ -6,8 +6,8 @@
  */
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuthContext } from '../../src/auth/types.js';
 import { claimCovers, decideWithoutMembership } from '../../src/gateway/access.js';
+import { authContext } from '../helpers/auth-context.js';
 import { startGatewayHarness, WsTestClient, type GatewayHarness } from '../helpers/ws.js';
 
 const SECRET = 'test-secret-for-gateway-access-0123456789';
@@ -104,20 +104,6 @@ describe('channel access over the wire', () => {
 });
 
 describe('the rule', () => {
-  const ctx = (over: Partial<AuthContext> = {}): AuthContext => ({
-    principalId: 'u1',
-    kind: 'user',
-    userId: 'u1',
-    role: 'user',
-    permissions: [],
-    revoked: [],
-    channels: [],
-    keyId: null,
-    expiresAt: null,
-    via: 'jwt',
-    ...over,
-  });
-
   it('claims cover names and whole prefixes only', () => {
     expect(claimCovers('a:1', 'a:1')).toBe(true);
     expect(claimCovers('a:1', 'a:2')).toBe(false);
@@ -128,13 +114,13 @@ describe('the rule', () => {
   });
 
   it('leaves exact channels to membership, decides the rest', () => {
-    expect(decideWithoutMembership(ctx(), 'user:u1')).toBe(true);
-    expect(decideWithoutMembership(ctx(), 'user:u1:*')).toBe(true);
-    expect(decideWithoutMembership(ctx({ permissions: ['*'] }), 'user:u2')).toBe(false);
-    expect(decideWithoutMembership(ctx(), 'live:1')).toBeNull();
-    expect(decideWithoutMembership(ctx(), 'live:*')).toBe(false);
-    expect(decideWithoutMembership(ctx({ permissions: ['channels.*'] }), 'live:*')).toBe(true);
-    expect(decideWithoutMembership(ctx({ permissions: ['channels.*'], revoked: ['channels.subscribe.live'] }), 'live:1')).toBeNull();
-    expect(decideWithoutMembership(ctx(), 'not a channel')).toBe(false);
+    expect(decideWithoutMembership(authContext(), 'user:u1')).toBe(true);
+    expect(decideWithoutMembership(authContext(), 'user:u1:*')).toBe(true);
+    expect(decideWithoutMembership(authContext({ permissions: ['*'] }), 'user:u2')).toBe(false);
+    expect(decideWithoutMembership(authContext(), 'live:1')).toBeNull();
+    expect(decideWithoutMembership(authContext(), 'live:*')).toBe(false);
+    expect(decideWithoutMembership(authContext({ permissions: ['channels.*'] }), 'live:*')).toBe(true);
+    expect(decideWithoutMembership(authContext({ permissions: ['channels.*'], revoked: ['channels.subscribe.live'] }), 'live:1')).toBeNull();
+    expect(decideWithoutMembership(authContext(), 'not a channel')).toBe(false);
   });
 });

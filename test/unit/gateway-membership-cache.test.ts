@@ -4,22 +4,11 @@
  * stay in memory until a 50,000-entry bound, also once every client had left.
  */
 import { describe, expect, it } from 'vitest';
-import type { AuthContext } from '../../src/auth/types.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { httpChannelAccess } from '../../src/gateway/access.js';
+import { authContext } from '../helpers/auth-context.js';
 
-const user = (userId: string): AuthContext => ({
-  principalId: userId,
-  kind: 'user',
-  userId,
-  role: 'user',
-  permissions: [],
-  revoked: [],
-  channels: [],
-  keyId: null,
-  expiresAt: null,
-  via: 'jwt',
-});
+const user = (userId: string) => authContext({ principalId: userId, userId });
 
 function access(cacheMs: number) {
   const clock = new ManualClock();
