@@ -65,6 +65,7 @@ export async function startStore(rt: Runtime, options: { requireDatabaseUrl?: bo
 export function startBus(rt: Runtime): Bus {
   const bus = createBus({
     redisUrl: rt.config.redisUrl,
+    cluster: rt.config.redisCluster,
     prefix: rt.config.redisPrefix,
     namespaces: (channel) => namespaceOptions(rt.config, channel),
     name: rt.config.nodeId,
@@ -79,7 +80,7 @@ export function startBus(rt: Runtime): Bus {
 /** Presence (Redis when configured, else memory), closed on shutdown. */
 export function startPresence(rt: Runtime): PresenceStore {
   const { config, logger } = rt;
-  const presence = createPresenceStore({ redisUrl: config.redisUrl, prefix: config.redisPrefix, name: config.nodeId, logger });
+  const presence = createPresenceStore({ redisUrl: config.redisUrl, cluster: config.redisCluster, prefix: config.redisPrefix, name: config.nodeId, logger });
   rt.lifecycle.add('presence', () => presence.close());
   return presence;
 }
@@ -87,7 +88,7 @@ export function startPresence(rt: Runtime): PresenceStore {
 /** Resumable sessions (Redis when configured, else memory), closed on shutdown. */
 export function startSessions(rt: Runtime): SessionStore {
   const { config, logger } = rt;
-  const sessions = createSessionStore({ redisUrl: config.redisUrl, prefix: config.redisPrefix, name: config.nodeId, logger });
+  const sessions = createSessionStore({ redisUrl: config.redisUrl, cluster: config.redisCluster, prefix: config.redisPrefix, name: config.nodeId, logger });
   rt.lifecycle.add('sessions', () => sessions.close());
   return sessions;
 }

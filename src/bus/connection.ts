@@ -10,13 +10,29 @@
  * - `autoResubscribe: false`: the bus re-subscribes itself on `ready` from its own list of local
  *   handlers, so a channel unsubscribed while Redis was down is not resurrected.
  * The connection itself keeps reconnecting forever with capped backoff.
+ *
+ * On a Redis Cluster (`cluster: true`) a command connection is an ioredis `Cluster`, which sends
+ * each command to the node owning its key's slot (every script's keys share one slot: they carry
+ * one hash tag). Subscriber connections stay plain connections to the seed node: classic pub/sub
+ * reaches every node of a cluster, and a connection of our own tells us when it came back, which
+ * the bus needs to look for what it missed (see RedisBus).
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { createError, isTemError, type TemError } from '../core/errors.js';
 import type { Logger } from '../observability/logger.js';
 
+/** A command connection: one server, or a whole Redis Cluster. */
+export type RedisClient = Redis | Cluster;
+
 export interface RedisConnectionOptions {
   url: string;
+  /** REDIS_URL names one node of a Redis Cluster: route commands by slot (default false). */
+  cluster?: boolean;
+  /**
+   * A plain connection to a cluster node: the cluster's other nodes, tried in turn when the
+   * connection's node keeps failing (any node serves classic pub/sub).
+   */
+  otherNodes?: () => { host: string; port: number }[];
   /** CLIENT SETNAME value, so operators (and tests) can find this connection in CLIENT LIST. */
   name: string;
   commandTimeoutMs?: number;
@@ -28,17 +44,20 @@ export const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 
 /** A connection plus whether it has ever been ready (start-up waits; outages fail fast). */
-export interface RedisConnection {
-  readonly redis: Redis;
+export interface RedisConnection<C extends RedisClient = RedisClient> {
+  readonly redis: C;
   readonly connectTimeoutMs: number;
   everReady: boolean;
   /** The first connection attempt, shared by every command issued before it completes. */
   startup?: Promise<void>;
 }
 
+export function openRedis(options: RedisConnectionOptions & { cluster: true }): RedisConnection<Cluster>;
+export function openRedis(options: RedisConnectionOptions & { cluster?: false }): RedisConnection<Redis>;
+export function openRedis(options: RedisConnectionOptions): RedisConnection;
 export function openRedis(options: RedisConnectionOptions): RedisConnection {
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const redis = new Redis(options.url, {
+  const common: RedisOptions = {
     connectionName: options.name,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -46,8 +65,20 @@ export function openRedis(options: RedisConnectionOptions): RedisConnection {
     autoResendUnfulfilledCommands: false,
     commandTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
     connectTimeout: connectTimeoutMs,
-    retryStrategy: (times: number) => Math.min(times * 50, 1000),
-  });
+  };
+  const retry = (times: number): number => Math.min(times * 50, 1000);
+  const redis: RedisClient = options.cluster
+    ? new Cluster([seedNode(options.url)], clusterOptions(options.url, common, retry))
+    : new Redis(options.url, {
+        ...common,
+        retryStrategy: (times) => {
+          // From the third attempt on, every other one goes to the next known node (the
+          // connector reads host and port from these options at each connect).
+          const nodes = times >= 3 && times % 2 === 1 ? (options.otherNodes?.() ?? []) : [];
+          if (nodes.length > 0) Object.assign((redis as Redis).options, nodes[((times - 3) / 2) % nodes.length]);
+          return retry(times);
+        },
+      });
   const conn: RedisConnection = { redis, connectTimeoutMs, everReady: false };
   redis.on('ready', () => {
     conn.everReady = true;
@@ -55,6 +86,31 @@ export function openRedis(options: RedisConnectionOptions): RedisConnection {
   // Without a listener ioredis prints every connection error to stderr.
   redis.on('error', (err: Error) => options.logger?.debug({ err: err.message, conn: options.name }, 'redis connection error'));
   return conn;
+}
+
+/** host:port of the URL's node (the cluster's other nodes are discovered from it). */
+function seedNode(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 6379) };
+}
+
+/**
+ * The URL's credentials, TLS and database apply to every node the cluster client connects to;
+ * a cluster has only database 0. Commands are never queued while the cluster is unreachable,
+ * as on one server; MOVED/ASK redirections (a slot migrating, a failover) are still followed.
+ */
+function clusterOptions(url: string, common: RedisOptions, retry: (times: number) => number): ClusterOptions {
+  const u = new URL(url);
+  const auth: RedisOptions = {};
+  if (u.username) auth.username = decodeURIComponent(u.username);
+  if (u.password) auth.password = decodeURIComponent(u.password);
+  if (u.protocol === 'rediss:') auth.tls = {};
+  return {
+    enableOfflineQueue: false,
+    clusterRetryStrategy: retry,
+    slotsRefreshTimeout: common.connectTimeout,
+    redisOptions: { ...common, ...auth },
+  };
 }
 
 /** Calls `handler` each time the connection is ready again after it was lost (not at the first connect). */
@@ -95,7 +151,7 @@ export function whenReady(conn: RedisConnection): Promise<void> | undefined {
 }
 
 /** Runs a Redis call once the connection is usable; any failure becomes BUS_UNAVAILABLE. */
-export async function withRedis<T>(conn: RedisConnection, run: (redis: Redis) => Promise<T>): Promise<T> {
+export async function withRedis<C extends RedisClient, T>(conn: RedisConnection<C>, run: (redis: C) => Promise<T>): Promise<T> {
   try {
     const waiting = whenReady(conn);
     if (waiting) await waiting;
@@ -141,7 +197,7 @@ export function escapeGlob(literal: string): string {
  * Registers a Lua script on a connection and returns a typed caller (EVALSHA, falling back to
  * EVAL once per socket). `numberOfKeys` null: the number of keys varies and goes with each call.
  */
-export function defineScript<T>(redis: Redis, name: string, numberOfKeys: number | null, lua: string): (keys: string[], args: (string | number)[]) => Promise<T> {
+export function defineScript<T>(redis: RedisClient, name: string, numberOfKeys: number | null, lua: string): (keys: string[], args: (string | number)[]) => Promise<T> {
   redis.defineCommand(name, numberOfKeys === null ? { lua } : { numberOfKeys, lua });
   const commands = redis as unknown as Record<string, (...args: (string | number)[]) => Promise<T>>;
   return numberOfKeys === null ? (keys, args) => commands[name]!(keys.length, ...keys, ...args) : (keys, args) => commands[name]!(...keys, ...args);

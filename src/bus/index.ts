@@ -15,6 +15,8 @@ export { defaultNamespaces, namespaceResolver } from './namespaces.js';
 
 export interface CreateBusOptions {
   redisUrl?: string;
+  /** Redis only: `redisUrl` names one node of a Redis Cluster. */
+  cluster?: boolean;
   namespaces: NamespaceResolver;
   /** Redis key and pub/sub prefix (default `tem:`). */
   prefix?: string;
@@ -31,7 +33,7 @@ export interface CreateBusOptions {
 }
 
 export function createBus(opts: CreateBusOptions): Bus {
-  const { redisUrl, namespaces, prefix, clock, hub, name, logger, onPublishFailure, positionTtlMs } = opts;
-  if (redisUrl) return new RedisBus({ url: redisUrl, namespaces, prefix, clock, name, logger, onPublishFailure, positionTtlMs });
+  const { redisUrl, cluster, namespaces, prefix, clock, hub, name, logger, onPublishFailure, positionTtlMs } = opts;
+  if (redisUrl) return new RedisBus({ url: redisUrl, cluster, namespaces, prefix, clock, name, logger, onPublishFailure, positionTtlMs });
   return new MemoryBus({ namespaces, clock, hub, logger, onPublishFailure, positionTtlMs });
 }

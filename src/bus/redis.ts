@@ -8,12 +8,12 @@
  * `{prefix}bus:{channel}:hist` (list of publication JSON). Pub/sub: `{prefix}bus:{channel}`,
  * control messages on `{prefix}bus-control` (no channel pattern can match it).
  */
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { randomBase62 } from '../core/ids.js';
 import type { NamespaceOptions } from '../config/index.js';
 import type { StreamPosition } from '../protocol/frames.js';
 import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
-import { closeRedis, defineScript, escapeGlob, onReconnected, openRedis, withRedis, type RedisConnection } from './connection.js';
+import { closeRedis, defineScript, escapeGlob, onReconnected, openRedis, withRedis, type RedisClient, type RedisConnection } from './connection.js';
 import { decodeStored, emptyPositionTtl, positionTtl, toPublication, type StreamRead } from './history.js';
 import { LimiterCache, redisLimiter } from './limits.js';
 import { PUBLISH_LUA, READ_LUA } from './redis-scripts.js';
@@ -21,6 +21,8 @@ import { RECEIPT_TTL_MS, type AppendGroup, type AppendResult, type ControlMessag
 
 export interface RedisBusOptions extends BaseBusOptions {
   url: string;
+  /** `url` names one node of a Redis Cluster (see the class comment). */
+  cluster?: boolean;
   /** Prefix of every key and pub/sub channel (tests use one per file). */
   prefix?: string;
   /** Node name used in CLIENT SETNAME (`{prefix}bus:cmd:{name}`, `{prefix}bus:sub:{name}`). */
@@ -33,12 +35,18 @@ export interface RedisBusOptions extends BaseBusOptions {
 
 type ReadReply = [string, number, string[]];
 
+/** Every node the cluster client knows, primaries and replicas. */
+function clusterNodes(client: RedisClient): { host: string; port: number }[] {
+  return client instanceof Cluster ? client.nodes('all').map((n) => ({ host: n.options.host ?? '127.0.0.1', port: n.options.port ?? 6379 })) : [];
+}
+
 export class RedisBus extends BaseBus {
   readonly kind = 'redis' as const;
   readonly prefix: string;
   readonly name: string;
   private readonly cmd: RedisConnection;
-  private readonly sub: RedisConnection;
+  private readonly sub: RedisConnection<Redis>;
+  private readonly cluster: boolean;
   private readonly pubsubPrefix: string;
   private readonly controlChannel: string;
   /** PSUBSCRIBE pattern → the bus pattern it stands for. */
@@ -54,9 +62,13 @@ export class RedisBus extends BaseBus {
     this.name = options.name ?? randomBase62(8);
     this.pubsubPrefix = `${this.prefix}bus:`;
     this.controlChannel = `${this.prefix}bus-control`;
+    this.cluster = options.cluster ?? false;
     const common = { url: options.url, commandTimeoutMs: options.commandTimeoutMs, connectTimeoutMs: options.connectTimeoutMs, logger: this.logger };
-    this.cmd = openRedis({ ...common, name: `${this.prefix}bus:cmd:${this.name}` });
-    this.sub = openRedis({ ...common, name: `${this.prefix}bus:sub:${this.name}` });
+    this.cmd = openRedis({ ...common, cluster: this.cluster, name: `${this.prefix}bus:cmd:${this.name}` });
+    // A plain connection even on a cluster: classic pub/sub reaches it from every node, so when
+    // its node is gone any other will do.
+    const otherNodes = this.cluster ? () => clusterNodes(this.cmd.redis) : undefined;
+    this.sub = openRedis({ ...common, otherNodes, name: `${this.prefix}bus:sub:${this.name}` });
     // Keys vary with the number of channels published at once (numberOfKeys given per call).
     this.publishScript = defineScript(this.cmd.redis, 'temBusPublish', null, PUBLISH_LUA);
     this.readScript = defineScript(this.cmd.redis, 'temBusRead', 2, READ_LUA);
@@ -75,11 +87,26 @@ export class RedisBus extends BaseBus {
     return [`${this.prefix}bus:{${channel}}:pos`, `${this.prefix}bus:{${channel}}:hist`];
   }
 
-  private receiptKey(slot: string): string {
-    return `${this.prefix}bus:receipt:${slot}`;
+  /**
+   * One receipt slot for the whole Bus on one server. On a cluster a script reaches only one
+   * slot, so each channel keeps its own receipt next to its stream (same hash tag).
+   */
+  private receiptKey(slot: string, channel?: string): string {
+    return channel === undefined ? `${this.prefix}bus:receipt:${slot}` : `${this.prefix}bus:{${channel}}:receipt:${slot}`;
   }
 
   protected async append(groups: AppendGroup[], nowMs: number, receipt?: string): Promise<AppendResult[]> {
+    if (!this.cluster) return this.appendScript(groups, nowMs, receipt, receipt === undefined ? undefined : this.receiptKey(receipt));
+    // One script per channel, all sent at once (each to its slot's node). A batch may now go out
+    // in part; its retry re-sends only what the channels' receipts do not name. Every call is
+    // settled before the batch fails, so a retry never overtakes a call still in flight.
+    const settled = await Promise.allSettled(groups.map((g) => this.appendScript([g], nowMs, receipt, receipt === undefined ? undefined : this.receiptKey(receipt, g.channel))));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return settled.map((r) => (r as PromiseFulfilledResult<AppendResult[]>).value[0]!);
+  }
+
+  private async appendScript(groups: AppendGroup[], nowMs: number, receipt: string | undefined, receiptKey: string | undefined): Promise<AppendResult[]> {
     const keys: string[] = [];
     const args: (string | number)[] = [nowMs];
     for (const g of groups) {
@@ -88,8 +115,8 @@ export class RedisBus extends BaseBus {
       // '!' first: the caller knows it went out; recorded, not appended (PUBLISH_LUA).
       if (receipt !== undefined) args.push(...g.bodies.map((_, i) => `${g.sent?.[i] ? '!' : ''}${g.ids?.[i] ?? ''}`));
     }
-    if (receipt !== undefined) {
-      keys.push(this.receiptKey(receipt));
+    if (receiptKey !== undefined) {
+      keys.push(receiptKey);
       args.push(RECEIPT_TTL_MS);
     }
     const flat = await withRedis(this.cmd, () => this.publishScript(keys, args));

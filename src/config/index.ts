@@ -266,6 +266,7 @@ export function loadConfig(overrides: Overrides = {}, env: NodeJS.ProcessEnv = p
   // A server asked for a free public port (tests, several servers on one machine) would still
   // collide on the fixed internal one; it gets a free one too unless it was given one.
   if (out.httpPort === 0 && defaulted.has('internalPort')) out.internalPort = 0;
+  if (out.redisCluster === true && !out.redisUrl) throw new ConfigError('TEM_REDIS_CLUSTER', 'needs REDIS_URL (a node of the cluster)');
   if (out.jwtSecret && out.jwtPublicKey) throw new ConfigError('TEM_JWT_SECRET', 'set TEM_JWT_SECRET or TEM_JWT_PUBLIC_KEY, not both');
   // HS256 wants a key of at least its hash's size (RFC 7518 §3.2): a short secret can be found
   // offline from one token, and every user's token forged with it.

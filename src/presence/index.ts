@@ -15,6 +15,8 @@ export { bestStatus, withOfflineMembers } from './status.js';
 
 export interface CreateStoreOptions {
   redisUrl?: string;
+  /** Redis only: `redisUrl` names one node of a Redis Cluster. */
+  cluster?: boolean;
   /** Redis key prefix (default `tem:`). */
   prefix?: string;
   /** Memory sessions only: the clock their TTL runs on (presence takes `nowMs` per call). */
@@ -25,11 +27,11 @@ export interface CreateStoreOptions {
 }
 
 export function createPresenceStore(opts: CreateStoreOptions = {}): PresenceStore {
-  const { redisUrl, prefix, name, logger } = opts;
-  return redisUrl ? new RedisPresenceStore({ url: redisUrl, prefix, name, logger }) : new MemoryPresenceStore();
+  const { redisUrl, cluster, prefix, name, logger } = opts;
+  return redisUrl ? new RedisPresenceStore({ url: redisUrl, cluster, prefix, name, logger }) : new MemoryPresenceStore();
 }
 
 export function createSessionStore(opts: CreateStoreOptions = {}): SessionStore {
-  const { redisUrl, prefix, name, logger, clock } = opts;
-  return redisUrl ? new RedisSessionStore({ url: redisUrl, prefix, name, logger }) : new MemorySessionStore({ clock });
+  const { redisUrl, cluster, prefix, name, logger, clock } = opts;
+  return redisUrl ? new RedisSessionStore({ url: redisUrl, cluster, prefix, name, logger }) : new MemorySessionStore({ clock });
 }

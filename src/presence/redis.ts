@@ -13,6 +13,8 @@ import type { PresenceChange, PresenceEntry, PresenceStore, SessionState, Sessio
 
 export interface RedisStoreOptions {
   url: string;
+  /** `url` names one node of a Redis Cluster. */
+  cluster?: boolean;
   /** Prefix of every key (default `tem:`). */
   prefix?: string;
   /** Name in CLIENT LIST (`{prefix}presence:{name}` / `{prefix}sessions:{name}`). */

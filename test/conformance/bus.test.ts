@@ -3,13 +3,13 @@
  * by a key prefix per test). A "node" is what one gateway process holds.
  */
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { ManualClock, type Clock } from '../../src/core/clock.js';
 import { randomBase62 } from '../../src/core/ids.js';
 import type { NamespaceOptions } from '../../src/config/index.js';
 import { MemoryHub, RedisBus, type Bus, type BusMessage, type ControlMessage, type NamespaceResolver, type Publication } from '../../src/bus/index.js';
 import { EMPTY_POSITION_TTL_MS } from '../../src/bus/history.js';
-import { services, REDIS_URL } from '../helpers/services.js';
+import { services, REDIS_CLUSTER_URL, REDIS_URL } from '../helpers/services.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 interface NodeOptions {
@@ -588,4 +588,100 @@ describe.skipIf(!services.redis)('RedisBus', () => {
       expect(got).toEqual(['g:1']);
     });
   });
+});
+
+// ---- redis cluster ------------------------------------------------------------------------
+
+describe.skipIf(!services.redisCluster)('RedisBus on a Redis Cluster', () => {
+  const clusterPrefix = `temtest:cbus:${randomBase62(6)}:`;
+  let cluster: Cluster | undefined;
+  /** A client that knows the cluster's nodes (before `ready` it knows none). */
+  const clusterClient = async (): Promise<Cluster> => {
+    cluster ??= new Cluster([REDIS_CLUSTER_URL]);
+    if (cluster.status !== 'ready') await new Promise((resolve) => cluster!.once('ready', resolve));
+    return cluster;
+  };
+  /** Deletes a test's keys on every master (SCAN walks one node). */
+  async function deleteClusterKeys(pattern: string): Promise<void> {
+    await Promise.all(
+      (await clusterClient()).nodes('master').map(async (node) => {
+        let cursor = '0';
+        do {
+          const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+          for (const key of keys) await node.del(key);
+          cursor = next;
+        } while (cursor !== '0');
+      }),
+    );
+  }
+  afterAll(async () => {
+    if (!cluster) return;
+    await deleteClusterKeys(`${clusterPrefix}*`);
+    await cluster.quit();
+  });
+
+  let testNo = 0;
+  conformance('conformance', () => {
+    const prefix = `${clusterPrefix}${++testNo}:`;
+    return {
+      kind: 'redis',
+      node: (options = {}) => {
+        const node = new RedisBus({ url: REDIS_CLUSTER_URL, cluster: true, prefix, namespaces: options.namespaces ?? ns(), ...options });
+        redisNodes.push(node);
+        return node;
+      },
+      loseData: () => deleteClusterKeys(`${prefix}*`),
+    };
+  });
+
+  it('keeps each channel on the node owning its slot, and a batch over many channels in order on each', async () => {
+    const prefix = `${clusterPrefix}spread:`;
+    const a = new RedisBus({ url: REDIS_CLUSTER_URL, cluster: true, prefix, namespaces: ns() });
+    const b = new RedisBus({ url: REDIS_CLUSTER_URL, cluster: true, prefix, namespaces: ns() });
+    redisNodes.push(a, b);
+    const channels = Array.from({ length: 24 }, (_, i) => `chat:c${i}`);
+    const got = new Map<string, number[]>();
+    await b.subscribe('chat:*', (p) => got.set(p.channel, [...(got.get(p.channel) ?? []), p.offset]));
+    const batch = channels.flatMap((channel) => [1, 2, 3].map((n) => ({ channel, event: 'm', payload: n, receiptId: `${channel}-${n}` })));
+    const pubs = await a.publishMany(batch, { receipt: 'relay' });
+    expect(pubs).toHaveLength(72);
+    await waitFor(() => [...got.values()].reduce((n, o) => n + o.length, 0) === 72, 'every publication');
+    for (const channel of channels) expect(got.get(channel)).toEqual([1, 2, 3]);
+    // The streams are spread over the masters: each holds some.
+    const perNode = await Promise.all(
+      (await clusterClient()).nodes('master').map(async (node) => (await node.scan('0', 'MATCH', `${prefix}bus:*:hist`, 'COUNT', 1000))[1].length),
+    );
+    expect(perNode.filter((n) => n > 0).length).toBeGreaterThan(1);
+    // A retried batch sends nothing again; one more row goes out alone.
+    const again = await b.publishMany([...batch, { channel: 'chat:c0', event: 'm', payload: 4, receiptId: 'chat:c0-4' }], { receipt: 'relay' });
+    expect(again.map((p) => [p.channel, p.offset])).toEqual([['chat:c0', 4]]);
+  });
+
+  it('moves its subscriber to another node when the one it was given stays away, and looks for what it missed', async () => {
+    // The seed node is reached through a proxy; once the proxy is cut for good, the subscriber
+    // must go to a node it learned from the cluster (commands already do).
+    const proxy = TcpProxy.forUrl(REDIS_CLUSTER_URL, 6379);
+    await proxy.start();
+    const prefix = `${clusterPrefix}seed:`;
+    const a = new RedisBus({ url: proxy.url(REDIS_CLUSTER_URL), cluster: true, prefix, namespaces: ns() });
+    const b = new RedisBus({ url: REDIS_CLUSTER_URL, cluster: true, prefix, namespaces: ns() });
+    redisNodes.push(a, b);
+    try {
+      const got: number[] = [];
+      const resubscribed = vi.fn();
+      a.onResubscribed(resubscribed);
+      await a.subscribe('chat:seed', (p) => got.push(p.offset));
+      await b.publish('chat:seed', 'm', 1);
+      await waitFor(() => got.length === 1, 'delivery through the seed');
+      proxy.cut();
+      // Back on another node: subscribed again (the bus's cue to read what it missed from
+      // history), and live delivery resumes.
+      await waitFor(() => resubscribed.mock.calls.length > 0, 'the subscriber on another node', 15_000);
+      await b.publish('chat:seed', 'm', 2);
+      await waitFor(() => got.includes(2), 'live delivery after the move');
+      expect(await a.health()).toBe('ok');
+    } finally {
+      await proxy.stop();
+    }
+  }, 30_000);
 });

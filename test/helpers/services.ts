@@ -11,15 +11,20 @@ export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export interface AvailableServices {
   postgres: boolean;
   redis: boolean;
+  /** A three-node Redis Cluster (test/helpers/redis-cluster.ts). */
+  redisCluster: boolean;
 }
 
 declare module 'vitest' {
   export interface ProvidedContext {
     services: AvailableServices;
+    redisClusterUrl: string;
   }
 }
 
 export const services: AvailableServices = inject('services');
+/** A node of the test Redis Cluster ('' when there is none). */
+export const REDIS_CLUSTER_URL: string = inject('redisClusterUrl');
 
 /** A database URL on the same server with another database name. */
 export function databaseUrl(name: string): string {

@@ -84,6 +84,13 @@ describe('config', () => {
     expect(() => loadConfig({}, { TEM_CONFIG: dir })).toThrowError(/TEM_CONFIG: cannot read .*EISDIR/);
   });
 
+  it('takes TEM_REDIS_CLUSTER only with a REDIS_URL to find the cluster from', () => {
+    expect(loadConfig({}, { ...NO_FILE }).redisCluster).toBe(false);
+    expect(() => loadConfig({}, { ...NO_FILE, TEM_REDIS_CLUSTER: 'true' })).toThrowError(/TEM_REDIS_CLUSTER: needs REDIS_URL/);
+    expect(() => loadConfig({}, { ...NO_FILE, TEM_REDIS_CLUSTER: 'maybe', REDIS_URL: 'redis://r:6379' })).toThrowError(/TEM_REDIS_CLUSTER: expected true or false/);
+    expect(loadConfig({}, { ...NO_FILE, TEM_REDIS_CLUSTER: 'true', REDIS_URL: 'redis://r:6379' }).redisCluster).toBe(true);
+  });
+
   it('refuses a TEM_JWT_SECRET shorter than HS256\'s 256 bits', () => {
     expect(() => loadConfig({}, { ...NO_FILE, TEM_JWT_SECRET: 'secret' })).toThrowError(/TEM_JWT_SECRET: must be at least 32 bytes.*got 6/);
     expect(loadConfig({}, { ...NO_FILE, TEM_JWT_SECRET: 'x'.repeat(32) }).jwtSecret).toBe('x'.repeat(32));

@@ -1,0 +1,86 @@
+/**
+ * A three-master Redis Cluster for the suites that run on one (TEST_REDIS_CLUSTER_URL names a
+ * node of an existing one). Started by the global setup from the machine's own `redis-server` on
+ * ports 46379–46381 (TEST_REDIS_CLUSTER_BASE_PORT moves them) unless one already answers there, and shut down after the run if it was
+ * started here. Nothing is kept on disk beyond the nodes' cluster files in a temporary folder.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+
+const run = promisify(execFile);
+const BASE_PORT = Number(process.env.TEST_REDIS_CLUSTER_BASE_PORT ?? 46379);
+export const CLUSTER_PORTS = [BASE_PORT, BASE_PORT + 1, BASE_PORT + 2];
+const HOST = '127.0.0.1';
+
+async function cli(port: number, ...args: string[]): Promise<string> {
+  const { stdout } = await run('redis-cli', ['-h', HOST, '-p', String(port), ...args], { timeout: 10_000 });
+  return stdout;
+}
+
+async function clusterOk(port: number): Promise<boolean> {
+  try {
+    return (await cli(port, 'cluster', 'info')).includes('cluster_state:ok');
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`Redis Cluster: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A message published on the first node reaches a subscriber of the last (the nodes have met). */
+async function pubSubCrossesNodes(): Promise<boolean> {
+  const sub = new Redis({ host: HOST, port: CLUSTER_PORTS[2], lazyConnect: true });
+  const pub = new Redis({ host: HOST, port: CLUSTER_PORTS[0], lazyConnect: true });
+  try {
+    await sub.subscribe('tem-cluster-check');
+    const got = new Promise<boolean>((resolve) => {
+      sub.once('message', () => resolve(true));
+      setTimeout(() => resolve(false), 500);
+    });
+    await pub.publish('tem-cluster-check', 'hi');
+    return await got;
+  } catch {
+    return false;
+  } finally {
+    sub.disconnect();
+    pub.disconnect();
+  }
+}
+
+/** Starts the cluster unless it is up; returns its URL and how to stop it (null: not ours). */
+export async function ensureRedisCluster(): Promise<{ url: string; stop: (() => Promise<void>) | null }> {
+  const url = `redis://${HOST}:${CLUSTER_PORTS[0]}`;
+  if (await clusterOk(CLUSTER_PORTS[0]!)) return { url, stop: null };
+  const dir = mkdtempSync(join(tmpdir(), 'tem-redis-cluster-'));
+  for (const port of CLUSTER_PORTS) {
+    const child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', HOST, '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--save', '', '--appendonly', 'no', '--logfile', join(dir, `${port}.log`)],
+      { stdio: 'ignore', detached: true },
+    );
+    child.unref();
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+  }
+  for (const port of CLUSTER_PORTS) await waitUntil(async () => (await cli(port, 'ping').catch(() => '')).includes('PONG'), `node ${port}`);
+  await run('redis-cli', ['--cluster', 'create', ...CLUSTER_PORTS.map((p) => `${HOST}:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+  for (const port of CLUSTER_PORTS) await waitUntil(() => clusterOk(port), `cluster state ok on ${port}`);
+  await waitUntil(pubSubCrossesNodes, 'pub/sub between nodes');
+  const stop = async (): Promise<void> => {
+    await Promise.all(CLUSTER_PORTS.map((port) => cli(port, 'shutdown', 'nosave').catch(() => undefined)));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { url, stop };
+}
