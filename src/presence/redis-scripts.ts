@@ -1,9 +1,14 @@
 /**
- * Presence Lua scripts. Per channel c (prefix P):
- * - `P pr:{c}:exp`   ZSET  member → expiry (ms, from the caller's clock)
- * - `P pr:{c}:u:<user>` HASH member → status, `~status` for a closed connection's (status.ts) —
- *   one hash per user, so a user's connections are at hand
- * - `P pr:idx`       ZSET  channel → earliest expiry in that channel (what expire() walks)
+ * Presence Lua scripts. Keys (redis-keys.ts), per channel c of bucket b (prefix P):
+ * - `P pr:{p<b>}:c:<c>/exp`      ZSET  member → expiry (ms, from the caller's clock)
+ * - `P pr:{p<b>}:c:<c>/u:<user>` HASH  member → status, `~status` for a closed connection's
+ *   (status.ts) — one hash per user, so a user's connections are at hand
+ * - `P pr:{p<b>}:idx`            ZSET  channel → earliest expiry in that channel, for the
+ *   channels of bucket b (what expire() walks)
+ * On a Redis Cluster a script may only touch keys of one hash slot: the hash tag `{p<b>}` puts a
+ * bucket's keys in one slot, and each script touches one bucket only — a channel's keys and its
+ * bucket's index, or (expire) one bucket's index and the channels in it. The keys a script
+ * builds itself (user hashes, expire's channel keys) are in that bucket too.
  * A member is the JSON text `[userId, connectionId]`, always built by the caller, so scripts
  * only decode it (cjson) and never have to reproduce it byte for byte.
  * Each script is one atomic step, so with several nodes calling expire() every entry is removed,
@@ -55,8 +60,9 @@ end
 `;
 
 /**
- * KEYS: 1 channel expiry zset, 2 user hash, 3 index. ARGV: 1 member, 2 status, 3 expiry ms,
- * 4 now ms, 5 channel, 6 key TTL ms. Returns {before, after, version} ('' = not present).
+ * KEYS: 1 channel expiry zset, 2 user hash, 3 the bucket's index. ARGV: 1 member, 2 status,
+ * 3 expiry ms, 4 now ms, 5 channel, 6 key TTL ms. Returns {before, after, version} ('' = not
+ * present).
  */
 export const UPSERT_LUA = `${HELPERS}
 local now = tonumber(ARGV[4])
@@ -90,8 +96,8 @@ return {before or '', best(KEYS[2]) or '', stamp()}
 `;
 
 /**
- * KEYS: 1 channel expiry zset, 2 user hash, 3 index. ARGV: 1 member, 2 now ms, 3 channel.
- * Returns {before, after, version}.
+ * KEYS: 1 channel expiry zset, 2 user hash, 3 the bucket's index. ARGV: 1 member, 2 now ms,
+ * 3 channel. Returns {before, after, version}.
  */
 export const REMOVE_LUA = `${HELPERS}
 local now = tonumber(ARGV[2])
@@ -107,7 +113,7 @@ return {before or '', after or '', stamp()}
 
 /**
  * Live entries of a channel with their status. KEYS: 1 channel expiry zset.
- * ARGV: 1 now ms, 2 user-hash key prefix (`P pr:{c}:u:`). Returns {userId, status, …}.
+ * ARGV: 1 now ms, 2 user-hash key prefix (`P pr:{p<b>}:c:<c>/u:`). Returns {userId, status, …}.
  */
 export const MEMBERS_LUA = `
 local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
@@ -124,9 +130,11 @@ return out
 `;
 
 /**
- * Removes expired entries, a bounded batch per call: at most ARGV[4] entries in all, so one call
- * holds Redis for milliseconds even when a dead node's entries all expire at once. KEYS: 1
- * index. ARGV: 1 now ms, 2 key prefix (`P pr:`), 3 most channels, 4 most entries.
+ * Removes expired entries of one bucket's channels, a bounded batch per call: at most ARGV[4]
+ * entries in all, so one call holds Redis for milliseconds even when a dead node's entries all
+ * expire at once. KEYS: 1 the bucket's index. ARGV: 1 now ms, 2 the bucket's channel-key prefix
+ * (`P pr:{p<b>}:c:`, to which the script adds `<c>/exp` and `<c>/u:<user>`), 3 most channels,
+ * 4 most entries.
  * Returns {more (0/1), version, channel, user, before, after, …} for users whose visible state
  * changed.
  */
@@ -142,7 +150,7 @@ for _, c in ipairs(channels) do
     more = 1
     break
   end
-  local zkey = ARGV[2] .. '{' .. c .. '}:exp'
+  local zkey = ARGV[2] .. c .. '/exp'
   local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', ARGV[1], 'LIMIT', 0, budget)
   if #expired == budget then more = 1 end
   budget = budget - #expired
@@ -156,7 +164,7 @@ for _, c in ipairs(channels) do
     table.insert(byUser[user], m)
   end
   for _, user in ipairs(users) do
-    local ukey = ARGV[2] .. '{' .. c .. '}:u:' .. user
+    local ukey = ARGV[2] .. c .. '/u:' .. user
     local before = best(ukey)
     for _, m in ipairs(byUser[user]) do
       redis.call('HDEL', ukey, m)

@@ -3,10 +3,16 @@
  * and a node that dies simply stops refreshing its entries, so its users turn offline when the
  * next expire() on any node runs past their TTL. Time comes from the callers' `nowMs` (expiries
  * are sorted-set scores), so tests drive it with a ManualClock.
+ *
+ * Presence channels are spread over `buckets` (redis-keys.ts): each bucket's keys share one hash
+ * tag, so on a Redis Cluster every script runs on one slot (a script touching several fails with
+ * CROSSSLOT). A channel's calls touch its own bucket; expire() sweeps the buckets one by one.
+ * On a single Redis one bucket (the default) is enough; every node must use the same number.
  */
 import { randomBase62 } from '../core/ids.js';
 import type { PresenceMember, PresenceStatus } from '../protocol/frames.js';
 import { closeRedis, defineScript, onReconnected, openRedis, withRedis, type RedisConnection, type RedisConnectionOptions } from '../bus/connection.js';
+import { PresenceKeys } from './redis-keys.js';
 import { EXPIRE_LUA, MEMBERS_LUA, REMOVE_LUA, SESSION_DELETE_LUA, SESSION_SAVE_LUA, LINGER_LUA, UPSERT_LUA } from './redis-scripts.js';
 import { assertStatus, assertTtl, bestStatus, changeOf, sortMembers } from './status.js';
 import type { PresenceChange, PresenceEntry, PresenceStore, SessionState, SessionStore } from './types.js';
@@ -22,13 +28,19 @@ export interface RedisStoreOptions {
   commandTimeoutMs?: number;
   connectTimeoutMs?: number;
   logger?: RedisConnectionOptions['logger'];
+  /**
+   * Presence only: how many buckets (hash slots on a Redis Cluster) channels are spread over,
+   * 1 to 1024 (default 1). Every node of a deployment must use the same number.
+   */
+  buckets?: number;
 }
 
 type Script<T> = (keys: string[], args: (string | number)[]) => Promise<T>;
 
 /**
- * Expired entries handled per script call, over all its channels: bounds how long one call
- * holds Redis (100 channels of 1,000 entries each took 1–2.5 s, past the command timeout).
+ * Expired entries handled per script call, over all its channels (of one bucket): bounds how
+ * long one call holds Redis (100 channels of 1,000 entries each took 1–2.5 s, past the command
+ * timeout). At most EXPIRE_MAX_ROUNDS calls per bucket per expire().
  */
 const EXPIRE_BATCH_CHANNELS = 100;
 const EXPIRE_BATCH_ENTRIES = 1000;
@@ -40,7 +52,7 @@ const keyTtl = (ttlMs: number): number => ttlMs * 2 + 60_000;
 
 export class RedisPresenceStore implements PresenceStore {
   private readonly conn: RedisConnection;
-  private readonly prefix: string;
+  private readonly keys: PresenceKeys;
   private readonly upsertScript: Script<[string, string, string]>;
   private readonly removeScript: Script<[string, string, string]>;
   private readonly lingerScript: Script<[string, string, string]>;
@@ -49,8 +61,9 @@ export class RedisPresenceStore implements PresenceStore {
   private readonly reconnectHandlers = new Set<() => void>();
 
   constructor(options: RedisStoreOptions) {
-    this.prefix = options.prefix ?? 'tem:';
-    this.conn = openRedis({ ...options, name: `${this.prefix}presence:${options.name ?? randomBase62(8)}` });
+    const prefix = options.prefix ?? 'tem:';
+    this.keys = new PresenceKeys(prefix, options.buckets);
+    this.conn = openRedis({ ...options, name: `${prefix}presence:${options.name ?? randomBase62(8)}` });
     const redis = this.conn.redis;
     this.upsertScript = defineScript(redis, 'temPresenceUpsert', 3, UPSERT_LUA);
     this.removeScript = defineScript(redis, 'temPresenceRemove', 3, REMOVE_LUA);
@@ -67,24 +80,12 @@ export class RedisPresenceStore implements PresenceStore {
     return () => void this.reconnectHandlers.delete(handler);
   }
 
-  private channelKey(channel: string): string {
-    return `${this.prefix}pr:{${channel}}:exp`;
-  }
-
-  private userKeyPrefix(channel: string): string {
-    return `${this.prefix}pr:{${channel}}:u:`;
-  }
-
-  private get indexKey(): string {
-    return `${this.prefix}pr:idx`;
-  }
-
   async upsert(entry: PresenceEntry, ttlMs: number, nowMs: number): Promise<PresenceChange | null> {
     assertStatus(entry.status);
     assertTtl(ttlMs);
     const { channel, userId, connectionId, status } = entry;
     const [before, after, version] = await withRedis(this.conn, () =>
-      this.upsertScript(this.entryKeys(channel, userId), [JSON.stringify([userId, connectionId]), status, nowMs + ttlMs, nowMs, channel, keyTtl(ttlMs)]),
+      this.upsertScript(this.keys.entry(channel, userId), [JSON.stringify([userId, connectionId]), status, nowMs + ttlMs, nowMs, channel, keyTtl(ttlMs)]),
     );
     return changeOf(channel, userId, orNull(before), orNull(after), Number(version));
   }
@@ -93,23 +94,18 @@ export class RedisPresenceStore implements PresenceStore {
     assertTtl(ttlMs);
     const { channel, userId, connectionId } = entry;
     const [before, after, version] = await withRedis(this.conn, () =>
-      this.lingerScript(this.entryKeys(channel, userId), [JSON.stringify([userId, connectionId]), nowMs, nowMs + ttlMs, channel, keyTtl(ttlMs)]),
+      this.lingerScript(this.keys.entry(channel, userId), [JSON.stringify([userId, connectionId]), nowMs, nowMs + ttlMs, channel, keyTtl(ttlMs)]),
     );
     return changeOf(channel, userId, orNull(before), orNull(after), Number(version));
   }
 
-  /** The keys every script on one user's entries in a channel takes (see redis-scripts.ts). */
-  private entryKeys(channel: string, userId: string): string[] {
-    return [this.channelKey(channel), this.userKeyPrefix(channel) + userId, this.indexKey];
-  }
-
   async remove(channel: string, userId: string, connectionId: string, nowMs: number): Promise<PresenceChange | null> {
-    const [before, after, version] = await withRedis(this.conn, () => this.removeScript(this.entryKeys(channel, userId), [JSON.stringify([userId, connectionId]), nowMs, channel]));
+    const [before, after, version] = await withRedis(this.conn, () => this.removeScript(this.keys.entry(channel, userId), [JSON.stringify([userId, connectionId]), nowMs, channel]));
     return changeOf(channel, userId, orNull(before), orNull(after), Number(version));
   }
 
   async members(channel: string, nowMs: number): Promise<PresenceMember[]> {
-    const flat = await withRedis(this.conn, () => this.membersScript([this.channelKey(channel)], [nowMs, this.userKeyPrefix(channel)]));
+    const flat = await withRedis(this.conn, () => this.membersScript([this.keys.expiry(channel)], [nowMs, this.keys.userPrefix(channel)]));
     const byUser = new Map<string, string[]>();
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const user = flat[i]!;
@@ -120,17 +116,28 @@ export class RedisPresenceStore implements PresenceStore {
 
   async expire(nowMs: number): Promise<PresenceChange[]> {
     const changes: PresenceChange[] = [];
+    let failure: { err: unknown } | undefined;
+    for (let bucket = 0; bucket < this.keys.buckets; bucket++) {
+      try {
+        await this.expireBucket(bucket, nowMs, changes);
+      } catch (err) {
+        // The entries of the rounds that answered (this bucket's and the others') are gone from
+        // Redis: their leaves must still be told. The rest waits for the next sweep; the other
+        // buckets are still swept (on a cluster they may live on nodes that answer).
+        failure ??= { err };
+      }
+    }
+    if (failure && changes.length === 0) throw failure.err;
+    return changes;
+  }
+
+  /** One bucket's expired entries, their changes added to `changes` round by round. */
+  private async expireBucket(bucket: number, nowMs: number, changes: PresenceChange[]): Promise<void> {
+    const keys = [this.keys.index(bucket)];
+    const args = [nowMs, this.keys.channelPrefix(bucket), EXPIRE_BATCH_CHANNELS, EXPIRE_BATCH_ENTRIES];
     // Bounded: whatever is left (a huge backlog) is picked up by the next call.
     for (let more = true, round = 0; more && round < EXPIRE_MAX_ROUNDS; round++) {
-      let out: (string | number)[];
-      try {
-        out = await withRedis(this.conn, () => this.expireScript([this.indexKey], [nowMs, `${this.prefix}pr:`, EXPIRE_BATCH_CHANNELS, EXPIRE_BATCH_ENTRIES]));
-      } catch (err) {
-        // The earlier rounds' entries are gone from Redis: their leaves must still be told.
-        // The rest waits for the next sweep.
-        if (changes.length > 0) return changes;
-        throw err;
-      }
+      const out = await withRedis(this.conn, () => this.expireScript(keys, args));
       more = Number(out[0]) === 1;
       const version = Number(out[1]);
       for (let i = 2; i + 3 < out.length; i += 4) {
@@ -138,7 +145,6 @@ export class RedisPresenceStore implements PresenceStore {
         if (change) changes.push(change);
       }
     }
-    return changes;
   }
 
   async close(): Promise<void> {
