@@ -9,6 +9,7 @@ import { randomBase62 } from '../../src/core/ids.js';
 import {
   MemoryPresenceStore,
   MemorySessionStore,
+  PresenceKeys,
   RedisPresenceStore,
   RedisSessionStore,
   type PresenceChange,
@@ -354,18 +355,22 @@ afterAll(async () => {
 
 describe.skipIf(!services.redis)('Redis', () => {
   let testNo = 0;
-  presenceConformance('RedisPresenceStore', () => {
-    admin ??= new Redis(REDIS_URL);
-    const prefix = `${filePrefix}${++testNo}:`;
-    return {
-      kind: 'redis',
-      store: () => {
-        const s = new RedisPresenceStore({ url: REDIS_URL, prefix });
-        opened.push(s);
-        return s;
-      },
-    };
-  });
+  // One bucket (a single Redis's default), and several: channels spread over buckets, each swept
+  // on its own by expire() (what a Redis Cluster needs, see src/presence/redis-keys.ts).
+  for (const buckets of [1, 8]) {
+    presenceConformance(`RedisPresenceStore (${buckets} bucket${buckets > 1 ? 's' : ''})`, () => {
+      admin ??= new Redis(REDIS_URL);
+      const prefix = `${filePrefix}${++testNo}:`;
+      return {
+        kind: 'redis',
+        store: () => {
+          const s = new RedisPresenceStore({ url: REDIS_URL, prefix, buckets });
+          opened.push(s);
+          return s;
+        },
+      };
+    });
+  }
 
   sessionConformance('RedisSessionStore', () => {
     admin ??= new Redis(REDIS_URL);
@@ -380,8 +385,32 @@ describe.skipIf(!services.redis)('Redis', () => {
     const s = new RedisPresenceStore({ url: REDIS_URL, prefix });
     opened.push(s);
     await s.upsert(entry('u1', 'c1'), 1000, T0);
-    const keys = (await admin.keys(`${prefix}*`)).filter((k) => k !== `${prefix}pr:idx`);
-    expect(keys.sort()).toEqual([`${prefix}pr:{room:1}:exp`, `${prefix}pr:{room:1}:u:u1`]);
+    const keys = (await admin.keys(`${prefix}*`)).filter((k) => k !== `${prefix}pr:{p0}:idx`);
+    expect(keys.sort()).toEqual([`${prefix}pr:{p0}:c:room:1/exp`, `${prefix}pr:{p0}:c:room:1/u:u1`]);
     for (const k of keys) expect(await admin.pttl(k)).toBeGreaterThan(1000);
+  });
+
+  it("keeps a channel's keys, and its index entry, in the channel's bucket", async () => {
+    admin ??= new Redis(REDIS_URL);
+    const prefix = `${filePrefix}buckets:`;
+    const keys = new PresenceKeys(prefix, 8);
+    const s = new RedisPresenceStore({ url: REDIS_URL, prefix, buckets: 8 });
+    opened.push(s);
+    const channels = Array.from({ length: 40 }, (_, i) => `room:${i}`);
+    for (const channel of channels) await s.upsert(entry('u1', 'c1', 'online', channel), TTL, T0);
+    const stored = new Set(await admin.keys(`${prefix}*`));
+    expect(stored.size).toBe(channels.length * 2 + 8); // every bucket holds some of the 40
+    for (const channel of channels) {
+      const [exp, user, index] = keys.entry(channel, 'u1');
+      expect(stored.has(exp) && stored.has(user)).toBe(true);
+      expect(await admin.zscore(index, channel)).toBe(String(T0 + TTL));
+    }
+    // Nothing is left in another bucket's index, and the sweep empties every bucket.
+    for (let b = 0; b < 8; b++) {
+      const listed = await admin.zrange(keys.index(b), 0, -1);
+      expect(listed.every((c) => keys.bucketOf(c) === b)).toBe(true);
+    }
+    expect(await s.expire(T0 + TTL)).toHaveLength(channels.length);
+    expect(await admin.keys(`${prefix}*`)).toEqual([]);
   });
 });
