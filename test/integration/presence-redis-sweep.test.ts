@@ -2,11 +2,12 @@
  * The Redis presence sweep when a dead node's entries all expire at once: each script call
  * removes a bounded number of entries in all (one call over 100 busy channels held Redis for
  * seconds and ran past the command timeout), and a call failing part-way through the sweep
- * still hands back the leaves of the calls before it, whose entries are already gone.
+ * still hands back the leaves of the calls before it, whose entries are already gone. With
+ * several buckets, a bucket whose call fails does not keep the others from being swept.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomBase62 } from '../../src/core/ids.js';
-import { RedisPresenceStore } from '../../src/presence/index.js';
+import { PresenceKeys, RedisPresenceStore } from '../../src/presence/index.js';
 import { deleteRedisKeys } from '../helpers/redis-realtime.js';
 import { REDIS_URL, services } from '../helpers/services.js';
 
@@ -47,5 +48,50 @@ describe.skipIf(!services.redis)('Redis presence sweep', () => {
     const all = [...first, ...rest].map((c) => `${c.channel}/${c.userId}`);
     expect(new Set(all).size).toBe(1500);
     expect(await store.members('room:14', T0)).toEqual([]);
+  });
+
+  it("sweeps the other buckets when one bucket's call fails, and that bucket at the next sweep", async () => {
+    const bucketPrefix = `${prefix}b:`;
+    const keys = new PresenceKeys(bucketPrefix, 4);
+    const store = new RedisPresenceStore({ url: REDIS_URL, prefix: bucketPrefix, buckets: 4 });
+    stores.push(store);
+    const channels = Array.from({ length: 12 }, (_, c) => `room:${c}`);
+    const failing = keys.bucketOf('room:0');
+    const inFailing = channels.filter((c) => keys.bucketOf(c) === failing);
+    expect(inFailing.length).toBeLessThan(channels.length);
+    await Promise.all(channels.flatMap((channel) => Array.from({ length: 20 }, (_, u) => store.upsert({ channel, userId: `u${u}`, connectionId: `c${u}`, status: 'online' }, 1000, T0))));
+
+    const script = (store as unknown as { expireScript: (keys: string[], args: unknown[]) => Promise<unknown[]> }).expireScript;
+    const swept: string[] = [];
+    let failed = false;
+    (store as unknown as { expireScript: unknown }).expireScript = async (k: string[], args: unknown[]) => {
+      swept.push(k[0]!);
+      if (k[0] === keys.index(failing) && !failed) {
+        failed = true;
+        throw new Error('Redis is unreachable');
+      }
+      return script(k, args);
+    };
+    const first = await store.expire(T0 + 1000);
+    expect(swept).toEqual([0, 1, 2, 3].map((b) => keys.index(b)));
+    expect(new Set(first.map((c) => c.channel))).toEqual(new Set(channels.filter((c) => !inFailing.includes(c))));
+    expect(first).toHaveLength((channels.length - inFailing.length) * 20);
+
+    const rest = await store.expire(T0 + 1000);
+    expect(new Set(rest.map((c) => c.channel))).toEqual(new Set(inFailing));
+    expect(rest).toHaveLength(inFailing.length * 20);
+    expect(await store.expire(T0 + 1000)).toEqual([]);
+  });
+
+  it('throws when no bucket could be swept', async () => {
+    const store = new RedisPresenceStore({ url: REDIS_URL, prefix: `${prefix}down:`, buckets: 4 });
+    stores.push(store);
+    let calls = 0;
+    (store as unknown as { expireScript: unknown }).expireScript = async () => {
+      calls++;
+      throw new Error('Redis is unreachable');
+    };
+    await expect(store.expire(T0)).rejects.toThrow('Redis is unreachable');
+    expect(calls).toBe(4);
   });
 });
