@@ -5,9 +5,10 @@
  * keys of one bucket. On a single Redis the buckets change nothing but the key names.
  *
  * Per bucket b (prefix P):
- * - `P pr:{p<b>}:idx`                       ZSET channel → earliest expiry (what expire() walks)
- * - `P pr:{p<b>}:c:<channel>/exp`            ZSET member → expiry
- * - `P pr:{p<b>}:c:<channel>/u:<user>`       HASH member → status
+ * - `P pr:{p<b>}:idx`                  ZSET channel → earliest expiry (what expire() walks)
+ * - `P pr:{p<b>}:c:<channel>/exp`      ZSET member → expiry
+ * - `P pr:{p<b>}:c:<channel>/u:<user>` HASH member → status
+ * (redis-scripts.ts says what they hold; EXPIRE_LUA spells the `/exp` and `/u:` ends too.)
  * The `/` ends the channel name (channels never contain it, nor braces): with `:` there, channel
  * `a:u`'s expiry key and user `exp`'s hash in channel `a` would be one key.
  *
