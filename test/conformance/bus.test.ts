@@ -11,6 +11,7 @@ import { MemoryHub, RedisBus, type Bus, type BusMessage, type ControlMessage, ty
 import { EMPTY_POSITION_TTL_MS } from '../../src/bus/history.js';
 import { services, REDIS_CLUSTER_URL, REDIS_URL } from '../helpers/services.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { deleteClusterKeys, readyCluster } from '../helpers/redis-cluster.js';
 
 interface NodeOptions {
   namespaces?: NamespaceResolver;
@@ -595,28 +596,11 @@ describe.skipIf(!services.redis)('RedisBus', () => {
 describe.skipIf(!services.redisCluster)('RedisBus on a Redis Cluster', () => {
   const clusterPrefix = `temtest:cbus:${randomBase62(6)}:`;
   let cluster: Cluster | undefined;
-  /** A client that knows the cluster's nodes (before `ready` it knows none). */
-  const clusterClient = async (): Promise<Cluster> => {
-    cluster ??= new Cluster([REDIS_CLUSTER_URL]);
-    if (cluster.status !== 'ready') await new Promise((resolve) => cluster!.once('ready', resolve));
-    return cluster;
-  };
-  /** Deletes a test's keys on every master (SCAN walks one node). */
-  async function deleteClusterKeys(pattern: string): Promise<void> {
-    await Promise.all(
-      (await clusterClient()).nodes('master').map(async (node) => {
-        let cursor = '0';
-        do {
-          const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-          for (const key of keys) await node.del(key);
-          cursor = next;
-        } while (cursor !== '0');
-      }),
-    );
-  }
+  const clusterClient = async (): Promise<Cluster> => (cluster ??= await readyCluster(REDIS_CLUSTER_URL));
+  const deleteKeysOnCluster = async (pattern: string): Promise<void> => deleteClusterKeys(await clusterClient(), pattern);
   afterAll(async () => {
     if (!cluster) return;
-    await deleteClusterKeys(`${clusterPrefix}*`);
+    await deleteKeysOnCluster(`${clusterPrefix}*`);
     await cluster.quit();
   });
 
@@ -630,7 +614,7 @@ describe.skipIf(!services.redisCluster)('RedisBus on a Redis Cluster', () => {
         redisNodes.push(node);
         return node;
       },
-      loseData: () => deleteClusterKeys(`${prefix}*`),
+      loseData: () => deleteKeysOnCluster(`${prefix}*`),
     };
   });
 

@@ -17,7 +17,8 @@ import {
   type SessionState,
   type SessionStore,
 } from '../../src/presence/index.js';
-import { services, REDIS_URL } from '../helpers/services.js';
+import { services, REDIS_CLUSTER_URL, REDIS_URL } from '../helpers/services.js';
+import { deleteClusterKeys, readyCluster } from '../helpers/redis-cluster.js';
 
 const T0 = Date.UTC(2030, 0, 1);
 const TTL = 60_000;
@@ -412,5 +413,35 @@ describe.skipIf(!services.redis)('Redis', () => {
     }
     expect(await s.expire(T0 + TTL)).toHaveLength(channels.length);
     expect(await admin.keys(`${prefix}*`)).toEqual([]);
+  });
+});
+
+// ---- redis cluster ------------------------------------------------------------------------
+
+describe.skipIf(!services.redisCluster)('Redis Cluster', () => {
+  const clusterPrefix = `temtest:cpresence:${randomBase62(6)}:`;
+  afterAll(async () => {
+    const cluster = await readyCluster(REDIS_CLUSTER_URL);
+    await deleteClusterKeys(cluster, `${clusterPrefix}*`);
+    await cluster.quit();
+  });
+
+  let testNo = 0;
+  presenceConformance('RedisPresenceStore (16 buckets)', () => {
+    const prefix = `${clusterPrefix}${++testNo}:`;
+    return {
+      kind: 'redis',
+      store: () => {
+        const s = new RedisPresenceStore({ url: REDIS_CLUSTER_URL, cluster: true, prefix, buckets: 16 });
+        opened.push(s);
+        return s;
+      },
+    };
+  });
+
+  sessionConformance('RedisSessionStore', () => {
+    const store = new RedisSessionStore({ url: REDIS_CLUSTER_URL, cluster: true, prefix: `${clusterPrefix}${++testNo}:` });
+    opened.push(store);
+    return { store, pass: (ms) => new Promise((r) => setTimeout(r, ms)) };
   });
 });

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 
 const run = promisify(execFile);
 const BASE_PORT = Number(process.env.TEST_REDIS_CLUSTER_BASE_PORT ?? 46379);
@@ -83,4 +83,25 @@ export async function ensureRedisCluster(): Promise<{ url: string; stop: (() => 
     rmSync(dir, { recursive: true, force: true });
   };
   return { url, stop };
+}
+
+/** A cluster client that knows the cluster's nodes (before `ready` it knows none). */
+export async function readyCluster(url: string): Promise<Cluster> {
+  const cluster = new Cluster([url]);
+  if (cluster.status !== 'ready') await new Promise((resolve) => cluster.once('ready', resolve));
+  return cluster;
+}
+
+/** Deletes the keys matching `pattern` on every master (SCAN walks one node). */
+export async function deleteClusterKeys(cluster: Cluster, pattern: string): Promise<void> {
+  await Promise.all(
+    cluster.nodes('master').map(async (node) => {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        for (const key of keys) await node.del(key);
+        cursor = next;
+      } while (cursor !== '0');
+    }),
+  );
 }

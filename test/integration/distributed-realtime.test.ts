@@ -3,9 +3,10 @@
  * the maintenance worker (outbox relay) and two `tem gateway`. The same user on both gateways
  * receives on both; when one gateway is SIGKILLed its clients resume on the other with nothing
  * missed, and users who were only on the dead node turn offline once their presence TTL expires.
+ * All of it on one Redis, and again on a three-node Redis Cluster.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { services } from '../helpers/services.js';
+import { services, REDIS_CLUSTER_URL } from '../helpers/services.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { killAll } from '../helpers/processes.js';
 import { WsTestClient, closeAllClients, wsUrlFor, type Frame } from '../helpers/ws.js';
@@ -43,7 +44,16 @@ async function ingest(cluster: Cluster, key: string, type: string, payload: Reco
   return ((await res.json()) as { event_id: string }).event_id;
 }
 
-describe.skipIf(!services.postgres || !services.redis)('distributed: api, workers, maintenance and two gateways', () => {
+const redisSetups: { name: string; available: boolean; env: Record<string, string> }[] = [
+  { name: 'one Redis', available: services.redis, env: {} },
+  { name: 'a Redis Cluster', available: services.redisCluster, env: { REDIS_URL: REDIS_CLUSTER_URL, TEM_REDIS_CLUSTER: 'true' } },
+];
+
+describe.each(redisSetups)('distributed: api, workers, maintenance and two gateways on $name', ({ available, env: redisEnv }) => {
+  if (!services.postgres || !available) {
+    it.skip('needs PostgreSQL and this Redis');
+    return;
+  }
   let cluster: Cluster;
   let aliceKey: string;
   let bobKey: string;
@@ -52,7 +62,7 @@ describe.skipIf(!services.postgres || !services.redis)('distributed: api, worker
     cluster = await startCluster({
       workers: 2,
       gateways: 2,
-      env: { TEM_PRESENCE_TTL_MS: '3000', TEM_HEARTBEAT_INTERVAL_MS: '1000', TEM_INTROSPECT_CACHE_MS: '1000' },
+      env: { TEM_PRESENCE_TTL_MS: '3000', TEM_HEARTBEAT_INTERVAL_MS: '1000', TEM_INTROSPECT_CACHE_MS: '1000', ...redisEnv },
     });
     aliceKey = await cluster.createUser('alice');
     bobKey = await cluster.createUser('bob');

@@ -1,58 +1,35 @@
 /**
- * The presence scripts on a real Redis Cluster (three masters on 127.0.0.1:46379–46381; skipped
- * when it is not there). The store itself cannot open a cluster connection yet, so this test
- * runs its scripts with the keys PresenceKeys names, as the store does, and checks:
+ * The presence scripts on the test Redis Cluster (test/helpers/redis-cluster.ts), run directly
+ * with the keys PresenceKeys names, as the store does (the store itself runs the presence
+ * conformance suite on the cluster), and checks:
  * - every call's keys, those it is given and those it builds (user hashes, expire's channel
  *   keys), hash to one slot, the bucket's (CLUSTER KEYSLOT): Redis 7 lets a script reach a key
  *   of another slot served by the same node, so a run that succeeds alone would not prove it;
  * - the calls run on the cluster (no CROSSSLOT), over buckets served by different nodes, and a
  *   sweep of every bucket reports each leave once.
  */
-import { connect } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Cluster } from 'ioredis';
 import { randomBase62 } from '../../src/core/ids.js';
 import { PresenceKeys } from '../../src/presence/index.js';
 import { EXPIRE_LUA, LINGER_LUA, MEMBERS_LUA, REMOVE_LUA, UPSERT_LUA } from '../../src/presence/redis-scripts.js';
+import { services, REDIS_CLUSTER_URL } from '../helpers/services.js';
+import { deleteClusterKeys } from '../helpers/redis-cluster.js';
 
-const NODE = { host: '127.0.0.1', port: 46379 };
 const T0 = Date.UTC(2030, 0, 1);
 const BUCKETS = 16;
 
-function reachable(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port, timeout: 1500 });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
-}
-
-const clusterUp = await reachable(NODE.host, NODE.port);
 const prefix = `temtest:presence-cluster:${randomBase62(6)}:`;
 let cluster: Cluster | undefined;
 
 afterAll(async () => {
   if (!cluster) return;
   // A test's own keys only, on every master.
-  for (const node of cluster.nodes('master')) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      for (const key of keys) await node.del(key);
-      cursor = next;
-    } while (cursor !== '0');
-  }
+  await deleteClusterKeys(cluster, `${prefix}*`);
   await cluster.quit();
 });
 
-describe.skipIf(!clusterUp)('presence scripts on a Redis Cluster', () => {
+describe.skipIf(!services.redisCluster)('presence scripts on a Redis Cluster', () => {
   const keys = new PresenceKeys(prefix, BUCKETS);
   const channels = Array.from({ length: 24 }, (_, i) => `room:${i}`);
   const member = (user: string, conn: string): string => JSON.stringify([user, conn]);
@@ -73,7 +50,7 @@ describe.skipIf(!clusterUp)('presence scripts on a Redis Cluster', () => {
   }
 
   it("gives every script keys of one slot, its channel's bucket's, and runs them", async () => {
-    cluster = new Cluster([NODE]);
+    cluster = new Cluster([REDIS_CLUSTER_URL]);
     // Buckets in slots of their own, served by more than one node: the test crosses nodes.
     const bucketSlots = await Promise.all(Array.from({ length: BUCKETS }, (_, b) => slotOf(keys.index(b))));
     expect(new Set(bucketSlots).size).toBe(BUCKETS);
