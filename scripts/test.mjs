@@ -21,7 +21,7 @@ try {
 const skipped = [];
 if (!services.postgres) skipped.push('PostgreSQL suites (start PostgreSQL on 127.0.0.1:5432 or set TEST_DATABASE_URL)');
 if (!services.redis) skipped.push('Redis suites (start Redis on 127.0.0.1:6379 or set TEST_REDIS_URL)');
-if (services.redisCluster === false) skipped.push('Redis Cluster suites (install redis-server and redis-cli, version 7 or later, or set TEST_REDIS_CLUSTER_URL)');
+if (services.redisCluster === false) skipped.push('Redis Cluster suites (install redis-server and redis-cli, or set TEST_REDIS_CLUSTER_URL)');
 if (skipped.length) {
   console.log('\nSKIPPED because a service was not reachable:');
   for (const s of skipped) console.log(`  - ${s}`);

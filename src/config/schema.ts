@@ -32,7 +32,7 @@ export const RETENTION_MAX_MS = 3650 * 86_400_000;
 export const SETTINGS = {
   databaseUrl: { env: 'DATABASE_URL', type: 'url', schemes: ['postgres:', 'postgresql:'], default: undefined, doc: 'PostgreSQL URL. Unset: embedded PGlite in dataDir.' },
   redisUrl: { env: 'REDIS_URL', type: 'url', schemes: ['redis:', 'rediss:'], default: undefined, doc: 'Redis URL. Unset: in-memory bus (single process).' },
-  redisCluster: { env: 'TEM_REDIS_CLUSTER', type: 'bool', default: false, doc: 'REDIS_URL names one node of a Redis Cluster (Redis ≥ 7): the other nodes are found from it, each channel\'s history, presence and sessions live on the node owning their slot, and pub/sub goes through the cluster (docs/operations.md).' },
+  redisCluster: { env: 'TEM_REDIS_CLUSTER', type: 'bool', default: false, doc: 'REDIS_URL names one node of a Redis Cluster (Redis ≥ 6): the other nodes are found from it, each channel\'s history, presence and sessions live on the node owning their slot, and pub/sub goes through the cluster (docs/operations.md).' },
   redisPrefix: { env: 'TEM_REDIS_PREFIX', type: 'string', default: 'tem:', doc: 'Prefix of every Redis key and pub/sub channel (several deployments on one Redis).' },
   httpHost: { env: 'TEM_HTTP_HOST', type: 'string', default: '0.0.0.0', doc: 'Public listener host.' },
   httpPort: { env: 'TEM_HTTP_PORT', type: 'int', default: 8080, min: 0, max: 65535, doc: 'Public listener port (0 picks a free port).' },
