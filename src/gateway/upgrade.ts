@@ -31,9 +31,23 @@ function decode(value: string): string | null {
   }
 }
 
+/**
+ * An absolute-form request target (`GET http://host/ws HTTP/1.1`, RFC 9112 §3.2.2, which a
+ * server must accept; some proxies send it) as the origin form the rest reads (`/ws`).
+ */
+function originForm(url: string): string {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(url);
+  if (!m) return url;
+  const rest = url.slice(m[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}
+
+/** `token[]`, `token[0]`: a token sent the way some form encoders send arrays. */
+const TOKEN_ARRAY = /^token\[[^\]]*\]$/;
+
 /** Reads path and token leniently: nothing here throws, whatever the client sent. */
 export function readUpgrade(req: Pick<IncomingMessage, 'url' | 'headers'>): UpgradeInfo {
-  const url = req.url ?? '/';
+  const url = originForm(req.url ?? '/');
   const q = url.indexOf('?');
   let path = q === -1 ? url : url.slice(0, q);
   if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
@@ -43,8 +57,9 @@ export function readUpgrade(req: Pick<IncomingMessage, 'url' | 'headers'>): Upgr
   for (const part of query.split('&')) {
     if (!part) continue;
     const eq = part.indexOf('=');
-    const rawKey = eq === -1 ? part : part.slice(0, eq);
-    if (decode(rawKey) !== 'token') continue;
+    const key = decode(eq === -1 ? part : part.slice(0, eq));
+    if (key !== null && TOKEN_ARRAY.test(key)) problem = 'malformed query string: give the token once, as token=<key or JWT>';
+    if (key !== 'token') continue;
     const value = decode(eq === -1 ? '' : part.slice(eq + 1));
     if (value === null) problem = 'malformed query string: token is not valid percent-encoding';
     else if (value.trim() === '') problem = 'empty token in query string';

@@ -2,6 +2,8 @@
  * The WebSocket protocol (contract §4) frame by frame, on the embedded stack: API + gateway on
  * PGlite and the memory bus, real ws clients. Every reply, error and close code.
  */
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPublication, startGatewayHarness, WsTestClient, type GatewayHarness, type GatewayNode } from '../helpers/ws.js';
@@ -100,12 +102,44 @@ describe('authentication', () => {
   });
 
   it('a malformed query string gets the upgrade and a 4001 close with a reason, never a bare 400', async () => {
-    for (const raw of ['token=%E0%A4%A', 'token=', 'token=a&token=b', '%%%&&==token', 'token=%zz']) {
+    for (const raw of ['token=%E0%A4%A', 'token=', 'token=a&token=b', '%%%&&==token', 'token=%zz', `token[]=${alice.key}`, `token%5B0%5D=${alice.key}`]) {
       const c = await WsTestClient.connect(h.wsUrl({ raw }));
       const closed = await c.closed;
       expect(closed.code, raw).toBe(4001);
       expect(closed.reason.length, raw).toBeGreaterThan(0);
+      // A token sent as an array is named as such at once, not left to the HELLO timeout.
+      if (raw.startsWith('token[') || raw.startsWith('token%5B')) expect(closed.reason, raw).toMatch(/give the token once, as token=/);
     }
+  });
+
+  it('takes an upgrade whose request target is in absolute form, as a proxy may send it', async () => {
+    // RFC 9112 §3.2.2: GET http://host/ws HTTP/1.1. ws's client always sends the origin form,
+    // so the request is written by hand.
+    const url = new URL(h.wsUrl());
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(url.port), url.hostname, () => {
+        socket.write(
+          `GET http://${url.host}/ws?token=${alice.key} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+            `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        );
+      });
+      let got = '';
+      socket.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        // The status line, then the server's first frame: HELLO_ACK at once (token in the query).
+        if (got.includes('HELLO_ACK')) {
+          socket.destroy();
+          resolve(got);
+        }
+      });
+      socket.on('error', reject);
+      setTimeout(() => {
+        socket.destroy();
+        resolve(got);
+      }, 3000);
+    });
+    expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 101 Switching Protocols');
+    expect(answer).toContain('HELLO_ACK');
   });
 
   it('answers 404 problem+json to an upgrade on another path', async () => {
