@@ -13,18 +13,42 @@
  * duplicates. A position from another primary therefore starts a new epoch (clients are told to
  * resync rather than miss messages). A position that records none (written before this check)
  * takes the current primary's.
+ *
+ * On a Redis Cluster a position also moves whole, by slot migration (MIGRATE), to a primary that
+ * never replicated it. It also records the node that wrote it (CLUSTER MYID), and a position
+ * from another node is taken over with its epoch unless its replication id is this node's
+ * previous one (master_replid2: this node was that primary's replica until a failover). A
+ * position this node wrote before a restart (same node, new replication id) still starts a new
+ * epoch, as on one Redis: a restart may have lost its last writes.
  */
-const SAME_PRIMARY = `
-local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
+function samePrimaryLua(cluster: boolean): string {
+  const node = cluster ? "redis.call('CLUSTER', 'MYID')" : "''";
+  return `
+local info = redis.call('INFO', 'replication')
+local replid = string.match(info, 'master_replid:(%w+)') or ''
+local replid2 = string.match(info, 'master_replid2:(%w+)') or ''
+local node = ${node}
+local function stampPrimary(pos)
+  redis.call('HSET', pos, 'replid', replid)
+  if node ~= '' then redis.call('HSET', pos, 'node', node) end
+end
 local function samePrimary(pos)
   local was = redis.call('HGET', pos, 'replid')
   if not was then
-    redis.call('HSET', pos, 'replid', replid)
+    stampPrimary(pos)
     return true
   end
-  return was == replid
+  if was == replid then return true end
+  local wasNode = redis.call('HGET', pos, 'node')
+  if node ~= '' and wasNode and wasNode ~= node and was ~= replid2 then
+    -- Migrated here whole from another primary.
+    stampPrimary(pos)
+    return true
+  end
+  return false
 end
 `;
+}
 
 /**
  * Append + fan-out of publications on one or more channels, atomically: the order subscribers
@@ -44,7 +68,7 @@ end
  * Returns per channel {epoch, offset of its first appended message, skip mask ('' without a
  * slot, else one '1' per left-out message and '0' per appended one)}, flattened.
  */
-export const PUBLISH_LUA = `${SAME_PRIMARY}
+export const publishLua = (cluster: boolean): string => `${samePrimaryLua(cluster)}
 local out = {}
 local head = '","ts":' .. ARGV[1] .. ','
 local a = 2
@@ -78,7 +102,8 @@ for k = 1, #KEYS - (receipt and 1 or 0), 2 do
     -- by another primary: a new epoch, and whatever history is left belongs to the old one.
     epoch = ARGV[a + 1]
     redis.call('DEL', hist)
-    redis.call('HSET', pos, 'epoch', epoch, 'offset', 0, 'replid', replid)
+    redis.call('HSET', pos, 'epoch', epoch, 'offset', 0)
+    stampPrimary(pos)
   end
   local first = redis.call('HINCRBY', pos, 'offset', count) - count + 1
   local keep = size > 0 and ttl > 0
@@ -129,13 +154,14 @@ return out
  * 5 TTL ms of a position at offset 0.
  * Returns {epoch, offset, entries}. Since offset 0 (nothing seen) reads the tail of any epoch.
  */
-export const READ_LUA = `${SAME_PRIMARY}
+export const readLua = (cluster: boolean): string => `${samePrimaryLua(cluster)}
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local offset = 0
 if not epoch or not samePrimary(KEYS[1]) then
   epoch = ARGV[1]
   redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0, 'replid', replid)
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
+  stampPrimary(KEYS[1])
 else
   offset = tonumber(redis.call('HGET', KEYS[1], 'offset'))
 end

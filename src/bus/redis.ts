@@ -16,7 +16,7 @@ import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
 import { closeRedis, defineScript, escapeGlob, onReconnected, openRedis, withRedis, type RedisClient, type RedisConnection } from './connection.js';
 import { decodeStored, emptyPositionTtl, positionTtl, toPublication, type StreamRead } from './history.js';
 import { LimiterCache, redisLimiter } from './limits.js';
-import { PUBLISH_LUA, READ_LUA } from './redis-scripts.js';
+import { publishLua, readLua } from './redis-scripts.js';
 import { RECEIPT_TTL_MS, type AppendGroup, type AppendResult, type ControlMessage, type SharedLimiter, type SharedLimiterOptions } from './types.js';
 
 export interface RedisBusOptions extends BaseBusOptions {
@@ -70,8 +70,8 @@ export class RedisBus extends BaseBus {
     const otherNodes = this.cluster ? () => clusterNodes(this.cmd.redis) : undefined;
     this.sub = openRedis({ ...common, otherNodes, name: `${this.prefix}bus:sub:${this.name}` });
     // Keys vary with the number of channels published at once (numberOfKeys given per call).
-    this.publishScript = defineScript(this.cmd.redis, 'temBusPublish', null, PUBLISH_LUA);
-    this.readScript = defineScript(this.cmd.redis, 'temBusRead', 2, READ_LUA);
+    this.publishScript = defineScript(this.cmd.redis, 'temBusPublish', null, publishLua(this.cluster));
+    this.readScript = defineScript(this.cmd.redis, 'temBusRead', 2, readLua(this.cluster));
     this.sub.redis.on('message', (raw: string, json: string) => this.onMessage(raw, json));
     this.sub.redis.on('pmessage', (rawPattern: string, raw: string, json: string) => this.onPatternMessage(rawPattern, raw, json));
     onReconnected(this.sub, () => this.resubscribe(this.sub.redis));
@@ -112,7 +112,7 @@ export class RedisBus extends BaseBus {
     for (const g of groups) {
       keys.push(...this.keys(g.channel));
       args.push(this.pubsubPrefix + g.channel, randomBase62(10), g.ns.historySize, g.ns.historyTtlMs, positionTtl(g.ns, this.positionTtlMs), g.bodies.length, ...g.bodies);
-      // '!' first: the caller knows it went out; recorded, not appended (PUBLISH_LUA).
+      // '!' first: the caller knows it went out; recorded, not appended (publishLua).
       if (receipt !== undefined) args.push(...g.bodies.map((_, i) => `${g.sent?.[i] ? '!' : ''}${g.ids?.[i] ?? ''}`));
     }
     if (receiptKey !== undefined) {
