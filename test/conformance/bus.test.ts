@@ -11,6 +11,7 @@ import { MemoryHub, RedisBus, type Bus, type BusMessage, type ControlMessage, ty
 import { EMPTY_POSITION_TTL_MS } from '../../src/bus/history.js';
 import { services, REDIS_CLUSTER_URL, REDIS_URL } from '../helpers/services.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { closeRedis, openRedis } from '../../src/bus/connection.js';
 import { deleteClusterKeys, readyCluster } from '../helpers/redis-cluster.js';
 import calculateSlot from 'cluster-key-slot';
 
@@ -729,6 +730,54 @@ describe.skipIf(!services.redisCluster)('RedisBus on a Redis Cluster', () => {
       await migrate(target, source);
     }
   });
+
+  it('keeps publishing on the other nodes while one node stops answering', async () => {
+    const prefix = `${clusterPrefix}hung:`;
+    const bus = new RedisBus({ url: REDIS_CLUSTER_URL, cluster: true, prefix, namespaces: ns(), commandTimeoutMs: 300 });
+    redisNodes.push(bus);
+    const cluster = await clusterClient();
+    const nodeOf = (channel: string): string => cluster.slots[calculateSlot(`${prefix}bus:{${channel}}:pos`)]![0]!;
+    const channels = Array.from({ length: 12 }, (_, i) => `chat:h${i}`);
+    const paused = nodeOf(channels[0]!);
+    const elsewhere = channels.filter((c) => nodeOf(c) !== paused);
+    expect(elsewhere.length).toBeGreaterThan(0);
+    await bus.publish(elsewhere[0]!, 'm', 0);
+    const [host, port] = paused.split(':');
+    const admin = new Redis({ host, port: Number(port) });
+    try {
+      await admin.client('PAUSE', 1500, 'WRITE');
+      // The paused node's channel times out...
+      await expect(bus.publish(channels[0]!, 'm', 1)).rejects.toThrow();
+      // ...and that costs the channels of the nodes that answer nothing, at once and after.
+      for (let i = 1; i <= 5; i++) {
+        await expect(bus.publish(elsewhere[i % elsewhere.length]!, 'm', i)).resolves.toMatchObject({ event: 'm' });
+        await sleep(50);
+      }
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it('reconnects through the other nodes when the one it was given is gone', async () => {
+    // The seed node is reached through a proxy, cut for good: once the client has to start over,
+    // the nodes the cluster reported are its way back in.
+    const proxy = TcpProxy.forUrl(REDIS_CLUSTER_URL, 6379);
+    await proxy.start();
+    const conn = openRedis({ url: proxy.url(REDIS_CLUSTER_URL), cluster: true, name: `${clusterPrefix}reseed` });
+    try {
+      await waitFor(() => conn.redis.status === 'ready', 'the cluster client ready');
+      await conn.redis.set(`${clusterPrefix}reseed:{a}`, '1');
+      proxy.cut();
+      // Every connection lost at once (a network blip): the client starts over.
+      const back = new Promise<void>((resolve) => conn.redis.once('ready', () => resolve()));
+      conn.redis.disconnect(true);
+      await Promise.race([back, sleep(5000).then(() => Promise.reject(new Error('the cluster client did not come back')))]);
+      expect(await conn.redis.get(`${clusterPrefix}reseed:{a}`)).toBe('1');
+    } finally {
+      await closeRedis(conn);
+      await proxy.stop();
+    }
+  }, 15_000);
 
   it('moves its subscriber to another node when the one it was given stays away, and looks for what it missed', async () => {
     // The seed node is reached through a proxy; once the proxy is cut for good, the subscriber
