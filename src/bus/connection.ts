@@ -130,13 +130,24 @@ function clusterOptions(url: string, common: RedisOptions, retry: (times: number
   };
 }
 
-/** Calls `handler` each time the connection is ready again after it was lost (not at the first connect). */
+/**
+ * Calls `handler` each time the connection is ready again after it was lost (not at the first
+ * connect). On a cluster the client as a whole stays ready while one node restarts or fails over
+ * (its slots may have lost their keys), so a node connection opened anew while the cluster is
+ * ready counts too, once it is ready.
+ */
 export function onReconnected(conn: RedisConnection, handler: () => void): void {
   let readyBefore = false;
-  conn.redis.on('ready', () => {
+  const { redis } = conn;
+  redis.on('ready', () => {
     if (readyBefore) handler();
     readyBefore = true;
   });
+  if (redis instanceof Cluster) {
+    redis.on('+node', (node: Redis) => {
+      if (readyBefore && redis.status === 'ready') node.once('ready', handler);
+    });
+  }
 }
 
 const unreachable = (): TemError => createError('BUS_UNAVAILABLE', 'Redis is unreachable', { retryAfter: 1 });

@@ -439,6 +439,36 @@ describe.skipIf(!services.redisCluster)('Redis Cluster', () => {
     };
   });
 
+  it('tells its reconnect handlers when one node of the cluster is back (restarted or failed over: its entries may be gone)', async () => {
+    const prefix = `${clusterPrefix}reconnect:`;
+    const name = `n${randomBase62(6)}`;
+    const s = new RedisPresenceStore({ url: REDIS_CLUSTER_URL, cluster: true, prefix, buckets: 16, name });
+    opened.push(s);
+    const reconnected = vi.fn();
+    s.onReconnect(reconnected);
+    // Channels in every bucket, so every node is in use.
+    const channels = Array.from({ length: 48 }, (_, i) => `room:${i}`);
+    const touchAll = (): Promise<unknown> => Promise.all(channels.map((c) => s.members(c, T0)));
+    await touchAll();
+    // One node loses the store's connection, as when it restarts; the others keep theirs.
+    const cluster = await readyCluster(REDIS_CLUSTER_URL);
+    try {
+      const node = cluster.nodes('master')[0]!;
+      const list = String(await node.client('LIST'));
+      const id = list.split('\n').find((line) => line.includes(` name=${prefix}presence:${name} `))?.match(/^id=(\d+)/)?.[1];
+      expect(id).toBeDefined();
+      await node.client('KILL', 'ID', id!);
+    } finally {
+      await cluster.quit();
+    }
+    const until = Date.now() + 5000;
+    while (reconnected.mock.calls.length === 0 && Date.now() < until) {
+      await touchAll().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(reconnected).toHaveBeenCalled();
+  });
+
   sessionConformance('RedisSessionStore', () => {
     const store = new RedisSessionStore({ url: REDIS_CLUSTER_URL, cluster: true, prefix: `${clusterPrefix}${++testNo}:` });
     opened.push(store);
