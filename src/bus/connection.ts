@@ -72,10 +72,15 @@ export function openRedis(options: RedisConnectionOptions): RedisConnection {
     : new Redis(options.url, {
         ...common,
         retryStrategy: (times) => {
-          // From the third attempt on, every other one goes to the next known node (the
-          // connector reads host and port from these options at each connect).
-          const nodes = times >= 3 && times % 2 === 1 ? (options.otherNodes?.() ?? []) : [];
-          if (nodes.length > 0) Object.assign((redis as Redis).options, nodes[((times - 3) / 2) % nodes.length]);
+          // From the second attempt on, each one goes to another known node than the one that
+          // just failed (the connector reads host and port from these options at each connect).
+          // The list holds every node of the cluster, this one included: picking from it blindly
+          // can come back to the node that stays away, a hung one costing seconds per attempt.
+          if (times >= 2) {
+            const current = (redis as Redis).options;
+            const others = (options.otherNodes?.() ?? []).filter((n) => n.host !== current.host || n.port !== current.port);
+            if (others.length > 0) Object.assign(current, others[(times - 2) % others.length]);
+          }
           return retry(times);
         },
       });

@@ -10,6 +10,7 @@ import type { NamespaceOptions } from '../../src/config/index.js';
 import { MemoryHub, RedisBus, type Bus, type BusMessage, type ControlMessage, type NamespaceResolver, type Publication } from '../../src/bus/index.js';
 import { EMPTY_POSITION_TTL_MS } from '../../src/bus/history.js';
 import { services, REDIS_CLUSTER_URL, REDIS_URL } from '../helpers/services.js';
+import { createServer, type AddressInfo } from 'node:net';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { closeRedis, openRedis } from '../../src/bus/connection.js';
 import { deleteClusterKeys, readyCluster } from '../helpers/redis-cluster.js';
@@ -778,6 +779,30 @@ describe.skipIf(!services.redisCluster)('RedisBus on a Redis Cluster', () => {
       await proxy.stop();
     }
   }, 15_000);
+
+  it("moves a subscriber connection off its node at the second attempt, never back to the node that failed", async () => {
+    // A node that takes connections and drops them at once; listed among the cluster's nodes
+    // (first, as the URL's node is when it serves slot 0), as the cluster client lists every node.
+    let dropped = 0;
+    const server = createServer((socket) => {
+      dropped++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const dead = { host: '127.0.0.1', port: (server.address() as AddressInfo).port };
+    const cluster = await clusterClient();
+    const live = cluster.nodes('all').map((n) => ({ host: n.options.host!, port: n.options.port! }));
+    const conn = openRedis({ url: `redis://${dead.host}:${dead.port}`, otherNodes: () => [dead, ...live], name: `${clusterPrefix}rotate` });
+    try {
+      await waitFor(() => conn.redis.status === 'ready', 'a live node', 10_000);
+      // The first connect and the first retry; the second retry goes elsewhere.
+      expect(dropped).toBe(2);
+      expect(live).toContainEqual({ host: conn.redis.options.host, port: conn.redis.options.port });
+    } finally {
+      await closeRedis(conn);
+      server.close();
+    }
+  });
 
   it('moves its subscriber to another node when the one it was given stays away, and looks for what it missed', async () => {
     // The seed node is reached through a proxy; once the proxy is cut for good, the subscriber
