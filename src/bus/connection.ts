@@ -129,6 +129,10 @@ function clusterOptions(url: string, common: RedisOptions, retry: (times: number
   if (u.protocol === 'rediss:') auth.tls = {};
   return {
     enableOfflineQueue: false,
+    // Node names are used as given (the URL's, and those the cluster reports), never resolved to
+    // addresses first: a TLS certificate names hosts, and a connection to a bare address fails
+    // its check.
+    dnsLookup: (address, callback) => callback(null, address),
     clusterRetryStrategy: retry,
     slotsRefreshTimeout: common.connectTimeout,
     redisOptions: { ...common, ...auth },

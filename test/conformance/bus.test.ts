@@ -759,6 +759,18 @@ describe.skipIf(!services.redisCluster)('RedisBus on a Redis Cluster', () => {
     }
   });
 
+  it("connects to the URL's host by its name, not an address looked up first (a TLS certificate names the host)", async () => {
+    const url = new URL(REDIS_CLUSTER_URL);
+    url.hostname = 'localhost';
+    const conn = openRedis({ url: url.toString(), cluster: true, name: `${clusterPrefix}hostname` });
+    try {
+      const first = await new Promise<string | undefined>((resolve) => conn.redis.once('+node', (node: Redis) => resolve(node.options.host)));
+      expect(first).toBe('localhost');
+    } finally {
+      await closeRedis(conn);
+    }
+  });
+
   it('reconnects through the other nodes when the one it was given is gone', async () => {
     // The seed node is reached through a proxy, cut for good: once the client has to start over,
     // the nodes the cluster reported are its way back in.
