@@ -178,3 +178,9 @@ if (ARGV[3] == epoch or since == 0) and since ~= nil and since >= 0 and since < 
 end
 return {epoch, offset, entries}
 `;
+
+/**
+ * A control message, published from the node owning KEYS[1] (the control channel's name, used
+ * as a key only to pick that node). ARGV: 1 message JSON.
+ */
+export const CONTROL_LUA = `return redis.call('PUBLISH', KEYS[1], ARGV[1])`;

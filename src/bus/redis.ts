@@ -16,7 +16,7 @@ import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
 import { closeRedis, defineScript, escapeGlob, onReconnected, openRedis, withRedis, type RedisClient, type RedisConnection } from './connection.js';
 import { decodeStored, emptyPositionTtl, positionTtl, toPublication, type StreamRead } from './history.js';
 import { LimiterCache, redisLimiter } from './limits.js';
-import { publishLua, readLua } from './redis-scripts.js';
+import { CONTROL_LUA, publishLua, readLua } from './redis-scripts.js';
 import { RECEIPT_TTL_MS, type AppendGroup, type AppendResult, type ControlMessage, type SharedLimiter, type SharedLimiterOptions } from './types.js';
 
 export interface RedisBusOptions extends BaseBusOptions {
@@ -53,6 +53,7 @@ export class RedisBus extends BaseBus {
   private readonly patternNames = new Map<string, string>();
   private readonly publishScript: (keys: string[], args: (string | number)[]) => Promise<(string | number)[]>;
   private readonly readScript: (keys: string[], args: (string | number)[]) => Promise<ReadReply>;
+  private readonly controlScript: (keys: string[], args: (string | number)[]) => Promise<number>;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly limiters = new LimiterCache((options) => redisLimiter(this.cmd, this.prefix, options));
 
@@ -72,6 +73,7 @@ export class RedisBus extends BaseBus {
     // Keys vary with the number of channels published at once (numberOfKeys given per call).
     this.publishScript = defineScript(this.cmd.redis, 'temBusPublish', null, publishLua(this.cluster));
     this.readScript = defineScript(this.cmd.redis, 'temBusRead', 2, readLua(this.cluster));
+    this.controlScript = defineScript(this.cmd.redis, 'temBusControl', 1, CONTROL_LUA);
     this.sub.redis.on('message', (raw: string, json: string) => this.onMessage(raw, json));
     this.sub.redis.on('pmessage', (rawPattern: string, raw: string, json: string) => this.onPatternMessage(rawPattern, raw, json));
     onReconnected(this.sub, () => this.resubscribe(this.sub.redis));
@@ -216,7 +218,12 @@ export class RedisBus extends BaseBus {
   }
 
   protected async sendControl(message: ControlMessage): Promise<void> {
-    await withRedis(this.cmd, (redis) => redis.publish(this.controlChannel, JSON.stringify(message)));
+    const json = JSON.stringify(message);
+    // A cluster client sends a keyless PUBLISH to any node, so two control messages could cross
+    // the cluster bus in either order (a typing stop overtaking its start). Keyed by the control
+    // channel's own name, every one goes out from the same node, in order.
+    if (this.cluster) await withRedis(this.cmd, () => this.controlScript([this.controlChannel], [json]));
+    else await withRedis(this.cmd, (redis) => redis.publish(this.controlChannel, json));
   }
 
   limiter(options: SharedLimiterOptions): SharedLimiter {

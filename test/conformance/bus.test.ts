@@ -2,7 +2,7 @@
  * One suite, every Bus: memory (nodes on one MemoryHub) and Redis (nodes on one Redis, isolated
  * by a key prefix per test). A "node" is what one gateway process holds.
  */
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Cluster, Redis } from 'ioredis';
 import { ManualClock, type Clock } from '../../src/core/clock.js';
 import { randomBase62 } from '../../src/core/ids.js';
@@ -13,7 +13,7 @@ import { services, REDIS_CLUSTER_URL, REDIS_URL } from '../helpers/services.js';
 import { createServer, type AddressInfo } from 'node:net';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { closeRedis, openRedis } from '../../src/bus/connection.js';
-import { deleteClusterKeys, readyCluster } from '../helpers/redis-cluster.js';
+import { deleteClusterKeys, disruptableCluster, readyCluster } from '../helpers/redis-cluster.js';
 import calculateSlot from 'cluster-key-slot';
 
 interface NodeOptions {
@@ -597,6 +597,9 @@ describe.skipIf(!services.redis)('RedisBus', () => {
 
 // ---- redis cluster ------------------------------------------------------------------------
 
+/** Base port of the cluster the disruptive cluster tests start for themselves. */
+const OWN_CLUSTER_PORT = 46389;
+
 describe.skipIf(!services.redisCluster)('RedisBus on a Redis Cluster', () => {
   const clusterPrefix = `temtest:cbus:${randomBase62(6)}:`;
   let cluster: Cluster | undefined;
@@ -645,118 +648,154 @@ describe.skipIf(!services.redisCluster)('RedisBus on a Redis Cluster', () => {
     expect(again.map((p) => [p.channel, p.offset])).toEqual([['chat:c0', 4]]);
   });
 
-  it('retries a batch that failed on one node without appending again what went out on the others', async () => {
-    const prefix = `${clusterPrefix}partial:`;
-    const bus = new RedisBus({ url: REDIS_CLUSTER_URL, cluster: true, prefix, namespaces: ns(), commandTimeoutMs: 300 });
-    redisNodes.push(bus);
-    const cluster = await clusterClient();
-    const channels = Array.from({ length: 12 }, (_, i) => `chat:p${i}`);
-    const nodeOf = (channel: string): string => cluster.slots[calculateSlot(`${prefix}bus:{${channel}}:pos`)]![0]!;
-    // One node stops taking writes for longer than the command timeout: its channels fail.
-    const paused = nodeOf(channels[0]!);
-    expect(new Set(channels.map(nodeOf)).size).toBeGreaterThan(1);
-    const batch = channels.flatMap((channel) => [1, 2, 3].map((n) => ({ channel, event: 'm', payload: n, receiptId: `${channel}-${n}` })));
-    const [host, port] = paused.split(':');
-    const admin = new Redis({ host, port: Number(port) });
-    try {
-      await admin.client('PAUSE', 1000, 'WRITE');
-      await expect(bus.publishMany(batch, { receipt: 'relay' })).rejects.toThrow();
-    } finally {
-      admin.disconnect();
-    }
-    // The relay's retry, once the node is back: whatever went out is skipped.
-    let retried: Publication[] | undefined;
-    const until = Date.now() + 10_000;
-    while (!retried) {
-      retried = await bus.publishMany(batch, { receipt: 'relay' }).catch(async (err: unknown) => {
-        if (Date.now() > until) throw err;
-        await sleep(100);
-        return undefined;
-      });
-    }
-    // The paused node's channels went out only now (calls to other nodes cut short by the
-    // timeout's reconnect may also come round again); every channel holds each message once.
-    expect(retried.some((p) => nodeOf(p.channel) === paused)).toBe(true);
-    for (const channel of channels) {
-      const hist = await bus.history(channel, { offset: 0, epoch: 'any' });
-      expect(hist.publications.map((p) => [p.offset, p.payload]), channel).toEqual([[1, 1], [2, 2], [3, 3]]);
-    }
-  });
-
-  it('keeps a channel\'s epoch when its slot migrates to another primary, and starts a new one after a failover or a restart', async () => {
-    const prefix = `${clusterPrefix}migrate:`;
-    const bus = new RedisBus({ url: REDIS_CLUSTER_URL, cluster: true, prefix, namespaces: ns() });
-    redisNodes.push(bus);
-    const cluster = await clusterClient();
-    const channel = 'chat:mig';
-    const pos = `${prefix}bus:{${channel}}:pos`;
-    const slot = calculateSlot(pos);
-    const first = await bus.publishMany([1, 2, 3].map((n) => ({ channel, event: 'm', payload: n })));
-    const epoch = first[0]!.epoch;
-    const masters = cluster.nodes('master');
-    const hostPort = (r: Redis): string => `${r.options.host}:${r.options.port}`;
-    const owner = (): Redis => masters.find((m) => hostPort(m) === cluster.slots[slot]![0])!;
-    const idOf = async (r: Redis): Promise<string> => String(await r.cluster('MYID'));
-    /** Moves the slot, keys and all, as redis-cli --cluster reshard does. */
-    const migrate = async (from: Redis, to: Redis): Promise<void> => {
-      const [fromId, toId] = [await idOf(from), await idOf(to)];
-      await to.cluster('SETSLOT', slot, 'IMPORTING', fromId);
-      await from.cluster('SETSLOT', slot, 'MIGRATING', toId);
-      const keys = (await from.cluster('GETKEYSINSLOT', slot, 1000)) as string[];
-      if (keys.length > 0) await from.migrate(to.options.host!, to.options.port!, '', 0, 5000, 'KEYS', ...keys);
-      for (const m of masters) await m.cluster('SETSLOT', slot, 'NODE', toId);
-      await new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
-    };
-    const source = owner();
-    const target = masters.find((m) => m !== source)!;
-    await migrate(source, target);
-    try {
-      // Publish until the client has followed the slot (MOVED): the epoch carries on.
-      const next = await bus.publish(channel, 'm', 4);
-      expect(next).toMatchObject({ epoch, offset: 4 });
-      const hist = await bus.history(channel, { offset: 0, epoch });
-      expect(hist.publications.map((p) => p.offset)).toEqual([1, 2, 3, 4]);
-      expect(await target.hget(pos, 'node')).toBe(await idOf(target));
-      // A position carrying this node's previous replication id came through a failover: new epoch.
-      const replid2 = /master_replid2:(\w+)/.exec(await target.info('replication'))![1]!;
-      await target.hset(pos, 'replid', replid2, 'node', await idOf(source));
-      const afterFailover = await bus.publish(channel, 'm', 5);
-      expect(afterFailover.epoch).not.toBe(epoch);
-      expect(afterFailover.offset).toBe(1);
-      // One this node wrote under another replication id (before a restart): new epoch too.
-      await target.hset(pos, 'replid', 'f'.repeat(40));
-      const afterRestart = await bus.publish(channel, 'm', 6);
-      expect(afterRestart.epoch).not.toBe(afterFailover.epoch);
-    } finally {
-      await migrate(target, source);
-    }
-  });
-
-  it('keeps publishing on the other nodes while one node stops answering', async () => {
-    const prefix = `${clusterPrefix}hung:`;
-    const bus = new RedisBus({ url: REDIS_CLUSTER_URL, cluster: true, prefix, namespaces: ns(), commandTimeoutMs: 300 });
-    redisNodes.push(bus);
-    const cluster = await clusterClient();
-    const nodeOf = (channel: string): string => cluster.slots[calculateSlot(`${prefix}bus:{${channel}}:pos`)]![0]!;
-    const channels = Array.from({ length: 12 }, (_, i) => `chat:h${i}`);
-    const paused = nodeOf(channels[0]!);
-    const elsewhere = channels.filter((c) => nodeOf(c) !== paused);
-    expect(elsewhere.length).toBeGreaterThan(0);
-    await bus.publish(elsewhere[0]!, 'm', 0);
-    const [host, port] = paused.split(':');
-    const admin = new Redis({ host, port: Number(port) });
-    try {
-      await admin.client('PAUSE', 1500, 'WRITE');
-      // The paused node's channel times out...
-      await expect(bus.publish(channels[0]!, 'm', 1)).rejects.toThrow();
-      // ...and that costs the channels of the nodes that answer nothing, at once and after.
-      for (let i = 1; i <= 5; i++) {
-        await expect(bus.publish(elsewhere[i % elsewhere.length]!, 'm', i)).resolves.toMatchObject({ event: 'm' });
-        await sleep(50);
+  // Tests that pause a node or move a slot get a cluster of their own: the other suites run in
+  // parallel on the shared one and would time out meanwhile.
+  describe('on a cluster of its own', () => {
+    let ownUrl = '';
+    let own: Cluster | undefined;
+    let stopOwn: (() => Promise<void>) | null = null;
+    const ownClient = async (): Promise<Cluster> => (own ??= await readyCluster(ownUrl));
+    beforeAll(async () => {
+      ({ url: ownUrl, stop: stopOwn } = await disruptableCluster(OWN_CLUSTER_PORT));
+    }, 60_000);
+    afterAll(async () => {
+      if (own) {
+        await deleteClusterKeys(own, `${clusterPrefix}*`);
+        await own.quit();
       }
-    } finally {
-      admin.disconnect();
-    }
+      await stopOwn?.();
+    });
+
+    it('retries a batch that failed on one node without appending again what went out on the others', async () => {
+      const prefix = `${clusterPrefix}partial:`;
+      const bus = new RedisBus({ url: ownUrl, cluster: true, prefix, namespaces: ns(), commandTimeoutMs: 300 });
+      redisNodes.push(bus);
+      const cluster = await ownClient();
+      const channels = Array.from({ length: 12 }, (_, i) => `chat:p${i}`);
+      const nodeOf = (channel: string): string => cluster.slots[calculateSlot(`${prefix}bus:{${channel}}:pos`)]![0]!;
+      // One node stops taking writes for longer than the command timeout: its channels fail.
+      const paused = nodeOf(channels[0]!);
+      expect(new Set(channels.map(nodeOf)).size).toBeGreaterThan(1);
+      const batch = channels.flatMap((channel) => [1, 2, 3].map((n) => ({ channel, event: 'm', payload: n, receiptId: `${channel}-${n}` })));
+      const [host, port] = paused.split(':');
+      const admin = new Redis({ host, port: Number(port) });
+      try {
+        await admin.client('PAUSE', 1000, 'WRITE');
+        await expect(bus.publishMany(batch, { receipt: 'relay' })).rejects.toThrow();
+      } finally {
+        admin.disconnect();
+      }
+      // The relay's retry, once the node is back: whatever went out is skipped.
+      let retried: Publication[] | undefined;
+      const until = Date.now() + 10_000;
+      while (!retried) {
+        retried = await bus.publishMany(batch, { receipt: 'relay' }).catch(async (err: unknown) => {
+          if (Date.now() > until) throw err;
+          await sleep(100);
+          return undefined;
+        });
+      }
+      // Whether the paused node ran its calls late (then its receipts skip them now) or not (then
+      // they go out now), every channel holds each message exactly once.
+      expect(retried.every((p) => nodeOf(p.channel) === paused)).toBe(true);
+      for (const channel of channels) {
+        const hist = await bus.history(channel, { offset: 0, epoch: 'any' });
+        expect(hist.publications.map((p) => [p.offset, p.payload]), channel).toEqual([[1, 1], [2, 2], [3, 3]]);
+      }
+    });
+
+    it('keeps a channel\'s epoch when its slot migrates to another primary, and starts a new one after a failover or a restart', async () => {
+      const prefix = `${clusterPrefix}migrate:`;
+      const bus = new RedisBus({ url: ownUrl, cluster: true, prefix, namespaces: ns() });
+      redisNodes.push(bus);
+      const cluster = await ownClient();
+      const channel = 'chat:mig';
+      const pos = `${prefix}bus:{${channel}}:pos`;
+      const slot = calculateSlot(pos);
+      const first = await bus.publishMany([1, 2, 3].map((n) => ({ channel, event: 'm', payload: n })));
+      const epoch = first[0]!.epoch;
+      const masters = cluster.nodes('master');
+      const hostPort = (r: Redis): string => `${r.options.host}:${r.options.port}`;
+      const owner = (): Redis => masters.find((m) => hostPort(m) === cluster.slots[slot]![0])!;
+      const idOf = async (r: Redis): Promise<string> => String(await r.cluster('MYID'));
+      /** Moves the slot, keys and all, as redis-cli --cluster reshard does. */
+      const migrate = async (from: Redis, to: Redis): Promise<void> => {
+        const [fromId, toId] = [await idOf(from), await idOf(to)];
+        await to.cluster('SETSLOT', slot, 'IMPORTING', fromId);
+        await from.cluster('SETSLOT', slot, 'MIGRATING', toId);
+        const keys = (await from.cluster('GETKEYSINSLOT', slot, 1000)) as string[];
+        if (keys.length > 0) await from.migrate(to.options.host!, to.options.port!, '', 0, 5000, 'KEYS', ...keys);
+        for (const m of masters) await m.cluster('SETSLOT', slot, 'NODE', toId);
+        await new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
+      };
+      const source = owner();
+      const target = masters.find((m) => m !== source)!;
+      await migrate(source, target);
+      try {
+        // Publish until the client has followed the slot (MOVED): the epoch carries on.
+        const next = await bus.publish(channel, 'm', 4);
+        expect(next).toMatchObject({ epoch, offset: 4 });
+        const hist = await bus.history(channel, { offset: 0, epoch });
+        expect(hist.publications.map((p) => p.offset)).toEqual([1, 2, 3, 4]);
+        expect(await target.hget(pos, 'node')).toBe(await idOf(target));
+        // A position carrying this node's previous replication id came through a failover: new epoch.
+        const replid2 = /master_replid2:(\w+)/.exec(await target.info('replication'))![1]!;
+        await target.hset(pos, 'replid', replid2, 'node', await idOf(source));
+        const afterFailover = await bus.publish(channel, 'm', 5);
+        expect(afterFailover.epoch).not.toBe(epoch);
+        expect(afterFailover.offset).toBe(1);
+        // One this node wrote under another replication id (before a restart): new epoch too.
+        await target.hset(pos, 'replid', 'f'.repeat(40));
+        const afterRestart = await bus.publish(channel, 'm', 6);
+        expect(afterRestart.epoch).not.toBe(afterFailover.epoch);
+      } finally {
+        await migrate(target, source);
+      }
+    });
+
+    it('keeps publishing on the other nodes while one node stops answering', async () => {
+      const prefix = `${clusterPrefix}hung:`;
+      const bus = new RedisBus({ url: ownUrl, cluster: true, prefix, namespaces: ns(), commandTimeoutMs: 300 });
+      redisNodes.push(bus);
+      const cluster = await ownClient();
+      const nodeOf = (channel: string): string => cluster.slots[calculateSlot(`${prefix}bus:{${channel}}:pos`)]![0]!;
+      const channels = Array.from({ length: 12 }, (_, i) => `chat:h${i}`);
+      const paused = nodeOf(channels[0]!);
+      const elsewhere = channels.filter((c) => nodeOf(c) !== paused);
+      expect(elsewhere.length).toBeGreaterThan(0);
+      await bus.publish(elsewhere[0]!, 'm', 0);
+      const [host, port] = paused.split(':');
+      const admin = new Redis({ host, port: Number(port) });
+      try {
+        await admin.client('PAUSE', 1500, 'WRITE');
+        // The paused node's channel times out...
+        await expect(bus.publish(channels[0]!, 'm', 1)).rejects.toThrow();
+        // ...and that costs the channels of the nodes that answer nothing, at once and after.
+        for (let i = 1; i <= 5; i++) {
+          await expect(bus.publish(elsewhere[i % elsewhere.length]!, 'm', i)).resolves.toMatchObject({ event: 'm' });
+          await sleep(50);
+        }
+      } finally {
+        admin.disconnect();
+      }
+    });
+  });
+
+  it('delivers one node\'s control messages in the order it sent them', async () => {
+    const prefix = `${clusterPrefix}control:`;
+    const a = new RedisBus({ url: REDIS_CLUSTER_URL, cluster: true, prefix, namespaces: ns() });
+    const b = new RedisBus({ url: REDIS_CLUSTER_URL, cluster: true, prefix, namespaces: ns() });
+    redisNodes.push(a, b);
+    const got: string[] = [];
+    await b.onControl((m) => {
+      if (m.kind === 'revoke_key') got.push(m.keyId);
+    });
+    // Sent one after another: a keyless PUBLISH would go to any node, and one published on the
+    // subscriber's own node overtakes one still crossing the cluster bus.
+    const sent = Array.from({ length: 60 }, (_, i) => `k${i}`);
+    for (const keyId of sent) await a.publishControl({ kind: 'revoke_key', keyId });
+    await waitFor(() => got.length === sent.length, 'every control message');
+    expect(got).toEqual(sent);
   });
 
   it("connects to the URL's host by its name, not an address looked up first (a TLS certificate names the host)", async () => {
