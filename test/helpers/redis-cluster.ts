@@ -13,7 +13,7 @@ import { Cluster, Redis } from 'ioredis';
 
 const run = promisify(execFile);
 const BASE_PORT = Number(process.env.TEST_REDIS_CLUSTER_BASE_PORT ?? 46379);
-export const CLUSTER_PORTS = [BASE_PORT, BASE_PORT + 1, BASE_PORT + 2];
+
 const HOST = '127.0.0.1';
 
 async function cli(port: number, ...args: string[]): Promise<string> {
@@ -38,9 +38,9 @@ async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs 
 }
 
 /** A message published on the first node reaches a subscriber of the last (the nodes have met). */
-async function pubSubCrossesNodes(): Promise<boolean> {
-  const sub = new Redis({ host: HOST, port: CLUSTER_PORTS[2], lazyConnect: true });
-  const pub = new Redis({ host: HOST, port: CLUSTER_PORTS[0], lazyConnect: true });
+async function pubSubCrossesNodes(ports: number[]): Promise<boolean> {
+  const sub = new Redis({ host: HOST, port: ports[2], lazyConnect: true });
+  const pub = new Redis({ host: HOST, port: ports[0], lazyConnect: true });
   try {
     await sub.subscribe('tem-cluster-check');
     const got = new Promise<boolean>((resolve) => {
@@ -57,12 +57,16 @@ async function pubSubCrossesNodes(): Promise<boolean> {
   }
 }
 
-/** Starts the cluster unless it is up; returns its URL and how to stop it (null: not ours). */
-export async function ensureRedisCluster(): Promise<{ url: string; stop: (() => Promise<void>) | null }> {
-  const url = `redis://${HOST}:${CLUSTER_PORTS[0]}`;
-  if (await clusterOk(CLUSTER_PORTS[0]!)) return { url, stop: null };
+/**
+ * Starts the cluster (on three ports from `basePort`) unless it is up; returns its URL and how
+ * to stop it (null: not ours).
+ */
+export async function ensureRedisCluster(basePort = BASE_PORT): Promise<{ url: string; stop: (() => Promise<void>) | null }> {
+  const ports = [basePort, basePort + 1, basePort + 2];
+  const url = `redis://${HOST}:${ports[0]}`;
+  if (await clusterOk(ports[0]!)) return { url, stop: null };
   const dir = mkdtempSync(join(tmpdir(), 'tem-redis-cluster-'));
-  for (const port of CLUSTER_PORTS) {
+  for (const port of ports) {
     const child = spawn(
       'redis-server',
       ['--port', String(port), '--bind', HOST, '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--save', '', '--appendonly', 'no', '--logfile', join(dir, `${port}.log`)],
@@ -74,12 +78,12 @@ export async function ensureRedisCluster(): Promise<{ url: string; stop: (() => 
       child.once('error', reject);
     });
   }
-  for (const port of CLUSTER_PORTS) await waitUntil(async () => (await cli(port, 'ping').catch(() => '')).includes('PONG'), `node ${port}`);
-  await run('redis-cli', ['--cluster', 'create', ...CLUSTER_PORTS.map((p) => `${HOST}:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
-  for (const port of CLUSTER_PORTS) await waitUntil(() => clusterOk(port), `cluster state ok on ${port}`);
-  await waitUntil(pubSubCrossesNodes, 'pub/sub between nodes');
+  for (const port of ports) await waitUntil(async () => (await cli(port, 'ping').catch(() => '')).includes('PONG'), `node ${port}`);
+  await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `${HOST}:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+  for (const port of ports) await waitUntil(() => clusterOk(port), `cluster state ok on ${port}`);
+  await waitUntil(() => pubSubCrossesNodes(ports), 'pub/sub between nodes');
   const stop = async (): Promise<void> => {
-    await Promise.all(CLUSTER_PORTS.map((port) => cli(port, 'shutdown', 'nosave').catch(() => undefined)));
+    await Promise.all(ports.map((port) => cli(port, 'shutdown', 'nosave').catch(() => undefined)));
     rmSync(dir, { recursive: true, force: true });
   };
   return { url, stop };
@@ -104,4 +108,13 @@ export async function deleteClusterKeys(cluster: Cluster, pattern: string): Prom
       } while (cursor !== '0');
     }),
   );
+}
+
+/**
+ * A cluster a test may pause or reshard: one of its own from `basePort` (the shared one serves
+ * suites running in parallel), or TEST_REDIS_CLUSTER_URL's when one is given.
+ */
+export async function disruptableCluster(basePort: number): Promise<{ url: string; stop: (() => Promise<void>) | null }> {
+  if (process.env.TEST_REDIS_CLUSTER_URL) return { url: process.env.TEST_REDIS_CLUSTER_URL, stop: null };
+  return ensureRedisCluster(basePort + (BASE_PORT - 46379));
 }
