@@ -753,6 +753,27 @@ describe.skipIf(!services.redisCluster)('RedisBus on a Redis Cluster', () => {
       }
     });
 
+    it('reports Redis down while any primary stops answering, every time, and up once it answers', async () => {
+      const bus = new RedisBus({ url: ownUrl, cluster: true, prefix: `${clusterPrefix}health:`, namespaces: ns(), commandTimeoutMs: 300 });
+      redisNodes.push(bus);
+      expect(await bus.health()).toBe('ok');
+      const cluster = await ownClient();
+      // Not the URL's node: the subscriber connection stays up, only a command node is away.
+      const other = cluster.nodes('master').find((m) => `redis://${m.options.host}:${m.options.port}` !== ownUrl)!;
+      const admin = new Redis({ host: other.options.host, port: other.options.port });
+      try {
+        await admin.client('PAUSE', 1500, 'ALL');
+        const during = await Promise.all([bus.health(), bus.health(), bus.health()]);
+        expect(during).toEqual(['down', 'down', 'down']);
+      } finally {
+        admin.disconnect();
+      }
+      await sleep(1600);
+      const until = Date.now() + 5000;
+      while ((await bus.health()) !== 'ok' && Date.now() < until) await sleep(100);
+      expect(await bus.health()).toBe('ok');
+    });
+
     it('keeps publishing on the other nodes while one node stops answering', async () => {
       const prefix = `${clusterPrefix}hung:`;
       const bus = new RedisBus({ url: ownUrl, cluster: true, prefix, namespaces: ns(), commandTimeoutMs: 300 });
