@@ -598,7 +598,7 @@ describe.skipIf(!services.redis)('RedisBus', () => {
 // ---- redis cluster ------------------------------------------------------------------------
 
 /** Base port of the cluster the disruptive cluster tests start for themselves. */
-const OWN_CLUSTER_PORT = 46389;
+const OWN_CLUSTER_PORT = 21389;
 
 describe.skipIf(!services.redisCluster)('RedisBus on a Redis Cluster', () => {
   const clusterPrefix = `temtest:cbus:${randomBase62(6)}:`;

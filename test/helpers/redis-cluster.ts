@@ -1,7 +1,9 @@
 /**
  * A three-master Redis Cluster for the suites that run on one (TEST_REDIS_CLUSTER_URL names a
  * node of an existing one). Started by the global setup from the machine's own `redis-server` on
- * ports 46379–46381 (TEST_REDIS_CLUSTER_BASE_PORT moves them) unless one already answers there, and shut down after the run if it was
+ * ports 21379–21381 (their cluster-bus ports 31379–31381), below the range the kernel hands out to
+ * outgoing connections (TEST_REDIS_CLUSTER_BASE_PORT moves them), unless one already answers
+ * there, and shut down after the run if it was
  * started here. Nothing is kept on disk beyond the nodes' cluster files in a temporary folder.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -12,7 +14,7 @@ import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 
 const run = promisify(execFile);
-const BASE_PORT = Number(process.env.TEST_REDIS_CLUSTER_BASE_PORT ?? 46379);
+const BASE_PORT = Number(process.env.TEST_REDIS_CLUSTER_BASE_PORT ?? 21379);
 
 const HOST = '127.0.0.1';
 
@@ -116,5 +118,5 @@ export async function deleteClusterKeys(cluster: Cluster, pattern: string): Prom
  */
 export async function disruptableCluster(basePort: number): Promise<{ url: string; stop: (() => Promise<void>) | null }> {
   if (process.env.TEST_REDIS_CLUSTER_URL) return { url: process.env.TEST_REDIS_CLUSTER_URL, stop: null };
-  return ensureRedisCluster(basePort + (BASE_PORT - 46379));
+  return ensureRedisCluster(basePort + (BASE_PORT - 21379));
 }

@@ -68,7 +68,7 @@ describe.skipIf(!services.postgres || !services.redisCluster)('distributed on a 
   let stopRedis: (() => Promise<void>) | null = null;
 
   beforeAll(async () => {
-    ({ url: redisUrl, stop: stopRedis } = await disruptableCluster(46399));
+    ({ url: redisUrl, stop: stopRedis } = await disruptableCluster(21399));
     cluster = await startCluster({ workers: 1, gateways: 1, env: { REDIS_URL: redisUrl, TEM_REDIS_CLUSTER: 'true' } });
     for (const user of USERS) keys.set(user, await cluster.createUser(user));
   }, 240_000);
