@@ -8,6 +8,11 @@ import { Cluster, type ClusterNode, type ClusterOptions, type Redis, type RedisO
 /** ioredis's error for a command past its commandTimeout. */
 export const isTimeout = (err: unknown): boolean => err instanceof Error && err.message === 'Command timed out';
 
+/** Every node the cluster client knows, primaries and replicas, as host and port. */
+export function knownNodes(cluster: Cluster): { host: string; port: number }[] {
+  return cluster.nodes('all').map((n) => ({ host: n.options.host ?? '127.0.0.1', port: n.options.port ?? 6379 }));
+}
+
 /** host:port of the URL's node (the cluster's other nodes are discovered from it). */
 function seedNode(url: string): { host: string; port: number } {
   const u = new URL(url);
@@ -24,7 +29,7 @@ export function openCluster(url: string, common: RedisOptions, retry: (times: nu
   const seed = seedNode(url);
   const cluster = new Cluster([seed], clusterOptions(url, common, retry));
   cluster.on('refresh', () => {
-    const known = cluster.nodes('all').map((n) => ({ host: n.options.host ?? seed.host, port: n.options.port ?? 6379 }));
+    const known = knownNodes(cluster);
     // Read at each connect (ioredis Cluster#connect); not part of its typed surface.
     (cluster as unknown as { startupNodes: ClusterNode[] }).startupNodes = [seed, ...known.filter((n) => n.host !== seed.host || n.port !== seed.port)];
   });

@@ -13,6 +13,7 @@ import { randomBase62 } from '../core/ids.js';
 import type { NamespaceOptions } from '../config/index.js';
 import type { StreamPosition } from '../protocol/frames.js';
 import { BaseBus, type BaseBusOptions, type TopicKind } from './base.js';
+import { knownNodes } from './cluster-connection.js';
 import { closeRedis, defineScript, escapeGlob, onReconnected, openRedis, withRedis, type RedisClient, type RedisConnection } from './connection.js';
 import { decodeStored, emptyPositionTtl, positionTtl, toPublication, type StreamRead } from './history.js';
 import { LimiterCache, redisLimiter } from './limits.js';
@@ -34,11 +35,6 @@ export interface RedisBusOptions extends BaseBusOptions {
 }
 
 type ReadReply = [string, number, string[]];
-
-/** Every node the cluster client knows, primaries and replicas. */
-function clusterNodes(client: RedisClient): { host: string; port: number }[] {
-  return client instanceof Cluster ? client.nodes('all').map((n) => ({ host: n.options.host ?? '127.0.0.1', port: n.options.port ?? 6379 })) : [];
-}
 
 export class RedisBus extends BaseBus {
   readonly kind = 'redis' as const;
@@ -68,7 +64,8 @@ export class RedisBus extends BaseBus {
     this.cmd = openRedis({ ...common, cluster: this.cluster, name: `${this.prefix}bus:cmd:${this.name}` });
     // A plain connection even on a cluster: classic pub/sub reaches it from every node, so when
     // its node is gone any other will do.
-    const otherNodes = this.cluster ? () => clusterNodes(this.cmd.redis) : undefined;
+    const cmd = this.cmd.redis;
+    const otherNodes = cmd instanceof Cluster ? () => knownNodes(cmd) : undefined;
     this.sub = openRedis({ ...common, otherNodes, name: `${this.prefix}bus:sub:${this.name}` });
     // Keys vary with the number of channels published at once (numberOfKeys given per call).
     this.publishScript = defineScript(this.cmd.redis, 'temBusPublish', null, publishLua(this.cluster));
@@ -98,24 +95,25 @@ export class RedisBus extends BaseBus {
   }
 
   protected async append(groups: AppendGroup[], nowMs: number, receipt?: string): Promise<AppendResult[]> {
-    if (!this.cluster) return this.appendScript(groups, nowMs, receipt, receipt === undefined ? undefined : this.receiptKey(receipt));
+    if (!this.cluster) return this.appendScript(groups, nowMs, receipt === undefined ? undefined : this.receiptKey(receipt));
     // One script per channel, all sent at once (each to its slot's node). A batch may now go out
     // in part; its retry re-sends only what the channels' receipts do not name. Every call is
     // settled before the batch fails, so a retry never overtakes a call still in flight.
-    const settled = await Promise.allSettled(groups.map((g) => this.appendScript([g], nowMs, receipt, receipt === undefined ? undefined : this.receiptKey(receipt, g.channel))));
+    const settled = await Promise.allSettled(groups.map((g) => this.appendScript([g], nowMs, receipt === undefined ? undefined : this.receiptKey(receipt, g.channel))));
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     return settled.map((r) => (r as PromiseFulfilledResult<AppendResult[]>).value[0]!);
   }
 
-  private async appendScript(groups: AppendGroup[], nowMs: number, receipt: string | undefined, receiptKey: string | undefined): Promise<AppendResult[]> {
+  /** One publish script over `groups`, whose channels share a slot; with a receipt key, a receipt call. */
+  private async appendScript(groups: AppendGroup[], nowMs: number, receiptKey: string | undefined): Promise<AppendResult[]> {
     const keys: string[] = [];
     const args: (string | number)[] = [nowMs];
     for (const g of groups) {
       keys.push(...this.keys(g.channel));
       args.push(this.pubsubPrefix + g.channel, randomBase62(10), g.ns.historySize, g.ns.historyTtlMs, positionTtl(g.ns, this.positionTtlMs), g.bodies.length, ...g.bodies);
       // '!' first: the caller knows it went out; recorded, not appended (publishLua).
-      if (receipt !== undefined) args.push(...g.bodies.map((_, i) => `${g.sent?.[i] ? '!' : ''}${g.ids?.[i] ?? ''}`));
+      if (receiptKey !== undefined) args.push(...g.bodies.map((_, i) => `${g.sent?.[i] ? '!' : ''}${g.ids?.[i] ?? ''}`));
     }
     if (receiptKey !== undefined) {
       keys.push(receiptKey);
