@@ -49,11 +49,7 @@ const redisSetups: { name: string; available: boolean; env: Record<string, strin
   { name: 'a Redis Cluster', available: services.redisCluster, env: { REDIS_URL: REDIS_CLUSTER_URL, TEM_REDIS_CLUSTER: 'true' } },
 ];
 
-describe.each(redisSetups)('distributed: api, workers, maintenance and two gateways on $name', ({ available, env: redisEnv }) => {
-  if (!services.postgres || !available) {
-    it.skip('needs PostgreSQL and this Redis');
-    return;
-  }
+for (const { name, available, env: redisEnv } of redisSetups) describe.skipIf(!services.postgres || !available)(`distributed: api, workers, maintenance and two gateways on ${name}`, () => {
   let cluster: Cluster;
   let aliceKey: string;
   let bobKey: string;
