@@ -13,7 +13,8 @@ import type { NamespaceOptions } from '../config/index.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
 import { isChannelName, isPattern, isValidChannel, type StreamPosition } from '../protocol/frames.js';
 import { DEFAULT_POSITION_TTL_MS, encodeBody, recover, type StreamRead } from './history.js';
-import type { AppendGroup, AppendResult, Bus, BusMessage, ControlMessage, HistoryResult, NamespaceResolver, Publication, PublishOptions, SharedLimiter, SharedLimiterOptions, Unsubscribe } from './types.js';
+import { PartialPublishError } from './errors.js';
+import type { AppendFailure, AppendGroup, AppendResult, Bus, BusMessage, ControlMessage, HistoryResult, NamespaceResolver, Publication, PublishOptions, SharedLimiter, SharedLimiterOptions, Unsubscribe } from './types.js';
 
 export type TopicKind = 'channel' | 'pattern' | 'control';
 
@@ -70,7 +71,7 @@ export abstract class BaseBus implements Bus {
    * out and the slot then holds this call's ids, in that same step (PublishOptions.receipt).
    * Results in group order.
    */
-  protected abstract append(groups: AppendGroup[], nowMs: number, receipt?: string): Promise<AppendResult[]>;
+  protected abstract append(groups: AppendGroup[], nowMs: number, receipt?: string): Promise<(AppendResult | AppendFailure)[]>;
   /** The channel's position (created with a fresh epoch if missing) and history after `since`. */
   protected abstract read(channel: string, since: StreamPosition | undefined, ns: NamespaceOptions): Promise<StreamRead>;
   protected abstract listen(kind: TopicKind, name: string): Promise<void>;
@@ -78,11 +79,17 @@ export abstract class BaseBus implements Bus {
   protected abstract sendControl(message: ControlMessage): Promise<void>;
   abstract limiter(options: SharedLimiterOptions): SharedLimiter;
   abstract health(): Promise<'ok' | 'down'>;
+  abstract reachable(channels: readonly string[]): Promise<ReadonlySet<string>>;
   protected abstract closeTransport(): Promise<void>;
 
   async publish(channel: string, event: string, payload: unknown, options: { eventId?: string } = {}): Promise<Publication> {
     const message: BusMessage = options.eventId === undefined ? { channel, event, payload } : { channel, event, payload, eventId: options.eventId };
-    return (await this.publishMany([message]))[0]!;
+    try {
+      return (await this.publishMany([message]))[0]!;
+    } catch (err) {
+      // One channel went out whole or not at all: its own failure says more.
+      throw err instanceof PartialPublishError ? err.cause : err;
+    }
   }
 
   async publishMany(messages: BusMessage[], options: PublishOptions = {}): Promise<Publication[]> {
@@ -105,8 +112,16 @@ export abstract class BaseBus implements Bus {
     const results = await this.counted(() => this.append(list, this.clock.nowMs(), options.receipt));
     // What subscribers receive, built here rather than parsed back from the transport.
     const out = new Array<Publication | undefined>(messages.length);
+    const failed = new Set<string>();
+    let cause: unknown;
     list.forEach((g, k) => {
-      const { epoch, firstOffset, skipped } = results[k]!;
+      const result = results[k]!;
+      if ('error' in result) {
+        if (failed.size === 0) cause = result.error;
+        failed.add(g.channel);
+        return;
+      }
+      const { epoch, firstOffset, skipped } = result;
       let offset = firstOffset;
       g.at.forEach((i, n) => {
         if (skipped?.[n]) return;
@@ -116,7 +131,10 @@ export abstract class BaseBus implements Bus {
         out[i] = pub;
       });
     });
-    return out.filter((p): p is Publication => p !== undefined);
+    const published = out.filter((p): p is Publication => p !== undefined);
+    if (failed.size === 0) return published;
+    this.onPublishFailure();
+    throw new PartialPublishError(published, failed, cause);
   }
 
   async history(channel: string, since?: StreamPosition): Promise<HistoryResult> {

@@ -9,6 +9,7 @@ import { RedisBus } from './redis.js';
 import type { Bus, NamespaceResolver } from './types.js';
 
 export type * from './types.js';
+export { PartialPublishError } from './errors.js';
 export { MemoryBus, MemoryHub, type MemoryBusOptions } from './memory.js';
 export { RedisBus, type RedisBusOptions } from './redis.js';
 export { defaultNamespaces, namespaceResolver } from './namespaces.js';

@@ -209,6 +209,10 @@ export class MemoryBus extends BaseBus {
     return this.clock.nowMs();
   }
 
+  async reachable(channels: readonly string[]): Promise<ReadonlySet<string>> {
+    return new Set(this.closed ? [] : channels);
+  }
+
   async health(): Promise<'ok' | 'down'> {
     return 'ok';
   }

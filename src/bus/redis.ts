@@ -9,6 +9,7 @@
  * control messages on `{prefix}bus-control` (no channel pattern can match it).
  */
 import { Cluster, type Redis } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
 import { randomBase62 } from '../core/ids.js';
 import type { NamespaceOptions } from '../config/index.js';
 import type { StreamPosition } from '../protocol/frames.js';
@@ -18,7 +19,7 @@ import { closeRedis, defineScript, escapeGlob, onReconnected, openRedis, withRed
 import { decodeStored, emptyPositionTtl, positionTtl, toPublication, type StreamRead } from './history.js';
 import { LimiterCache, redisLimiter } from './limits.js';
 import { CONTROL_LUA, publishLua, readLua } from './redis-scripts.js';
-import { RECEIPT_TTL_MS, type AppendGroup, type AppendResult, type ControlMessage, type SharedLimiter, type SharedLimiterOptions } from './types.js';
+import { RECEIPT_TTL_MS, type AppendFailure, type AppendGroup, type AppendResult, type ControlMessage, type SharedLimiter, type SharedLimiterOptions } from './types.js';
 
 export interface RedisBusOptions extends BaseBusOptions {
   url: string;
@@ -94,15 +95,16 @@ export class RedisBus extends BaseBus {
     return channel === undefined ? `${this.prefix}bus:receipt:${slot}` : `${this.prefix}bus:{${channel}}:receipt:${slot}`;
   }
 
-  protected async append(groups: AppendGroup[], nowMs: number, receipt?: string): Promise<AppendResult[]> {
+  protected async append(groups: AppendGroup[], nowMs: number, receipt?: string): Promise<(AppendResult | AppendFailure)[]> {
     if (!this.cluster) return this.appendScript(groups, nowMs, receipt === undefined ? undefined : this.receiptKey(receipt));
     // One script per channel, all sent at once (each to its slot's node). A batch may now go out
-    // in part; its retry re-sends only what the channels' receipts do not name. Every call is
-    // settled before the batch fails, so a retry never overtakes a call still in flight.
+    // in part (the channels whose node failed are reported as such); a retry re-sends only what
+    // the channels' receipts do not name. Every call is settled before the batch returns, so a
+    // retry never overtakes a call still in flight. With the whole cluster away (the client has
+    // no node left) the call fails as a whole, as on one Redis.
+    await withRedis(this.cmd, async () => undefined);
     const settled = await Promise.allSettled(groups.map((g) => this.appendScript([g], nowMs, receipt === undefined ? undefined : this.receiptKey(receipt, g.channel))));
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    return settled.map((r) => (r as PromiseFulfilledResult<AppendResult[]>).value[0]!);
+    return settled.map((r) => (r.status === 'fulfilled' ? r.value[0]! : { error: r.reason as unknown }));
   }
 
   /** One publish script over `groups`, whose channels share a slot; with a receipt key, a receipt call. */
@@ -240,6 +242,31 @@ export class RedisBus extends BaseBus {
     } catch {
       return 'down';
     }
+  }
+
+  async reachable(channels: readonly string[]): Promise<ReadonlySet<string>> {
+    const redis = this.cmd.redis;
+    const answers = (channel: string): Promise<boolean> =>
+      withRedis(this.cmd, (r) => r.exists(this.keys(channel)[0])).then(
+        () => true,
+        () => false,
+      );
+    if (!(redis instanceof Cluster)) return new Set(channels.length > 0 && (await answers(channels[0]!)) ? channels : []);
+    // Grouped by the primary that owns each channel's slot (the client's slot map, kept up to
+    // date as slots move or a replica takes over): one cheap read per node, routed like a
+    // publish (opening a fresh connection where a hung one was dropped).
+    const byNode = new Map<string, string[]>();
+    for (const channel of channels) {
+      const owner = redis.slots[calculateSlot(this.keys(channel)[0])]?.[0] ?? '';
+      byNode.set(owner, [...(byNode.get(owner) ?? []), channel]);
+    }
+    const ok = new Set<string>();
+    await Promise.all(
+      [...byNode.values()].map(async (list) => {
+        if (await answers(list[0]!)) for (const channel of list) ok.add(channel);
+      }),
+    );
+    return ok;
   }
 
   protected async closeTransport(): Promise<void> {

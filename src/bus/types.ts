@@ -102,6 +102,11 @@ export interface AppendResult {
   skipped?: boolean[];
 }
 
+/** A group that failed on its own while the others of its call went out (a Redis Cluster node). */
+export interface AppendFailure {
+  error: unknown;
+}
+
 /** A budget of `points` per `windowS` seconds per key, counted under `name`. */
 export interface SharedLimiterOptions {
   name: string;
@@ -133,6 +138,8 @@ export interface Bus {
    * each channel get consecutive offsets in the order given, all or none go out, in one round
    * trip (the outbox relay sends each batch this way). Publications in input order, leaving out
    * the messages a receipt slot said were already appended.
+   * On a Redis Cluster each channel is atomic on its own: when some channels' nodes fail, the
+   * others' messages still go out and PartialPublishError (errors.ts) says which did not.
    */
   publishMany(messages: BusMessage[], options?: PublishOptions): Promise<Publication[]>;
   /**
@@ -159,6 +166,13 @@ export interface Bus {
   limiter(options: SharedLimiterOptions): SharedLimiter;
   /** `ok` or `down` (Redis unreachable). Memory is always `ok`. */
   health(): Promise<'ok' | 'down'>;
+  /**
+   * Which of these channels can be published to now: on a Redis Cluster, those whose node
+   * answers a PING (one per node); on one Redis, all or none; in memory, all. The relay asks
+   * before it tries again a channel whose node failed, so a node that hangs does not hold up a
+   * whole relay round each time.
+   */
+  reachable(channels: readonly string[]): Promise<ReadonlySet<string>>;
   close(): Promise<void>;
 }
 

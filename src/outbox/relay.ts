@@ -19,11 +19,20 @@
  * (PublishOptions.receipt), also when a row with a lower id committed since and pushed the last
  * of them into the round after the retry. Updates also carry the event's `version`, a second line of defence.
  *
+ * On a Redis Cluster a batch's channels live on several nodes, and one node may fail while the
+ * others answer (until its replica takes over, some 20 s with Redis's default node timeout). The
+ * channels that failed are held back, each with its own bounded backoff: their rows stay in the
+ * outbox, in their place, and no later row of theirs is taken until the channel's next try, so
+ * each channel stays in order; the other channels' notifications keep going out meanwhile. When a
+ * held channel is due, its node is asked first (bus.reachable, in the background): a round
+ * waits for every call it made, and a call to a node that hangs takes the command timeout.
+ *
  * A row that names no channel the Bus can publish to (written before ingest checked what it
  * checks now: an owner channel built from a JWT `sub` such as `auth0|1`) would fail every batch
  * it is in, for ever, and stop every notification behind it. Such a row is logged, counted
  * (tem_relay_dropped_total) and deleted with its batch instead.
  */
+import { PartialPublishError } from '../bus/errors.js';
 import type { Bus } from '../bus/types.js';
 import type { Clock } from '../core/clock.js';
 import type { OutboxMessage } from '../core/types.js';
@@ -37,7 +46,7 @@ export type RelayMetrics = Pick<Metrics, 'relayLag' | 'relayPublished' | 'relayD
 
 export interface OutboxRelayOptions {
   store: Pick<Store, 'relayOutbox' | 'onOutbox'>;
-  bus: Pick<Bus, 'publishMany'>;
+  bus: Pick<Bus, 'publishMany' | 'reachable'>;
   logger: Logger;
   metrics: RelayMetrics;
   clock: Clock;
@@ -72,6 +81,22 @@ export class OutboxRelay {
   private failures = 0;
   /** Published in a batch whose rows were not deleted (the transaction failed after). */
   private readonly unconfirmed = new Set<number>();
+  /** Channels held back after their node failed: when each is tried again, and its failures. */
+  private readonly held = new Map<string, { until: number; failures: number }>();
+  /** Since when some channels have been held back (logged once per streak, like failingSince). */
+  private heldSince: number | null = null;
+  /** Held channels whose node answered: taken again by the next round. */
+  private readonly cleared = new Set<string>();
+  /** A bus.reachable call under way. */
+  private probing = false;
+  /** Rows (messages) the last round took, published or not. */
+  private taken = 0;
+  /**
+   * The last round published nothing while channels are held back: notifications do not wake the
+   * relay until a held channel is due (or the backstop poll), so a backlog of held rows is not
+   * walked again for every new row.
+   */
+  private starved = false;
 
   constructor(private readonly o: OutboxRelayOptions) {
     this.batchSize = o.batchSize ?? 256;
@@ -118,10 +143,8 @@ export class OutboxRelay {
   async drain(): Promise<number> {
     let total = 0;
     for (;;) {
-      const n = await this.o.store.relayOutbox(this.batchSize, (m) => this.publish(m));
-      this.unconfirmed.clear();
-      total += n;
-      if (n < this.batchSize) break;
+      total += await this.round();
+      if (this.taken < this.batchSize) break;
     }
     return total;
   }
@@ -132,7 +155,7 @@ export class OutboxRelay {
     // Nor is the relay woken the moment Redis answers again: the gateways re-subscribe on their
     // own schedule, and a backlog published before they are back reaches them only through
     // history, which for a busy channel may no longer hold it all (its clients would resync).
-    if (this.failingSince === null) this.wakeUp?.();
+    if (this.failingSince === null && !this.starved) this.wakeUp?.();
   }
 
   private async run(): Promise<void> {
@@ -141,20 +164,73 @@ export class OutboxRelay {
       try {
         if (!this.unlisten) await this.listen();
         this.woken = false;
-        const n = await this.o.store.relayOutbox(this.batchSize, (m) => this.publish(m));
-        // The transaction committed: what it published is deleted.
-        this.unconfirmed.clear();
+        const published = await this.round();
+        this.starved = published === 0 && this.held.size > 0;
         this.recovered();
-        if (n === 0) this.o.metrics.relayLag.set(0);
-        if (n >= this.batchSize) continue;
+        if (this.taken === 0 && this.held.size === 0) this.o.metrics.relayLag.set(0);
+        // A full batch, or held channels whose node answered while the round ran: at once.
+        if (this.taken >= this.batchSize || this.cleared.size > 0) continue;
+        delay = Math.min(delay, this.nextHeldTry());
       } catch (err) {
         delay = this.failed(err);
       }
-      if (this.running && (this.failingSince !== null || !this.woken)) await this.sleep(delay);
+      if (this.running && (this.failingSince !== null || this.starved || !this.woken)) await this.sleep(delay);
     }
   }
 
-  private async publish(batch: OutboxMessage[]): Promise<void> {
+  /** One relay transaction over the rows of every channel not held back. Returns how many went out. */
+  private async round(): Promise<number> {
+    this.probeDue();
+    const retried = [...this.cleared];
+    const skip = [...this.held.keys()].filter((channel) => !this.cleared.has(channel));
+    this.taken = 0;
+    const n = await this.o.store.relayOutbox(this.batchSize, (m) => this.publish(m), skip);
+    // The transaction committed: what it published is deleted.
+    this.unconfirmed.clear();
+    // A cleared channel that did not fail again is through (its rows went out, or there were
+    // none: another relay sent them, or they wait beyond this round's batch, in order as ever).
+    for (const channel of retried) {
+      if (!this.cleared.delete(channel)) continue;
+      this.held.delete(channel);
+    }
+    return n;
+  }
+
+  /** Asks the bus about the held channels that are due; those whose node answers are cleared. */
+  private probeDue(): void {
+    if (this.probing) return;
+    const now = this.o.clock.nowMs();
+    const due = [...this.held].filter(([channel, h]) => h.until <= now && !this.cleared.has(channel)).map(([channel]) => channel);
+    if (due.length === 0) return;
+    this.probing = true;
+    this.o.bus
+      .reachable(due)
+      .catch(() => new Set<string>())
+      .then((ok) => {
+        this.probing = false;
+        const silent = new Set<string>();
+        for (const channel of due) {
+          if (!this.held.has(channel)) continue;
+          if (ok.has(channel)) this.cleared.add(channel);
+          else silent.add(channel);
+        }
+        this.hold(silent);
+        // A round takes the cleared channels, and one more probe looks at those due meanwhile.
+        this.wakeUp?.();
+      });
+  }
+
+  /** Milliseconds until the next held-back channel is due again (Infinity: none is waiting). */
+  private nextHeldTry(): number {
+    const now = this.o.clock.nowMs();
+    let first = Infinity;
+    // Those already due are being asked about (probeDue), whose answer wakes the relay.
+    for (const h of this.held.values()) if (h.until > now) first = Math.min(first, h.until);
+    return first - now;
+  }
+
+  private async publish(batch: OutboxMessage[]): Promise<ReadonlySet<string> | void> {
+    this.taken = batch.length;
     const messages = batch.filter((m) => this.publishable(m));
     if (messages.length === 0) return;
     const oldest = messages[0]!.createdAt.getTime();
@@ -163,19 +239,45 @@ export class OutboxRelay {
     // receipt slot then covers the whole batch for whichever relay runs the next round.
     const sent = messages.map((m) => this.unconfirmed.has(m.id));
     if (sent.every(Boolean)) return;
-    const pubs = await this.o.bus.publishMany(
-      messages.map((m, i) => ({
-        channel: m.channel,
-        event: m.event,
-        payload: m.payload,
-        eventId: m.eventId,
-        receiptId: String(m.id),
-        alreadySent: sent[i],
-      })),
-      { receipt: RELAY_RECEIPT_SLOT },
-    );
+    let pubs;
+    try {
+      pubs = await this.o.bus.publishMany(
+        messages.map((m, i) => ({
+          channel: m.channel,
+          event: m.event,
+          payload: m.payload,
+          eventId: m.eventId,
+          receiptId: String(m.id),
+          alreadySent: sent[i],
+        })),
+        { receipt: RELAY_RECEIPT_SLOT },
+      );
+    } catch (err) {
+      if (!(err instanceof PartialPublishError)) throw err;
+      // Part of a cluster failed: the rest went out and is committed; the failed channels wait,
+      // their rows back in place. (With no node left at all the call fails as a whole instead.)
+      this.hold(err.failedChannels, err.cause);
+      this.confirm(messages.filter((m) => !err.failedChannels.has(m.channel)).map((m) => m.id));
+      this.o.metrics.relayPublished.inc(err.published.length);
+      return err.failedChannels;
+    }
     this.confirm(messages.map((m) => m.id));
     this.o.metrics.relayPublished.inc(pubs.length);
+  }
+
+  /** Holds back channels whose node failed, each doubling its own wait up to maxBackoffMs. */
+  private hold(channels: ReadonlySet<string>, cause?: unknown): void {
+    if (channels.size === 0) return;
+    const now = this.o.clock.nowMs();
+    if (this.heldSince === null) {
+      this.heldSince = now;
+      this.o.logger.error({ err: cause, channels: [...channels].slice(0, 10), count: channels.size }, 'outbox relay failing for some channels; their notifications are kept and retried, the others go on');
+    }
+    for (const channel of channels) {
+      const failures = (this.held.get(channel)?.failures ?? 0) + 1;
+      this.held.set(channel, { until: now + this.backoff(failures), failures });
+      this.cleared.delete(channel);
+    }
   }
 
   private publishable(m: OutboxMessage): boolean {
@@ -199,14 +301,25 @@ export class OutboxRelay {
       this.failingSince = this.o.clock.nowMs();
       this.o.logger.error({ err }, 'outbox relay failing; notifications are kept and retried');
     }
-    return Math.min(this.maxBackoff, this.minBackoff * 2 ** Math.min(this.failures - 1, 16));
+    return this.backoff(this.failures);
   }
 
+  private backoff(failures: number): number {
+    return Math.min(this.maxBackoff, this.minBackoff * 2 ** Math.min(failures - 1, 16));
+  }
+
+  /** After a round that committed: logged once for the relay, and once every held channel is through. */
   private recovered(): void {
-    if (this.failingSince === null) return;
-    this.o.logger.info({ down_ms: this.o.clock.nowMs() - this.failingSince, attempts: this.failures }, 'outbox relay recovered');
-    this.failingSince = null;
-    this.failures = 0;
+    const now = this.o.clock.nowMs();
+    if (this.failingSince !== null) {
+      this.o.logger.info({ down_ms: now - this.failingSince, attempts: this.failures }, 'outbox relay recovered');
+      this.failingSince = null;
+      this.failures = 0;
+    }
+    if (this.heldSince !== null && this.held.size === 0) {
+      this.o.logger.info({ down_ms: now - this.heldSince, channels: 'all' }, 'outbox relay recovered');
+      this.heldSince = null;
+    }
   }
 
   private sleep(ms: number): Promise<void> {

@@ -51,7 +51,7 @@ import { sweepExpiredLeases } from './ops/sweep.js';
 import { pruneIdempotencyKeys } from './ops/prune.js';
 import { vacuumQueues } from './ops/vacuum.js';
 import * as maintenance from './ops/maintenance.js';
-import { peekOutbox, relayOutbox } from './ops/outbox.js';
+import { peekOutbox, relayOutbox, type RelayPublish } from './ops/outbox.js';
 
 const AUTH_CHANNEL = 'tem_auth';
 
@@ -214,18 +214,18 @@ export class SqlStore implements Store {
   }
 
   // ── outbox ──────────────────────────────────────────────────────────────
-  relayOutbox(limit: number, publish: (messages: OutboxMessage[]) => Promise<void>): Promise<number> {
+  relayOutbox(limit: number, publish: RelayPublish, skip?: readonly string[]): Promise<number> {
     // A publish failure is the caller's error, rethrown as is; only database errors are mapped.
     let publishError: { err: unknown } | undefined;
-    const guarded = async (messages: OutboxMessage[]): Promise<void> => {
+    const guarded: RelayPublish = async (messages) => {
       try {
-        await publish(messages);
+        return await publish(messages);
       } catch (err) {
         publishError = { err };
         throw err;
       }
     };
-    return this.run(() => relayOutbox(this.db, limit, guarded)).catch((err: unknown) => {
+    return this.run(() => relayOutbox(this.db, limit, guarded, skip)).catch((err: unknown) => {
       throw publishError ? publishError.err : err;
     });
   }

@@ -278,11 +278,12 @@ export interface Store {
 
   // ── outbox ──────────────────────────────────────────────────────────────
   /**
-   * Runs `publish` over the oldest unpublished outbox messages (id order, at most `limit`)
-   * while holding the single relay lock; deletes them only when `publish` resolves.
+   * Runs `publish` over the oldest unpublished outbox messages (id order, at most `limit` rows,
+   * none of the channels in `skip`) while holding the single relay lock; deletes them only when
+   * `publish` resolves, except the rows of the channels it answers with, which stay in their place.
    * Returns how many were published; 0 when another relay holds the lock or nothing is pending.
    */
-  relayOutbox(limit: number, publish: (messages: OutboxMessage[]) => Promise<void>): Promise<number>;
+  relayOutbox(limit: number, publish: (messages: OutboxMessage[]) => Promise<ReadonlySet<string> | void>, skip?: readonly string[]): Promise<number>;
   /** Messages not yet relayed, oldest first (inspection and tests). */
   peekOutbox(limit: number): Promise<OutboxMessage[]>;
   onOutbox(handler: () => void): Promise<Unlisten>;

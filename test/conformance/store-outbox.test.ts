@@ -58,6 +58,38 @@ describe.each(KINDS)('Store outbox ($kind)', ({ kind, skip }) => {
       expect(seen[0]!.eventId).toBe(eventOf(out!).id);
     });
 
+    it('leaves the rows of skipped channels where they are and takes the others in id order', async () => {
+      await store.ingest([item({ userId: 'u_a' }), item({ userId: 'u_b' }), item({ userId: 'u_a' }), item({ userId: 'u_c' })], clock.now());
+      const seen: OutboxMessage[] = [];
+      expect(await store.relayOutbox(10, async (m) => void seen.push(...m), ['user:u_a'])).toBe(4);
+      expect(seen.map((m) => m.channel)).toEqual(['user:u_b', 'user:u_b', 'user:u_c', 'user:u_c']);
+      const ids = seen.map((m) => m.id);
+      expect(ids).toEqual([...ids].sort((a, b) => a - b));
+      expect((await store.peekOutbox(10)).map((m) => m.channel)).toEqual(Array(4).fill('user:u_a'));
+      expect(await store.relayOutbox(10, async () => {}, ['user:u_a', 'user:u_b'])).toBe(0);
+      expect(await store.relayOutbox(10, async () => {})).toBe(4);
+    });
+
+    it('puts back, ids and all, the rows of the channels publish says did not go out', async () => {
+      await store.ingest([item({ userId: 'u_a' }), item({ userId: 'u_b' }), item({ userId: 'u_a' })], clock.now());
+      const before = await store.peekOutbox(10);
+      const seen: OutboxMessage[] = [];
+      expect(await store.relayOutbox(10, async (m) => {
+        seen.push(...m);
+        return new Set(['user:u_a']);
+      })).toBe(2);
+      expect(seen).toHaveLength(6);
+      // Every column as it was: the messages built from the rows put back are the same.
+      expect(await store.peekOutbox(10)).toEqual(before.filter((m) => m.channel === 'user:u_a'));
+      // A row written after them still comes behind them.
+      await store.ingest([item({ userId: 'u_a' })], clock.now());
+      const again: OutboxMessage[] = [];
+      expect(await store.relayOutbox(10, async (m) => void again.push(...m))).toBe(6);
+      const ids = again.map((m) => m.id);
+      expect(ids).toEqual([...ids].sort((a, b) => a - b));
+      expect(again.slice(0, 4)).toEqual(before.filter((m) => m.channel === 'user:u_a'));
+    });
+
     it('keeps the rows when publish throws, and rethrows the publish error', async () => {
       await store.ingest([item()], clock.now());
       const boom = new Error('bus down');

@@ -8,13 +8,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { services } from '../helpers/services.js';
-import { disruptableCluster } from '../helpers/redis-cluster.js';
+import calculateSlot from 'cluster-key-slot';
+import { disruptableCluster, readyCluster } from '../helpers/redis-cluster.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { killAll } from '../helpers/processes.js';
 import { WsTestClient, closeAllClients, wsUrlFor } from '../helpers/ws.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const USERS = ['dora', 'emil', 'fay', 'gus'];
+/** Users for the second test, enough that their channels sit on every node. */
+const SPREAD = Array.from({ length: 9 }, (_, i) => `spread${i}`);
+const PREFIX = `temtest:clout:${Date.now().toString(36)}:`;
 
 /** One user's sockets over the run: the first, and each resume after a close. */
 class Watcher {
@@ -57,6 +61,16 @@ class Watcher {
   processed(): Set<string> {
     return new Set(this.updates().filter((u) => u.status === 'processed').map((u) => u.event_id));
   }
+
+  /** Each event's versions strictly increase on the user's sockets (no duplicate, no step back), every one processed. */
+  expectOnceInOrder(accepted: string[]): void {
+    const last = new Map<string, number>();
+    for (const u of this.updates()) {
+      expect(u.version, `${this.user} ${u.event_id} ${u.status}`).toBeGreaterThan(last.get(u.event_id) ?? 0);
+      last.set(u.event_id, u.version);
+    }
+    expect(this.processed().size).toBe(accepted.length);
+  }
 }
 
 describe.skipIf(!services.postgres || !services.redisCluster)('distributed on a Redis Cluster: a node stops answering', () => {
@@ -69,8 +83,8 @@ describe.skipIf(!services.postgres || !services.redisCluster)('distributed on a 
 
   beforeAll(async () => {
     ({ url: redisUrl, stop: stopRedis } = await disruptableCluster(21399));
-    cluster = await startCluster({ workers: 1, gateways: 1, env: { REDIS_URL: redisUrl, TEM_REDIS_CLUSTER: 'true' } });
-    for (const user of USERS) keys.set(user, await cluster.createUser(user));
+    cluster = await startCluster({ workers: 1, gateways: 1, env: { REDIS_URL: redisUrl, TEM_REDIS_CLUSTER: 'true', TEM_REDIS_PREFIX: PREFIX } });
+    for (const user of [...USERS, ...SPREAD]) keys.set(user, await cluster.createUser(user));
   }, 240_000);
 
   afterAll(async () => {
@@ -119,14 +133,60 @@ describe.skipIf(!services.postgres || !services.redisCluster)('distributed on a 
     expect(missing()).toEqual([]);
     // The pause was an outage for the relay: its batches failed on that node and were retried.
     expect(cluster.maintenance.output()).toContain('outbox relay recovered');
-    for (const w of watchers) {
-      // Each event's versions strictly increase on the user's sockets: no duplicate, no step back.
-      const last = new Map<string, number>();
-      for (const u of w.updates()) {
-        expect(u.version, `${w.user} ${u.event_id} ${u.status}`).toBeGreaterThan(last.get(u.event_id) ?? 0);
-        last.set(u.event_id, u.version);
-      }
-      expect(w.processed().size).toBe(accepted.get(w.user)!.length);
+    for (const w of watchers) w.expectOnceInOrder(accepted.get(w.user)!);
+  }, 120_000);
+
+  it('keeps delivering the channels of the other nodes while one node hangs, then the held ones in order', async () => {
+    const redis = await readyCluster(redisUrl);
+    const nodeOf = (user: string): string => redis.slots[calculateSlot(`${PREFIX}bus:{user:${user}}:pos`)]![0]!;
+    await redis.quit();
+    const seed = new URL(redisUrl);
+    // Not the URL's node: it holds the gateway's subscriber connection, without which nobody hears anything.
+    const counts = new Map<string, number>();
+    for (const user of SPREAD) if (nodeOf(user) !== `${seed.hostname}:${seed.port}`) counts.set(nodeOf(user), (counts.get(nodeOf(user)) ?? 0) + 1);
+    const paused = [...counts].sort((a, b) => b[1] - a[1])[0]![0];
+    const held = SPREAD.filter((u) => nodeOf(u) === paused);
+    const live = SPREAD.filter((u) => nodeOf(u) !== paused);
+    expect(held.length).toBeGreaterThan(0);
+    expect(live.length).toBeGreaterThan(0);
+    const watchers = new Map(SPREAD.map((u) => [u, new Watcher(u, keys.get(u)!, cluster.gatewayUrls[0]!)]));
+    for (const w of watchers.values()) await w.open();
+    const accepted = new Map<string, string[]>(SPREAD.map((u) => [u, []]));
+    let i = 0;
+    const post = async () => {
+      const user = SPREAD[i++ % SPREAD.length]!;
+      const res = await fetch(`${cluster.apiUrl}/api/events`, {
+        method: 'POST',
+        headers: { 'x-api-key': keys.get(user)!, 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'cluster.hang', payload: { i } }),
+      });
+      expect(res.status).toBe(202);
+      accepted.get(user)!.push(((await res.json()) as { event_id: string }).event_id);
+    };
+    const missing = (users: string[]) => users.flatMap((u) => accepted.get(u)!.filter((id) => !watchers.get(u)!.processed().has(id)));
+
+    const [host, port] = paused.split(':');
+    const admin = new Redis({ host, port: Number(port) });
+    await admin.client('PAUSE', 9000, 'ALL');
+    admin.disconnect();
+    const pausedAt = Date.now();
+    while (Date.now() - pausedAt < 3000) {
+      await post();
+      await sleep(25);
     }
+    // While the node still hangs, the other nodes' users have every update.
+    while (missing(live).length > 0 && Date.now() - pausedAt < 8500) await sleep(100);
+    expect(missing(live)).toEqual([]);
+    expect(Date.now() - pausedAt).toBeLessThan(9000);
+    expect(missing(held).length).toBeGreaterThan(0);
+    expect(cluster.maintenance.output()).toContain('outbox relay failing for some channels');
+
+    const deadline = Date.now() + 60_000;
+    while (missing(SPREAD).length > 0 && Date.now() < deadline) {
+      for (const w of watchers.values()) await w.keepOpen();
+      await sleep(200);
+    }
+    expect(missing(SPREAD)).toEqual([]);
+    for (const w of watchers.values()) w.expectOnceInOrder(accepted.get(w.user)!);
   }, 120_000);
 });

@@ -35,11 +35,12 @@ describe.each(kinds)('outbox relay subscription (%s)', (kind) => {
       onOutbox: (cb) => (refusals-- > 0 ? Promise.reject(createError('STORE_UNAVAILABLE', 'The database is not reachable')) : real.onOutbox(cb)),
     };
     const published: BusMessage[] = [];
-    const bus: Pick<Bus, 'publishMany'> = {
+    const bus: Pick<Bus, 'publishMany' | 'reachable'> = {
       publishMany: async (messages) => {
         published.push(...messages);
         return [];
       },
+      reachable: async (channels) => new Set(channels),
     };
     // A backstop poll far beyond the test: only a notification can deliver in time.
     relay = new OutboxRelay({ store, bus, logger: silentLogger(), metrics: createMetrics(), clock: systemClock, pollIntervalMs: 60_000 });

@@ -6,7 +6,7 @@
  * bus whose connection is cut.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { RedisBus } from '../../src/bus/index.js';
+import { PartialPublishError, RedisBus } from '../../src/bus/index.js';
 import { namespaceResolver } from '../../src/bus/namespaces.js';
 import type { Bus, BusMessage, Publication, PublishOptions } from '../../src/bus/types.js';
 import { createError } from '../../src/core/errors.js';
@@ -45,6 +45,33 @@ class FlakyBus {
       throw createError('BUS_UNAVAILABLE', 'connection closed before the reply (test)');
     }
     return pubs;
+  }
+  async reachable(channels: readonly string[]): Promise<ReadonlySet<string>> {
+    return this.down ? new Set() : this.inner.reachable(channels);
+  }
+}
+
+/**
+ * Delegates to a real bus, except for the channels in `down` (their Redis Cluster node is away):
+ * those fail while the others of the same call go out, as publishMany reports it on a cluster.
+ */
+class NodeDownBus {
+  readonly down = new Set<string>();
+  /** Calls that included each channel. */
+  readonly tries = new Map<string, number>();
+  /** Questions about each channel (reachable). */
+  readonly probes = new Map<string, number>();
+  constructor(private readonly inner: Bus) {}
+  async publishMany(messages: BusMessage[], options?: PublishOptions): Promise<Publication[]> {
+    for (const channel of new Set(messages.map((m) => m.channel))) this.tries.set(channel, (this.tries.get(channel) ?? 0) + 1);
+    const failed = new Set(messages.filter((m) => this.down.has(m.channel)).map((m) => m.channel));
+    const pubs = await this.inner.publishMany(messages.filter((m) => !failed.has(m.channel)), options);
+    if (failed.size > 0) throw new PartialPublishError(pubs, failed, createError('BUS_UNAVAILABLE', 'node away (test)'));
+    return pubs;
+  }
+  async reachable(channels: readonly string[]): Promise<ReadonlySet<string>> {
+    for (const channel of channels) this.probes.set(channel, (this.probes.get(channel) ?? 0) + 1);
+    return new Set(channels.filter((c) => !this.down.has(c)));
   }
 }
 
@@ -132,6 +159,60 @@ describe('relay with a row that names no publishable channel (PGlite, memory bus
     expect((await h.api.metrics.relayDropped.get()).values[0]?.value).toBe(4);
     await eventually(async () => (await h.api.store.peekOutbox(10)).length === 0, 'an empty outbox');
     await c.close();
+  });
+});
+
+describe('relay with a bus whose node for some channels is away (PGlite, memory bus)', () => {
+  let h: GatewayHarness;
+  let bus: NodeDownBus;
+  let relay: OutboxRelay;
+  let away: TestPrincipal;
+  let fine: TestPrincipal;
+
+  beforeAll(async () => {
+    h = await startGatewayHarness();
+    bus = new NodeDownBus(h.bus);
+    relay = new OutboxRelay({ store: h.api.store, bus, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, pollIntervalMs: 100, minBackoffMs: 50, maxBackoffMs: 200, batchSize: 16 });
+    await relay.start();
+    away = await h.api.createPrincipal({ id: 'away' });
+    fine = await h.api.createPrincipal({ id: 'fine' });
+  });
+
+  afterAll(async () => {
+    await relay?.stop();
+    await h?.close();
+  });
+
+  it('keeps the other channels going, and delivers the held channel in order once its node is back', async () => {
+    const a = await WsTestClient.ready(h.wsUrl({ token: away.key }));
+    const f = await WsTestClient.ready(h.wsUrl({ token: fine.key }));
+    bus.down.add('user:away');
+    const heldIds = await produce(h, h.api.store, away, 6);
+    const fineIds = await produce(h, h.api.store, fine, 6);
+    // Rows of the held channel stand in front of the others, in batches of 16: those go out anyway.
+    await eventually(() => updateCount(f, 'fine') >= 24, '24 updates for the other channel');
+    checkDelivered(f, 'fine', fineIds);
+    expect(updateCount(a, 'away')).toBe(0);
+    expect(new Set((await h.api.store.peekOutbox(100)).map((m) => m.channel))).toEqual(new Set(['user:away']));
+    // Asked about again with a backoff of its own, and not published to while its node is away.
+    await eventually(() => (bus.probes.get('user:away') ?? 0) >= 3, 'questions about the held channel');
+    expect(bus.tries.get('user:away')).toBe(1);
+    const later = await produce(h, h.api.store, fine, 2);
+    await eventually(() => updateCount(f, 'fine') >= 32, 'new updates for the other channel');
+    checkDelivered(f, 'fine', later);
+    heldIds.push(...(await produce(h, h.api.store, away, 2)));
+    bus.down.delete('user:away');
+    await eventually(() => updateCount(a, 'away') >= 32, '32 updates for the held channel');
+    await sleep(150);
+    expect(updateCount(a, 'away')).toBe(32);
+    expect(updateCount(f, 'fine')).toBe(32);
+    checkDelivered(a, 'away', heldIds);
+    // One channel, one sequence: offsets without a gap or a repeat.
+    const offsets = a.events('user:away', 'event.update').map((e) => Number(e.payload.offset));
+    expect(offsets).toEqual(offsets.map((_, i) => offsets[0]! + i));
+    expect(await h.api.store.peekOutbox(10)).toEqual([]);
+    await a.close();
+    await f.close();
   });
 });
 

@@ -1,5 +1,5 @@
 /**
- * relayOutbox(limit, publish) → how many messages were published (a row may stand for two:
+ * relayOutbox(limit, publish, skip) → how many messages were published (a row may stand for two:
  * src/store/rows.ts toOutbox).
  * In one transaction: try the single relay lock (another relay holds it → 0) and delete the
  * oldest rows, returning them — one statement — then await `publish` and commit. If `publish`
@@ -7,6 +7,9 @@
  * never lost, at worst sent twice. One statement instead of lock, read and delete apart keeps a
  * relay round to three round trips (begin, this, commit): a new row waits at most about one
  * round before it goes out.
+ * Rows of the channels in `skip` are not taken (their channel is held back while its Redis
+ * Cluster node fails); `publish` may name channels whose messages did not go out, and their
+ * rows are written back, ids and all, before the commit, so they keep their place in line.
  * `publish` must not call the store: on PGlite (one connection) it would wait for this very
  * transaction. peekOutbox(limit) → pending messages, oldest first.
  */
@@ -26,27 +29,44 @@ const RELAY_LOCK = 0x74656d2d72656c61n;
 // The commit waits for its flush, although it only deletes what was published: were a confirmed
 // delete lost in a crash, the rows would go out again after newer updates of the same events,
 // which the relay only guards against for rounds whose commit failed (src/outbox/relay.ts).
-const TAKE_SQL = `
+const take = (picked: string): string => `
 WITH lock AS (SELECT pg_try_advisory_xact_lock(${RELAY_LOCK.toString()}) AS locked),
-picked AS (
-  SELECT o.ctid FROM outbox o WHERE (SELECT locked FROM lock) ORDER BY o.id LIMIT $1
-)
+picked AS (${picked})
 DELETE FROM outbox WHERE outbox.ctid = ANY (ARRAY(SELECT ctid FROM picked))
 RETURNING ${OUTBOX_COLUMNS}`;
 
-export async function relayOutbox(
-  db: Db,
-  limit: number,
-  publish: (messages: OutboxMessage[]) => Promise<void>,
-): Promise<number> {
+const TAKE_SQL = take(`SELECT o.ctid FROM outbox o WHERE (SELECT locked FROM lock) ORDER BY o.id LIMIT $1`);
+
+/**
+ * How far past held-back rows a round looks for others. Held rows pile up at the head while a
+ * node is away; without a bound every round would walk all of them. Past it, the other channels
+ * wait too, as they did before channels could be held (docs/decisions/0028-redis-cluster.md).
+ */
+export const HELD_SCAN_WINDOW = 10_000;
+
+const TAKE_SKIPPING_SQL = take(`
+  SELECT w.ctid FROM (
+    SELECT o.ctid, o.id, o.channel FROM outbox o WHERE (SELECT locked FROM lock) ORDER BY o.id LIMIT ${HELD_SCAN_WINDOW}
+  ) w WHERE w.channel <> ALL ($2::text[]) ORDER BY w.id LIMIT $1`);
+
+// Rows put back as they were taken (OUTBOX_COLUMNS names every column of the table).
+const PUT_BACK_SQL = `INSERT INTO outbox SELECT * FROM jsonb_populate_recordset(NULL::outbox, $1::jsonb)`;
+
+/** What `publish` may answer: the channels none of whose messages went out (their rows stay). */
+export type RelayPublish = (messages: OutboxMessage[]) => Promise<ReadonlySet<string> | void>;
+
+export async function relayOutbox(db: Db, limit: number, publish: RelayPublish, skip: readonly string[] = []): Promise<number> {
   return db.tx(async (tx) => {
-    const rows = await tx.query<OutboxRow>(TAKE_SQL, [limit]);
+    const rows = await tx.query<OutboxRow>(skip.length === 0 ? TAKE_SQL : TAKE_SKIPPING_SQL, skip.length === 0 ? [limit] : [limit, skip]);
     if (rows.length === 0) return 0;
     // RETURNING gives no order: the relay publishes in id order.
     rows.sort((a, b) => Number(a.id) - Number(b.id));
     const messages = rows.flatMap(toOutbox);
-    await publish(messages);
-    return messages.length;
+    const failed = await publish(messages);
+    if (!failed || failed.size === 0) return messages.length;
+    const kept = rows.filter((r) => failed.has(r.channel));
+    if (kept.length > 0) await tx.query(PUT_BACK_SQL, [JSON.stringify(kept)]);
+    return messages.filter((m) => !failed.has(m.channel)).length;
   });
 }
 
