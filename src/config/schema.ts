@@ -50,7 +50,7 @@ export const SETTINGS = {
   configFile: { env: 'TEM_CONFIG', type: 'string', default: './tem.config.json', doc: 'Optional JSON config file.' },
 
   // ingest
-  maxPayloadBytes: { env: 'TEM_MAX_PAYLOAD_BYTES', type: 'int', default: 262144, min: 1024, max: 16777216, doc: 'Largest event payload (serialized JSON).' },
+  maxPayloadBytes: { env: 'TEM_MAX_PAYLOAD_BYTES', type: 'int', default: 262144, min: 1024, max: 16777216, doc: 'Largest event payload (serialized JSON), and largest publication payload (`POST /api/publish`, `PUBLISH` frames).' },
   maxBodyBytes: { env: 'TEM_MAX_BODY_BYTES', type: 'int', default: 1048576, min: 1024, max: 67108864, doc: 'Largest HTTP request body, except /api/events/batch.' },
   maxBatchBodyBytes: { env: 'TEM_MAX_BATCH_BODY_BYTES', type: 'int', default: 16777216, min: 1024, max: 268435456, doc: 'Largest /api/events/batch body.' },
   requestTimeoutMs: { env: 'TEM_REQUEST_TIMEOUT_MS', type: 'int', default: 60_000, min: 1000, max: TIMER_MAX_MS, doc: 'Longest time a client may take to send a whole HTTP request (headers and body); past it the answer is 408 and the connection is closed, so a client trickling a body cannot hold a connection open for good.' },

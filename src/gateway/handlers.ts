@@ -96,6 +96,13 @@ export function createDispatcher(parts: HandlerParts): (conn: Connection, frame:
       return;
     }
     checkPayload(p.payload, 'payload.payload');
+    // The limit POST /api/publish applies: a client must not put more in a channel's history
+    // than a service may.
+    const size = Buffer.byteLength(JSON.stringify(p.payload) ?? '', 'utf8');
+    if (size > ctx.config.maxPayloadBytes) {
+      conn.sendError('TOO_LARGE', `payload.payload is ${size} bytes; the limit is ${ctx.config.maxPayloadBytes}`, ref, p.channel);
+      return;
+    }
     const pub = await ctx.bus.publish(p.channel, p.event, p.payload);
     conn.send('PUBLISHED', { offset: pub.offset, epoch: pub.epoch }, ref);
   }
