@@ -3,7 +3,7 @@
  * embedded server's `$TEM_DATA_DIR/admin.key`, created with mode 0600 on first start. Only the
  * path is ever logged, never the key.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { generateApiKey, isWellFormedKey } from '../auth/keys.js';
 import { ensureAdminKey } from '../auth/bootstrap.js';
@@ -11,6 +11,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Store } from '../store/types.js';
 import type { TemConfig } from '../config/index.js';
 import { ConfigError } from '../config/index.js';
+import { ensureDataDir } from './data-dir.js';
 
 export interface AdminKeyInfo {
   /** Where the key file is, when the key lives in a file. */
@@ -44,7 +45,7 @@ async function setUp(store: Store, config: TemConfig, writeFile: boolean): Promi
     const { unusable } = await ensureAdminKey(store, key);
     return { path, created: false, unusable };
   }
-  mkdirSync(dir, { recursive: true });
+  ensureDataDir(dir);
   const { key } = generateApiKey();
   const { unusable } = await ensureAdminKey(store, key);
   // Written whole or not at all: a start killed mid-write must not leave a half key behind.

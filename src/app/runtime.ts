@@ -2,7 +2,6 @@
  * What every process role starts with: frozen config, a logger naming the role and node, the
  * metrics registry, the clock and the ordered shutdown list.
  */
-import { mkdirSync } from 'node:fs';
 import { ConfigError, loadConfig, namespaceOptions, type TemConfig } from '../config/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -15,6 +14,7 @@ import type { PresenceStore, SessionStore } from '../presence/types.js';
 import type { Store } from '../store/types.js';
 import { Lifecycle } from './lifecycle.js';
 import { lockDataDir } from './data-dir-lock.js';
+import { ensureDataDir } from './data-dir.js';
 
 export type ConfigOverrides = Parameters<typeof loadConfig>[0];
 
@@ -43,7 +43,7 @@ export async function startStore(rt: Runtime, options: { requireDatabaseUrl?: bo
   }
   // The data dir holds the embedded database and admin.key; create it on first start.
   if (!config.databaseUrl) {
-    mkdirSync(config.dataDir, { recursive: true });
+    ensureDataDir(config.dataDir);
     const release = lockDataDir(config.dataDir);
     rt.lifecycle.add('data dir lock', release);
   }
