@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { request } from '../admin-client.js';
+import { CliError, request } from '../admin-client.js';
 import { output, printTable } from '../output.js';
 import { enc, list, target, withTarget, type CommonOpts } from './common.js';
 
@@ -69,6 +69,8 @@ export function registerPrincipals(program: Command): void {
     if (opts.revoked) body.revoked_permissions = opts.revoked;
     if (opts.disable) body.disabled = true;
     if (opts.enable) body.disabled = false;
+    // A usage error, sending nothing: the server would refuse an empty change in its own words.
+    if (Object.keys(body).length === 0) throw new CliError('nothing to change: give --role, --extra, --revoked, --disable or --enable', 2);
     const res = await request<PrincipalJson>(target(opts), 'PATCH', `/api/admin/principals/${enc(id)}`, body);
     output(opts.json, res.body, () => printTable([res.body as unknown as Record<string, unknown>], COLUMNS));
   });
