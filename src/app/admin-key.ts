@@ -6,7 +6,7 @@
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { generateApiKey, isWellFormedKey } from '../auth/keys.js';
-import { ensureAdminKey } from '../auth/bootstrap.js';
+import { ADMIN_PRINCIPAL_ID, ensureAdminKey } from '../auth/bootstrap.js';
 import type { Logger } from '../observability/logger.js';
 import type { Store } from '../store/types.js';
 import type { TemConfig } from '../config/index.js';
@@ -19,39 +19,52 @@ export interface AdminKeyInfo {
   created: boolean;
   /** Why the admin key authenticates nothing (revoked, principal disabled), or null. */
   unusable: string | null;
+  /** Whether the principal `admin` is disabled (then no admin key of its authenticates). */
+  principalDisabled: boolean;
 }
 
 export async function setUpAdminKey(store: Store, config: TemConfig, options: { writeFile: boolean; logger: Logger }): Promise<AdminKeyInfo> {
   const info = await setUp(store, config, options.writeFile);
   if (info.unusable) {
     const where = config.adminKey ? 'TEM_ADMIN_KEY' : info.path;
-    options.logger.error({ admin_key: where }, `the admin key (${where}) authenticates nothing: ${info.unusable}; set a new TEM_ADMIN_KEY, or re-enable the principal`);
+    options.logger.error({ admin_key: where }, `the admin key (${where}) authenticates nothing: ${info.unusable}; ${remedy(info, config)}`);
   }
   return info;
+}
+
+/**
+ * What brings an admin key back. Every admin key belongs to principal `admin`, so a new key helps
+ * only against a revoked one: a disabled principal must be re-enabled, by a key allowed to.
+ */
+function remedy(info: AdminKeyInfo, config: TemConfig): string {
+  if (info.principalDisabled) {
+    return `a new admin key would belong to the same principal: re-enable it with another key allowed to (tem principals update ${ADMIN_PRINCIPAL_ID} --enable)`;
+  }
+  return config.adminKey || !info.path ? 'set a new TEM_ADMIN_KEY' : `delete ${info.path} and a new key is made at the next start, or set TEM_ADMIN_KEY`;
 }
 
 async function setUp(store: Store, config: TemConfig, writeFile: boolean): Promise<AdminKeyInfo> {
   if (config.adminKey) {
     if (!isWellFormedKey(config.adminKey)) throw new ConfigError('TEM_ADMIN_KEY', 'must be tem_ followed by at least 32 base62 characters');
-    const { unusable } = await ensureAdminKey(store, config.adminKey);
-    return { path: null, created: false, unusable };
+    const { unusable, principalDisabled } = await ensureAdminKey(store, config.adminKey);
+    return { path: null, created: false, unusable, principalDisabled };
   }
-  if (!writeFile) return { path: null, created: false, unusable: null };
+  if (!writeFile) return { path: null, created: false, unusable: null, principalDisabled: false };
   const dir = resolve(config.dataDir);
   const path = join(dir, 'admin.key');
   if (existsSync(path)) {
     const key = readFileSync(path, 'utf8').trim();
     if (!isWellFormedKey(key)) throw new ConfigError(path, 'does not hold an admin key (tem_ followed by at least 32 base62 characters); delete it and a new key is made at the next start');
-    const { unusable } = await ensureAdminKey(store, key);
-    return { path, created: false, unusable };
+    const { unusable, principalDisabled } = await ensureAdminKey(store, key);
+    return { path, created: false, unusable, principalDisabled };
   }
   ensureDataDir(dir);
   const { key } = generateApiKey();
-  const { unusable } = await ensureAdminKey(store, key);
+  const { unusable, principalDisabled } = await ensureAdminKey(store, key);
   // Written whole or not at all: a start killed mid-write must not leave a half key behind.
   const partial = `${path}.${process.pid}.tmp`;
   writeFileSync(partial, `${key}\n`, { mode: 0o600 });
   chmodSync(partial, 0o600);
   renameSync(partial, path);
-  return { path, created: true, unusable };
+  return { path, created: true, unusable, principalDisabled };
 }

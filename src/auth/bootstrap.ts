@@ -18,6 +18,8 @@ export interface AdminKeySetUp {
    * start does not undo what an operator did (a revocation must stick); it says so instead.
    */
   unusable: string | null;
+  /** Whether principal `admin` is disabled: then no key of its, new or old, authenticates. */
+  principalDisabled: boolean;
 }
 
 export async function ensureAdminKey(store: Store, key: string): Promise<AdminKeySetUp> {
@@ -35,8 +37,9 @@ export async function ensureAdminKey(store: Store, key: string): Promise<AdminKe
     if (existing.principal.id !== ADMIN_PRINCIPAL_ID) {
       throw createError('CONFLICT', 'The admin key is already registered to another principal');
     }
-    const unusable = existing.key.revokedAt ? `it was revoked at ${existing.key.revokedAt.toISOString()}` : disabled;
-    return { principalId: ADMIN_PRINCIPAL_ID, keyId: existing.key.id, unusable };
+    const revoked = existing.key.revokedAt ? `it was revoked at ${existing.key.revokedAt.toISOString()}` : null;
+    const unusable = revoked && disabled ? `${revoked}, and ${disabled}` : (revoked ?? disabled);
+    return { principalId: ADMIN_PRINCIPAL_ID, keyId: existing.key.id, unusable, principalDisabled: disabled !== null };
   }
   const id = newId('key');
   try {
@@ -45,9 +48,9 @@ export async function ensureAdminKey(store: Store, key: string): Promise<AdminKe
     // Another process bootstrapping at the same moment stored it first.
     const again = isTemError(err) && err.code === 'CONFLICT' ? await store.findApiKeyByHash(hash) : null;
     if (!again) throw err;
-    return { principalId: ADMIN_PRINCIPAL_ID, keyId: again.key.id, unusable: disabled };
+    return { principalId: ADMIN_PRINCIPAL_ID, keyId: again.key.id, unusable: disabled, principalDisabled: disabled !== null };
   }
-  return { principalId: ADMIN_PRINCIPAL_ID, keyId: id, unusable: disabled };
+  return { principalId: ADMIN_PRINCIPAL_ID, keyId: id, unusable: disabled, principalDisabled: disabled !== null };
 }
 
 async function ignoreConflict(p: Promise<unknown>): Promise<void> {

@@ -316,7 +316,7 @@ describe('ensureAdminKey', () => {
     await store.revokeApiKey(keyId, new Date('2026-02-01T00:00:00Z'));
     expect((await ensureAdminKey(store, key)).unusable).toBe('it was revoked at 2026-02-01T00:00:00.000Z');
     expect((await setUpAdminKey(store, cfg, { writeFile: false, logger })).unusable).toMatch(/revoked/);
-    expect(errors).toEqual([expect.stringMatching(/^the admin key \(TEM_ADMIN_KEY\) authenticates nothing: it was revoked at/)]);
+    expect(errors).toEqual([expect.stringMatching(/^the admin key \(TEM_ADMIN_KEY\) authenticates nothing: it was revoked at .*; set a new TEM_ADMIN_KEY$/)]);
     // Still revoked: a start does not undo an operator's revocation.
     expect((await store.listApiKeys('admin')).find((k) => k.id === keyId)?.revokedAt).not.toBeNull();
 
@@ -324,6 +324,14 @@ describe('ensureAdminKey', () => {
     await store.updatePrincipal('admin', { disabled: true });
     expect((await ensureAdminKey(store, other)).unusable).toBe('its principal admin is disabled');
     expect((await ensureAdminKey(store, other)).unusable).toBe('its principal admin is disabled');
+    expect((await ensureAdminKey(store, key)).unusable).toBe('it was revoked at 2026-02-01T00:00:00.000Z, and its principal admin is disabled');
+    // A new key belongs to the same disabled principal: the advice is to re-enable it, not to set one.
+    errors.length = 0;
+    const { key: third } = generateApiKey();
+    expect((await setUpAdminKey(store, config({ adminKey: third }), { writeFile: false, logger })).principalDisabled).toBe(true);
+    expect(errors).toEqual([
+      'the admin key (TEM_ADMIN_KEY) authenticates nothing: its principal admin is disabled; a new admin key would belong to the same principal: re-enable it with another key allowed to (tem principals update admin --enable)',
+    ]);
     await store.updatePrincipal('admin', { disabled: false });
   });
 });
