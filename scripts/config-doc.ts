@@ -24,6 +24,9 @@ Every setting has a default. Each value is taken from, in order: the environment
 file named by \`TEM_CONFIG\` (default \`./tem.config.json\`, optional), then the default. A bad value
 stops start-up with a message naming the setting, and so does a file named in \`TEM_CONFIG\` that
 does not exist (an empty \`TEM_CONFIG\` means no file). An empty environment variable counts as unset.
+A server role that cannot reach its database at start stops with exit code 1 and a message naming
+\`DATABASE_URL\` (its password hidden) and the cause: \`tem: DATABASE_URL=postgres://app:***@db/tem:
+the database is not reachable (connect ECONNREFUSED …)\`.
 
 | environment | config file key | default | meaning |
 |---|---|---|---|

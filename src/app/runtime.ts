@@ -2,7 +2,8 @@
  * What every process role starts with: frozen config, a logger naming the role and node, the
  * metrics registry, the clock and the ordered shutdown list.
  */
-import { ConfigError, loadConfig, namespaceOptions, type TemConfig } from '../config/index.js';
+import { ConfigError, loadConfig, namespaceOptions, withoutPassword, type TemConfig } from '../config/index.js';
+import { isTemError } from '../core/errors.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { createMetrics, type Metrics } from '../observability/metrics.js';
@@ -57,6 +58,13 @@ export async function startStore(rt: Runtime, options: { requireDatabaseUrl?: bo
       if (low) rt.logger.error(fields, 'disk almost full: the embedded database takes no statements until space is freed');
       else rt.logger.info(fields, 'disk space freed: the embedded database takes statements again');
     },
+  }).catch((err: unknown) => {
+    // A server that cannot reach its database at start says which setting named it, as a
+    // listener that cannot bind does (the cause, e.g. the refused connect, follows it).
+    if (config.databaseUrl && isTemError(err) && err.code === 'STORE_UNAVAILABLE') {
+      throw new Error(`DATABASE_URL=${withoutPassword(config.databaseUrl)}: the database is not reachable`, { cause: err.cause });
+    }
+    throw err;
   });
   rt.lifecycle.add('store', () => store.close());
   return store;

@@ -131,7 +131,7 @@ function parseValue(name: string, spec: SettingSpec, raw: unknown): unknown {
 }
 
 /** A URL as it may be shown in a message: a password in it (`//user:secret@`) becomes `***`. */
-function withoutPassword(url: string): string {
+export function withoutPassword(url: string): string {
   return url.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@');
 }
 

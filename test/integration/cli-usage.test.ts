@@ -1,6 +1,6 @@
 /**
- * CLI usage errors found before any request: they exit 2 with a message saying what to give,
- * and need no server.
+ * Errors the CLI reports without a server: usage errors found before any request (exit 2, saying
+ * what to give), and a server role that cannot reach its database (naming the setting).
  */
 import { describe, expect, it } from 'vitest';
 import { runTem } from '../helpers/processes.js';
@@ -16,5 +16,13 @@ describe('tem principals update', () => {
     const json = await runTem(['principals', 'update', 'u_1', '--json'], env);
     expect(json.code).toBe(2);
     expect(JSON.parse(json.stderr)).toEqual({ error: { message: 'nothing to change: give --role, --extra, --revoked, --disable or --enable' } });
+  });
+});
+
+describe('a server role whose database cannot be reached', () => {
+  it('names DATABASE_URL, without its password, and the cause', async () => {
+    const r = await runTem(['migrate'], { DATABASE_URL: 'postgres://postgres:secret@127.0.0.1:1/nothing' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('tem: DATABASE_URL=postgres://postgres:***@127.0.0.1:1/nothing: the database is not reachable (connect ECONNREFUSED 127.0.0.1:1)\n');
   });
 });
