@@ -155,6 +155,18 @@ describe(`admin API (${kind})`, () => {
     expect((await as('PATCH', '/api/admin/principals/esc_svc', { revoked_permissions: ['admin.delete.key_revoke'] })).status).toBe(200);
     expect((await as('POST', '/api/admin/principals', { kind: 'user', role: 'esc_reader' })).status).toBe(201);
 
+    // Enabling a disabled principal gives its keys back all it may do: not an admin's, but a user's.
+    await admin('POST', '/api/admin/principals', { id: 'esc_boss', kind: 'service', role: 'admin' });
+    await admin('PATCH', '/api/admin/principals/esc_boss', { disabled: true });
+    await refused('PATCH', '/api/admin/principals/esc_boss', { disabled: false }, 'body.disabled');
+    expect((await admin('GET', '/api/admin/principals/esc_boss')).body.disabled).toBe(true);
+    // Narrowed in the same change to what the caller holds, it may be enabled; so may a user.
+    expect((await as('PATCH', '/api/admin/principals/esc_boss', { disabled: false, role: 'esc_reader' })).status).toBe(200);
+    await admin('PATCH', '/api/admin/principals/esc_user', { disabled: true });
+    expect((await as('PATCH', '/api/admin/principals/esc_user', { disabled: false })).status).toBe(200);
+    // Disabling grants nothing, and is not checked.
+    expect((await as('PATCH', '/api/admin/principals/esc_boss', { disabled: true })).status).toBe(200);
+
     // The admin (`*`) may grant anything; holding `*` too, the operator may then mint the admin's key.
     expect((await admin('PATCH', `/api/admin/principals/${ops.id}`, { extra_permissions: ['*'] })).status).toBe(200);
     expect((await as('POST', '/api/admin/principals/admin/keys', {})).status).toBe(201);

@@ -169,6 +169,17 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
         const lifted = current.revokedPermissions.filter((p) => !b.revoked_permissions!.includes(p));
         requireHeld(request, lifted, 'body.revoked_permissions', 'Lifting these revocations');
       }
+      // Enabling a disabled principal gives its keys back everything it may do, as minting a
+      // key for it would: the caller must hold all of it (as the principal will be after the change).
+      if (b.disabled === false && current.disabled) {
+        const role = b.role ?? current.role;
+        const policy = (await store.getRole(role))?.permissions ?? [];
+        const grants = effectivePermissions({
+          permissions: resolveGrants(policy, b.extra_permissions ?? current.extraPermissions),
+          revoked: b.revoked_permissions ?? current.revokedPermissions,
+        });
+        requireHeld(request, grants, 'body.disabled', `Enabling ${current.id}`);
+      }
       const principal = await store.updatePrincipal(request.params.id, {
         role: b.role,
         extraPermissions: b.extra_permissions,
