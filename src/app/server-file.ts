@@ -6,9 +6,10 @@
  * `admin.key`. A file left by a process that is gone (SIGKILL) is ignored, also when another
  * process now has its pid.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { currentOwner, ownerRunning } from './data-dir-lock.js';
+import { ensureDataDir } from './data-dir.js';
 
 export interface ServerFile {
   url: string;
@@ -29,7 +30,7 @@ const NAME = 'server.json';
 export function writeServerFile(dataDir: string, where: Omit<ServerFile, 'pid'>): () => void {
   const path = join(dataDir, NAME);
   // With DATABASE_URL and TEM_ADMIN_KEY nothing else may have created the directory.
-  mkdirSync(dataDir, { recursive: true });
+  ensureDataDir(dataDir);
   writeFileSync(path, `${JSON.stringify({ ...where, ...currentOwner() })}\n`, { mode: 0o600 });
   return () => {
     // Only this process's own file: a later server on the same directory may have replaced it.
