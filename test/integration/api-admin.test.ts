@@ -55,6 +55,26 @@ describe(`admin API (${kind})`, () => {
     expect((await admin('PATCH', '/api/admin/principals/billing', { role: 'nobody' })).status).toBe(400);
   });
 
+  it('keeps principal admin whole, as the admin role keeps "*": no disabling, no revocation, no role without "*"', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ disabled: true }, 'body.disabled'],
+      [{ revoked_permissions: ['admin.*'] }, 'body.revoked_permissions'],
+      [{ role: 'service' }, 'body.role'],
+    ];
+    for (const [body, field] of cases) {
+      const res = await admin('PATCH', '/api/admin/principals/admin', body);
+      expect(res.status, JSON.stringify(body)).toBe(409);
+      expect(res.body).toMatchObject({ code: 'INVALID_STATE', field });
+    }
+    const principal = await admin('GET', '/api/admin/principals/admin');
+    expect(principal.body).toMatchObject({ role: 'admin', revoked_permissions: [], disabled: false });
+    expect((await admin('GET', '/api/admin/roles/admin')).status).toBe(200);
+    // What leaves it whole still goes: another role holding "*", an extra permission.
+    expect((await admin('PUT', '/api/admin/roles/root', { permissions: ['*'] })).status).toBe(201);
+    expect((await admin('PATCH', '/api/admin/principals/admin', { role: 'root', extra_permissions: ['events.get.event_detail'], revoked_permissions: [] })).status).toBe(200);
+    expect((await admin('PATCH', '/api/admin/principals/admin', { role: 'admin', extra_permissions: [] })).status).toBe(200);
+  });
+
   it('creates keys shown only once, lists them without secrets, and revokes them', async () => {
     await admin('POST', '/api/admin/principals', { id: 'keyholder', kind: 'service', role: 'service' });
     const expiresAt = new Date(Date.now() + 86_400_000).toISOString();

@@ -4,6 +4,7 @@
  * cache here at once and, through the store, in every other process.
  */
 import type { FastifyRequest } from 'fastify';
+import { ADMIN_PRINCIPAL_ID } from '../../auth/bootstrap.js';
 import { generateApiKey } from '../../auth/keys.js';
 import { effectivePermissions, PERMISSION_RE, resolveGrants } from '../../auth/policy.js';
 import { createError } from '../../core/errors.js';
@@ -152,6 +153,21 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
     },
   );
 
+  /**
+   * Principal `admin` holds every admin key (TEM_ADMIN_KEY, admin.key): it is how a deployment is
+   * administered at all. Disabled, given a role without `*` or any revocation, it could lock every
+   * key out of the API that would undo it, so it stays whole, as the `admin` role keeps `*`.
+   * Its keys can still be revoked: a new TEM_ADMIN_KEY (or a deleted admin.key) makes a new one.
+   */
+  async function keepAdminWhole(b: PatchBody): Promise<void> {
+    const refuse = (field: string, what: string): never => {
+      throw createError('INVALID_STATE', `Principal ${ADMIN_PRINCIPAL_ID} keeps every permission; ${what}. Revoke its keys instead, or give narrower permissions to another principal`, { field });
+    };
+    if (b.disabled === true) refuse('body.disabled', 'it cannot be disabled');
+    if (b.revoked_permissions && b.revoked_permissions.length > 0) refuse('body.revoked_permissions', 'nothing can be revoked from it');
+    if (b.role !== undefined && !((await store.getRole(b.role))?.permissions ?? []).includes('*')) refuse('body.role', `the role ${b.role} does not hold "*"`);
+  }
+
   app.patch(
     '/api/admin/principals/:id',
     { config: { permission: 'admin.patch.principal_update' }, schema: { params: principalIdParams, body: patchSchema } },
@@ -164,6 +180,7 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
         const policy = await requireRole(b.role, 'body.role');
         if (b.role !== current.role) requireHeld(request, policy, 'body.role', `The role ${b.role}`);
       }
+      if (current.id === ADMIN_PRINCIPAL_ID) await keepAdminWhole(b);
       if (b.extra_permissions) requireHeld(request, b.extra_permissions.filter((p) => !current.extraPermissions.includes(p)), 'body.extra_permissions', 'Granting these');
       if (b.revoked_permissions) {
         const lifted = current.revokedPermissions.filter((p) => !b.revoked_permissions!.includes(p));
