@@ -17,6 +17,7 @@ import type {
   JobRef,
   KeyLookup,
   ListEventsQuery,
+  RetryPage,
   ListPrincipalsQuery,
   MaintenanceTaskClaim,
   NewApiKey,
@@ -157,8 +158,8 @@ export class SqlStore implements Store {
   listEvents(query: ListEventsQuery): Promise<EventPage> {
     return this.run(() => listEvents(this.db, query));
   }
-  retryEvents(filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number): Promise<string[]> {
-    return this.run(() => retryEvents(this.db, filter, now, maxAttemptsFor));
+  retryEvents(filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number, page?: RetryPage): Promise<string[]> {
+    return this.run(() => retryEvents(this.db, filter, now, maxAttemptsFor, page));
   }
   stats(now: Date): Promise<EventStats> {
     return this.run(() => stats(this.db, now, this.totals));

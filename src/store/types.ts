@@ -100,6 +100,12 @@ export interface EventFilter {
   ids?: string[];
 }
 
+/** One page of a bulk retry: oldest first, after the last id of the page before. */
+export interface RetryPage {
+  limit: number;
+  after?: string;
+}
+
 export interface ListEventsQuery extends EventFilter {
   /** Return events with id < cursor (newest first). */
   cursor?: string;
@@ -234,10 +240,11 @@ export interface Store {
   getEvent(id: string): Promise<TemEventWithHistory | null>;
   listEvents(query: ListEventsQuery): Promise<EventPage>;
   /**
-   * failed → queued for matching events (attempts reset); returns the ids requeued.
-   * `maxAttemptsFor` sets each event's attempt budget again from its type's current policy.
+   * failed → queued for matching events (attempts reset); returns the ids requeued, in id
+   * (creation) order. `maxAttemptsFor` sets each event's attempt budget again from its type's
+   * current policy. `page` takes at most `limit` of them, those with ids after `after`.
    */
-  retryEvents(filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number): Promise<string[]>;
+  retryEvents(filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number, page?: RetryPage): Promise<string[]>;
   stats(now: Date): Promise<EventStats>;
 
   // ── processing queue ────────────────────────────────────────────────────

@@ -340,8 +340,12 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       expect(await ids('queued')).toEqual([waiting]);
       expect(await ids('accepted')).toEqual([]);
       expect((await store.stats(clock.now())).byStatus).toEqual({ accepted: 0, queued: 1, processing: 1, processed: 1, failed: 2 });
-      // A retry by filter takes only what is failed now, and empties the set.
-      expect((await store.retryEvents({}, clock.now())).sort()).toEqual([f.id, s.id].sort());
+      // A retry by filter takes only what is failed now, and empties the set; a page at a time,
+      // oldest first, when asked.
+      const [older, newer] = [f.id, s.id].sort();
+      expect(await store.retryEvents({}, clock.now(), undefined, { limit: 1 })).toEqual([older]);
+      expect(await store.retryEvents({}, clock.now(), undefined, { limit: 1, after: newer })).toEqual([]);
+      expect(await store.retryEvents({}, clock.now(), undefined, { limit: 5, after: older })).toEqual([newer]);
       expect(await ids('failed')).toEqual([]);
       expect((await store.stats(clock.now())).byStatus).toMatchObject({ queued: 3, failed: 0, processed: 1 });
     });

@@ -92,7 +92,7 @@ describe(`event retry API (${kind})`, () => {
     expect(res.body.retried.sort()).toEqual(mine.slice().sort());
 
     const byIds = await api.request<{ retried: string[]; count: number }>('POST', '/api/events/retry', { key: api.adminKey, body: { ids: [theirs[0], mine[0]] } });
-    expect(byIds.body).toEqual({ retried: [theirs[0]], count: 1 });
+    expect(byIds.body).toEqual({ retried: [theirs[0]], count: 1, has_more: false, next_cursor: null });
 
     const rest = await api.request<{ retried: string[] }>('POST', '/api/events/retry', { key: api.adminKey, body: { type: 'retry.bulk', since: new Date(Date.now() - 60_000).toISOString() } });
     expect(rest.body.retried).toEqual([theirs[1]]);
@@ -103,5 +103,22 @@ describe(`event retry API (${kind})`, () => {
     const all = await api.request<{ retried: string[] }>('POST', '/api/events/retry', { key: svc.key });
     expect(all.status).toBe(200);
     expect(all.body.retried).toEqual(expect.arrayContaining(more));
+  });
+
+  it('retries in bulk a page at a time, oldest first, each page after the cursor of the one before', async () => {
+    const ids = await failedEvents(svc.key, 'retry.paged', 5);
+    type Page = { retried: string[]; count: number; has_more: boolean; next_cursor: string | null };
+    const page = (cursor?: string) => api.request<Page>('POST', '/api/events/retry', { key: svc.key, body: { type: 'retry.paged', limit: 2, ...(cursor ? { cursor } : {}) } });
+    const first = await page();
+    expect(first.body).toEqual({ retried: ids.slice(0, 2), count: 2, has_more: true, next_cursor: ids[1] });
+    const second = await page(first.body.next_cursor!);
+    expect(second.body).toEqual({ retried: ids.slice(2, 4), count: 2, has_more: true, next_cursor: ids[3] });
+    const last = await page(second.body.next_cursor!);
+    expect(last.body).toEqual({ retried: ids.slice(4), count: 1, has_more: false, next_cursor: null });
+    for (const [body, field] of [[{ limit: 0 }, 'body.limit'], [{ limit: 10_001 }, 'body.limit'], [{ limit: 1.5 }, 'body.limit'], [{ cursor: 'x' }, 'body.cursor']] as const) {
+      const res = await api.request('POST', '/api/events/retry', { key: svc.key, body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body).toMatchObject({ field });
+    }
   });
 });

@@ -163,13 +163,17 @@ describe('tem CLI against the running server', () => {
     expect(single.stdout.trim()).toBe(`requeued ${one}`);
     await until([one], 'processed');
 
-    const bulk = await runTem(['events', 'retry', '--all', '--type', 'test.fail', '--json'], env);
+    // One event per request: the command pages through them all.
+    const bulk = await runTem(['events', 'retry', '--all', '--type', 'test.fail', '--page', '1', '--json'], env);
     expect(bulk.code, bulk.stderr).toBe(0);
-    expect(JSON.parse(bulk.stdout)).toMatchObject({ count: 2, retried: expect.arrayContaining(many) });
+    expect(JSON.parse(bulk.stdout)).toEqual({ count: 2, retried: many });
     await until(many, 'processed');
     // Nothing failed is left: a second bulk retry requeues none.
     const again = await runTem(['events', 'retry', '--all', '--type', 'test.fail'], env);
     expect(again.stdout.trim()).toBe('requeued 0 event(s)');
+    const badPage = await runTem(['events', 'retry', '--all', '--page', '0'], env);
+    expect(badPage.code).toBe(2);
+    expect(badPage.stderr).toMatch(/--page/);
   }, 60_000);
 
   it('fails with one clear line and a non-zero exit code', async () => {

@@ -60,7 +60,8 @@ export function registerEvents(program: Command): void {
 
   withTarget(withFilters(events.command('retry [id]').description('requeue a failed event, or every failed event matching the filters with --all'), 'failed (the only status that can be retried)'))
     .option('--all', 'retry every failed event matching the filters')
-    .action(async (id: string | undefined, opts: CommonOpts & FilterOpts & { all?: boolean }) => {
+    .option('--page <n>', 'with --all: events requeued per request, each its own transaction (1–10000)', '1000')
+    .action(async (id: string | undefined, opts: CommonOpts & FilterOpts & { all?: boolean; page: string }) => {
       if (id) {
         // One event, or a bulk retry by filter: both at once would silently drop the filters.
         if (opts.all || opts.type || opts.user || opts.since || opts.status) throw new CliError('give an event id or --all with filters, not both', 2);
@@ -71,13 +72,30 @@ export function registerEvents(program: Command): void {
       if (!opts.all) throw new CliError('give an event id, or --all (with optional --type/--user/--since) to retry failed events in bulk', 2);
       // Only failed events can be retried: another --status would silently mean "failed".
       if (opts.status !== undefined && opts.status !== 'failed') throw new CliError(`only failed events can be retried (got --status ${opts.status})`, 2);
-      const body: Record<string, unknown> = { status: 'failed' };
+      const page = Number(opts.page);
+      if (!Number.isInteger(page) || page < 1 || page > 10_000) throw new CliError(`--page must be a whole number from 1 to 10000 (got ${opts.page})`, 2);
+      const body: Record<string, unknown> = { status: 'failed', limit: page };
       if (opts.type) body.type = opts.type;
       if (opts.user) body.user_id = opts.user;
       if (opts.since) body.since = opts.since;
-      const res = await request<{ count: number }>(target(opts), 'POST', '/api/events/retry', body);
-      output(opts.json, res.body, () => process.stdout.write(`requeued ${res.body.count} event(s)\n`));
+      // Page by page (the server requeues a bounded number per request), oldest first.
+      const retried: string[] = [];
+      for (let cursor: string | null = null; ; ) {
+        const res: { body: RetryPage } = await request<RetryPage>(target(opts), 'POST', '/api/events/retry', cursor === null ? body : { ...body, cursor });
+        retried.push(...res.body.retried);
+        cursor = res.body.has_more ? res.body.next_cursor : null;
+        if (cursor === null) break;
+      }
+      output(opts.json, { retried, count: retried.length }, () => process.stdout.write(`requeued ${retried.length} event(s)\n`));
     });
+}
+
+/** One answer of POST /api/events/retry. */
+interface RetryPage {
+  retried: string[];
+  count: number;
+  has_more: boolean;
+  next_cursor: string | null;
 }
 
 function shorten(value: unknown, max: number): unknown {

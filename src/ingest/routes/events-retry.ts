@@ -12,6 +12,12 @@ import { canSeeEvent, visibilityFilter } from '../visibility.js';
 import { idParamsSchema, MAX_LIMIT, UUID_PATTERN } from './events-read.js';
 
 const RETRY = 'events.post.event_retry';
+/**
+ * Events a bulk retry requeues per request, oldest first (default, most): each page is one
+ * transaction and one answer of bounded size, however large the failed set has grown.
+ */
+const RETRY_PAGE = 1000;
+const RETRY_MAX = 10_000;
 
 const bulkSchema = {
   type: 'object',
@@ -22,6 +28,8 @@ const bulkSchema = {
     user_id: { type: 'string', pattern: PRINCIPAL_ID_PATTERN },
     since: { type: 'string', format: 'date-time' },
     ids: { type: 'array', maxItems: MAX_LIMIT, items: { type: 'string', pattern: UUID_PATTERN } },
+    limit: { type: 'integer', minimum: 1, maximum: RETRY_MAX },
+    cursor: { type: 'string', pattern: UUID_PATTERN },
   },
 } as const;
 
@@ -31,6 +39,9 @@ interface BulkRetry {
   user_id?: string;
   since?: string;
   ids?: string[];
+  limit?: number;
+  /** The `next_cursor` of the page before. */
+  cursor?: string;
 }
 
 /** The 409 for a retry of an event that is not failed, naming its status. */
@@ -76,6 +87,7 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock, conf
     },
     async (request: FastifyRequest<{ Body: BulkRetry }>) => {
       const b = request.body;
+      const limit = b.limit ?? RETRY_PAGE;
       const retried = await store.retryEvents(
         {
           status: 'failed',
@@ -87,10 +99,14 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock, conf
         },
         clock.now(),
         budget,
+        { limit, after: b.cursor?.toLowerCase() },
       );
       // One line per event, as every other status change is logged.
       for (const eventId of retried) request.log.info({ event_id: eventId, status: 'queued' }, 'event retried');
-      return { retried, count: retried.length };
+      // A full page may have more behind it (then a last call may requeue none). Events that
+      // failed again since keep their ids, before the cursor: paging through ends.
+      const hasMore = retried.length === limit;
+      return { retried, count: retried.length, has_more: hasMore, next_cursor: hasMore ? retried.at(-1)! : null };
     },
   );
 };

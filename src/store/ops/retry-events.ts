@@ -1,28 +1,38 @@
 /**
- * retryEvents(filter, now, maxAttemptsFor?) → ids requeued.
+ * retryEvents(filter, now, maxAttemptsFor?, page?) → ids requeued, in id order (a page: the first
+ * `limit` after `after`).
  * `failed` events matching the filter go back to `queued` with attempts reset and a new job
  * ready at `now`; history and notification as for any status change. With `maxAttemptsFor`, each
  * event's attempt budget is set again from the retry policy of its type as configured now (an
  * operator who raised it and retries gets the new budget); without it, the event keeps its own.
  */
 import type { Db } from '../db.js';
-import type { EventFilter } from '../types.js';
+import type { EventFilter, RetryPage } from '../types.js';
 import { isUuid } from '../../core/ids.js';
 import { OUTBOX_CHANNEL, PROCESSING_QUEUE, jobsChannel, recordChangesSql } from './changes.js';
 import { eventWhere } from './event-filter.js';
 
-export async function retryEvents(db: Db, filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number): Promise<string[]> {
+export async function retryEvents(db: Db, filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number, page?: RetryPage): Promise<string[]> {
   // A string that is not a UUID names no event.
   if (filter.ids !== undefined) filter = { ...filter, ids: filter.ids.filter(isUuid) };
   if (filter.ids !== undefined && filter.ids.length === 0) return [];
   const params: unknown[] = [now];
-  const where = eventWhere(filter, params);
+  let where = eventWhere(filter, params);
+  let limit = '';
+  if (page) {
+    if (page.after !== undefined) {
+      params.push(page.after);
+      where += ` AND e.id > $${params.length}::uuid`;
+    }
+    params.push(page.limit);
+    limit = ` LIMIT $${params.length}`;
+  }
   // Attempt budgets by type, {} for "keep each event's own": the parameter after the filter's.
   const budgets = `$${params.length + 1}`;
   const sql = `
     WITH target AS (
       SELECT e.id FROM dead_letters d JOIN events e ON e.id = d.event_id
-      WHERE e.status = 'failed' AND ${where} ORDER BY e.id FOR UPDATE OF e
+      WHERE e.status = 'failed' AND ${where} ORDER BY e.id${limit} FOR UPDATE OF e
     ),
     changed AS (
       UPDATE events SET status = 'queued', attempts = 0, last_error = NULL, processed_at = NULL,

@@ -93,11 +93,17 @@ export const failedView: View = (ctx, root) => {
     confirmBox.hidden = true;
     err.show(null);
     try {
-      const res = await ctx.api.post<Record<string, unknown>>('/api/events/retry', { status: 'failed', ...(c.type ? { type: c.type } : {}), ...(c.user ? { user_id: c.user } : {}) });
-      // The API answers {retried: [ids], count}.
-      const n = res?.count ?? (Array.isArray(res?.retried) ? res.retried.length : undefined);
-      ctx.say(n !== undefined ? `${String(n)} events requeued` : 'Failed events requeued');
-      summary.textContent = n !== undefined ? `${String(n)} events requeued.` : 'Failed events requeued.';
+      const body = { status: 'failed', ...(c.type ? { type: c.type } : {}), ...(c.user ? { user_id: c.user } : {}) };
+      // The API answers a page at a time: {retried: [ids], count, has_more, next_cursor}.
+      let n = 0;
+      for (let cursor: unknown = null; ; ) {
+        const res = await ctx.api.post<Record<string, unknown>>('/api/events/retry', cursor === null ? body : { ...body, cursor });
+        n += typeof res?.count === 'number' ? res.count : 0;
+        cursor = res?.has_more === true && typeof res.next_cursor === 'string' ? res.next_cursor : null;
+        if (cursor === null) break;
+      }
+      ctx.say(`${String(n)} events requeued`);
+      summary.textContent = `${String(n)} events requeued.`;
     } catch (e) {
       err.show(`Retry failed: ${describeError(e)}`);
     }
