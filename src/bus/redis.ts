@@ -10,6 +10,7 @@
  */
 import { Cluster, type Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
+import { createError } from '../core/errors.js';
 import { randomBase62 } from '../core/ids.js';
 import type { NamespaceOptions } from '../config/index.js';
 import type { StreamPosition } from '../protocol/frames.js';
@@ -18,6 +19,7 @@ import { knownNodes } from './cluster-connection.js';
 import { closeRedis, defineScript, escapeGlob, onReconnected, openRedis, withRedis, type RedisClient, type RedisConnection } from './connection.js';
 import { decodeStored, emptyPositionTtl, positionTtl, toPublication, type StreamRead } from './history.js';
 import { LimiterCache, redisLimiter } from './limits.js';
+import { SuspectNodes } from './suspect-nodes.js';
 import { CONTROL_LUA, publishLua, readLua } from './redis-scripts.js';
 import { RECEIPT_TTL_MS, type AppendFailure, type AppendGroup, type AppendResult, type ControlMessage, type SharedLimiter, type SharedLimiterOptions } from './types.js';
 
@@ -53,6 +55,7 @@ export class RedisBus extends BaseBus {
   private readonly controlScript: (keys: string[], args: (string | number)[]) => Promise<number>;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly limiters = new LimiterCache((options) => redisLimiter(this.cmd, this.prefix, options));
+  private readonly suspects = new SuspectNodes();
 
   constructor(options: RedisBusOptions) {
     super(options);
@@ -102,9 +105,31 @@ export class RedisBus extends BaseBus {
     // the channels' receipts do not name. Every call is settled before the batch returns, so a
     // retry never overtakes a call still in flight. With the whole cluster away (the client has
     // no node left) the call fails as a whole, as on one Redis.
+    // For the relay (a receipt call), the channels of a node that failed just now fail at once
+    // (suspect-nodes.ts); a single publish still tries, and waits at most the command timeout.
     await withRedis(this.cmd, async () => undefined);
-    const settled = await Promise.allSettled(groups.map((g) => this.appendScript([g], nowMs, receipt === undefined ? undefined : this.receiptKey(receipt, g.channel))));
-    return settled.map((r) => (r.status === 'fulfilled' ? r.value[0]! : { error: r.reason as unknown }));
+    const owners = groups.map((g) => (receipt === undefined ? '' : this.ownerOf(g.channel)));
+    const settled = await Promise.allSettled(
+      groups.map((g, i) =>
+        this.suspects.has(owners[i]!, nowMs)
+          ? Promise.reject(createError('BUS_UNAVAILABLE', `Redis node ${owners[i]!} failed a moment ago`, { retryAfter: 1 }))
+          : this.appendScript([g], nowMs, receipt === undefined ? undefined : this.receiptKey(receipt, g.channel)),
+      ),
+    );
+    return settled.map((r, i) => {
+      if (r.status === 'fulfilled') {
+        this.suspects.answered(owners[i]!);
+        return r.value[0]!;
+      }
+      if (!this.suspects.has(owners[i]!, nowMs)) this.suspects.failed(owners[i]!, this.clock.nowMs());
+      return { error: r.reason as unknown };
+    });
+  }
+
+  /** host:port of the primary owning the channel's slot on a cluster ('' when not known). */
+  private ownerOf(channel: string): string {
+    const redis = this.cmd.redis;
+    return redis instanceof Cluster ? (redis.slots[calculateSlot(this.keys(channel)[0])]?.[0] ?? '') : '';
   }
 
   /** One publish script over `groups`, whose channels share a slot; with a receipt key, a receipt call. */
@@ -245,25 +270,30 @@ export class RedisBus extends BaseBus {
   }
 
   async reachable(channels: readonly string[]): Promise<ReadonlySet<string>> {
-    const redis = this.cmd.redis;
+    // A write in the channel's slot (a key that expires at once): a node that answers reads but
+    // takes no writes (paused for a failover, out of memory, too few replicas) does not pass.
     const answers = (channel: string): Promise<boolean> =>
-      withRedis(this.cmd, (r) => r.exists(this.keys(channel)[0])).then(
+      withRedis(this.cmd, (r) => r.set(`${this.prefix}bus:{${channel}}:probe`, '1', 'PX', 1000)).then(
         () => true,
         () => false,
       );
-    if (!(redis instanceof Cluster)) return new Set(channels.length > 0 && (await answers(channels[0]!)) ? channels : []);
     // Grouped by the primary that owns each channel's slot (the client's slot map, kept up to
-    // date as slots move or a replica takes over): one cheap read per node, routed like a
-    // publish (opening a fresh connection where a hung one was dropped).
+    // date as slots move or a replica takes over; one group on one Redis): one write per node,
+    // routed like a publish (opening a fresh connection where a hung one was dropped).
     const byNode = new Map<string, string[]>();
     for (const channel of channels) {
-      const owner = redis.slots[calculateSlot(this.keys(channel)[0])]?.[0] ?? '';
+      const owner = this.ownerOf(channel);
       byNode.set(owner, [...(byNode.get(owner) ?? []), channel]);
     }
     const ok = new Set<string>();
     await Promise.all(
-      [...byNode.values()].map(async (list) => {
-        if (await answers(list[0]!)) for (const channel of list) ok.add(channel);
+      [...byNode].map(async ([owner, list]) => {
+        if (await answers(list[0]!)) {
+          this.suspects.answered(owner);
+          for (const channel of list) ok.add(channel);
+        } else {
+          this.suspects.failed(owner, this.clock.nowMs());
+        }
       }),
     );
     return ok;

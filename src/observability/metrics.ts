@@ -45,6 +45,7 @@ export function createMetrics(identity?: MetricsIdentity) {
     relayLag: new Gauge({ name: 'tem_relay_lag_seconds', help: 'Age of the oldest outbox message at relay time', registers: [registry] }),
     relayPublished: new Counter({ name: 'tem_relay_published_total', help: 'Outbox messages published to the bus', registers: [registry] }),
     relayDropped: new Counter({ name: 'tem_relay_dropped_total', help: 'Outbox messages naming no publishable channel, logged and dropped', registers: [registry] }),
+    relayHeldChannels: new Gauge({ name: 'tem_relay_held_channels', help: 'Channels whose notifications the relay holds back while their Redis Cluster node fails', registers: [registry] }),
     busPublishFailures: new Counter({ name: 'tem_bus_publish_failures_total', help: 'Bus publishes that failed', registers: [registry] }),
   };
   return m;

@@ -42,7 +42,7 @@ import type { Store, Unlisten } from '../store/types.js';
 import { isChannelName } from '../protocol/frames.js';
 
 /** Bus failures are counted by the bus itself (tem_bus_publish_failures_total, runtime.startBus). */
-export type RelayMetrics = Pick<Metrics, 'relayLag' | 'relayPublished' | 'relayDropped'>;
+export type RelayMetrics = Pick<Metrics, 'relayLag' | 'relayPublished' | 'relayDropped' | 'relayHeldChannels'>;
 
 export interface OutboxRelayOptions {
   store: Pick<Store, 'relayOutbox' | 'onOutbox'>;
@@ -61,6 +61,12 @@ export interface OutboxRelayOptions {
 
 /** The relays' receipt slot on the Bus: one relay publishes at a time (the relay lock). */
 export const RELAY_RECEIPT_SLOT = 'relay';
+
+/**
+ * While channels are held back and a round found nothing to send, a notification wakes the relay
+ * only this long after it: every round walks the held rows at the head of the outbox.
+ */
+const STARVED_WAKE_MS = 50;
 
 /** Most published-but-unconfirmed ids remembered; beyond it the oldest are forgotten. */
 const MAX_UNCONFIRMED = 100_000;
@@ -81,8 +87,8 @@ export class OutboxRelay {
   private failures = 0;
   /** Published in a batch whose rows were not deleted (the transaction failed after). */
   private readonly unconfirmed = new Set<number>();
-  /** Channels held back after their node failed: when each is tried again, and its failures. */
-  private readonly held = new Map<string, { until: number; failures: number }>();
+  /** Channels held back after their node failed: when each is tried again, its failures, its oldest row's time. */
+  private readonly held = new Map<string, { until: number; failures: number; oldest: number }>();
   /** Since when some channels have been held back (logged once per streak, like failingSince). */
   private heldSince: number | null = null;
   /** Held channels whose node answered: taken again by the next round. */
@@ -91,12 +97,15 @@ export class OutboxRelay {
   private probing = false;
   /** Rows (messages) the last round took, published or not. */
   private taken = 0;
+  /** Channels whose messages the last round published, and the time of its oldest message. */
+  private readonly sent = new Set<string>();
+  private batchOldest = Infinity;
   /**
-   * The last round published nothing while channels are held back: notifications do not wake the
-   * relay until a held channel is due (or the backstop poll), so a backlog of held rows is not
-   * walked again for every new row.
+   * The last round published nothing while channels are held back: a notification wakes the relay
+   * STARVED_WAKE_MS later (starvedWake), so a backlog of held rows is not walked for every new row.
    */
   private starved = false;
+  private starvedWake: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: OutboxRelayOptions) {
     this.batchSize = o.batchSize ?? 256;
@@ -131,6 +140,8 @@ export class OutboxRelay {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    if (this.starvedWake) clearTimeout(this.starvedWake);
+    this.starvedWake = null;
     this.wakeUp?.();
     await this.loop;
     this.loop = null;
@@ -155,7 +166,13 @@ export class OutboxRelay {
     // Nor is the relay woken the moment Redis answers again: the gateways re-subscribe on their
     // own schedule, and a backlog published before they are back reaches them only through
     // history, which for a busy channel may no longer hold it all (its clients would resync).
-    if (this.failingSince === null && !this.starved) this.wakeUp?.();
+    if (this.failingSince !== null) return;
+    if (!this.starved) this.wakeUp?.();
+    else
+      this.starvedWake ??= setTimeout(() => {
+        this.starvedWake = null;
+        this.wakeUp?.();
+      }, STARVED_WAKE_MS);
   }
 
   private async run(): Promise<void> {
@@ -167,6 +184,7 @@ export class OutboxRelay {
         const published = await this.round();
         this.starved = published === 0 && this.held.size > 0;
         this.recovered();
+        this.heldLag();
         if (this.taken === 0 && this.held.size === 0) this.o.metrics.relayLag.set(0);
         // A full batch, or held channels whose node answered while the round ran: at once.
         if (this.taken >= this.batchSize || this.cleared.size > 0) continue;
@@ -184,16 +202,28 @@ export class OutboxRelay {
     const retried = [...this.cleared];
     const skip = [...this.held.keys()].filter((channel) => !this.cleared.has(channel));
     this.taken = 0;
+    this.batchOldest = Infinity;
+    this.sent.clear();
     const n = await this.o.store.relayOutbox(this.batchSize, (m) => this.publish(m), skip);
     // The transaction committed: what it published is deleted.
     this.unconfirmed.clear();
-    // A cleared channel that did not fail again is through (its rows went out, or there were
-    // none: another relay sent them, or they wait beyond this round's batch, in order as ever).
+    // A cleared channel that went out is through, and so is one with no rows left (another relay
+    // sent them); one whose rows a full batch left behind waits, cleared, for the next round.
+    const full = this.taken >= this.batchSize;
     for (const channel of retried) {
-      if (!this.cleared.delete(channel)) continue;
+      if (!this.cleared.has(channel) || (full && !this.sent.has(channel))) continue;
+      this.cleared.delete(channel);
       this.held.delete(channel);
     }
+    this.o.metrics.relayHeldChannels.set(this.held.size);
     return n;
+  }
+
+  /** The lag counts held-back rows too: they may be the oldest still to go out. */
+  private heldLag(): void {
+    let oldest = this.batchOldest;
+    for (const h of this.held.values()) oldest = Math.min(oldest, h.oldest);
+    if (this.held.size > 0) this.o.metrics.relayLag.set(Math.max(0, this.o.clock.nowMs() - oldest) / 1000);
   }
 
   /** Asks the bus about the held channels that are due; those whose node answers are cleared. */
@@ -215,8 +245,9 @@ export class OutboxRelay {
           else silent.add(channel);
         }
         this.hold(silent);
-        // A round takes the cleared channels, and one more probe looks at those due meanwhile.
-        this.wakeUp?.();
+        // A round takes the cleared channels, and one more probe looks at those due meanwhile
+        // (not during a whole-relay backoff, which the next round ends).
+        if (this.failingSince === null) this.wakeUp?.();
       });
   }
 
@@ -224,8 +255,12 @@ export class OutboxRelay {
   private nextHeldTry(): number {
     const now = this.o.clock.nowMs();
     let first = Infinity;
-    // Those already due are being asked about (probeDue), whose answer wakes the relay.
-    for (const h of this.held.values()) if (h.until > now) first = Math.min(first, h.until);
+    // Those already due are being asked about (probeDue), whose answer wakes the relay; due ones
+    // that no probe asks about yet need a round to start one.
+    for (const h of this.held.values()) {
+      if (h.until > now) first = Math.min(first, h.until);
+      else if (!this.probing) first = now;
+    }
     return first - now;
   }
 
@@ -234,6 +269,7 @@ export class OutboxRelay {
     const messages = batch.filter((m) => this.publishable(m));
     if (messages.length === 0) return;
     const oldest = messages[0]!.createdAt.getTime();
+    this.batchOldest = oldest;
     this.o.metrics.relayLag.set(Math.max(0, this.o.clock.nowMs() - oldest) / 1000);
     // Every row goes to the Bus named by its id, those this relay knows it sent marked so: the
     // receipt slot then covers the whole batch for whichever relay runs the next round.
@@ -256,26 +292,31 @@ export class OutboxRelay {
       if (!(err instanceof PartialPublishError)) throw err;
       // Part of a cluster failed: the rest went out and is committed; the failed channels wait,
       // their rows back in place. (With no node left at all the call fails as a whole instead.)
-      this.hold(err.failedChannels, err.cause);
+      this.hold(err.failedChannels, err.cause, messages);
+      for (const m of messages) if (!err.failedChannels.has(m.channel)) this.sent.add(m.channel);
       this.confirm(messages.filter((m) => !err.failedChannels.has(m.channel)).map((m) => m.id));
       this.o.metrics.relayPublished.inc(err.published.length);
       return err.failedChannels;
     }
+    for (const m of messages) this.sent.add(m.channel);
     this.confirm(messages.map((m) => m.id));
     this.o.metrics.relayPublished.inc(pubs.length);
   }
 
   /** Holds back channels whose node failed, each doubling its own wait up to maxBackoffMs. */
-  private hold(channels: ReadonlySet<string>, cause?: unknown): void {
+  private hold(channels: ReadonlySet<string>, cause?: unknown, messages: OutboxMessage[] = []): void {
     if (channels.size === 0) return;
     const now = this.o.clock.nowMs();
+    const oldest = new Map<string, number>();
+    for (const m of messages) if (channels.has(m.channel) && !oldest.has(m.channel)) oldest.set(m.channel, m.createdAt.getTime());
     if (this.heldSince === null) {
       this.heldSince = now;
       this.o.logger.error({ err: cause, channels: [...channels].slice(0, 10), count: channels.size }, 'outbox relay failing for some channels; their notifications are kept and retried, the others go on');
     }
     for (const channel of channels) {
-      const failures = (this.held.get(channel)?.failures ?? 0) + 1;
-      this.held.set(channel, { until: now + this.backoff(failures), failures });
+      const before = this.held.get(channel);
+      const failures = (before?.failures ?? 0) + 1;
+      this.held.set(channel, { until: now + this.backoff(failures), failures, oldest: before?.oldest ?? oldest.get(channel) ?? now });
       this.cleared.delete(channel);
     }
   }
@@ -317,7 +358,7 @@ export class OutboxRelay {
       this.failures = 0;
     }
     if (this.heldSince !== null && this.held.size === 0) {
-      this.o.logger.info({ down_ms: now - this.heldSince, channels: 'all' }, 'outbox relay recovered');
+      this.o.logger.info({ down_ms: now - this.heldSince }, 'outbox relay recovered: every held channel is through');
       this.heldSince = null;
     }
   }

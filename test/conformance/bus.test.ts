@@ -690,15 +690,22 @@ describe.skipIf(!services.redisCluster)('RedisBus on a Redis Cluster', () => {
         for (const c of channels.filter((c) => nodeOf(c) === paused)) expect(failedChannels.has(c), c).toBe(true);
         expect(failedChannels.size).toBeLessThan(channels.length);
         expect(published.map((p) => [p.channel, p.payload])).toEqual(batch.filter((m) => !failedChannels.has(m.channel)).map((m) => [m.channel, m.payload]));
-        // One channel alone fails with its own error, as on one Redis.
-        await expect(bus.publish(channels[0]!, 'm', 0)).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE' });
+        // The relay's next call fails the paused node's channels at once, not after the timeout.
+        const started = Date.now();
+        const again = await bus.publishMany(batch, { receipt: 'relay' }).then(() => undefined, (e: unknown) => e);
+        expect(Date.now() - started).toBeLessThan(250);
+        for (const c of channels.filter((c) => nodeOf(c) === paused)) expect((again as PartialPublishError).failedChannels.has(c), c).toBe(true);
+        // One channel alone (another of that node) fails with its own error, as on one Redis.
+        const alone = Array.from({ length: 64 }, (_, i) => `chat:alone${i}`).find((c) => nodeOf(c) === paused)!;
+        await expect(bus.publish(alone, 'm', 0)).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE' });
       } finally {
         admin.disconnect();
       }
-      // The relay's retry, once the node is back: whatever went out is skipped.
+      // The relay's retry, once the node answers its probe again: whatever went out is skipped.
       let retried: Publication[] | undefined;
       const until = Date.now() + 10_000;
       while (!retried) {
+        await bus.reachable(channels);
         retried = await bus.publishMany(batch, { receipt: 'relay' }).catch(async (err: unknown) => {
           if (Date.now() > until) throw err;
           await sleep(100);

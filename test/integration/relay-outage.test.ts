@@ -57,6 +57,8 @@ class FlakyBus {
  */
 class NodeDownBus {
   readonly down = new Set<string>();
+  /** The failed channels' messages go out all the same: the reply was lost on the way back. */
+  ranAnyway = false;
   /** Calls that included each channel. */
   readonly tries = new Map<string, number>();
   /** Questions about each channel (reachable). */
@@ -65,7 +67,7 @@ class NodeDownBus {
   async publishMany(messages: BusMessage[], options?: PublishOptions): Promise<Publication[]> {
     for (const channel of new Set(messages.map((m) => m.channel))) this.tries.set(channel, (this.tries.get(channel) ?? 0) + 1);
     const failed = new Set(messages.filter((m) => this.down.has(m.channel)).map((m) => m.channel));
-    const pubs = await this.inner.publishMany(messages.filter((m) => !failed.has(m.channel)), options);
+    const pubs = await this.inner.publishMany(this.ranAnyway ? messages : messages.filter((m) => !failed.has(m.channel)), options);
     if (failed.size > 0) throw new PartialPublishError(pubs, failed, createError('BUS_UNAVAILABLE', 'node away (test)'));
     return pubs;
   }
@@ -213,6 +215,24 @@ describe('relay with a bus whose node for some channels is away (PGlite, memory 
     expect(await h.api.store.peekOutbox(10)).toEqual([]);
     await a.close();
     await f.close();
+  });
+
+  it('sends nothing twice when a held channel\'s call went out but its answer was lost', async () => {
+    const a = await WsTestClient.ready(h.wsUrl({ token: away.key }));
+    bus.down.add('user:away');
+    bus.ranAnyway = true;
+    const tried = bus.tries.get('user:away') ?? 0;
+    const ids = await produce(h, h.api.store, away, 3);
+    // What the call carried reached the channel, yet the relay holds those rows back as failed.
+    await eventually(() => (bus.tries.get('user:away') ?? 0) > tried && updateCount(a, 'away') > 0, 'a call that went out');
+    expect((await h.api.store.peekOutbox(100)).length).toBeGreaterThan(0);
+    bus.ranAnyway = false;
+    bus.down.delete('user:away');
+    await eventually(async () => (await h.api.store.peekOutbox(10)).length === 0, 'an empty outbox');
+    await sleep(150);
+    expect(updateCount(a, 'away')).toBe(12);
+    checkDelivered(a, 'away', ids);
+    await a.close();
   });
 });
 

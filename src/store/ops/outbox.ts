@@ -47,10 +47,14 @@ export const HELD_SCAN_WINDOW = 10_000;
 const TAKE_SKIPPING_SQL = take(`
   SELECT w.ctid FROM (
     SELECT o.ctid, o.id, o.channel FROM outbox o WHERE (SELECT locked FROM lock) ORDER BY o.id LIMIT ${HELD_SCAN_WINDOW}
-  ) w WHERE w.channel <> ALL ($2::text[]) ORDER BY w.id LIMIT $1`);
+  ) w WHERE NOT EXISTS (SELECT 1 FROM unnest($2::text[]) AS s(channel) WHERE s.channel = w.channel)
+  ORDER BY w.id LIMIT $1`);
 
-// Rows put back as they were taken (OUTBOX_COLUMNS names every column of the table).
-const PUT_BACK_SQL = `INSERT INTO outbox SELECT * FROM jsonb_populate_recordset(NULL::outbox, $1::jsonb)`;
+// Rows put back as they were taken (OUTBOX_COLUMNS), ids and all; a column added later and not
+// read by the relay gets its default.
+const PUT_BACK_COLUMNS = 'id, event_id, channel, event, payload, user_id, type, status, attempts, version, updated_at, last_error, created_at, with_accepted';
+const PUT_BACK_SQL = `INSERT INTO outbox (${PUT_BACK_COLUMNS})
+  SELECT ${PUT_BACK_COLUMNS} FROM jsonb_populate_recordset(NULL::outbox, $1::jsonb)`;
 
 /** What `publish` may answer: the channels none of whose messages went out (their rows stay). */
 export type RelayPublish = (messages: OutboxMessage[]) => Promise<ReadonlySet<string> | void>;
