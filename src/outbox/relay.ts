@@ -192,6 +192,8 @@ export class OutboxRelay {
       } catch (err) {
         delay = this.failed(err);
       }
+      // A notification that came during a round that ended starved still wakes it, 50 ms on.
+      if (this.starved && this.woken) this.wake();
       if (this.running && (this.failingSince !== null || this.starved || !this.woken)) await this.sleep(delay);
     }
   }

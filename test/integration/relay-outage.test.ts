@@ -236,6 +236,40 @@ describe('relay with a bus whose node for some channels is away (PGlite, memory 
   });
 });
 
+describe('relay holding a channel back, with no poll and no retry due (PGlite, memory bus)', () => {
+  let h: GatewayHarness;
+  let bus: NodeDownBus;
+  let relay: OutboxRelay;
+
+  beforeAll(async () => {
+    h = await startGatewayHarness();
+    bus = new NodeDownBus(h.bus);
+    // Only notifications can wake it within the test: the poll and the held channel's next try are a minute away.
+    relay = new OutboxRelay({ store: h.api.store, bus, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, pollIntervalMs: 60_000, minBackoffMs: 60_000, maxBackoffMs: 60_000 });
+    await relay.start();
+  });
+
+  afterAll(async () => {
+    await relay?.stop();
+    await h?.close();
+  });
+
+  it('is still woken by new rows of the other channels while the held rows give it nothing to send', async () => {
+    const away = await h.api.createPrincipal({ id: 'away' });
+    const fine = await h.api.createPrincipal({ id: 'fine' });
+    const f = await WsTestClient.ready(h.wsUrl({ token: fine.key }));
+    bus.down.add('user:away');
+    await produce(h, h.api.store, away, 2);
+    await eventually(() => (bus.tries.get('user:away') ?? 0) > 0, 'the held channel tried');
+    await sleep(200);
+    expect((await h.api.metrics.relayHeldChannels.get()).values[0]?.value).toBe(1);
+    const ids = await produce(h, h.api.store, fine, 2);
+    await eventually(() => updateCount(f, 'fine') >= 8, '8 updates for the other channel', 5000);
+    checkDelivered(f, 'fine', ids);
+    await f.close();
+  });
+});
+
 describe('relay with a failing bus (PGlite, memory bus)', () => {
   let h: GatewayHarness;
   let flaky: FlakyBus;
