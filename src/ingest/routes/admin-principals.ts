@@ -159,13 +159,13 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
    * key out of the API that would undo it, so it stays whole, as the `admin` role keeps `*`.
    * Its keys can still be revoked: a new TEM_ADMIN_KEY (or a deleted admin.key) makes a new one.
    */
-  async function keepAdminWhole(b: PatchBody): Promise<void> {
+  function keepAdminWhole(b: PatchBody, newRole: string[] | undefined): void {
     const refuse = (field: string, what: string): never => {
       throw createError('INVALID_STATE', `Principal ${ADMIN_PRINCIPAL_ID} keeps every permission; ${what}. Revoke its keys instead, or give narrower permissions to another principal`, { field });
     };
     if (b.disabled === true) refuse('body.disabled', 'it cannot be disabled');
     if (b.revoked_permissions && b.revoked_permissions.length > 0) refuse('body.revoked_permissions', 'nothing can be revoked from it');
-    if (b.role !== undefined && !((await store.getRole(b.role))?.permissions ?? []).includes('*')) refuse('body.role', `the role ${b.role} does not hold "*"`);
+    if (newRole !== undefined && !newRole.includes('*')) refuse('body.role', `the role ${b.role} does not hold "*"`);
   }
 
   app.patch(
@@ -176,11 +176,9 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
       const current = await store.getPrincipal(request.params.id);
       if (!current) throw createError('NOT_FOUND', `No principal ${request.params.id}`);
       // Only what the change adds: a new role, new extra permissions, lifted revocations.
-      if (b.role !== undefined) {
-        const policy = await requireRole(b.role, 'body.role');
-        if (b.role !== current.role) requireHeld(request, policy, 'body.role', `The role ${b.role}`);
-      }
-      if (current.id === ADMIN_PRINCIPAL_ID) await keepAdminWhole(b);
+      const newRole = b.role === undefined ? undefined : await requireRole(b.role, 'body.role');
+      if (newRole !== undefined && b.role !== current.role) requireHeld(request, newRole, 'body.role', `The role ${b.role}`);
+      if (current.id === ADMIN_PRINCIPAL_ID) keepAdminWhole(b, newRole);
       if (b.extra_permissions) requireHeld(request, b.extra_permissions.filter((p) => !current.extraPermissions.includes(p)), 'body.extra_permissions', 'Granting these');
       if (b.revoked_permissions) {
         const lifted = current.revokedPermissions.filter((p) => !b.revoked_permissions!.includes(p));
@@ -189,8 +187,7 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
       // Enabling a disabled principal gives its keys back everything it may do, as minting a
       // key for it would: the caller must hold all of it (as the principal will be after the change).
       if (b.disabled === false && current.disabled) {
-        const role = b.role ?? current.role;
-        const policy = (await store.getRole(role))?.permissions ?? [];
+        const policy = newRole ?? (await store.getRole(current.role))?.permissions ?? [];
         const grants = effectivePermissions({
           permissions: resolveGrants(policy, b.extra_permissions ?? current.extraPermissions),
           revoked: b.revoked_permissions ?? current.revokedPermissions,
