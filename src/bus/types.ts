@@ -167,8 +167,8 @@ export interface Bus {
   /** `ok` or `down` (Redis unreachable). Memory is always `ok`. */
   health(): Promise<'ok' | 'down'>;
   /**
-   * Which of these channels can be published to now: on a Redis Cluster, those whose node
-   * answers a PING (one per node); on one Redis, all or none; in memory, all. The relay asks
+   * Which of these channels can be published to now: on a Redis Cluster, those whose node takes
+   * a write (one per node); on one Redis, all or none; in memory, all. The relay asks
    * before it tries again a channel whose node failed, so a node that hangs does not hold up a
    * whole relay round each time.
    */

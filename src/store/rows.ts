@@ -150,6 +150,9 @@ export interface OutboxRow {
   with_accepted: boolean;
 }
 
+/** The outbox columns the relay reads, by name: OUTBOX_COLUMNS selects each of them. */
+export const OUTBOX_COLUMN_NAMES = 'id, event_id, channel, event, payload, user_id, type, status, attempts, version, updated_at, last_error, created_at, with_accepted';
+
 /** Qualified, so a statement joining the outbox to something else (the relay's take) can use them. */
 export const OUTBOX_COLUMNS = `outbox.id, outbox.event_id::text AS event_id, outbox.channel, outbox.event, outbox.payload,
   outbox.user_id, outbox.type, outbox.status, outbox.attempts, outbox.version, outbox.updated_at, outbox.last_error,

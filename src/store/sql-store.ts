@@ -17,6 +17,7 @@ import type {
   JobRef,
   KeyLookup,
   ListEventsQuery,
+  RelayPublish,
   RetryPage,
   ListPrincipalsQuery,
   MaintenanceTaskClaim,
@@ -52,7 +53,7 @@ import { sweepExpiredLeases } from './ops/sweep.js';
 import { pruneIdempotencyKeys } from './ops/prune.js';
 import { vacuumQueues } from './ops/vacuum.js';
 import * as maintenance from './ops/maintenance.js';
-import { peekOutbox, relayOutbox, type RelayPublish } from './ops/outbox.js';
+import { peekOutbox, relayOutbox } from './ops/outbox.js';
 
 const AUTH_CHANNEL = 'tem_auth';
 

@@ -100,6 +100,9 @@ export interface EventFilter {
   ids?: string[];
 }
 
+/** The relay's publish step: may answer the channels none of whose messages went out (their rows stay). */
+export type RelayPublish = (messages: OutboxMessage[]) => Promise<ReadonlySet<string> | void>;
+
 /** One page of a bulk retry: oldest first, after the last id of the page before. */
 export interface RetryPage {
   limit: number;
@@ -290,7 +293,7 @@ export interface Store {
    * `publish` resolves, except the rows of the channels it answers with, which stay in their place.
    * Returns how many were published; 0 when another relay holds the lock or nothing is pending.
    */
-  relayOutbox(limit: number, publish: (messages: OutboxMessage[]) => Promise<ReadonlySet<string> | void>, skip?: readonly string[]): Promise<number>;
+  relayOutbox(limit: number, publish: RelayPublish, skip?: readonly string[]): Promise<number>;
   /** Messages not yet relayed, oldest first (inspection and tests). */
   peekOutbox(limit: number): Promise<OutboxMessage[]>;
   onOutbox(handler: () => void): Promise<Unlisten>;

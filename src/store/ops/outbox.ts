@@ -15,7 +15,8 @@
  */
 import type { Db } from '../db.js';
 import type { OutboxMessage } from '../../core/types.js';
-import { OUTBOX_COLUMNS, toOutbox, type OutboxRow } from '../rows.js';
+import type { RelayPublish } from '../types.js';
+import { OUTBOX_COLUMN_NAMES, OUTBOX_COLUMNS, toOutbox, type OutboxRow } from '../rows.js';
 
 /** Advisory lock key for the relay ("tem-rela" as hex). */
 const RELAY_LOCK = 0x74656d2d72656c61n;
@@ -50,14 +51,10 @@ const TAKE_SKIPPING_SQL = take(`
   ) w WHERE NOT EXISTS (SELECT 1 FROM unnest($2::text[]) AS s(channel) WHERE s.channel = w.channel)
   ORDER BY w.id LIMIT $1`);
 
-// Rows put back as they were taken (OUTBOX_COLUMNS), ids and all; a column added later and not
-// read by the relay gets its default.
-const PUT_BACK_COLUMNS = 'id, event_id, channel, event, payload, user_id, type, status, attempts, version, updated_at, last_error, created_at, with_accepted';
-const PUT_BACK_SQL = `INSERT INTO outbox (${PUT_BACK_COLUMNS})
-  SELECT ${PUT_BACK_COLUMNS} FROM jsonb_populate_recordset(NULL::outbox, $1::jsonb)`;
-
-/** What `publish` may answer: the channels none of whose messages went out (their rows stay). */
-export type RelayPublish = (messages: OutboxMessage[]) => Promise<ReadonlySet<string> | void>;
+// Rows put back as they were taken, ids and all; a column added later and not read by the relay
+// gets its default.
+const PUT_BACK_SQL = `INSERT INTO outbox (${OUTBOX_COLUMN_NAMES})
+  SELECT ${OUTBOX_COLUMN_NAMES} FROM jsonb_populate_recordset(NULL::outbox, $1::jsonb)`;
 
 export async function relayOutbox(db: Db, limit: number, publish: RelayPublish, skip: readonly string[] = []): Promise<number> {
   return db.tx(async (tx) => {
