@@ -33,7 +33,7 @@
  * (tem_relay_dropped_total) and deleted with its batch instead.
  */
 import { PartialPublishError } from '../bus/errors.js';
-import type { Bus } from '../bus/types.js';
+import type { Bus, Publication } from '../bus/types.js';
 import type { Clock } from '../core/clock.js';
 import type { OutboxMessage } from '../core/types.js';
 import type { Logger } from '../observability/logger.js';
@@ -277,7 +277,8 @@ export class OutboxRelay {
     // receipt slot then covers the whole batch for whichever relay runs the next round.
     const sent = messages.map((m) => this.unconfirmed.has(m.id));
     if (sent.every(Boolean)) return;
-    let pubs;
+    let pubs: Publication[];
+    let failed: ReadonlySet<string> | undefined;
     try {
       pubs = await this.o.bus.publishMany(
         messages.map((m, i) => ({
@@ -295,14 +296,13 @@ export class OutboxRelay {
       // Part of a cluster failed: the rest went out and is committed; the failed channels wait,
       // their rows back in place. (With no node left at all the call fails as a whole instead.)
       this.hold(err.failedChannels, err.cause, messages);
-      for (const m of messages) if (!err.failedChannels.has(m.channel)) this.sent.add(m.channel);
-      this.confirm(messages.filter((m) => !err.failedChannels.has(m.channel)).map((m) => m.id));
-      this.o.metrics.relayPublished.inc(err.published.length);
-      return err.failedChannels;
+      ({ published: pubs, failedChannels: failed } = err);
     }
-    for (const m of messages) this.sent.add(m.channel);
-    this.confirm(messages.map((m) => m.id));
+    const out = failed ? messages.filter((m) => !failed.has(m.channel)) : messages;
+    for (const m of out) this.sent.add(m.channel);
+    this.confirm(out.map((m) => m.id));
     this.o.metrics.relayPublished.inc(pubs.length);
+    return failed;
   }
 
   /** Holds back channels whose node failed, each doubling its own wait up to maxBackoffMs. */
