@@ -87,6 +87,24 @@ describe.skipIf(!services.postgres || !services.redisCluster)('distributed on a 
     for (const user of [...USERS, ...SPREAD]) keys.set(user, await cluster.createUser(user));
   }, 240_000);
 
+  /** POSTs an event for each user in turn; counts the answers, and keeps each user's accepted ids. */
+  function poster(users: string[], type: string) {
+    const accepted = new Map<string, string[]>(users.map((u) => [u, []]));
+    const codes = new Map<number, number>();
+    let i = 0;
+    const post = async (): Promise<void> => {
+      const user = users[i % users.length]!;
+      const res = await fetch(`${cluster.apiUrl}/api/events`, {
+        method: 'POST',
+        headers: { 'x-api-key': keys.get(user)!, 'content-type': 'application/json' },
+        body: JSON.stringify({ type, payload: { i: i++ } }),
+      });
+      codes.set(res.status, (codes.get(res.status) ?? 0) + 1);
+      if (res.status === 202) accepted.get(user)!.push(((await res.json()) as { event_id: string }).event_id);
+    };
+    return { post, accepted, codes };
+  }
+
   afterAll(async () => {
     await closeAllClients();
     await cluster?.stop();
@@ -97,19 +115,7 @@ describe.skipIf(!services.postgres || !services.redisCluster)('distributed on a 
   it('keeps accepting, and delivers every update exactly once and in order once the node is back', async () => {
     const watchers = USERS.map((u) => new Watcher(u, keys.get(u)!, cluster.gatewayUrls[0]!));
     for (const w of watchers) await w.open();
-    const accepted = new Map<string, string[]>(USERS.map((u) => [u, []]));
-    const codes = new Map<number, number>();
-    let i = 0;
-    const post = async () => {
-      const user = USERS[i % USERS.length]!;
-      const res = await fetch(`${cluster.apiUrl}/api/events`, {
-        method: 'POST',
-        headers: { 'x-api-key': keys.get(user)!, 'content-type': 'application/json' },
-        body: JSON.stringify({ type: 'cluster.outage', payload: { i: i++ } }),
-      });
-      codes.set(res.status, (codes.get(res.status) ?? 0) + 1);
-      if (res.status === 202) accepted.get(user)!.push(((await res.json()) as { event_id: string }).event_id);
-    };
+    const { post, accepted, codes } = poster(USERS, 'cluster.outage');
 
     for (let j = 0; j < 20; j++) await post();
     const seed = new URL(redisUrl);
@@ -151,18 +157,7 @@ describe.skipIf(!services.postgres || !services.redisCluster)('distributed on a 
     expect(live.length).toBeGreaterThan(0);
     const watchers = new Map(SPREAD.map((u) => [u, new Watcher(u, keys.get(u)!, cluster.gatewayUrls[0]!)]));
     for (const w of watchers.values()) await w.open();
-    const accepted = new Map<string, string[]>(SPREAD.map((u) => [u, []]));
-    let i = 0;
-    const post = async () => {
-      const user = SPREAD[i++ % SPREAD.length]!;
-      const res = await fetch(`${cluster.apiUrl}/api/events`, {
-        method: 'POST',
-        headers: { 'x-api-key': keys.get(user)!, 'content-type': 'application/json' },
-        body: JSON.stringify({ type: 'cluster.hang', payload: { i } }),
-      });
-      expect(res.status).toBe(202);
-      accepted.get(user)!.push(((await res.json()) as { event_id: string }).event_id);
-    };
+    const { post, accepted, codes } = poster(SPREAD, 'cluster.hang');
     const missing = (users: string[]) => users.flatMap((u) => accepted.get(u)!.filter((id) => !watchers.get(u)!.processed().has(id)));
 
     const [host, port] = paused.split(':');
@@ -175,6 +170,7 @@ describe.skipIf(!services.postgres || !services.redisCluster)('distributed on a 
       await post();
       await sleep(25);
     }
+    expect([...codes.keys()]).toEqual([202]);
     // While the node still hangs, the other nodes' users have every update.
     while (missing(live).length > 0 && Date.now() - pausedAt < 8500) await sleep(100);
     expect(missing(live)).toEqual([]);
