@@ -25,6 +25,7 @@ import { Revocation, type ConnectionFilter } from './revocation.js';
 import { Subscriptions } from './subscriptions.js';
 import { PresenceOrder } from './presence-order.js';
 import { TypingTracker, TypingWatch } from './typing.js';
+import { UpdateOrder } from './update-order.js';
 import { isGatewayPath, readUpgrade, rejectUpgrade, type EarlyClose } from './upgrade.js';
 
 export type { ConnectionFilter } from './revocation.js';
@@ -53,16 +54,23 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
     scheduler: new FlushScheduler(),
     registry: undefined as unknown as Registry,
   };
-  ctx.registry = new Registry(deps.bus, {
-    onSubscriptionCount: (delta) => deps.metrics.wsSubscriptions.inc(delta),
-    onBusError: (channel, err) => deps.logger.warn({ err, channel }, 'bus subscription error'),
-    onGapFilled: (channel, count) => deps.logger.info({ channel, count }, 'publications missed during a bus outage sent from history'),
-    onUnrecoverableGap: (channel, subscribers) => {
-      deps.logger.warn({ channel, connections: subscribers.length }, 'publications missed during a bus outage are gone from history; subscribers must resync');
-      // `subs` is made below; the registry calls this only once subscribers exist.
-      for (const conn of subscribers) subs.fellBehind(conn as Connection, channel);
+  // Updates repeated by history that started over are not passed on (UpdateOrder).
+  const updateOrder = new UpdateOrder(() => deps.clock.nowMs());
+  ctx.registry = new Registry(
+    deps.bus,
+    {
+      onSubscriptionCount: (delta) => deps.metrics.wsSubscriptions.inc(delta),
+      onBusError: (channel, err) => deps.logger.warn({ err, channel }, 'bus subscription error'),
+      onGapFilled: (channel, count) => deps.logger.info({ channel, count }, 'publications missed during a bus outage sent from history'),
+      onUnrecoverableGap: (channel, subscribers) => {
+        deps.logger.warn({ channel, connections: subscribers.length }, 'publications missed during a bus outage are gone from history; subscribers must resync');
+        // `subs` is made below; the registry calls this only once subscribers exist.
+        for (const conn of subscribers) subs.fellBehind(conn as Connection, channel);
+      },
+      onStaleUpdate: (channel, eventId) => deps.logger.info({ channel, event_id: eventId }, 'an event update repeated by history that started over was not passed on'),
     },
-  });
+    updateOrder,
+  );
   const { config, logger, clock } = deps;
   const presence = new PresenceTracker(ctx);
   const typing = new TypingTracker(ctx);

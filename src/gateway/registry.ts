@@ -11,6 +11,7 @@ import type { Bus, Publication, Unsubscribe } from '../bus/types.js';
 import { isPattern, matchesPattern } from '../protocol/frames.js';
 import type { StreamPosition } from '../protocol/frames.js';
 import { deliversVia, fanout, type Subscriber } from './fanout.js';
+import { UpdateOrder } from './update-order.js';
 
 /** The position of a channel nothing is known about yet. */
 const NO_POSITION: StreamPosition = { offset: 0, epoch: '' };
@@ -96,6 +97,8 @@ export interface RegistryHooks {
   onUnrecoverableGap?: (channel: string, subscribers: Subscriber[]) => void;
   /** A gap was filled from history: how many publications it took. */
   onGapFilled?: (channel: string, count: number) => void;
+  /** An event's update no newer than one passed on already was not passed on (UpdateOrder). */
+  onStaleUpdate?: (channel: string, eventId: string) => void;
 }
 
 export class Registry {
@@ -110,6 +113,7 @@ export class Registry {
   constructor(
     private readonly bus: Bus,
     private readonly hooks: RegistryHooks = {},
+    private readonly updates = new UpdateOrder(),
   ) {
     // Publications made while the node's Bus connection was down reached history, not the node.
     this.offResubscribed = bus.onResubscribed(() => void this.checkGaps(0));
@@ -502,6 +506,10 @@ export class Registry {
       }
     }
     if (entry.live.size === 0) return;
+    if (this.updates.stale(entry.name, pub)) {
+      this.hooks.onStaleUpdate?.(pub.channel, pub.eventId!);
+      return;
+    }
     const targets = entry.skipping && pub.ephemeral !== true ? this.notSkipping(entry, entry.skipping, pub) : entry.live;
     const count = fanout(pub, entry.name, targets, entry.pattern);
     this.hooks.onDelivered?.(count);

@@ -3,6 +3,7 @@ import { MemoryBus } from '../../src/bus/memory.js';
 import type { Bus, Publication } from '../../src/bus/types.js';
 import type { Subscriber } from '../../src/gateway/fanout.js';
 import { Registry } from '../../src/gateway/registry.js';
+import { UpdateOrder } from '../../src/gateway/update-order.js';
 import type { StreamPosition } from '../../src/protocol/frames.js';
 
 /**
@@ -285,5 +286,96 @@ describe('registry: the bus restarted empty (a new epoch on every channel)', () 
     } finally {
       await r.close();
     }
+  });
+});
+
+describe('registry: an event never goes back to an earlier status', () => {
+  /** A subscriber that records each EVENT it is sent as `status@version` (or the event name). */
+  function recorder(id: string, channels: string[]): Subscriber & { seen: string[] } {
+    const seen: string[] = [];
+    return {
+      id,
+      userId: id,
+      channels: new Set(channels),
+      positions: new Map(),
+      seen,
+      deliver: (frame: Buffer) => {
+        const text = frame.toString('utf8');
+        const { payload } = JSON.parse(text.slice(text.indexOf('{'))) as { payload: { event: string; payload: { status?: string; version?: number } } };
+        seen.push(payload.event === 'event.update' ? `${payload.payload.status}@${payload.payload.version}` : payload.event);
+      },
+    };
+  }
+  const USER = 'user:u1';
+  const update = (bus: Bus, eventId: string, status: string, version: number) =>
+    bus.publishMany([{ channel: USER, event: 'event.update', eventId, payload: { event_id: eventId, status, version } }]);
+
+  it('drops the updates a new epoch repeats after a failover lost them, on exact and pattern subscriptions alike', async () => {
+    const r = restartingBus();
+    try {
+      const stale: string[] = [];
+      const registry = new Registry(r.bus, { onStaleUpdate: (channel, eventId) => stale.push(`${channel} ${eventId}`) });
+      const exact = recorder('exact', [USER]);
+      const pattern = recorder('pattern', ['user:*']);
+      await registry.addPending(exact, USER);
+      registry.activate(exact, USER, null);
+      await registry.addPending(pattern, 'user:*');
+      registry.activate(pattern, 'user:*', null);
+
+      // The old primary sent `accepted` and `queued` out before the replica took over without them.
+      await update(r.bus, 'e1', 'accepted', 1);
+      await update(r.bus, 'e1', 'queued', 2);
+      r.restart();
+      // The relay publishes the held rows again, from offset 1 of the new epoch, then the rest.
+      await update(r.bus, 'e1', 'accepted', 1);
+      await update(r.bus, 'e1', 'queued', 2);
+      await update(r.bus, 'e1', 'processing', 3);
+      await update(r.bus, 'e2', 'accepted', 1); // another event's first version still passes
+      await update(r.bus, 'e1', 'processed', 4);
+      await r.bus.publish(USER, 'note', {}); // not an update: never held back
+      await new Promise((resolve) => setTimeout(resolve, 20));
+
+      const expected = ['accepted@1', 'queued@2', 'processing@3', 'accepted@1', 'processed@4', 'note'];
+      expect(exact.seen).toEqual(expected);
+      expect(pattern.seen).toEqual(expected);
+      expect(stale).toEqual([`${USER} e1`, `${USER} e1`, `${USER} e1`, `${USER} e1`]);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('UpdateOrder', () => {
+  const pub = (eventId: string, version: number, channel = 'user:u1'): Publication => ({
+    channel,
+    offset: 1,
+    epoch: 'e',
+    event: 'event.update',
+    eventId,
+    payload: { event_id: eventId, version },
+  });
+
+  it('passes newer versions, holds back repeats and older ones, per subscription and channel', () => {
+    const order = new UpdateOrder();
+    expect(order.stale('user:u1', pub('a', 2))).toBe(false);
+    expect(order.stale('user:u1', pub('a', 2))).toBe(true);
+    expect(order.stale('user:u1', pub('a', 1))).toBe(true);
+    expect(order.stale('user:u1', pub('a', 3))).toBe(false);
+    expect(order.stale('user:*', pub('a', 2))).toBe(false); // another subscription
+    expect(order.stale('user:*', pub('a', 2, 'user:u2'))).toBe(false); // another channel
+    expect(order.stale('user:u1', { ...pub('a', 1), event: 'payment.success' })).toBe(false);
+    expect(order.stale('user:u1', { ...pub('a', 1), payload: { event_id: 'a' } })).toBe(false);
+  });
+
+  it('forgets an event not updated for a while', () => {
+    let now = 0;
+    const order = new UpdateOrder(() => now, 1_000);
+    expect(order.stale('user:u1', pub('a', 2))).toBe(false);
+    now = 999;
+    expect(order.stale('user:u1', pub('b', 1))).toBe(false);
+    expect(order.size).toBe(2);
+    now = 1_000;
+    expect(order.stale('user:u1', pub('a', 1))).toBe(false);
+    expect(order.size).toBe(2); // `a` forgotten and remembered again; `b` still young
   });
 });
