@@ -19,6 +19,7 @@ import type {
   ListEventsQuery,
   RelayPublish,
   RetryPage,
+  RetryResult,
   ListPrincipalsQuery,
   MaintenanceTaskClaim,
   NewApiKey,
@@ -159,7 +160,7 @@ export class SqlStore implements Store {
   listEvents(query: ListEventsQuery): Promise<EventPage> {
     return this.run(() => listEvents(this.db, query));
   }
-  retryEvents(filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number, page?: RetryPage): Promise<string[]> {
+  retryEvents(filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number, page?: RetryPage): Promise<RetryResult> {
     return this.run(() => retryEvents(this.db, filter, now, maxAttemptsFor, page));
   }
   stats(now: Date): Promise<EventStats> {

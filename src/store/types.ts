@@ -109,6 +109,13 @@ export interface RetryPage {
   after?: string;
 }
 
+export interface RetryResult {
+  /** The events requeued, in id (creation) order. */
+  ids: string[];
+  /** Paged: whether failed events matching the filter remain after this page's last id. */
+  hasMore: boolean;
+}
+
 export interface ListEventsQuery extends EventFilter {
   /** Return events with id < cursor (newest first). */
   cursor?: string;
@@ -245,9 +252,10 @@ export interface Store {
   /**
    * failed → queued for matching events (attempts reset); returns the ids requeued, in id
    * (creation) order. `maxAttemptsFor` sets each event's attempt budget again from its type's
-   * current policy. `page` takes at most `limit` of them, those with ids after `after`.
+   * current policy. `page` takes at most `limit` of them, those with ids after `after`, and
+   * tells whether more remain.
    */
-  retryEvents(filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number, page?: RetryPage): Promise<string[]>;
+  retryEvents(filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number, page?: RetryPage): Promise<RetryResult>;
   stats(now: Date): Promise<EventStats>;
 
   // ── processing queue ────────────────────────────────────────────────────

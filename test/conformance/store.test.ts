@@ -292,10 +292,10 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       for (const job of await claim(3)) {
         expect(await store.fail(ref(job), { error: 'boom', retryAt: null }, clock.now())).toBe(true);
       }
-      expect(await store.retryEvents({ ids: [a.id, 'garbage'] }, clock.now())).toEqual([a.id]);
-      expect(await store.retryEvents({ ids: [a.id] }, clock.now())).toEqual([]);
+      expect((await store.retryEvents({ ids: [a.id, 'garbage'] }, clock.now())).ids).toEqual([a.id]);
+      expect((await store.retryEvents({ ids: [a.id] }, clock.now())).ids).toEqual([]);
       expect(await store.getEvent(a.id)).toMatchObject({ status: 'queued', attempts: 0, lastError: null });
-      expect((await store.retryEvents({ type: 'x.two' }, clock.now())).sort()).toEqual([b.id, c.id].sort());
+      expect((await store.retryEvents({ type: 'x.two' }, clock.now())).ids.sort()).toEqual([b.id, c.id].sort());
       const jobs = await claim(10);
       expect(jobs.map((j) => j.attempt)).toEqual([1, 1, 1]);
     });
@@ -307,11 +307,11 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       for (const job of await claim(2)) expect(await store.fail(ref(job), { error: 'boom', retryAt: null }, clock.now())).toBe(true);
       const asked: string[] = [];
       const budget = (type: string) => (asked.push(type), type === 'budget.one' ? 2 : 7);
-      expect(await store.retryEvents({ ids: [a.id] }, clock.now(), budget)).toEqual([a.id]);
+      expect((await store.retryEvents({ ids: [a.id] }, clock.now(), budget)).ids).toEqual([a.id]);
       expect(asked).toEqual(['budget.one']);
       expect(await store.getEvent(a.id)).toMatchObject({ status: 'queued', maxAttempts: 2 });
       // Without it the event keeps its own.
-      expect(await store.retryEvents({ ids: [b.id] }, clock.now())).toEqual([b.id]);
+      expect((await store.retryEvents({ ids: [b.id] }, clock.now())).ids).toEqual([b.id]);
       expect(await store.getEvent(b.id)).toMatchObject({ maxAttempts: 5 });
       // The job carries the new budget: the second failure of `a` is its last.
       const jobs = await claim(2);
@@ -327,7 +327,7 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       expect(await store.fail(ref(jobs.get(r.id)!), { error: 'boom', retryAt: null }, clock.now())).toBe(true);
       clock.advance(1000);
       expect(await store.sweepExpiredLeases(clock.now())).toHaveLength(1); // s: no attempt left → failed
-      expect(await store.retryEvents({ ids: [r.id] }, clock.now())).toEqual([r.id]);
+      expect((await store.retryEvents({ ids: [r.id] }, clock.now())).ids).toEqual([r.id]);
       const q = item();
       await store.ingest([q], clock.now());
       const [held] = await claim(1, 60_000);
@@ -343,9 +343,10 @@ describe.each(KINDS)('Store events ($kind)', ({ kind, skip }) => {
       // A retry by filter takes only what is failed now, and empties the set; a page at a time,
       // oldest first, when asked.
       const [older, newer] = [f.id, s.id].sort();
-      expect(await store.retryEvents({}, clock.now(), undefined, { limit: 1 })).toEqual([older]);
-      expect(await store.retryEvents({}, clock.now(), undefined, { limit: 1, after: newer })).toEqual([]);
-      expect(await store.retryEvents({}, clock.now(), undefined, { limit: 5, after: older })).toEqual([newer]);
+      expect(await store.retryEvents({}, clock.now(), undefined, { limit: 1 })).toEqual({ ids: [older], hasMore: true });
+      expect(await store.retryEvents({}, clock.now(), undefined, { limit: 1, after: newer })).toEqual({ ids: [], hasMore: false });
+      // A full page that is the last one says so.
+      expect(await store.retryEvents({}, clock.now(), undefined, { limit: 1, after: older })).toEqual({ ids: [newer], hasMore: false });
       expect(await ids('failed')).toEqual([]);
       expect((await store.stats(clock.now())).byStatus).toMatchObject({ queued: 3, failed: 0, processed: 1 });
     });

@@ -115,6 +115,10 @@ describe(`event retry API (${kind})`, () => {
     expect(second.body).toEqual({ retried: ids.slice(2, 4), count: 2, has_more: true, next_cursor: ids[3] });
     const last = await page(second.body.next_cursor!);
     expect(last.body).toEqual({ retried: ids.slice(4), count: 1, has_more: false, next_cursor: null });
+    // A full page that is the last one says there is no more.
+    const exact = await failedEvents(svc.key, 'retry.exact', 2);
+    const only = await api.request<Page>('POST', '/api/events/retry', { key: svc.key, body: { type: 'retry.exact', limit: 2 } });
+    expect(only.body).toEqual({ retried: exact, count: 2, has_more: false, next_cursor: null });
     for (const [body, field] of [[{ limit: 0 }, 'body.limit'], [{ limit: 10_001 }, 'body.limit'], [{ limit: 1.5 }, 'body.limit'], [{ cursor: 'x' }, 'body.cursor']] as const) {
       const res = await api.request('POST', '/api/events/retry', { key: svc.key, body });
       expect(res.status, JSON.stringify(body)).toBe(400);

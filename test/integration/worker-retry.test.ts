@@ -199,7 +199,7 @@ describe.skipIf(!services.postgres)('worker retries and failures (postgres)', ()
     expect(await t.store.hasEffect(id!, 'exhaust')).toBe(false);
 
     broken = false;
-    expect(await t.store.retryEvents({ ids: [id!] }, clock.now())).toEqual([id]);
+    expect((await t.store.retryEvents({ ids: [id!] }, clock.now())).ids).toEqual([id]);
     await waitFor('the retried event processed', async () => (await event(id!)).status === 'processed');
     e = await event(id!);
     expect(e.attempts).toBe(1);

@@ -65,7 +65,7 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock, conf
       const event = await store.getEvent(id);
       if (!event || !canSeeEvent(request.auth!, event)) throw createError('NOT_FOUND', `No event ${id}`);
       if (event.status !== 'failed') throw notFailed(event.status);
-      const retried = await store.retryEvents({ ids: [id] }, clock.now(), budget);
+      const { ids: retried } = await store.retryEvents({ ids: [id] }, clock.now(), budget);
       // Another request retried it between our read and the update: its status now.
       if (retried.length === 0) throw notFailed((await store.getEvent(id))?.status ?? event.status);
       bindLog(request, { event_id: id });
@@ -88,7 +88,7 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock, conf
     async (request: FastifyRequest<{ Body: BulkRetry }>) => {
       const b = request.body;
       const limit = b.limit ?? RETRY_PAGE;
-      const retried = await store.retryEvents(
+      const { ids: retried, hasMore } = await store.retryEvents(
         {
           status: 'failed',
           type: b.type,
@@ -103,9 +103,7 @@ export const eventRetryRoutes: ApiRoutePlugin = async (app, { store, clock, conf
       );
       // One line per event, as every other status change is logged.
       for (const eventId of retried) request.log.info({ event_id: eventId, status: 'queued' }, 'event retried');
-      // A full page may have more behind it (then a last call may requeue none). Events that
-      // failed again since keep their ids, before the cursor: paging through ends.
-      const hasMore = retried.length === limit;
+      // Events that failed again since keep their ids, before the cursor: paging through ends.
       return { retried, count: retried.length, has_more: hasMore, next_cursor: hasMore ? retried.at(-1)! : null };
     },
   );

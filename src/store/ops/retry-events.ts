@@ -1,21 +1,21 @@
 /**
  * retryEvents(filter, now, maxAttemptsFor?, page?) → ids requeued, in id order (a page: the first
- * `limit` after `after`).
+ * `limit` after `after`, and whether failed events matching the filter remain after it).
  * `failed` events matching the filter go back to `queued` with attempts reset and a new job
  * ready at `now`; history and notification as for any status change. With `maxAttemptsFor`, each
  * event's attempt budget is set again from the retry policy of its type as configured now (an
  * operator who raised it and retries gets the new budget); without it, the event keeps its own.
  */
 import type { Db } from '../db.js';
-import type { EventFilter, RetryPage } from '../types.js';
+import type { EventFilter, RetryPage, RetryResult } from '../types.js';
 import { isUuid } from '../../core/ids.js';
 import { OUTBOX_CHANNEL, PROCESSING_QUEUE, jobsChannel, recordChangesSql } from './changes.js';
 import { eventWhere } from './event-filter.js';
 
-export async function retryEvents(db: Db, filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number, page?: RetryPage): Promise<string[]> {
+export async function retryEvents(db: Db, filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number, page?: RetryPage): Promise<RetryResult> {
   // A string that is not a UUID names no event.
   if (filter.ids !== undefined) filter = { ...filter, ids: filter.ids.filter(isUuid) };
-  if (filter.ids !== undefined && filter.ids.length === 0) return [];
+  if (filter.ids !== undefined && filter.ids.length === 0) return { ids: [], hasMore: false };
   const params: unknown[] = [now];
   let where = eventWhere(filter, params);
   let limit = '';
@@ -57,8 +57,24 @@ export async function retryEvents(db: Db, filter: EventFilter, now: Date, maxAtt
     if (rows.length > 0) {
       tx.notify([OUTBOX_CHANNEL, jobsChannel(PROCESSING_QUEUE)]);
     }
-    return rows.map((r) => r.id);
+    const ids = rows.map((r) => r.id);
+    // A full page may be the last one: look past it rather than have the caller ask for nothing.
+    const hasMore = page !== undefined && ids.length === page.limit && (await failedAfter(tx, filter, ids.at(-1)!));
+    return { ids, hasMore };
   });
+}
+
+/** Whether failed events matching `filter` have ids after `after`. */
+async function failedAfter(db: Db, filter: EventFilter, after: string): Promise<boolean> {
+  const params: unknown[] = [];
+  const where = eventWhere(filter, params);
+  params.push(after);
+  const rows = await db.query<{ more: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM dead_letters d JOIN events e ON e.id = d.event_id
+       WHERE e.status = 'failed' AND ${where} AND e.id > $${params.length}::uuid) AS more`,
+    params,
+  );
+  return rows[0]?.more === true;
 }
 
 /**
