@@ -5,6 +5,8 @@
  */
 import {
   CLIENT_FRAME_TYPES,
+  EVENT_NAME_DESCRIPTION,
+  EVENT_NAME_RE,
   PRESENCE_STATUSES,
   isValidChannel,
   RESERVED_EVENT_NAMES,
@@ -28,8 +30,6 @@ export const MAX_CHANNELS_PER_FRAME = 100;
  * limit bounds it too; entries for channels the session does not hold are ignored.
  */
 export const MAX_SINCE_PER_HELLO = 1024;
-/** Client-published event names: like event types, plus upper case and `:`. */
-const EVENT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const MAX_TOKEN = 8192;
 const MAX_ID = 128;
 
@@ -118,7 +118,7 @@ const validators: { [T in ClientFrameType]: Validator<T> } = {
     const channel = channelField(p.channel, 'payload.channel');
     if (!channel.ok) return channel;
     if (channel.value.endsWith(':*')) return fail('payload.channel cannot be a pattern');
-    if (typeof p.event !== 'string' || !EVENT_NAME_RE.test(p.event)) return fail('payload.event must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$');
+    if (typeof p.event !== 'string' || !EVENT_NAME_RE.test(p.event)) return fail(`payload.event must be ${EVENT_NAME_DESCRIPTION}`);
     if (RESERVED_EVENT_NAMES.test(p.event)) return fail(`payload.event ${p.event} is reserved`);
     if (p.payload === undefined) return fail('payload.payload is required');
     return { ok: true, value: { channel: channel.value, event: p.event, payload: p.payload } };

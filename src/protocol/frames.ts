@@ -97,6 +97,11 @@ export function isValidChannel(name: string): boolean {
  */
 export const RESERVED_EVENT_NAMES = /^(presence\.|typing$|event\.update$)/;
 
+/** Publication event names (`POST /api/publish`, `PUBLISH`): like event types, plus upper case and `:`. */
+export const EVENT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+/** What a 400 or an ERROR says an event name must be, instead of the regular expression. */
+export const EVENT_NAME_DESCRIPTION = 'an event name: 1–128 of A-Z, a-z, 0-9, "_", ".", ":" and "-", starting with a letter or digit (order.created)';
+
 export function isPattern(name: string): boolean {
   return name.endsWith(':*');
 }

@@ -319,6 +319,24 @@ describe(`malformed input (${kind})`, () => {
     const type = await api.request<{ detail: string }>('POST', '/api/events', { key: user.key, body: { type: 'Bad Type', payload: {} } });
     expect(type.status).toBe(400);
     expect(type.body.detail).toMatch(/^body\.type must be an event type: 1–128 of a-z/);
+    // Ids, id lists, page sizes, key ids and publication event names too.
+    const described: [string, string, unknown, RegExp][] = [
+      ['GET', '/api/events/not-a-uuid', undefined, /^params\.id must be a UUID: 32 hex digits as 8-4-4-4-12/],
+      ['GET', '/api/events?cursor=nope', undefined, /^query\.cursor must be a UUID/],
+      ['GET', '/api/events?ids=nope', undefined, /^query\.ids must be 1 to 100 event ids \(UUIDs\), comma-separated$/],
+      ['GET', '/api/events?limit=ten', undefined, /^query\.limit must be a whole number$/],
+      ['POST', '/api/publish', { channel: 'live:1', event: 'two words', payload: {} }, /^body\.event must be an event name: 1–128 of A-Z/],
+    ];
+    for (const [method, path, body, detail] of described) {
+      const res = await api.request<{ detail: string }>(method, path, { key: api.adminKey, ...(body === undefined ? {} : { body }) });
+      expect(res.status, path).toBe(400);
+      expect(res.body.detail, path).toMatch(detail);
+    }
+    const key = await api.request<{ detail: string }>('DELETE', '/api/admin/keys/a%20b', { key: api.adminKey });
+    expect(key.status).toBe(400);
+    expect(key.body.detail).toMatch(/^params\.key_id must be a key id: 1–128 of A-Z/);
+    const page = await api.request<{ detail: string }>('GET', '/api/admin/principals?limit=ten', { key: api.adminKey });
+    expect(page.body.detail).toBe('query.limit must be a whole number');
   });
 
   it('takes a bare array as a batch', async () => {

@@ -205,6 +205,11 @@ describe('frames', () => {
     expect(await c.request('SUBSCRIBE', { channels: ['bad channel'] })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
     expect(await c.request('SET_PRESENCE', { status: 'asleep' })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
     expect(await c.request('PUBLISH', { channel: 'live:1:chat', event: 'typing', payload: {} })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
+    // Says in words what an event name must be, not its regular expression.
+    expect(await c.request('PUBLISH', { channel: 'live:1:chat', event: 'two words', payload: {} })).toMatchObject({
+      type: 'ERROR',
+      payload: { code: 'BAD_REQUEST', message: expect.stringMatching(/^payload\.event must be an event name: 1–128 of A-Z/) },
+    });
     const bad = c.next((f) => f.type === 'ERROR');
     c.sendRaw('{"type": "PING"');
     expect((await bad).payload.code).toBe('BAD_REQUEST');

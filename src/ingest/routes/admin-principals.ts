@@ -15,7 +15,7 @@ import { describedPattern } from '../ajv.js';
 import { parseDateTime } from '../payload-check.js';
 import { refuseBody } from '../no-body.js';
 import { requireHeld } from '../grants.js';
-import { parseLimit } from './events-read.js';
+import { LIMIT_PATTERN, parseLimit } from './events-read.js';
 import { keyJson, principalJson } from '../serialize.js';
 import type { ApiRoutePlugin } from '../types.js';
 
@@ -72,7 +72,7 @@ const listQuerySchema = {
     kind: { type: 'string', enum: ['service', 'user'] },
     role: { type: 'string', pattern: ROLE_NAME_PATTERN },
     cursor: { type: 'string', pattern: PRINCIPAL_ID_PATTERN },
-    limit: { type: 'string', pattern: '^[0-9]{1,9}$' },
+    limit: { type: 'string', pattern: LIMIT_PATTERN },
   },
 } as const;
 
@@ -260,7 +260,7 @@ export const adminPrincipalRoutes: ApiRoutePlugin = async (app, { store, authent
           type: 'object',
           required: ['key_id'],
           additionalProperties: false,
-          properties: { key_id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,128}$' } },
+          properties: { key_id: { type: 'string', pattern: describedPattern('^[A-Za-z0-9_-]{1,128}$', 'a key id: 1–128 of A-Z, a-z, 0-9, "_" and "-" (key_…)') } },
         },
       },
     },

@@ -2,13 +2,19 @@
 import type { FastifyRequest } from 'fastify';
 import { createError } from '../../core/errors.js';
 import { EVENT_STATUSES, type EventStatus } from '../../core/types.js';
+import { describedPattern } from '../ajv.js';
 import { EVENT_TYPE_PATTERN, PRINCIPAL_ID_PATTERN } from '../event-input.js';
 import { parseDateTime } from '../payload-check.js';
 import { eventDetailJson, eventJson } from '../serialize.js';
 import type { ApiRoutePlugin } from '../types.js';
 import { canSeeEvent, visibilityFilter } from '../visibility.js';
 
-export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+export const UUID_PATTERN = describedPattern(
+  '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+  'a UUID: 32 hex digits as 8-4-4-4-12 (01a211da-4fee-757e-b777-fffa7edcc206)',
+);
+/** A page size in a query string, before its range is checked (parseLimit). */
+export const LIMIT_PATTERN = describedPattern('^[0-9]{1,9}$', 'a whole number');
 export const idParamsSchema = {
   type: 'object',
   required: ['id'],
@@ -32,9 +38,12 @@ const listQuerySchema = {
     user_id: { type: 'string', pattern: PRINCIPAL_ID_PATTERN },
     since: { type: 'string', format: 'date-time' },
     cursor: { type: 'string', pattern: UUID_PATTERN },
-    limit: { type: 'string', pattern: '^[0-9]{1,9}$' },
+    limit: { type: 'string', pattern: LIMIT_PATTERN },
     // Comma-separated: how a view refreshes the rows it shows that may have changed.
-    ids: { type: 'string', pattern: `^${UUID}(,${UUID}){0,${MAX_LIST_IDS - 1}}$` },
+    ids: {
+      type: 'string',
+      pattern: describedPattern(`^${UUID}(,${UUID}){0,${MAX_LIST_IDS - 1}}$`, `1 to ${MAX_LIST_IDS} event ids (UUIDs), comma-separated`),
+    },
   },
 } as const;
 

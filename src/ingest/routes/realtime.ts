@@ -23,7 +23,8 @@ import { checkPayload } from '../../core/payload-check.js';
 import { storeChannelAccess } from '../../gateway/access.js';
 import type { PresenceStore } from '../../presence/types.js';
 import { withOfflineMembers } from '../../presence/status.js';
-import { isChannelName, RESERVED_EVENT_NAMES } from '../../protocol/frames.js';
+import { EVENT_NAME_DESCRIPTION, EVENT_NAME_RE, isChannelName, RESERVED_EVENT_NAMES } from '../../protocol/frames.js';
+import { describedPattern } from '../ajv.js';
 import { PRINCIPAL_ID_PATTERN } from '../event-input.js';
 import { refuseBody } from '../no-body.js';
 import { CHANNEL_PUBLISH_PERMISSION } from '../service.js';
@@ -35,7 +36,7 @@ const MEMBERS_READ = 'channels.get.channel_members';
 const PRESENCE = 'presence.get.presence_list';
 
 /** Same alphabet as client PUBLISH: event names the gateway would carry. */
-const EVENT_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$';
+const EVENT_NAME_PATTERN = describedPattern(EVENT_NAME_RE.source, EVENT_NAME_DESCRIPTION);
 
 const publishSchema = {
   type: 'object',
