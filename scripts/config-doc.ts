@@ -8,14 +8,21 @@ import { SETTINGS, TIMER_MAX_MS } from '../src/config/schema.js';
 export function renderConfigDoc(): string {
   const rows = Object.entries(SETTINGS).map(([name, spec]) => {
     const def = spec.default === undefined ? '—' : `\`${String(spec.default)}\``;
+    // A start-up refuses a value outside these bounds, so the table gives every one of them
+    // (a minimum of 0 only where a maximum is shown too: a negative count or delay says itself).
+    const min = 'min' in spec && typeof spec.min === 'number' ? spec.min : undefined;
     const range =
       'values' in spec
         ? ` (${spec.values.join(', ')})`
         : 'max' in spec && spec.max === TIMER_MAX_MS
-          ? ' At most 2147483647 (about 24.8 days).'
-          : 'max' in spec && 'min' in spec
-            ? ` From ${spec.min} to ${spec.max}.`
-            : '';
+          ? min
+            ? ` From ${min} to 2147483647 (about 24.8 days).`
+            : ' At most 2147483647 (about 24.8 days).'
+          : 'max' in spec && min !== undefined
+            ? ` From ${min} to ${spec.max}.`
+            : min
+              ? ` At least ${min}.`
+              : '';
     return `| \`${spec.env}\` | \`${name}\` | ${def} | ${spec.doc}${range} |`;
   });
   return `# Configuration
