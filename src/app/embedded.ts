@@ -78,9 +78,9 @@ export async function startEmbedded(overrides: ConfigOverrides = {}, env: NodeJS
       lifecycle.add('server file', async () => removeServerFile());
     } catch (err) {
       // Only the CLI's default target depends on it: --url still works.
-      logger.warn({ err, dataDir: config.dataDir }, 'cannot write server.json; admin commands need --url');
+      logger.warn({ err, data_dir: config.dataDir }, 'cannot write server.json; admin commands need --url');
     }
-    logger.info({ url, console: `${url}/console`, ws: wsUrl, internal: internalUrl, adminKeyPath: adminKey.path, database: store.kind, bus: bus.kind }, 'listening');
+    logger.info({ url, console: `${url}/console`, ws: wsUrl, internal: internalUrl, admin_key_path: adminKey.path, database: store.kind, bus: bus.kind }, 'listening');
     return { runtime: rt, store, url, internalUrl, wsUrl, adminKeyPath: adminKey.path, close: () => lifecycle.close() };
   } catch (err) {
     await lifecycle.close();

@@ -54,7 +54,7 @@ export async function startStore(rt: Runtime, options: { requireDatabaseUrl?: bo
     poolMax: options.poolMax,
     minFreeDiskBytes: config.minFreeDiskMb * 1024 * 1024,
     onDiskSpace: (low, freeBytes) => {
-      const fields = { dataDir: config.dataDir, freeMiB: Math.floor(freeBytes / 1048576), minFreeMiB: config.minFreeDiskMb };
+      const fields = { data_dir: config.dataDir, free_mib: Math.floor(freeBytes / 1048576), min_free_mib: config.minFreeDiskMb };
       if (low) rt.logger.error(fields, 'disk almost full: the embedded database takes no statements until space is freed');
       else rt.logger.info(fields, 'disk space freed: the embedded database takes statements again');
     },

@@ -37,7 +37,7 @@ export async function runWorker(queue: 'processing' | 'maintenance'): Promise<vo
         logger.warn({ queue }, 'REDIS_URL is not set: the outbox relay does not run here; notifications wait in the outbox');
       }
     }
-    logger.info({ queue, workerId, ...(metricsUrl ? { metrics: `${metricsUrl}/metrics` } : {}) }, 'listening');
+    logger.info({ queue, worker_id: workerId, ...(metricsUrl ? { metrics: `${metricsUrl}/metrics` } : {}) }, 'listening');
     runForever(rt);
   } catch (err) {
     await lifecycle.close();
