@@ -1,7 +1,9 @@
 /**
  * Ordered shutdown for a process role. Components register a closer as they start; on SIGTERM
  * or SIGINT the closers run in reverse start order (stop taking work first, close the database
- * last), then the process exits 0. A second signal exits at once.
+ * last), then the process exits 0. A second signal exits at once. The whole shutdown has one
+ * time budget: closers that hang (a database that stopped answering) cannot add up to many times
+ * it; once it is spent, each closer still left gets a short last chance.
  */
 import type { Logger } from '../observability/logger.js';
 
@@ -41,12 +43,15 @@ export class Lifecycle {
   private closing: Promise<void> | null = null;
 
   /**
-   * @param closerTimeoutMs how long one closer may take before shutdown moves on without it
-   *   (a stuck socket or driver must not keep the process from exiting).
+   * @param budgetMs how long the closers may take together before shutdown moves on without the
+   *   one running (a stuck socket or driver must not keep the process from exiting).
+   * @param lastChanceMs how long each closer still left once the budget is spent may take (the
+   *   store and the data-dir lock come last), at most `budgetMs`.
    */
   constructor(
     private readonly logger: Logger,
-    private readonly closerTimeoutMs = 15_000,
+    private readonly budgetMs = 15_000,
+    private readonly lastChanceMs = 1000,
   ) {}
 
   /** Whether shutdown has begun (readiness turns 503 from then on). */
@@ -61,14 +66,17 @@ export class Lifecycle {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      const deadline = Date.now() + this.budgetMs;
+      const lastChanceMs = Math.min(this.lastChanceMs, this.budgetMs);
       for (const closer of [...this.closers].reverse()) {
+        const timeoutMs = Math.max(deadline - Date.now(), lastChanceMs);
         let timer: NodeJS.Timeout | undefined;
         const timedOut = new Promise<'timeout'>((resolve) => {
-          timer = setTimeout(() => resolve('timeout'), this.closerTimeoutMs);
+          timer = setTimeout(() => resolve('timeout'), timeoutMs);
         });
         try {
           const outcome = await Promise.race([Promise.resolve(closer.close()), timedOut]);
-          if (outcome === 'timeout') this.logger.warn({ component: closer.name, timeout_ms: this.closerTimeoutMs }, 'close timed out; continuing shutdown');
+          if (outcome === 'timeout') this.logger.warn({ component: closer.name, timeout_ms: timeoutMs }, 'close timed out; continuing shutdown');
         } catch (err) {
           this.logger.warn({ err, component: closer.name }, 'error while closing');
         } finally {

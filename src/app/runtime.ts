@@ -31,7 +31,8 @@ export interface Runtime {
 export function createRuntime(role: string, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Runtime {
   const config = loadConfig(overrides, env);
   const logger = createLogger({ level: config.logLevel, role, nodeId: config.nodeId });
-  // A closer may use the whole drain time (workers finishing jobs), plus a margin.
+  // The shutdown may use the whole drain time (workers finishing jobs), plus a margin for the
+  // rest (listeners, the store): all closers together, not each of them.
   const lifecycle = new Lifecycle(logger, config.shutdownTimeoutMs + 5000);
   return { role, config, logger, metrics: createMetrics({ node: config.nodeId, role }), clock: systemClock, lifecycle };
 }

@@ -70,6 +70,8 @@ export class Worker {
   private readonly maxHeld: number;
   private loop: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
+  /** The stop stopped waiting for the claim loop (the database did not answer in the drain time). */
+  private loopAbandoned = false;
   private unlisten: Unlisten | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
   private renewing = false;
@@ -213,6 +215,12 @@ export class Worker {
           await this.sleep(this.storeBackoffMs());
           continue;
         }
+        if (this.loopAbandoned) {
+          // The claim outlived the drain time and the stop went on without it: nobody waits for
+          // these jobs any more, so they go back at once instead of being started.
+          await releaseQuietly(this.deps, jobs.map((job) => runningJob(job, this.registry.resolve(job.event.type))));
+          break;
+        }
         for (const job of jobs) this.begin(job);
         this.backlog = jobs.length === limit;
         if (jobs.length === limit) {
@@ -288,17 +296,19 @@ export class Worker {
   private async shutdown(): Promise<void> {
     this.state = 'stopping';
     this.signal();
-    await this.loop;
+    // One drain time for everything: a claim or an UNLISTEN the database does not answer (it
+    // stopped responding) must not hold the stop past it, with or without jobs in flight. A claim
+    // that commits after all leases what nobody runs; the sweep puts it back when that runs out.
+    let timer: NodeJS.Timeout | undefined;
+    const drained = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.config.shutdownTimeoutMs)));
+    this.loopAbandoned = (await Promise.race([this.loop?.then(() => false), drained.then(() => true)])) ?? false;
     const unlisten = this.unlisten;
     this.unlisten = null;
-    await unlisten?.().catch((error: unknown) => this.events.emit('error', { error, context: 'unlisten' }));
+    await Promise.race([unlisten?.().catch((error: unknown) => this.events.emit('error', { error, context: 'unlisten' })), drained]);
 
     const pending = [...this.inFlight.values()].map((e) => e.done);
-    if (pending.length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.allSettled(pending), new Promise((r) => (timer = setTimeout(r, this.config.shutdownTimeoutMs)))]);
-      clearTimeout(timer);
-    }
+    if (pending.length > 0) await Promise.race([Promise.allSettled(pending), drained]);
+    clearTimeout(timer);
     const rest = [...this.inFlight.values()].filter((e) => !e.abandoned);
     for (const entry of rest) {
       entry.abandoned = 'released';

@@ -153,6 +153,38 @@ describe.skipIf(!services.postgres)('worker lifecycle (postgres)', () => {
     expect((await t.store.getEvent(id!))?.status).toBe('processing');
   });
 
+  it('a claim the database does not answer holds a stop no longer than shutdownTimeoutMs, and what it takes later goes back', async () => {
+    const recorder = new RecordingProcessor('late', ['lateclaim.*']);
+    const answer = gate();
+    let claims = 0;
+    // The database stops answering: the claim hangs until it is let through.
+    const hanging = new Proxy(t.store, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (prop !== 'claim' || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value;
+        return async (...args: unknown[]) => {
+          claims++;
+          await answer.promise;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const w = worker([recorder], { shutdownTimeoutMs: 200, pollIntervalMs: 50 }, hanging);
+    await w.start();
+    await waitFor('a claim under way', () => claims > 0);
+    const ids = await ingestEvents(t.store, 2, clock.now(), { type: 'lateclaim.op' });
+    const started = Date.now();
+    await w.stop();
+    expect(Date.now() - started).toBeLessThan(2000);
+
+    // The claim goes through after all: its jobs are given back, not run by a stopped worker.
+    answer.open();
+    await waitFor('the late claim released', async () => (await t.store.stats(clock.now())).leased === 0 && claims > 0);
+    await sleep(100);
+    expect(recorder.runs).toHaveLength(0);
+    expect(await statuses(t.store, ids)).toEqual(['queued', 'queued']);
+  });
+
   it('stop() before start, twice, or while starting leaves nothing running', async () => {
     const recorder = new RecordingProcessor('never', ['never.*']);
     const idle = worker([recorder]);
