@@ -30,7 +30,7 @@ export function renderConfigDoc(): string {
 Every setting has a default. Each value is taken from, in order: the environment, then the JSON
 file named by \`TEM_CONFIG\` (default \`./tem.config.json\`, optional), then the default. A bad value
 stops start-up with a message naming the setting, and so does a file named in \`TEM_CONFIG\` that
-does not exist (an empty \`TEM_CONFIG\` means no file). An empty environment variable counts as unset.
+does not exist (an empty \`TEM_CONFIG\` means no file). An empty environment variable counts as unset. A \`TEM_\` variable that names no setting is ignored, and a server process logs a warning naming it (with the setting it most likely meant), since a misspelt one would otherwise leave its setting at the default unnoticed.
 A server role that cannot reach its database at start stops with exit code 1 and a message naming
 \`DATABASE_URL\` (its password hidden) and the cause: \`tem: DATABASE_URL=postgres://app:***@db/tem:
 the database is not reachable (connect ECONNREFUSED …)\`.

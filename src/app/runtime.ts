@@ -2,7 +2,7 @@
  * What every process role starts with: frozen config, a logger naming the role and node, the
  * metrics registry, the clock and the ordered shutdown list.
  */
-import { ConfigError, loadConfig, namespaceOptions, withoutPassword, type TemConfig } from '../config/index.js';
+import { ConfigError, loadConfig, namespaceOptions, unknownEnvSettings, withoutPassword, type TemConfig } from '../config/index.js';
 import { isTemError } from '../core/errors.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -31,6 +31,9 @@ export interface Runtime {
 export function createRuntime(role: string, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Runtime {
   const config = loadConfig(overrides, env);
   const logger = createLogger({ level: config.logLevel, role, nodeId: config.nodeId });
+  for (const { variable, didYouMean } of unknownEnvSettings(env)) {
+    logger.warn({ variable, did_you_mean: didYouMean }, `${variable} is not a setting and is ignored${didYouMean ? ` (did you mean ${didYouMean}?)` : ''}; see docs/configuration.md`);
+  }
   // The shutdown may use the whole drain time (workers finishing jobs), plus a margin for the
   // rest (listeners, the store): all closers together, not each of them.
   const lifecycle = new Lifecycle(logger, config.shutdownTimeoutMs + 5000);

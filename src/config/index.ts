@@ -237,6 +237,40 @@ function parseRetry(raw: unknown, defaults: RetryPolicy, fromEnv: Partial<RetryP
   return out;
 }
 
+/** TEM_ variables read by the CLI's admin commands rather than by the servers' settings. */
+const CLI_VARIABLES = ['TEM_URL', 'TEM_API_KEY'];
+
+/**
+ * TEM_ variables in the environment that name no setting (a typo such as TEM_HTTP_PROT would
+ * otherwise leave its setting at the default unnoticed), each with the setting it most likely
+ * meant when one is close.
+ */
+export function unknownEnvSettings(env: NodeJS.ProcessEnv = process.env): { variable: string; didYouMean?: string }[] {
+  const known = [...Object.values(SETTINGS).map((spec: SettingSpec) => spec.env), ...CLI_VARIABLES];
+  const unknown: { variable: string; didYouMean?: string }[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('TEM_') || known.includes(name)) continue;
+    let best: string | undefined;
+    let bestDistance = 3;
+    for (const candidate of known) {
+      const d = editDistance(name, candidate);
+      if (d < bestDistance) [best, bestDistance] = [candidate, d];
+    }
+    unknown.push(best ? { variable: name, didYouMean: best } : { variable: name });
+  }
+  return unknown;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
 /**
  * Builds the frozen configuration. Throws ConfigError naming the setting when a value is bad,
  * so start-up stops with a message an operator can act on.

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { generateKeyPairSync } from 'node:crypto';
-import { loadConfig, ConfigError, retryPolicy, namespaceOptions } from '../../src/config/index.js';
+import { loadConfig, ConfigError, retryPolicy, namespaceOptions, unknownEnvSettings } from '../../src/config/index.js';
 import { renderConfigDoc } from '../../scripts/config-doc.js';
 import { createBus } from '../../src/bus/index.js';
 import { ManualClock } from '../../src/core/clock.js';
@@ -249,5 +249,17 @@ describe('config', () => {
   it('documents every setting in docs/configuration.md', () => {
     const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
     expect(doc).toBe(renderConfigDoc());
+  });
+
+  it('names TEM_ variables that are no setting, with the one a typo most likely meant', () => {
+    const env = { TEM_HTTP_PRT: '9000', TEM_LOG_LEVL: 'debug', TEM_SOMETHING_ELSE: '1', TEM_HTTP_PORT: '8080', TEM_URL: 'http://x', TEM_API_KEY: 'k', DATABASE_URL: 'postgres://x/y', HOME: '/root' };
+    expect(unknownEnvSettings(env)).toEqual([
+      { variable: 'TEM_HTTP_PRT', didYouMean: 'TEM_HTTP_PORT' },
+      { variable: 'TEM_LOG_LEVL', didYouMean: 'TEM_LOG_LEVEL' },
+      { variable: 'TEM_SOMETHING_ELSE' },
+    ]);
+    // A typo is no bad value: the settings still load, from their defaults.
+    expect(loadConfig({}, { ...NO_FILE, ...env }).httpPort).toBe(8080);
+    expect(unknownEnvSettings({ TEM_HTTP_PORT: '1', TEM_CONFIG: '' })).toEqual([]);
   });
 });
