@@ -24,7 +24,7 @@ export async function runApi(): Promise<void> {
 
     const url = await listen(api, config.httpHost, config.httpPort, PUBLIC_LISTENER);
     lifecycle.add('api', () => api.close());
-    const internalUrl = await listen(internal, config.internalHost, config.internalPort, INTERNAL_LISTENER);
+    const internalUrl = await listen(internal, config.internalHost, config.internalPort, INTERNAL_LISTENER, [{ url, settings: PUBLIC_LISTENER }]);
     lifecycle.add('internal', () => internal.close());
     logger.info({ url, console: `${url}/console`, internal: internalUrl, bus: bus.kind }, 'listening');
     runForever(rt);

@@ -68,7 +68,7 @@ export async function startEmbedded(overrides: ConfigOverrides = {}, env: NodeJS
     const url = await listen(api, config.httpHost, config.httpPort, PUBLIC_LISTENER);
     lifecycle.add('api', () => api.close());
     lifecycle.add('gateway', () => gateway.close(1012));
-    const internalUrl = await listen(internal, config.internalHost, config.internalPort, INTERNAL_LISTENER);
+    const internalUrl = await listen(internal, config.internalHost, config.internalPort, INTERNAL_LISTENER, [{ url, settings: PUBLIC_LISTENER }]);
     lifecycle.add('internal', () => internal.close());
 
     const wsUrl = `${url.replace(/^http/, 'ws')}/ws`;

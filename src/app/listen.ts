@@ -30,21 +30,30 @@ export function httpUrl(host: string, port: number): string {
  * A listen that fails because of a setting (a busy port, a host that does not resolve or is not
  * this machine's) stops start-up with a message naming that setting.
  */
-export async function listen(app: Listenable, host: string, port: number, settings: ListenSettings): Promise<string> {
+export async function listen(app: Listenable, host: string, port: number, settings: ListenSettings, own: OwnListener[] = []): Promise<string> {
   try {
     await app.listen({ host, port, listenTextResolver: (address) => `bound ${address}` });
   } catch (err) {
-    throw settingError(err, host, port, settings) ?? err;
+    throw settingError(err, host, port, settings, own) ?? err;
   }
   const address = app.server.address();
   return httpUrl(host, typeof address === 'object' && address ? address.port : port);
 }
 
-function settingError(err: unknown, host: string, port: number, settings: ListenSettings): Error | null {
+/** A listener this process opened already, and the settings it came from. */
+export interface OwnListener {
+  url: string;
+  settings: ListenSettings;
+}
+
+function settingError(err: unknown, host: string, port: number, settings: ListenSettings, own: OwnListener[]): Error | null {
   const code = (err as NodeJS.ErrnoException).code;
   const where = `${host}:${port}`;
+  // The port this process's own other listener took: two settings name the same port.
+  const mine = own.find((l) => Number(new URL(l.url).port) === port);
   const message =
-    code === 'EADDRINUSE' ? `${settings.port}=${port}: ${where} is already in use (another server is listening there; pick another port, or 0 for a free one)`
+    code === 'EADDRINUSE' && mine ? `${settings.port}=${port}: the same port as ${mine.settings.port}; each listener needs its own (or 0 for a free one)`
+    : code === 'EADDRINUSE' ? `${settings.port}=${port}: ${where} is already in use (another server is listening there; pick another port, or 0 for a free one)`
     : code === 'EACCES' ? `${settings.port}=${port}: not allowed to listen on ${where} (ports below 1024 need privileges)`
     : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? `${settings.host}=${host}: no such host`
     : code === 'EADDRNOTAVAIL' ? `${settings.host}=${host}: not an address of this machine`

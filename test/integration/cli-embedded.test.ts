@@ -308,7 +308,17 @@ describe('tem CLI against the running server', () => {
     const host = await runTem(['start'], { TEM_DATA_DIR: mkdtempSync(join(tmpdir(), 'tem-cli-host-')), TEM_HTTP_HOST: 'no-such-host.invalid', TEM_HTTP_PORT: '0', DATABASE_URL: undefined as unknown as string, TEM_ADMIN_KEY: undefined as unknown as string });
     expect(host.code).toBe(2);
     expect(host.stderr.trim()).toMatch(/^tem: TEM_HTTP_HOST=no-such-host.invalid: no such host$/);
-  }, 60_000);
+    // Both listeners given one port: the message names the two settings, not another server.
+    const free = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port: p } = probe.address() as AddressInfo;
+        probe.close(() => resolve(p));
+      });
+    });
+    const same = await runTem(['start'], { TEM_DATA_DIR: mkdtempSync(join(tmpdir(), 'tem-cli-same-')), TEM_HTTP_PORT: String(free), TEM_INTERNAL_PORT: String(free), DATABASE_URL: undefined as unknown as string, TEM_ADMIN_KEY: undefined as unknown as string });
+    expect(same.code).toBe(2);
+    expect(same.stderr.trim()).toBe(`tem: TEM_INTERNAL_PORT=${free}: the same port as TEM_HTTP_PORT; each listener needs its own (or 0 for a free one)`);
+  }, 90_000);
 
   it('finds the server next to its data directory without --url, even on a port picked at start', async () => {
     const local = { TEM_DATA_DIR: dataDir, TEM_HTTP_PORT: undefined as unknown as string, TEM_URL: undefined as unknown as string, TEM_API_KEY: undefined as unknown as string, TEM_ADMIN_KEY: undefined as unknown as string };
