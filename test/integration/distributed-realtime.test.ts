@@ -162,7 +162,10 @@ for (const { name, available, env: redisEnv } of redisSetups) describe.skipIf(!s
     const back = await WsTestClient.connect(wsUrlFor(urlB));
     back.send('HELLO', { token: aliceKey, session_id: sessionId, since: held }, 'h1');
     const helloAck = await back.waitFor((f) => f.type === 'HELLO_ACK', 10_000);
-    expect(helloAck.payload).toMatchObject({ session_id: sessionId, user_id: 'alice', resumed: true, recovered: true });
+    // On failure, what each channel answered and any ERROR frame say which one was not recovered, and why.
+    if (helloAck.payload.recovered !== true) await sleep(500); // ERROR frames follow the HELLO_ACK
+    const why = JSON.stringify({ held, ack: helloAck.payload, errors: back.frames.filter((f) => f.type === 'ERROR') });
+    expect(helloAck.payload, why).toMatchObject({ session_id: sessionId, user_id: 'alice', resumed: true, recovered: true });
 
     // Every missed update and channel delivery, once each, in order, before anything live.
     for (const id of missed) await back.waitFor(processedFor(id), 10_000);
