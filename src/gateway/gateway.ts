@@ -24,7 +24,7 @@ import { Registry } from './registry.js';
 import { Revocation, type ConnectionFilter } from './revocation.js';
 import { Subscriptions } from './subscriptions.js';
 import { PresenceOrder } from './presence-order.js';
-import { TypingTracker, TypingWatch } from './typing.js';
+import { TypingTracker, TypingWatch, watchDeadlineMs } from './typing.js';
 import { UpdateOrder } from './update-order.js';
 import { isGatewayPath, readUpgrade, rejectUpgrade, type EarlyClose } from './upgrade.js';
 
@@ -75,7 +75,7 @@ export function createGateway(deps: GatewayDeps, tuning: Partial<GatewayTuning> 
   const presence = new PresenceTracker(ctx);
   const typing = new TypingTracker(ctx);
   const presenceOrder = new PresenceOrder(() => clock.nowMs());
-  const typingWatch = new TypingWatch((channel, payload) => ctx.registry.deliverNotice(channel, 'typing', payload), 2 * ctx.tuning.typingTimeoutMs);
+  const typingWatch = new TypingWatch((channel, payload) => ctx.registry.deliverNotice(channel, 'typing', payload), watchDeadlineMs(ctx.tuning.typingTimeoutMs));
   const subs = new Subscriptions(ctx, presence, typing);
   const sessions = new Sessions(ctx, subs, presence);
   const connectLimiter = new ConnectLimiter(config.wsConnectLimit, config.wsConnectWindowMs, deps.bus);

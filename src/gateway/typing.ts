@@ -5,14 +5,28 @@
  * channel the connection leaves.
  *
  * Two sides. The typist's node (TypingTracker) owns the timeout; repeated starts extend it and
- * are passed on again at most every half timeout, as a keep-alive. Every node (TypingWatch) passes
- * each typist's start on to its subscribers once, and ends it itself when neither a stop nor a
- * keep-alive came for two timeouts: the typist's node may have died, and its stop with it.
+ * are passed on again at most every quarter timeout, as a keep-alive. Every node (TypingWatch)
+ * passes each typist's start on to its subscribers once, and ends it itself when neither a stop
+ * nor a keep-alive came for watchDeadlineMs(): the typist's node may have died, and its stop with
+ * it. The typist's node stops at most a timeout after the last start, which came at most a
+ * quarter timeout after the last keep-alive; the watch waits that long and a second more (for the
+ * stop on its way), so typing shown through a node that died ends 11–13.5 s after the last
+ * start with the default 10 s timeout, not long after the 10 s of the contract.
  * Notices name the node they come from: a user typing on a phone on one node and a desktop on
  * another has stopped only when both nodes say so.
  */
 import type { Connection } from './connection.js';
 import type { GatewayContext } from './context.js';
+
+/** How often a start that goes on is passed on again, as a fraction of the timeout. */
+const KEEP_ALIVE_FRACTION = 4;
+/** Time for a stop already sent to arrive before a watching node ends the typing itself. */
+const STOP_GRACE_MS = 1000;
+
+/** How long a node waits without a stop or keep-alive before it ends a typist's typing itself. */
+export function watchDeadlineMs(timeoutMs: number): number {
+  return timeoutMs + timeoutMs / KEEP_ALIVE_FRACTION + STOP_GRACE_MS;
+}
 
 interface Typing {
   timer: NodeJS.Timeout;
@@ -34,7 +48,7 @@ export class TypingTracker {
     const timer = setTimeout(() => this.stop(conn, channel), timeoutMs);
     timer.unref?.();
     const now = this.ctx.clock.nowMs();
-    const due = !existing || now - existing.publishedAt >= timeoutMs / 2;
+    const due = !existing || now - existing.publishedAt >= timeoutMs / KEEP_ALIVE_FRACTION;
     mine.set(channel, { timer, publishedAt: due ? now : existing.publishedAt });
     if (due) this.publish(conn.userId, channel, true);
   }
