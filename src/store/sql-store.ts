@@ -32,7 +32,7 @@ import type {
 } from './types.js';
 import type { ApiKeyRecord, OutboxMessage, Principal, Role, TemEventWithHistory } from '../core/types.js';
 import { createError } from '../core/errors.js';
-import { mapped, type MapHints } from './errors.js';
+import { isLostSession, mapped, type MapHints } from './errors.js';
 import { migrate } from './migrate.js';
 import { OUTBOX_CHANNEL, jobsChannel } from './ops/changes.js';
 import * as principals from './ops/principals.js';
@@ -57,6 +57,8 @@ import * as maintenance from './ops/maintenance.js';
 import { peekOutbox, relayOutbox } from './ops/outbox.js';
 
 const AUTH_CHANNEL = 'tem_auth';
+/** Tries of a read whose connection the server ended (read()). */
+const READ_ATTEMPTS = 3;
 
 type AuthDetail = { principalId?: string; keyId?: string; roles?: boolean };
 
@@ -89,19 +91,19 @@ export class SqlStore implements Store {
     return this.run(() => principals.createPrincipal(this.db, input));
   }
   getPrincipal(id: string): Promise<Principal | null> {
-    return this.run(() => principals.getPrincipal(this.db, id));
+    return this.read(() => principals.getPrincipal(this.db, id));
   }
   listPrincipals(query: ListPrincipalsQuery): Promise<PrincipalPage> {
-    return this.run(() => principals.listPrincipals(this.db, query));
+    return this.read(() => principals.listPrincipals(this.db, query));
   }
   updatePrincipal(id: string, patch: PrincipalPatch): Promise<Principal | null> {
     return this.run(() => principals.updatePrincipal(this.db, id, patch));
   }
   getRole(name: string): Promise<Role | null> {
-    return this.run(() => roles.getRole(this.db, name));
+    return this.read(() => roles.getRole(this.db, name));
   }
   listRoles(): Promise<Role[]> {
-    return this.run(() => roles.listRoles(this.db));
+    return this.read(() => roles.listRoles(this.db));
   }
   putRole(name: string, permissions: string[]): Promise<{ role: Role; created: boolean }> {
     return this.run(() => roles.putRole(this.db, name, permissions));
@@ -110,10 +112,10 @@ export class SqlStore implements Store {
     return this.run(() => keys.createApiKey(this.db, input));
   }
   findApiKeyByHash(hash: string): Promise<KeyLookup | null> {
-    return this.run(() => keys.findApiKeyByHash(this.db, hash));
+    return this.read(() => keys.findApiKeyByHash(this.db, hash));
   }
   listApiKeys(principalId: string): Promise<ApiKeyRecord[]> {
-    return this.run(() => keys.listApiKeys(this.db, principalId));
+    return this.read(() => keys.listApiKeys(this.db, principalId));
   }
   revokeApiKey(keyId: string, now: Date): Promise<ApiKeyRecord | null> {
     return this.run(() => keys.revokeApiKey(this.db, keyId, now));
@@ -144,10 +146,10 @@ export class SqlStore implements Store {
     return this.run(() => members.removeChannelMember(this.db, channel, userId));
   }
   isChannelMember(channel: string, userId: string): Promise<boolean> {
-    return this.run(() => members.isChannelMember(this.db, channel, userId));
+    return this.read(() => members.isChannelMember(this.db, channel, userId));
   }
   listChannelMembers(channel: string): Promise<string[]> {
-    return this.run(() => members.listChannelMembers(this.db, channel));
+    return this.read(() => members.listChannelMembers(this.db, channel));
   }
 
   // ── events ──────────────────────────────────────────────────────────────
@@ -155,16 +157,16 @@ export class SqlStore implements Store {
     return this.run(() => ingest(this.db, items, now), { unique: 'An event with this id already exists' });
   }
   getEvent(id: string): Promise<TemEventWithHistory | null> {
-    return this.run(() => getEvent(this.db, id));
+    return this.read(() => getEvent(this.db, id));
   }
   listEvents(query: ListEventsQuery): Promise<EventPage> {
-    return this.run(() => listEvents(this.db, query));
+    return this.read(() => listEvents(this.db, query));
   }
   retryEvents(filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number, page?: RetryPage): Promise<RetryResult> {
     return this.run(() => retryEvents(this.db, filter, now, maxAttemptsFor, page));
   }
   stats(now: Date): Promise<EventStats> {
-    return this.run(() => stats(this.db, now, this.totals));
+    return this.read(() => stats(this.db, now, this.totals));
   }
 
   // ── processing queue ────────────────────────────────────────────────────
@@ -187,10 +189,10 @@ export class SqlStore implements Store {
     return this.run(() => releaseJobs(this.db, jobs, now));
   }
   hasEffect(eventId: string, processor: string): Promise<boolean> {
-    return this.run(() => hasEffect(this.db, eventId, processor));
+    return this.read(() => hasEffect(this.db, eventId, processor));
   }
   nextRunAt(queue: string): Promise<Date | null> {
-    return this.run(() => nextRunAt(this.db, queue));
+    return this.read(() => nextRunAt(this.db, queue));
   }
   onJobsAvailable(queue: string, handler: () => void): Promise<Unlisten> {
     return this.listen(jobsChannel(queue), () => handler());
@@ -233,7 +235,7 @@ export class SqlStore implements Store {
     });
   }
   peekOutbox(limit: number): Promise<OutboxMessage[]> {
-    return this.run(() => peekOutbox(this.db, limit));
+    return this.read(() => peekOutbox(this.db, limit));
   }
   onOutbox(handler: () => void): Promise<Unlisten> {
     return this.listen(OUTBOX_CHANNEL, () => handler());
@@ -243,6 +245,22 @@ export class SqlStore implements Store {
   private run<T>(fn: () => Promise<T>, hints?: MapHints): Promise<T> {
     if (this.closed) return Promise.reject(createError('STORE_UNAVAILABLE', 'The store is closed'));
     return mapped(fn, hints);
+  }
+
+  /**
+   * A read, tried again on another connection when the server ended the one it ran on (an
+   * operator's pg_terminate_backend, a restarted server, a proxy dropping idle connections): the
+   * pool hands out such a dead connection once, and a read can simply run again. A database that
+   * refuses or does not answer is not tried again here (that is an outage: 503).
+   */
+  private async read<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.run(fn);
+      } catch (err) {
+        if (attempt >= READ_ATTEMPTS || this.closed || !isLostSession(err)) throw err;
+      }
+    }
   }
 
   private listen(channel: string, cb: (payload: string) => void): Promise<Unlisten> {

@@ -2,7 +2,8 @@
  * Opening the PostgreSQL store migrates (every role does at start-up). A session the database
  * ends while that runs (pg_terminate_backend, a pooler recycling it) is not the database being
  * down: the start-up goes on, on a new connection, instead of exiting non-zero. A database that
- * refuses connections still fails the start at once.
+ * refuses connections still fails the start at once. A read whose session is ended runs again on
+ * a new connection.
  */
 import postgres from 'postgres';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -14,7 +15,7 @@ import { services } from '../helpers/services.js';
 const MIGRATION_LOCK = '8387229922923997042';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe.skipIf(!services.postgres)('opening the store while its session is terminated', () => {
+describe.skipIf(!services.postgres)('opening and reading the store while its session is terminated', () => {
   let db: TestDatabase | undefined;
   let admin: postgres.Sql | undefined;
 
@@ -60,6 +61,47 @@ describe.skipIf(!services.postgres)('opening the store while its session is term
     const store = await opening;
     try {
       await store.ping();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('answers a read whose session the server ended while it ran, on another connection', async () => {
+    db = await createTestDatabase();
+    admin = postgres(db.url, { max: 2, onnotice: () => {} });
+    const name = new URL(db.url).pathname.slice(1);
+    const store = await openStore({ databaseUrl: db.url });
+    try {
+      // The read waits behind a lock held elsewhere; meanwhile the server ends its session.
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let locked!: () => void;
+      const isLocked = new Promise<void>((r) => (locked = r));
+      const holder = admin.begin(async (tx) => {
+        await tx.unsafe('LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
+        locked();
+        await released;
+      });
+      holder.catch(() => undefined);
+      await isLocked;
+      const reading = store.listEvents({ limit: 10 });
+      reading.catch(() => undefined);
+      let terminated = 0;
+      for (let i = 0; i < 200 && terminated === 0; i++) {
+        const rows = await admin.unsafe<{ n: number }[]>(
+          `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+           WHERE datname = $1 AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND wait_event = 'relation'`,
+          [name],
+        );
+        terminated = rows[0]!.n;
+        if (terminated === 0) await sleep(25);
+      }
+      expect(terminated).toBe(1);
+      // Read again on a new connection, which waits for the lock like the first did.
+      await sleep(100);
+      release();
+      await holder;
+      expect((await reading).events).toEqual([]);
     } finally {
       await store.close();
     }
