@@ -15,6 +15,20 @@ import { services } from '../helpers/services.js';
 const MIGRATION_LOCK = '8387229922923997042';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Ends, on the server, the sessions of database `name` waiting on a lock of kind `waitEvent`, once one waits; how many. */
+async function terminateWaiting(admin: postgres.Sql, name: string, waitEvent: 'advisory' | 'relation'): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const rows = await admin.unsafe<{ n: number }[]>(
+      `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+       WHERE datname = $1 AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND wait_event = $2`,
+      [name, waitEvent],
+    );
+    if (rows[0]!.n > 0) return rows[0]!.n;
+    await sleep(25);
+  }
+  return 0;
+}
+
 describe.skipIf(!services.postgres)('opening and reading the store while its session is terminated', () => {
   let db: TestDatabase | undefined;
   let admin: postgres.Sql | undefined;
@@ -45,17 +59,7 @@ describe.skipIf(!services.postgres)('opening and reading the store while its ses
     const opening = openStore({ databaseUrl: db.url });
     opening.catch(() => undefined);
     // Its session, waiting on the lock, is ended by the server.
-    let terminated = 0;
-    for (let i = 0; i < 200 && terminated === 0; i++) {
-      const rows = await admin.unsafe<{ n: number }[]>(
-        `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
-         WHERE datname = $1 AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`,
-        [name],
-      );
-      terminated = rows[0]!.n;
-      if (terminated === 0) await sleep(25);
-    }
-    expect(terminated).toBe(1);
+    expect(await terminateWaiting(admin, name, 'advisory')).toBe(1);
     release();
     await holder;
     const store = await opening;
@@ -86,17 +90,7 @@ describe.skipIf(!services.postgres)('opening and reading the store while its ses
       await isLocked;
       const reading = store.listEvents({ limit: 10 });
       reading.catch(() => undefined);
-      let terminated = 0;
-      for (let i = 0; i < 200 && terminated === 0; i++) {
-        const rows = await admin.unsafe<{ n: number }[]>(
-          `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
-           WHERE datname = $1 AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND wait_event = 'relation'`,
-          [name],
-        );
-        terminated = rows[0]!.n;
-        if (terminated === 0) await sleep(25);
-      }
-      expect(terminated).toBe(1);
+      expect(await terminateWaiting(admin, name, 'relation')).toBe(1);
       // Read again on a new connection, which waits for the lock like the first did.
       await sleep(100);
       release();
