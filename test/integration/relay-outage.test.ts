@@ -11,7 +11,7 @@ import { namespaceResolver } from '../../src/bus/namespaces.js';
 import type { Bus, BusMessage, Publication, PublishOptions } from '../../src/bus/types.js';
 import { createError } from '../../src/core/errors.js';
 import { randomBase62 } from '../../src/core/ids.js';
-import { OutboxRelay } from '../../src/outbox/index.js';
+import { OutboxRelay, type OutboxRelayOptions } from '../../src/outbox/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { Store } from '../../src/store/types.js';
 import { createPostgresStore } from '../../src/store/index.js';
@@ -125,6 +125,11 @@ function checkDelivered(c: WsTestClient, owner: string, ids: string[]): void {
 
 const updateCount = (c: WsTestClient, owner: string) => c.events(`user:${owner}`, 'event.update').length;
 
+/** A relay over the harness's store, publishing through `bus`, with the harness's metrics and clock. */
+function relayOver(h: GatewayHarness, bus: OutboxRelayOptions['bus'], tuning: Pick<OutboxRelayOptions, 'batchSize' | 'pollIntervalMs' | 'minBackoffMs' | 'maxBackoffMs'> = {}): OutboxRelay {
+  return new OutboxRelay({ store: h.api.store, bus, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, ...tuning });
+}
+
 describe('relay with a row that names no publishable channel (PGlite, memory bus)', () => {
   let h: GatewayHarness;
   let relay: OutboxRelay;
@@ -174,7 +179,7 @@ describe('relay with a bus whose node for some channels is away (PGlite, memory 
   beforeAll(async () => {
     h = await startGatewayHarness();
     bus = new NodeDownBus(h.bus);
-    relay = new OutboxRelay({ store: h.api.store, bus, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, pollIntervalMs: 100, minBackoffMs: 50, maxBackoffMs: 200, batchSize: 16 });
+    relay = relayOver(h, bus, { pollIntervalMs: 100, minBackoffMs: 50, maxBackoffMs: 200, batchSize: 16 });
     await relay.start();
     away = await h.api.createPrincipal({ id: 'away' });
     fine = await h.api.createPrincipal({ id: 'fine' });
@@ -245,7 +250,7 @@ describe('relay holding a channel back, with no poll and no retry due (PGlite, m
     h = await startGatewayHarness();
     bus = new NodeDownBus(h.bus);
     // Only notifications can wake it within the test: the poll and the held channel's next try are a minute away.
-    relay = new OutboxRelay({ store: h.api.store, bus, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, pollIntervalMs: 60_000, minBackoffMs: 60_000, maxBackoffMs: 60_000 });
+    relay = relayOver(h, bus, { pollIntervalMs: 60_000, minBackoffMs: 60_000, maxBackoffMs: 60_000 });
     await relay.start();
   });
 
@@ -279,7 +284,7 @@ describe('relay with a failing bus (PGlite, memory bus)', () => {
   beforeAll(async () => {
     h = await startGatewayHarness();
     flaky = new FlakyBus(h.bus);
-    relay = new OutboxRelay({ store: h.api.store, bus: flaky, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, pollIntervalMs: 100, minBackoffMs: 20, maxBackoffMs: 200, batchSize: 16 });
+    relay = relayOver(h, flaky, { pollIntervalMs: 100, minBackoffMs: 20, maxBackoffMs: 200, batchSize: 16 });
     await relay.start();
     owner = await h.api.createPrincipal({ id: 'owner' });
   });
@@ -325,12 +330,12 @@ describe('relay with a failing bus (PGlite, memory bus)', () => {
       // The first relay's publish goes out, but it hears nothing back and its transaction ends.
       const dying = new FlakyBus(h.bus);
       dying.loseReplyEvery = 1;
-      const first = new OutboxRelay({ store: h.api.store, bus: dying, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, batchSize: 64 });
+      const first = relayOver(h, dying, { batchSize: 64 });
       await expect(first.drain()).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE' });
       await eventually(() => updateCount(c, 'owner') >= 20, '20 updates from the first relay');
       expect((await h.api.store.peekOutbox(100)).length).toBe(20);
       // Another relay (a new process, knowing nothing of the first) takes the rows over.
-      const next = new OutboxRelay({ store: h.api.store, bus: h.bus, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, batchSize: 64 });
+      const next = relayOver(h, h.bus, { batchSize: 64 });
       expect(await next.drain()).toBe(20);
       await sleep(150);
       expect(updateCount(c, 'owner')).toBe(20);
@@ -413,7 +418,7 @@ describe.skipIf(!services.redis || !services.postgres)('relay on Redis while its
     gatewayBus = new RedisBus({ url: REDIS_URL, prefix, namespaces });
     relayBus = new RedisBus({ url: proxy.url(REDIS_URL), prefix, namespaces, commandTimeoutMs: 300, connectTimeoutMs: 500, heartbeatMs: 200, onPublishFailure: () => busFailures++ });
     h = await startGatewayHarness({ kind: 'postgres', bus: gatewayBus });
-    relay = new OutboxRelay({ store: h.api.store, bus: relayBus, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, pollIntervalMs: 100, minBackoffMs: 50, maxBackoffMs: 300 });
+    relay = relayOver(h, relayBus, { pollIntervalMs: 100, minBackoffMs: 50, maxBackoffMs: 300 });
     await relay.start();
   });
 
@@ -483,7 +488,7 @@ describe('relay retrying a batch that another row has since joined (PGlite, memo
     const [late] = await store.db.query<Record<string, unknown>>('DELETE FROM outbox WHERE id = (SELECT max(id) FROM outbox) RETURNING *');
     const dying = new FlakyBus(h.bus);
     dying.loseReplyEvery = 1;
-    const first = new OutboxRelay({ store: h.api.store, bus: dying, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, batchSize: 4 });
+    const first = relayOver(h, dying, { batchSize: 4 });
     await expect(first.drain()).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE' });
     // Its four rows went out; now the row with the lower id commits.
     const columns = Object.keys(late!);
@@ -503,7 +508,7 @@ describe('relay retrying a batch that another row has since joined (PGlite, memo
 
   it('another relay taking the rows over sends none of the first batch twice', async () => {
     await lateRowScenario('taken-over', async () => {
-      const next = new OutboxRelay({ store: h.api.store, bus: h.bus, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, batchSize: 4 });
+      const next = relayOver(h, h.bus, { batchSize: 4 });
       await next.drain();
     });
   });
