@@ -11,7 +11,7 @@
  * that every (channel, user) ever announced stayed in memory until the bound below, some 20 MB
  * per node, also long after everyone had left.
  */
-import { dropAged } from '../core/aged-entries.js';
+import { LastVersions } from './last-versions.js';
 
 /** Users (per channel) whose last version is remembered; the oldest are forgotten first. */
 const MAX_TRACKED = 100_000;
@@ -19,37 +19,28 @@ const MAX_TRACKED = 100_000;
 export const PRESENCE_ORDER_REMEMBER_MS = 10 * 60_000;
 
 export class PresenceOrder {
-  /** `channel\nuser_id` → last version passed on and when; least recently updated first. */
-  private readonly last = new Map<string, { version: number; at: number }>();
+  /** By `channel\nuser_id`. */
+  private readonly last: LastVersions;
 
-  constructor(
-    private readonly nowMs: () => number = Date.now,
-    private readonly rememberMs = PRESENCE_ORDER_REMEMBER_MS,
-  ) {}
+  constructor(nowMs: () => number = Date.now, rememberMs = PRESENCE_ORDER_REMEMBER_MS) {
+    this.last = new LastVersions(MAX_TRACKED, rememberMs, nowMs);
+  }
 
   /**
    * Whether the notice is to be passed on, and the payload clients get (without the version).
-   * A notice without a version (from a node that sends none) always passes.
+   * A notice without a version (from a node that sends none) always passes, and so does one as
+   * new as the last.
    */
   admit(channel: string, payload: unknown): { pass: boolean; payload: unknown } {
     const p = payload as { user_id?: unknown; version?: unknown } | null;
     if (!p || typeof p.user_id !== 'string' || typeof p.version !== 'number') return { pass: true, payload };
     const { version, ...rest } = p as { version: number };
-    const key = `${channel}\n${p.user_id}`;
-    const now = this.nowMs();
-    this.prune(now);
-    const seen = this.last.get(key);
-    if (seen !== undefined && version < seen.version) return { pass: false, payload: rest };
-    // Re-inserted at the end: the map's order is least recently updated first.
-    this.last.delete(key);
-    this.last.set(key, { version, at: now });
-    if (this.last.size > MAX_TRACKED) this.last.delete(this.last.keys().next().value!);
-    return { pass: true, payload: rest };
+    return { pass: this.last.pass(`${channel}\n${p.user_id}`, version, true), payload: rest };
   }
 
-  /** Forgets the versions not updated for `rememberMs` (the oldest come first). */
-  prune(now = this.nowMs()): void {
-    dropAged(this.last, now, this.rememberMs);
+  /** Forgets the versions not updated for a while (the oldest come first). */
+  prune(): void {
+    this.last.prune();
   }
 
   /** How many (channel, user) versions are remembered. */

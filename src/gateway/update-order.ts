@@ -13,14 +13,14 @@
  * least recently updated go first), a few MB per node under full load.
  */
 import type { Publication } from '../bus/types.js';
-import { dropAged } from '../core/aged-entries.js';
+import { LastVersions } from './last-versions.js';
 
 /** Events (per subscription) whose last update version is remembered. */
 const MAX_TRACKED = 50_000;
 /** How long an event's last version is kept after its last update. */
 export const UPDATE_ORDER_REMEMBER_MS = 5 * 60_000;
 
-/** The event and version an `event.update` publication carries, when it is one. */
+/** The version an `event.update` publication carries, when it is one. */
 function versionOf(pub: Publication): number | null {
   if (pub.event !== 'event.update' || pub.eventId === undefined || pub.ephemeral === true) return null;
   const version = (pub.payload as { version?: unknown } | null)?.version;
@@ -28,13 +28,12 @@ function versionOf(pub: Publication): number | null {
 }
 
 export class UpdateOrder {
-  /** `subscription\nchannel\nevent_id` → last version passed on and when; least recently updated first. */
-  private readonly last = new Map<string, { version: number; at: number }>();
+  /** By `subscription\nchannel\nevent_id`. */
+  private readonly last: LastVersions;
 
-  constructor(
-    private readonly nowMs: () => number = Date.now,
-    private readonly rememberMs = UPDATE_ORDER_REMEMBER_MS,
-  ) {}
+  constructor(nowMs: () => number = Date.now, rememberMs = UPDATE_ORDER_REMEMBER_MS) {
+    this.last = new LastVersions(MAX_TRACKED, rememberMs, nowMs);
+  }
 
   /**
    * Whether `pub`, received on `subscription`, is an update of an event no newer than one this
@@ -43,17 +42,7 @@ export class UpdateOrder {
    */
   stale(subscription: string, pub: Publication): boolean {
     const version = versionOf(pub);
-    if (version === null) return false;
-    const key = `${subscription}\n${pub.channel}\n${pub.eventId}`;
-    const now = this.nowMs();
-    dropAged(this.last, now, this.rememberMs);
-    const seen = this.last.get(key);
-    if (seen !== undefined && version <= seen.version) return true;
-    // Re-inserted at the end: the map's order is least recently updated first.
-    this.last.delete(key);
-    this.last.set(key, { version, at: now });
-    if (this.last.size > MAX_TRACKED) this.last.delete(this.last.keys().next().value!);
-    return false;
+    return version !== null && !this.last.pass(`${subscription}\n${pub.channel}\n${pub.eventId}`, version, false);
   }
 
   /** How many (subscription, event) versions are remembered. */
