@@ -12,6 +12,11 @@ import { isUuid } from '../../core/ids.js';
 import { OUTBOX_CHANNEL, PROCESSING_QUEUE, jobsChannel, recordChangesSql } from './changes.js';
 import { eventWhere } from './event-filter.js';
 
+/** The failed events matching `where` (aliases d and e): the dead-letter set joined to its events. */
+function failedWhere(where: string): string {
+  return `dead_letters d JOIN events e ON e.id = d.event_id WHERE e.status = 'failed' AND ${where}`;
+}
+
 export async function retryEvents(db: Db, filter: EventFilter, now: Date, maxAttemptsFor?: (type: string) => number, page?: RetryPage): Promise<RetryResult> {
   // A string that is not a UUID names no event.
   if (filter.ids !== undefined) filter = { ...filter, ids: filter.ids.filter(isUuid) };
@@ -31,8 +36,7 @@ export async function retryEvents(db: Db, filter: EventFilter, now: Date, maxAtt
   const budgets = `$${params.length + 1}`;
   const sql = `
     WITH target AS (
-      SELECT e.id FROM dead_letters d JOIN events e ON e.id = d.event_id
-      WHERE e.status = 'failed' AND ${where} ORDER BY e.id${limit} FOR UPDATE OF e
+      SELECT e.id FROM ${failedWhere(where)} ORDER BY e.id${limit} FOR UPDATE OF e
     ),
     changed AS (
       UPDATE events SET status = 'queued', attempts = 0, last_error = NULL, processed_at = NULL,
@@ -70,8 +74,7 @@ async function failedAfter(db: Db, filter: EventFilter, after: string): Promise<
   const where = eventWhere(filter, params);
   params.push(after);
   const rows = await db.query<{ more: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM dead_letters d JOIN events e ON e.id = d.event_id
-       WHERE e.status = 'failed' AND ${where} AND e.id > $${params.length}::uuid) AS more`,
+    `SELECT EXISTS (SELECT 1 FROM ${failedWhere(`${where} AND e.id > $${params.length}::uuid`)}) AS more`,
     params,
   );
   return rows[0]?.more === true;
@@ -85,7 +88,7 @@ async function budgetsByType(db: Db, filter: EventFilter, maxAttemptsFor: (type:
   const params: unknown[] = [];
   const where = eventWhere(filter, params);
   const types = await db.query<{ type: string }>(
-    `SELECT DISTINCT e.type FROM dead_letters d JOIN events e ON e.id = d.event_id WHERE e.status = 'failed' AND ${where}`,
+    `SELECT DISTINCT e.type FROM ${failedWhere(where)}`,
     params,
   );
   return JSON.stringify(Object.fromEntries(types.map(({ type }) => [type, maxAttemptsFor(type)])));
