@@ -67,7 +67,7 @@ export const SETTINGS = {
   leaseMs: { env: 'TEM_LEASE_MS', type: 'int', default: 5000, min: 100, max: TIMER_MAX_MS, doc: 'Lease length; renewed while a job runs.' },
   pollIntervalMs: { env: 'TEM_POLL_INTERVAL_MS', type: 'int', default: 2000, min: 10, max: TIMER_MAX_MS, doc: 'Backstop polling when no NOTIFY arrives.' },
   sweepIntervalMs: { env: 'TEM_SWEEP_INTERVAL_MS', type: 'int', default: 1000, min: 10, max: TIMER_MAX_MS, doc: 'How often maintenance sweeps expired leases.' },
-  queueVacuumIntervalMs: { env: 'TEM_QUEUE_VACUUM_INTERVAL_MS', type: 'int', default: 10_000, min: 0, max: TIMER_MAX_MS, doc: 'How often maintenance vacuums and analyzes the queue tables (jobs, outbox): at most once per 1000 ms (smaller values are raised to 1000); 0 leaves them to autovacuum alone.' },
+  queueVacuumIntervalMs: { env: 'TEM_QUEUE_VACUUM_INTERVAL_MS', type: 'int', default: 10_000, min: 0, max: TIMER_MAX_MS, doc: 'How often maintenance vacuums and analyzes the queue tables (jobs, outbox, outbox_held): at most once per 1000 ms (smaller values are raised to 1000); 0 leaves them to autovacuum alone.' },
   retryMaxAttempts: { env: 'TEM_RETRY_MAX_ATTEMPTS', type: 'int', default: 5, min: 1, max: 1000, doc: 'Attempts before an event is failed (per type in the config file).' },
   retryBaseMs: { env: 'TEM_RETRY_BASE_MS', type: 'int', default: 1000, min: 0, max: RETRY_DELAY_MAX_MS, doc: 'Backoff base: attempt n waits random(0, min(max, base·2^(n-1))).' },
   retryMaxMs: { env: 'TEM_RETRY_MAX_MS', type: 'int', default: 300_000, min: 0, max: RETRY_DELAY_MAX_MS, doc: 'Backoff cap (at most 30 days).' },

@@ -21,9 +21,10 @@
  *
  * On a Redis Cluster a batch's channels live on several nodes, and one node may fail while the
  * others answer (until its replica takes over, some 20 s with Redis's default node timeout). The
- * channels that failed are held back, each with its own bounded backoff: their rows stay in the
- * outbox, in their place, and no later row of theirs is taken until the channel's next try, so
- * each channel stays in order; the other channels' notifications keep going out meanwhile. When a
+ * channels that failed are held back, each with its own bounded backoff: their rows are parked
+ * out of the others' way, ids and all, and no later row of theirs is taken until the channel's
+ * next try, so each channel stays in order; the other channels' notifications keep going out
+ * meanwhile, however many rows the held ones pile up (store.relayOutbox). When a
  * held channel is due, its node is asked first (bus.reachable, in the background): a round
  * waits for every call it made, and a call to a node that hangs takes the command timeout.
  *
@@ -64,7 +65,8 @@ export const RELAY_RECEIPT_SLOT = 'relay';
 
 /**
  * While channels are held back and a round found nothing to send, a notification wakes the relay
- * only this long after it: every round walks the held rows at the head of the outbox.
+ * only this long after it: rows of held channels alone, arriving one by one, would otherwise each
+ * cost a round that only parks them.
  */
 const STARVED_WAKE_MS = 50;
 
@@ -97,6 +99,8 @@ export class OutboxRelay {
   private probing = false;
   /** Rows (messages) the last round took, published or not. */
   private taken = 0;
+  /** Rows of held channels the last round moved out of the way (store.relayOutbox). */
+  private parked = 0;
   /** Channels whose messages the last round published, and the time of its oldest message. */
   private readonly sent = new Set<string>();
   private batchOldest = Infinity;
@@ -155,7 +159,7 @@ export class OutboxRelay {
     let total = 0;
     for (;;) {
       total += await this.round();
-      if (this.taken < this.batchSize) break;
+      if (!this.full()) break;
     }
     return total;
   }
@@ -187,7 +191,7 @@ export class OutboxRelay {
         this.heldLag();
         if (this.taken === 0 && this.held.size === 0) this.o.metrics.relayLag.set(0);
         // A full batch, or held channels whose node answered while the round ran: at once.
-        if (this.taken >= this.batchSize || this.cleared.size > 0) continue;
+        if (this.full() || this.cleared.size > 0) continue;
         delay = Math.min(delay, this.nextHeldTry());
       } catch (err) {
         delay = this.failed(err);
@@ -204,9 +208,10 @@ export class OutboxRelay {
     const retried = [...this.cleared];
     const skip = [...this.held.keys()].filter((channel) => !this.cleared.has(channel));
     this.taken = 0;
+    this.parked = 0;
     this.batchOldest = Infinity;
     this.sent.clear();
-    const n = await this.o.store.relayOutbox(this.batchSize, (m) => this.publish(m), skip);
+    const n = await this.o.store.relayOutbox(this.batchSize, (m) => this.publish(m), skip, (rows) => (this.parked = rows));
     // The transaction committed: what it published is deleted.
     this.unconfirmed.clear();
     // A cleared channel that went out is through, and so is one with no rows left (another relay
@@ -251,6 +256,14 @@ export class OutboxRelay {
         // (not during a whole-relay backoff, which the next round ends).
         if (this.failingSince === null) this.wakeUp?.();
       });
+  }
+
+  /**
+   * The last round took or moved a batch's worth of rows: more may be waiting. Rows it parked
+   * count, so a head full of held channels' rows does not leave the others behind it waiting.
+   */
+  private full(): boolean {
+    return this.taken + this.parked >= this.batchSize;
   }
 
   /** Milliseconds until the next held-back channel is due again (Infinity: none is waiting). */

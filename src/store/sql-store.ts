@@ -219,7 +219,7 @@ export class SqlStore implements Store {
   }
 
   // ── outbox ──────────────────────────────────────────────────────────────
-  relayOutbox(limit: number, publish: RelayPublish, skip?: readonly string[]): Promise<number> {
+  relayOutbox(limit: number, publish: RelayPublish, skip?: readonly string[], onParked?: (rows: number) => void): Promise<number> {
     // A publish failure is the caller's error, rethrown as is; only database errors are mapped.
     let publishError: { err: unknown } | undefined;
     const guarded: RelayPublish = async (messages) => {
@@ -230,7 +230,7 @@ export class SqlStore implements Store {
         throw err;
       }
     };
-    return this.run(() => relayOutbox(this.db, limit, guarded, skip)).catch((err: unknown) => {
+    return this.run(() => relayOutbox(this.db, limit, guarded, skip, onParked)).catch((err: unknown) => {
       throw publishError ? publishError.err : err;
     });
   }

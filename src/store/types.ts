@@ -298,10 +298,12 @@ export interface Store {
   /**
    * Runs `publish` over the oldest unpublished outbox messages (id order, at most `limit` rows,
    * none of the channels in `skip`) while holding the single relay lock; deletes them only when
-   * `publish` resolves, except the rows of the channels it answers with, which stay in their place.
+   * `publish` resolves, except the rows of the channels it answers with. Those, and the rows of
+   * skipped channels, are parked: each channel's rows still go out in id order once it is no
+   * longer skipped. `onParked` hears how many rows the round moved out of the outbox's head.
    * Returns how many were published; 0 when another relay holds the lock or nothing is pending.
    */
-  relayOutbox(limit: number, publish: RelayPublish, skip?: readonly string[]): Promise<number>;
+  relayOutbox(limit: number, publish: RelayPublish, skip?: readonly string[], onParked?: (rows: number) => void): Promise<number>;
   /** Messages not yet relayed, oldest first (inspection and tests). */
   peekOutbox(limit: number): Promise<OutboxMessage[]>;
   onOutbox(handler: () => void): Promise<Unlisten>;

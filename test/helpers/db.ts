@@ -123,7 +123,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 }
 
 const RESET_SQL = `
-TRUNCATE events, event_history, jobs, dead_letters, outbox, processed_effects, channel_members, api_keys, principals,
+TRUNCATE events, event_history, jobs, dead_letters, outbox, outbox_held, processed_effects, channel_members, api_keys, principals,
   maintenance_tasks RESTART IDENTITY CASCADE;
 ALTER SEQUENCE lease_tokens RESTART;
 DELETE FROM roles WHERE NOT builtin;

@@ -10,10 +10,11 @@ import { PartialPublishError, RedisBus } from '../../src/bus/index.js';
 import { namespaceResolver } from '../../src/bus/namespaces.js';
 import type { Bus, BusMessage, Publication, PublishOptions } from '../../src/bus/types.js';
 import { createError } from '../../src/core/errors.js';
-import { randomBase62 } from '../../src/core/ids.js';
+import { randomBase62, uuidv7 } from '../../src/core/ids.js';
 import { OutboxRelay, type OutboxRelayOptions } from '../../src/outbox/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import type { Store } from '../../src/store/types.js';
+import type { IngestItem, Store } from '../../src/store/types.js';
+import { HELD_SCAN_WINDOW } from '../../src/store/ops/outbox.js';
 import { createPostgresStore } from '../../src/store/index.js';
 import { deleteRedisKeys } from '../helpers/redis-realtime.js';
 import type { TestPrincipal } from '../helpers/api.js';
@@ -63,11 +64,15 @@ class NodeDownBus {
   readonly tries = new Map<string, number>();
   /** Questions about each channel (reachable). */
   readonly probes = new Map<string, number>();
+  /** The outbox ids of the messages that went out, per channel, in the order they went. */
+  readonly sent = new Map<string, number[]>();
   constructor(private readonly inner: Bus) {}
   async publishMany(messages: BusMessage[], options?: PublishOptions): Promise<Publication[]> {
     for (const channel of new Set(messages.map((m) => m.channel))) this.tries.set(channel, (this.tries.get(channel) ?? 0) + 1);
     const failed = new Set(messages.filter((m) => this.down.has(m.channel)).map((m) => m.channel));
-    const pubs = await this.inner.publishMany(this.ranAnyway ? messages : messages.filter((m) => !failed.has(m.channel)), options);
+    const out = this.ranAnyway ? messages : messages.filter((m) => !failed.has(m.channel));
+    for (const m of out) this.sent.set(m.channel, [...(this.sent.get(m.channel) ?? []), Number(m.receiptId)]);
+    const pubs = await this.inner.publishMany(out, options);
     if (failed.size > 0) throw new PartialPublishError(pubs, failed, createError('BUS_UNAVAILABLE', 'node away (test)'));
     return pubs;
   }
@@ -125,6 +130,28 @@ function checkDelivered(c: WsTestClient, owner: string, ids: string[]): void {
 
 const updateCount = (c: WsTestClient, owner: string) => c.events(`user:${owner}`, 'event.update').length;
 
+/**
+ * A gateway harness and a relay over it publishing through a NodeDownBus, set up before the
+ * describe block's tests (the relay started unless `start: false`) and stopped after them.
+ */
+function useNodeDownRelay(
+  tuning: Parameters<typeof relayOver>[2],
+  opts: { start?: boolean } = {},
+): { h: GatewayHarness; bus: NodeDownBus; relay: OutboxRelay } {
+  const s = {} as { h: GatewayHarness; bus: NodeDownBus; relay: OutboxRelay };
+  beforeAll(async () => {
+    s.h = await startGatewayHarness();
+    s.bus = new NodeDownBus(s.h.bus);
+    s.relay = relayOver(s.h, s.bus, tuning);
+    if (opts.start ?? true) await s.relay.start();
+  });
+  afterAll(async () => {
+    await s.relay?.stop();
+    await s.h?.close();
+  });
+  return s;
+}
+
 /** A relay over the harness's store, publishing through `bus`, with the harness's metrics and clock. */
 function relayOver(h: GatewayHarness, bus: OutboxRelayOptions['bus'], tuning: Pick<OutboxRelayOptions, 'batchSize' | 'pollIntervalMs' | 'minBackoffMs' | 'maxBackoffMs'> = {}): OutboxRelay {
   return new OutboxRelay({ store: h.api.store, bus, logger: silentLogger(), metrics: h.api.metrics, clock: h.api.clock, ...tuning });
@@ -170,24 +197,16 @@ describe('relay with a row that names no publishable channel (PGlite, memory bus
 });
 
 describe('relay with a bus whose node for some channels is away (PGlite, memory bus)', () => {
+  const s = useNodeDownRelay({ pollIntervalMs: 100, minBackoffMs: 50, maxBackoffMs: 200, batchSize: 16 });
   let h: GatewayHarness;
   let bus: NodeDownBus;
-  let relay: OutboxRelay;
   let away: TestPrincipal;
   let fine: TestPrincipal;
 
   beforeAll(async () => {
-    h = await startGatewayHarness();
-    bus = new NodeDownBus(h.bus);
-    relay = relayOver(h, bus, { pollIntervalMs: 100, minBackoffMs: 50, maxBackoffMs: 200, batchSize: 16 });
-    await relay.start();
+    ({ h, bus } = s);
     away = await h.api.createPrincipal({ id: 'away' });
     fine = await h.api.createPrincipal({ id: 'fine' });
-  });
-
-  afterAll(async () => {
-    await relay?.stop();
-    await h?.close();
   });
 
   it('keeps the other channels going, and delivers the held channel in order once its node is back', async () => {
@@ -241,25 +260,60 @@ describe('relay with a bus whose node for some channels is away (PGlite, memory 
   });
 });
 
-describe('relay holding a channel back, with no poll and no retry due (PGlite, memory bus)', () => {
-  let h: GatewayHarness;
-  let bus: NodeDownBus;
-  let relay: OutboxRelay;
+describe('relay holding back a channel with more rows than a round looks at (PGlite, memory bus)', () => {
+  // Nothing polls within the test; the held channel is asked about again every half second.
+  const s = useNodeDownRelay({ pollIntervalMs: 60_000, minBackoffMs: 500, maxBackoffMs: 500 }, { start: false });
 
-  beforeAll(async () => {
-    h = await startGatewayHarness();
-    bus = new NodeDownBus(h.bus);
-    // Only notifications can wake it within the test: the poll and the held channel's next try are a minute away.
-    relay = relayOver(h, bus, { pollIntervalMs: 60_000, minBackoffMs: 60_000, maxBackoffMs: 60_000 });
+  it('gets the other channels\' rows past the backlog at once, and the backlog out in order once its node is back', async () => {
+    const { h, bus, relay } = s;
+    const fine = await h.api.createPrincipal({ id: 'fine' });
+    const f = await WsTestClient.ready(h.wsUrl({ token: fine.key }));
+    bus.down.add('user:away');
+    // Three scan windows of the held channel's rows in front of the other channel's (each row is
+    // two updates: accepted and queued).
+    const backlog = 3 * HELD_SCAN_WINDOW;
+    for (let i = 0; i < backlog; i += 2048) await h.api.store.ingest(items('away', Math.min(2048, backlog - i)), new Date());
+    await h.api.store.ingest(items('fine', 2), new Date());
+    const started = Date.now();
     await relay.start();
+    await eventually(() => updateCount(f, 'fine') >= 4, 'the other channel\'s updates', 10_000);
+    // Rounds follow each other while they move the held rows aside; no poll was needed.
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(bus.sent.get('user:away') ?? []).toEqual([]);
+    expect((await h.api.store.peekOutbox(1))[0]!.channel).toBe('user:away');
+    bus.down.delete('user:away');
+    await eventually(() => (bus.sent.get('user:away')?.length ?? 0) >= 2 * backlog, 'the held channel\'s backlog', 30_000);
+    const ids = bus.sent.get('user:away')!;
+    expect(ids).toHaveLength(2 * backlog);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    expect(await h.api.store.peekOutbox(1)).toEqual([]);
+    await f.close();
   });
+});
 
-  afterAll(async () => {
-    await relay?.stop();
-    await h?.close();
-  });
+/** `n` ingest items owned by `userId`. */
+function items(userId: string, n: number): IngestItem[] {
+  const now = new Date();
+  return Array.from({ length: n }, (_, i) => ({
+    id: uuidv7(now.getTime()),
+    type: 'job.run',
+    payload: { i },
+    producerId: userId,
+    userId,
+    channel: null,
+    idempotencyKey: null,
+    requestHash: null,
+    occurredAt: now,
+    maxAttempts: 5,
+  }));
+}
+
+describe('relay holding a channel back, with no poll and no retry due (PGlite, memory bus)', () => {
+  // Only notifications can wake it within the test: the poll and the held channel's next try are a minute away.
+  const s = useNodeDownRelay({ pollIntervalMs: 60_000, minBackoffMs: 60_000, maxBackoffMs: 60_000 });
 
   it('is still woken by new rows of the other channels while the held rows give it nothing to send', async () => {
+    const { h, bus } = s;
     const away = await h.api.createPrincipal({ id: 'away' });
     const fine = await h.api.createPrincipal({ id: 'fine' });
     const f = await WsTestClient.ready(h.wsUrl({ token: fine.key }));

@@ -1,5 +1,5 @@
 /**
- * relayOutbox(limit, publish, skip) → how many messages were published (a row may stand for two:
+ * relayOutbox(limit, publish, skip, onParked) → how many messages were published (a row may stand for two:
  * src/store/rows.ts toOutbox).
  * In one transaction: try the single relay lock (another relay holds it → 0) and delete the
  * oldest rows, returning them — one statement — then await `publish` and commit. If `publish`
@@ -8,10 +8,13 @@
  * relay round to three round trips (begin, this, commit): a new row waits at most about one
  * round before it goes out.
  * Rows of the channels in `skip` are not taken (their channel is held back while its Redis
- * Cluster node fails); `publish` may name channels whose messages did not go out, and their
- * rows are written back, ids and all, before the commit, so they keep their place in line.
+ * Cluster node fails): they are parked in `outbox_held`, ids and all, out of the way of the
+ * others, and so are the rows of any channel that already has parked rows (they must go out
+ * behind those). A channel's parked rows are taken again, oldest first, once it is no longer in
+ * `skip`. `publish` may name channels whose messages did not go out: their rows are parked
+ * before the commit. `onParked` hears how many rows the round moved out of the outbox's head.
  * `publish` must not call the store: on PGlite (one connection) it would wait for this very
- * transaction. peekOutbox(limit) → pending messages, oldest first.
+ * transaction. peekOutbox(limit) → pending messages, parked ones included, oldest first.
  */
 import type { Db } from '../db.js';
 import type { OutboxMessage } from '../../core/types.js';
@@ -21,44 +24,113 @@ import { OUTBOX_COLUMN_NAMES, OUTBOX_COLUMNS, toOutbox, type OutboxRow } from '.
 /** Advisory lock key for the relay ("tem-rela" as hex). */
 const RELAY_LOCK = 0x74656d2d72656c61n;
 
+/**
+ * How far a round looks at the head of the outbox while channels are held back: the rows of held
+ * channels among them are moved to `outbox_held` (parked) rather than left in the way, so this
+ * bounds the rows one round moves, not what the other channels can get past.
+ */
+export const HELD_SCAN_WINDOW = 4096;
+
 // The lock is taken once (a CTE runs once) before any row is read; without it nothing is taken.
-// The rows are deleted by their physical address (a TID scan, whatever the planner thinks of the
+// Rows are deleted by their physical address (a TID scan, whatever the planner thinks of the
 // table's size): joined to `picked` by id instead, a plan cached while the table was small
 // hash-joined it against a scan of the whole table, which between vacuums is mostly dead rows.
 // The addresses cannot go stale within the statement: only the relay, under its lock, deletes
-// outbox rows, and nothing updates them.
+// these rows, and nothing updates them.
 // The commit waits for its flush, although it only deletes what was published: were a confirmed
 // delete lost in a crash, the rows would go out again after newer updates of the same events,
 // which the relay only guards against for rounds whose commit failed (src/outbox/relay.ts).
-const take = (picked: string): string => `
+
+// The usual round, with no channel held and nothing parked: the oldest rows. It takes nothing
+// while any row is parked (a one-time check of an empty table), and TAKE_HOLDING_SQL runs
+// instead, which keeps each parked channel's rows in order.
+const TAKE_SQL = `
 WITH lock AS (SELECT pg_try_advisory_xact_lock(${RELAY_LOCK.toString()}) AS locked),
-picked AS (${picked})
+picked AS (
+  SELECT o.ctid FROM outbox o
+  WHERE (SELECT locked FROM lock) AND NOT EXISTS (SELECT 1 FROM outbox_held)
+  ORDER BY o.id LIMIT $1
+)
 DELETE FROM outbox WHERE outbox.ctid = ANY (ARRAY(SELECT ctid FROM picked))
 RETURNING ${OUTBOX_COLUMNS}`;
 
-const TAKE_SQL = take(`SELECT o.ctid FROM outbox o WHERE (SELECT locked FROM lock) ORDER BY o.id LIMIT $1`);
+const ANY_PARKED_SQL = 'SELECT EXISTS (SELECT 1 FROM outbox_held) AS parked';
 
-/**
- * How far past held-back rows a round looks for others. Held rows pile up at the head while a
- * node is away; without a bound every round would walk all of them. Past it, the other channels
- * wait too, as they did before channels could be held (docs/decisions/0028-redis-cluster.md).
- */
-export const HELD_SCAN_WINDOW = 10_000;
+// A round while channels are held or rows are parked, in one statement:
+// - parked_channels: the channels with rows in outbox_held, one index descent each (a loose
+//   index scan; one descent of an empty index when nothing is held);
+// - head: the oldest outbox rows ($3 of them); a row of a skipped channel ($2) or of a channel
+//   with parked rows moves to outbox_held, behind that channel's parked rows, ids and all;
+// - picked: the oldest $1 of the head's other rows and of the parked rows of channels not
+//   skipped (a held channel whose node answers again, or one another relay held back), which
+//   come before that channel's newer rows because those were just parked behind them;
+// - the picked rows are deleted and returned, with the count of rows parked.
+// The two deletes most rounds have nothing for are gated on having something (a one-time filter):
+// on a small table the planner may pick a sequential scan for a ctid list, which an empty list
+// would otherwise still run.
+const TAKE_HOLDING_SQL = `
+WITH RECURSIVE lock AS (SELECT pg_try_advisory_xact_lock(${RELAY_LOCK.toString()}) AS locked),
+parked_channels(channel) AS (
+  SELECT (SELECT min(channel) FROM outbox_held) WHERE (SELECT locked FROM lock)
+  UNION ALL
+  SELECT (SELECT min(h.channel) FROM outbox_held h WHERE h.channel > p.channel) FROM parked_channels p WHERE p.channel IS NOT NULL
+),
+head AS (
+  SELECT o.ctid, o.id,
+    (o.channel = ANY ($2::text[]) OR o.channel IN (SELECT channel FROM parked_channels WHERE channel IS NOT NULL)) AS park
+  FROM outbox o WHERE (SELECT locked FROM lock) ORDER BY o.id LIMIT $3
+),
+moved AS (
+  DELETE FROM outbox WHERE (SELECT bool_or(park) FROM head) AND outbox.ctid = ANY (ARRAY(SELECT ctid FROM head WHERE park))
+  RETURNING ${OUTBOX_COLUMN_NAMES}
+),
+parked AS (INSERT INTO outbox_held (${OUTBOX_COLUMN_NAMES}) SELECT ${OUTBOX_COLUMN_NAMES} FROM moved),
+picked AS (
+  SELECT false AS held, ctid, id FROM head WHERE NOT park
+  UNION ALL
+  SELECT true, h.ctid, h.id FROM parked_channels p
+    CROSS JOIN LATERAL (SELECT ctid, id FROM outbox_held h WHERE h.channel = p.channel ORDER BY h.id LIMIT $1) h
+    WHERE p.channel IS NOT NULL AND p.channel <> ALL ($2::text[])
+  ORDER BY id LIMIT $1
+),
+from_outbox AS (
+  DELETE FROM outbox WHERE outbox.ctid = ANY (ARRAY(SELECT ctid FROM picked WHERE NOT held))
+  RETURNING ${OUTBOX_COLUMNS}
+),
+from_held AS (
+  DELETE FROM outbox_held outbox WHERE (SELECT bool_or(held) FROM picked) AND outbox.ctid = ANY (ARRAY(SELECT ctid FROM picked WHERE held))
+  RETURNING ${OUTBOX_COLUMNS}
+)
+-- Always one row at least, which carries the count of parked rows (its other columns are null
+-- when nothing was taken).
+SELECT t.*, m.parked FROM (SELECT count(*)::int AS parked FROM moved) m
+LEFT JOIN (SELECT * FROM from_outbox UNION ALL SELECT * FROM from_held) t ON true`;
 
-const TAKE_SKIPPING_SQL = take(`
-  SELECT w.ctid FROM (
-    SELECT o.ctid, o.id, o.channel FROM outbox o WHERE (SELECT locked FROM lock) ORDER BY o.id LIMIT ${HELD_SCAN_WINDOW}
-  ) w WHERE NOT EXISTS (SELECT 1 FROM unnest($2::text[]) AS s(channel) WHERE s.channel = w.channel)
-  ORDER BY w.id LIMIT $1`);
-
-// Rows put back as they were taken, ids and all; a column added later and not read by the relay
-// gets its default.
-const PUT_BACK_SQL = `INSERT INTO outbox (${OUTBOX_COLUMN_NAMES})
+// Rows whose channel did not go out are parked as they were taken, ids and all; a column added
+// later and not read by the relay gets its default.
+const PARK_SQL = `INSERT INTO outbox_held (${OUTBOX_COLUMN_NAMES})
   SELECT ${OUTBOX_COLUMN_NAMES} FROM jsonb_populate_recordset(NULL::outbox, $1::jsonb)`;
 
-export async function relayOutbox(db: Db, limit: number, publish: RelayPublish, skip: readonly string[] = []): Promise<number> {
+type TakenRow = { [K in keyof OutboxRow]: OutboxRow[K] | null } & { parked: number };
+
+export async function relayOutbox(
+  db: Db,
+  limit: number,
+  publish: RelayPublish,
+  skip: readonly string[] = [],
+  onParked?: (rows: number) => void,
+): Promise<number> {
   return db.tx(async (tx) => {
-    const rows = await tx.query<OutboxRow>(skip.length === 0 ? TAKE_SQL : TAKE_SKIPPING_SQL, skip.length === 0 ? [limit] : [limit, skip]);
+    let rows: OutboxRow[] = skip.length === 0 ? await tx.query<OutboxRow>(TAKE_SQL, [limit]) : [];
+    // Nothing taken: the outbox is empty, another relay has the lock, or rows are parked.
+    if (rows.length === 0 && (skip.length > 0 || (await tx.query<{ parked: boolean }>(ANY_PARKED_SQL))[0]?.parked)) {
+      // Without held channels the head is just the batch; with them, a window past their rows.
+      const head = skip.length === 0 ? limit : Math.max(limit, HELD_SCAN_WINDOW);
+      const result = await tx.query<TakenRow>(TAKE_HOLDING_SQL, [limit, skip, head]);
+      const parked = result[0]?.parked ?? 0;
+      if (parked > 0) onParked?.(parked);
+      rows = result.filter((r): r is TakenRow & OutboxRow => r.id !== null).map(({ parked: _, ...row }) => row);
+    }
     if (rows.length === 0) return 0;
     // RETURNING gives no order: the relay publishes in id order.
     rows.sort((a, b) => Number(a.id) - Number(b.id));
@@ -66,13 +138,17 @@ export async function relayOutbox(db: Db, limit: number, publish: RelayPublish, 
     const failed = await publish(messages);
     if (!failed || failed.size === 0) return messages.length;
     const kept = rows.filter((r) => failed.has(r.channel));
-    if (kept.length > 0) await tx.query(PUT_BACK_SQL, [JSON.stringify(kept)]);
+    if (kept.length > 0) await tx.query(PARK_SQL, [JSON.stringify(kept)]);
     return messages.filter((m) => !failed.has(m.channel)).length;
   });
 }
 
+/** Pending messages, parked ones included, oldest first. */
 export async function peekOutbox(db: Db, limit: number): Promise<OutboxMessage[]> {
-  const rows = await db.query<OutboxRow>(`SELECT ${OUTBOX_COLUMNS} FROM outbox ORDER BY id LIMIT $1`, [limit]);
+  const rows = await db.query<OutboxRow>(
+    `SELECT ${OUTBOX_COLUMNS} FROM (SELECT * FROM outbox UNION ALL SELECT * FROM outbox_held) outbox ORDER BY id LIMIT $1`,
+    [limit],
+  );
   // A row may stand for two messages (toOutbox): the limit counts messages.
   return rows.flatMap(toOutbox).slice(0, limit);
 }

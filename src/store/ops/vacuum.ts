@@ -1,5 +1,5 @@
 /**
- * vacuumQueues() → the queue tables (`jobs`, `outbox`) vacuumed and analyzed.
+ * vacuumQueues() → the queue tables (`jobs`, `outbox`, `outbox_held`) vacuumed and analyzed.
  *
  * Why the maintenance queue does this rather than leaving it to autovacuum: every event inserts
  * and deletes a job and three outbox rows, so these tables are mostly dead rows within seconds,
@@ -16,7 +16,7 @@
  */
 import type { Db } from '../db.js';
 
-export const QUEUE_TABLES = ['jobs', 'outbox'] as const;
+export const QUEUE_TABLES = ['jobs', 'outbox', 'outbox_held'] as const;
 
 /** Cancelled past this (by the server): a vacuum that long is autovacuum's job. */
 export const VACUUM_TIMEOUT_MS = 60_000;

@@ -1,0 +1,10 @@
+-- Outbox rows of channels the relay holds back (their Redis Cluster node fails) wait here, ids
+-- and all, instead of at the head of the outbox: there, every relay round walked them to reach
+-- the other channels' rows, so past a bound (10,000 rows) the other channels waited too. A row
+-- of a channel with rows here is moved here too when the relay comes to it, so each channel's
+-- rows still go out in id order (src/store/ops/outbox.ts, docs/decisions/0028-redis-cluster.md).
+-- Columns as the outbox's: a migration that adds one to the outbox adds it here too.
+CREATE TABLE outbox_held (LIKE outbox INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+ALTER TABLE outbox_held ADD PRIMARY KEY (id);
+-- A channel's rows in id order, and the distinct channels (one descent each).
+CREATE INDEX outbox_held_channel ON outbox_held (channel, id);
