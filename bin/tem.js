@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { existsSync } from 'node:fs';
 
-// A server role holds SIGTERM/SIGINT from its very first moment: loading the code takes a few
+// A server role holds SIGTERM/SIGINT/SIGHUP from its very first moment: loading the code takes a few
 // hundred milliseconds, and a signal then would otherwise kill it with exit 143 before the role's
 // own handling (holdSignalsDuringStartup in src/app/lifecycle.ts) is in place, which takes
 // over what arrived here.
@@ -9,11 +9,11 @@ const SERVER_ROLES = new Set(['start', 'api', 'worker', 'gateway']);
 if (SERVER_ROLES.has(process.argv.slice(2).find((arg) => !arg.startsWith('-')) ?? '')) {
   const held = [];
   const hold = (signal) => held.push(signal);
-  process.on('SIGTERM', hold);
-  process.on('SIGINT', hold);
+  // As STOP_SIGNALS in src/app/lifecycle.ts.
+  const signals = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+  for (const signal of signals) process.on(signal, hold);
   globalThis[Symbol.for('tem.startupSignals')] = () => {
-    process.off('SIGTERM', hold);
-    process.off('SIGINT', hold);
+    for (const signal of signals) process.off(signal, hold);
     return held;
   };
 }

@@ -1,19 +1,25 @@
 /**
- * Ordered shutdown for a process role. Components register a closer as they start; on SIGTERM
- * or SIGINT the closers run in reverse start order (stop taking work first, close the database
+ * Ordered shutdown for a process role. Components register a closer as they start; on SIGTERM,
+ * SIGINT or SIGHUP the closers run in reverse start order (stop taking work first, close the database
  * last), then the process exits 0. A second signal exits at once. The whole shutdown has one
  * time budget: closers that hang (a database that stopped answering) cannot add up to many times
  * it; once it is spent, each closer still left gets a short last chance.
  */
 import type { Logger } from '../observability/logger.js';
 
+/**
+ * The signals that stop a role gracefully. SIGHUP too: it is what a closing terminal or an ended
+ * SSH session sends, and by default it would end the process on the spot, in-flight work and all.
+ */
+export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+
 /** A signal that arrived while a role was still starting (holdSignalsDuringStartup). */
 let startupSignal: NodeJS.Signals | null = null;
 let releaseStartupHold: (() => void) | null = null;
 
 /**
- * Call first thing when a server role starts: until its Lifecycle handles signals, SIGTERM or
- * SIGINT is held instead of killing the process mid-start (exit 143, a stale data-dir lock);
+ * Call first thing when a server role starts: until its Lifecycle handles signals, a stop
+ * signal (STOP_SIGNALS) is held instead of killing the process mid-start (exit 143, a stale data-dir lock);
  * the role then stops gracefully, exit 0, as soon as its start-up is done. A second one exits 1.
  */
 export function holdSignalsDuringStartup(): void {
@@ -22,14 +28,12 @@ export function holdSignalsDuringStartup(): void {
     if (startupSignal) process.exit(1);
     startupSignal = signal;
   };
-  process.on('SIGTERM', hold);
-  process.on('SIGINT', hold);
+  for (const signal of STOP_SIGNALS) process.on(signal, hold);
   // What bin/tem.js held while the code was still loading.
   const early = (globalThis as Record<symbol, (() => NodeJS.Signals[]) | undefined>)[Symbol.for('tem.startupSignals')];
   for (const signal of early?.() ?? []) hold(signal);
   releaseStartupHold = () => {
-    process.off('SIGTERM', hold);
-    process.off('SIGINT', hold);
+    for (const signal of STOP_SIGNALS) process.off(signal, hold);
   };
 }
 
@@ -87,7 +91,7 @@ export class Lifecycle {
     return this.closing;
   }
 
-  /** Exit 0 after a graceful close on SIGTERM/SIGINT; a second signal forces exit 1. */
+  /** Exit 0 after a graceful close on a stop signal; a second signal forces exit 1. */
   handleSignals(): void {
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals) => {
@@ -108,8 +112,7 @@ export class Lifecycle {
         },
       );
     };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
     releaseStartupHold?.();
     releaseStartupHold = null;
     if (startupSignal) {

@@ -105,7 +105,7 @@ export function startSessions(rt: Runtime): SessionStore {
   return sessions;
 }
 
-/** Runs a role in the foreground: graceful exit 0 on SIGTERM/SIGINT. */
+/** Runs a role in the foreground: graceful exit 0 on a stop signal (STOP_SIGNALS in lifecycle.ts). */
 export function runForever(rt: Runtime): void {
   rt.lifecycle.handleSignals();
 }

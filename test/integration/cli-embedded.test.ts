@@ -385,6 +385,16 @@ describe('shutdown', () => {
     expect(existsSync(join(dir, 'tem.lock'))).toBe(false);
   }, 120_000);
 
+  it('stops gracefully on SIGHUP (a closed terminal), as on SIGTERM, and exits 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tem-hup-'));
+    const hup = spawnTem(['start'], { TEM_DATA_DIR: dir, TEM_HTTP_PORT: '0', TEM_INTERNAL_PORT: '0', DATABASE_URL: undefined, REDIS_URL: undefined, TEM_ADMIN_KEY: undefined });
+    await hup.waitForLog('listening', 90_000);
+    expect(await hup.stop('SIGHUP', 60_000)).toBe(0);
+    expect(hup.output()).toMatch(/"signal":"SIGHUP"[^\n]*"msg":"shutting down"/);
+    expect(hup.output()).toMatch(/"msg":"stopped"/);
+    expect(existsSync(join(dir, 'tem.lock'))).toBe(false);
+  }, 120_000);
+
   it('holds a SIGTERM that arrives while bin/tem.js is still loading the code, and exits 0', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tem-load-'));
     const env: NodeJS.ProcessEnv = { ...process.env, TEM_DATA_DIR: dir, TEM_HTTP_PORT: '0', TEM_INTERNAL_PORT: '0', TEM_LOG_LEVEL: 'info', TEM_CONFIG: '' };
