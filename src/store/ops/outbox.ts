@@ -41,20 +41,24 @@ export const HELD_SCAN_WINDOW = 4096;
 // delete lost in a crash, the rows would go out again after newer updates of the same events,
 // which the relay only guards against for rounds whose commit failed (src/outbox/relay.ts).
 
-// The usual round, with no channel held and nothing parked: the oldest rows. It takes nothing
-// while any row is parked (a one-time check of an empty table), and TAKE_HOLDING_SQL runs
-// instead, which keeps each parked channel's rows in order.
+// The usual round, with no channel held and nothing parked: the oldest rows. While any row is
+// parked (a one-time check of an empty table) it takes nothing and answers one row of nulls
+// instead, and TAKE_HOLDING_SQL runs, which keeps each parked channel's rows in order.
 const TAKE_SQL = `
 WITH lock AS (SELECT pg_try_advisory_xact_lock(${RELAY_LOCK.toString()}) AS locked),
+parked AS (SELECT EXISTS (SELECT 1 FROM outbox_held) AS found),
 picked AS (
   SELECT o.ctid FROM outbox o
-  WHERE (SELECT locked FROM lock) AND NOT EXISTS (SELECT 1 FROM outbox_held)
+  WHERE (SELECT locked FROM lock) AND NOT (SELECT found FROM parked)
   ORDER BY o.id LIMIT $1
+),
+taken AS (
+  DELETE FROM outbox WHERE outbox.ctid = ANY (ARRAY(SELECT ctid FROM picked))
+  RETURNING ${OUTBOX_COLUMNS}
 )
-DELETE FROM outbox WHERE outbox.ctid = ANY (ARRAY(SELECT ctid FROM picked))
-RETURNING ${OUTBOX_COLUMNS}`;
-
-const ANY_PARKED_SQL = 'SELECT EXISTS (SELECT 1 FROM outbox_held) AS parked';
+SELECT * FROM taken
+UNION ALL
+SELECT taken.* FROM parked LEFT JOIN taken ON false WHERE parked.found`;
 
 // A round while channels are held or rows are parked, in one statement:
 // - parked_channels: the channels with rows in outbox_held, one index descent each (a loose
@@ -122,8 +126,8 @@ export async function relayOutbox(
 ): Promise<number> {
   return db.tx(async (tx) => {
     let rows: OutboxRow[] = skip.length === 0 ? await tx.query<OutboxRow>(TAKE_SQL, [limit]) : [];
-    // Nothing taken: the outbox is empty, another relay has the lock, or rows are parked.
-    if (rows.length === 0 && (skip.length > 0 || (await tx.query<{ parked: boolean }>(ANY_PARKED_SQL))[0]?.parked)) {
+    // Channels held, or rows parked (TAKE_SQL's row of nulls).
+    if (skip.length > 0 || rows[0]?.id === null) {
       // Without held channels the head is just the batch; with them, a window past their rows.
       const head = skip.length === 0 ? limit : Math.max(limit, HELD_SCAN_WINDOW);
       const result = await tx.query<TakenRow>(TAKE_HOLDING_SQL, [limit, skip, head]);
