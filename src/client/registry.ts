@@ -9,6 +9,7 @@ import { isValidChannel } from '../protocol/index.js';
 import { TemClientError } from './errors.js';
 import { insertByOffset, MAX_HELD, nextInLine, replayOver, type EventPayload, type Held } from './held.js';
 import { Positions } from './positions.js';
+import { UpdateVersions } from './update-versions.js';
 import type { ReplyHandlers, ReplyOf } from './requests.js';
 import { covered, isEphemeral, pickSince, resumeSince, routeEvent, subscribedByName } from './routing.js';
 import { Subscription, type SubscriptionHost } from './subscription.js';
@@ -41,6 +42,7 @@ const ignore: ReplyHandlers = { resolve: () => undefined, reject: () => undefine
 
 export class Registry {
   readonly positions = new Positions();
+  private readonly versions = new UpdateVersions();
   private readonly subs = new Map<string, Subscription>();
   private readonly host: SubscriptionHost;
   /** The next attempt at the user's own channel after the server refused it (resubscribeOwn). */
@@ -164,7 +166,7 @@ export class Registry {
   }
 
   private route(payload: EventPayload): void {
-    const pub = routeEvent(this.list(), this.positions, payload, this.port.userChannel());
+    const pub = routeEvent(this.list(), this.positions, this.versions, payload, this.port.userChannel());
     if (pub) this.port.publication(pub);
   }
 

@@ -6,6 +6,7 @@ import type { ServerFrameMap, StreamPosition } from '../protocol/index.js';
 import { matchesPattern } from '../protocol/index.js';
 import type { Positions } from './positions.js';
 import type { Subscription } from './subscription.js';
+import type { UpdateVersions } from './update-versions.js';
 import { SubscriptionState, type Publication } from './types.js';
 
 type EventPayload = ServerFrameMap['EVENT'];
@@ -21,9 +22,16 @@ function active(sub: Subscription): boolean {
 
 /**
  * Hands an EVENT to the subscriptions it concerns. Returns the publication for the client-wide
- * `publication` event, or undefined for a duplicate (dropped) or an ephemeral notice.
+ * `publication` event, or undefined for a duplicate (dropped: a position already passed, or an
+ * event's status update no newer than one delivered) or an ephemeral notice.
  */
-export function routeEvent(subs: Subscription[], positions: Positions, p: EventPayload, userChannel: string | undefined): Publication | undefined {
+export function routeEvent(
+  subs: Subscription[],
+  positions: Positions,
+  versions: UpdateVersions,
+  p: EventPayload,
+  userChannel: string | undefined,
+): Publication | undefined {
   if (typeof p.channel !== 'string' || typeof p.event !== 'string') return undefined;
   const ephemeral = isEphemeral(p.event);
   // Positions are kept only for channels something will resume — the user's own and those
@@ -36,6 +44,9 @@ export function routeEvent(subs: Subscription[], positions: Positions, p: EventP
   const eventId = (p as { event_id?: unknown }).event_id;
   if (typeof eventId === 'string') pub.event_id = eventId;
   const body = (p.payload ?? {}) as Record<string, unknown>;
+  if (p.event === 'event.update' && typeof body.event_id === 'string' && typeof body.version === 'number' && !versions.pass(body.event_id, body.version)) {
+    return undefined;
+  }
   // A channel nothing here wants any more (left while offline and brought back by the resumed
   // session, or an UNSUBSCRIBE still on its way) is not the user's: no event, client-wide either.
   let wanted = p.channel === userChannel;

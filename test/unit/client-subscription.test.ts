@@ -74,6 +74,39 @@ describe('Subscription', () => {
     client.disconnect();
   });
 
+  it('drops an event\'s status update no newer than one it delivered, at any offset or epoch (a repeat after a failover)', async () => {
+    const { client } = await connected();
+    const sock = FakeSocket.last();
+    const seen: string[] = [];
+    client.on('publication', (p) => {
+      const u = p.payload as { event_id: string; version: number };
+      seen.push(`${u.event_id}@${u.version}`);
+    });
+    const update = (offset: number, epoch: string, eventId: string, version: number) =>
+      ev(sock, 'user:u_1', offset, epoch, 'event.update', { event_id: eventId, version, status: 'x' });
+    update(1, 'epU', 'e1', 1);
+    update(2, 'epU', 'e1', 2);
+    update(3, 'epU', 'e1', 3);
+    // A new epoch after a failover, in which the relay sent e1's updates again from the start.
+    update(1, 'epV', 'e1', 1);
+    update(2, 'epV', 'e1', 2);
+    update(3, 'epV', 'e2', 1);
+    update(4, 'epV', 'e1', 3);
+    update(5, 'epV', 'e1', 4);
+    expect(seen).toEqual(['e1@1', 'e1@2', 'e1@3', 'e2@1', 'e1@4']);
+    client.disconnect();
+  });
+
+  it('counts a dropped repeat as read: a resume asks for what follows it', async () => {
+    const { client, timers } = await connected();
+    const sock = FakeSocket.last();
+    ev(sock, 'user:u_1', 1, 'epU', 'event.update', { event_id: 'e1', version: 2 });
+    ev(sock, 'user:u_1', 1, 'epV', 'event.update', { event_id: 'e1', version: 2 });
+    const again = await reconnect(timers);
+    expect(again.lastOf('HELLO').payload).toMatchObject({ since: { 'user:u_1': { offset: 1, epoch: 'epV' } } });
+    client.disconnect();
+  });
+
   it('re-subscribes with `since` after a reconnect that did not resume; replays arrive once, in order', async () => {
     const { client, timers } = await connected();
     const sub = client.subscribe('live:1:chat');
