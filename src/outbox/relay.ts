@@ -307,7 +307,7 @@ export class OutboxRelay {
     } catch (err) {
       if (!(err instanceof PartialPublishError)) throw err;
       // Part of a cluster failed: the rest went out and is committed; the failed channels wait,
-      // their rows back in place. (With no node left at all the call fails as a whole instead.)
+      // their rows parked in order. (With no node left at all the call fails as a whole instead.)
       this.hold(err.failedChannels, err.cause, messages);
       ({ published: pubs, failedChannels: failed } = err);
     }

@@ -286,7 +286,7 @@ export interface Store {
   sweepExpiredLeases(now: Date): Promise<SweptLease[]>;
   /** Clears idempotency keys of events created before `olderThan`; returns how many. */
   pruneIdempotencyKeys(olderThan: Date): Promise<number>;
-  /** Vacuums and analyzes the queue tables (jobs, outbox): they churn faster than autovacuum visits. */
+  /** Vacuums and analyzes the queue tables (jobs, outbox, outbox_held): they churn faster than autovacuum visits. */
   vacuumQueues(): Promise<void>;
   /** Creates the named maintenance task rows if missing (due at `now`). */
   ensureMaintenanceTasks(names: string[], now: Date): Promise<void>;

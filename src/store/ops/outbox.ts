@@ -41,10 +41,17 @@ export const HELD_SCAN_WINDOW = 4096;
 // delete lost in a crash, the rows would go out again after newer updates of the same events,
 // which the relay only guards against for rounds whose commit failed (src/outbox/relay.ts).
 
+// A statement sees the rows as they were when it started, and the lock is taken only as it runs:
+// when another relay committed a round in between, the rows read here may already be gone (taken
+// or parked by it). Such a round is stale: it could take a channel's newer row while that relay
+// parked an older one it cannot see. Each statement therefore checks that it deleted every row
+// it picked, says `stale` otherwise, and the round is rolled back and run again on fresh rows.
+
 // The usual round, with no channel held and nothing parked: the oldest rows. While any row is
 // parked (a one-time check of an empty table) it takes nothing and answers one row of nulls
-// instead, and TAKE_HOLDING_SQL runs, which keeps each parked channel's rows in order.
-const TAKE_SQL = `
+// marked `parked` instead, and TAKE_HOLDING_SQL runs, which keeps each parked channel's rows in
+// order. Exported for tests.
+export const TAKE_SQL = `
 WITH lock AS (SELECT pg_try_advisory_xact_lock(${RELAY_LOCK.toString()}) AS locked),
 parked AS (SELECT EXISTS (SELECT 1 FROM outbox_held) AS found),
 picked AS (
@@ -56,32 +63,36 @@ taken AS (
   DELETE FROM outbox WHERE outbox.ctid = ANY (ARRAY(SELECT ctid FROM picked))
   RETURNING ${OUTBOX_COLUMNS}
 )
-SELECT * FROM taken
+SELECT t.*, NULL::text AS mark FROM taken t
 UNION ALL
-SELECT taken.* FROM parked LEFT JOIN taken ON false WHERE parked.found`;
+SELECT taken.*, CASE WHEN parked.found THEN 'parked' ELSE 'stale' END
+FROM parked LEFT JOIN taken ON false
+WHERE (SELECT locked FROM lock) AND (parked.found OR (SELECT count(*) FROM picked) > (SELECT count(*) FROM taken))`;
 
 // A round while channels are held or rows are parked, in one statement:
-// - parked_channels: the channels with rows in outbox_held, one index descent each (a loose
-//   index scan; one descent of an empty index when nothing is held);
-// - head: the oldest outbox rows ($3 of them); a row of a skipped channel ($2) or of a channel
-//   with parked rows moves to outbox_held, behind that channel's parked rows, ids and all;
+// - skipped: the held channels ($2), as a set (looked up by hash, however many);
+// - head: the oldest outbox rows ($3 of them); a row of a skipped channel or of a channel with
+//   parked rows (an index probe) moves to outbox_held, behind that channel's parked rows, ids
+//   and all;
 // - picked: the oldest $1 of the head's other rows and of the parked rows of channels not
 //   skipped (a held channel whose node answers again, or one another relay held back), which
-//   come before that channel's newer rows because those were just parked behind them;
-// - the picked rows are deleted and returned, with the count of rows parked.
+//   come before that channel's newer rows because those were just parked behind them. The
+//   parked rows are read in id order past those of skipped channels: every parked row at worst,
+//   which only a long outage of a busy node makes many;
+// - the picked rows are deleted and returned, with the count of rows parked and whether the
+//   round is stale (above).
 // The two deletes most rounds have nothing for are gated on having something (a one-time filter):
 // on a small table the planner may pick a sequential scan for a ctid list, which an empty list
-// would otherwise still run.
-const TAKE_HOLDING_SQL = `
-WITH RECURSIVE lock AS (SELECT pg_try_advisory_xact_lock(${RELAY_LOCK.toString()}) AS locked),
-parked_channels(channel) AS (
-  SELECT (SELECT min(channel) FROM outbox_held) WHERE (SELECT locked FROM lock)
-  UNION ALL
-  SELECT (SELECT min(h.channel) FROM outbox_held h WHERE h.channel > p.channel) FROM parked_channels p WHERE p.channel IS NOT NULL
-),
+// would otherwise still run. Exported for tests.
+export const TAKE_HOLDING_SQL = `
+WITH lock AS (SELECT pg_try_advisory_xact_lock(${RELAY_LOCK.toString()}) AS locked),
+skipped AS (SELECT unnest($2::text[]) AS channel),
 head AS (
   SELECT o.ctid, o.id,
-    (o.channel = ANY ($2::text[]) OR o.channel IN (SELECT channel FROM parked_channels WHERE channel IS NOT NULL)) AS park
+    -- The probe is a scalar subquery with LIMIT, which PostgreSQL cannot turn into a hash of the
+    -- whole outbox_held (as it did an EXISTS: a scan of every parked row each round).
+    (o.channel IN (SELECT channel FROM skipped)
+      OR (SELECT true FROM outbox_held h WHERE h.channel = o.channel LIMIT 1) IS NOT NULL) AS park
   FROM outbox o WHERE (SELECT locked FROM lock) ORDER BY o.id LIMIT $3
 ),
 moved AS (
@@ -92,9 +103,9 @@ parked AS (INSERT INTO outbox_held (${OUTBOX_COLUMN_NAMES}) SELECT ${OUTBOX_COLU
 picked AS (
   SELECT false AS held, ctid, id FROM head WHERE NOT park
   UNION ALL
-  SELECT true, h.ctid, h.id FROM parked_channels p
-    CROSS JOIN LATERAL (SELECT ctid, id FROM outbox_held h WHERE h.channel = p.channel ORDER BY h.id LIMIT $1) h
-    WHERE p.channel IS NOT NULL AND p.channel <> ALL ($2::text[])
+  (SELECT true, h.ctid, h.id FROM outbox_held h
+    WHERE (SELECT locked FROM lock) AND h.channel NOT IN (SELECT channel FROM skipped)
+    ORDER BY h.id LIMIT $1)
   ORDER BY id LIMIT $1
 ),
 from_outbox AS (
@@ -105,9 +116,13 @@ from_held AS (
   DELETE FROM outbox_held outbox WHERE (SELECT bool_or(held) FROM picked) AND outbox.ctid = ANY (ARRAY(SELECT ctid FROM picked WHERE held))
   RETURNING ${OUTBOX_COLUMNS}
 )
--- Always one row at least, which carries the count of parked rows (its other columns are null
--- when nothing was taken).
-SELECT t.*, m.parked FROM (SELECT count(*)::int AS parked FROM moved) m
+-- Always one row at least, which carries the count of parked rows and whether the round is stale
+-- (its other columns are null when nothing was taken).
+SELECT t.*, m.parked, m.stale FROM (
+  SELECT (SELECT count(*) FROM moved)::int AS parked,
+    (SELECT count(*) FROM head WHERE park) + (SELECT count(*) FROM picked)
+      > (SELECT count(*) FROM moved) + (SELECT count(*) FROM from_outbox) + (SELECT count(*) FROM from_held) AS stale
+) m
 LEFT JOIN (SELECT * FROM from_outbox UNION ALL SELECT * FROM from_held) t ON true`;
 
 // Rows whose channel did not go out are parked as they were taken, ids and all; a column added
@@ -115,7 +130,15 @@ LEFT JOIN (SELECT * FROM from_outbox UNION ALL SELECT * FROM from_held) t ON tru
 const PARK_SQL = `INSERT INTO outbox_held (${OUTBOX_COLUMN_NAMES})
   SELECT ${OUTBOX_COLUMN_NAMES} FROM jsonb_populate_recordset(NULL::outbox, $1::jsonb)`;
 
-type TakenRow = { [K in keyof OutboxRow]: OutboxRow[K] | null } & { parked: number };
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+type FastRow = Nullable<OutboxRow> & { mark: 'parked' | 'stale' | null };
+type HoldingRow = Nullable<OutboxRow> & { parked: number; stale: boolean };
+
+/** A round that read rows another relay had taken meanwhile: rolled back and run again. */
+class StaleRound extends Error {}
+
+/** Stale rounds run again at once this many times; then the round reports nothing sent. */
+const STALE_RETRIES = 3;
 
 export async function relayOutbox(
   db: Db,
@@ -124,17 +147,43 @@ export async function relayOutbox(
   skip: readonly string[] = [],
   onParked?: (rows: number) => void,
 ): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await relayRound(db, limit, publish, skip, onParked);
+    } catch (err) {
+      if (!(err instanceof StaleRound)) throw err;
+      if (attempt >= STALE_RETRIES) return 0;
+    }
+  }
+}
+
+async function relayRound(
+  db: Db,
+  limit: number,
+  publish: RelayPublish,
+  skip: readonly string[],
+  onParked?: (rows: number) => void,
+): Promise<number> {
   return db.tx(async (tx) => {
-    let rows: OutboxRow[] = skip.length === 0 ? await tx.query<OutboxRow>(TAKE_SQL, [limit]) : [];
-    // Channels held, or rows parked (TAKE_SQL's row of nulls).
-    if (skip.length > 0 || rows[0]?.id === null) {
+    let taken: Nullable<OutboxRow>[] = [];
+    let mark: FastRow['mark'] = null;
+    if (skip.length === 0) {
+      const fast = await tx.query<FastRow>(TAKE_SQL, [limit]);
+      mark = fast.find((r) => r.id === null)?.mark ?? null;
+      taken = fast;
+      if (mark === 'stale') throw new StaleRound();
+    }
+    if (skip.length > 0 || mark === 'parked') {
       // Without held channels the head is just the batch; with them, a window past their rows.
       const head = skip.length === 0 ? limit : Math.max(limit, HELD_SCAN_WINDOW);
-      const result = await tx.query<TakenRow>(TAKE_HOLDING_SQL, [limit, skip, head]);
+      const result = await tx.query<HoldingRow>(TAKE_HOLDING_SQL, [limit, skip, head]);
+      if (result[0]?.stale) throw new StaleRound();
       const parked = result[0]?.parked ?? 0;
       if (parked > 0) onParked?.(parked);
-      rows = result.filter((r): r is TakenRow & OutboxRow => r.id !== null).map(({ parked: _, ...row }) => row);
+      taken = result;
     }
+    // The markers (mark, parked, stale) ride along; PARK_SQL ignores what is not a column.
+    const rows = taken.filter((r): r is OutboxRow => r.id !== null);
     if (rows.length === 0) return 0;
     // RETURNING gives no order: the relay publishes in id order.
     rows.sort((a, b) => Number(a.id) - Number(b.id));
