@@ -9,5 +9,5 @@
 -- table left at its high-water mark would read every empty page until the next vacuum.
 CREATE TABLE outbox_held (LIKE outbox INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
 ALTER TABLE outbox_held ADD PRIMARY KEY (id);
--- A channel's rows in id order, and the distinct channels (one descent each).
+-- Whether a channel has parked rows (one probe for each row a round looks at).
 CREATE INDEX outbox_held_channel ON outbox_held (channel, id);

@@ -9,13 +9,10 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/index.js';
-import { TAKE_HOLDING_SQL, TAKE_SQL } from '../../src/store/ops/outbox.js';
+import { RELAY_LOCK, TAKE_HOLDING_SQL, TAKE_SQL } from '../../src/store/ops/outbox.js';
 import type { Store } from '../../src/store/types.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { services } from '../helpers/services.js';
-
-/** The relay lock ("tem-rela"), as the store takes it. */
-const RELAY_LOCK = '8387229923007622241';
 
 describe.skipIf(!services.postgres)('relay round that read the outbox before another relay committed (PostgreSQL)', () => {
   let db: TestDatabase;

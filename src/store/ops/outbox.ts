@@ -21,8 +21,11 @@ import type { OutboxMessage } from '../../core/types.js';
 import type { RelayPublish } from '../types.js';
 import { OUTBOX_COLUMN_NAMES, OUTBOX_COLUMNS, toOutbox, type OutboxRow } from '../rows.js';
 
-/** Advisory lock key for the relay ("tem-rela" as hex). */
-const RELAY_LOCK = 0x74656d2d72656c61n;
+/** Advisory lock key for the relay ("tem-rela" as hex). Exported for tests. */
+export const RELAY_LOCK = 0x74656d2d72656c61n;
+
+/** The relay lock, tried once (a CTE runs once) before any row is read; without it nothing is taken. */
+const LOCK_CTE = `lock AS (SELECT pg_try_advisory_xact_lock(${RELAY_LOCK.toString()}) AS locked)`;
 
 /**
  * How far a round looks at the head of the outbox while channels are held back: the rows of held
@@ -31,7 +34,6 @@ const RELAY_LOCK = 0x74656d2d72656c61n;
  */
 export const HELD_SCAN_WINDOW = 4096;
 
-// The lock is taken once (a CTE runs once) before any row is read; without it nothing is taken.
 // Rows are deleted by their physical address (a TID scan, whatever the planner thinks of the
 // table's size): joined to `picked` by id instead, a plan cached while the table was small
 // hash-joined it against a scan of the whole table, which between vacuums is mostly dead rows.
@@ -52,7 +54,7 @@ export const HELD_SCAN_WINDOW = 4096;
 // marked `parked` instead, and TAKE_HOLDING_SQL runs, which keeps each parked channel's rows in
 // order. Exported for tests.
 export const TAKE_SQL = `
-WITH lock AS (SELECT pg_try_advisory_xact_lock(${RELAY_LOCK.toString()}) AS locked),
+WITH ${LOCK_CTE},
 parked AS (SELECT EXISTS (SELECT 1 FROM outbox_held) AS found),
 picked AS (
   SELECT o.ctid FROM outbox o
@@ -85,7 +87,7 @@ WHERE (SELECT locked FROM lock) AND (parked.found OR (SELECT count(*) FROM picke
 // on a small table the planner may pick a sequential scan for a ctid list, which an empty list
 // would otherwise still run. Exported for tests.
 export const TAKE_HOLDING_SQL = `
-WITH lock AS (SELECT pg_try_advisory_xact_lock(${RELAY_LOCK.toString()}) AS locked),
+WITH ${LOCK_CTE},
 skipped AS (SELECT unnest($2::text[]) AS channel),
 head AS (
   SELECT o.ctid, o.id,
@@ -165,23 +167,10 @@ async function relayRound(
   onParked?: (rows: number) => void,
 ): Promise<number> {
   return db.tx(async (tx) => {
-    let taken: Nullable<OutboxRow>[] = [];
-    let mark: FastRow['mark'] = null;
-    if (skip.length === 0) {
-      const fast = await tx.query<FastRow>(TAKE_SQL, [limit]);
-      mark = fast.find((r) => r.id === null)?.mark ?? null;
-      taken = fast;
-      if (mark === 'stale') throw new StaleRound();
-    }
-    if (skip.length > 0 || mark === 'parked') {
-      // Without held channels the head is just the batch; with them, a window past their rows.
-      const head = skip.length === 0 ? limit : Math.max(limit, HELD_SCAN_WINDOW);
-      const result = await tx.query<HoldingRow>(TAKE_HOLDING_SQL, [limit, skip, head]);
-      if (result[0]?.stale) throw new StaleRound();
-      const parked = result[0]?.parked ?? 0;
-      if (parked > 0) onParked?.(parked);
-      taken = result;
-    }
+    const fast = skip.length === 0 ? await tx.query<FastRow>(TAKE_SQL, [limit]) : null;
+    const mark = fast?.find((r) => r.id === null)?.mark;
+    if (mark === 'stale') throw new StaleRound();
+    const taken: Nullable<OutboxRow>[] = fast && mark !== 'parked' ? fast : await takeHolding(tx, limit, skip, onParked);
     // The markers (mark, parked, stale) ride along; PARK_SQL ignores what is not a column.
     const rows = taken.filter((r): r is OutboxRow => r.id !== null);
     if (rows.length === 0) return 0;
@@ -194,6 +183,17 @@ async function relayRound(
     if (kept.length > 0) await tx.query(PARK_SQL, [JSON.stringify(kept)]);
     return messages.filter((m) => !failed.has(m.channel)).length;
   });
+}
+
+/** TAKE_HOLDING_SQL's rows; tells `onParked` how many rows it parked. */
+async function takeHolding(tx: Db, limit: number, skip: readonly string[], onParked?: (rows: number) => void): Promise<HoldingRow[]> {
+  // Without held channels the head is just the batch; with them, a window past their rows.
+  const head = skip.length === 0 ? limit : Math.max(limit, HELD_SCAN_WINDOW);
+  const rows = await tx.query<HoldingRow>(TAKE_HOLDING_SQL, [limit, skip, head]);
+  if (rows[0]?.stale) throw new StaleRound();
+  const parked = rows[0]?.parked ?? 0;
+  if (parked > 0) onParked?.(parked);
+  return rows;
 }
 
 /** Pending messages, parked ones included, oldest first. */
