@@ -6,8 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { Store } from '../../src/store/types.js';
 import type { OutboxMessage } from '../../src/core/types.js';
 import { KINDS, ManualClock, itemFactory, ref, useSuiteStore } from './store-fixtures.js';
-import { eventOf } from '../fixtures/worker-helpers.js';
-import { sleep } from '../fixtures/worker-helpers.js';
+import { eventOf, ingestEvents, sleep } from '../fixtures/worker-helpers.js';
 import { HELD_SCAN_WINDOW } from '../../src/store/ops/outbox.js';
 
 function waitFor(check: () => boolean, ms = 5000): Promise<void> {
@@ -72,11 +71,7 @@ describe.each(KINDS)('Store outbox ($kind)', ({ kind, skip }) => {
     });
 
     it('gets the other channels past any number of a skipped channel\'s rows, which later go out in order', async () => {
-      const heldIds: string[] = [];
-      for (let i = 0; i < HELD_SCAN_WINDOW + 904; i += 1000) {
-        const batch = Array.from({ length: Math.min(1000, HELD_SCAN_WINDOW + 904 - i) }, () => item({ userId: 'u_a' }));
-        heldIds.push(...(await store.ingest(batch, clock.now())).map((o) => eventOf(o).id));
-      }
+      const heldIds = await ingestEvents(store, HELD_SCAN_WINDOW + 904, clock.now(), { userId: 'u_a' });
       const otherIds = (await store.ingest([item({ userId: 'u_b' }), item({ userId: 'u_c' })], clock.now())).map((o) => eventOf(o).id);
       const seen: OutboxMessage[] = [];
       const parked: number[] = [];

@@ -10,15 +10,16 @@ import { PartialPublishError, RedisBus } from '../../src/bus/index.js';
 import { namespaceResolver } from '../../src/bus/namespaces.js';
 import type { Bus, BusMessage, Publication, PublishOptions } from '../../src/bus/types.js';
 import { createError } from '../../src/core/errors.js';
-import { randomBase62, uuidv7 } from '../../src/core/ids.js';
+import { randomBase62 } from '../../src/core/ids.js';
 import { OutboxRelay, type OutboxRelayOptions } from '../../src/outbox/index.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import type { IngestItem, Store } from '../../src/store/types.js';
+import type { Store } from '../../src/store/types.js';
 import { HELD_SCAN_WINDOW } from '../../src/store/ops/outbox.js';
 import { createPostgresStore } from '../../src/store/index.js';
 import { deleteRedisKeys } from '../helpers/redis-realtime.js';
 import type { TestPrincipal } from '../helpers/api.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
+import { ingestEvents } from '../fixtures/worker-helpers.js';
 import { services, REDIS_URL } from '../helpers/services.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { isPublication, startGatewayHarness, WsTestClient, type GatewayHarness } from '../helpers/ws.js';
@@ -272,8 +273,8 @@ describe('relay holding back a channel with more rows than a round looks at (PGl
     // Three scan windows of the held channel's rows in front of the other channel's (each row is
     // two updates: accepted and queued).
     const backlog = 3 * HELD_SCAN_WINDOW;
-    for (let i = 0; i < backlog; i += 2048) await h.api.store.ingest(items('away', Math.min(2048, backlog - i)), new Date());
-    await h.api.store.ingest(items('fine', 2), new Date());
+    await ingestEvents(h.api.store, backlog, new Date(), { userId: 'away' });
+    await ingestEvents(h.api.store, 2, new Date(), { userId: 'fine' });
     const started = Date.now();
     await relay.start();
     await eventually(() => updateCount(f, 'fine') >= 4, 'the other channel\'s updates', 10_000);
@@ -290,23 +291,6 @@ describe('relay holding back a channel with more rows than a round looks at (PGl
     await f.close();
   });
 });
-
-/** `n` ingest items owned by `userId`. */
-function items(userId: string, n: number): IngestItem[] {
-  const now = new Date();
-  return Array.from({ length: n }, (_, i) => ({
-    id: uuidv7(now.getTime()),
-    type: 'job.run',
-    payload: { i },
-    producerId: userId,
-    userId,
-    channel: null,
-    idempotencyKey: null,
-    requestHash: null,
-    occurredAt: now,
-    maxAttempts: 5,
-  }));
-}
 
 describe('relay holding a channel back, with no poll and no retry due (PGlite, memory bus)', () => {
   // Only notifications can wake it within the test: the poll and the held channel's next try are a minute away.
