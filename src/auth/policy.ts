@@ -87,8 +87,11 @@ export function seesAllEvents(ctx: Pick<AuthContext, 'permissions' | 'revoked'>)
 }
 
 /**
- * Valid permission or pattern: three segments (`<app>.<method>.<view>`), each [A-Za-z0-9_-] or
- * `*`; or fewer ending in `*` (`*`, `events.*`). Anything else (`events.get`) could never match
- * a permission, so it is refused rather than stored as a grant that grants nothing.
+ * Valid permission or pattern: three segments (`<app>.<method>.<view>`), each a name or `*`; or
+ * fewer ending in `*` (`*`, `events.*`). The app and method segments are lowercase, as every
+ * permission a route or channel checks spells them (`events.get.…`, `channels.subscribe.…`); the
+ * view may hold capitals (a channel namespace can). Anything else (`events.get`,
+ * `EVENTS.GET.event_list`) could never match a permission, so it is refused rather than stored
+ * as a grant that grants nothing.
  */
-export const PERMISSION_RE = /^(?:(?:\*|[A-Za-z0-9_-]+)\.(?:\*|[A-Za-z0-9_-]+)\.(?:\*|[A-Za-z0-9_-]+)|(?:(?:\*|[A-Za-z0-9_-]+)\.)?\*)$/;
+export const PERMISSION_RE = /^(?:(?:\*|[a-z0-9_-]+)\.(?:\*|[a-z0-9_-]+)\.(?:\*|[A-Za-z0-9_-]+)|(?:(?:\*|[a-z0-9_-]+)\.)?\*)$/;

@@ -102,6 +102,9 @@ export function createFastify(options: { logger: Logger; bodyLimit: number; requ
       if (!query || typeof query !== 'object') return;
       for (const k of Object.keys(query)) {
         if (query[k] === '') delete query[k];
+        // `?limit=5&limit=6` arrives as an array, which no query schema takes: say what happened
+        // rather than "must be string".
+        else if (takesQuery && Array.isArray(query[k])) throw createError('VALIDATION_FAILED', `query.${k} is given more than once`, { field: `query.${k}` });
         else if (!takesQuery) throw createError('VALIDATION_FAILED', `query.${k} is not a known field: this route takes no query parameters`, { field: `query.${k}` });
       }
     };

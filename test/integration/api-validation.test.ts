@@ -30,6 +30,8 @@ interface Case {
   status: number;
   field: string;
   code?: string;
+  /** What the detail must say, where the field alone does not tell the case apart. */
+  detail?: RegExp;
 }
 
 const ev = { type: 'valid.type', payload: { ok: true } };
@@ -116,7 +118,9 @@ const cases: Case[] = [
   { name: 'disabled not a boolean', method: 'PATCH', path: '/api/admin/principals/admin', admin: true, body: { disabled: 'yes' }, status: 400, field: 'body.disabled' },
   { name: 'malformed permission', method: 'PUT', path: '/api/admin/roles/ops', admin: true, body: { permissions: ['events..get'] }, status: 400, field: 'body.permissions.0' },
   { name: 'permission that can match nothing', method: 'PUT', path: '/api/admin/roles/ops', admin: true, body: { permissions: ['events.*', 'events.get'] }, status: 400, field: 'body.permissions.1' },
+  { name: 'permission with a capitalised method', method: 'POST', path: '/api/admin/principals', admin: true, body: { kind: 'user', role: 'user', revoked_permissions: ['events.GET.event_list'] }, status: 400, field: 'body.revoked_permissions.0' },
   { name: 'unknown query parameter on the principal list', method: 'GET', path: '/api/admin/principals?sort=id', admin: true, status: 400, field: 'query.sort' },
+  { name: 'a query parameter given twice', method: 'GET', path: '/api/events?limit=5&limit=6', admin: true, status: 400, field: 'query.limit', detail: /given more than once/ },
   { name: 'principal list limit of 0', method: 'GET', path: '/api/admin/principals?limit=0', admin: true, status: 400, field: 'query.limit' },
   { name: 'principal list of an unknown kind', method: 'GET', path: '/api/admin/principals?kind=robot', admin: true, status: 400, field: 'query.kind' },
   { name: 'principal list cursor with a colon', method: 'GET', path: '/api/admin/principals?cursor=a:b', admin: true, status: 400, field: 'query.cursor' },
@@ -192,6 +196,7 @@ describe(`malformed input (${kind})`, () => {
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(res.body).toMatchObject({ status: c.status, field: c.field, title: expect.any(String), detail: expect.any(String), type: expect.stringMatching(/^https:\/\//) });
     if (c.code) expect(res.body.code).toBe(c.code);
+    if (c.detail) expect(res.body.detail).toMatch(c.detail);
   });
 
   it('answers 413 naming body.payload when the payload is over the limit', async () => {

@@ -67,6 +67,10 @@ describe('resolveGrants / seesAllEvents / PERMISSION_RE', () => {
     for (const bad of ['', '.', 'events.', '.events', 'events..x', 'events.p*', 'a b', 'événements']) expect(PERMISSION_RE.test(bad)).toBe(false);
     // Patterns that could never match a three-segment permission.
     for (const never of ['events', 'events.get', 'a-b.c_d', 'a.b.c.d', 'a.*.b.*']) expect(PERMISSION_RE.test(never)).toBe(false);
+    // Capitals in the app or method segment: every checked permission spells those lowercase.
+    for (const never of ['EVENTS.GET.EVENT_LIST', 'events.GET.event_list', 'Events.*', 'events.Get.*']) expect(PERMISSION_RE.test(never)).toBe(false);
+    // The view may hold capitals: a channel namespace can (`channels.subscribe.Live`).
+    expect(PERMISSION_RE.test('channels.subscribe.Live')).toBe(true);
   });
 });
 

@@ -23,7 +23,7 @@ export const ROLE_NAME_PATTERN = describedPattern('^[a-z0-9][a-z0-9_-]{0,63}$', 
 export const permissionListSchema = {
   type: 'array',
   maxItems: 1000,
-  items: { type: 'string', maxLength: 255, pattern: describedPattern(PERMISSION_RE.source, 'a permission: <app>.<method>.<view>, each segment of A-Z, a-z, 0-9, "_" and "-", or "*"; or fewer segments ending in "*" (events.get.event_list, events.*, *)') },
+  items: { type: 'string', maxLength: 255, pattern: describedPattern(PERMISSION_RE.source, 'a permission: <app>.<method>.<view>, each segment a name or "*" (app and method of a-z, 0-9, "_" and "-"; the view may also hold A-Z); or fewer segments ending in "*" (events.get.event_list, events.*, *)') },
 } as const;
 
 const principalIdParams = {
