@@ -262,6 +262,16 @@ describe('tem CLI against the running server', () => {
     expect(badKey.code).not.toBe(0);
     expect(badKey.stderr).toMatch(/401/);
 
+    // The kind has no default (it picks the role): without it, a usage error and nothing created.
+    const noKind = await runTem(['principals', 'create', 'u_nokind'], env);
+    expect(noKind.code).toBe(2);
+    expect(noKind.stderr).toMatch(/--kind/);
+    const badKind = await runTem(['principals', 'create', 'u_badkind', '--kind', 'robot'], env);
+    expect(badKind.code).toBe(2);
+    expect(badKind.stderr).toMatch(/--kind.*robot|robot.*--kind/);
+    const shown = await fetch(`${url}/api/admin/principals/u_nokind`, { headers: { 'x-api-key': readFileSync(join(dataDir, 'admin.key'), 'utf8').trim() } });
+    expect(shown.status).toBe(404);
+
     const unknown = await runTem(['frobnicate'], env);
     expect(unknown.code).toBe(2);
     const enableAndDisable = await runTem(['principals', 'update', 'u_x', '--disable', '--enable'], env);

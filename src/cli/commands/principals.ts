@@ -21,7 +21,9 @@ export function registerPrincipals(program: Command): void {
     principals
       .command('create [id]')
       .description('create a principal (the id is generated when not given)')
-      .option('--kind <kind>', 'service or user', 'service')
+      // No default: the kind picks the role too, and a forgotten `--kind user` must not make a
+      // service (events.*, channels.*) — the API requires `kind` for the same reason.
+      .addOption(new Option('--kind <kind>', 'service or user').choices(['service', 'user']).makeOptionMandatory())
       .option('--role <role>', 'role name (default: the kind)')
       .option('--extra <perms>', 'extra permissions, comma-separated', list)
       .option('--revoked <perms>', 'revoked permissions, comma-separated', list),
