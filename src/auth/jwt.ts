@@ -4,7 +4,7 @@
  * required, `iss`/`aud` are checked when configured.
  */
 import { createHash, createPublicKey } from 'node:crypto';
-import { importSPKI, jwtVerify, type JWTVerifyOptions } from 'jose';
+import { errors, importSPKI, jwtVerify, type JWTVerifyOptions } from 'jose';
 import { publicKeyPem, type TemConfig } from '../config/index.js';
 import type { Clock } from '../core/clock.js';
 import { createError } from '../core/errors.js';
@@ -95,8 +95,8 @@ export function createJwtVerifier(
     let payload;
     try {
       ({ payload } = await jwtVerify(token, await keyPromise, options));
-    } catch {
-      throw createError('UNAUTHORIZED', 'Invalid or expired token');
+    } catch (err) {
+      throw createError('UNAUTHORIZED', rejection(err));
     }
     const { sub, exp } = payload;
     if (typeof sub !== 'string' || !PRINCIPAL_ID_RE.test(sub) || typeof exp !== 'number') {
@@ -117,4 +117,19 @@ export function createJwtVerifier(
     }
     return { sub, channels, expiresAt: new Date(exp * 1000) };
   };
+}
+
+/**
+ * Why jose refused a token, for the 401's detail. jose checks the claims only once the
+ * signature holds, so naming the claim tells nothing to someone without the key; a signature
+ * or format failure stays unspecific.
+ */
+function rejection(err: unknown): string {
+  if (err instanceof errors.JWTExpired) return 'Token has expired (exp)';
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.reason === 'missing') return `Token has no ${err.claim} claim`;
+    if (err.claim === 'nbf') return 'Token is not valid yet (nbf)';
+    return `Token ${err.claim} claim is not accepted`;
+  }
+  return 'Invalid token: malformed, or not signed with the configured key and algorithm';
 }

@@ -235,6 +235,22 @@ describe('Authenticator with JWTs', () => {
     expect((await rejection(auth.authenticate(await sign({ sub: 'u1' }, good)))).code).toBe('UNAUTHORIZED');
   });
 
+  it('says which claim a correctly signed token failed on, and nothing more for a bad signature', async () => {
+    const clock = new ManualClock();
+    const auth = new Authenticator(store, config({ jwtSecret: secret, jwtIssuer: 'https://app', jwtAudience: 'tem' }), clock);
+    const now = Math.floor(clock.nowMs() / 1000);
+    const good = { exp: now + 60, iss: 'https://app', aud: 'tem' };
+    const detail = async (token: string) => (await rejection(auth.authenticate(token))).message;
+    expect(await detail(await sign({ sub: 'u1' }, { iss: 'https://app', aud: 'tem' }))).toBe('Token has no exp claim');
+    expect(await detail(await sign({}, good))).toBe('Token has no sub claim');
+    expect(await detail(await sign({ sub: 'u1' }, { ...good, exp: now - 1 }))).toBe('Token has expired (exp)');
+    expect(await detail(await sign({ sub: 'u1' }, { ...good, iss: 'https://evil' }))).toBe('Token iss claim is not accepted');
+    expect(await detail(await sign({ sub: 'u1' }, { ...good, aud: 'other' }))).toBe('Token aud claim is not accepted');
+    expect(await detail(await sign({ sub: 'u1', nbf: now + 600 }, good))).toBe('Token is not valid yet (nbf)');
+    // Signed with another key: the claims were not read, so none is named.
+    expect(await detail(await sign({ sub: 'u1' }, { key: 'another-secret-of-reasonable-length-000000' }))).toBe('Invalid token: malformed, or not signed with the configured key and algorithm');
+  });
+
   it('accepts RS256 tokens signed by the configured public key only', async () => {
     const clock = new ManualClock();
     const { publicKey, privateKey } = await generateKeyPair('RS256');
