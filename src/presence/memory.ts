@@ -64,6 +64,7 @@ export class MemoryPresenceStore implements PresenceStore {
     if (!users || !conns) return null;
     const before = best(conns);
     conns.delete(connectionId);
+    for (const [id, conn] of conns) if (conn.lingering) conns.delete(id);
     purgeExpired(conns, nowMs);
     const after = best(conns);
     if (conns.size === 0) users.delete(userId);

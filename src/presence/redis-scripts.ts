@@ -96,6 +96,7 @@ return {before or '', best(KEYS[2]) or '', stamp()}
 `;
 
 /**
+ * Removes a connection's entry and the user's closed connections' ('~status') on the channel.
  * KEYS: 1 channel expiry zset, 2 user hash, 3 the bucket's index. ARGV: 1 member, 2 now ms,
  * 3 channel. Returns {before, after, version}.
  */
@@ -105,6 +106,13 @@ if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return {'', '', '0'} end
 local before = best(KEYS[2])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
+local flat = redis.call('HGETALL', KEYS[2])
+for i = 1, #flat, 2 do
+  if string.sub(flat[i + 1], 1, 1) == '~' then
+    redis.call('HDEL', KEYS[2], flat[i])
+    redis.call('ZREM', KEYS[1], flat[i])
+  end
+end
 purge(KEYS[2], KEYS[1], now)
 local after = best(KEYS[2])
 reindex(KEYS[3], KEYS[1], ARGV[3])

@@ -39,7 +39,12 @@ export interface PresenceStore {
    * status now shows).
    */
   linger(entry: Omit<PresenceEntry, 'status'>, ttlMs: number, nowMs: number): Promise<PresenceChange | null>;
-  /** Removes a connection's entry; returns `leave` when it was the user's last connection there. */
+  /**
+   * The connection left the channel (UNSUBSCRIBE, or its access was taken): removes its entry and
+   * the user's closed connections' entries there, which linger only so a reload does not flicker
+   * — once the user leaves on purpose they must not keep it online. Returns `leave` when no open
+   * connection of the user is left there.
+   */
   remove(channel: string, userId: string, connectionId: string, nowMs: number): Promise<PresenceChange | null>;
   /** Members with live entries, a user's best status over its connections. */
   members(channel: string, nowMs: number): Promise<PresenceMember[]>;

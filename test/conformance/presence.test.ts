@@ -178,6 +178,29 @@ function presenceConformance(name: string, makeRaw: () => PresenceHarness): void
       expect(await nodeB.members('room:1', T0 + TTL)).toEqual([{ user_id: 'onB', status: 'online' }]);
     });
 
+    it('a connection that leaves takes the user\'s closed connections there with it, not the open ones', async () => {
+      const s = h().store();
+      const ref = (userId: string, connectionId: string) => ({ channel: 'room:1', userId, connectionId });
+      // u1 reloaded: the old tab lingers, the new one subscribed again.
+      await s.upsert(entry('u1', 'old'), TTL, T0);
+      await s.linger(ref('u1', 'old'), TTL, T0 + 1);
+      await s.upsert(entry('u1', 'new'), TTL, T0 + 2);
+      // Another user's closed connection is none of u1's business.
+      await s.upsert(entry('u2', 'gone'), TTL, T0);
+      await s.linger(ref('u2', 'gone'), TTL, T0 + 1);
+      // The new tab unsubscribes: u1 left on purpose, so the lingering old tab must not keep them online.
+      expect(await s.remove('room:1', 'u1', 'new', T0 + 3)).toEqual({ channel: 'room:1', userId: 'u1', kind: 'leave', status: 'offline' });
+      expect(await s.members('room:1', T0 + 4)).toEqual([{ user_id: 'u2', status: 'online' }]);
+      expect(await s.expire(T0 + TTL + 10)).toEqual([{ channel: 'room:1', userId: 'u2', kind: 'leave', status: 'offline' }]);
+      // With another device still open, the user stays, at that device's status.
+      await s.upsert(entry('u3', 'phone', 'dnd'), TTL, T0);
+      await s.upsert(entry('u3', 'desk'), TTL, T0);
+      await s.linger(ref('u3', 'desk'), TTL, T0 + 1);
+      await s.upsert(entry('u3', 'tab'), TTL, T0 + 2);
+      expect(await s.remove('room:1', 'u3', 'tab', T0 + 3)).toEqual({ channel: 'room:1', userId: 'u3', kind: 'update', status: 'dnd' });
+      expect(await s.members('room:1', T0 + 4)).toEqual([{ user_id: 'u3', status: 'dnd' }]);
+    });
+
     it('linger re-stamps a live entry, but never brings back one that expired or left', async () => {
       const s = h().store();
       const { status: _status, ...ref } = entry('u1', 'c1');

@@ -344,3 +344,39 @@ describe('presence and typing, counted from what the client did', () => {
     await Promise.all([d.close(), b.close()]);
   });
 });
+
+describe('leaving after a reload', () => {
+  // A TTL far longer than the test: a closed connection's entry would outlast it.
+  let h2: GatewayHarness;
+  let ann: TestPrincipal;
+  let ben: TestPrincipal;
+
+  beforeAll(async () => {
+    h2 = await startGatewayHarness({ config: { presenceTtlMs: 60_000, namespaces: { '*': { joinLeave: true } } } });
+    ann = await h2.api.createPrincipal({ id: 'ann' });
+    ben = await h2.api.createPrincipal({ id: 'ben' });
+    for (const u of ['ann', 'ben']) await h2.api.store.addChannelMember('live:9:chat', u);
+  });
+
+  afterAll(async () => {
+    await h2?.close();
+  });
+
+  it('UNSUBSCRIBE from the reconnected tab leaves at once: the closed tab does not keep the user online', async () => {
+    const isAnn = (event: string) => (f: Parameters<typeof isNotice>[0]) =>
+      isNotice(f, 'live:9:chat') && f.payload.event === event && (f.payload.payload as { user_id: string }).user_id === 'ann';
+    const b = await on(ben.key, 'live:9:chat', h2.wsUrl({ token: ben.key }));
+    const a = await on(ann.key, 'live:9:chat', h2.wsUrl({ token: ann.key }));
+    await b.waitFor(isAnn('presence.join'));
+    // A reload: the old socket closes, a new one subscribes within the TTL (no flicker).
+    await a.close();
+    const a2 = await on(ann.key, 'live:9:chat', h2.wsUrl({ token: ann.key }));
+    const left = b.next(isAnn('presence.leave'), 5_000);
+    expect((await a2.request('UNSUBSCRIBE', { channels: ['live:9:chat'] })).type).toBe('UNSUBSCRIBED');
+    expect((await left).payload.payload).toEqual({ user_id: 'ann', status: 'offline' });
+    expect((await members(b, 'live:9:chat')).find((m) => m.user_id === 'ann')).toEqual({ user_id: 'ann', status: 'offline' });
+    // Only one leave: the closed tab's entry went with it, and nothing is left to expire later.
+    expect(b.frames.filter(isAnn('presence.leave')).length).toBe(1);
+    await Promise.all([a2.close(), b.close()]);
+  });
+});
