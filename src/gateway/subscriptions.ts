@@ -116,10 +116,12 @@ export class Subscriptions {
       prepared: { channel, position: isPattern(channel) ? PATTERN_POSITION : (current ?? PATTERN_POSITION), recovered: true, replay: [], existing: true },
     };
     // Nothing asked: answered as a fresh subscribe without `since` is (nothing was recovered).
-    if (!since) return { ok: true, prepared: { ...unchanged.prepared, recovered: false } };
+    // A pattern has no history of its own, so nothing is ever recovered through it: answered as
+    // its first subscribe with `since` was.
+    if (!since || isPattern(channel)) return { ok: true, prepared: { ...unchanged.prepared, recovered: false } };
     const sentAfter = conn.sentAfter.get(channel);
     // Still being set up (the same channel twice in one frame): nothing to add.
-    if (isPattern(channel) || !known || !sentAfter) return unchanged;
+    if (!known || !sentAfter) return unchanged;
     const live = this.ctx.registry.suspend(conn, channel);
     if (!live) return unchanged;
     const at = later(known, live.last)!;

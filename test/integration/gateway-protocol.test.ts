@@ -309,6 +309,16 @@ describe('frames', () => {
     expect(ev.payload.payload).toEqual({ a: 1 });
     await s.close();
   });
+
+  it('a pattern has no history: SUBSCRIBE with since recovers nothing, the first time or again', async () => {
+    const s = await ready(svc.key);
+    const since = { 'server:*': { offset: 5, epoch: 'made-up' } };
+    const first = await s.request('SUBSCRIBE', { channels: ['server:*'], since });
+    expect(first).toMatchObject({ type: 'SUBSCRIBED', payload: { channel: 'server:*', recovered: false } });
+    const again = await s.request('SUBSCRIBE', { channels: ['server:*'], since });
+    expect(again).toMatchObject({ type: 'SUBSCRIBED', payload: { channel: 'server:*', recovered: false } });
+    await s.close();
+  });
 });
 
 describe('limits', () => {
