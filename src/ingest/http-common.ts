@@ -110,6 +110,19 @@ export function createFastify(options: { logger: Logger; bodyLimit: number; requ
     };
     route.preValidation = (own ? [dropEmpty, ...(Array.isArray(own) ? own : [own])] : dropEmpty) as typeof route.preValidation;
   });
+  // Only POST /api/events honours an Idempotency-Key. Elsewhere a client retrying after a
+  // timeout would take the key for a guarantee and get a second publication, principal or key:
+  // refused, as an unknown field is, before anything is done.
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (!methods.includes('POST') || !route.config?.permission || route.config.honoursIdempotencyKey) return;
+    const detail = route.config.idempotencyKeyRefusal ?? 'This route does not take an Idempotency-Key (only POST /api/events does): nothing here would be deduplicated by it';
+    const refuseKey = async (request: FastifyRequest): Promise<void> => {
+      if (request.headers['idempotency-key'] !== undefined) throw createError('VALIDATION_FAILED', detail, { field: 'headers.idempotency-key' });
+    };
+    const own = route.preValidation;
+    route.preValidation = (own ? [refuseKey, ...(Array.isArray(own) ? own : [own])] : refuseKey) as typeof route.preValidation;
+  });
   // JSON only: a text/plain body is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
   // An empty body labelled application/json is no body: many HTTP clients send that header on

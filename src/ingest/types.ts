@@ -45,6 +45,14 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Permission the caller needs (`events.post.event_ingest`); absent = public route. */
     permission?: string;
+    /**
+     * A POST API route that honours the `Idempotency-Key` header (POST /api/events). Every other
+     * one refuses it (http-common.ts): a key it would ignore must not look honoured to a client
+     * retrying after a timeout.
+     */
+    honoursIdempotencyKey?: boolean;
+    /** What the refusal of an `Idempotency-Key` header says on this route, when not the default. */
+    idempotencyKeyRefusal?: string;
   }
   interface FastifyRequest {
     /** Set by the auth hook on routes that declare a permission. */

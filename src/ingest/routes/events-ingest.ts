@@ -41,7 +41,7 @@ const batchSchema = {
 export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
   const { ingest, config } = deps;
 
-  app.post('/api/events', { config: { permission: INGEST } }, async (request, reply) => {
+  app.post('/api/events', { config: { permission: INGEST, honoursIdempotencyKey: true } }, async (request, reply) => {
     const result = await ingest.ingest(request.auth!, request.body, headerValue(request, 'idempotency-key'), {
       sizeHint: contentLength(request),
     });
@@ -59,7 +59,7 @@ export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
   app.post(
     '/api/events/batch',
     {
-      config: { permission: INGEST },
+      config: { permission: INGEST, idempotencyKeyRefusal: 'Use an idempotency_key per item in a batch, not the Idempotency-Key header' },
       bodyLimit: config.maxBatchBodyBytes,
       schema: { body: batchSchema },
       // A bare array of events is taken as {events: [...]}, the form most batch APIs also accept.
@@ -73,11 +73,6 @@ export const eventIngestRoutes: ApiRoutePlugin = async (app, deps) => {
       },
     },
     async (request: FastifyRequest<{ Body: { events: unknown[] } }>, reply: FastifyReply) => {
-      if (request.headers['idempotency-key'] !== undefined) {
-        throw createError('VALIDATION_FAILED', 'Use an idempotency_key per item in a batch, not the Idempotency-Key header', {
-          field: 'headers.idempotency-key',
-        });
-      }
       const ctx = request.auth!;
       const size = contentLength(request);
       const sizeHint = size !== undefined && size <= config.maxPayloadBytes ? size : undefined;
