@@ -164,7 +164,9 @@ for (const { name, available, env: redisEnv } of redisSetups) describe.skipIf(!s
     const helloAck = await back.waitFor((f) => f.type === 'HELLO_ACK', 10_000);
     // On failure, what each channel answered and any ERROR frame say which one was not recovered, and why.
     if (helloAck.payload.recovered !== true) await sleep(500); // ERROR frames follow the HELLO_ACK
-    const why = JSON.stringify({ held, ack: helloAck.payload, errors: back.frames.filter((f) => f.type === 'ERROR') });
+    // And what the killed node warned about (a session write that failed, say).
+    const warnings = cluster.gateways[0]!.output().split('\n').filter((l) => /"level":(40|50)/.test(l)).slice(-10);
+    const why = JSON.stringify({ held, ack: helloAck.payload, errors: back.frames.filter((f) => f.type === 'ERROR'), warnings });
     expect(helloAck.payload, why).toMatchObject({ session_id: sessionId, user_id: 'alice', resumed: true, recovered: true });
 
     // Every missed update and channel delivery, once each, in order, before anything live.
