@@ -100,6 +100,10 @@ const validators: { [T in ClientFrameType]: Validator<T> } = {
     if (!channels.ok) return channels;
     const since = sinceMap(p.since, MAX_CHANNELS_PER_FRAME);
     if (!since.ok) return since;
+    // A position for a channel this frame does not subscribe to would be dropped unread: a
+    // client that meant it (a typo, a list built apart from its positions) is told.
+    const stray = Object.keys(since.value ?? {}).find((ch) => !channels.value.includes(ch));
+    if (stray !== undefined) return fail(`payload.since.${stray} names a channel that payload.channels does not`);
     return { ok: true, value: { channels: channels.value, since: since.value } };
   },
   UNSUBSCRIBE(p) {

@@ -203,6 +203,11 @@ describe('frames', () => {
     expect(await c.request('NOPE', {})).toMatchObject({ type: 'ERROR', payload: { code: 'UNKNOWN_TYPE' } });
     expect(await c.request('SUBSCRIBE', { channels: 'live:1:chat' })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
     expect(await c.request('SUBSCRIBE', { channels: ['bad channel'] })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
+    // A position for a channel the frame does not subscribe to would be dropped unread.
+    expect(await c.request('SUBSCRIBE', { channels: ['live:1:chat'], since: { 'live:2:chat': { offset: 1, epoch: 'e' } } })).toMatchObject({
+      type: 'ERROR',
+      payload: { code: 'BAD_REQUEST', message: 'payload.since.live:2:chat names a channel that payload.channels does not' },
+    });
     expect(await c.request('SET_PRESENCE', { status: 'asleep' })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
     expect(await c.request('PUBLISH', { channel: 'live:1:chat', event: 'typing', payload: {} })).toMatchObject({ type: 'ERROR', payload: { code: 'BAD_REQUEST' } });
     // Says in words what an event name must be, not its regular expression.
