@@ -45,7 +45,9 @@ ${rows.join('\n')}
 Unless configured: history as \`TEM_HISTORY_SIZE\` / \`TEM_HISTORY_TTL_MS\`, \`presence\` on,
 \`joinLeave\` (presence.join/leave/update events) off, \`clientPublish\` (PUBLISH frames) off; the
 \`user\` namespace has neither presence nor client publishing. The file's \`*\` entry is what every
-other namespace, \`user\` included, takes its unset options from, wherever it stands in the file.
+other namespace takes its unset options from, wherever it stands in the file; \`user\` takes only
+its history options from it, and its \`presence\`, \`joinLeave\` and \`clientPublish\` stay off
+unless its own entry sets them.
 As everywhere, the environment wins over the file: \`TEM_HISTORY_SIZE\` / \`TEM_HISTORY_TTL_MS\`,
 when set, replace the \`*\` entry's history options; a named namespace's own values still apply.
 
