@@ -100,6 +100,7 @@ export class TemClient extends Emitter<ClientEvents> {
       typingInterval: options.typingInterval ?? 3_000,
       typingTimeout: options.typingTimeout ?? 5_000,
       isConnected: () => this._state === ClientState.Connected,
+      isClosed: () => this._state === ClientState.Closed,
       userChannel: () => this.userChannel(),
       prepare: (type, payload, handlers) => {
         const frame = this.requests.create(type, payload, this.settings.timeout, handlers);

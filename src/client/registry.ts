@@ -23,6 +23,8 @@ export interface ConnectionPort {
   readonly typingInterval: number;
   readonly typingTimeout: number;
   isConnected(): boolean;
+  /** Stopped for good or by disconnect(): nothing is retried until connect(). */
+  isClosed(): boolean;
   userChannel(): string | undefined;
   /**
    * Registers a request (its timer starts) and returns its id and a `send` that writes it now;
@@ -53,6 +55,7 @@ export class Registry {
   constructor(private readonly port: ConnectionPort) {
     this.host = {
       timers: port.timers,
+      isClosed: () => port.isClosed(),
       positions: this.positions,
       typingInterval: port.typingInterval,
       typingTimeout: port.typingTimeout,

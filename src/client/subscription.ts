@@ -26,6 +26,8 @@ import {
 /** What a subscription needs from its client (kept narrow so the two stay decoupled). */
 export interface SubscriptionHost {
   readonly timers: Timers;
+  /** The client is closed: a ready() asked now would wait for a connect() that may never come. */
+  isClosed(): boolean;
   readonly positions: Positions;
   readonly typingInterval: number;
   readonly typingTimeout: number;
@@ -110,6 +112,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   ready(timeoutMs?: number): Promise<void> {
     if (this._state === SubscriptionState.Subscribed) return Promise.resolve();
     if (this._state === SubscriptionState.Unsubscribed) return Promise.reject(new TemClientError('CLOSED', `not subscribed to ${this.channel}`));
+    if (this.host.isClosed()) return Promise.reject(new TemClientError('CLOSED', `${this.channel}: client closed`));
     return waitFor(this.host.timers, timeoutMs, `not subscribed to ${this.channel}`, (done) => {
       const offSub = this.on('subscribed', () => done());
       const offUnsub = this.on('unsubscribed', (ctx) => done(new TemClientError('CLOSED', `${this.channel}: ${ctx.reason}`)));

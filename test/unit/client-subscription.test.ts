@@ -425,6 +425,8 @@ describe('Subscription', () => {
     expect(timers.pending).toBe(0);
     expect(sock.frames('SUBSCRIBE')).toHaveLength(1);
     expect(sub.state).toBe('subscribing');
+    // Asked after the close, ready() does not wait for a connect() that may never come.
+    await expect(sub.ready()).rejects.toMatchObject({ code: 'CLOSED' });
     client.disconnect();
   });
 
