@@ -13,6 +13,7 @@ import { backoffDelay, normalizeBackoff, type BackoffOptions } from './backoff.j
 import { Credentials, type TokenOutcome } from './credentials.js';
 import { Emitter } from './emitter.js';
 import { serverError, TemClientError } from './errors.js';
+import { utf8Length } from './utf8.js';
 import { Heartbeat } from './heartbeat.js';
 import { REPLY_OF, RequestTracker, type ReplyOf, type RequestType } from './requests.js';
 import { Registry } from './registry.js';
@@ -42,6 +43,7 @@ interface Settings {
   random: () => number;
   backoff: BackoffOptions;
   timeout: number;
+  maxFrameBytes: number;
   connectTimeout: number;
   pingGrace: number;
 }
@@ -53,6 +55,9 @@ interface Settings {
  * is not: at 10 s, clients cut every 5–15 s waited up to 16 s to reconnect.
  */
 const STABLE_CONNECTION_MS = 3_000;
+
+/** What a request frame adds around its payload's JSON, at most. */
+const FRAME_OVERHEAD_BYTES = 64;
 
 export class TemClient extends Emitter<ClientEvents> {
   readonly url: string;
@@ -89,6 +94,7 @@ export class TemClient extends Emitter<ClientEvents> {
       random: options.random ?? Math.random,
       backoff: normalizeBackoff(options.backoff),
       timeout: options.timeout ?? 10_000,
+      maxFrameBytes: options.maxFrameBytes ?? 65_536,
       connectTimeout: options.connectTimeout ?? 10_000,
       pingGrace: options.pingGrace ?? 5_000,
     };
@@ -208,10 +214,16 @@ export class TemClient extends Emitter<ClientEvents> {
     if (this._state === ClientState.Closed) return Promise.reject(new TemClientError('CLOSED', 'client is closed; call connect() first'));
     // A payload JSON cannot carry (a BigInt, a cycle) fails now, not as a TIMEOUT of a frame
     // that could never be written.
+    let json: string;
     try {
-      JSON.stringify(payload);
+      json = JSON.stringify(payload);
     } catch (err) {
       return Promise.reject(new TemClientError('INVALID_ARGUMENT', `${type} payload cannot be sent as JSON: ${(err as Error).message}`, { cause: err }));
+    }
+    // The frame around the payload (`{"type":…,"id":…,"payload":…}`) adds well under 64 bytes.
+    const bytes = utf8Length(json) + FRAME_OVERHEAD_BYTES;
+    if (bytes > this.settings.maxFrameBytes) {
+      return Promise.reject(new TemClientError('TOO_LARGE', `${type} frame of about ${bytes} bytes is over the server's frame limit of ${this.settings.maxFrameBytes} (maxFrameBytes); send it over HTTP`));
     }
     return new Promise((resolve, reject) => {
       const frame = this.requests.create(type, payload, this.settings.timeout, {

@@ -78,6 +78,12 @@ export interface TemClientOptions {
   backoff?: Partial<BackoffOptions>;
   /** Request timeout in ms (default 10000). */
   timeout?: number;
+  /**
+   * The server's frame limit in bytes (its TEM_WS_MAX_FRAME_BYTES, default 65536). A request
+   * whose frame would be larger fails at once with TOO_LARGE instead of being sent: the server
+   * would close the connection (1009), failing every request in flight on it.
+   */
+  maxFrameBytes?: number;
   /** Time allowed for the socket to open and HELLO_ACK to arrive, in ms (default 10000). */
   connectTimeout?: number;
   /** How long a probe PING may go unanswered before the connection is declared dead, in ms (default 5000). */
@@ -186,7 +192,10 @@ export interface IngestRequest {
   payload: Record<string, unknown>;
   channel?: string;
   idempotency_key?: string;
+  /** Another owner (needs events.post.event_ingest_on_behalf). */
   user_id?: string;
+  /** When it happened, RFC 3339 (default: when it was accepted). */
+  occurred_at?: string;
 }
 
 export interface IngestResult {

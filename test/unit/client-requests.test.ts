@@ -91,6 +91,20 @@ describe('TemClient requests', () => {
     client.disconnect();
   });
 
+  it('refuses at once, as TOO_LARGE, a request whose frame is over the frame limit, and stays connected', async () => {
+    const { client, sock } = await connected({ maxFrameBytes: 1_000 });
+    const frames = sock.sent.length;
+    // 400 three-byte characters: 1,200 bytes once encoded, though only 400 UTF-16 units.
+    await expect(client.ingest({ type: 'big.t', payload: { s: '€'.repeat(400) } })).rejects.toMatchObject({ code: 'TOO_LARGE' });
+    await expect(client.publish('live:1:chat', 'm', { s: 'x'.repeat(1_000) })).rejects.toMatchObject({ code: 'TOO_LARGE' });
+    expect(sock.sent.length).toBe(frames);
+    expect(client.state).toBe('connected');
+    // Under the limit, sent as usual.
+    void client.ingest({ type: 'small.t', payload: { s: '€'.repeat(200) } }).catch(() => undefined);
+    expect(sock.lastOf('INGEST')).toBeDefined();
+    client.disconnect();
+  });
+
   it('an unrelated reply or unprompted ERROR does not settle a request', async () => {
     const { client, sock, timers } = await connected();
     const errors: string[] = [];
