@@ -28,6 +28,7 @@ export interface HeartbeatOptions {
 export class Heartbeat {
   private timer: TimerHandle | undefined;
   private lastReceived = 0;
+  private lastPingAt = 0;
   private probeSentAt: number | undefined;
   private running = false;
 
@@ -45,6 +46,7 @@ export class Heartbeat {
     this.stop();
     this.running = true;
     this.lastReceived = this.timers.now();
+    this.lastPingAt = this.lastReceived;
     this.schedule(this.options.interval);
   }
 
@@ -75,8 +77,8 @@ export class Heartbeat {
       const probe = this.probeSentAt;
       this.probeSentAt = undefined;
       if (this.lastReceived >= probe) {
-        this.options.sendPing();
-        this.schedule(this.options.interval);
+        this.ping(now);
+        this.scheduleNext(now);
       } else {
         this.running = false;
         this.options.onDead(now - this.lastReceived);
@@ -86,11 +88,26 @@ export class Heartbeat {
 
     if (now - this.lastReceived >= this.deadline) {
       this.probeSentAt = now;
-      this.options.sendPing();
+      this.ping(now);
       this.schedule(this.options.grace);
       return;
     }
+    if (now - this.lastPingAt >= this.options.interval) this.ping(now);
+    this.scheduleNext(now);
+  }
+
+  private ping(now: number): void {
+    this.lastPingAt = now;
     this.options.sendPing();
-    this.schedule(this.options.interval);
+  }
+
+  /**
+   * Wakes for whichever comes first: the next PING, or the moment the silence reaches the
+   * deadline. Waking only to ping, a server gone silent right after a PONG was found a whole
+   * interval late (about 65 s instead of 40 with the defaults).
+   */
+  private scheduleNext(now: number): void {
+    const next = Math.min(this.lastPingAt + this.options.interval, this.lastReceived + this.deadline);
+    this.schedule(Math.max(1, next - now));
   }
 }

@@ -86,7 +86,11 @@ export interface TemClientOptions {
   maxFrameBytes?: number;
   /** Time allowed for the socket to open and HELLO_ACK to arrive, in ms (default 10000). */
   connectTimeout?: number;
-  /** How long a probe PING may go unanswered before the connection is declared dead, in ms (default 5000). */
+  /**
+   * How long a probe PING may go unanswered before the connection is declared dead, in ms
+   * (default 5000). The probe goes out once nothing has arrived for heartbeat_interval + pingGrace,
+   * so a server gone silent is found after about heartbeat_interval + 2 × pingGrace (40 s by default).
+   */
   pingGrace?: number;
   /** Least time between two TYPING_START frames while typing goes on, in ms (default 3000). */
   typingInterval?: number;

@@ -28,14 +28,17 @@ describe('Heartbeat (elapsed-time dead connection detection)', () => {
     hb.start();
     timers.advance(1_000); // ping 1, no answer
     expect(dead).toEqual([]);
-    timers.advance(1_000); // silence 2000 ≥ 1300: probe
+    // Woken when the silence reaches interval + grace (1300), not at the next ping (2000): probe.
+    timers.advance(299);
+    expect(pings).toHaveLength(1);
+    timers.advance(1);
     expect(pings).toHaveLength(2);
     expect(dead).toEqual([]);
     timers.advance(299);
     expect(dead).toEqual([]);
     timers.advance(1);
     expect(dead).toHaveLength(1);
-    expect(dead[0]).toBe(2_300);
+    expect(dead[0]).toBe(1_600);
     timers.advance(10_000);
     expect(pings).toHaveLength(2); // stopped
   });
@@ -97,8 +100,10 @@ describe('TemClient heartbeat', () => {
     sock.push('PONG', { timestamp: 1 });
     timers.advance(2_000);
     expect(sock.frames('PING')).toHaveLength(2);
-    // no PONG from here on
-    timers.advance(2_000); // silence 4000 ≥ 2500: probe
+    // no PONG from here on: 2,500 ms after the last one (at 2,000), a probe
+    timers.advance(499);
+    expect(sock.frames('PING')).toHaveLength(2);
+    timers.advance(1);
     expect(sock.frames('PING')).toHaveLength(3);
     expect(client.state).toBe(ClientState.Connected);
     timers.advance(500);
