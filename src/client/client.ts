@@ -206,6 +206,9 @@ export class TemClient extends Emitter<ClientEvents> {
   /** Sets this user's presence status; remembered and sent again after a reconnect. */
   setStatus(status: PresenceStatus): void {
     if (!PRESENCE_STATUSES.includes(status)) throw new TemClientError('INVALID_ARGUMENT', `status must be one of ${PRESENCE_STATUSES.join(', ')}`);
+    // The same status again changes nothing: no frame (an app calling this on every input event
+    // would otherwise run into the server's frame rate limit).
+    if (status === (this.status ?? 'online')) return;
     this.status = status;
     if (this._state === ClientState.Connected) this.transport?.send({ type: 'SET_PRESENCE', payload: { status } });
   }

@@ -156,6 +156,13 @@ describe('TemClient requests', () => {
     client.setStatus('dnd');
     expect(sock.lastOf('SET_PRESENCE').payload).toEqual({ status: 'dnd' });
     expect(() => client.setStatus('away' as never)).toThrow(TemClientError);
+    // The same status again sends nothing; a change does.
+    client.setStatus('dnd');
+    client.setStatus('dnd');
+    expect(sock.frames('SET_PRESENCE')).toHaveLength(1);
+    client.setStatus('idle');
+    client.setStatus('dnd');
+    expect(sock.frames('SET_PRESENCE')).toHaveLength(3);
     sock.serverClose(1012);
     timers.advance(60_000);
     await flush();
