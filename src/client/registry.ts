@@ -255,7 +255,7 @@ export class Registry {
     }
     if (!sub) return false;
     sub._onChannelError(err);
-    if (sub.state === SubscriptionState.Subscribing) this.sendSubscribe(sub);
+    if (sub.state === SubscriptionState.Subscribing && !sub._retryPending) this.sendSubscribe(sub);
     return true;
   }
 

@@ -46,6 +46,9 @@ export interface SubscriptionHost {
   ended(sub: Subscription): void;
 }
 
+/** A subscription that stayed up this long was fine: a drop by the server after it is answered at once. */
+const STABLE_SUBSCRIPTION_MS = 3_000;
+
 /** Server errors after which retrying the same SUBSCRIBE cannot help. */
 const PERMANENT = new Set(['FORBIDDEN', 'BAD_REQUEST', 'NOT_FOUND', 'UNAUTHORIZED', 'UNKNOWN_TYPE', 'TOO_LARGE', 'INVALID_ARGUMENT', 'CLOSED']);
 
@@ -61,6 +64,9 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   /** ready() calls waiting: the client closing ends their wait. */
   private readonly closeWaiters = new Set<() => void>();
   private retryAttempt = 0;
+  /** When the last SUBSCRIBED came, and how many drops by the server followed soon after one. */
+  private subscribedAt = 0;
+  private dropAttempt = 0;
   private readonly typing: TypingThrottle;
   private initialSince: StreamPosition | undefined;
   /**
@@ -163,6 +169,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     // A reply that came after its timeout: the retry it scheduled is not needed.
     this.clearRetry();
     this.retryAttempt = 0;
+    this.subscribedAt = this.host.timers.now();
     this.initialSince = undefined;
     const lost = sentSince?.[this.channel];
     if (!this.isPattern) this.host.positions.onSubscribed(this.channel, { offset: ctx.offset, epoch: ctx.epoch }, ctx.recovered, lost);
@@ -186,11 +193,21 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       this._unsubscribe(err.code, false);
       return;
     }
-    const delay = this.host.retryDelay(this.retryAttempt++);
+    this.subscribeLater(this.host.retryDelay(this.retryAttempt++));
+  }
+
+  /** SUBSCRIBE again after `delay` ms, if still subscribing then. */
+  private subscribeLater(delay: number): void {
+    this.clearRetry();
     this.retryTimer = this.host.timers.setTimeout(() => {
       this.retryTimer = undefined;
       if (this._state === SubscriptionState.Subscribing) this.host.subscribeNow(this);
     }, delay);
+  }
+
+  /** @internal a resubscribe is waiting for its timer (the registry does not send one now). */
+  get _retryPending(): boolean {
+    return this.retryTimer !== undefined;
   }
 
   /** @internal an unprompted ERROR naming this channel. */
@@ -202,6 +219,11 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       if (this.isPattern) this.patternDelivered = true;
       this._inflight = undefined;
       this.setState(SubscriptionState.Subscribing);
+      // The first drop is answered at once (the server asks for exactly that). Drops that keep
+      // coming soon after each SUBSCRIBED back off as failed subscribes do, so a server that
+      // cannot keep the channel up is not asked again and again.
+      if (this.host.timers.now() - this.subscribedAt >= STABLE_SUBSCRIPTION_MS) this.dropAttempt = 0;
+      if (this.dropAttempt++ > 0) this.subscribeLater(this.host.retryDelay(this.dropAttempt - 2));
     } else if (this._state !== SubscriptionState.Unsubscribed && PERMANENT.has(err.code)) {
       this._unsubscribe(err.code, false);
     }

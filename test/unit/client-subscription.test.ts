@@ -617,6 +617,36 @@ describe('Subscription', () => {
     client.disconnect();
   });
 
+  it('a channel the server keeps dropping soon after each SUBSCRIBED is asked for again with backoff, and at once again once it stayed up', async () => {
+    // No jitter (random 0): each pause is the backoff's floor, 500 ms.
+    const { client, timers } = await connected({ backoff: { minDelay: 500, maxDelay: 20_000, factor: 2 } });
+    const sub = client.subscribe('live:1:chat');
+    sub.on('error', () => undefined);
+    const sock = FakeSocket.last();
+    const drop = () => sock.push('ERROR', { code: 'INTERNAL', message: 'fell behind; subscribe again with since', channel: 'live:1:chat' } as never);
+    ackSubscribe(sock, 'live:1:chat', 5);
+    drop(); // the first drop: at once
+    expect(sock.frames('SUBSCRIBE')).toHaveLength(2);
+    ackSubscribe(sock, 'live:1:chat', 5);
+    drop(); // again right away: after a pause
+    expect(sock.frames('SUBSCRIBE')).toHaveLength(2);
+    timers.advance(498);
+    expect(sock.frames('SUBSCRIBE')).toHaveLength(2);
+    timers.advance(2);
+    expect(sock.frames('SUBSCRIBE')).toHaveLength(3);
+    ackSubscribe(sock, 'live:1:chat', 5);
+    drop(); // and again: paused again
+    timers.advance(498);
+    expect(sock.frames('SUBSCRIBE')).toHaveLength(3);
+    timers.advance(2);
+    expect(sock.frames('SUBSCRIBE')).toHaveLength(4);
+    ackSubscribe(sock, 'live:1:chat', 5);
+    timers.advance(3_000); // up long enough: the next drop is answered at once
+    drop();
+    expect(sock.frames('SUBSCRIBE')).toHaveLength(5);
+    client.disconnect();
+  });
+
   it('a pattern the server drops with an ERROR naming it comes back and says `resync`, even if it had delivered nothing', async () => {
     const { client } = await connected();
     const sub = client.subscribe('room:7:*');
