@@ -52,8 +52,11 @@ export class RequestTracker {
     const id = this.nextId++;
     const frame: ClientFrame<T> = payload === undefined ? { type, id } : { type, id, payload };
     const timer = this.timers.setTimeout(() => {
-      if (!this.pending.delete(id)) return;
-      handlers.reject(new TemClientError('TIMEOUT', `no reply to ${type} within ${timeoutMs} ms`));
+      const entry = this.pending.get(id);
+      if (!entry || !this.pending.delete(id)) return;
+      // Sent and unanswered, it may still have run (an INGEST stored): say so, as DISCONNECTED does.
+      const doubt = entry.sent ? '; it may or may not have run (an INGEST with an idempotency_key is safe to send again)' : '; it was never sent';
+      handlers.reject(new TemClientError('TIMEOUT', `no reply to ${type} within ${timeoutMs} ms${doubt}`));
     }, timeoutMs);
     this.pending.set(id, { ...handlers, frame: frame as ClientFrame, sent: false, timer });
     return frame;

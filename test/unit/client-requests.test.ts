@@ -42,6 +42,11 @@ describe('RequestTracker', () => {
     expect(got).toEqual([]);
     timers.advance(1);
     expect(got).toEqual(['TIMEOUT']);
+    // Never written to a socket (no markSent): it cannot have run, and the error says so.
+    const unsent: string[] = [];
+    tracker.create('INGEST', { type: 't', payload: {} }, 500, { resolve: () => undefined, reject: (e) => unsent.push(e.message) });
+    timers.advance(500);
+    expect(unsent).toEqual([expect.stringMatching(/never sent$/)]);
     expect(tracker.settle({ type: 'INGESTED', ref: f.id, payload: { event_id: 'x', status: 'accepted' } } as ServerFrame)).toBe(false);
     expect(got).toEqual(['TIMEOUT']);
   });
@@ -113,7 +118,8 @@ describe('TemClient requests', () => {
     sock.push('ERROR', { code: 'RATE_LIMITED', message: 'slow down' });
     sock.push('PUBLISHED', { offset: 3, epoch: 'ep' }, 12345);
     timers.advance(1_000);
-    await expect(p).rejects.toMatchObject({ code: 'TIMEOUT' });
+    // Sent and unanswered: the error says it may have run.
+    await expect(p).rejects.toMatchObject({ code: 'TIMEOUT', message: expect.stringMatching(/may or may not have run/) });
     expect(errors).toEqual(['RATE_LIMITED']);
     client.disconnect();
   });
