@@ -15,7 +15,6 @@ import type { Connection } from './connection.js';
 import type { GatewayContext } from './context.js';
 import type { PresenceTracker } from './presence-tracker.js';
 import type { Prepared, Subscriptions } from './subscriptions.js';
-import { SessionWriter } from './session-writer.js';
 
 export interface HelloRequest {
   session_id?: string;
@@ -27,15 +26,13 @@ function usable(pos: StreamPosition | undefined): StreamPosition | undefined {
 }
 
 export class Sessions {
-  private readonly writer: SessionWriter;
+  private readonly pending = new Set<Promise<void>>();
 
   constructor(
     private readonly ctx: GatewayContext,
     private readonly subs: Subscriptions,
     private readonly presence: PresenceTracker,
-  ) {
-    this.writer = new SessionWriter({ write: (conn, takeOver) => this.write(conn, takeOver), logger: ctx.logger });
-  }
+  ) {}
 
   /** Authenticates `conn` as `auth` and sends HELLO_ACK (with `ref` when answering a HELLO). */
   async establish(conn: Connection, auth: AuthContext, token: string, req: HelloRequest, ref?: string | number): Promise<void> {
@@ -143,37 +140,35 @@ export class Sessions {
 
   /**
    * Saves the connection's session so it can be resumed here or on another node; nothing is
-   * written once another connection has resumed it. Written after any write of it in flight,
-   * with the state as it is then (session-writer.ts).
+   * written once another connection has resumed it.
    */
   save(conn: Connection, takeOver = false): void {
-    if (!conn.sessionId || !conn.auth) return;
-    this.writer.request(conn, takeOver);
-  }
-
-  /**
-   * Forgets the connection's saved session (while it holds it): a resume answers `resumed: false`.
-   * In line with its saves: one still in flight cannot bring the session back after it.
-   */
-  discard(conn: Connection): void {
-    if (!conn.sessionId) return;
-    this.writer.request(conn);
-  }
-
-  /** What the connection's session is now, written; or, for an overflowed connection, forgotten. */
-  private async write(conn: Connection, takeOver: boolean): Promise<void> {
-    if (!conn.sessionId) return;
-    // An overflowed connection's session is discarded (its positions claim what never reached
-    // the client), and no later write brings it back.
-    if (conn.overflowed) return this.ctx.sessions.delete(conn.sessionId, conn.id);
-    if (!conn.auth) return;
+    // An overflowed connection's session is discarded at its close (its positions claim what
+    // never reached the client): a write still to come, after a replay say, must not bring it back.
+    if (!conn.sessionId || !conn.auth || conn.overflowed) return;
     const state: SessionState = { sessionId: conn.sessionId, userId: conn.auth.userId, channels: this.subs.positionsOf(conn), owner: conn.id };
     if (conn.status !== 'online') state.status = conn.status;
-    return this.ctx.sessions.save(state, this.ctx.config.sessionTtlMs, { takeOver });
+    this.track(conn, 'session save failed', this.ctx.sessions.save(state, this.ctx.config.sessionTtlMs, { takeOver }));
   }
 
-  /** Waits for session writes in flight or waiting (shutdown, before the session store closes). */
-  drain(): Promise<void> {
-    return this.writer.drain();
+  /** Forgets the connection's saved session (while it holds it): a resume answers `resumed: false`. */
+  discard(conn: Connection): void {
+    if (!conn.sessionId) return;
+    this.track(conn, 'session delete failed', this.ctx.sessions.delete(conn.sessionId, conn.id));
+  }
+
+  /** A session write in flight: logged if it fails, awaited by drain(). */
+  private track(conn: Connection, failure: string, write: Promise<void>): void {
+    const p: Promise<void> = write
+      .catch((err: unknown) => {
+        this.ctx.logger.warn({ err, connection_id: conn.id }, failure);
+      })
+      .finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
+  /** Waits for session writes in flight (shutdown, before the session store closes). */
+  async drain(): Promise<void> {
+    while (this.pending.size) await Promise.all([...this.pending]);
   }
 }
