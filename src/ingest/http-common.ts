@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type RouteOptions } from 'fastify';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createAjv } from './ajv.js';
@@ -96,7 +96,6 @@ export function createFastify(options: { logger: Logger; bodyLimit: number; requ
   app.addHook('onRoute', (route) => {
     const takesQuery = route.schema?.querystring !== undefined;
     if (!takesQuery && !route.config?.permission) return;
-    const own = route.preValidation;
     const dropEmpty = async (request: FastifyRequest): Promise<void> => {
       const query = request.query as Record<string, unknown> | undefined;
       if (!query || typeof query !== 'object') return;
@@ -108,7 +107,7 @@ export function createFastify(options: { logger: Logger; bodyLimit: number; requ
         else if (!takesQuery) throw createError('VALIDATION_FAILED', `query.${k} is not a known field: this route takes no query parameters`, { field: `query.${k}` });
       }
     };
-    route.preValidation = (own ? [dropEmpty, ...(Array.isArray(own) ? own : [own])] : dropEmpty) as typeof route.preValidation;
+    runFirst(route, dropEmpty);
   });
   // Only POST /api/events honours an Idempotency-Key. Elsewhere a client retrying after a
   // timeout would take the key for a guarantee and get a second publication, principal or key:
@@ -120,8 +119,7 @@ export function createFastify(options: { logger: Logger; bodyLimit: number; requ
     const refuseKey = async (request: FastifyRequest): Promise<void> => {
       if (request.headers['idempotency-key'] !== undefined) throw createError('VALIDATION_FAILED', detail, { field: 'headers.idempotency-key' });
     };
-    const own = route.preValidation;
-    route.preValidation = (own ? [refuseKey, ...(Array.isArray(own) ? own : [own])] : refuseKey) as typeof route.preValidation;
+    runFirst(route, refuseKey);
   });
   // JSON only: a text/plain body is a 415, not a string that fails validation later.
   app.removeContentTypeParser('text/plain');
@@ -194,4 +192,10 @@ export function installRequestMetrics(app: FastifyInstance, metrics: Metrics | u
     else if (status >= 400) request.log.info(line, 'request completed');
     else request.log.debug(line, 'request completed');
   });
+}
+
+/** Puts `hook` before the route's own preValidation hooks (and any added before it). */
+function runFirst(route: RouteOptions, hook: (request: FastifyRequest) => Promise<void>): void {
+  const own = route.preValidation;
+  route.preValidation = (own ? [hook, ...(Array.isArray(own) ? own : [own])] : hook) as typeof route.preValidation;
 }
