@@ -9,7 +9,7 @@
  */
 import type { ClientFrame, ClientFrameMap, PresenceStatus, ServerFrame, ServerFrameMap, StreamPosition } from '../protocol/index.js';
 import { CLOSE_CODES, PRESENCE_STATUSES } from '../protocol/index.js';
-import { backoffDelay, normalizeBackoff, type BackoffOptions } from './backoff.js';
+import { backoffDelay, normalizeBackoff, STABLE_MS, type BackoffOptions } from './backoff.js';
 import { Credentials, type TokenOutcome } from './credentials.js';
 import { Emitter } from './emitter.js';
 import { serverError, TemClientError } from './errors.js';
@@ -48,13 +48,6 @@ interface Settings {
   pingGrace: number;
 }
 
-/**
- * A connection that lasted this long was a success: the reconnect backoff starts over after it.
- * Long enough that a server greeting and closing at once (1013, overloaded) is still backed
- * off; short enough that a network dropping the connection every few seconds (a train, a lift)
- * is not: at 10 s, clients cut every 5–15 s waited up to 16 s to reconnect.
- */
-const STABLE_CONNECTION_MS = 3_000;
 
 /** What a request frame adds around its payload's JSON, at most. */
 const FRAME_OVERHEAD_BYTES = 64;
@@ -477,7 +470,7 @@ export class TemClient extends Emitter<ClientEvents> {
   }
 
   private scheduleReconnect(code: number, reason: string): void {
-    if (this.connectedAt !== undefined && this.timers.now() - this.connectedAt >= STABLE_CONNECTION_MS) this.attempt = 0;
+    if (this.connectedAt !== undefined && this.timers.now() - this.connectedAt >= STABLE_MS) this.attempt = 0;
     this.connectedAt = undefined;
     const delay = backoffDelay(this.attempt++, this.settings.backoff, this.settings.random);
     this.setState(ClientState.Disconnected);

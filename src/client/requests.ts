@@ -53,7 +53,8 @@ export class RequestTracker {
     const frame: ClientFrame<T> = payload === undefined ? { type, id } : { type, id, payload };
     const timer = this.timers.setTimeout(() => {
       const entry = this.pending.get(id);
-      if (!entry || !this.pending.delete(id)) return;
+      if (!entry) return;
+      this.pending.delete(id);
       // Sent and unanswered, it may still have run (an INGEST stored): say so, as DISCONNECTED does.
       const doubt = entry.sent ? '; it may or may not have run (an INGEST with an idempotency_key is safe to send again)' : '; it was never sent';
       handlers.reject(new TemClientError('TIMEOUT', `no reply to ${type} within ${timeoutMs} ms${doubt}`));

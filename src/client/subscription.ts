@@ -6,6 +6,7 @@
  */
 import type { ClientFrameMap, PresenceMember, ServerFrameMap, StreamPosition } from '../protocol/index.js';
 import { isPattern } from '../protocol/index.js';
+import { STABLE_MS } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { TemClientError } from './errors.js';
 import type { Positions } from './positions.js';
@@ -45,9 +46,6 @@ export interface SubscriptionHost {
    */
   ended(sub: Subscription): void;
 }
-
-/** A subscription that stayed up this long was fine: a drop by the server after it is answered at once. */
-const STABLE_SUBSCRIPTION_MS = 3_000;
 
 /** Server errors after which retrying the same SUBSCRIBE cannot help. */
 const PERMANENT = new Set(['FORBIDDEN', 'BAD_REQUEST', 'NOT_FOUND', 'UNAUTHORIZED', 'UNKNOWN_TYPE', 'TOO_LARGE', 'INVALID_ARGUMENT', 'CLOSED']);
@@ -222,7 +220,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
       // The first drop is answered at once (the server asks for exactly that). Drops that keep
       // coming soon after each SUBSCRIBED back off as failed subscribes do, so a server that
       // cannot keep the channel up is not asked again and again.
-      if (this.host.timers.now() - this.subscribedAt >= STABLE_SUBSCRIPTION_MS) this.dropAttempt = 0;
+      if (this.host.timers.now() - this.subscribedAt >= STABLE_MS) this.dropAttempt = 0;
       if (this.dropAttempt++ > 0) this.subscribeLater(this.host.retryDelay(this.dropAttempt - 2));
     } else if (this._state !== SubscriptionState.Unsubscribed && PERMANENT.has(err.code)) {
       this._unsubscribe(err.code, false);
